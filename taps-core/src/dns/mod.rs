@@ -1,0 +1,3 @@
+//! DNS for the core.
+pub mod config;
+pub mod wire;

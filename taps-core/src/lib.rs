@@ -1,0 +1,22 @@
+//! taps-core: the sans-IO heart of taps, Transport Services for Rust.
+//!
+//! One [`Machine`](machine::Machine) owns every connection, attempt, socket,
+//! DNS transaction and timer of one stack instance. The world talks to it
+//! through `handle`, and everything it wants done comes out of `poll`; it never
+//! performs I/O, reads a clock or spawns a thread (see `DESIGN.md`). The same
+//! machine therefore runs under tokio, smol, a caller's own loop and the
+//! simulator, and replays bit for bit from a seed.
+//!
+//! Architecture: RFC 9621. API: RFC 9622. Implementation: RFC 9623.
+//! Racing: Happy Eyeballs v3 (draft-ietf-happy-happyeyeballs-v3-04).
+#![forbid(unsafe_code)]
+
+pub mod dns;
+pub mod endpoint;
+pub mod id;
+pub mod path;
+pub mod properties;
+pub mod rng;
+pub mod time;
+
+pub use time::Instant;
