@@ -14,9 +14,12 @@
 pub mod dns;
 pub mod endpoint;
 pub mod id;
+pub mod machine;
 pub mod path;
 pub mod properties;
+pub mod race;
 pub mod rng;
 pub mod time;
+pub mod trace;
 
 pub use time::Instant;

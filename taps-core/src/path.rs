@@ -16,3 +16,4 @@ pub struct PathBranch { pub interface: Option<u32> }
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathError { NoInterfaceMeetsRequirement { requirement: String } }
 pub fn derive_paths(interfaces: &[Interface], selection: &SelectionProperties, bound_interface: Option<&str>) -> Result<SmallVec<[PathBranch; 4]>, PathError> { todo!("{interfaces:?}{selection:?}{bound_interface:?}") }
+impl core::fmt::Display for PathError { fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result { write!(f, "x") } }

@@ -20,3 +20,10 @@ pub struct TransportProperties { pub selection: SelectionProperties, pub connect
 impl Default for TransportProperties { fn default() -> Self { todo!() } }
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SecurityParameters {}
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropertyConflict {}
+impl core::fmt::Display for PropertyConflict { fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result { write!(f, "x") } }
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectiveProperties {}
+impl SelectionProperties { pub fn tcp_conflict(&self, has_framer: bool) -> Option<PropertyConflict> { todo!("{has_framer}") } }
+impl TransportProperties { pub fn effective_for_tcp(&self, has_framer: bool, path: Option<&crate::path::Interface>) -> EffectiveProperties { todo!("{has_framer}{path:?}") } }

@@ -10,3 +10,4 @@ pub fn parse_resolv_conf(text: &str) -> ResolvConf { todo!("{text}") }
 pub struct HostsFile { pub warnings: Vec<String> }
 impl HostsFile { pub fn lookup(&self, name: &HostName) -> &[IpAddr] { todo!("{name:?}") } }
 pub fn parse_hosts(text: &str) -> HostsFile { todo!("{text}") }
+pub fn localhost_addresses(name: &HostName) -> Option<&'static [IpAddr]> { todo!("{name:?}") }

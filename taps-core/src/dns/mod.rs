@@ -1,3 +1,504 @@
-//! DNS for the core.
+//! DNS for the core: queries built and parsed with hickory-proto, sent as
+//! datagram actions, and checked before they are believed.
+//!
+//! - [`wire`]: RFC 1035 messages, CNAME chains, RFC 2308 negative answers and
+//!   RFC 9460 HTTPS records.
+//! - [`config`]: resolv.conf(5) and hosts(5) text, RFC 6761 `localhost`.
+//! - [`cache`]: the TTL cache.
+//! - this module: [`Resolver`], the transactions: one query message to one
+//!   server, retransmitted on timeout, moved to the next server after
+//!   `attempts` tries or a SERVFAIL/REFUSED, and retried over TCP when the
+//!   answer is truncated (RFC 7766 §5).
+//!
+//! An answer is accepted only when it comes from the server the query went
+//! to, carries the query's id and repeats its question (RFC 5452 §9.1). Any
+//! other datagram is dropped, counted and traced, and the query keeps waiting:
+//! a forged answer must not be able to end a lookup.
+
+pub mod cache;
 pub mod config;
 pub mod wire;
+
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::endpoint::HostName;
+use crate::id::{ConnectionId, DnsTxnId, Table};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::trace::{DnsOutcome, DropReason};
+use wire::{Answer, DnsWireError, QueryType, TcpResponseReader};
+
+/// How DNS queries are sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Servers, tried in this order.
+    pub servers: Vec<SocketAddr>,
+    /// How long to wait for an answer to one transmission. Default 1 s.
+    pub timeout: Duration,
+    /// Transmissions per server before moving on. Default 2.
+    pub attempts: u8,
+    /// Bound on cached names. Default 1024.
+    pub cache_capacity: usize,
+    /// After a race settles, outstanding queries may still fill the cache
+    /// for this long (HEv3 §6 recommends 1 s) before they are abandoned.
+    pub linger: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            servers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            attempts: 2,
+            cache_capacity: 1024,
+            linger: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DnsConfig {
+    /// The servers, timeout and attempts of a parsed resolv.conf.
+    pub fn from_resolv_conf(conf: &config::ResolvConf) -> Self {
+        DnsConfig {
+            servers: conf.nameservers.clone(),
+            timeout: conf.timeout,
+            attempts: conf.attempts.max(1),
+            ..DnsConfig::default()
+        }
+    }
+}
+
+/// How a query message travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsTransport {
+    /// One datagram each way, from a fresh socket with a random source port.
+    Udp,
+    /// A TCP connection; the payload already carries the RFC 1035 §4.2.2
+    /// two-byte length prefix, and answers come back as stream bytes.
+    Tcp,
+}
+
+/// What the resolver tells the machine about a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsNote {
+    /// A transmission went out (its transaction is the query's current one).
+    Sent {
+        /// Owning connection.
+        conn: ConnectionId,
+        /// Record type.
+        qtype: QueryType,
+        /// The transaction now carrying the query.
+        txn: DnsTxnId,
+        /// Server asked.
+        server: SocketAddr,
+        /// Over TCP.
+        tcp: bool,
+        /// A repeat to the same server.
+        retransmit: bool,
+    },
+    /// A datagram was rejected.
+    Dropped {
+        /// Owning connection.
+        conn: ConnectionId,
+        /// Record type.
+        qtype: QueryType,
+        /// Why.
+        reason: DropReason,
+    },
+    /// This server's answer was not usable; asking again (over TCP after a
+    /// truncation, else the next server).
+    Retrying {
+        /// Owning connection.
+        conn: ConnectionId,
+        /// Record type.
+        qtype: QueryType,
+        /// What went wrong.
+        outcome: DnsOutcome,
+    },
+    /// The question is settled.
+    Settled {
+        /// Owning connection.
+        conn: ConnectionId,
+        /// Record type.
+        qtype: QueryType,
+        /// The answer (`None` when every server failed or timed out).
+        answer: Option<Answer>,
+        /// A summary for the trace.
+        outcome: DnsOutcome,
+        /// True when the race had already settled and the answer only feeds
+        /// the cache.
+        lingering: bool,
+    },
+}
+
+/// A DNS message the adapter must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsSend {
+    /// Quote this in the answer's input.
+    pub txn: DnsTxnId,
+    /// Where to.
+    pub server: SocketAddr,
+    /// How.
+    pub transport: DnsTransport,
+    /// The message bytes.
+    pub payload: Vec<u8>,
+}
+
+/// What the resolver asks the adapter to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsAction {
+    /// Send a query.
+    Send(DnsSend),
+    /// The transaction is over: close its socket.
+    Release(DnsTxnId),
+}
+
+#[derive(Debug)]
+struct Txn {
+    conn: ConnectionId,
+    qtype: QueryType,
+    server: usize,
+    id: u16,
+    transport: DnsTransport,
+    tries: u8,
+    deadline: Instant,
+    lingering: bool,
+    tcp: Option<TcpResponseReader>,
+}
+
+/// The DNS transactions of one machine.
+#[derive(Debug)]
+pub struct Resolver {
+    config: DnsConfig,
+    txns: Table<DnsTxnId, Txn>,
+    /// Datagrams rejected (wrong source, id, question, or unparsable).
+    pub dropped: u64,
+    /// Transmissions sent, retransmissions included.
+    pub sent: u64,
+}
+
+impl Resolver {
+    /// A resolver with no transactions.
+    pub fn new(config: DnsConfig) -> Self {
+        Resolver { config, txns: Table::default(), dropped: 0, sent: 0 }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DnsConfig {
+        &self.config
+    }
+
+    /// The connection and record type a transaction serves.
+    pub fn txn_owner(&self, txn: DnsTxnId) -> Option<(ConnectionId, QueryType)> {
+        self.txns.get(txn).map(|t| (t.conn, t.qtype))
+    }
+
+    /// The transaction's deadline, to validate a timer.
+    pub fn deadline(&self, txn: DnsTxnId) -> Option<Instant> {
+        self.txns.get(txn).map(|t| t.deadline)
+    }
+
+    /// Live transactions.
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// Whether no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
+    /// Sends the question (`name`, `qtype`) for `conn` to the first server.
+    pub fn query(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        name: &HostName,
+        qtype: QueryType,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        self.send_to_server(now, conn, name, qtype, 0, DnsTransport::Udp, rng, actions, notes);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_to_server(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        name: &HostName,
+        qtype: QueryType,
+        server: usize,
+        transport: DnsTransport,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) -> Option<DnsTxnId> {
+        let Some(&server_addr) = self.config.servers.get(server) else {
+            let outcome = if self.config.servers.is_empty() { DnsOutcome::NoServers } else { DnsOutcome::Timeout };
+            notes.push_back(DnsNote::Settled { conn, qtype, answer: None, outcome, lingering: false });
+            return None;
+        };
+        let id = rng.next_u16();
+        let txn = self.txns.insert(Txn {
+            conn,
+            qtype,
+            server,
+            id,
+            transport,
+            tries: 1,
+            deadline: now + self.config.timeout,
+            lingering: false,
+            tcp: (transport == DnsTransport::Tcp).then(TcpResponseReader::default),
+        });
+        self.sent += 1;
+        actions.push_back(DnsAction::Send(DnsSend {
+            txn,
+            server: server_addr,
+            transport,
+            payload: encode(id, name, qtype, transport),
+        }));
+        notes.push_back(DnsNote::Sent {
+            conn,
+            qtype,
+            txn,
+            server: server_addr,
+            tcp: transport == DnsTransport::Tcp,
+            retransmit: false,
+        });
+        Some(txn)
+    }
+
+    /// A datagram arrived on `txn`'s socket from `from`. `name` is the name
+    /// the query asked about.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        from: SocketAddr,
+        payload: &[u8],
+        name: &HostName,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        let Some(t) = self.txns.get(txn) else { return };
+        if t.transport != DnsTransport::Udp {
+            return;
+        }
+        if self.config.servers.get(t.server) != Some(&from) {
+            self.dropped += 1;
+            notes.push_back(DnsNote::Dropped { conn: t.conn, qtype: t.qtype, reason: DropReason::WrongSource });
+            return;
+        }
+        self.on_message(now, txn, payload, name, rng, actions, notes);
+    }
+
+    /// Bytes arrived on `txn`'s TCP connection.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_stream_data(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        data: &[u8],
+        name: &HostName,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        let Some(t) = self.txns.get_mut(txn) else { return };
+        let Some(reader) = t.tcp.as_mut() else { return };
+        reader.push(data);
+        // Take at most one message: the first settles or drops; later ones
+        // would be answers to nothing we asked on this connection.
+        if let Some(message) = reader.take_message() {
+            self.on_message(now, txn, &message, name, rng, actions, notes);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_message(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        payload: &[u8],
+        name: &HostName,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        let Some(t) = self.txns.get(txn) else { return };
+        let (conn, qtype, id, server, transport, lingering) =
+            (t.conn, t.qtype, t.id, t.server, t.transport, t.lingering);
+        let response = match wire::parse_response(payload, id, name, qtype) {
+            Ok(r) => r,
+            Err(e) => {
+                self.dropped += 1;
+                let reason = match e {
+                    DnsWireError::IdMismatch { .. } => DropReason::WrongId,
+                    DnsWireError::QuestionMismatch => DropReason::WrongQuestion,
+                    _ => DropReason::Malformed,
+                };
+                notes.push_back(DnsNote::Dropped { conn, qtype, reason });
+                // A garbled TCP stream cannot resynchronise: try the next server.
+                if transport == DnsTransport::Tcp {
+                    self.next_server(now, txn, DnsOutcome::Malformed, name, rng, actions, notes);
+                }
+                return;
+            }
+        };
+        if response.truncated && transport == DnsTransport::Udp {
+            notes.push_back(DnsNote::Retrying { conn, qtype, outcome: DnsOutcome::Truncated });
+            self.release(txn, actions);
+            let tcp = self.send_to_server(now, conn, name, qtype, server, DnsTransport::Tcp, rng, actions, notes);
+            if let Some(t) = tcp.and_then(|id| self.txns.get_mut(id)) {
+                t.lingering = lingering;
+            }
+            return;
+        }
+        let outcome = outcome_of(&response.answer);
+        match response.answer {
+            // RFC 1035 §7.2: a server failure is a reason to ask another.
+            Answer::ServFail | Answer::Refused | Answer::OtherError { .. }
+                if server + 1 < self.config.servers.len() =>
+            {
+                self.next_server(now, txn, outcome, name, rng, actions, notes);
+            }
+            answer => {
+                self.release(txn, actions);
+                notes.push_back(DnsNote::Settled { conn, qtype, answer: Some(answer), outcome, lingering });
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn next_server(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        why: DnsOutcome,
+        name: &HostName,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        let Some(t) = self.txns.get(txn) else { return };
+        let (conn, qtype, server, lingering) = (t.conn, t.qtype, t.server, t.lingering);
+        self.release(txn, actions);
+        if lingering {
+            return;
+        }
+        if server + 1 < self.config.servers.len() {
+            notes.push_back(DnsNote::Retrying { conn, qtype, outcome: why });
+        }
+        self.send_to_server(now, conn, name, qtype, server + 1, DnsTransport::Udp, rng, actions, notes);
+    }
+
+    /// The adapter could not send on, or lost the connection of, `txn`.
+    pub fn on_transport_failed(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        name: &HostName,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        if self.txns.contains(txn) {
+            self.next_server(now, txn, DnsOutcome::TransportFailed, name, rng, actions, notes);
+        }
+    }
+
+    /// `txn`'s deadline passed: retransmit, move on, or give up.
+    pub fn on_timeout(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        name: &HostName,
+        rng: &mut Rng,
+        actions: &mut VecDeque<DnsAction>,
+        notes: &mut VecDeque<DnsNote>,
+    ) {
+        let Some(t) = self.txns.get_mut(txn) else { return };
+        if now < t.deadline {
+            return;
+        }
+        if t.lingering {
+            self.release(txn, actions);
+            return;
+        }
+        if t.tries < self.config.attempts && t.transport == DnsTransport::Udp {
+            t.tries += 1;
+            t.deadline = now + self.config.timeout;
+            let (conn, qtype, id, server) = (t.conn, t.qtype, t.id, t.server);
+            let server_addr = self.config.servers[server];
+            self.sent += 1;
+            actions.push_back(DnsAction::Send(DnsSend {
+                txn,
+                server: server_addr,
+                transport: DnsTransport::Udp,
+                payload: encode(id, name, qtype, DnsTransport::Udp),
+            }));
+            notes.push_back(DnsNote::Sent { conn, qtype, txn, server: server_addr, tcp: false, retransmit: true });
+            return;
+        }
+        self.next_server(now, txn, DnsOutcome::Timeout, name, rng, actions, notes);
+    }
+
+    /// The race of `conn` settled: its queries may run on for the linger
+    /// time to fill the cache, without retransmissions or further servers.
+    pub fn linger(&mut self, now: Instant, conn: ConnectionId, txns: &[DnsTxnId]) {
+        let until = now + self.config.linger;
+        for id in txns {
+            if let Some(t) = self.txns.get_mut(*id) {
+                if t.conn == conn {
+                    t.lingering = true;
+                    t.deadline = t.deadline.min(until);
+                }
+            }
+        }
+    }
+
+    /// Drops `txns` at once (their connection is gone).
+    pub fn abandon(&mut self, txns: &[DnsTxnId], actions: &mut VecDeque<DnsAction>) {
+        for id in txns {
+            self.release(*id, actions);
+        }
+    }
+
+    fn release(&mut self, txn: DnsTxnId, actions: &mut VecDeque<DnsAction>) {
+        if self.txns.remove(txn).is_some() {
+            actions.push_back(DnsAction::Release(txn));
+        }
+    }
+}
+
+fn encode(id: u16, name: &HostName, qtype: QueryType, transport: DnsTransport) -> Vec<u8> {
+    let mut message = Vec::with_capacity(64);
+    wire::encode_query(id, name, qtype, &mut message);
+    match transport {
+        DnsTransport::Udp => message,
+        DnsTransport::Tcp => {
+            let mut framed = Vec::with_capacity(message.len() + 2);
+            wire::frame_for_tcp(&message, &mut framed);
+            framed
+        }
+    }
+}
+
+/// The trace summary of an answer.
+pub fn outcome_of(answer: &Answer) -> DnsOutcome {
+    match answer {
+        Answer::Addresses { addrs, ttl } => DnsOutcome::Positive { count: addrs.len() as u16, ttl: *ttl },
+        Answer::Https { records, ttl } => DnsOutcome::Positive { count: records.len() as u16, ttl: *ttl },
+        Answer::NoData { .. } => DnsOutcome::NoData,
+        Answer::NxDomain { .. } => DnsOutcome::NxDomain,
+        Answer::ServFail => DnsOutcome::ServFail,
+        Answer::Refused => DnsOutcome::Refused,
+        Answer::OtherError { rcode } => DnsOutcome::Error(*rcode),
+    }
+}

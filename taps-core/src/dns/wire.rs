@@ -17,3 +17,7 @@ pub const MAX_ADDRESSES_PER_ANSWER: usize = 32;
 pub const MAX_CNAME_DEPTH: usize = 8;
 pub fn encode_query(id: u16, name: &HostName, qtype: QueryType, out: &mut Vec<u8>) { todo!("{id}{name:?}{qtype:?}{out:?}") }
 pub fn parse_response(bytes: &[u8], expected_id: u16, name: &HostName, qtype: QueryType) -> Result<Response, DnsWireError> { todo!("{bytes:?}{expected_id}{name:?}{qtype:?}") }
+pub fn frame_for_tcp(msg: &[u8], out: &mut Vec<u8>) { todo!("{msg:?}{out:?}") }
+#[derive(Debug, Default)]
+pub struct TcpResponseReader {}
+impl TcpResponseReader { pub fn push(&mut self, bytes: &[u8]) { todo!("{bytes:?}") } pub fn take_message(&mut self) -> Option<Vec<u8>> { todo!() } }

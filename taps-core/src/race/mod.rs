@@ -1,0 +1,1183 @@
+//! The racing engine: RFC 9623 §4 candidate gathering and racing, with the
+//! Happy Eyeballs v3 (draft-04) timing rules.
+//!
+//! A [`Race`] is the sans-IO state of one connection's establishment. It is fed
+//! typed DNS results and attempt outcomes and answers with [`RaceAction`]s
+//! (start, cancel, won, failed). The machine wraps it with DNS and sockets; the
+//! benchmarks and table tests drive it directly.
+//!
+//! # The candidate tree (RFC 9623 §4.1)
+//!
+//! Path → protocol option → derived endpoint. Paths are the branches that
+//! `path::derive_paths` produced; protocol options are the services of the
+//! HTTPS records (HEv3 §5.1 and §5.2: grouped by ALPN set, sorted by SvcPriority,
+//! ties shuffled from the seed, unassociated addresses last) or one default
+//! option when there are none; endpoints are the addresses, ordered by
+//! [`order`] (RFC 6724, HEv3 history rules, family interleaving) and then by
+//! history demotion.
+//!
+//! # Lanes
+//!
+//! The tree is flattened into *lanes*, each an ordered list of candidates with
+//! a racing mode (RFC 9623 §4.1.3: simultaneous, staggered, failover):
+//!
+//! | policy       | lanes per path                        | within a lane              |
+//! |--------------|---------------------------------------|----------------------------|
+//! | `hev3`       | one, interleaved families             | staggered by the CAD       |
+//! | `rfc6555`    | preferred family, then the other 300 ms later | failover (one at a time) |
+//! | `sequential` | one, RFC 6724 order                   | failover                   |
+//!
+//! The first path's lanes start when racing starts; each further path's lanes
+//! start `path_delay` later, or as soon as every lane before them is exhausted
+//! (the primary branch failed). A lane whose attempt fails starts its next
+//! candidate at once (but never within 10 ms of its previous start, HEv3 §6).
+//!
+//! # Start rule (HEv3 §4.2)
+//!
+//! `hev3` starts once there is a positive address answer (or SVCB hint), the
+//! preferred family has answered and the SVCB/HTTPS query has settled; or,
+//! with a positive answer in hand, once the Resolution Delay has passed. The
+//! other presets wait for every address query, as `getaddrinfo` does.
+//! One extension: when every candidate known so far is demoted by history
+//! (it failed or hung last time), `hev3` treats the answers as not yet
+//! sufficient and waits, at most the Resolution Delay, for the other family.
+
+pub mod history;
+pub mod order;
+
+use core::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+
+use smallvec::SmallVec;
+
+use crate::dns::wire::HttpsRecord;
+use crate::path::{Interface, PathBranch};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::trace::{FailureReason, Trace, TraceKind};
+use history::{History, Outcome};
+use order::{HistoryHint, SortKey};
+
+/// HEv3 §6: "a subsequent connection MUST NOT be started within 10
+/// milliseconds of the previous attempt".
+pub const MIN_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
+/// HEv3 §9: the recommended Maximum Connection Attempt Delay.
+pub const MAX_ATTEMPT_DELAY: Duration = Duration::from_secs(2);
+
+/// A named set of racing rules; all are presets of the one engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// Happy Eyeballs v3: staggered, interleaved, history-aware (default).
+    Hev3,
+    /// RFC 6555 as Go's dialer and hyper-util do it: the preferred family's
+    /// addresses one after another, the other family's 300 ms later.
+    Rfc6555,
+    /// One address at a time in `getaddrinfo` order, as a plain connect loop.
+    Sequential,
+}
+
+impl Policy {
+    /// The policy's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Hev3 => "hev3",
+            Policy::Rfc6555 => "rfc6555",
+            Policy::Sequential => "sequential",
+        }
+    }
+}
+
+impl core::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hev3" => Ok(Policy::Hev3),
+            "rfc6555" => Ok(Policy::Rfc6555),
+            "sequential" => Ok(Policy::Sequential),
+            other => Err(format!("unknown racing policy {other:?}: expected hev3, rfc6555 or sequential")),
+        }
+    }
+}
+
+/// How the branches below one tree node are raced (RFC 9623 §4.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RacingMode {
+    /// All at once.
+    Simultaneous,
+    /// One after another with this delay, or sooner when one fails.
+    Staggered(Duration),
+    /// The next only when the previous has failed.
+    Failover,
+}
+
+/// The racing engine's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RaceConfig {
+    /// Which preset the engine follows.
+    pub policy: Policy,
+    /// HEv3 §4.2 Resolution Delay. Default 50 ms.
+    pub resolution_delay: Duration,
+    /// HEv3 §6 Connection Attempt Delay. Default 250 ms; the engine clamps it
+    /// to 10 ms – 2 s (see [`RaceConfig::attempt_delay`]).
+    pub connection_attempt_delay: Duration,
+    /// HEv3 §5.3 Preferred ("First") Address Family Count. Default 1.
+    pub first_address_family_count: u8,
+    /// How paths (interfaces) race: by default a secondary path starts
+    /// `path_delay` (1 s) after the one before it, or at once when that one has
+    /// failed; `Failover` waits for failure only.
+    pub path_mode: RacingMode,
+    /// The RFC 6555 fallback delay of the `rfc6555` preset. Default 300 ms.
+    pub fallback_delay: Duration,
+    /// Bound on attempts in flight at once for one connection. Default 8.
+    pub max_concurrent_attempts: u16,
+    /// Bound on candidates per connection (all paths, options and
+    /// addresses). Default 64; further candidates are ignored and counted.
+    pub max_candidates: u16,
+}
+
+impl Default for RaceConfig {
+    fn default() -> Self {
+        RaceConfig::hev3()
+    }
+}
+
+impl RaceConfig {
+    /// The Happy Eyeballs v3 preset with the draft's recommended values.
+    pub const fn hev3() -> Self {
+        RaceConfig {
+            policy: Policy::Hev3,
+            resolution_delay: Duration::from_millis(50),
+            connection_attempt_delay: Duration::from_millis(250),
+            first_address_family_count: 1,
+            path_mode: RacingMode::Staggered(Duration::from_secs(1)),
+            fallback_delay: Duration::from_millis(300),
+            max_concurrent_attempts: 8,
+            max_candidates: 64,
+        }
+    }
+
+    /// The RFC 6555 two-lane preset (Go's dialer, hyper-util).
+    pub const fn rfc6555() -> Self {
+        RaceConfig { policy: Policy::Rfc6555, ..RaceConfig::hev3() }
+    }
+
+    /// The one-at-a-time preset.
+    pub const fn sequential() -> Self {
+        RaceConfig { policy: Policy::Sequential, ..RaceConfig::hev3() }
+    }
+
+    /// The preset named by `policy`.
+    pub const fn for_policy(policy: Policy) -> Self {
+        match policy {
+            Policy::Hev3 => RaceConfig::hev3(),
+            Policy::Rfc6555 => RaceConfig::rfc6555(),
+            Policy::Sequential => RaceConfig::sequential(),
+        }
+    }
+
+    /// The Connection Attempt Delay in force: the configured value clamped to
+    /// HEv3 §6's 10 ms floor and 2 s ceiling.
+    pub fn attempt_delay(&self) -> Duration {
+        self.connection_attempt_delay.clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
+    }
+
+    /// Whether this policy sends an HTTPS query (only `hev3` uses SVCB).
+    pub fn uses_svcb(&self) -> bool {
+        self.policy == Policy::Hev3
+    }
+
+    fn uses_history(&self) -> bool {
+        self.policy == Policy::Hev3
+    }
+}
+
+/// An address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 (A records).
+    V4,
+    /// IPv6 (AAAA records).
+    V6,
+}
+
+impl Family {
+    /// The family of `addr`.
+    pub fn of(addr: IpAddr) -> Family {
+        if addr.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+}
+
+/// Names a candidate within one race.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CandidateId(pub u16);
+
+/// What the race asks its owner to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaceAction {
+    /// Start a connection attempt.
+    Start {
+        /// The candidate, to quote in `on_connected`/`on_failed`.
+        candidate: CandidateId,
+        /// Where to connect.
+        remote: SocketAddr,
+        /// Leave by this interface (`None`: let the system choose).
+        interface: Option<u32>,
+    },
+    /// Abandon a running attempt (another won, or the race ended).
+    Cancel {
+        /// The candidate whose attempt to close.
+        candidate: CandidateId,
+    },
+    /// The race is won by this candidate; nothing further will start.
+    Won {
+        /// The winner.
+        candidate: CandidateId,
+    },
+    /// The race failed; see [`Race::failure`].
+    Failed,
+}
+
+/// Why a race failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaceFailure {
+    /// Every DNS answer was negative: there is nothing to connect to.
+    NoAddresses,
+    /// There were addresses, but none is reachable over any allowed path.
+    NoReachableAddress,
+    /// Every attempt failed.
+    AllAttemptsFailed,
+    /// `connTimeout` expired first.
+    Timeout,
+}
+
+/// The answer to one address query.
+#[derive(Clone, Copy, Debug)]
+pub enum AddressAnswer<'a> {
+    /// These addresses.
+    Positive(&'a [IpAddr]),
+    /// None (NODATA, NXDOMAIN, failure or timeout alike: HEv3 §4.2 counts
+    /// them all as negative).
+    Negative,
+}
+
+/// Which answers the race will wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// An A query is out.
+    pub v4: bool,
+    /// An AAAA query is out.
+    pub v6: bool,
+    /// An HTTPS query is out.
+    pub svcb: bool,
+}
+
+/// The state of a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CandidateState {
+    /// Waiting its turn.
+    Queued,
+    /// An attempt is running.
+    Running {
+        /// Attempt number (1-based start order).
+        attempt: u16,
+        /// When it started.
+        since: Instant,
+    },
+    /// This attempt won.
+    Won {
+        /// Attempt number.
+        attempt: u16,
+        /// Handshake time.
+        rtt: Duration,
+    },
+    /// The attempt failed.
+    Failed {
+        /// Attempt number.
+        attempt: u16,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// The attempt was cancelled.
+    Cancelled {
+        /// Attempt number.
+        attempt: u16,
+    },
+    /// No longer in the tree (a contradicted SVCB hint; its path went down).
+    Dropped,
+}
+
+/// Where a candidate's address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A/AAAA answer (or literal, hosts file, cache).
+    Answer,
+    /// An SVCB `ipv4hint`/`ipv6hint`, standing in until answers arrive.
+    Hint,
+}
+
+/// One leaf of the candidate tree.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    /// Index into the race's paths.
+    pub path: u8,
+    /// Index into the race's protocol options.
+    pub option: u8,
+    /// Where to connect.
+    pub remote: SocketAddr,
+    /// Where the address came from.
+    pub origin: Origin,
+    /// Its state.
+    pub state: CandidateState,
+    key: SortKey,
+    demoted: bool,
+}
+
+/// One protocol option: the endpoint's own port and ALPN, or one SVCB service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ProtocolOption {
+    /// Smaller ranks are tried first.
+    rank: u32,
+    port: u16,
+    /// Index of the HTTPS record it came from.
+    record: Option<u8>,
+    /// Takes the owner name's A/AAAA answers (TargetName "." or the
+    /// unassociated group).
+    owner_addresses: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnswerState {
+    NotExpected,
+    Pending,
+    Positive,
+    Negative,
+}
+
+impl AnswerState {
+    fn settled(self) -> bool {
+        self != AnswerState::Pending
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Lane {
+    path: u8,
+    family: Option<Family>,
+    mode: RacingMode,
+    /// Activated this long after `after`'s activation (None: only once every
+    /// earlier lane is exhausted).
+    after: Option<(u8, Option<Duration>)>,
+    activated_at: Option<Instant>,
+    last_start: Option<Instant>,
+    /// An attempt in this lane failed: start the next without waiting.
+    hurry: bool,
+    dead: bool,
+    order: SmallVec<[u16; 16]>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Resolving,
+    Racing,
+    Won(CandidateId),
+    Failed(RaceFailure),
+}
+
+/// What the race needs to know about the world when it sorts.
+#[derive(Clone, Copy, Debug)]
+pub struct RaceEnv<'a> {
+    /// The interfaces, as the adapter last reported them.
+    pub interfaces: &'a [Interface],
+    /// The machine's connection history.
+    pub history: &'a History,
+}
+
+/// The racing state of one connection.
+#[derive(Debug)]
+pub struct Race {
+    config: RaceConfig,
+    port: u16,
+    started: Instant,
+    deadline: Option<Instant>,
+    phase: Phase,
+    paths: SmallVec<[PathBranch; 2]>,
+    lanes: SmallVec<[Lane; 2]>,
+    options: SmallVec<[ProtocolOption; 2]>,
+    candidates: SmallVec<[Candidate; 8]>,
+    v4: AnswerState,
+    v6: AnswerState,
+    svcb: AnswerState,
+    v4_addrs: SmallVec<[IpAddr; 4]>,
+    v6_addrs: SmallVec<[IpAddr; 4]>,
+    https: Vec<HttpsRecord>,
+    resolution_deadline: Option<Instant>,
+    attempts_started: u16,
+    dropped_candidates: u32,
+    rng: Rng,
+    actions: SmallVec<[RaceAction; 4]>,
+    /// The record of every transition.
+    pub trace: Trace,
+}
+
+impl Race {
+    /// A race that starts at `now` towards `port` over `paths`, waiting for
+    /// the answers `expected` describes. `conn_timeout` bounds the whole
+    /// establishment; `seed` drives tie shuffles.
+    pub fn new(
+        now: Instant,
+        config: RaceConfig,
+        port: u16,
+        paths: &[PathBranch],
+        expected: Expected,
+        conn_timeout: Option<Duration>,
+        seed: u64,
+    ) -> Race {
+        let state = |on: bool| if on { AnswerState::Pending } else { AnswerState::NotExpected };
+        let mut race = Race {
+            config,
+            port,
+            started: now,
+            deadline: conn_timeout.map(|t| now + t),
+            phase: Phase::Resolving,
+            paths: paths.iter().copied().collect(),
+            lanes: SmallVec::new(),
+            options: SmallVec::new(),
+            candidates: SmallVec::new(),
+            v4: state(expected.v4),
+            v6: state(expected.v6),
+            svcb: state(expected.svcb && config.uses_svcb()),
+            v4_addrs: SmallVec::new(),
+            v6_addrs: SmallVec::new(),
+            https: Vec::new(),
+            resolution_deadline: None,
+            attempts_started: 0,
+            dropped_candidates: 0,
+            rng: Rng::new(seed),
+            actions: SmallVec::new(),
+            trace: Trace::new(now),
+        };
+        race.options.push(ProtocolOption { rank: 0, port, record: None, owner_addresses: true });
+        race.build_lanes();
+        race
+    }
+
+    fn build_lanes(&mut self) {
+        let delay = self.config.attempt_delay();
+        let path_after = |prev_first_lane: Option<u8>| {
+            prev_first_lane.map(|l| {
+                let d = match self.config.path_mode {
+                    RacingMode::Simultaneous => Some(Duration::ZERO),
+                    RacingMode::Staggered(d) => Some(d),
+                    RacingMode::Failover => None,
+                };
+                (l, d)
+            })
+        };
+        let mut prev_first: Option<u8> = None;
+        for p in 0..self.paths.len() as u8 {
+            let first = self.lanes.len() as u8;
+            let after = path_after(prev_first);
+            let lane = |family, mode, after| Lane {
+                path: p,
+                family,
+                mode,
+                after,
+                activated_at: None,
+                last_start: None,
+                hurry: false,
+                dead: false,
+                order: SmallVec::new(),
+            };
+            match self.config.policy {
+                Policy::Hev3 => self.lanes.push(lane(None, RacingMode::Staggered(delay), after)),
+                Policy::Sequential => self.lanes.push(lane(None, RacingMode::Failover, after)),
+                Policy::Rfc6555 => {
+                    // Families are assigned when racing starts and the
+                    // preferred family is known (see `assign_rfc6555_families`).
+                    self.lanes.push(lane(Some(Family::V6), RacingMode::Failover, after));
+                    self.lanes
+                        .push(lane(Some(Family::V4), RacingMode::Failover, Some((first, Some(self.config.fallback_delay)))));
+                }
+            }
+            prev_first = Some(first);
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RaceConfig {
+        &self.config
+    }
+
+    /// When the race began.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Every candidate known so far, in insertion order.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    /// The candidate `id`.
+    pub fn candidate(&self, id: CandidateId) -> Option<&Candidate> {
+        self.candidates.get(usize::from(id.0))
+    }
+
+    /// The interface index of path `path`.
+    pub fn path_interface(&self, path: u8) -> Option<u32> {
+        self.paths.get(usize::from(path)).and_then(|p| p.interface)
+    }
+
+    /// The HTTPS record a candidate's protocol option came from, for its
+    /// ALPN list.
+    pub fn service_record(&self, id: CandidateId) -> Option<&HttpsRecord> {
+        let c = self.candidate(id)?;
+        let record = self.options.get(usize::from(c.option))?.record?;
+        self.https.get(usize::from(record))
+    }
+
+    /// The winner, once there is one.
+    pub fn winner(&self) -> Option<CandidateId> {
+        match self.phase {
+            Phase::Won(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Why the race failed, once it has.
+    pub fn failure(&self) -> Option<RaceFailure> {
+        match self.phase {
+            Phase::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Whether the race is over (won or failed).
+    pub fn is_settled(&self) -> bool {
+        matches!(self.phase, Phase::Won(_) | Phase::Failed(_))
+    }
+
+    /// Candidates that were not used because a bound was reached.
+    pub fn dropped_candidates(&self) -> u32 {
+        self.dropped_candidates
+    }
+
+    /// The next action, if any. Drain after every input.
+    pub fn poll_action(&mut self) -> Option<RaceAction> {
+        if self.actions.is_empty() {
+            None
+        } else {
+            Some(self.actions.remove(0))
+        }
+    }
+
+    /// The answer to the A or AAAA query arrived.
+    pub fn on_addresses(&mut self, now: Instant, env: RaceEnv<'_>, family: Family, answer: AddressAnswer<'_>) {
+        if self.is_settled() {
+            return;
+        }
+        let (state, addrs) = match family {
+            Family::V4 => (&mut self.v4, &mut self.v4_addrs),
+            Family::V6 => (&mut self.v6, &mut self.v6_addrs),
+        };
+        match answer {
+            AddressAnswer::Positive(list) => {
+                addrs.clear();
+                addrs.extend(list.iter().copied().filter(|a| Family::of(*a) == family));
+                *state = if addrs.is_empty() { AnswerState::Negative } else { AnswerState::Positive };
+            }
+            AddressAnswer::Negative => {
+                if *state == AnswerState::Pending || *state == AnswerState::NotExpected {
+                    *state = AnswerState::Negative;
+                }
+            }
+        }
+        self.refresh(now, env);
+    }
+
+    /// The HTTPS query settled: `Some(records)` (ServiceMode records only;
+    /// AliasMode is the resolver's business) or `None` for a negative answer.
+    pub fn on_service_info(&mut self, now: Instant, env: RaceEnv<'_>, records: Option<&[HttpsRecord]>) {
+        if self.is_settled() {
+            return;
+        }
+        self.svcb = AnswerState::Negative;
+        if let Some(records) = records {
+            self.https.clear();
+            self.https.extend(records.iter().filter(|r| r.priority > 0 && tcp_capable(r)).cloned());
+            if !self.https.is_empty() {
+                self.svcb = AnswerState::Positive;
+                self.rebuild_options();
+            }
+        }
+        self.refresh(now, env);
+    }
+
+    /// HEv3 §5.1/§5.2: one option per usable service, by SvcPriority with
+    /// seeded shuffling of ties; addresses without a service last.
+    fn rebuild_options(&mut self) {
+        // Keep options that running or finished candidates refer to; the
+        // default option stays at index 0.
+        let mut ranked: SmallVec<[(u16, u32, u8); 4]> = SmallVec::new();
+        for (i, r) in self.https.iter().enumerate() {
+            ranked.push((r.priority, self.rng.next_u64() as u32, i as u8));
+        }
+        ranked.sort_unstable();
+        let has_owner_service = self.https.iter().any(|r| r.target.is_none());
+        // The default option becomes the unassociated group: last, and only
+        // when no ServiceMode record covers the owner name.
+        self.options[0].rank = u32::MAX;
+        self.options[0].owner_addresses = !has_owner_service;
+        self.options.truncate(1);
+        for (rank, (_, _, record)) in ranked.into_iter().enumerate() {
+            let r = &self.https[usize::from(record)];
+            self.options.push(ProtocolOption {
+                rank: rank as u32,
+                port: r.port.unwrap_or(self.port),
+                record: Some(record),
+                owner_addresses: r.target.is_none(),
+            });
+        }
+    }
+
+    fn expected_all_settled(&self) -> bool {
+        self.v4.settled() && self.v6.settled() && self.svcb.settled()
+    }
+
+    fn hints(&self, family: Family) -> impl Iterator<Item = (u8, IpAddr)> + '_ {
+        self.options.iter().enumerate().flat_map(move |(i, o)| {
+            let record = o.record.and_then(|r| self.https.get(usize::from(r)));
+            let v4 = record
+                .into_iter()
+                .flat_map(|r| r.ipv4hint.iter().map(|a| IpAddr::V4(*a)))
+                .filter(move |_| family == Family::V4);
+            let v6 = record
+                .into_iter()
+                .flat_map(|r| r.ipv6hint.iter().map(|a| IpAddr::V6(*a)))
+                .filter(move |_| family == Family::V6);
+            v4.chain(v6).map(move |a| (i as u8, a))
+        })
+    }
+
+    fn has_positive(&self) -> bool {
+        !self.v4_addrs.is_empty()
+            || !self.v6_addrs.is_empty()
+            || self.hints(Family::V4).next().is_some()
+            || self.hints(Family::V6).next().is_some()
+    }
+
+    /// Re-derives the candidate set and lane orders after any DNS change,
+    /// then applies the start rule and starts what is due.
+    fn refresh(&mut self, now: Instant, env: RaceEnv<'_>) {
+        self.rebuild_candidates(now, env);
+        if self.phase == Phase::Resolving {
+            self.check_start_rule(now);
+        }
+        if self.phase == Phase::Racing {
+            self.sort_lanes();
+            self.advance(now);
+        }
+    }
+
+    fn check_start_rule(&mut self, now: Instant) {
+        let positive = self.has_positive();
+        let start = match self.config.policy {
+            Policy::Hev3 => {
+                let preferred = if self.v6 != AnswerState::NotExpected { self.v6 } else { self.v4 };
+                // History extension: when every candidate so far is one that
+                // failed or hung last time, wait (up to the Resolution Delay)
+                // for the other family rather than start with a known loser.
+                let promising = self.candidates.iter().any(|c| c.state == CandidateState::Queued && !c.demoted)
+                    || (self.v4.settled() && self.v6.settled());
+                positive && promising && preferred.settled() && self.svcb.settled()
+            }
+            Policy::Rfc6555 | Policy::Sequential => positive && self.v4.settled() && self.v6.settled(),
+        };
+        if start || (positive && self.resolution_deadline.is_some_and(|d| now >= d)) {
+            self.start_racing(now);
+        } else if positive && self.resolution_deadline.is_none() && self.config.policy == Policy::Hev3 {
+            self.resolution_deadline = Some(now + self.config.resolution_delay);
+            self.trace.record(now, TraceKind::ResolutionDelayStarted);
+        } else if !positive && self.expected_all_settled() {
+            self.fail(now, RaceFailure::NoAddresses);
+        }
+    }
+
+    fn start_racing(&mut self, now: Instant) {
+        self.phase = Phase::Racing;
+        self.resolution_deadline = None;
+        if self.config.policy == Policy::Rfc6555 {
+            self.assign_rfc6555_families();
+        }
+        self.sort_lanes();
+        let known = self.candidates.iter().filter(|c| c.state == CandidateState::Queued).count();
+        self.trace.record(now, TraceKind::RacingStarted { candidates: known as u16 });
+        self.activate_due_lanes(now);
+    }
+
+    /// The `rfc6555` preset's first lane per path takes the family that RFC
+    /// 6724 ranks first, as Go's dialer splits "primaries" and "fallbacks".
+    fn assign_rfc6555_families(&mut self) {
+        let best_is_v6 = self
+            .candidates
+            .iter()
+            .filter(|c| c.state == CandidateState::Queued)
+            .min_by_key(|c| (c.demoted, self.options[usize::from(c.option)].rank, c.key))
+            .is_none_or(|c| c.remote.is_ipv6());
+        let (first, second) = if best_is_v6 { (Family::V6, Family::V4) } else { (Family::V4, Family::V6) };
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            lane.family = Some(if i % 2 == 0 { first } else { second });
+        }
+    }
+
+    fn rebuild_candidates(&mut self, now: Instant, env: RaceEnv<'_>) {
+        // Desired leaves: (path, option, address, origin).
+        let mut desired: SmallVec<[(u8, u8, IpAddr, Origin); 16]> = SmallVec::new();
+        for (pi, path) in self.paths.iter().enumerate() {
+            let iface = path.interface.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
+            if path.interface.is_some() && iface.is_none_or(|i| !i.up) {
+                continue;
+            }
+            for (oi, option) in self.options.iter().enumerate() {
+                for family in [Family::V6, Family::V4] {
+                    let (state, answers) = match family {
+                        Family::V4 => (self.v4, &self.v4_addrs),
+                        Family::V6 => (self.v6, &self.v6_addrs),
+                    };
+                    let answered = state == AnswerState::Positive || state == AnswerState::Negative;
+                    if option.owner_addresses {
+                        for a in answers {
+                            desired.push((pi as u8, oi as u8, *a, Origin::Answer));
+                        }
+                    }
+                    // HEv3 §4.2.1 / §7: hints stand in until the answers for
+                    // the target arrive, then only those the answers confirm
+                    // remain. Hints of other targets have no answers to wait for.
+                    let confirm = option.owner_addresses && answered;
+                    for (hint_option, a) in self.hints(family) {
+                        if hint_option as usize == oi && !confirm {
+                            desired.push((pi as u8, oi as u8, a, Origin::Hint));
+                        }
+                    }
+                }
+            }
+            if let Some(iface) = iface {
+                desired.retain(|(p, _, a, _)| *p != pi as u8 || order::reachable(*a, Some(iface)));
+            }
+        }
+        // Queued candidates no longer desired drop out; started ones stay
+        // (HEv3 §7: "SHOULD NOT be canceled").
+        for c in self.candidates.iter_mut() {
+            if c.state == CandidateState::Queued
+                && !desired.iter().any(|(p, o, a, _)| c.path == *p && c.option == *o && c.remote.ip() == *a)
+            {
+                c.state = CandidateState::Dropped;
+            }
+        }
+        for (p, o, addr, origin) in desired {
+            let port = self.options[usize::from(o)].port;
+            let remote = SocketAddr::new(addr, port);
+            // One attempt per (path, stack, address): an option's stack is
+            // its port and ALPN set, so equal options dedupe too.
+            let existing = self.candidates.iter_mut().find(|c| {
+                c.path == p && c.remote == remote && same_stack(&self.options, &self.https, c.option, o)
+            });
+            if let Some(c) = existing {
+                if c.state == CandidateState::Dropped && c.option == o {
+                    c.state = CandidateState::Queued;
+                    c.origin = origin;
+                }
+                continue;
+            }
+            if self.candidates.len() >= usize::from(self.config.max_candidates) {
+                self.dropped_candidates += 1;
+                continue;
+            }
+            let if_index = self.paths[usize::from(p)].interface;
+            let iface = if_index.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
+            let hint = if self.config.uses_history() {
+                env.history.hint(now, if_index, addr)
+            } else {
+                HistoryHint::default()
+            };
+            self.candidates.push(Candidate {
+                path: p,
+                option: o,
+                remote,
+                origin,
+                state: CandidateState::Queued,
+                key: order::sort_key(addr, iface, hint),
+                demoted: hint.demoted,
+            });
+        }
+    }
+
+    /// Orders each lane: protocol option rank, then RFC 6724 + history keys,
+    /// then family interleaving, then history demotion (HEv3 §5).
+    fn sort_lanes(&mut self) {
+        let interleave = self.config.policy == Policy::Hev3;
+        let demote = self.config.uses_history();
+        let fafc = usize::from(self.config.first_address_family_count.max(1));
+        for lane in self.lanes.iter_mut() {
+            lane.order.clear();
+            for (i, c) in self.candidates.iter().enumerate() {
+                if c.path == lane.path
+                    && c.state != CandidateState::Dropped
+                    && lane.family.is_none_or(|f| f == Family::of(c.remote.ip()))
+                {
+                    lane.order.push(i as u16);
+                }
+            }
+            let cands = &self.candidates;
+            let options = &self.options;
+            let rank = |i: &u16| {
+                let c = &cands[usize::from(*i)];
+                (options[usize::from(c.option)].rank, c.key)
+            };
+            lane.order.sort_by_key(rank);
+            // Interleave and demote within each protocol option group.
+            let mut start = 0;
+            while start < lane.order.len() {
+                let group = options[usize::from(cands[usize::from(lane.order[start])].option)].rank;
+                let end = lane.order[start..]
+                    .iter()
+                    .position(|i| options[usize::from(cands[usize::from(*i)].option)].rank != group)
+                    .map_or(lane.order.len(), |n| start + n);
+                let slice = &mut lane.order[start..end];
+                if interleave {
+                    order::interleave(slice, fafc, |i| cands[usize::from(*i)].remote.is_ipv6());
+                }
+                if demote {
+                    slice.sort_by_key(|i| cands[usize::from(*i)].demoted);
+                }
+                start = end;
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.candidates.iter().filter(|c| matches!(c.state, CandidateState::Running { .. })).count()
+    }
+
+    fn dns_complete(&self) -> bool {
+        self.expected_all_settled()
+    }
+
+    fn lane_exhausted(&self, lane: &Lane) -> bool {
+        if lane.dead {
+            return true;
+        }
+        if lane.activated_at.is_none() {
+            return false;
+        }
+        let busy = lane.order.iter().any(|i| {
+            matches!(
+                self.candidates[usize::from(*i)].state,
+                CandidateState::Queued | CandidateState::Running { .. }
+            )
+        });
+        !busy && self.dns_complete()
+    }
+
+    /// Activates every lane whose time has come: the first lanes at once,
+    /// later ones after their delay, or when all lanes before them are
+    /// exhausted.
+    fn activate_due_lanes(&mut self, now: Instant) {
+        loop {
+            let mut changed = false;
+            for li in 0..self.lanes.len() {
+                if self.lanes[li].activated_at.is_some() || self.lanes[li].dead {
+                    continue;
+                }
+                let due = match self.lanes[li].after {
+                    None => true,
+                    Some((prev, delay)) => {
+                        let prev_at = self.lanes[usize::from(prev)].activated_at;
+                        let timed = matches!((prev_at, delay), (Some(at), Some(d)) if now >= at + d);
+                        let earlier_exhausted = (0..li).all(|j| self.lane_exhausted(&self.lanes[j]));
+                        timed || earlier_exhausted
+                    }
+                };
+                if due {
+                    let first_of_path = (0..li).all(|j| self.lanes[j].path != self.lanes[li].path);
+                    self.lanes[li].activated_at = Some(now);
+                    if first_of_path {
+                        let interface = self.paths[usize::from(self.lanes[li].path)].interface;
+                        self.trace.record(now, TraceKind::PathStarted { interface });
+                    }
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// Starts every attempt that is due, then checks whether the race is lost.
+    fn advance(&mut self, now: Instant) {
+        if self.phase != Phase::Racing {
+            return;
+        }
+        self.activate_due_lanes(now);
+        for li in 0..self.lanes.len() {
+            while self.lane_may_start(li, now) {
+                let Some(next) = self.next_queued(li) else { break };
+                self.start_attempt(li, next, now);
+                if matches!(self.lanes[li].mode, RacingMode::Failover | RacingMode::Staggered(_)) {
+                    break;
+                }
+            }
+        }
+        self.activate_due_lanes(now);
+        if self.dns_complete()
+            && !self
+                .candidates
+                .iter()
+                .any(|c| matches!(c.state, CandidateState::Queued | CandidateState::Running { .. }))
+        {
+            let ever_started = self.attempts_started > 0;
+            self.fail(
+                now,
+                if ever_started { RaceFailure::AllAttemptsFailed } else { RaceFailure::NoReachableAddress },
+            );
+        }
+    }
+
+    fn next_queued(&self, li: usize) -> Option<u16> {
+        self.lanes[li]
+            .order
+            .iter()
+            .copied()
+            .find(|i| self.candidates[usize::from(*i)].state == CandidateState::Queued)
+    }
+
+    fn lane_running(&self, li: usize) -> bool {
+        self.lanes[li]
+            .order
+            .iter()
+            .any(|i| matches!(self.candidates[usize::from(*i)].state, CandidateState::Running { .. }))
+    }
+
+    /// When lane `li` may next start an attempt, or `None` if it must wait
+    /// for an event rather than a time.
+    fn lane_next_start(&self, li: usize) -> Option<Instant> {
+        let lane = &self.lanes[li];
+        lane.activated_at?;
+        if lane.dead {
+            return None;
+        }
+        let floor = lane.last_start.map_or(Instant::ZERO, |t| t + MIN_ATTEMPT_DELAY);
+        match lane.mode {
+            RacingMode::Simultaneous => Some(Instant::ZERO),
+            RacingMode::Failover => (!self.lane_running(li)).then_some(Instant::ZERO),
+            RacingMode::Staggered(d) => match lane.last_start {
+                None => Some(Instant::ZERO),
+                Some(last) if lane.hurry || !self.lane_running(li) => Some(floor.max(last)),
+                Some(last) => Some(last + d),
+            },
+        }
+    }
+
+    fn lane_may_start(&self, li: usize, now: Instant) -> bool {
+        self.in_flight() < usize::from(self.config.max_concurrent_attempts)
+            && self.next_queued(li).is_some()
+            && self.lane_next_start(li).is_some_and(|t| t <= now)
+    }
+
+    fn start_attempt(&mut self, li: usize, idx: u16, now: Instant) {
+        self.attempts_started += 1;
+        let attempt = self.attempts_started;
+        let lane = &mut self.lanes[li];
+        lane.last_start = Some(now);
+        lane.hurry = false;
+        let c = &mut self.candidates[usize::from(idx)];
+        c.state = CandidateState::Running { attempt, since: now };
+        let interface = self.paths[usize::from(c.path)].interface;
+        let remote = c.remote;
+        self.trace.record(now, TraceKind::AttemptStarted { attempt, remote, interface });
+        self.actions.push(RaceAction::Start { candidate: CandidateId(idx), remote, interface });
+    }
+
+    /// The attempt of `id` has its whole stack up: it wins unless the race is
+    /// already settled (then it is cancelled).
+    pub fn on_connected(&mut self, now: Instant, id: CandidateId) {
+        let Some(c) = self.candidates.get_mut(usize::from(id.0)) else { return };
+        let CandidateState::Running { attempt, since } = c.state else { return };
+        if self.phase != Phase::Racing {
+            c.state = CandidateState::Cancelled { attempt };
+            self.trace.record(now, TraceKind::AttemptCancelled { attempt });
+            self.actions.push(RaceAction::Cancel { candidate: id });
+            return;
+        }
+        c.state = CandidateState::Won { attempt, rtt: now.saturating_duration_since(since) };
+        self.trace.record(now, TraceKind::AttemptConnected { attempt });
+        self.phase = Phase::Won(id);
+        self.cancel_running(now);
+        self.trace.record(now, TraceKind::Winner { attempt });
+        self.actions.push(RaceAction::Won { candidate: id });
+    }
+
+    /// The attempt of `id` failed.
+    pub fn on_failed(&mut self, now: Instant, id: CandidateId, reason: FailureReason) {
+        let Some(c) = self.candidates.get_mut(usize::from(id.0)) else { return };
+        let CandidateState::Running { attempt, .. } = c.state else { return };
+        c.state = CandidateState::Failed { attempt, reason };
+        let path = c.path;
+        self.trace.record(now, TraceKind::AttemptFailed { attempt, reason });
+        for lane in self.lanes.iter_mut().filter(|l| l.path == path && l.order.contains(&id.0)) {
+            lane.hurry = true;
+        }
+        self.advance(now);
+    }
+
+    /// The interface `index` went down or vanished: its attempts fail, its
+    /// queued candidates drop out, and later paths may start at once.
+    pub fn on_interface_down(&mut self, now: Instant, index: u32) {
+        if self.is_settled() {
+            return;
+        }
+        let dead: SmallVec<[u8; 2]> = (0..self.paths.len() as u8)
+            .filter(|p| self.paths[usize::from(*p)].interface == Some(index))
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        for i in 0..self.candidates.len() {
+            let c = &mut self.candidates[i];
+            if !dead.contains(&c.path) {
+                continue;
+            }
+            match c.state {
+                CandidateState::Running { attempt, .. } => {
+                    c.state = CandidateState::Failed { attempt, reason: FailureReason::InterfaceDown };
+                    self.trace.record(now, TraceKind::AttemptFailed { attempt, reason: FailureReason::InterfaceDown });
+                    self.actions.push(RaceAction::Cancel { candidate: CandidateId(i as u16) });
+                }
+                CandidateState::Queued => c.state = CandidateState::Dropped,
+                _ => {}
+            }
+        }
+        for lane in self.lanes.iter_mut().filter(|l| dead.contains(&l.path)) {
+            lane.dead = true;
+        }
+        if self.phase == Phase::Racing {
+            self.advance(now);
+        } else if self.phase == Phase::Resolving && self.lanes.iter().all(|l| l.dead) {
+            self.fail(now, RaceFailure::NoReachableAddress);
+        }
+    }
+
+    fn cancel_running(&mut self, now: Instant) {
+        for i in 0..self.candidates.len() {
+            if let CandidateState::Running { attempt, .. } = self.candidates[i].state {
+                self.candidates[i].state = CandidateState::Cancelled { attempt };
+                self.trace.record(now, TraceKind::AttemptCancelled { attempt });
+                self.actions.push(RaceAction::Cancel { candidate: CandidateId(i as u16) });
+            }
+        }
+    }
+
+    fn fail(&mut self, now: Instant, why: RaceFailure) {
+        if self.is_settled() {
+            return;
+        }
+        if why == RaceFailure::Timeout {
+            for i in 0..self.candidates.len() {
+                if let CandidateState::Running { attempt, .. } = self.candidates[i].state {
+                    let reason = FailureReason::ConnTimeout;
+                    self.candidates[i].state = CandidateState::Failed { attempt, reason };
+                    self.trace.record(now, TraceKind::AttemptFailed { attempt, reason });
+                    self.actions.push(RaceAction::Cancel { candidate: CandidateId(i as u16) });
+                }
+            }
+        } else {
+            self.cancel_running(now);
+        }
+        self.phase = Phase::Failed(why);
+        self.trace.record(now, TraceKind::EstablishmentFailed);
+        self.actions.push(RaceAction::Failed);
+    }
+
+    /// The earliest instant at which [`Race::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_settled() {
+            return None;
+        }
+        let mut next = self.deadline;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        match self.phase {
+            Phase::Resolving => consider(self.resolution_deadline),
+            Phase::Racing => {
+                for li in 0..self.lanes.len() {
+                    let lane = &self.lanes[li];
+                    if lane.activated_at.is_none() {
+                        if let Some((prev, Some(d))) = lane.after {
+                            consider(self.lanes[usize::from(prev)].activated_at.map(|t| t + d));
+                        }
+                    } else if self.next_queued(li).is_some()
+                        && self.in_flight() < usize::from(self.config.max_concurrent_attempts)
+                    {
+                        consider(self.lane_next_start(li));
+                    }
+                }
+            }
+            Phase::Won(_) | Phase::Failed(_) => {}
+        }
+        next
+    }
+
+    /// Runs the timers that are due at `now`. Calling it early or twice is
+    /// harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_settled() {
+            return;
+        }
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.fail(now, RaceFailure::Timeout);
+            return;
+        }
+        if self.phase == Phase::Resolving && self.resolution_deadline.is_some_and(|d| now >= d) {
+            self.check_start_rule(now);
+        }
+        self.advance(now);
+    }
+
+    /// How each started attempt ended, for the machine's history: every
+    /// attempt that ran, with its path's interface and address.
+    pub fn outcomes(&self) -> impl Iterator<Item = (Option<u32>, IpAddr, Outcome)> + '_ {
+        self.candidates.iter().filter_map(move |c| {
+            let outcome = match c.state {
+                CandidateState::Won { rtt, .. } => Outcome::Won { rtt },
+                CandidateState::Failed { reason: FailureReason::ConnTimeout, .. } => Outcome::Unfinished,
+                CandidateState::Failed { .. } => Outcome::Failed,
+                CandidateState::Cancelled { .. } | CandidateState::Running { .. } => Outcome::Unfinished,
+                CandidateState::Queued | CandidateState::Dropped => return None,
+            };
+            Some((self.paths[usize::from(c.path)].interface, c.remote.ip(), outcome))
+        })
+    }
+}
+
+/// HEv3 §6.2 / RFC 9460 §7.1.2: a service is usable over TCP when its ALPN
+/// set (including the default `http/1.1` unless `no-default-alpn`) has a
+/// protocol that does not need QUIC.
+fn tcp_capable(r: &HttpsRecord) -> bool {
+    (!r.no_default_alpn) || r.alpn.iter().any(|a| !a.starts_with("h3"))
+}
+
+fn same_stack(options: &[ProtocolOption], https: &[HttpsRecord], a: u8, b: u8) -> bool {
+    if a == b {
+        return true;
+    }
+    let (oa, ob) = (&options[usize::from(a)], &options[usize::from(b)]);
+    let alpn = |o: &ProtocolOption| o.record.and_then(|r| https.get(usize::from(r))).map(|r| (&r.alpn, r.no_default_alpn));
+    oa.port == ob.port && alpn(oa) == alpn(ob)
+}
+
+#[cfg(test)]
+mod tests;

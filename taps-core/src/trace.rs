@@ -1,0 +1,380 @@
+//! The race trace: every transition of one connection's establishment, with
+//! its time (DESIGN.md rule 5), and its rendering as a text waterfall.
+//!
+//! Events are small `Copy` values so recording never allocates beyond the
+//! trace's own vector, which is reserved once per connection. The same trace
+//! feeds `EstablishmentError`, `tapscat --trace`, the simulator's waterfalls,
+//! golden files and determinism hash.
+
+use core::fmt::{self, Write as _};
+use std::net::SocketAddr;
+
+use crate::dns::wire::QueryType;
+use crate::time::Instant;
+
+/// Why an attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// The peer refused the connection (TCP RST to our SYN).
+    Refused,
+    /// The network or host is unreachable (ICMP, or no route).
+    Unreachable,
+    /// The kernel gave up: no answer to the SYNs.
+    TimedOut,
+    /// The connection was reset after it was set up.
+    Reset,
+    /// The path's interface went down or vanished.
+    InterfaceDown,
+    /// The whole establishment ran out of `connTimeout`.
+    ConnTimeout,
+    /// The adapter could not even open a socket (error code from the OS).
+    SocketSetup(i32),
+    /// Any other operating-system error code.
+    Os(i32),
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureReason::Refused => f.write_str("connection refused"),
+            FailureReason::Unreachable => f.write_str("network unreachable"),
+            FailureReason::TimedOut => f.write_str("timed out"),
+            FailureReason::Reset => f.write_str("connection reset"),
+            FailureReason::InterfaceDown => f.write_str("interface went down"),
+            FailureReason::ConnTimeout => f.write_str("connTimeout expired"),
+            FailureReason::SocketSetup(e) => write!(f, "could not open a socket (os error {e})"),
+            FailureReason::Os(e) => write!(f, "os error {e}"),
+        }
+    }
+}
+
+/// What a DNS question came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsOutcome {
+    /// Usable records: this many addresses or service records.
+    Positive {
+        /// Number of addresses or HTTPS records.
+        count: u16,
+        /// TTL in seconds.
+        ttl: u32,
+    },
+    /// The name exists but has no records of this type (RFC 2308 §2.2).
+    NoData,
+    /// The name does not exist (RFC 2308 §2.1).
+    NxDomain,
+    /// The server failed (SERVFAIL).
+    ServFail,
+    /// The server refused (REFUSED).
+    Refused,
+    /// Another error code.
+    Error(u16),
+    /// Every server and retry timed out.
+    Timeout,
+    /// The answer could not be parsed.
+    Malformed,
+    /// The answer was cut short; retrying over TCP.
+    Truncated,
+    /// No DNS server is configured.
+    NoServers,
+    /// The adapter could not reach the server (send failed, TCP refused).
+    TransportFailed,
+}
+
+impl fmt::Display for DnsOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsOutcome::Positive { count, ttl } => write!(f, "{count} record(s), ttl {ttl}s"),
+            DnsOutcome::NoData => f.write_str("no data"),
+            DnsOutcome::NxDomain => f.write_str("NXDOMAIN"),
+            DnsOutcome::ServFail => f.write_str("SERVFAIL"),
+            DnsOutcome::Refused => f.write_str("REFUSED"),
+            DnsOutcome::Error(rcode) => write!(f, "rcode {rcode}"),
+            DnsOutcome::Timeout => f.write_str("timed out"),
+            DnsOutcome::Malformed => f.write_str("malformed answer"),
+            DnsOutcome::Truncated => f.write_str("truncated, retrying over TCP"),
+            DnsOutcome::NoServers => f.write_str("no DNS server configured"),
+            DnsOutcome::TransportFailed => f.write_str("could not reach the server"),
+        }
+    }
+}
+
+/// Where an answer came from without a query on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LocalSource {
+    /// The TTL cache.
+    Cache,
+    /// The hosts file.
+    HostsFile,
+    /// RFC 6761 §6.3 `localhost`.
+    Localhost,
+    /// The endpoint was an IP literal.
+    Literal,
+}
+
+/// Why a datagram was not accepted as a DNS answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// It came from an address other than the server asked.
+    WrongSource,
+    /// Its id was not the query's.
+    WrongId,
+    /// Its question was not the one asked.
+    WrongQuestion,
+    /// It was not a response or could not be parsed.
+    Malformed,
+}
+
+/// One recorded transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TraceKind {
+    /// A DNS query went out.
+    DnsQuery {
+        /// Record type.
+        qtype: QueryType,
+        /// Server asked.
+        server: SocketAddr,
+        /// Over TCP (after truncation).
+        tcp: bool,
+        /// A retransmission to the same server.
+        retransmit: bool,
+    },
+    /// A DNS question was settled.
+    DnsAnswer {
+        /// Record type.
+        qtype: QueryType,
+        /// Its outcome.
+        outcome: DnsOutcome,
+        /// Answered locally, without a query, and from where.
+        local: Option<LocalSource>,
+    },
+    /// A server's answer was unusable and the query is asked again.
+    DnsRetry {
+        /// Record type.
+        qtype: QueryType,
+        /// What was wrong with the last try.
+        outcome: DnsOutcome,
+    },
+    /// A datagram claiming to answer a query was dropped.
+    DnsDropped {
+        /// Record type of the query it claimed to answer.
+        qtype: QueryType,
+        /// Why.
+        reason: DropReason,
+    },
+    /// The first positive answer arrived without the full HEv3 start
+    /// condition: waiting up to the Resolution Delay.
+    ResolutionDelayStarted,
+    /// Racing began with this many candidates known.
+    RacingStarted {
+        /// Known candidates.
+        candidates: u16,
+    },
+    /// A path branch (interface) became eligible.
+    PathStarted {
+        /// OS interface index; `None` = system default path.
+        interface: Option<u32>,
+    },
+    /// A connection attempt started.
+    AttemptStarted {
+        /// Attempt number within this connection, from 1.
+        attempt: u16,
+        /// Where to.
+        remote: SocketAddr,
+        /// Over which interface (`None`: the system default path).
+        interface: Option<u32>,
+    },
+    /// An attempt's whole stack is up.
+    AttemptConnected {
+        /// Attempt number.
+        attempt: u16,
+    },
+    /// An attempt failed.
+    AttemptFailed {
+        /// Attempt number.
+        attempt: u16,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// An attempt was cancelled because another won or the race ended.
+    AttemptCancelled {
+        /// Attempt number.
+        attempt: u16,
+    },
+    /// The race has a winner: the connection is ready.
+    Winner {
+        /// Attempt number.
+        attempt: u16,
+    },
+    /// Establishment failed.
+    EstablishmentFailed,
+    /// The application closed the connection.
+    Closed,
+}
+
+/// One timestamped transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceEvent {
+    /// When.
+    pub at: Instant,
+    /// What.
+    pub kind: TraceKind,
+}
+
+/// The recorded transitions of one connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Trace {
+    /// When `initiate` was called; waterfall times are relative to it.
+    pub start: Instant,
+    /// The events, in order.
+    pub events: Vec<TraceEvent>,
+}
+
+impl Trace {
+    /// Events a typical dual-stack race records; reserved up front so the
+    /// hot path does not reallocate.
+    pub const TYPICAL_EVENTS: usize = 24;
+
+    /// An empty trace starting at `start`.
+    pub fn new(start: Instant) -> Self {
+        Trace { start, events: Vec::with_capacity(Self::TYPICAL_EVENTS) }
+    }
+
+    /// Records `kind` at `at`.
+    pub fn record(&mut self, at: Instant, kind: TraceKind) {
+        self.events.push(TraceEvent { at, kind });
+    }
+
+    /// Renders the trace as a text waterfall: an event log, then one bar per
+    /// attempt. `interface_name` turns an interface index into its name.
+    pub fn waterfall(&self, host: &str, interface_name: &dyn Fn(u32) -> Option<String>) -> String {
+        let mut out = String::new();
+        let ms = |t: Instant| t.millis_since(self.start);
+        let iface = |i: Option<u32>| match i {
+            None => "default".to_string(),
+            Some(i) => interface_name(i).unwrap_or_else(|| format!("if#{i}")),
+        };
+        let _ = writeln!(out, "race to {host} (times in ms from initiate)");
+        for e in &self.events {
+            let _ = write!(out, "{:>9.3}  ", ms(e.at));
+            let _ = match e.kind {
+                TraceKind::DnsQuery { qtype, server, tcp, retransmit } => writeln!(
+                    out,
+                    "dns      {:<5} query to {server}{}{}",
+                    qtype_name(qtype),
+                    if tcp { " over TCP" } else { "" },
+                    if retransmit { " (retransmit)" } else { "" }
+                ),
+                TraceKind::DnsAnswer { qtype, outcome, local } => writeln!(
+                    out,
+                    "dns      {:<5} {outcome}{}",
+                    qtype_name(qtype),
+                    match local {
+                        None => "",
+                        Some(LocalSource::Cache) => " (cache)",
+                        Some(LocalSource::HostsFile) => " (hosts file)",
+                        Some(LocalSource::Localhost) => " (localhost, RFC 6761)",
+                        Some(LocalSource::Literal) => " (address literal)",
+                    }
+                ),
+                TraceKind::DnsRetry { qtype, outcome } => {
+                    writeln!(out, "dns      {:<5} {outcome}: asking again", qtype_name(qtype))
+                }
+                TraceKind::DnsDropped { qtype, reason } => {
+                    writeln!(out, "dns      {:<5} dropped a datagram: {reason:?}", qtype_name(qtype))
+                }
+                TraceKind::ResolutionDelayStarted => writeln!(out, "race     waiting for the Resolution Delay"),
+                TraceKind::RacingStarted { candidates } => {
+                    writeln!(out, "race     started with {candidates} candidate(s)")
+                }
+                TraceKind::PathStarted { interface } => writeln!(out, "race     path {} eligible", iface(interface)),
+                TraceKind::AttemptStarted { attempt, remote, interface } => {
+                    writeln!(out, "attempt  #{attempt} {remote} via {} started", iface(interface))
+                }
+                TraceKind::AttemptConnected { attempt } => writeln!(out, "attempt  #{attempt} connected"),
+                TraceKind::AttemptFailed { attempt, reason } => writeln!(out, "attempt  #{attempt} failed: {reason}"),
+                TraceKind::AttemptCancelled { attempt } => writeln!(out, "attempt  #{attempt} cancelled"),
+                TraceKind::Winner { attempt } => writeln!(out, "race     #{attempt} won: ready"),
+                TraceKind::EstablishmentFailed => writeln!(out, "race     failed: no attempt succeeded"),
+                TraceKind::Closed => writeln!(out, "conn     closed"),
+            };
+        }
+        self.render_bars(&mut out, &iface);
+        out
+    }
+
+    fn render_bars(&self, out: &mut String, iface: &dyn Fn(Option<u32>) -> String) {
+        const WIDTH: usize = 48;
+        let end = self.events.last().map_or(self.start, |e| e.at);
+        let span = end.millis_since(self.start).max(1.0);
+        let col = |t: Instant| ((t.millis_since(self.start) / span) * WIDTH as f64).round() as usize;
+        let _ = writeln!(out, "\n{:<36} 0ms{:>width$}", "", format!("{span:.0}ms"), width = WIDTH - 1);
+        // DNS bars: from the first query of a type to its settled answer.
+        for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
+            let sent = self.events.iter().find_map(|e| match e.kind {
+                TraceKind::DnsQuery { qtype: q, .. } if q == qtype => Some(e.at),
+                _ => None,
+            });
+            let answer = self.events.iter().find_map(|e| match e.kind {
+                TraceKind::DnsAnswer { qtype: q, outcome, .. } if q == qtype => Some((e.at, outcome)),
+                _ => None,
+            });
+            if sent.is_none() && answer.is_none() {
+                continue;
+            }
+            let from = sent.or(answer.map(|a| a.0)).unwrap_or(self.start);
+            let (to, label) = match answer {
+                Some((t, o)) => (t, o.to_string()),
+                None => (end, "unanswered".to_string()),
+            };
+            let bar = bar(col(from), col(to), WIDTH, '-', '|');
+            let _ = writeln!(out, "  dns {:<31} [{bar}] {label}", qtype_name(qtype));
+        }
+        for e in &self.events {
+            let TraceKind::AttemptStarted { attempt, remote, interface } = e.kind else { continue };
+            let ending = self.events.iter().find_map(|x| match x.kind {
+                TraceKind::Winner { attempt: a } if a == attempt => Some((x.at, '*', "won".to_string())),
+                TraceKind::AttemptFailed { attempt: a, reason } if a == attempt => {
+                    Some((x.at, 'x', format!("failed: {reason}")))
+                }
+                TraceKind::AttemptCancelled { attempt: a } if a == attempt => Some((x.at, '/', "cancelled".into())),
+                _ => None,
+            });
+            let (to, mark, label) = ending.unwrap_or((end, '>', "running".into()));
+            let name = format!("#{attempt} {remote} {}", iface(interface));
+            let bar = bar(col(e.at), col(to), WIDTH, '=', mark);
+            let _ = writeln!(
+                out,
+                "  {name:<34} [{bar}] {label} ({:.1}-{:.1}ms)",
+                e.at.millis_since(self.start),
+                to.millis_since(self.start)
+            );
+        }
+    }
+}
+
+fn bar(from: usize, to: usize, width: usize, fill: char, mark: char) -> String {
+    let from = from.min(width);
+    let to = to.clamp(from, width);
+    let mut s = String::with_capacity(width + 1);
+    for i in 0..=width {
+        s.push(if i < from {
+            ' '
+        } else if i < to {
+            fill
+        } else if i == to {
+            mark
+        } else {
+            ' '
+        });
+    }
+    s
+}
+
+/// The record type's usual name.
+pub fn qtype_name(q: QueryType) -> &'static str {
+    match q {
+        QueryType::A => "A",
+        QueryType::Aaaa => "AAAA",
+        QueryType::Https => "HTTPS",
+    }
+}
