@@ -10,6 +10,7 @@ impl HostName {
     pub fn new(text: &str) -> Result<Self, EndpointParseError> { todo!("{text}") }
     /// The name.
     pub fn as_str(&self) -> &str { &self.0 }
+    #[doc(hidden)] pub fn from_validated(s: &str) -> Self { HostName(s.to_ascii_lowercase().trim_end_matches('.').into()) }
 }
 /// DNS-SD transport label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
