@@ -88,11 +88,16 @@ const MAX_SERVICE_LEN: usize = 15;
 pub struct HostName(Box<str>);
 
 impl HostName {
-    /// Validates and normalises `text`.
-    pub fn new(text: &str) -> Result<Self, EndpointParseError> { todo!("{text}") }
-    /// The name.
-    pub fn as_str(&self) -> &str { &self.0 }
-    #[doc(hidden)] pub fn from_validated(s: &str) -> Self { HostName(s.to_ascii_lowercase().trim_end_matches('.').into()) }
+    /// Validates `text` and normalises it to lowercase, dropping one trailing
+    /// dot.
+    pub fn new(text: &str) -> Result<Self, EndpointParseError> {
+        parse_host_name(text, 0)
+    }
+
+    /// The name, lowercase and without a trailing dot.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Display for HostName {

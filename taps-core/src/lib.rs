@@ -10,6 +10,8 @@
 //! Architecture: RFC 9621. API: RFC 9622. Implementation: RFC 9623.
 //! Racing: Happy Eyeballs v3 (draft-ietf-happy-happyeyeballs-v3-04).
 #![forbid(unsafe_code)]
+// Nothing that came from outside may be unwrapped; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod dns;
 pub mod endpoint;

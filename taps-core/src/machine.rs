@@ -30,10 +30,13 @@ use crate::dns::{DnsAction, DnsConfig, DnsNote, Resolver, cache::Cache, outcome_
 use crate::endpoint::{Host, HostName, LocalEndpoint, RemoteEndpoint};
 use crate::id::{ConnectionId, DnsTxnId, SocketId, Table};
 use crate::path::{Interface, PathBranch, PathError, derive_paths};
-use crate::properties::{EffectiveProperties, PropertyConflict, SecurityParameters, TransportProperties};
+use crate::properties::{
+    EffectiveProperties, PropertyConflict, SecurityParameters, TransportProperties,
+};
 use crate::race::history::{History, HistoryConfig};
 use crate::race::{
-    AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceConfig, RaceEnv, RaceFailure,
+    AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceConfig, RaceEnv,
+    RaceFailure,
 };
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -135,14 +138,20 @@ pub enum InitiateError {
 impl fmt::Display for InitiateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InitiateError::NoHost => f.write_str("the remote endpoint has no host name or IP address"),
-            InitiateError::NoPort => f.write_str("the remote endpoint has no port and no service that maps to one"),
-            InitiateError::ServiceResolutionUnsupported => {
-                f.write_str("DNS-SD service endpoints cannot be resolved yet; give a host name or address")
+            InitiateError::NoHost => {
+                f.write_str("the remote endpoint has no host name or IP address")
             }
+            InitiateError::NoPort => {
+                f.write_str("the remote endpoint has no port and no service that maps to one")
+            }
+            InitiateError::ServiceResolutionUnsupported => f.write_str(
+                "DNS-SD service endpoints cannot be resolved yet; give a host name or address",
+            ),
             InitiateError::Properties(c) => write!(f, "{c}"),
             InitiateError::Path(e) => write!(f, "{e}"),
-            InitiateError::TooManyConnections(n) => write!(f, "the machine already holds its limit of {n} connections"),
+            InitiateError::TooManyConnections(n) => {
+                write!(f, "the machine already holds its limit of {n} connections")
+            }
         }
     }
 }
@@ -206,7 +215,9 @@ pub enum Output {
         /// Bind to this local address, when the application gave one.
         local: Option<SocketAddr>,
     },
-    /// Close the socket (an attempt lost, or the connection closed).
+    /// Close the socket and free what it holds. Every `OpenTcp` is answered
+    /// by exactly one `CloseSocket`: when the attempt lost or failed, or when
+    /// its connection closed or broke.
     CloseSocket {
         /// The socket.
         socket: SocketId,
@@ -286,7 +297,11 @@ impl EstablishmentError {
         for e in &trace.events {
             match e.kind {
                 TraceKind::DnsAnswer { qtype, outcome, .. } => dns.push((qtype, outcome)),
-                TraceKind::AttemptStarted { attempt, remote, interface } => attempts.push(AttemptReport {
+                TraceKind::AttemptStarted {
+                    attempt,
+                    remote,
+                    interface,
+                } => attempts.push(AttemptReport {
                     attempt,
                     remote,
                     interface,
@@ -301,14 +316,18 @@ impl EstablishmentError {
                 TraceKind::AttemptCancelled { attempt } => Some((attempt, None)),
                 _ => None,
             };
-            if let Some((attempt, failure)) = end {
-                if let Some(a) = attempts.iter_mut().find(|a| a.attempt == attempt) {
-                    a.ended = since(e.at);
-                    a.failure = failure;
-                }
+            let ended =
+                end.and_then(|(n, f)| attempts.iter_mut().find(|a| a.attempt == n).map(|a| (a, f)));
+            if let Some((a, failure)) = ended {
+                a.ended = since(e.at);
+                a.failure = failure;
             }
         }
-        EstablishmentError { reason, dns, attempts }
+        EstablishmentError {
+            reason,
+            dns,
+            attempts,
+        }
     }
 }
 
@@ -316,16 +335,28 @@ impl fmt::Display for EstablishmentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason {
             RaceFailure::NoAddresses => f.write_str("the name resolved to no address")?,
-            RaceFailure::NoReachableAddress => f.write_str("no resolved address is reachable over an allowed path")?,
+            RaceFailure::NoReachableAddress => {
+                f.write_str("no resolved address is reachable over an allowed path")?
+            }
             RaceFailure::AllAttemptsFailed => f.write_str("every connection attempt failed")?,
-            RaceFailure::Timeout => f.write_str("connTimeout expired before any attempt succeeded")?,
+            RaceFailure::Timeout => {
+                f.write_str("connTimeout expired before any attempt succeeded")?
+            }
         }
         for (q, o) in &self.dns {
             write!(f, "; {} {o}", crate::trace::qtype_name(*q))?;
         }
         for a in &self.attempts {
-            let why = a.failure.map_or_else(|| "cancelled".to_string(), |r| r.to_string());
-            write!(f, "; attempt #{} to {}: {why} after {:?}", a.attempt, a.remote, a.ended.saturating_sub(a.started))?;
+            let why = a
+                .failure
+                .map_or_else(|| "cancelled".to_string(), |r| r.to_string());
+            write!(
+                f,
+                "; attempt #{} to {}: {why} after {:?}",
+                a.attempt,
+                a.remote,
+                a.ended.saturating_sub(a.started)
+            )?;
         }
         Ok(())
     }
@@ -417,8 +448,6 @@ pub struct Machine {
     history: History,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     outputs: VecDeque<Output>,
-    dns_actions: VecDeque<DnsAction>,
-    dns_notes: VecDeque<DnsNote>,
     stats: Stats,
 }
 
@@ -435,8 +464,6 @@ impl Machine {
             history: History::new(config.history),
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
-            dns_actions: VecDeque::new(),
-            dns_notes: VecDeque::new(),
             stats: Stats::default(),
             config,
         }
@@ -454,7 +481,11 @@ impl Machine {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        Stats { dns_dropped: self.resolver.dropped, dns_sent: self.resolver.sent, ..self.stats }
+        Stats {
+            dns_dropped: self.resolver.dropped,
+            dns_sent: self.resolver.sent,
+            ..self.stats
+        }
     }
 
     /// The connection's lifecycle state.
@@ -479,7 +510,10 @@ impl Machine {
             return None;
         }
         let winner = c.race.winner()?;
-        let interface = c.race.candidate(winner).and_then(|w| c.race.path_interface(w.path));
+        let interface = c
+            .race
+            .candidate(winner)
+            .and_then(|w| c.race.path_interface(w.path));
         let iface = interface.and_then(|i| self.interfaces.iter().find(|x| x.index == i));
         Some(c.properties.effective_for_tcp(false, iface))
     }
@@ -504,18 +538,30 @@ impl Machine {
     pub fn is_idle(&self) -> bool {
         self.outputs.is_empty()
             && self.resolver.is_empty()
-            && self.conns.iter().all(|(_, c)| c.state != ConnectionState::Establishing)
+            && self
+                .conns
+                .iter()
+                .all(|(_, c)| c.state != ConnectionState::Establishing)
     }
 
     /// The name of interface `index`, for waterfalls.
     pub fn interface_name(&self, index: u32) -> Option<String> {
-        self.interfaces.iter().find(|i| i.index == index).map(|i| i.name.clone())
+        self.interfaces
+            .iter()
+            .find(|i| i.index == index)
+            .map(|i| i.name.clone())
     }
 
     /// Starts establishing a connection (RFC 9622 §7.1 `Initiate`).
-    pub fn initiate(&mut self, now: Instant, pre: &Preconnection) -> Result<ConnectionId, InitiateError> {
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        pre: &Preconnection,
+    ) -> Result<ConnectionId, InitiateError> {
         if self.conns.len() >= self.config.max_connections {
-            return Err(InitiateError::TooManyConnections(self.config.max_connections));
+            return Err(InitiateError::TooManyConnections(
+                self.config.max_connections,
+            ));
         }
         let host = match &pre.remote.host {
             None => return Err(InitiateError::NoHost),
@@ -531,7 +577,8 @@ impl Machine {
             .as_ref()
             .and_then(|l| l.interface.as_deref())
             .or(pre.remote.interface.as_deref());
-        let paths = derive_paths(&self.interfaces, &pre.properties.selection, bound).map_err(InitiateError::Path)?;
+        let paths = derive_paths(&self.interfaces, &pre.properties.selection, bound)
+            .map_err(InitiateError::Path)?;
         let local = pre.local.as_ref().and_then(|l| match l.host {
             Some(Host::Ip(ip)) => Some(SocketAddr::new(ip, l.port.unwrap_or(0))),
             _ => None,
@@ -542,15 +589,28 @@ impl Machine {
         let conn_timeout = pre.properties.connection.conn_timeout;
 
         let (qname, expected) = match host {
-            Host::Ip(ip) => (None, Expected { v4: ip.is_ipv4(), v6: ip.is_ipv6(), svcb: false }),
+            Host::Ip(ip) => (
+                None,
+                Expected {
+                    v4: ip.is_ipv4(),
+                    v6: ip.is_ipv6(),
+                    svcb: false,
+                },
+            ),
             Host::Name(name) => (
                 Some(name.clone()),
-                Expected { v4: has_v4 || !has_v6, v6: has_v6, svcb: race_config.uses_svcb() },
+                Expected {
+                    v4: has_v4 || !has_v6,
+                    v6: has_v6,
+                    svcb: race_config.uses_svcb(),
+                },
             ),
             Host::Service(_) => return Err(InitiateError::ServiceResolutionUnsupported),
         };
         let https_qname = match (&qname, expected.svcb) {
-            (Some(name), true) if port != 443 => HostName::new(&format!("_{port}._https.{}", name.as_str())).ok(),
+            (Some(name), true) if port != 443 => {
+                HostName::new(&format!("_{port}._https.{}", name.as_str())).ok()
+            }
             _ => None,
         };
         let race = Race::new(now, race_config, port, &paths, expected, conn_timeout, seed);
@@ -570,11 +630,19 @@ impl Machine {
         match host {
             Host::Ip(ip) => {
                 let family = Family::of(*ip);
-                self.record(id, now, TraceKind::DnsAnswer {
-                    qtype: if family == Family::V4 { QueryType::A } else { QueryType::Aaaa },
-                    outcome: DnsOutcome::Positive { count: 1, ttl: 0 },
-                    local: Some(LocalSource::Literal),
-                });
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype: if family == Family::V4 {
+                            QueryType::A
+                        } else {
+                            QueryType::Aaaa
+                        },
+                        outcome: DnsOutcome::Positive { count: 1, ttl: 0 },
+                        local: Some(LocalSource::Literal),
+                    },
+                );
                 self.deliver_addresses(now, id, family, AddressAnswer::Positive(&[*ip]));
             }
             Host::Name(name) => self.resolve(now, id, name, expected),
@@ -598,33 +666,64 @@ impl Machine {
         if !local.is_empty() {
             let local: SmallVec<[IpAddr; 4]> = local.iter().copied().collect();
             if expected.svcb {
-                self.record(id, now, TraceKind::DnsAnswer {
-                    qtype: QueryType::Https,
-                    outcome: DnsOutcome::NoData,
-                    local: Some(source),
-                });
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype: QueryType::Https,
+                        outcome: DnsOutcome::NoData,
+                        local: Some(source),
+                    },
+                );
                 self.deliver_answer(now, id, QueryType::Https, None);
             }
             for (family, qtype) in [(Family::V6, QueryType::Aaaa), (Family::V4, QueryType::A)] {
-                let addrs: SmallVec<[IpAddr; 4]> = local.iter().copied().filter(|a| Family::of(*a) == family).collect();
+                let addrs: SmallVec<[IpAddr; 4]> = local
+                    .iter()
+                    .copied()
+                    .filter(|a| Family::of(*a) == family)
+                    .collect();
                 let outcome = if addrs.is_empty() {
                     DnsOutcome::NoData
                 } else {
-                    DnsOutcome::Positive { count: addrs.len() as u16, ttl: 0 }
+                    DnsOutcome::Positive {
+                        count: addrs.len() as u16,
+                        ttl: 0,
+                    }
                 };
-                self.record(id, now, TraceKind::DnsAnswer { qtype, outcome, local: Some(source) });
-                let answer = if addrs.is_empty() { AddressAnswer::Negative } else { AddressAnswer::Positive(&addrs) };
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype,
+                        outcome,
+                        local: Some(source),
+                    },
+                );
+                let answer = if addrs.is_empty() {
+                    AddressAnswer::Negative
+                } else {
+                    AddressAnswer::Positive(&addrs)
+                };
                 self.deliver_addresses(now, id, family, answer);
             }
             return;
         }
-        let wanted = [(expected.svcb, QueryType::Https), (expected.v6, QueryType::Aaaa), (expected.v4, QueryType::A)];
+        let wanted = [
+            (expected.svcb, QueryType::Https),
+            (expected.v6, QueryType::Aaaa),
+            (expected.v4, QueryType::A),
+        ];
         for (on, qtype) in wanted {
             if !on {
                 continue;
             }
-            let Some(conn) = self.conns.get(id) else { return };
-            let Some(qname) = conn.qname(qtype) else { continue };
+            let Some(conn) = self.conns.get(id) else {
+                return;
+            };
+            let Some(qname) = conn.qname(qtype) else {
+                continue;
+            };
             if let Some((answer, ttl)) = self.cache.get(now, qname, qtype) {
                 self.stats.cache_hits += 1;
                 let mut outcome = outcome_of(answer);
@@ -632,20 +731,24 @@ impl Machine {
                     *t = ttl;
                 }
                 let answer = answer.clone();
-                self.record(id, now, TraceKind::DnsAnswer { qtype, outcome, local: Some(LocalSource::Cache) });
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype,
+                        outcome,
+                        local: Some(LocalSource::Cache),
+                    },
+                );
                 self.deliver_answer(now, id, qtype, Some(&answer));
             } else {
-                let Some(conn) = self.conns.get(id) else { return };
-                let Some(qname) = conn.qname(qtype) else { continue };
-                self.resolver.query(
-                    now,
-                    id,
-                    qname,
-                    qtype,
-                    &mut self.rng,
-                    &mut self.dns_actions,
-                    &mut self.dns_notes,
-                );
+                let Some(conn) = self.conns.get(id) else {
+                    return;
+                };
+                let Some(qname) = conn.qname(qtype) else {
+                    continue;
+                };
+                self.resolver.query(now, id, qname, qtype, &mut self.rng);
                 self.process_dns(now);
             }
         }
@@ -662,7 +765,7 @@ impl Machine {
         c.race.trace.record(now, TraceKind::Closed);
         let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().flatten().copied().collect();
         let sockets: SmallVec<[SocketId; 4]> = c.sockets.iter().map(|(_, s)| *s).collect();
-        self.resolver.abandon(&txns, &mut self.dns_actions);
+        self.resolver.abandon(&txns);
         self.flush_dns_actions();
         for s in sockets {
             if self.sockets.remove(s).is_some() {
@@ -671,7 +774,8 @@ impl Machine {
         }
         self.conns.remove(conn);
         if was != ConnectionState::Closed {
-            self.outputs.push_back(Output::Event(Event::Closed { conn }));
+            self.outputs
+                .push_back(Output::Event(Event::Closed { conn }));
         }
         self.purge_timers();
     }
@@ -688,16 +792,8 @@ impl Machine {
                     self.stats.stale_inputs += 1;
                     return;
                 };
-                self.resolver.on_datagram(
-                    now,
-                    txn,
-                    from,
-                    payload,
-                    name,
-                    &mut self.rng,
-                    &mut self.dns_actions,
-                    &mut self.dns_notes,
-                );
+                self.resolver
+                    .on_datagram(now, txn, from, payload, name, &mut self.rng);
                 self.process_dns(now);
             }
             Input::DnsStreamData { txn, data } => {
@@ -709,15 +805,8 @@ impl Machine {
                     self.stats.stale_inputs += 1;
                     return;
                 };
-                self.resolver.on_stream_data(
-                    now,
-                    txn,
-                    data,
-                    name,
-                    &mut self.rng,
-                    &mut self.dns_actions,
-                    &mut self.dns_notes,
-                );
+                self.resolver
+                    .on_stream_data(now, txn, data, name, &mut self.rng);
                 self.process_dns(now);
             }
             Input::DnsTransportFailed { txn } => {
@@ -729,14 +818,8 @@ impl Machine {
                     self.stats.stale_inputs += 1;
                     return;
                 };
-                self.resolver.on_transport_failed(
-                    now,
-                    txn,
-                    name,
-                    &mut self.rng,
-                    &mut self.dns_actions,
-                    &mut self.dns_notes,
-                );
+                self.resolver
+                    .on_transport_failed(now, txn, name, &mut self.rng);
                 self.process_dns(now);
             }
             Input::SocketConnected { socket } => {
@@ -754,20 +837,30 @@ impl Machine {
                     self.stats.stale_inputs += 1;
                     return;
                 };
-                let Some(c) = self.conns.get_mut(sock.conn) else { return };
+                let Some(c) = self.conns.get_mut(sock.conn) else {
+                    return;
+                };
                 if c.socket == Some(socket) {
                     // The established connection broke.
                     c.state = ConnectionState::Closed;
                     c.socket = None;
+                    c.sockets.retain(|(_, s)| *s != socket);
                     self.sockets.remove(socket);
-                    self.outputs.push_back(Output::Event(Event::ConnectionError { conn: sock.conn, reason }));
+                    self.outputs.push_back(Output::CloseSocket { socket });
+                    self.outputs
+                        .push_back(Output::Event(Event::ConnectionError {
+                            conn: sock.conn,
+                            reason,
+                        }));
                     return;
                 }
                 c.race.on_failed(now, sock.candidate, reason);
-                // The failed socket is finished; free its id so a late
-                // report about it counts as stale.
+                // Every OpenTcp is answered by exactly one CloseSocket, so the
+                // adapter frees resources in one place; the id is freed now
+                // and a late report about it counts as stale.
                 self.sockets.remove(socket);
                 c.sockets.retain(|(_, s)| *s != socket);
+                self.outputs.push_back(Output::CloseSocket { socket });
                 self.after_conn_change(now, sock.conn);
             }
             Input::InterfacesChanged(list) => self.set_interfaces(now, list),
@@ -824,7 +917,9 @@ impl Machine {
             self.timers.pop();
             match timer {
                 Timer::Conn(id) => {
-                    let Some(c) = self.conns.get_mut(id) else { continue };
+                    let Some(c) = self.conns.get_mut(id) else {
+                        continue;
+                    };
                     if c.timer != Some(at) {
                         continue;
                     }
@@ -836,16 +931,13 @@ impl Machine {
                     if self.resolver.deadline(txn) != Some(at) {
                         continue;
                     }
-                    let Some((conn, qtype)) = self.resolver.txn_owner(txn) else { continue };
-                    let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else { continue };
-                    self.resolver.on_timeout(
-                        now,
-                        txn,
-                        name,
-                        &mut self.rng,
-                        &mut self.dns_actions,
-                        &mut self.dns_notes,
-                    );
+                    let Some((conn, qtype)) = self.resolver.txn_owner(txn) else {
+                        continue;
+                    };
+                    let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
+                        continue;
+                    };
+                    self.resolver.on_timeout(now, txn, name, &mut self.rng);
                     self.process_dns(now);
                 }
             }
@@ -860,7 +952,7 @@ impl Machine {
     }
 
     fn flush_dns_actions(&mut self) {
-        while let Some(a) = self.dns_actions.pop_front() {
+        while let Some(a) = self.resolver.poll_action() {
             self.outputs.push_back(Output::Dns(a));
         }
     }
@@ -868,27 +960,58 @@ impl Machine {
     /// Applies the resolver's notes: traces, the cache, the races.
     fn process_dns(&mut self, now: Instant) {
         self.flush_dns_actions();
-        while let Some(note) = self.dns_notes.pop_front() {
+        while let Some(note) = self.resolver.poll_note() {
             match note {
-                DnsNote::Sent { conn, qtype, txn, server, tcp, retransmit } => {
+                DnsNote::Sent {
+                    conn,
+                    qtype,
+                    txn,
+                    server,
+                    tcp,
+                    retransmit,
+                } => {
                     if let Some(c) = self.conns.get_mut(conn) {
                         c.dns[qslot(qtype)] = Some(txn);
                         if c.state == ConnectionState::Establishing {
-                            c.race.trace.record(now, TraceKind::DnsQuery { qtype, server, tcp, retransmit });
+                            c.race.trace.record(
+                                now,
+                                TraceKind::DnsQuery {
+                                    qtype,
+                                    server,
+                                    tcp,
+                                    retransmit,
+                                },
+                            );
                         }
                     }
                     if let Some(deadline) = self.resolver.deadline(txn) {
                         self.timers.push(Reverse((deadline, Timer::Dns(txn))));
                     }
                 }
-                DnsNote::Retrying { conn, qtype, outcome } => {
+                DnsNote::Retrying {
+                    conn,
+                    qtype,
+                    outcome,
+                } => {
                     self.record(conn, now, TraceKind::DnsRetry { qtype, outcome });
                 }
-                DnsNote::Dropped { conn, qtype, reason } => {
+                DnsNote::Dropped {
+                    conn,
+                    qtype,
+                    reason,
+                } => {
                     self.record(conn, now, TraceKind::DnsDropped { qtype, reason });
                 }
-                DnsNote::Settled { conn, qtype, answer, outcome, lingering } => {
-                    let Some(c) = self.conns.get_mut(conn) else { continue };
+                DnsNote::Settled {
+                    conn,
+                    qtype,
+                    answer,
+                    outcome,
+                    lingering,
+                } => {
+                    let Some(c) = self.conns.get_mut(conn) else {
+                        continue;
+                    };
                     c.dns[qslot(qtype)] = None;
                     if let (Some(a), Some(name)) = (&answer, c.qname(qtype)) {
                         self.cache.insert(now, name, qtype, a);
@@ -896,17 +1019,34 @@ impl Machine {
                     if lingering || c.state != ConnectionState::Establishing {
                         continue;
                     }
-                    c.race.trace.record(now, TraceKind::DnsAnswer { qtype, outcome, local: None });
+                    c.race.trace.record(
+                        now,
+                        TraceKind::DnsAnswer {
+                            qtype,
+                            outcome,
+                            local: None,
+                        },
+                    );
                     self.deliver_answer(now, conn, qtype, answer.as_ref());
                 }
             }
         }
     }
 
-    fn deliver_answer(&mut self, now: Instant, id: ConnectionId, qtype: QueryType, answer: Option<&Answer>) {
+    fn deliver_answer(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        qtype: QueryType,
+        answer: Option<&Answer>,
+    ) {
         match qtype {
             QueryType::A | QueryType::Aaaa => {
-                let family = if qtype == QueryType::A { Family::V4 } else { Family::V6 };
+                let family = if qtype == QueryType::A {
+                    Family::V4
+                } else {
+                    Family::V6
+                };
                 let addrs = match answer {
                     Some(Answer::Addresses { addrs, .. }) => AddressAnswer::Positive(addrs),
                     _ => AddressAnswer::Negative,
@@ -914,8 +1054,13 @@ impl Machine {
                 self.deliver_addresses(now, id, family, addrs);
             }
             QueryType::Https => {
-                let env = RaceEnv { interfaces: &self.interfaces, history: &self.history };
-                let Some(c) = self.conns.get_mut(id) else { return };
+                let env = RaceEnv {
+                    interfaces: &self.interfaces,
+                    history: &self.history,
+                };
+                let Some(c) = self.conns.get_mut(id) else {
+                    return;
+                };
                 let records = match answer {
                     Some(Answer::Https { records, .. }) => Some(&records[..]),
                     _ => None,
@@ -926,9 +1071,20 @@ impl Machine {
         }
     }
 
-    fn deliver_addresses(&mut self, now: Instant, id: ConnectionId, family: Family, answer: AddressAnswer<'_>) {
-        let env = RaceEnv { interfaces: &self.interfaces, history: &self.history };
-        let Some(c) = self.conns.get_mut(id) else { return };
+    fn deliver_addresses(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        family: Family,
+        answer: AddressAnswer<'_>,
+    ) {
+        let env = RaceEnv {
+            interfaces: &self.interfaces,
+            history: &self.history,
+        };
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
         c.race.on_addresses(now, env, family, answer);
         self.after_conn_change(now, id);
     }
@@ -936,14 +1092,28 @@ impl Machine {
     /// Carries out the race's actions and re-arms its timer: the one place
     /// where race decisions become outputs.
     fn after_conn_change(&mut self, now: Instant, id: ConnectionId) {
-        let Some(c) = self.conns.get_mut(id) else { return };
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
         while let Some(action) = c.race.poll_action() {
             match action {
-                RaceAction::Start { candidate, remote, interface } => {
-                    let socket = self.sockets.insert(Sock { conn: id, candidate });
+                RaceAction::Start {
+                    candidate,
+                    remote,
+                    interface,
+                } => {
+                    let socket = self.sockets.insert(Sock {
+                        conn: id,
+                        candidate,
+                    });
                     c.sockets.push((candidate, socket));
                     self.stats.attempts_started += 1;
-                    self.outputs.push_back(Output::OpenTcp { socket, remote, interface, local: c.local });
+                    self.outputs.push_back(Output::OpenTcp {
+                        socket,
+                        remote,
+                        interface,
+                        local: c.local,
+                    });
                 }
                 RaceAction::Cancel { candidate } => {
                     if let Some(pos) = c.sockets.iter().position(|(cand, _)| *cand == candidate) {
@@ -954,20 +1124,29 @@ impl Machine {
                     }
                 }
                 RaceAction::Won { candidate } => {
-                    let Some(&(_, socket)) = c.sockets.iter().find(|(cand, _)| *cand == candidate) else {
+                    let Some(&(_, socket)) = c.sockets.iter().find(|(cand, _)| *cand == candidate)
+                    else {
                         continue;
                     };
-                    let Some(w) = c.race.candidate(candidate) else { continue };
+                    let Some(w) = c.race.candidate(candidate) else {
+                        continue;
+                    };
                     let (remote, interface) = (w.remote, c.race.path_interface(w.path));
                     c.state = ConnectionState::Established;
                     c.socket = Some(socket);
-                    self.outputs.push_back(Output::Event(Event::Ready { conn: id, socket, remote, interface }));
+                    self.outputs.push_back(Output::Event(Event::Ready {
+                        conn: id,
+                        socket,
+                        remote,
+                        interface,
+                    }));
                 }
                 RaceAction::Failed => {
                     let reason = c.race.failure().unwrap_or(RaceFailure::AllAttemptsFailed);
                     c.state = ConnectionState::Closed;
                     let error = EstablishmentError::from_trace(reason, &c.race.trace);
-                    self.outputs.push_back(Output::Event(Event::EstablishmentError { conn: id, error }));
+                    self.outputs
+                        .push_back(Output::Event(Event::EstablishmentError { conn: id, error }));
                 }
             }
         }
@@ -1017,7 +1196,10 @@ impl Machine {
 fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
     let (mut v4, mut v6) = (false, false);
     for p in paths {
-        match p.interface.and_then(|i| interfaces.iter().find(|x| x.index == i)) {
+        match p
+            .interface
+            .and_then(|i| interfaces.iter().find(|x| x.index == i))
+        {
             None => return (true, true),
             Some(iface) => {
                 for a in &iface.addrs {

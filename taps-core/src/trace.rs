@@ -236,7 +236,10 @@ impl Trace {
 
     /// An empty trace starting at `start`.
     pub fn new(start: Instant) -> Self {
-        Trace { start, events: Vec::with_capacity(Self::TYPICAL_EVENTS) }
+        Trace {
+            start,
+            events: Vec::with_capacity(Self::TYPICAL_EVENTS),
+        }
     }
 
     /// Records `kind` at `at`.
@@ -257,14 +260,23 @@ impl Trace {
         for e in &self.events {
             let _ = write!(out, "{:>9.3}  ", ms(e.at));
             let _ = match e.kind {
-                TraceKind::DnsQuery { qtype, server, tcp, retransmit } => writeln!(
+                TraceKind::DnsQuery {
+                    qtype,
+                    server,
+                    tcp,
+                    retransmit,
+                } => writeln!(
                     out,
                     "dns      {:<5} query to {server}{}{}",
                     qtype_name(qtype),
                     if tcp { " over TCP" } else { "" },
                     if retransmit { " (retransmit)" } else { "" }
                 ),
-                TraceKind::DnsAnswer { qtype, outcome, local } => writeln!(
+                TraceKind::DnsAnswer {
+                    qtype,
+                    outcome,
+                    local,
+                } => writeln!(
                     out,
                     "dns      {:<5} {outcome}{}",
                     qtype_name(qtype),
@@ -277,24 +289,52 @@ impl Trace {
                     }
                 ),
                 TraceKind::DnsRetry { qtype, outcome } => {
-                    writeln!(out, "dns      {:<5} {outcome}: asking again", qtype_name(qtype))
+                    writeln!(
+                        out,
+                        "dns      {:<5} {outcome}: asking again",
+                        qtype_name(qtype)
+                    )
                 }
                 TraceKind::DnsDropped { qtype, reason } => {
-                    writeln!(out, "dns      {:<5} dropped a datagram: {reason:?}", qtype_name(qtype))
+                    writeln!(
+                        out,
+                        "dns      {:<5} dropped a datagram: {reason:?}",
+                        qtype_name(qtype)
+                    )
                 }
-                TraceKind::ResolutionDelayStarted => writeln!(out, "race     waiting for the Resolution Delay"),
+                TraceKind::ResolutionDelayStarted => {
+                    writeln!(out, "race     waiting for the Resolution Delay")
+                }
                 TraceKind::RacingStarted { candidates } => {
                     writeln!(out, "race     started with {candidates} candidate(s)")
                 }
-                TraceKind::PathStarted { interface } => writeln!(out, "race     path {} eligible", iface(interface)),
-                TraceKind::AttemptStarted { attempt, remote, interface } => {
-                    writeln!(out, "attempt  #{attempt} {remote} via {} started", iface(interface))
+                TraceKind::PathStarted { interface } => {
+                    writeln!(out, "race     path {} eligible", iface(interface))
                 }
-                TraceKind::AttemptConnected { attempt } => writeln!(out, "attempt  #{attempt} connected"),
-                TraceKind::AttemptFailed { attempt, reason } => writeln!(out, "attempt  #{attempt} failed: {reason}"),
-                TraceKind::AttemptCancelled { attempt } => writeln!(out, "attempt  #{attempt} cancelled"),
+                TraceKind::AttemptStarted {
+                    attempt,
+                    remote,
+                    interface,
+                } => {
+                    writeln!(
+                        out,
+                        "attempt  #{attempt} {remote} via {} started",
+                        iface(interface)
+                    )
+                }
+                TraceKind::AttemptConnected { attempt } => {
+                    writeln!(out, "attempt  #{attempt} connected")
+                }
+                TraceKind::AttemptFailed { attempt, reason } => {
+                    writeln!(out, "attempt  #{attempt} failed: {reason}")
+                }
+                TraceKind::AttemptCancelled { attempt } => {
+                    writeln!(out, "attempt  #{attempt} cancelled")
+                }
                 TraceKind::Winner { attempt } => writeln!(out, "race     #{attempt} won: ready"),
-                TraceKind::EstablishmentFailed => writeln!(out, "race     failed: no attempt succeeded"),
+                TraceKind::EstablishmentFailed => {
+                    writeln!(out, "race     failed: no attempt succeeded")
+                }
                 TraceKind::Closed => writeln!(out, "conn     closed"),
             };
         }
@@ -306,8 +346,15 @@ impl Trace {
         const WIDTH: usize = 48;
         let end = self.events.last().map_or(self.start, |e| e.at);
         let span = end.millis_since(self.start).max(1.0);
-        let col = |t: Instant| ((t.millis_since(self.start) / span) * WIDTH as f64).round() as usize;
-        let _ = writeln!(out, "\n{:<36} 0ms{:>width$}", "", format!("{span:.0}ms"), width = WIDTH - 1);
+        let col =
+            |t: Instant| ((t.millis_since(self.start) / span) * WIDTH as f64).round() as usize;
+        let _ = writeln!(
+            out,
+            "\n{:<36} 0ms{:>width$}",
+            "",
+            format!("{span:.0}ms"),
+            width = WIDTH - 1
+        );
         // DNS bars: from the first query of a type to its settled answer.
         for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
             let sent = self.events.iter().find_map(|e| match e.kind {
@@ -315,7 +362,9 @@ impl Trace {
                 _ => None,
             });
             let answer = self.events.iter().find_map(|e| match e.kind {
-                TraceKind::DnsAnswer { qtype: q, outcome, .. } if q == qtype => Some((e.at, outcome)),
+                TraceKind::DnsAnswer {
+                    qtype: q, outcome, ..
+                } if q == qtype => Some((e.at, outcome)),
                 _ => None,
             });
             if sent.is_none() && answer.is_none() {
@@ -330,13 +379,24 @@ impl Trace {
             let _ = writeln!(out, "  dns {:<31} [{bar}] {label}", qtype_name(qtype));
         }
         for e in &self.events {
-            let TraceKind::AttemptStarted { attempt, remote, interface } = e.kind else { continue };
+            let TraceKind::AttemptStarted {
+                attempt,
+                remote,
+                interface,
+            } = e.kind
+            else {
+                continue;
+            };
             let ending = self.events.iter().find_map(|x| match x.kind {
-                TraceKind::Winner { attempt: a } if a == attempt => Some((x.at, '*', "won".to_string())),
+                TraceKind::Winner { attempt: a } if a == attempt => {
+                    Some((x.at, '*', "won".to_string()))
+                }
                 TraceKind::AttemptFailed { attempt: a, reason } if a == attempt => {
                     Some((x.at, 'x', format!("failed: {reason}")))
                 }
-                TraceKind::AttemptCancelled { attempt: a } if a == attempt => Some((x.at, '/', "cancelled".into())),
+                TraceKind::AttemptCancelled { attempt: a } if a == attempt => {
+                    Some((x.at, '/', "cancelled".into()))
+                }
                 _ => None,
             });
             let (to, mark, label) = ending.unwrap_or((end, '>', "running".into()));

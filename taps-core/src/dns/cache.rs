@@ -66,7 +66,10 @@ pub struct Cache {
 impl Cache {
     /// A cache holding at most `capacity` names.
     pub fn new(capacity: usize) -> Self {
-        Cache { slots: HashMap::default(), capacity }
+        Cache {
+            slots: HashMap::default(),
+            capacity,
+        }
     }
 
     /// The cached answer for (`name`, `q`), if fresh at `now`, with the TTL it
@@ -89,7 +92,10 @@ impl Cache {
         if ttl == 0 || self.capacity == 0 {
             return;
         }
-        let cached = Cached { expires: now + Duration::from_secs(u64::from(ttl)), answer: answer.clone() };
+        let cached = Cached {
+            expires: now + Duration::from_secs(u64::from(ttl)),
+            answer: answer.clone(),
+        };
         if let Some(slot) = self.slots.get_mut(name) {
             slot.set(q, cached);
             return;
@@ -105,7 +111,11 @@ impl Cache {
     fn evict(&mut self, now: Instant) {
         self.slots.retain(|_, s| s.latest_expiry() > now);
         if self.slots.len() >= self.capacity {
-            let victim = self.slots.iter().min_by_key(|(_, s)| s.latest_expiry()).map(|(k, _)| k.clone());
+            let victim = self
+                .slots
+                .iter()
+                .min_by_key(|(_, s)| s.latest_expiry())
+                .map(|(k, _)| k.clone());
             if let Some(k) = victim {
                 self.slots.remove(&k);
             }

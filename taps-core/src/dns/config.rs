@@ -380,7 +380,7 @@ mod tests {
     use super::*;
 
     fn name(s: &str) -> HostName {
-        HostName::from_validated(s)
+        HostName::new(s).expect("test name")
     }
 
     fn ns(s: &str) -> SocketAddr {

@@ -17,6 +17,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod responder;
 pub mod wire;
 
 use core::time::Duration;
@@ -81,6 +82,9 @@ pub enum DnsTransport {
 }
 
 /// What the resolver tells the machine about a query.
+// The settled answer is carried inline: notes are drained at once, and
+// boxing it would cost an allocation per answer on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DnsNote {
     /// A transmission went out (its transaction is the query's current one).
@@ -173,6 +177,8 @@ struct Txn {
 pub struct Resolver {
     config: DnsConfig,
     txns: Table<DnsTxnId, Txn>,
+    actions: VecDeque<DnsAction>,
+    notes: VecDeque<DnsNote>,
     /// Datagrams rejected (wrong source, id, question, or unparsable).
     pub dropped: u64,
     /// Transmissions sent, retransmissions included.
@@ -182,12 +188,29 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver with no transactions.
     pub fn new(config: DnsConfig) -> Self {
-        Resolver { config, txns: Table::default(), dropped: 0, sent: 0 }
+        Resolver {
+            config,
+            txns: Table::default(),
+            actions: VecDeque::new(),
+            notes: VecDeque::new(),
+            dropped: 0,
+            sent: 0,
+        }
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &DnsConfig {
         &self.config
+    }
+
+    /// The next action for the adapter. Drain after every call.
+    pub fn poll_action(&mut self) -> Option<DnsAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next note for the machine. Drain after every call.
+    pub fn poll_note(&mut self) -> Option<DnsNote> {
+        self.notes.pop_front()
     }
 
     /// The connection and record type a transaction serves.
@@ -218,10 +241,8 @@ impl Resolver {
         name: &HostName,
         qtype: QueryType,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) {
-        self.send_to_server(now, conn, name, qtype, 0, DnsTransport::Udp, rng, actions, notes);
+        self.send_to_server(now, conn, name, qtype, 0, DnsTransport::Udp, rng);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -234,12 +255,20 @@ impl Resolver {
         server: usize,
         transport: DnsTransport,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) -> Option<DnsTxnId> {
         let Some(&server_addr) = self.config.servers.get(server) else {
-            let outcome = if self.config.servers.is_empty() { DnsOutcome::NoServers } else { DnsOutcome::Timeout };
-            notes.push_back(DnsNote::Settled { conn, qtype, answer: None, outcome, lingering: false });
+            let outcome = if self.config.servers.is_empty() {
+                DnsOutcome::NoServers
+            } else {
+                DnsOutcome::Timeout
+            };
+            self.notes.push_back(DnsNote::Settled {
+                conn,
+                qtype,
+                answer: None,
+                outcome,
+                lingering: false,
+            });
             return None;
         };
         let id = rng.next_u16();
@@ -255,13 +284,13 @@ impl Resolver {
             tcp: (transport == DnsTransport::Tcp).then(TcpResponseReader::default),
         });
         self.sent += 1;
-        actions.push_back(DnsAction::Send(DnsSend {
+        self.actions.push_back(DnsAction::Send(DnsSend {
             txn,
             server: server_addr,
             transport,
             payload: encode(id, name, qtype, transport),
         }));
-        notes.push_back(DnsNote::Sent {
+        self.notes.push_back(DnsNote::Sent {
             conn,
             qtype,
             txn,
@@ -274,7 +303,6 @@ impl Resolver {
 
     /// A datagram arrived on `txn`'s socket from `from`. `name` is the name
     /// the query asked about.
-    #[allow(clippy::too_many_arguments)]
     pub fn on_datagram(
         &mut self,
         now: Instant,
@@ -283,8 +311,6 @@ impl Resolver {
         payload: &[u8],
         name: &HostName,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) {
         let Some(t) = self.txns.get(txn) else { return };
         if t.transport != DnsTransport::Udp {
@@ -292,14 +318,17 @@ impl Resolver {
         }
         if self.config.servers.get(t.server) != Some(&from) {
             self.dropped += 1;
-            notes.push_back(DnsNote::Dropped { conn: t.conn, qtype: t.qtype, reason: DropReason::WrongSource });
+            self.notes.push_back(DnsNote::Dropped {
+                conn: t.conn,
+                qtype: t.qtype,
+                reason: DropReason::WrongSource,
+            });
             return;
         }
-        self.on_message(now, txn, payload, name, rng, actions, notes);
+        self.on_message(now, txn, payload, name, rng);
     }
 
     /// Bytes arrived on `txn`'s TCP connection.
-    #[allow(clippy::too_many_arguments)]
     pub fn on_stream_data(
         &mut self,
         now: Instant,
@@ -307,20 +336,19 @@ impl Resolver {
         data: &[u8],
         name: &HostName,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) {
-        let Some(t) = self.txns.get_mut(txn) else { return };
+        let Some(t) = self.txns.get_mut(txn) else {
+            return;
+        };
         let Some(reader) = t.tcp.as_mut() else { return };
-        reader.push(data);
-        // Take at most one message: the first settles or drops; later ones
-        // would be answers to nothing we asked on this connection.
+        // Only the first complete message matters: it settles or drops the
+        // query; bytes after it would answer nothing we asked.
+        let _consumed = reader.push(data);
         if let Some(message) = reader.take_message() {
-            self.on_message(now, txn, &message, name, rng, actions, notes);
+            self.on_message(now, txn, &message, name, rng);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_message(
         &mut self,
         now: Instant,
@@ -328,8 +356,6 @@ impl Resolver {
         payload: &[u8],
         name: &HostName,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) {
         let Some(t) = self.txns.get(txn) else { return };
         let (conn, qtype, id, server, transport, lingering) =
@@ -343,18 +369,26 @@ impl Resolver {
                     DnsWireError::QuestionMismatch => DropReason::WrongQuestion,
                     _ => DropReason::Malformed,
                 };
-                notes.push_back(DnsNote::Dropped { conn, qtype, reason });
+                self.notes.push_back(DnsNote::Dropped {
+                    conn,
+                    qtype,
+                    reason,
+                });
                 // A garbled TCP stream cannot resynchronise: try the next server.
                 if transport == DnsTransport::Tcp {
-                    self.next_server(now, txn, DnsOutcome::Malformed, name, rng, actions, notes);
+                    self.next_server(now, txn, DnsOutcome::Malformed, name, rng);
                 }
                 return;
             }
         };
         if response.truncated && transport == DnsTransport::Udp {
-            notes.push_back(DnsNote::Retrying { conn, qtype, outcome: DnsOutcome::Truncated });
-            self.release(txn, actions);
-            let tcp = self.send_to_server(now, conn, name, qtype, server, DnsTransport::Tcp, rng, actions, notes);
+            self.notes.push_back(DnsNote::Retrying {
+                conn,
+                qtype,
+                outcome: DnsOutcome::Truncated,
+            });
+            self.release(txn);
+            let tcp = self.send_to_server(now, conn, name, qtype, server, DnsTransport::Tcp, rng);
             if let Some(t) = tcp.and_then(|id| self.txns.get_mut(id)) {
                 t.lingering = lingering;
             }
@@ -366,16 +400,21 @@ impl Resolver {
             Answer::ServFail | Answer::Refused | Answer::OtherError { .. }
                 if server + 1 < self.config.servers.len() =>
             {
-                self.next_server(now, txn, outcome, name, rng, actions, notes);
+                self.next_server(now, txn, outcome, name, rng);
             }
             answer => {
-                self.release(txn, actions);
-                notes.push_back(DnsNote::Settled { conn, qtype, answer: Some(answer), outcome, lingering });
+                self.release(txn);
+                self.notes.push_back(DnsNote::Settled {
+                    conn,
+                    qtype,
+                    answer: Some(answer),
+                    outcome,
+                    lingering,
+                });
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn next_server(
         &mut self,
         now: Instant,
@@ -383,19 +422,21 @@ impl Resolver {
         why: DnsOutcome,
         name: &HostName,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) {
         let Some(t) = self.txns.get(txn) else { return };
         let (conn, qtype, server, lingering) = (t.conn, t.qtype, t.server, t.lingering);
-        self.release(txn, actions);
+        self.release(txn);
         if lingering {
             return;
         }
         if server + 1 < self.config.servers.len() {
-            notes.push_back(DnsNote::Retrying { conn, qtype, outcome: why });
+            self.notes.push_back(DnsNote::Retrying {
+                conn,
+                qtype,
+                outcome: why,
+            });
         }
-        self.send_to_server(now, conn, name, qtype, server + 1, DnsTransport::Udp, rng, actions, notes);
+        self.send_to_server(now, conn, name, qtype, server + 1, DnsTransport::Udp, rng);
     }
 
     /// The adapter could not send on, or lost the connection of, `txn`.
@@ -405,30 +446,22 @@ impl Resolver {
         txn: DnsTxnId,
         name: &HostName,
         rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
     ) {
         if self.txns.contains(txn) {
-            self.next_server(now, txn, DnsOutcome::TransportFailed, name, rng, actions, notes);
+            self.next_server(now, txn, DnsOutcome::TransportFailed, name, rng);
         }
     }
 
     /// `txn`'s deadline passed: retransmit, move on, or give up.
-    pub fn on_timeout(
-        &mut self,
-        now: Instant,
-        txn: DnsTxnId,
-        name: &HostName,
-        rng: &mut Rng,
-        actions: &mut VecDeque<DnsAction>,
-        notes: &mut VecDeque<DnsNote>,
-    ) {
-        let Some(t) = self.txns.get_mut(txn) else { return };
+    pub fn on_timeout(&mut self, now: Instant, txn: DnsTxnId, name: &HostName, rng: &mut Rng) {
+        let Some(t) = self.txns.get_mut(txn) else {
+            return;
+        };
         if now < t.deadline {
             return;
         }
         if t.lingering {
-            self.release(txn, actions);
+            self.release(txn);
             return;
         }
         if t.tries < self.config.attempts && t.transport == DnsTransport::Udp {
@@ -437,16 +470,23 @@ impl Resolver {
             let (conn, qtype, id, server) = (t.conn, t.qtype, t.id, t.server);
             let server_addr = self.config.servers[server];
             self.sent += 1;
-            actions.push_back(DnsAction::Send(DnsSend {
+            self.actions.push_back(DnsAction::Send(DnsSend {
                 txn,
                 server: server_addr,
                 transport: DnsTransport::Udp,
                 payload: encode(id, name, qtype, DnsTransport::Udp),
             }));
-            notes.push_back(DnsNote::Sent { conn, qtype, txn, server: server_addr, tcp: false, retransmit: true });
+            self.notes.push_back(DnsNote::Sent {
+                conn,
+                qtype,
+                txn,
+                server: server_addr,
+                tcp: false,
+                retransmit: true,
+            });
             return;
         }
-        self.next_server(now, txn, DnsOutcome::Timeout, name, rng, actions, notes);
+        self.next_server(now, txn, DnsOutcome::Timeout, name, rng);
     }
 
     /// The race of `conn` settled: its queries may run on for the linger
@@ -454,25 +494,23 @@ impl Resolver {
     pub fn linger(&mut self, now: Instant, conn: ConnectionId, txns: &[DnsTxnId]) {
         let until = now + self.config.linger;
         for id in txns {
-            if let Some(t) = self.txns.get_mut(*id) {
-                if t.conn == conn {
-                    t.lingering = true;
-                    t.deadline = t.deadline.min(until);
-                }
+            if let Some(t) = self.txns.get_mut(*id).filter(|t| t.conn == conn) {
+                t.lingering = true;
+                t.deadline = t.deadline.min(until);
             }
         }
     }
 
     /// Drops `txns` at once (their connection is gone).
-    pub fn abandon(&mut self, txns: &[DnsTxnId], actions: &mut VecDeque<DnsAction>) {
+    pub fn abandon(&mut self, txns: &[DnsTxnId]) {
         for id in txns {
-            self.release(*id, actions);
+            self.release(*id);
         }
     }
 
-    fn release(&mut self, txn: DnsTxnId, actions: &mut VecDeque<DnsAction>) {
+    fn release(&mut self, txn: DnsTxnId) {
         if self.txns.remove(txn).is_some() {
-            actions.push_back(DnsAction::Release(txn));
+            self.actions.push_back(DnsAction::Release(txn));
         }
     }
 }
@@ -493,8 +531,14 @@ fn encode(id: u16, name: &HostName, qtype: QueryType, transport: DnsTransport) -
 /// The trace summary of an answer.
 pub fn outcome_of(answer: &Answer) -> DnsOutcome {
     match answer {
-        Answer::Addresses { addrs, ttl } => DnsOutcome::Positive { count: addrs.len() as u16, ttl: *ttl },
-        Answer::Https { records, ttl } => DnsOutcome::Positive { count: records.len() as u16, ttl: *ttl },
+        Answer::Addresses { addrs, ttl } => DnsOutcome::Positive {
+            count: addrs.len() as u16,
+            ttl: *ttl,
+        },
+        Answer::Https { records, ttl } => DnsOutcome::Positive {
+            count: records.len() as u16,
+            ttl: *ttl,
+        },
         Answer::NoData { .. } => DnsOutcome::NoData,
         Answer::NxDomain { .. } => DnsOutcome::NxDomain,
         Answer::ServFail => DnsOutcome::ServFail,

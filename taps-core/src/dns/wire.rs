@@ -1132,24 +1132,11 @@ fn host_name_from_wire(msg: &[u8], pos: usize) -> Result<Option<HostName>, DnsWi
     Ok(host_name_from_text(&text))
 }
 
-/// Builds a [`HostName`] from text after checking it the way host names are
-/// checked: labels of 1–63 letters, digits, `-` or `_`, at most 253
-/// characters, an optional trailing dot; case is folded.
-///
-/// Shared by the wire and configuration parsers so both accept the same
-/// names.
+/// Builds a [`HostName`] from text taken off the wire or out of a
+/// configuration file; `None` when it is not a valid host name. Shared by
+/// the wire and configuration parsers so both accept the same names.
 pub(crate) fn host_name_from_text(text: &str) -> Option<HostName> {
-    let bare = text.strip_suffix('.').unwrap_or(text);
-    if bare.is_empty() || bare.len() > 253 {
-        return None;
-    }
-    let valid = bare.split('.').all(|label| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    valid.then(|| HostName::from_validated(bare))
+    HostName::new(text).ok()
 }
 
 #[cfg(test)]
@@ -1164,7 +1151,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn name(s: &str) -> HostName {
-        HostName::from_validated(s)
+        HostName::new(s).expect("test name")
     }
 
     fn dn(s: &str) -> Name {

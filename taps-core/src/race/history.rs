@@ -83,7 +83,10 @@ pub struct History {
 impl History {
     /// An empty history with these limits.
     pub fn new(config: HistoryConfig) -> Self {
-        History { config, entries: HashMap::default() }
+        History {
+            config,
+            entries: HashMap::default(),
+        }
     }
 
     /// Records how an attempt to `addr` over `path` ended.
@@ -99,16 +102,28 @@ impl History {
             Outcome::Won { .. } => Some(now),
             _ => self.entries.get(&key).and_then(|e| e.won_at),
         };
-        self.entries.insert(key, Entry { outcome, at: now, won_at });
+        self.entries.insert(
+            key,
+            Entry {
+                outcome,
+                at: now,
+                won_at,
+            },
+        );
     }
 
     fn evict_oldest(&mut self, now: Instant) {
         let lifetime = self.config.entry_lifetime;
-        self.entries.retain(|_, e| now.saturating_duration_since(e.at) < lifetime);
-        if self.entries.len() >= self.config.max_entries {
-            if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| *k) {
-                self.entries.remove(&oldest);
-            }
+        self.entries
+            .retain(|_, e| now.saturating_duration_since(e.at) < lifetime);
+        let full = self.entries.len() >= self.config.max_entries;
+        let oldest = self
+            .entries
+            .iter()
+            .min_by_key(|(_, e)| e.at)
+            .map(|(k, _)| *k);
+        if let (true, Some(oldest)) = (full, oldest) {
+            self.entries.remove(&oldest);
         }
     }
 
@@ -131,7 +146,11 @@ impl History {
                 used_before,
                 demoted: false,
             },
-            Outcome::Failed | Outcome::Unfinished => HistoryHint { rtt_micros: None, used_before, demoted: true },
+            Outcome::Failed | Outcome::Unfinished => HistoryHint {
+                rtt_micros: None,
+                used_before,
+                demoted: true,
+            },
         }
     }
 
@@ -164,14 +183,24 @@ mod tests {
     fn wins_rank_failures_demote_and_both_decay() {
         let mut h = History::new(HistoryConfig::default());
         let t0 = Instant::from_millis(1_000);
-        h.record(t0, Some(2), ip("192.0.2.1"), Outcome::Won { rtt: Duration::from_millis(20) });
+        h.record(
+            t0,
+            Some(2),
+            ip("192.0.2.1"),
+            Outcome::Won {
+                rtt: Duration::from_millis(20),
+            },
+        );
         h.record(t0, Some(2), ip("2001:db8::1"), Outcome::Unfinished);
         let won = h.hint(t0, Some(2), ip("192.0.2.1"));
         assert_eq!(won.rtt_micros, Some(20_000));
         assert!(won.used_before && !won.demoted);
         assert!(h.hint(t0, Some(2), ip("2001:db8::1")).demoted);
         // Another path knows nothing (HEv3 §5.3: partitioned history).
-        assert_eq!(h.hint(t0, Some(3), ip("2001:db8::1")), HistoryHint::default());
+        assert_eq!(
+            h.hint(t0, Some(3), ip("2001:db8::1")),
+            HistoryHint::default()
+        );
         // RTTs age out before entries do.
         let later = t0 + Duration::from_secs(180);
         let aged = h.hint(later, Some(2), ip("192.0.2.1"));
@@ -179,18 +208,35 @@ mod tests {
         assert!(aged.used_before);
         // Entries expire.
         let much_later = t0 + Duration::from_secs(601);
-        assert_eq!(h.hint(much_later, Some(2), ip("2001:db8::1")), HistoryHint::default());
+        assert_eq!(
+            h.hint(much_later, Some(2), ip("2001:db8::1")),
+            HistoryHint::default()
+        );
     }
 
     #[test]
     fn table_is_bounded_and_drops_the_oldest() {
-        let mut h = History::new(HistoryConfig { max_entries: 3, ..HistoryConfig::default() });
+        let mut h = History::new(HistoryConfig {
+            max_entries: 3,
+            ..HistoryConfig::default()
+        });
         for i in 0..10u8 {
             let addr = IpAddr::from([192, 0, 2, i]);
-            h.record(Instant::from_millis(u64::from(i)), None, addr, Outcome::Failed);
+            h.record(
+                Instant::from_millis(u64::from(i)),
+                None,
+                addr,
+                Outcome::Failed,
+            );
             assert!(h.len() <= 3);
         }
-        assert!(h.hint(Instant::from_millis(10), None, IpAddr::from([192, 0, 2, 9])).demoted);
-        assert!(!h.hint(Instant::from_millis(10), None, IpAddr::from([192, 0, 2, 0])).demoted);
+        assert!(
+            h.hint(Instant::from_millis(10), None, IpAddr::from([192, 0, 2, 9]))
+                .demoted
+        );
+        assert!(
+            !h.hint(Instant::from_millis(10), None, IpAddr::from([192, 0, 2, 0]))
+                .demoted
+        );
     }
 }

@@ -94,7 +94,9 @@ impl core::str::FromStr for Policy {
             "hev3" => Ok(Policy::Hev3),
             "rfc6555" => Ok(Policy::Rfc6555),
             "sequential" => Ok(Policy::Sequential),
-            other => Err(format!("unknown racing policy {other:?}: expected hev3, rfc6555 or sequential")),
+            other => Err(format!(
+                "unknown racing policy {other:?}: expected hev3, rfc6555 or sequential"
+            )),
         }
     }
 }
@@ -158,12 +160,18 @@ impl RaceConfig {
 
     /// The RFC 6555 two-lane preset (Go's dialer, hyper-util).
     pub const fn rfc6555() -> Self {
-        RaceConfig { policy: Policy::Rfc6555, ..RaceConfig::hev3() }
+        RaceConfig {
+            policy: Policy::Rfc6555,
+            ..RaceConfig::hev3()
+        }
     }
 
     /// The one-at-a-time preset.
     pub const fn sequential() -> Self {
-        RaceConfig { policy: Policy::Sequential, ..RaceConfig::hev3() }
+        RaceConfig {
+            policy: Policy::Sequential,
+            ..RaceConfig::hev3()
+        }
     }
 
     /// The preset named by `policy`.
@@ -178,7 +186,8 @@ impl RaceConfig {
     /// The Connection Attempt Delay in force: the configured value clamped to
     /// HEv3 §6's 10 ms floor and 2 s ceiling.
     pub fn attempt_delay(&self) -> Duration {
-        self.connection_attempt_delay.clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
+        self.connection_attempt_delay
+            .clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
     }
 
     /// Whether this policy sends an HTTPS query (only `hev3` uses SVCB).
@@ -203,7 +212,11 @@ pub enum Family {
 impl Family {
     /// The family of `addr`.
     pub fn of(addr: IpAddr) -> Family {
-        if addr.is_ipv4() { Family::V4 } else { Family::V6 }
+        if addr.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
     }
 }
 
@@ -432,7 +445,13 @@ impl Race {
         conn_timeout: Option<Duration>,
         seed: u64,
     ) -> Race {
-        let state = |on: bool| if on { AnswerState::Pending } else { AnswerState::NotExpected };
+        let state = |on: bool| {
+            if on {
+                AnswerState::Pending
+            } else {
+                AnswerState::NotExpected
+            }
+        };
         let mut race = Race {
             config,
             port,
@@ -456,7 +475,12 @@ impl Race {
             actions: SmallVec::new(),
             trace: Trace::new(now),
         };
-        race.options.push(ProtocolOption { rank: 0, port, record: None, owner_addresses: true });
+        race.options.push(ProtocolOption {
+            rank: 0,
+            port,
+            record: None,
+            owner_addresses: true,
+        });
         race.build_lanes();
         race
     }
@@ -489,14 +513,20 @@ impl Race {
                 order: SmallVec::new(),
             };
             match self.config.policy {
-                Policy::Hev3 => self.lanes.push(lane(None, RacingMode::Staggered(delay), after)),
+                Policy::Hev3 => self
+                    .lanes
+                    .push(lane(None, RacingMode::Staggered(delay), after)),
                 Policy::Sequential => self.lanes.push(lane(None, RacingMode::Failover, after)),
                 Policy::Rfc6555 => {
                     // Families are assigned when racing starts and the
                     // preferred family is known (see `assign_rfc6555_families`).
-                    self.lanes.push(lane(Some(Family::V6), RacingMode::Failover, after));
                     self.lanes
-                        .push(lane(Some(Family::V4), RacingMode::Failover, Some((first, Some(self.config.fallback_delay)))));
+                        .push(lane(Some(Family::V6), RacingMode::Failover, after));
+                    self.lanes.push(lane(
+                        Some(Family::V4),
+                        RacingMode::Failover,
+                        Some((first, Some(self.config.fallback_delay))),
+                    ));
                 }
             }
             prev_first = Some(first);
@@ -572,7 +602,13 @@ impl Race {
     }
 
     /// The answer to the A or AAAA query arrived.
-    pub fn on_addresses(&mut self, now: Instant, env: RaceEnv<'_>, family: Family, answer: AddressAnswer<'_>) {
+    pub fn on_addresses(
+        &mut self,
+        now: Instant,
+        env: RaceEnv<'_>,
+        family: Family,
+        answer: AddressAnswer<'_>,
+    ) {
         if self.is_settled() {
             return;
         }
@@ -584,7 +620,11 @@ impl Race {
             AddressAnswer::Positive(list) => {
                 addrs.clear();
                 addrs.extend(list.iter().copied().filter(|a| Family::of(*a) == family));
-                *state = if addrs.is_empty() { AnswerState::Negative } else { AnswerState::Positive };
+                *state = if addrs.is_empty() {
+                    AnswerState::Negative
+                } else {
+                    AnswerState::Positive
+                };
             }
             AddressAnswer::Negative => {
                 if *state == AnswerState::Pending || *state == AnswerState::NotExpected {
@@ -597,14 +637,24 @@ impl Race {
 
     /// The HTTPS query settled: `Some(records)` (ServiceMode records only;
     /// AliasMode is the resolver's business) or `None` for a negative answer.
-    pub fn on_service_info(&mut self, now: Instant, env: RaceEnv<'_>, records: Option<&[HttpsRecord]>) {
+    pub fn on_service_info(
+        &mut self,
+        now: Instant,
+        env: RaceEnv<'_>,
+        records: Option<&[HttpsRecord]>,
+    ) {
         if self.is_settled() {
             return;
         }
         self.svcb = AnswerState::Negative;
         if let Some(records) = records {
             self.https.clear();
-            self.https.extend(records.iter().filter(|r| r.priority > 0 && tcp_capable(r)).cloned());
+            self.https.extend(
+                records
+                    .iter()
+                    .filter(|r| r.priority > 0 && tcp_capable(r))
+                    .cloned(),
+            );
             if !self.https.is_empty() {
                 self.svcb = AnswerState::Positive;
                 self.rebuild_options();
@@ -683,19 +733,31 @@ impl Race {
         let positive = self.has_positive();
         let start = match self.config.policy {
             Policy::Hev3 => {
-                let preferred = if self.v6 != AnswerState::NotExpected { self.v6 } else { self.v4 };
+                let preferred = if self.v6 != AnswerState::NotExpected {
+                    self.v6
+                } else {
+                    self.v4
+                };
                 // History extension: when every candidate so far is one that
                 // failed or hung last time, wait (up to the Resolution Delay)
                 // for the other family rather than start with a known loser.
-                let promising = self.candidates.iter().any(|c| c.state == CandidateState::Queued && !c.demoted)
+                let promising = self
+                    .candidates
+                    .iter()
+                    .any(|c| c.state == CandidateState::Queued && !c.demoted)
                     || (self.v4.settled() && self.v6.settled());
                 positive && promising && preferred.settled() && self.svcb.settled()
             }
-            Policy::Rfc6555 | Policy::Sequential => positive && self.v4.settled() && self.v6.settled(),
+            Policy::Rfc6555 | Policy::Sequential => {
+                positive && self.v4.settled() && self.v6.settled()
+            }
         };
         if start || (positive && self.resolution_deadline.is_some_and(|d| now >= d)) {
             self.start_racing(now);
-        } else if positive && self.resolution_deadline.is_none() && self.config.policy == Policy::Hev3 {
+        } else if positive
+            && self.resolution_deadline.is_none()
+            && self.config.policy == Policy::Hev3
+        {
             self.resolution_deadline = Some(now + self.config.resolution_delay);
             self.trace.record(now, TraceKind::ResolutionDelayStarted);
         } else if !positive && self.expected_all_settled() {
@@ -710,8 +772,17 @@ impl Race {
             self.assign_rfc6555_families();
         }
         self.sort_lanes();
-        let known = self.candidates.iter().filter(|c| c.state == CandidateState::Queued).count();
-        self.trace.record(now, TraceKind::RacingStarted { candidates: known as u16 });
+        let known = self
+            .candidates
+            .iter()
+            .filter(|c| c.state == CandidateState::Queued)
+            .count();
+        self.trace.record(
+            now,
+            TraceKind::RacingStarted {
+                candidates: known as u16,
+            },
+        );
         self.activate_due_lanes(now);
     }
 
@@ -724,7 +795,11 @@ impl Race {
             .filter(|c| c.state == CandidateState::Queued)
             .min_by_key(|c| (c.demoted, self.options[usize::from(c.option)].rank, c.key))
             .is_none_or(|c| c.remote.is_ipv6());
-        let (first, second) = if best_is_v6 { (Family::V6, Family::V4) } else { (Family::V4, Family::V6) };
+        let (first, second) = if best_is_v6 {
+            (Family::V6, Family::V4)
+        } else {
+            (Family::V4, Family::V6)
+        };
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             lane.family = Some(if i % 2 == 0 { first } else { second });
         }
@@ -734,7 +809,9 @@ impl Race {
         // Desired leaves: (path, option, address, origin).
         let mut desired: SmallVec<[(u8, u8, IpAddr, Origin); 16]> = SmallVec::new();
         for (pi, path) in self.paths.iter().enumerate() {
-            let iface = path.interface.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
+            let iface = path
+                .interface
+                .and_then(|i| env.interfaces.iter().find(|x| x.index == i));
             if path.interface.is_some() && iface.is_none_or(|i| !i.up) {
                 continue;
             }
@@ -769,7 +846,9 @@ impl Race {
         // (HEv3 §7: "SHOULD NOT be canceled").
         for c in self.candidates.iter_mut() {
             if c.state == CandidateState::Queued
-                && !desired.iter().any(|(p, o, a, _)| c.path == *p && c.option == *o && c.remote.ip() == *a)
+                && !desired
+                    .iter()
+                    .any(|(p, o, a, _)| c.path == *p && c.option == *o && c.remote.ip() == *a)
             {
                 c.state = CandidateState::Dropped;
             }
@@ -780,7 +859,9 @@ impl Race {
             // One attempt per (path, stack, address): an option's stack is
             // its port and ALPN set, so equal options dedupe too.
             let existing = self.candidates.iter_mut().find(|c| {
-                c.path == p && c.remote == remote && same_stack(&self.options, &self.https, c.option, o)
+                c.path == p
+                    && c.remote == remote
+                    && same_stack(&self.options, &self.https, c.option, o)
             });
             if let Some(c) = existing {
                 if c.state == CandidateState::Dropped && c.option == o {
@@ -856,7 +937,10 @@ impl Race {
     }
 
     fn in_flight(&self) -> usize {
-        self.candidates.iter().filter(|c| matches!(c.state, CandidateState::Running { .. })).count()
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.state, CandidateState::Running { .. }))
+            .count()
     }
 
     fn dns_complete(&self) -> bool {
@@ -893,8 +977,10 @@ impl Race {
                     None => true,
                     Some((prev, delay)) => {
                         let prev_at = self.lanes[usize::from(prev)].activated_at;
-                        let timed = matches!((prev_at, delay), (Some(at), Some(d)) if now >= at + d);
-                        let earlier_exhausted = (0..li).all(|j| self.lane_exhausted(&self.lanes[j]));
+                        let timed =
+                            matches!((prev_at, delay), (Some(at), Some(d)) if now >= at + d);
+                        let earlier_exhausted =
+                            (0..li).all(|j| self.lane_exhausted(&self.lanes[j]));
                         timed || earlier_exhausted
                     }
                 };
@@ -922,24 +1008,35 @@ impl Race {
         self.activate_due_lanes(now);
         for li in 0..self.lanes.len() {
             while self.lane_may_start(li, now) {
-                let Some(next) = self.next_queued(li) else { break };
+                let Some(next) = self.next_queued(li) else {
+                    break;
+                };
                 self.start_attempt(li, next, now);
-                if matches!(self.lanes[li].mode, RacingMode::Failover | RacingMode::Staggered(_)) {
+                if matches!(
+                    self.lanes[li].mode,
+                    RacingMode::Failover | RacingMode::Staggered(_)
+                ) {
                     break;
                 }
             }
         }
         self.activate_due_lanes(now);
         if self.dns_complete()
-            && !self
-                .candidates
-                .iter()
-                .any(|c| matches!(c.state, CandidateState::Queued | CandidateState::Running { .. }))
+            && !self.candidates.iter().any(|c| {
+                matches!(
+                    c.state,
+                    CandidateState::Queued | CandidateState::Running { .. }
+                )
+            })
         {
             let ever_started = self.attempts_started > 0;
             self.fail(
                 now,
-                if ever_started { RaceFailure::AllAttemptsFailed } else { RaceFailure::NoReachableAddress },
+                if ever_started {
+                    RaceFailure::AllAttemptsFailed
+                } else {
+                    RaceFailure::NoReachableAddress
+                },
             );
         }
     }
@@ -953,10 +1050,12 @@ impl Race {
     }
 
     fn lane_running(&self, li: usize) -> bool {
-        self.lanes[li]
-            .order
-            .iter()
-            .any(|i| matches!(self.candidates[usize::from(*i)].state, CandidateState::Running { .. }))
+        self.lanes[li].order.iter().any(|i| {
+            matches!(
+                self.candidates[usize::from(*i)].state,
+                CandidateState::Running { .. }
+            )
+        })
     }
 
     /// When lane `li` may next start an attempt, or `None` if it must wait
@@ -967,7 +1066,9 @@ impl Race {
         if lane.dead {
             return None;
         }
-        let floor = lane.last_start.map_or(Instant::ZERO, |t| t + MIN_ATTEMPT_DELAY);
+        let floor = lane
+            .last_start
+            .map_or(Instant::ZERO, |t| t + MIN_ATTEMPT_DELAY);
         match lane.mode {
             RacingMode::Simultaneous => Some(Instant::ZERO),
             RacingMode::Failover => (!self.lane_running(li)).then_some(Instant::ZERO),
@@ -992,26 +1093,49 @@ impl Race {
         lane.last_start = Some(now);
         lane.hurry = false;
         let c = &mut self.candidates[usize::from(idx)];
-        c.state = CandidateState::Running { attempt, since: now };
+        c.state = CandidateState::Running {
+            attempt,
+            since: now,
+        };
         let interface = self.paths[usize::from(c.path)].interface;
         let remote = c.remote;
-        self.trace.record(now, TraceKind::AttemptStarted { attempt, remote, interface });
-        self.actions.push(RaceAction::Start { candidate: CandidateId(idx), remote, interface });
+        self.trace.record(
+            now,
+            TraceKind::AttemptStarted {
+                attempt,
+                remote,
+                interface,
+            },
+        );
+        self.actions.push(RaceAction::Start {
+            candidate: CandidateId(idx),
+            remote,
+            interface,
+        });
     }
 
     /// The attempt of `id` has its whole stack up: it wins unless the race is
     /// already settled (then it is cancelled).
     pub fn on_connected(&mut self, now: Instant, id: CandidateId) {
-        let Some(c) = self.candidates.get_mut(usize::from(id.0)) else { return };
-        let CandidateState::Running { attempt, since } = c.state else { return };
+        let Some(c) = self.candidates.get_mut(usize::from(id.0)) else {
+            return;
+        };
+        let CandidateState::Running { attempt, since } = c.state else {
+            return;
+        };
         if self.phase != Phase::Racing {
             c.state = CandidateState::Cancelled { attempt };
-            self.trace.record(now, TraceKind::AttemptCancelled { attempt });
+            self.trace
+                .record(now, TraceKind::AttemptCancelled { attempt });
             self.actions.push(RaceAction::Cancel { candidate: id });
             return;
         }
-        c.state = CandidateState::Won { attempt, rtt: now.saturating_duration_since(since) };
-        self.trace.record(now, TraceKind::AttemptConnected { attempt });
+        c.state = CandidateState::Won {
+            attempt,
+            rtt: now.saturating_duration_since(since),
+        };
+        self.trace
+            .record(now, TraceKind::AttemptConnected { attempt });
         self.phase = Phase::Won(id);
         self.cancel_running(now);
         self.trace.record(now, TraceKind::Winner { attempt });
@@ -1020,12 +1144,21 @@ impl Race {
 
     /// The attempt of `id` failed.
     pub fn on_failed(&mut self, now: Instant, id: CandidateId, reason: FailureReason) {
-        let Some(c) = self.candidates.get_mut(usize::from(id.0)) else { return };
-        let CandidateState::Running { attempt, .. } = c.state else { return };
+        let Some(c) = self.candidates.get_mut(usize::from(id.0)) else {
+            return;
+        };
+        let CandidateState::Running { attempt, .. } = c.state else {
+            return;
+        };
         c.state = CandidateState::Failed { attempt, reason };
         let path = c.path;
-        self.trace.record(now, TraceKind::AttemptFailed { attempt, reason });
-        for lane in self.lanes.iter_mut().filter(|l| l.path == path && l.order.contains(&id.0)) {
+        self.trace
+            .record(now, TraceKind::AttemptFailed { attempt, reason });
+        for lane in self
+            .lanes
+            .iter_mut()
+            .filter(|l| l.path == path && l.order.contains(&id.0))
+        {
             lane.hurry = true;
         }
         self.advance(now);
@@ -1050,9 +1183,20 @@ impl Race {
             }
             match c.state {
                 CandidateState::Running { attempt, .. } => {
-                    c.state = CandidateState::Failed { attempt, reason: FailureReason::InterfaceDown };
-                    self.trace.record(now, TraceKind::AttemptFailed { attempt, reason: FailureReason::InterfaceDown });
-                    self.actions.push(RaceAction::Cancel { candidate: CandidateId(i as u16) });
+                    c.state = CandidateState::Failed {
+                        attempt,
+                        reason: FailureReason::InterfaceDown,
+                    };
+                    self.trace.record(
+                        now,
+                        TraceKind::AttemptFailed {
+                            attempt,
+                            reason: FailureReason::InterfaceDown,
+                        },
+                    );
+                    self.actions.push(RaceAction::Cancel {
+                        candidate: CandidateId(i as u16),
+                    });
                 }
                 CandidateState::Queued => c.state = CandidateState::Dropped,
                 _ => {}
@@ -1072,8 +1216,11 @@ impl Race {
         for i in 0..self.candidates.len() {
             if let CandidateState::Running { attempt, .. } = self.candidates[i].state {
                 self.candidates[i].state = CandidateState::Cancelled { attempt };
-                self.trace.record(now, TraceKind::AttemptCancelled { attempt });
-                self.actions.push(RaceAction::Cancel { candidate: CandidateId(i as u16) });
+                self.trace
+                    .record(now, TraceKind::AttemptCancelled { attempt });
+                self.actions.push(RaceAction::Cancel {
+                    candidate: CandidateId(i as u16),
+                });
             }
         }
     }
@@ -1087,8 +1234,11 @@ impl Race {
                 if let CandidateState::Running { attempt, .. } = self.candidates[i].state {
                     let reason = FailureReason::ConnTimeout;
                     self.candidates[i].state = CandidateState::Failed { attempt, reason };
-                    self.trace.record(now, TraceKind::AttemptFailed { attempt, reason });
-                    self.actions.push(RaceAction::Cancel { candidate: CandidateId(i as u16) });
+                    self.trace
+                        .record(now, TraceKind::AttemptFailed { attempt, reason });
+                    self.actions.push(RaceAction::Cancel {
+                        candidate: CandidateId(i as u16),
+                    });
                 }
             }
         } else {
@@ -1153,12 +1303,21 @@ impl Race {
         self.candidates.iter().filter_map(move |c| {
             let outcome = match c.state {
                 CandidateState::Won { rtt, .. } => Outcome::Won { rtt },
-                CandidateState::Failed { reason: FailureReason::ConnTimeout, .. } => Outcome::Unfinished,
+                CandidateState::Failed {
+                    reason: FailureReason::ConnTimeout,
+                    ..
+                } => Outcome::Unfinished,
                 CandidateState::Failed { .. } => Outcome::Failed,
-                CandidateState::Cancelled { .. } | CandidateState::Running { .. } => Outcome::Unfinished,
+                CandidateState::Cancelled { .. } | CandidateState::Running { .. } => {
+                    Outcome::Unfinished
+                }
                 CandidateState::Queued | CandidateState::Dropped => return None,
             };
-            Some((self.paths[usize::from(c.path)].interface, c.remote.ip(), outcome))
+            Some((
+                self.paths[usize::from(c.path)].interface,
+                c.remote.ip(),
+                outcome,
+            ))
         })
     }
 }
@@ -1175,7 +1334,11 @@ fn same_stack(options: &[ProtocolOption], https: &[HttpsRecord], a: u8, b: u8) -
         return true;
     }
     let (oa, ob) = (&options[usize::from(a)], &options[usize::from(b)]);
-    let alpn = |o: &ProtocolOption| o.record.and_then(|r| https.get(usize::from(r))).map(|r| (&r.alpn, r.no_default_alpn));
+    let alpn = |o: &ProtocolOption| {
+        o.record
+            .and_then(|r| https.get(usize::from(r)))
+            .map(|r| (&r.alpn, r.no_default_alpn))
+    };
     oa.port == ob.port && alpn(oa) == alpn(ob)
 }
 

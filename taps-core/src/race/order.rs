@@ -197,7 +197,11 @@ pub fn reachable(dest: IpAddr, path: Option<&Interface>) -> bool {
     let Some(iface) = path else { return true };
     let dest_is_loopback = dest.is_loopback();
     let iface_is_loopback = iface.kind == crate::path::InterfaceKind::Loopback;
-    dest_is_loopback == iface_is_loopback && iface.addrs.iter().any(|a| a.addr.is_ipv4() == dest.is_ipv4())
+    dest_is_loopback == iface_is_loopback
+        && iface
+            .addrs
+            .iter()
+            .any(|a| a.addr.is_ipv4() == dest.is_ipv4())
 }
 
 /// Reorders `items` (already sorted by preference) so that families alternate
@@ -255,7 +259,11 @@ mod tests {
             kind: InterfaceKind::Wired,
             addrs: addrs
                 .iter()
-                .map(|(a, p)| InterfaceAddress { addr: a.parse().unwrap(), prefix_len: *p, deprecated: false })
+                .map(|(a, p)| InterfaceAddress {
+                    addr: a.parse().unwrap(),
+                    prefix_len: *p,
+                    deprecated: false,
+                })
                 .collect(),
             mtu: 1500,
             expensive: false,
@@ -274,11 +282,21 @@ mod tests {
     /// each row: (sources, destinations in input order, expected order).
     #[test]
     fn rfc6724_section_10_2_examples() {
-        let rows: &[(&[(&str, u8)], &[&str], &[&str])] = &[
+        /// (source addresses with prefix lengths, destinations in input order, expected order)
+        type Row = (
+            &'static [(&'static str, u8)],
+            &'static [&'static str],
+            &'static [&'static str],
+        );
+        let rows: &[Row] = &[
             // "Prefer matching scope": candidate source addresses 2001:db8:1::2
             // and fe80::1 and 169.254.13.78; 2001:db8:1::1 before 198.51.100.121.
             (
-                &[("2001:db8:1::2", 64), ("fe80::1", 64), ("169.254.13.78", 16)],
+                &[
+                    ("2001:db8:1::2", 64),
+                    ("fe80::1", 64),
+                    ("169.254.13.78", 16),
+                ],
                 &["2001:db8:1::1", "198.51.100.121"],
                 &["2001:db8:1::1", "198.51.100.121"],
             ),
@@ -305,7 +323,11 @@ mod tests {
             // "Longest matching prefix": 2001:db8:1::1 before 2001:db8:3ffe::1
             // with sources 2001:db8:1::2 (prefix /64) and 2001:db8:3f44::2.
             (
-                &[("2001:db8:1::2", 64), ("2001:db8:3f44::2", 64), ("fe80::2", 64)],
+                &[
+                    ("2001:db8:1::2", 64),
+                    ("2001:db8:3f44::2", 64),
+                    ("fe80::2", 64),
+                ],
                 &["2001:db8:3ffe::1", "2001:db8:1::1"],
                 &["2001:db8:1::1", "2001:db8:3ffe::1"],
             ),
@@ -317,7 +339,11 @@ mod tests {
                 &["2002:c633:6401::1", "2001:db8:1::1"],
             ),
             // "Avoid unusable destinations": no IPv6 source → IPv4 first.
-            (&[("192.0.2.10", 24)], &["2001:db8::1", "192.0.2.1"], &["192.0.2.1", "2001:db8::1"]),
+            (
+                &[("192.0.2.10", 24)],
+                &["2001:db8::1", "192.0.2.1"],
+                &["192.0.2.1", "2001:db8::1"],
+            ),
         ];
         for (sources, dests, expected) in rows {
             let path = iface(sources);
@@ -328,14 +354,25 @@ mod tests {
     #[test]
     fn default_path_prefers_ipv6_by_precedence() {
         // RFC 6724 §2.1: ::/0 precedence 40 beats ::ffff:0:0/96 precedence 35.
-        assert_eq!(sorted(&["192.0.2.1", "2001:db8::1"], None), ["2001:db8::1", "192.0.2.1"]);
+        assert_eq!(
+            sorted(&["192.0.2.1", "2001:db8::1"], None),
+            ["2001:db8::1", "192.0.2.1"]
+        );
     }
 
     #[test]
     fn hev3_rtt_rule_sits_between_rules_8_and_9() {
         // HEv3 §5.3: lower RTT first, but only after precedence/scope rules.
-        let fast = HistoryHint { rtt_micros: Some(10_000), used_before: true, demoted: false };
-        let slow = HistoryHint { rtt_micros: Some(90_000), used_before: true, demoted: false };
+        let fast = HistoryHint {
+            rtt_micros: Some(10_000),
+            used_before: true,
+            demoted: false,
+        };
+        let slow = HistoryHint {
+            rtt_micros: Some(90_000),
+            used_before: true,
+            demoted: false,
+        };
         let a: IpAddr = "2001:db8::a".parse().unwrap();
         let b: IpAddr = "2001:db8::b".parse().unwrap();
         let v4: IpAddr = "192.0.2.1".parse().unwrap();

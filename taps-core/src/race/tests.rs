@@ -33,7 +33,12 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(config: RaceConfig, paths: &[PathBranch], expected: Expected, timeout: Option<Duration>) -> Self {
+    fn new(
+        config: RaceConfig,
+        paths: &[PathBranch],
+        expected: Expected,
+        timeout: Option<Duration>,
+    ) -> Self {
         Driver {
             race: Race::new(Instant::ZERO, config, 443, paths, expected, timeout, 1),
             now: Instant::ZERO,
@@ -51,14 +56,24 @@ impl Driver {
         while let Some(a) = self.race.poll_action() {
             let t = self.ms();
             let line = match a {
-                RaceAction::Start { remote, interface, .. } => format!("{t}: start {remote}{}", ifx(interface)),
+                RaceAction::Start {
+                    remote, interface, ..
+                } => format!("{t}: start {remote}{}", ifx(interface)),
                 RaceAction::Cancel { candidate } => {
                     let c = self.race.candidate(candidate).unwrap();
-                    format!("{t}: cancel {}{}", c.remote, ifx(self.race.path_interface(c.path)))
+                    format!(
+                        "{t}: cancel {}{}",
+                        c.remote,
+                        ifx(self.race.path_interface(c.path))
+                    )
                 }
                 RaceAction::Won { candidate } => {
                     let c = self.race.candidate(candidate).unwrap();
-                    format!("{t}: won {}{}", c.remote, ifx(self.race.path_interface(c.path)))
+                    format!(
+                        "{t}: won {}{}",
+                        c.remote,
+                        ifx(self.race.path_interface(c.path))
+                    )
                 }
                 RaceAction::Failed => format!("{t}: failed {:?}", self.race.failure().unwrap()),
             };
@@ -100,14 +115,31 @@ impl Driver {
     }
 
     fn apply(&mut self, ev: Ev) {
-        let env = RaceEnv { interfaces: &self.interfaces, history: &self.history };
+        let env = RaceEnv {
+            interfaces: &self.interfaces,
+            history: &self.history,
+        };
         let now = self.now;
-        let ips = |l: &[&str]| l.iter().map(|s| s.parse::<IpAddr>().unwrap()).collect::<Vec<_>>();
+        let ips = |l: &[&str]| {
+            l.iter()
+                .map(|s| s.parse::<IpAddr>().unwrap())
+                .collect::<Vec<_>>()
+        };
         match ev {
-            Ev::A(l) => self.race.on_addresses(now, env, Family::V4, AddressAnswer::Positive(&ips(l))),
-            Ev::Aaaa(l) => self.race.on_addresses(now, env, Family::V6, AddressAnswer::Positive(&ips(l))),
-            Ev::ANeg => self.race.on_addresses(now, env, Family::V4, AddressAnswer::Negative),
-            Ev::AaaaNeg => self.race.on_addresses(now, env, Family::V6, AddressAnswer::Negative),
+            Ev::A(l) => {
+                self.race
+                    .on_addresses(now, env, Family::V4, AddressAnswer::Positive(&ips(l)))
+            }
+            Ev::Aaaa(l) => {
+                self.race
+                    .on_addresses(now, env, Family::V6, AddressAnswer::Positive(&ips(l)))
+            }
+            Ev::ANeg => self
+                .race
+                .on_addresses(now, env, Family::V4, AddressAnswer::Negative),
+            Ev::AaaaNeg => self
+                .race
+                .on_addresses(now, env, Family::V6, AddressAnswer::Negative),
             Ev::Https(r) => self.race.on_service_info(now, env, Some(&r)),
             Ev::HttpsNeg => self.race.on_service_info(now, env, None),
             Ev::Up(a) => {
@@ -152,7 +184,11 @@ fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interfa
             .iter()
             .map(|a| {
                 let (ip, len) = a.split_once('/').unwrap();
-                InterfaceAddress { addr: ip.parse().unwrap(), prefix_len: len.parse().unwrap(), deprecated: false }
+                InterfaceAddress {
+                    addr: ip.parse().unwrap(),
+                    prefix_len: len.parse().unwrap(),
+                    deprecated: false,
+                }
             })
             .collect(),
         mtu: 1500,
@@ -164,15 +200,36 @@ fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interfa
 
 fn two_interfaces() -> Vec<Interface> {
     vec![
-        iface("wlan0", 2, InterfaceKind::Wifi, &["192.168.1.10/24", "2001:db8:1::10/64"]),
-        iface("rmnet0", 3, InterfaceKind::Cellular, &["100.64.0.7/10", "2001:db8:9::7/64"]),
+        iface(
+            "wlan0",
+            2,
+            InterfaceKind::Wifi,
+            &["192.168.1.10/24", "2001:db8:1::10/64"],
+        ),
+        iface(
+            "rmnet0",
+            3,
+            InterfaceKind::Cellular,
+            &["100.64.0.7/10", "2001:db8:9::7/64"],
+        ),
     ]
 }
 
 const DEFAULT_PATH: &[PathBranch] = &[PathBranch { interface: None }];
-const TWO_PATHS: &[PathBranch] = &[PathBranch { interface: Some(2) }, PathBranch { interface: Some(3) }];
-const ALL: Expected = Expected { v4: true, v6: true, svcb: true };
-const NO_SVCB: Expected = Expected { v4: true, v6: true, svcb: false };
+const TWO_PATHS: &[PathBranch] = &[
+    PathBranch { interface: Some(2) },
+    PathBranch { interface: Some(3) },
+];
+const ALL: Expected = Expected {
+    v4: true,
+    v6: true,
+    svcb: true,
+};
+const NO_SVCB: Expected = Expected {
+    v4: true,
+    v6: true,
+    svcb: false,
+};
 
 fn https(priority: u16, port: Option<u16>, alpn: &[&str], v4: &[&str], v6: &[&str]) -> HttpsRecord {
     HttpsRecord {
@@ -188,7 +245,10 @@ fn https(priority: u16, port: Option<u16>, alpn: &[&str], v4: &[&str], v6: &[&st
 }
 
 fn cad(ms: u64) -> RaceConfig {
-    RaceConfig { connection_attempt_delay: Duration::from_millis(ms), ..RaceConfig::hev3() }
+    RaceConfig {
+        connection_attempt_delay: Duration::from_millis(ms),
+        ..RaceConfig::hev3()
+    }
 }
 
 struct Row {
@@ -206,8 +266,13 @@ struct Row {
 
 fn run(rows: Vec<Row>) {
     for row in rows {
-        let got = Driver::new(row.config, row.paths, row.expected, row.timeout).play(&row.script, row.horizon_ms);
-        assert_eq!(got, row.want, "\nrow: {}\nchecks: {}\n", row.name, row.quote);
+        let got = Driver::new(row.config, row.paths, row.expected, row.timeout)
+            .play(&row.script, row.horizon_ms);
+        assert_eq!(
+            got, row.want,
+            "\nrow: {}\nchecks: {}\n",
+            row.name, row.quote
+        );
     }
 }
 
@@ -221,7 +286,11 @@ fn resolution_delay() {
             paths: DEFAULT_PATH,
             expected: ALL,
             timeout: None,
-            script: vec![(5, Ev::HttpsNeg), (10, Ev::Aaaa(&["2001:db8::1"])), (12, Ev::A(&["192.0.2.1"]))],
+            script: vec![
+                (5, Ev::HttpsNeg),
+                (10, Ev::Aaaa(&["2001:db8::1"])),
+                (12, Ev::A(&["192.0.2.1"])),
+            ],
             horizon_ms: 600,
             want: &["10: start [2001:db8::1]:443", "260: start 192.0.2.1:443"],
         },
@@ -232,7 +301,11 @@ fn resolution_delay() {
             paths: DEFAULT_PATH,
             expected: ALL,
             timeout: None,
-            script: vec![(0, Ev::HttpsNeg), (10, Ev::A(&["192.0.2.1"])), (40, Ev::Aaaa(&["2001:db8::1"]))],
+            script: vec![
+                (0, Ev::HttpsNeg),
+                (10, Ev::A(&["192.0.2.1"])),
+                (40, Ev::Aaaa(&["2001:db8::1"])),
+            ],
             horizon_ms: 600,
             want: &["40: start [2001:db8::1]:443", "290: start 192.0.2.1:443"],
         },
@@ -243,7 +316,11 @@ fn resolution_delay() {
             paths: DEFAULT_PATH,
             expected: ALL,
             timeout: None,
-            script: vec![(0, Ev::HttpsNeg), (10, Ev::A(&["192.0.2.1"])), (100, Ev::Aaaa(&["2001:db8::1"]))],
+            script: vec![
+                (0, Ev::HttpsNeg),
+                (10, Ev::A(&["192.0.2.1"])),
+                (100, Ev::Aaaa(&["2001:db8::1"])),
+            ],
             horizon_ms: 600,
             want: &["60: start 192.0.2.1:443", "310: start [2001:db8::1]:443"],
         },
@@ -254,7 +331,11 @@ fn resolution_delay() {
             paths: DEFAULT_PATH,
             expected: ALL,
             timeout: None,
-            script: vec![(10, Ev::Aaaa(&["2001:db8::1"])), (10, Ev::A(&["192.0.2.1"])), (500, Ev::HttpsNeg)],
+            script: vec![
+                (10, Ev::Aaaa(&["2001:db8::1"])),
+                (10, Ev::A(&["192.0.2.1"])),
+                (500, Ev::HttpsNeg),
+            ],
             horizon_ms: 400,
             want: &["60: start [2001:db8::1]:443", "310: start 192.0.2.1:443"],
         },
@@ -274,7 +355,13 @@ fn resolution_delay() {
 
 #[test]
 fn connection_attempt_delay_and_clamps() {
-    let both = || vec![(0, Ev::HttpsNeg), (0, Ev::Aaaa(&["2001:db8::1", "2001:db8::2"])), (0, Ev::A(&["192.0.2.1"]))];
+    let both = || {
+        vec![
+            (0, Ev::HttpsNeg),
+            (0, Ev::Aaaa(&["2001:db8::1", "2001:db8::2"])),
+            (0, Ev::A(&["192.0.2.1"])),
+        ]
+    };
     run(vec![
         Row {
             name: "default 250 ms",
@@ -285,7 +372,11 @@ fn connection_attempt_delay_and_clamps() {
             timeout: None,
             script: both(),
             horizon_ms: 1000,
-            want: &["0: start [2001:db8::1]:443", "250: start 192.0.2.1:443", "500: start [2001:db8::2]:443"],
+            want: &[
+                "0: start [2001:db8::1]:443",
+                "250: start 192.0.2.1:443",
+                "500: start [2001:db8::2]:443",
+            ],
         },
         Row {
             name: "configured 100 ms",
@@ -296,7 +387,11 @@ fn connection_attempt_delay_and_clamps() {
             timeout: None,
             script: both(),
             horizon_ms: 1000,
-            want: &["0: start [2001:db8::1]:443", "100: start 192.0.2.1:443", "200: start [2001:db8::2]:443"],
+            want: &[
+                "0: start [2001:db8::1]:443",
+                "100: start 192.0.2.1:443",
+                "200: start [2001:db8::2]:443",
+            ],
         },
         Row {
             name: "1 ms is clamped up to 10 ms",
@@ -307,7 +402,11 @@ fn connection_attempt_delay_and_clamps() {
             timeout: None,
             script: both(),
             horizon_ms: 1000,
-            want: &["0: start [2001:db8::1]:443", "10: start 192.0.2.1:443", "20: start [2001:db8::2]:443"],
+            want: &[
+                "0: start [2001:db8::1]:443",
+                "10: start 192.0.2.1:443",
+                "20: start [2001:db8::2]:443",
+            ],
         },
         Row {
             name: "10 s is clamped down to 2 s",
@@ -318,7 +417,11 @@ fn connection_attempt_delay_and_clamps() {
             timeout: None,
             script: both(),
             horizon_ms: 5000,
-            want: &["0: start [2001:db8::1]:443", "2000: start 192.0.2.1:443", "4000: start [2001:db8::2]:443"],
+            want: &[
+                "0: start [2001:db8::1]:443",
+                "2000: start 192.0.2.1:443",
+                "4000: start [2001:db8::2]:443",
+            ],
         },
     ]);
 }
@@ -353,7 +456,10 @@ fn interleaving_with_first_address_family_count() {
         Row {
             name: "count 2: v6, v6, v4, v6, v4",
             quote: "HEv3 §5.3: allowing multiple addresses of that family to be attempted before trying the next",
-            config: RaceConfig { first_address_family_count: 2, ..cad(100) },
+            config: RaceConfig {
+                first_address_family_count: 2,
+                ..cad(100)
+            },
             paths: DEFAULT_PATH,
             expected: ALL,
             timeout: None,
@@ -380,7 +486,11 @@ fn interleaving_with_first_address_family_count() {
                 (120, Ev::Aaaa(&["2001:db8::1"])),
             ],
             horizon_ms: 1000,
-            want: &["50: start 192.0.2.1:443", "150: start [2001:db8::1]:443", "250: start 192.0.2.2:443"],
+            want: &[
+                "50: start 192.0.2.1:443",
+                "150: start [2001:db8::1]:443",
+                "250: start 192.0.2.2:443",
+            ],
         },
     ]);
 }
@@ -395,7 +505,16 @@ fn svcb_hints_priority_and_ports() {
             paths: DEFAULT_PATH,
             expected: ALL,
             timeout: None,
-            script: vec![(10, Ev::Https(vec![https(1, None, &["h2"], &["192.0.2.7"], &["2001:db8::7"])]))],
+            script: vec![(
+                10,
+                Ev::Https(vec![https(
+                    1,
+                    None,
+                    &["h2"],
+                    &["192.0.2.7"],
+                    &["2001:db8::7"],
+                )]),
+            )],
             horizon_ms: 400,
             want: &["60: start [2001:db8::7]:443", "160: start 192.0.2.7:443"],
         },
@@ -407,14 +526,27 @@ fn svcb_hints_priority_and_ports() {
             expected: ALL,
             timeout: None,
             script: vec![
-                (10, Ev::Https(vec![https(1, None, &["h2"], &["192.0.2.7"], &["2001:db8::7"])])),
+                (
+                    10,
+                    Ev::Https(vec![https(
+                        1,
+                        None,
+                        &["h2"],
+                        &["192.0.2.7"],
+                        &["2001:db8::7"],
+                    )]),
+                ),
                 (70, Ev::A(&["192.0.2.8"])),
                 (80, Ev::Aaaa(&["2001:db8::7", "2001:db8::9"])),
             ],
             horizon_ms: 500,
             // The v6 hint was started before the answers and keeps running;
             // the v4 hint is dropped for the real A answer.
-            want: &["60: start [2001:db8::7]:443", "160: start 192.0.2.8:443", "260: start [2001:db8::9]:443"],
+            want: &[
+                "60: start [2001:db8::7]:443",
+                "160: start 192.0.2.8:443",
+                "260: start [2001:db8::9]:443",
+            ],
         },
         Row {
             name: "service priority and port",
@@ -447,7 +579,13 @@ fn svcb_hints_priority_and_ports() {
             expected: ALL,
             timeout: None,
             script: vec![
-                (0, Ev::Https(vec![HttpsRecord { no_default_alpn: true, ..https(1, None, &["h3"], &["192.0.2.3"], &[]) }])),
+                (
+                    0,
+                    Ev::Https(vec![HttpsRecord {
+                        no_default_alpn: true,
+                        ..https(1, None, &["h3"], &["192.0.2.3"], &[])
+                    }]),
+                ),
                 (0, Ev::AaaaNeg),
                 (0, Ev::A(&["192.0.2.1"])),
             ],
@@ -459,7 +597,13 @@ fn svcb_hints_priority_and_ports() {
 
 #[test]
 fn failures_wins_and_timeouts() {
-    let answers = || vec![(0, Ev::HttpsNeg), (0, Ev::Aaaa(&["2001:db8::1", "2001:db8::2"])), (0, Ev::A(&["192.0.2.1"]))];
+    let answers = || {
+        vec![
+            (0, Ev::HttpsNeg),
+            (0, Ev::Aaaa(&["2001:db8::1", "2001:db8::2"])),
+            (0, Ev::A(&["192.0.2.1"])),
+        ]
+    };
     let mut fail_fast = answers();
     fail_fast.push((40, Ev::Fail("2001:db8::1")));
     let mut fail_very_fast = answers();
@@ -476,7 +620,11 @@ fn failures_wins_and_timeouts() {
             timeout: None,
             script: fail_fast,
             horizon_ms: 300,
-            want: &["0: start [2001:db8::1]:443", "40: start 192.0.2.1:443", "290: start [2001:db8::2]:443"],
+            want: &[
+                "0: start [2001:db8::1]:443",
+                "40: start 192.0.2.1:443",
+                "290: start [2001:db8::2]:443",
+            ],
         },
         Row {
             name: "but never within 10 ms of the previous start",
@@ -538,7 +686,11 @@ fn failures_wins_and_timeouts() {
                 (30, Ev::Fail("192.0.2.1")),
             ],
             horizon_ms: 1000,
-            want: &["0: start [2001:db8::1]:443", "20: start 192.0.2.1:443", "30: failed AllAttemptsFailed"],
+            want: &[
+                "0: start [2001:db8::1]:443",
+                "20: start 192.0.2.1:443",
+                "30: failed AllAttemptsFailed",
+            ],
         },
     ]);
 }
@@ -577,7 +729,10 @@ fn policy_presets() {
             timeout: None,
             script: answers(),
             horizon_ms: 2000,
-            want: &["20: start [2001:db8::1]:443", "400: start [2001:db8::2]:443"],
+            want: &[
+                "20: start [2001:db8::1]:443",
+                "400: start [2001:db8::2]:443",
+            ],
         },
         Row {
             name: "hev3 on the same world",
@@ -600,7 +755,13 @@ fn policy_presets() {
 
 #[test]
 fn interface_branches() {
-    let answers = || vec![(0, Ev::HttpsNeg), (0, Ev::Aaaa(&["2001:db8::1"])), (0, Ev::A(&["192.0.2.1"]))];
+    let answers = || {
+        vec![
+            (0, Ev::HttpsNeg),
+            (0, Ev::Aaaa(&["2001:db8::1"])),
+            (0, Ev::A(&["192.0.2.1"])),
+        ]
+    };
     let mut primary_fails = answers();
     primary_fails.push((30, Ev::Fail("2001:db8::1%2")));
     primary_fails.push((80, Ev::Fail("192.0.2.1%2")));
@@ -648,12 +809,19 @@ fn interface_branches() {
             timeout: None,
             script: down,
             horizon_ms: 300,
-            want: &["0: start [2001:db8::1]:443%2", "100: cancel [2001:db8::1]:443%2", "100: start [2001:db8::1]:443%3"],
+            want: &[
+                "0: start [2001:db8::1]:443%2",
+                "100: cancel [2001:db8::1]:443%2",
+                "100: start [2001:db8::1]:443%3",
+            ],
         },
         Row {
             name: "failover path mode waits for failure only",
             quote: "RFC 9623 §4.1.3: failover",
-            config: RaceConfig { path_mode: RacingMode::Failover, ..RaceConfig::hev3() },
+            config: RaceConfig {
+                path_mode: RacingMode::Failover,
+                ..RaceConfig::hev3()
+            },
             paths: TWO_PATHS,
             expected: ALL,
             timeout: None,
@@ -668,7 +836,12 @@ fn interface_branches() {
 fn history_sends_the_next_race_straight_to_what_worked() {
     // RFC 9623 §4.2.1 / HEv3 §5.3: a host whose IPv6 is silently broken.
     let mut history = History::default();
-    let script = vec![(0, Ev::HttpsNeg), (0, Ev::Aaaa(&["2001:db8::1"])), (0, Ev::A(&["192.0.2.1"])), (270, Ev::Up("192.0.2.1"))];
+    let script = vec![
+        (0, Ev::HttpsNeg),
+        (0, Ev::Aaaa(&["2001:db8::1"])),
+        (0, Ev::A(&["192.0.2.1"])),
+        (270, Ev::Up("192.0.2.1")),
+    ];
     let mut first = Driver::new(RaceConfig::hev3(), DEFAULT_PATH, ALL, None);
     first.history = History::default();
     let log = first.play_keep(&script, 1000);
@@ -687,7 +860,10 @@ fn history_sends_the_next_race_straight_to_what_worked() {
         (1030, Ev::Up("192.0.2.1")),
     ];
     let (log2, _) = second.play_keep(&second_script, 3000);
-    assert_eq!(log2, ["1010: start 192.0.2.1:443", "1030: won 192.0.2.1:443"]);
+    assert_eq!(
+        log2,
+        ["1010: start 192.0.2.1:443", "1030: won 192.0.2.1:443"]
+    );
 }
 
 impl Driver {

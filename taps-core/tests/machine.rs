@@ -1,0 +1,446 @@
+//! The machine end to end in virtual time: real DNS messages, sockets as
+//! actions, every rule of issue #2 that crosses module boundaries.
+
+mod support;
+
+use std::time::Duration;
+
+use support::world::{Forgery, Tcp, World, addrs, ms};
+use taps_core::dns::DnsConfig;
+use taps_core::dns::config::parse_hosts;
+use taps_core::dns::wire::{Answer, QueryType};
+use taps_core::machine::{Config, Event, InitiateError, Machine, Preconnection};
+use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
+use taps_core::properties::TransportProperties;
+use taps_core::race::RaceFailure;
+use taps_core::trace::{DropReason, FailureReason, TraceKind};
+
+const DNS1: &str = "192.168.1.1:53";
+const DNS2: &str = "192.168.1.2:53";
+
+fn machine(servers: &[&str]) -> Machine {
+    Machine::new(Config {
+        seed: 7,
+        dns: DnsConfig {
+            servers: servers.iter().map(|s| s.parse().unwrap()).collect(),
+            ..DnsConfig::default()
+        },
+        ..Config::default()
+    })
+}
+
+fn dual_stack(world: &mut World, server: &str, delay_ms: u64) {
+    world.rule(
+        server,
+        "example.com",
+        QueryType::Https,
+        delay_ms,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    world.rule(
+        server,
+        "example.com",
+        QueryType::Aaaa,
+        delay_ms,
+        addrs(&["2001:db8::1"], 300),
+    );
+    world.rule(
+        server,
+        "example.com",
+        QueryType::A,
+        delay_ms,
+        addrs(&["192.0.2.1"], 300),
+    );
+}
+
+fn pre(text: &str) -> Preconnection {
+    Preconnection::new(text.parse().unwrap())
+}
+
+#[test]
+fn happy_dual_stack_queries_https_aaaa_a_back_to_back_and_wins_over_ipv6() {
+    let mut w = World::new(machine(&[DNS1]));
+    dual_stack(&mut w, DNS1, 10);
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(20)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    // HEv3 §4.1: "The order in which the queries are sent SHOULD be ... SVCB
+    // or HTTPS query, AAAA query, A query", all at once.
+    let order: Vec<_> = w.queries.iter().map(|q| (q.0, q.2)).collect();
+    assert_eq!(
+        order,
+        [
+            (ms(0), QueryType::Https),
+            (ms(0), QueryType::Aaaa),
+            (ms(0), QueryType::A)
+        ]
+    );
+    assert_eq!(
+        w.ready(c),
+        Some((ms(30), "[2001:db8::1]:443".parse().unwrap(), None))
+    );
+    assert!(w.machine.is_idle());
+    assert_eq!(w.machine.poll_timeout(), None, "no timer once settled");
+    assert!(w.live_dns.is_empty(), "every DNS transaction released");
+}
+
+#[test]
+fn ipv6_blackhole_falls_back_after_one_attempt_delay_and_history_skips_it_next_time() {
+    let mut w = World::new(machine(&[DNS1]));
+    dual_stack(&mut w, DNS1, 10);
+    w.tcp("[2001:db8::1]:443", Tcp::Blackhole);
+    w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(20)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    let (at, remote, _) = w.ready(c).unwrap();
+    assert_eq!((at, remote), (ms(280), "192.0.2.1:443".parse().unwrap()));
+    assert_eq!(w.closed_sockets.len(), 1, "the IPv6 attempt was cancelled");
+    w.machine.close(ms(1000), c);
+    w.drain();
+
+    // Second connection: answered from the cache, and history demotes the
+    // IPv6 address that hung: straight to IPv4.
+    let queries_before = w.queries.len();
+    w.now = ms(2000);
+    let c2 = w
+        .machine
+        .initiate(ms(2000), &pre("example.com:443"))
+        .unwrap();
+    w.run_until(ms(10_000));
+    assert_eq!(w.queries.len(), queries_before, "cache answered everything");
+    assert_eq!(
+        w.ready(c2).map(|r| (r.0, r.1)),
+        Some((ms(2020), "192.0.2.1:443".parse().unwrap()))
+    );
+    assert!(w.machine.stats().cache_hits >= 3);
+}
+
+#[test]
+fn forged_answers_are_dropped_counted_and_do_not_end_the_query() {
+    let mut w = World::new(machine(&[DNS1]));
+    dual_stack(&mut w, DNS1, 10);
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
+    w.forgeries = vec![
+        Forgery::WrongSource("203.0.113.66:53".parse().unwrap()),
+        Forgery::WrongId,
+        Forgery::Garbage,
+    ];
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    assert_eq!(
+        w.ready(c).map(|r| r.1),
+        Some("[2001:db8::1]:443".parse().unwrap())
+    );
+    assert_eq!(
+        w.machine.stats().dns_dropped,
+        9,
+        "three forgeries for each of three queries"
+    );
+    let trace = w.machine.trace(c).unwrap();
+    let reasons: Vec<DropReason> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            TraceKind::DnsDropped { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(reasons.contains(&DropReason::WrongSource));
+    assert!(reasons.contains(&DropReason::WrongId));
+    assert!(reasons.contains(&DropReason::Malformed));
+}
+
+#[test]
+fn truncated_answer_is_retried_over_tcp() {
+    let mut w = World::new(machine(&[DNS1]));
+    dual_stack(&mut w, DNS1, 10);
+    w.dns
+        .get_mut(&(DNS1.parse().unwrap(), "example.com".into(), QueryType::Aaaa))
+        .unwrap()
+        .truncate = true;
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    let tcp: Vec<_> = w
+        .queries
+        .iter()
+        .filter(|q| q.3 == taps_core::dns::DnsTransport::Tcp)
+        .collect();
+    assert_eq!(tcp.len(), 1);
+    assert_eq!(tcp[0].2, QueryType::Aaaa);
+    assert_eq!(
+        w.ready(c).map(|r| r.1),
+        Some("[2001:db8::1]:443".parse().unwrap())
+    );
+}
+
+#[test]
+fn silent_server_retransmits_then_moves_to_the_next_server() {
+    let mut w = World::new(machine(&[DNS1, DNS2]));
+    w.dead_servers.push(DNS1.parse().unwrap());
+    dual_stack(&mut w, DNS2, 10);
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    // DnsConfig default: 1 s per try, 2 tries per server.
+    let aaaa: Vec<_> = w
+        .queries
+        .iter()
+        .filter(|q| q.2 == QueryType::Aaaa)
+        .map(|q| (q.0, q.1))
+        .collect();
+    assert_eq!(
+        aaaa,
+        [
+            (ms(0), DNS1.parse().unwrap()),
+            (ms(1000), DNS1.parse().unwrap()),
+            (ms(2000), DNS2.parse().unwrap())
+        ]
+    );
+    assert_eq!(w.ready(c).map(|r| r.0), Some(ms(2015)));
+}
+
+#[test]
+fn servfail_moves_on_and_nxdomain_fails_with_the_dns_reasons() {
+    let mut w = World::new(machine(&[DNS1, DNS2]));
+    w.rule(DNS1, "example.com", QueryType::Aaaa, 5, Answer::ServFail);
+    w.rule(
+        DNS2,
+        "example.com",
+        QueryType::Aaaa,
+        5,
+        addrs(&["2001:db8::1"], 60),
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::A,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Https,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    assert_eq!(w.ready(c).map(|r| r.0), Some(ms(15)));
+
+    // No rules for this name: NXDOMAIN everywhere.
+    let c2 = w
+        .machine
+        .initiate(w.now, &pre("missing.example:443"))
+        .unwrap();
+    w.run_until(ms(20_000));
+    let err = w.error(c2).expect("an EstablishmentError");
+    assert_eq!(err.reason, RaceFailure::NoAddresses);
+    assert!(err.to_string().contains("NXDOMAIN"), "{err}");
+}
+
+#[test]
+fn cname_chains_are_followed_within_one_answer() {
+    // The responder answers A for the queried name; the wire tests cover
+    // multi-hop chains. Here: an IPv4-only host with a refused first address.
+    let mut w = World::new(machine(&[DNS1]));
+    w.rule(
+        DNS1,
+        "v4.example",
+        QueryType::Https,
+        1,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.rule(
+        DNS1,
+        "v4.example",
+        QueryType::Aaaa,
+        1,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.rule(
+        DNS1,
+        "v4.example",
+        QueryType::A,
+        1,
+        addrs(&["192.0.2.1", "192.0.2.2"], 0),
+    );
+    w.tcp("192.0.2.1:443", Tcp::Refuse(Duration::from_millis(3)));
+    w.tcp("192.0.2.2:443", Tcp::Accept(Duration::from_millis(3)));
+    let c = w.machine.initiate(ms(0), &pre("v4.example:443")).unwrap();
+    w.run_until(ms(10_000));
+    // The refusal at 4 ms starts the next address at once (HEv3 min 10 ms
+    // after the previous start applies: 1 + 10 = 11).
+    assert_eq!(
+        w.ready(c).map(|r| (r.0, r.1)),
+        Some((ms(14), "192.0.2.2:443".parse().unwrap()))
+    );
+}
+
+#[test]
+fn hosts_file_localhost_and_literals_send_no_query() {
+    let mut m = machine(&[DNS1]);
+    let mut config = m.config().clone();
+    config.hosts = parse_hosts("192.0.2.9 printer.lan\n");
+    m = Machine::new(config);
+    let mut w = World::new(m);
+    w.tcp("192.0.2.9:631", Tcp::Accept(Duration::from_millis(1)));
+    w.tcp("[::1]:8080", Tcp::Accept(Duration::from_millis(1)));
+    w.tcp("198.51.100.7:80", Tcp::Accept(Duration::from_millis(1)));
+    let a = w.machine.initiate(ms(0), &pre("printer.lan:631")).unwrap();
+    let b = w.machine.initiate(ms(0), &pre("localhost:8080")).unwrap();
+    let c = w.machine.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
+    w.run_until(ms(1000));
+    assert!(w.queries.is_empty());
+    assert!(w.ready(a).is_some() && w.ready(b).is_some() && w.ready(c).is_some());
+    assert_eq!(
+        w.ready(b).unwrap().1,
+        "[::1]:8080".parse().unwrap(),
+        "RFC 6761 §6.3: ::1 first"
+    );
+}
+
+#[test]
+fn conn_timeout_lists_every_attempt_with_its_reason() {
+    let mut w = World::new(machine(&[DNS1]));
+    dual_stack(&mut w, DNS1, 10);
+    w.tcp("192.0.2.1:443", Tcp::Refuse(Duration::from_millis(30)));
+    let mut props = TransportProperties::default();
+    props.connection.conn_timeout = Some(Duration::from_secs(2));
+    let c = w
+        .machine
+        .initiate(ms(0), &pre("example.com:443").with_properties(props))
+        .unwrap();
+    w.run_until(ms(10_000));
+    let err = w.error(c).expect("EstablishmentError");
+    assert_eq!(err.reason, RaceFailure::Timeout);
+    assert_eq!(err.attempts.len(), 2);
+    let v6 = err.attempts.iter().find(|a| a.remote.is_ipv6()).unwrap();
+    let v4 = err.attempts.iter().find(|a| a.remote.is_ipv4()).unwrap();
+    assert_eq!(v6.failure, Some(FailureReason::ConnTimeout));
+    assert_eq!(v4.failure, Some(FailureReason::Refused));
+    let text = err.to_string();
+    assert!(
+        text.contains("connection refused") && text.contains("connTimeout"),
+        "{text}"
+    );
+    assert!(w.live_sockets.is_empty(), "every socket closed");
+}
+
+fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
+    Interface {
+        name: name.into(),
+        index,
+        kind,
+        addrs: addrs
+            .iter()
+            .map(|a| {
+                let (ip, len) = a.split_once('/').unwrap();
+                InterfaceAddress {
+                    addr: ip.parse().unwrap(),
+                    prefix_len: len.parse().unwrap(),
+                    deprecated: false,
+                }
+            })
+            .collect(),
+        mtu: 1500,
+        expensive: kind == InterfaceKind::Cellular,
+        constrained: false,
+        up: true,
+    }
+}
+
+#[test]
+fn interfaces_race_as_paths_and_prohibitions_hold() {
+    let mut w = World::new(machine(&[DNS1]));
+    w.machine.set_interfaces(
+        ms(0),
+        vec![
+            iface("wlan0", 2, InterfaceKind::Wifi, &["192.168.1.10/24"]),
+            iface("rmnet0", 3, InterfaceKind::Cellular, &["100.64.0.7/10"]),
+        ],
+    );
+    w.rule(
+        DNS1,
+        "v4.example",
+        QueryType::Https,
+        1,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.rule(
+        DNS1,
+        "v4.example",
+        QueryType::A,
+        1,
+        addrs(&["192.0.2.1"], 0),
+    );
+    // The world cannot tell paths apart: the wlan0 attempt is swallowed by
+    // blackholing the address, and the cellular attempt connects once the
+    // path delay starts it — both go to the same address.
+    w.tcp("192.0.2.1:443", Tcp::Blackhole);
+    let c = w.machine.initiate(ms(0), &pre("v4.example:443")).unwrap();
+    w.run_until(ms(1500));
+    let opened: Vec<_> = w.opened.iter().map(|o| (o.0, o.2)).collect();
+    assert_eq!(
+        opened,
+        [(ms(1), Some(2)), (ms(1001), Some(3))],
+        "secondary path after the 1 s path delay"
+    );
+    w.machine.close(w.now, c);
+    w.drain();
+
+    // Prohibit cellular: only wlan0 is ever used.
+    w.opened.clear();
+    let props = TransportProperties::default().prohibit_interface_kind(InterfaceKind::Cellular);
+    let c = w
+        .machine
+        .initiate(w.now, &pre("v4.example:443").with_properties(props))
+        .unwrap();
+    w.run_until(ms(5000));
+    assert!(w.opened.iter().all(|o| o.2 == Some(2)));
+    w.machine.close(w.now, c);
+    w.drain();
+
+    // Require a kind nobody has: fails at once, naming the requirement.
+    let props = TransportProperties::default().require_interface_kind(InterfaceKind::Wired);
+    let err = w
+        .machine
+        .initiate(w.now, &pre("v4.example:443").with_properties(props))
+        .unwrap_err();
+    assert!(matches!(err, InitiateError::Path(_)));
+    assert!(err.to_string().contains("wired"), "{err}");
+}
+
+#[test]
+fn stale_and_unknown_ids_are_ignored_and_counted() {
+    use taps_core::id::{DnsTxnId, SocketId};
+    use taps_core::machine::Input;
+    let mut w = World::new(machine(&[DNS1]));
+    dual_stack(&mut w, DNS1, 10);
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(1000));
+    assert!(w.ready(c).is_some());
+    let before = w.machine.stats().stale_inputs;
+    w.machine.handle(
+        w.now,
+        Input::SocketConnected {
+            socket: SocketId::from_raw(999, 0),
+        },
+    );
+    w.machine.handle(
+        w.now,
+        Input::DnsDatagram {
+            txn: DnsTxnId::from_raw(0, 0),
+            from: DNS1.parse().unwrap(),
+            payload: b"x",
+        },
+    );
+    w.machine.close(w.now, c);
+    w.machine.close(w.now, c);
+    assert_eq!(w.machine.stats().stale_inputs, before + 3);
+    w.drain();
+    assert!(matches!(w.events.last(), Some((_, Event::Closed { .. }))));
+}
