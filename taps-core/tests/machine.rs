@@ -242,9 +242,9 @@ fn servfail_moves_on_and_nxdomain_fails_with_the_dns_reasons() {
 }
 
 #[test]
-fn cname_chains_are_followed_within_one_answer() {
-    // The responder answers A for the queried name; the wire tests cover
-    // multi-hop chains. Here: an IPv4-only host with a refused first address.
+fn ipv4_only_host_with_a_refused_first_address() {
+    // (CNAME chains are followed by `dns::wire`, whose tests cover them hop
+    // by hop.)
     let mut w = World::new(machine(&[DNS1]));
     w.rule(
         DNS1,
@@ -329,6 +329,14 @@ fn conn_timeout_lists_every_attempt_with_its_reason() {
     assert!(w.live_sockets.is_empty(), "every socket closed");
 }
 
+fn last_socket(w: &World) -> taps_core::id::SocketId {
+    *w.live_sockets
+        .iter()
+        .max_by_key(|(s, _)| s.to_raw())
+        .expect("a live socket")
+        .0
+}
+
 fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
     Interface {
         name: name.into(),
@@ -388,6 +396,20 @@ fn interfaces_race_as_paths_and_prohibitions_hold() {
         [(ms(1), Some(2)), (ms(1001), Some(3))],
         "secondary path after the 1 s path delay"
     );
+    // Before establishment nothing reads back as "in effect".
+    assert_eq!(w.machine.properties(c), None);
+    let cellular = last_socket(&w);
+    w.inject_at(
+        ms(1200),
+        taps_core::machine::Input::SocketConnected { socket: cellular },
+    );
+    w.run_until(ms(1300));
+    // RFC 9622 §8.1: once established, properties read back as in effect.
+    let effective = w.machine.properties(c).expect("established");
+    assert_eq!(effective.interface.as_deref(), Some("rmnet0"));
+    assert_eq!(effective.interface_kind, Some(InterfaceKind::Cellular));
+    assert!(effective.expensive && effective.reliability && effective.preserve_order);
+    assert!(!effective.preserve_msg_boundaries, "TCP without a framer");
     w.machine.close(w.now, c);
     w.drain();
 

@@ -137,3 +137,84 @@ impl Cache {
         self.slots.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smallvec::smallvec;
+
+    fn name(s: &str) -> HostName {
+        HostName::new(s).unwrap()
+    }
+
+    #[test]
+    fn entries_live_for_their_ttl_and_errors_are_not_cached() {
+        // RFC 1035 §7.4 positive TTL; RFC 2308 §5 negative TTL.
+        let mut c = Cache::new(8);
+        let t0 = Instant::from_millis(0);
+        let a = Answer::Addresses {
+            addrs: smallvec!["192.0.2.1".parse().unwrap()],
+            ttl: 10,
+        };
+        c.insert(t0, &name("a.example"), QueryType::A, &a);
+        c.insert(
+            t0,
+            &name("a.example"),
+            QueryType::Aaaa,
+            &Answer::NoData { negative_ttl: 2 },
+        );
+        c.insert(t0, &name("b.example"), QueryType::A, &Answer::ServFail);
+        c.insert(
+            t0,
+            &name("c.example"),
+            QueryType::A,
+            &Answer::Addresses {
+                addrs: smallvec![],
+                ttl: 0,
+            },
+        );
+        assert_eq!(c.len(), 1, "SERVFAIL and TTL 0 are not cached");
+        let at = |ms| Instant::from_millis(ms);
+        assert_eq!(
+            c.get(at(9_000), &name("a.example"), QueryType::A)
+                .map(|(a, ttl)| (a.clone(), ttl)),
+            Some((a, 1))
+        );
+        assert!(
+            c.get(at(1_000), &name("a.example"), QueryType::Aaaa)
+                .is_some()
+        );
+        assert!(
+            c.get(at(2_000), &name("a.example"), QueryType::Aaaa)
+                .is_none(),
+            "negative TTL over"
+        );
+        assert!(
+            c.get(at(10_000), &name("a.example"), QueryType::A)
+                .is_none(),
+            "TTL over"
+        );
+        assert!(c.get(at(0), &name("a.example"), QueryType::Https).is_none());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_evicts_the_soonest_to_expire() {
+        let mut c = Cache::new(2);
+        let t0 = Instant::ZERO;
+        for (n, ttl) in [("a.example", 100), ("b.example", 5), ("c.example", 50)] {
+            c.insert(
+                t0,
+                &name(n),
+                QueryType::A,
+                &Answer::NoData { negative_ttl: ttl },
+            );
+            assert!(c.len() <= 2);
+        }
+        assert!(
+            c.get(t0, &name("b.example"), QueryType::A).is_none(),
+            "shortest-lived went first"
+        );
+        assert!(c.get(t0, &name("a.example"), QueryType::A).is_some());
+        assert!(c.get(t0, &name("c.example"), QueryType::A).is_some());
+    }
+}
