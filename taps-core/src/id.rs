@@ -82,6 +82,11 @@ handle!(
     "sock"
 );
 handle!(
+    /// Names one listener.
+    ListenerId,
+    "listener"
+);
+handle!(
     /// Names one DNS transaction: one query message sent to one server.
     DnsTxnId,
     "dns"

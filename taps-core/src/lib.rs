@@ -13,6 +13,7 @@
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod connection;
 pub mod dns;
 pub mod endpoint;
 pub mod id;
@@ -21,6 +22,8 @@ pub mod path;
 pub mod properties;
 pub mod race;
 pub mod rng;
+pub mod security;
+pub mod stack;
 pub mod time;
 pub mod trace;
 

@@ -949,33 +949,7 @@ pub struct EffectiveProperties {
     pub conn_priority: u32,
 }
 
-/// How server certificates are checked.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum CertificateVerification {
-    /// Verify the peer's certificate chain and name (default).
-    #[default]
-    Verify,
-    /// Accept any certificate. Only for tests against throwaway certificates;
-    /// it removes all protection against an active attacker.
-    DisabledForTesting,
-}
-
-/// RFC 9622 §6.3 Security Parameters, as far as taps implements them.
-///
-/// Only what the TLS stack honours is here; the RFC's other parameters
-/// (pinned certificates, cipher suites, session cache, ...) are left out
-/// rather than accepted and ignored.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecurityParameters {
-    /// The name to send in SNI and to verify the certificate against; `None`
-    /// uses the Remote Endpoint's host name.
-    pub server_name: Option<String>,
-    /// §6.3.4 `alpn`: protocols to offer, most preferred first; empty offers
-    /// none.
-    pub alpn: Vec<String>,
-    /// Certificate checking.
-    pub verification: CertificateVerification,
-}
+pub use crate::security::{CertificateVerification, SecurityParameters};
 
 #[cfg(test)]
 mod tests {
@@ -1370,13 +1344,5 @@ mod tests {
         assert!(Require.admits(true) && !Require.admits(false));
         assert!(!Prohibit.admits(true) && Prohibit.admits(false));
         assert!(Avoid.admits(true) && Prefer.admits(false));
-    }
-
-    #[test]
-    fn security_defaults_verify() {
-        let s = SecurityParameters::default();
-        assert_eq!(s.verification, CertificateVerification::Verify);
-        assert_eq!(s.server_name, None);
-        assert!(s.alpn.is_empty());
     }
 }

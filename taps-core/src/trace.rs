@@ -31,6 +31,103 @@ pub enum FailureReason {
     SocketSetup(i32),
     /// Any other operating-system error code.
     Os(i32),
+    /// The TLS handshake or session failed.
+    Tls(TlsFailure),
+    /// A framer rejected the byte stream or failed its own handshake.
+    Framing(FramingFailure),
+    /// The peer closed the connection before it was ready.
+    PeerClosed,
+    /// The application aborted the connection.
+    LocalAbort,
+}
+
+/// Why TLS failed, in words a person can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsFailure {
+    /// The certificate's validity period is over.
+    CertificateExpired,
+    /// The certificate is not valid yet.
+    CertificateNotYetValid,
+    /// The certificate is not for the name asked.
+    NameMismatch,
+    /// The chain does not lead to a trusted root.
+    UnknownIssuer,
+    /// The certificate was revoked.
+    Revoked,
+    /// A signature in the chain is invalid.
+    BadSignature,
+    /// The certificate is valid but its key matches no pin.
+    PinMismatch,
+    /// The certificate is otherwise unacceptable.
+    CertificateInvalid,
+    /// The peer presented no certificate where one is required.
+    NoCertificate,
+    /// No application protocol both sides support (ALPN).
+    NoApplicationProtocol,
+    /// The peer sent a fatal alert with this code (RFC 8446 §6).
+    AlertReceived(u8),
+    /// The peer broke the protocol (or sent garbage).
+    ProtocolError,
+    /// No common protocol version or cipher suite.
+    Incompatible,
+    /// The server name cannot go into SNI.
+    BadServerName,
+    /// The handshake failed for another reason.
+    HandshakeFailed,
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFailure::CertificateExpired => f.write_str("certificate expired"),
+            TlsFailure::CertificateNotYetValid => f.write_str("certificate not yet valid"),
+            TlsFailure::NameMismatch => f.write_str("certificate name mismatch"),
+            TlsFailure::UnknownIssuer => {
+                f.write_str("certificate issuer unknown (not a trusted root)")
+            }
+            TlsFailure::Revoked => f.write_str("certificate revoked"),
+            TlsFailure::BadSignature => f.write_str("bad certificate signature"),
+            TlsFailure::PinMismatch => f.write_str("certificate key matches no pin"),
+            TlsFailure::CertificateInvalid => f.write_str("certificate invalid"),
+            TlsFailure::NoCertificate => f.write_str("peer presented no certificate"),
+            TlsFailure::NoApplicationProtocol => {
+                f.write_str("no common application protocol (ALPN)")
+            }
+            TlsFailure::AlertReceived(code) => write!(f, "peer sent TLS alert {code}"),
+            TlsFailure::ProtocolError => f.write_str("TLS protocol error"),
+            TlsFailure::Incompatible => f.write_str("no common TLS version or cipher suite"),
+            TlsFailure::BadServerName => f.write_str("server name unusable for SNI"),
+            TlsFailure::HandshakeFailed => f.write_str("TLS handshake failed"),
+        }
+    }
+}
+
+/// Why a framer failed (RFC 9622 §9.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FramingFailure {
+    /// A frame announced or reached more bytes than the limit.
+    TooLarge {
+        /// Its size, as far as known.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes are not valid for this framing.
+    Malformed(&'static str),
+    /// The framer's own handshake failed.
+    Handshake(&'static str),
+}
+
+impl fmt::Display for FramingFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FramingFailure::TooLarge { size, limit } => {
+                write!(f, "frame of {size} bytes exceeds the {limit}-byte limit")
+            }
+            FramingFailure::Malformed(why) => write!(f, "malformed frame: {why}"),
+            FramingFailure::Handshake(why) => write!(f, "framer handshake failed: {why}"),
+        }
+    }
 }
 
 impl fmt::Display for FailureReason {
@@ -44,6 +141,10 @@ impl fmt::Display for FailureReason {
             FailureReason::ConnTimeout => f.write_str("connTimeout expired"),
             FailureReason::SocketSetup(e) => write!(f, "could not open a socket (os error {e})"),
             FailureReason::Os(e) => write!(f, "os error {e}"),
+            FailureReason::Tls(t) => write!(f, "TLS: {t}"),
+            FailureReason::Framing(x) => write!(f, "framing: {x}"),
+            FailureReason::PeerClosed => f.write_str("peer closed the connection"),
+            FailureReason::LocalAbort => f.write_str("local abort"),
         }
     }
 }
@@ -183,6 +284,12 @@ pub enum TraceKind {
         /// Over which interface (`None`: the system default path).
         interface: Option<u32>,
     },
+    /// An attempt's transport (TCP) is up; its upper layers are still
+    /// handshaking.
+    AttemptTransportUp {
+        /// Attempt number.
+        attempt: u16,
+    },
     /// An attempt's whole stack is up.
     AttemptConnected {
         /// Attempt number.
@@ -321,6 +428,9 @@ impl Trace {
                         "attempt  #{attempt} {remote} via {} started",
                         iface(interface)
                     )
+                }
+                TraceKind::AttemptTransportUp { attempt } => {
+                    writeln!(out, "attempt  #{attempt} TCP up")
                 }
                 TraceKind::AttemptConnected { attempt } => {
                     writeln!(out, "attempt  #{attempt} connected")

@@ -460,7 +460,11 @@ fn stale_and_unknown_ids_are_ignored_and_counted() {
             payload: b"x",
         },
     );
+    // An established connection closes gracefully: FIN, then `Closed` when
+    // the peer's FIN comes or `close_timeout` (2 s) passes — here nobody
+    // answers. After that its id is stale.
     w.machine.close(w.now, c);
+    w.run_until(w.now + Duration::from_secs(3));
     w.machine.close(w.now, c);
     assert_eq!(w.machine.stats().stale_inputs, before + 3);
     w.drain();

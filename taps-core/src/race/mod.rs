@@ -384,6 +384,9 @@ struct Lane {
     last_start: Option<Instant>,
     /// An attempt in this lane failed: start the next without waiting.
     hurry: bool,
+    /// HEv3 §6.1: an attempt's TCP is up and its TLS still running, so the
+    /// next attempt waits at least until then.
+    extend_until: Option<Instant>,
     dead: bool,
     order: SmallVec<[u16; 16]>,
 }
@@ -509,6 +512,7 @@ impl Race {
                 activated_at: None,
                 last_start: None,
                 hurry: false,
+                extend_until: None,
                 dead: false,
                 order: SmallVec::new(),
             };
@@ -1075,7 +1079,7 @@ impl Race {
             RacingMode::Staggered(d) => match lane.last_start {
                 None => Some(Instant::ZERO),
                 Some(last) if lane.hurry || !self.lane_running(li) => Some(floor.max(last)),
-                Some(last) => Some(last + d),
+                Some(last) => Some((last + d).max(lane.extend_until.unwrap_or(Instant::ZERO))),
             },
         }
     }
@@ -1092,6 +1096,7 @@ impl Race {
         let lane = &mut self.lanes[li];
         lane.last_start = Some(now);
         lane.hurry = false;
+        lane.extend_until = None;
         let c = &mut self.candidates[usize::from(idx)];
         c.state = CandidateState::Running {
             attempt,
@@ -1140,6 +1145,43 @@ impl Race {
         self.cancel_running(now);
         self.trace.record(now, TraceKind::Winner { attempt });
         self.actions.push(RaceAction::Won { candidate: id });
+    }
+
+    /// The attempt of `id` has its transport (TCP) up but its upper layers
+    /// are still handshaking. HEv3 §6.1: the Next Connection Attempt Timer is
+    /// extended to cover the rest of the establishment, estimated as one
+    /// more round trip of the TCP handshake's length.
+    pub fn on_transport_up(&mut self, now: Instant, id: CandidateId) {
+        let Some(c) = self.candidates.get(usize::from(id.0)) else {
+            return;
+        };
+        let CandidateState::Running { attempt, since } = c.state else {
+            return;
+        };
+        if self.phase != Phase::Racing {
+            return;
+        }
+        let rtt = now.saturating_duration_since(since).max(MIN_ATTEMPT_DELAY);
+        let path = c.path;
+        self.trace
+            .record(now, TraceKind::AttemptTransportUp { attempt });
+        let last = self
+            .lanes
+            .iter()
+            .filter(|l| l.path == path && l.order.contains(&id.0))
+            .filter_map(|l| l.last_start)
+            .max();
+        for lane in self
+            .lanes
+            .iter_mut()
+            .filter(|l| l.path == path && l.order.contains(&id.0))
+        {
+            // Only the lane's most recent attempt holds back the next one.
+            if lane.last_start == last && last == Some(since) {
+                let until = now + rtt;
+                lane.extend_until = Some(lane.extend_until.map_or(until, |u| u.max(until)));
+            }
+        }
     }
 
     /// The attempt of `id` failed.

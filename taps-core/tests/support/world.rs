@@ -179,13 +179,25 @@ impl World {
                         ),
                     }
                 }
-                Output::CloseSocket { socket } => {
+                Output::CloseSocket { socket } | Output::AbortSocket { socket } => {
                     assert!(
                         self.live_sockets.remove(&socket).is_some(),
                         "close of unknown {socket:?}"
                     );
                     self.closed_sockets.push(socket);
                 }
+                // This world has no payload traffic: bytes written vanish.
+                Output::Transmit { socket } => loop {
+                    let n = self.machine.transmit_data(socket).len();
+                    if n == 0 {
+                        break;
+                    }
+                    self.machine.transmitted(self.now, socket, n);
+                },
+                Output::ShutdownWrite { .. }
+                | Output::ResumeReading { .. }
+                | Output::Listen { .. }
+                | Output::StopListening { .. } => {}
                 Output::Event(e) => {
                     self.log.push(format!("event {e:?}"));
                     self.events.push((self.now, e))

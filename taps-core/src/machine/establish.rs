@@ -1,0 +1,755 @@
+//! Establishment: `initiate`, name resolution (hosts file, `localhost`,
+//! cache, DNS transactions) and the race's decisions turned into outputs
+//! (RFC 9623 §4.1-§4.3, HEv3 §4-§6). Each attempt gets its own protocol
+//! stack; the first message of `initiate_with_send` rides early where that
+//! is safe (RFC 9622 §7.2, RFC 9623 §4.3).
+
+use std::cmp::Reverse;
+use std::net::{IpAddr, SocketAddr};
+
+use smallvec::SmallVec;
+
+use super::{
+    Conn, ConnectionState, EstablishmentError, Event, InitiateError, MAX_TLS_CONFIGS, Machine,
+    Output, Preconnection, Role, Sock, Timer, qslot,
+};
+use crate::connection::{ConnIo, Message, MessageId};
+use crate::dns::config::localhost_addresses;
+use crate::dns::wire::{Answer, QueryType};
+use crate::dns::{DnsNote, outcome_of};
+use crate::endpoint::{Host, HostName};
+use crate::id::{ConnectionId, DnsTxnId};
+use crate::path::{Interface, PathBranch, derive_paths};
+use crate::race::{
+    AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
+};
+use crate::security::SecurityParameters;
+use crate::stack::Stack;
+use crate::stack::tls::ClientTls;
+use crate::time::Instant;
+use crate::trace::{DnsOutcome, FailureReason, LocalSource, TraceKind};
+
+impl Machine {
+    /// Starts establishing a connection (RFC 9622 §7.1 `Initiate`).
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        pre: &Preconnection,
+    ) -> Result<ConnectionId, InitiateError> {
+        self.start(now, pre, None).map(|(id, _)| id)
+    }
+
+    /// `InitiateWithSend` (RFC 9622 §7.2): starts establishing and queues
+    /// `message` as the first message. When it is safely replayable, every
+    /// attempt that can carries it early (TCP Fast Open, TLS 1.3 early data);
+    /// the winner sends whatever did not go early. A message that is not
+    /// safely replayable is never sent early.
+    pub fn initiate_with_send(
+        &mut self,
+        now: Instant,
+        pre: &Preconnection,
+        message: Message,
+    ) -> Result<(ConnectionId, MessageId), InitiateError> {
+        let (id, msg) = self.start(now, pre, Some(message))?;
+        Ok((id, msg.unwrap_or(MessageId(0))))
+    }
+
+    fn start(
+        &mut self,
+        now: Instant,
+        pre: &Preconnection,
+        first: Option<Message>,
+    ) -> Result<(ConnectionId, Option<MessageId>), InitiateError> {
+        if self.conns.len() >= self.config.max_connections {
+            return Err(InitiateError::TooManyConnections(
+                self.config.max_connections,
+            ));
+        }
+        let host = match &pre.remote.host {
+            None => return Err(InitiateError::NoHost),
+            Some(Host::Service(_)) => return Err(InitiateError::ServiceResolutionUnsupported),
+            Some(h) => h.clone(),
+        };
+        let port = pre.remote.effective_port().ok_or(InitiateError::NoPort)?;
+        if let Some(conflict) = pre.properties.selection.tcp_conflict(pre.framer.is_some()) {
+            return Err(InitiateError::Properties(conflict));
+        }
+        let bound = pre
+            .local
+            .as_ref()
+            .and_then(|l| l.interface.as_deref())
+            .or(pre.remote.interface.as_deref());
+        let paths = derive_paths(&self.interfaces, &pre.properties.selection, bound)
+            .map_err(InitiateError::Path)?;
+        let tls = match &pre.security {
+            Some(params) => Some(self.client_tls(params).map_err(InitiateError::Tls)?),
+            None => None,
+        };
+        let local = pre.local.as_ref().and_then(|l| match l.host {
+            Some(Host::Ip(ip)) => Some(SocketAddr::new(ip, l.port.unwrap_or(0))),
+            _ => None,
+        });
+        let race_config = pre.race.unwrap_or(self.config.race);
+        let (has_v4, has_v6) = connectivity(&paths, &self.interfaces);
+        let seed = self.rng.next_u64();
+        let conn_timeout = pre.properties.connection.conn_timeout;
+
+        let (qname, expected) = match &host {
+            Host::Ip(ip) => (
+                None,
+                Expected {
+                    v4: ip.is_ipv4(),
+                    v6: ip.is_ipv6(),
+                    svcb: false,
+                },
+            ),
+            Host::Name(name) => (
+                Some(name.clone()),
+                Expected {
+                    v4: has_v4 || !has_v6,
+                    v6: has_v6,
+                    svcb: race_config.uses_svcb(),
+                },
+            ),
+            Host::Service(_) => return Err(InitiateError::ServiceResolutionUnsupported),
+        };
+        let https_qname = match (&qname, expected.svcb) {
+            (Some(name), true) if port != 443 => {
+                HostName::new(&format!("_{port}._https.{}", name.as_str())).ok()
+            }
+            _ => None,
+        };
+        let server_name = pre
+            .security
+            .as_ref()
+            .and_then(|s| s.server_name.clone())
+            .or_else(|| match &host {
+                Host::Name(n) => Some(n.as_str().to_string()),
+                Host::Ip(ip) => Some(ip.to_string()),
+                Host::Service(_) => None,
+            });
+        let mut io = ConnIo::new(self.config.io);
+        let first_id = match first {
+            None => None,
+            Some(message) => {
+                let replayable = message.properties.safely_replayable;
+                let early_ok = pre.security.as_ref().is_none_or(|s| s.allow_early_data);
+                let data = (replayable && early_ok).then(|| message.data.clone());
+                let id = io.enqueue(now, message).map_err(InitiateError::Send)?;
+                if let Some(data) = data {
+                    io.set_early(id, data);
+                }
+                Some(id)
+            }
+        };
+        let race = Race::new(now, race_config, port, &paths, expected, conn_timeout, seed);
+        let id = self.conns.insert(Conn {
+            state: ConnectionState::Establishing,
+            role: Role::Active(Box::new(race)),
+            qname,
+            https_qname,
+            dns: [None; 3],
+            sockets: SmallVec::new(),
+            socket: None,
+            properties: pre.properties.clone(),
+            local,
+            timer: None,
+            io,
+            tls,
+            server_name,
+            framer: pre.framer.clone(),
+            close_deadline: None,
+            terminated: false,
+            race_recorded: false,
+        });
+
+        match &host {
+            Host::Ip(ip) => {
+                let family = Family::of(*ip);
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype: if family == Family::V4 {
+                            QueryType::A
+                        } else {
+                            QueryType::Aaaa
+                        },
+                        outcome: DnsOutcome::Positive { count: 1, ttl: 0 },
+                        local: Some(LocalSource::Literal),
+                    },
+                );
+                self.deliver_addresses(now, id, family, AddressAnswer::Positive(&[*ip]));
+            }
+            Host::Name(name) => self.resolve(now, id, name, expected),
+            Host::Service(_) => {}
+        }
+        self.after_conn_change(now, id);
+        self.purge_timers();
+        Ok((id, first_id))
+    }
+
+    /// The cached TLS configuration for `params`, built on first use.
+    fn client_tls(
+        &mut self,
+        params: &SecurityParameters,
+    ) -> Result<ClientTls, crate::stack::tls::TlsConfigError> {
+        if let Some(pos) = self.client_tls.iter().position(|(p, _)| p == params) {
+            let entry = self.client_tls.remove(pos);
+            let tls = entry.1.clone();
+            self.client_tls.push(entry);
+            return Ok(tls);
+        }
+        let tls = ClientTls::new(params)?;
+        if self.client_tls.len() >= MAX_TLS_CONFIGS {
+            self.client_tls.remove(0);
+        }
+        self.client_tls.push((params.clone(), tls.clone()));
+        Ok(tls)
+    }
+
+    /// Hosts file, `localhost`, cache, then the wire: HTTPS, AAAA, A in the
+    /// order HEv3 §4.1 gives.
+    fn resolve(&mut self, now: Instant, id: ConnectionId, name: &HostName, expected: Expected) {
+        let hosts = self.config.hosts.lookup(name);
+        let (local, source) = if !hosts.is_empty() {
+            (hosts, LocalSource::HostsFile)
+        } else if let Some(l) = localhost_addresses(name) {
+            (l, LocalSource::Localhost)
+        } else {
+            (&[][..], LocalSource::HostsFile)
+        };
+        if !local.is_empty() {
+            let local: SmallVec<[IpAddr; 4]> = local.iter().copied().collect();
+            if expected.svcb {
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype: QueryType::Https,
+                        outcome: DnsOutcome::NoData,
+                        local: Some(source),
+                    },
+                );
+                self.deliver_answer(now, id, QueryType::Https, None);
+            }
+            for (family, qtype) in [(Family::V6, QueryType::Aaaa), (Family::V4, QueryType::A)] {
+                let addrs: SmallVec<[IpAddr; 4]> = local
+                    .iter()
+                    .copied()
+                    .filter(|a| Family::of(*a) == family)
+                    .collect();
+                let outcome = if addrs.is_empty() {
+                    DnsOutcome::NoData
+                } else {
+                    DnsOutcome::Positive {
+                        count: addrs.len() as u16,
+                        ttl: 0,
+                    }
+                };
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype,
+                        outcome,
+                        local: Some(source),
+                    },
+                );
+                let answer = if addrs.is_empty() {
+                    AddressAnswer::Negative
+                } else {
+                    AddressAnswer::Positive(&addrs)
+                };
+                self.deliver_addresses(now, id, family, answer);
+            }
+            return;
+        }
+        let wanted = [
+            (expected.svcb, QueryType::Https),
+            (expected.v6, QueryType::Aaaa),
+            (expected.v4, QueryType::A),
+        ];
+        for (on, qtype) in wanted {
+            if !on {
+                continue;
+            }
+            let Some(conn) = self.conns.get(id) else {
+                return;
+            };
+            let Some(qname) = conn.qname(qtype) else {
+                continue;
+            };
+            if let Some((answer, ttl)) = self.cache.get(now, qname, qtype) {
+                self.stats.cache_hits += 1;
+                let mut outcome = outcome_of(answer);
+                if let DnsOutcome::Positive { ttl: t, .. } = &mut outcome {
+                    *t = ttl;
+                }
+                let answer = answer.clone();
+                self.record(
+                    id,
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype,
+                        outcome,
+                        local: Some(LocalSource::Cache),
+                    },
+                );
+                self.deliver_answer(now, id, qtype, Some(&answer));
+            } else {
+                let Some(conn) = self.conns.get(id) else {
+                    return;
+                };
+                let Some(qname) = conn.qname(qtype) else {
+                    continue;
+                };
+                self.resolver.query(now, id, qname, qtype, &mut self.rng);
+                self.process_dns(now);
+            }
+        }
+    }
+
+    /// Replaces the interface list; attempts on interfaces that went down or
+    /// vanished fail, and later paths take over.
+    pub fn set_interfaces(&mut self, now: Instant, list: Vec<Interface>) {
+        let gone: SmallVec<[u32; 4]> = self
+            .interfaces
+            .iter()
+            .filter(|old| old.up && !list.iter().any(|n| n.index == old.index && n.up))
+            .map(|i| i.index)
+            .collect();
+        self.interfaces = list;
+        if gone.is_empty() {
+            return;
+        }
+        let ids: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == ConnectionState::Establishing && c.race().is_some())
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) {
+                for index in &gone {
+                    race.on_interface_down(now, *index);
+                }
+            }
+            self.after_conn_change(now, id);
+        }
+        self.purge_timers();
+    }
+
+    fn dns_owner(&mut self, txn: DnsTxnId) -> Option<(ConnectionId, QueryType)> {
+        let owner = self.resolver.txn_owner(txn);
+        if owner
+            .is_none_or(|(conn, qtype)| self.conns.get(conn).and_then(|c| c.qname(qtype)).is_none())
+        {
+            self.stats.stale_inputs += 1;
+            return None;
+        }
+        owner
+    }
+
+    pub(super) fn on_dns_datagram(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        from: SocketAddr,
+        payload: &[u8],
+    ) {
+        let Some((conn, qtype)) = self.dns_owner(txn) else {
+            return;
+        };
+        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
+            return;
+        };
+        self.resolver
+            .on_datagram(now, txn, from, payload, name, &mut self.rng);
+        self.process_dns(now);
+    }
+
+    pub(super) fn on_dns_stream(&mut self, now: Instant, txn: DnsTxnId, data: &[u8]) {
+        let Some((conn, qtype)) = self.dns_owner(txn) else {
+            return;
+        };
+        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
+            return;
+        };
+        self.resolver
+            .on_stream_data(now, txn, data, name, &mut self.rng);
+        self.process_dns(now);
+    }
+
+    pub(super) fn on_dns_transport_failed(&mut self, now: Instant, txn: DnsTxnId) {
+        let Some((conn, qtype)) = self.dns_owner(txn) else {
+            return;
+        };
+        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
+            return;
+        };
+        self.resolver
+            .on_transport_failed(now, txn, name, &mut self.rng);
+        self.process_dns(now);
+    }
+
+    pub(super) fn on_dns_timer(&mut self, now: Instant, txn: DnsTxnId, at: Instant) {
+        if self.resolver.deadline(txn) != Some(at) {
+            return;
+        }
+        let Some((conn, qtype)) = self.resolver.txn_owner(txn) else {
+            return;
+        };
+        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
+            return;
+        };
+        self.resolver.on_timeout(now, txn, name, &mut self.rng);
+        self.process_dns(now);
+    }
+
+    pub(super) fn flush_dns_actions(&mut self) {
+        while let Some(a) = self.resolver.poll_action() {
+            self.outputs.push_back(Output::Dns(a));
+        }
+    }
+
+    /// Applies the resolver's notes: traces, the cache, the races.
+    fn process_dns(&mut self, now: Instant) {
+        self.flush_dns_actions();
+        while let Some(note) = self.resolver.poll_note() {
+            match note {
+                DnsNote::Sent {
+                    conn,
+                    qtype,
+                    txn,
+                    server,
+                    tcp,
+                    retransmit,
+                } => {
+                    if let Some(c) = self.conns.get_mut(conn) {
+                        c.dns[qslot(qtype)] = Some(txn);
+                        if c.state == ConnectionState::Establishing {
+                            c.trace_mut().record(
+                                now,
+                                TraceKind::DnsQuery {
+                                    qtype,
+                                    server,
+                                    tcp,
+                                    retransmit,
+                                },
+                            );
+                        }
+                    }
+                    if let Some(deadline) = self.resolver.deadline(txn) {
+                        self.timers.push(Reverse((deadline, Timer::Dns(txn))));
+                    }
+                }
+                DnsNote::Retrying {
+                    conn,
+                    qtype,
+                    outcome,
+                } => {
+                    self.record(conn, now, TraceKind::DnsRetry { qtype, outcome });
+                }
+                DnsNote::Dropped {
+                    conn,
+                    qtype,
+                    reason,
+                } => {
+                    self.record(conn, now, TraceKind::DnsDropped { qtype, reason });
+                }
+                DnsNote::Settled {
+                    conn,
+                    qtype,
+                    answer,
+                    outcome,
+                    lingering,
+                } => {
+                    let Some(c) = self.conns.get_mut(conn) else {
+                        continue;
+                    };
+                    c.dns[qslot(qtype)] = None;
+                    if let (Some(a), Some(name)) = (&answer, c.qname(qtype)) {
+                        self.cache.insert(now, name, qtype, a);
+                    }
+                    if lingering || c.state != ConnectionState::Establishing {
+                        continue;
+                    }
+                    c.trace_mut().record(
+                        now,
+                        TraceKind::DnsAnswer {
+                            qtype,
+                            outcome,
+                            local: None,
+                        },
+                    );
+                    self.deliver_answer(now, conn, qtype, answer.as_ref());
+                }
+            }
+        }
+    }
+
+    fn deliver_answer(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        qtype: QueryType,
+        answer: Option<&Answer>,
+    ) {
+        match qtype {
+            QueryType::A | QueryType::Aaaa => {
+                let family = if qtype == QueryType::A {
+                    Family::V4
+                } else {
+                    Family::V6
+                };
+                let addrs = match answer {
+                    Some(Answer::Addresses { addrs, .. }) => AddressAnswer::Positive(addrs),
+                    _ => AddressAnswer::Negative,
+                };
+                self.deliver_addresses(now, id, family, addrs);
+            }
+            QueryType::Https => {
+                let env = RaceEnv {
+                    interfaces: &self.interfaces,
+                    history: &self.history,
+                };
+                let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+                    return;
+                };
+                let records = match answer {
+                    Some(Answer::Https { records, .. }) => Some(&records[..]),
+                    _ => None,
+                };
+                race.on_service_info(now, env, records);
+                self.after_conn_change(now, id);
+            }
+        }
+    }
+
+    fn deliver_addresses(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        family: Family,
+        answer: AddressAnswer<'_>,
+    ) {
+        let env = RaceEnv {
+            interfaces: &self.interfaces,
+            history: &self.history,
+        };
+        let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+            return;
+        };
+        race.on_addresses(now, env, family, answer);
+        self.after_conn_change(now, id);
+    }
+
+    /// Carries out the race's actions and re-arms its timer: the one place
+    /// where race decisions become outputs.
+    pub(super) fn after_conn_change(&mut self, now: Instant, id: ConnectionId) {
+        loop {
+            let Some(c) = self.conns.get_mut(id) else {
+                return;
+            };
+            let Some(race) = c.race_mut() else { break };
+            let Some(action) = race.poll_action() else {
+                break;
+            };
+            match action {
+                RaceAction::Start {
+                    candidate,
+                    remote,
+                    interface,
+                } => self.start_attempt(now, id, candidate, remote, interface),
+                RaceAction::Cancel { candidate } => {
+                    let Some(c) = self.conns.get_mut(id) else {
+                        return;
+                    };
+                    if let Some(pos) = c.sockets.iter().position(|(cand, _)| *cand == candidate) {
+                        let (_, socket) = c.sockets.swap_remove(pos);
+                        if self.sockets.remove(socket).is_some() {
+                            self.outputs.push_back(Output::CloseSocket { socket });
+                        }
+                    }
+                }
+                RaceAction::Won { candidate } => self.on_won(now, id, candidate),
+                RaceAction::Failed => {
+                    let Some(c) = self.conns.get_mut(id) else {
+                        return;
+                    };
+                    let Some(race) = c.race() else { return };
+                    let reason = race.failure().unwrap_or(RaceFailure::AllAttemptsFailed);
+                    let error = EstablishmentError::from_trace(reason, &race.trace);
+                    c.state = ConnectionState::Closed;
+                    self.emit(Event::EstablishmentError { conn: id, error });
+                }
+            }
+        }
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !c.race_recorded && c.race().is_some_and(Race::is_settled) {
+            c.race_recorded = true;
+            if let Some(race) = c.race() {
+                for (path, addr, outcome) in race.outcomes() {
+                    self.history.record(now, path, addr, outcome);
+                }
+            }
+            {
+                // The race is over: DNS may linger to fill the cache.
+                let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().flatten().copied().collect();
+                self.resolver.linger(now, id, &txns);
+                for txn in txns {
+                    if let Some(deadline) = self.resolver.deadline(txn) {
+                        self.timers.push(Reverse((deadline, Timer::Dns(txn))));
+                    }
+                }
+            }
+        }
+        self.reschedule(id);
+    }
+
+    /// RFC 9623 §4.2: a fresh stack for one attempt, early data included.
+    fn start_attempt(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        candidate: CandidateId,
+        remote: SocketAddr,
+        interface: Option<u32>,
+    ) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let tls = match (&c.tls, &c.server_name) {
+            (Some(tls), Some(name)) => match tls.session(name) {
+                Ok(s) => Some(s),
+                Err(f) => {
+                    if let Some(race) = c.race_mut() {
+                        race.on_failed(now, candidate, FailureReason::Tls(f));
+                    }
+                    return;
+                }
+            },
+            (Some(_), None) => {
+                if let Some(race) = c.race_mut() {
+                    race.on_failed(
+                        now,
+                        candidate,
+                        FailureReason::Tls(crate::trace::TlsFailure::BadServerName),
+                    );
+                }
+                return;
+            }
+            (None, _) => None,
+        };
+        let mut stack = Stack::new(tls, c.framer.as_ref().map(|f| f.make()));
+        stack.start_client();
+        let mut fast_open = false;
+        if let Some((_, data)) = &c.io.early {
+            match stack.frame(data) {
+                Ok(framed) => {
+                    fast_open = !stack.has_tls();
+                    if stack.send_early(&framed, fast_open) > 0 {
+                        self.stats.early_data_attempts += 1;
+                    }
+                }
+                Err(e) => {
+                    if let Some(race) = c.race_mut() {
+                        race.on_failed(now, candidate, FailureReason::Framing(e));
+                    }
+                    return;
+                }
+            }
+        }
+        let local = c.local;
+        let socket = self.sockets.insert(Sock {
+            conn: id,
+            candidate: Some(candidate),
+            stack,
+            announced: false,
+            connected: false,
+            fast_open,
+            read_paused: false,
+            shut: false,
+        });
+        if let Some(c) = self.conns.get_mut(id) {
+            c.sockets.push((candidate, socket));
+        }
+        self.stats.attempts_started += 1;
+        self.outputs.push_back(Output::OpenTcp {
+            socket,
+            remote,
+            interface,
+            local,
+            fast_open,
+        });
+        self.announce(socket);
+    }
+
+    /// The race has a winner: the connection is established on its socket.
+    fn on_won(&mut self, now: Instant, id: ConnectionId, candidate: CandidateId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(&(_, socket)) = c.sockets.iter().find(|(cand, _)| *cand == candidate) else {
+            return;
+        };
+        let Some(race) = c.race() else { return };
+        let Some(w) = race.candidate(candidate) else {
+            return;
+        };
+        let (remote, interface) = (w.remote, race.path_interface(w.path));
+        c.state = ConnectionState::Established;
+        c.socket = Some(socket);
+        c.sockets.retain(|(cand, _)| *cand != candidate);
+        self.emit(Event::Ready {
+            conn: id,
+            socket,
+            remote,
+            interface,
+        });
+        // The first message: done if it all went early and counted.
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let early = c.io.early.take();
+        if let (Some((msg, data)), Some(sock)) = (early, self.sockets.get(socket)) {
+            let framed_len = sock.stack.early_sent;
+            let counted = framed_len > 0 && sock.stack.early_data_counted();
+            let whole = sock.stack.has_framer() || framed_len >= data.len();
+            if counted && whole {
+                let mut events = Vec::new();
+                c.io.sent_early(msg, &mut events);
+                self.apply_io_events(now, id, events);
+            }
+        }
+        self.pump(now, id);
+        self.deliver(now, id);
+    }
+}
+
+/// Which families the paths can send: HEv3 §4.1 "connectivity" is a local
+/// address of the family (link-local IPv6 does not count). The system
+/// default path is assumed to have both.
+fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
+    let (mut v4, mut v6) = (false, false);
+    for p in paths {
+        match p
+            .interface
+            .and_then(|i| interfaces.iter().find(|x| x.index == i))
+        {
+            None => return (true, true),
+            Some(iface) => {
+                for a in &iface.addrs {
+                    match a.addr {
+                        IpAddr::V4(_) => v4 = true,
+                        IpAddr::V6(x) => v6 |= (x.segments()[0] & 0xffc0) != 0xfe80,
+                    }
+                }
+            }
+        }
+    }
+    (v4, v6)
+}

@@ -1,0 +1,610 @@
+//! Sockets and data transfer (RFC 9623 §5, RFC 9622 §9-§10): socket
+//! reports into protocol stacks, stack progress into the race, transmit and
+//! receive buffers with back-pressure, message and stream I/O for the
+//! application, and the ends of a connection: `close` (close_notify, FIN,
+//! then `Closed`) and `abort` (RST, then `ConnectionError("local abort")`).
+
+use smallvec::SmallVec;
+
+use super::{ConnectionState, Event, Machine, Output, Role, StreamError};
+use crate::connection::{IoEvent, Message, MessageId, SendError};
+use crate::id::{ConnectionId, DnsTxnId, SocketId};
+use crate::race::CandidateId;
+use crate::stack::StackState;
+use crate::time::Instant;
+use crate::trace::{FailureReason, TraceKind};
+
+/// Why a `receive` could not be registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiveError {
+    /// The connection id is unknown or freed.
+    UnknownConnection,
+    /// The connection is closed.
+    Closed,
+    /// Too many receive requests are pending (see `IoLimits`).
+    TooManyPending,
+}
+
+impl Machine {
+    /// Outputs `Transmit` when the socket holds bytes it may write now.
+    pub(super) fn announce(&mut self, socket: SocketId) {
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        if !s.announced && !s.stack.tx.is_empty() && (s.connected || s.fast_open) {
+            s.announced = true;
+            self.outputs.push_back(Output::Transmit { socket });
+        }
+    }
+
+    /// The bytes `socket` should write next (a contiguous prefix of what is
+    /// pending; call again after [`Machine::transmitted`]).
+    pub fn transmit_data(&self, socket: SocketId) -> &[u8] {
+        self.sockets
+            .get(socket)
+            .map_or(&[][..], |s| s.stack.tx.as_slices().0)
+    }
+
+    /// The adapter wrote `n` bytes of [`Machine::transmit_data`].
+    pub fn transmitted(&mut self, now: Instant, socket: SocketId, n: usize) {
+        let Some(s) = self.sockets.get_mut(socket) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        let n = n.min(s.stack.tx.len());
+        s.stack.tx.drain(..n);
+        if s.stack.tx.is_empty() {
+            s.announced = false;
+        }
+        let conn = s.conn;
+        let established = self.conns.get(conn).is_some_and(|c| {
+            c.socket == Some(socket)
+                && matches!(
+                    c.state,
+                    ConnectionState::Established | ConnectionState::Closing
+                )
+        });
+        if established {
+            let mut events = Vec::new();
+            if let (Some(c), Some(s)) = (self.conns.get_mut(conn), self.sockets.get_mut(socket)) {
+                c.io.on_transmitted(n, &mut events);
+                c.io.pump(now, &mut s.stack, &mut events);
+                c.io.on_drained(&s.stack, &mut events);
+            }
+            self.apply_io_events(now, conn, events);
+            self.maybe_shutdown(now, conn);
+        }
+        self.announce(socket);
+        self.purge_timers();
+    }
+
+    /// How many bytes the adapter may read from `socket` now; 0 means pause
+    /// until `ResumeReading`.
+    pub fn read_capacity(&self, socket: SocketId) -> usize {
+        let Some(s) = self.sockets.get(socket) else {
+            return 0;
+        };
+        match self.conns.get(s.conn) {
+            Some(c) if c.socket == Some(socket) && c.state != ConnectionState::Establishing => {
+                c.io.read_capacity(&s.stack)
+            }
+            _ => self
+                .config
+                .io
+                .max_receive_buffer
+                .saturating_sub(s.stack.rx.len()),
+        }
+    }
+
+    fn note_read_capacity(&mut self, socket: SocketId) {
+        let capacity = self.read_capacity(socket);
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        if capacity == 0 {
+            s.read_paused = true;
+        } else if s.read_paused {
+            s.read_paused = false;
+            self.outputs.push_back(Output::ResumeReading { socket });
+        }
+    }
+
+    pub(super) fn on_socket_connected(&mut self, now: Instant, socket: SocketId) {
+        let Some(s) = self.sockets.get_mut(socket).filter(|s| !s.connected) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        s.connected = true;
+        let result = s.stack.on_transport_up();
+        let candidate = s.candidate;
+        self.announce(socket);
+        match result {
+            Err(reason) => self.fail_attempt(now, socket, reason),
+            Ok(state) => self.attempt_progress(now, socket, candidate, state, true),
+        }
+    }
+
+    /// An attempt's stack moved on: tell the race.
+    fn attempt_progress(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        candidate: Option<CandidateId>,
+        state: StackState,
+        transport_just_up: bool,
+    ) {
+        let Some(candidate) = candidate else { return };
+        let Some(conn) = self.sockets.get(socket).map(|s| s.conn) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if c.state != ConnectionState::Establishing {
+            return;
+        }
+        let Some(race) = c.race_mut() else { return };
+        match state {
+            StackState::Ready => race.on_connected(now, candidate),
+            StackState::Handshaking if transport_just_up => race.on_transport_up(now, candidate),
+            StackState::Handshaking | StackState::Connecting => return,
+        }
+        self.after_conn_change(now, conn);
+    }
+
+    /// An attempt failed: its socket closes and the race moves on.
+    fn fail_attempt(&mut self, now: Instant, socket: SocketId, reason: FailureReason) {
+        let Some(s) = self.sockets.remove(socket) else {
+            return;
+        };
+        self.outputs.push_back(Output::CloseSocket { socket });
+        let Some(c) = self.conns.get_mut(s.conn) else {
+            return;
+        };
+        c.sockets.retain(|(_, x)| *x != socket);
+        if let (Some(race), Some(candidate)) = (c.race_mut(), s.candidate) {
+            race.on_failed(now, candidate, reason);
+        }
+        self.after_conn_change(now, s.conn);
+    }
+
+    pub(super) fn on_socket_data(&mut self, now: Instant, socket: SocketId, data: &[u8]) {
+        let Some(s) = self.sockets.get_mut(socket) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        let conn = s.conn;
+        let candidate = s.candidate;
+        let result = s.stack.on_data(data);
+        self.announce(socket);
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        let phase = (
+            c.state,
+            matches!(c.role, Role::Active(_)),
+            c.socket == Some(socket),
+        );
+        match (phase, result) {
+            ((ConnectionState::Establishing, true, _), Err(reason)) => {
+                self.fail_attempt(now, socket, reason)
+            }
+            ((ConnectionState::Establishing, true, _), Ok(state)) => {
+                self.attempt_progress(now, socket, candidate, state, false)
+            }
+            ((ConnectionState::Establishing, false, _), Err(reason)) => {
+                self.fail_passive(now, conn, reason)
+            }
+            ((ConnectionState::Establishing, false, _), Ok(StackState::Ready)) => {
+                self.passive_ready(now, conn)
+            }
+            ((ConnectionState::Establishing, false, _), Ok(_)) => {}
+            ((ConnectionState::Established | ConnectionState::Closing, _, true), Err(reason)) => {
+                self.connection_error(now, conn, reason)
+            }
+            ((ConnectionState::Established | ConnectionState::Closing, _, true), Ok(_)) => {
+                self.deliver(now, conn)
+            }
+            _ => self.stats.stale_inputs += 1,
+        }
+        self.note_read_capacity(socket);
+        self.purge_timers();
+    }
+
+    pub(super) fn on_socket_eof(&mut self, now: Instant, socket: SocketId) {
+        let Some(s) = self.sockets.get_mut(socket) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        s.stack.peer_eof = true;
+        let conn = s.conn;
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        match (
+            c.state,
+            matches!(c.role, Role::Active(_)),
+            c.socket == Some(socket),
+        ) {
+            (ConnectionState::Establishing, true, _) => {
+                self.fail_attempt(now, socket, FailureReason::PeerClosed)
+            }
+            (ConnectionState::Establishing, false, _) => {
+                self.fail_passive(now, conn, FailureReason::PeerClosed)
+            }
+            (ConnectionState::Closing, _, true) => {
+                self.deliver(now, conn);
+                self.maybe_shutdown(now, conn);
+            }
+            (ConnectionState::Established, _, true) => self.deliver(now, conn),
+            _ => self.stats.stale_inputs += 1,
+        }
+        self.purge_timers();
+    }
+
+    pub(super) fn on_socket_failed(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        reason: FailureReason,
+    ) {
+        let Some(s) = self.sockets.get(socket) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        let conn = s.conn;
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        match (
+            c.state,
+            matches!(c.role, Role::Active(_)),
+            c.socket == Some(socket),
+        ) {
+            (ConnectionState::Establishing, true, _) => self.fail_attempt(now, socket, reason),
+            (ConnectionState::Establishing, false, _) => self.fail_passive(now, conn, reason),
+            (ConnectionState::Established | ConnectionState::Closing, _, true) => {
+                self.connection_error(now, conn, reason)
+            }
+            _ => self.stats.stale_inputs += 1,
+        }
+        self.purge_timers();
+    }
+
+    /// An established connection broke: its socket closes and
+    /// `ConnectionError` is its last event. The id stays valid (state
+    /// `Closed`) until the application calls `close`.
+    fn connection_error(&mut self, now: Instant, conn: ConnectionId, reason: FailureReason) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        c.state = ConnectionState::Closed;
+        c.close_deadline = None;
+        c.trace_mut().record(now, TraceKind::Closed);
+        if let Some(socket) = c.socket.take() {
+            if self.sockets.remove(socket).is_some() {
+                self.outputs.push_back(Output::CloseSocket { socket });
+            }
+        }
+        self.emit(Event::ConnectionError { conn, reason });
+        self.reschedule(conn);
+    }
+
+    /// Moves queued messages into the stack (RFC 9622 §9.2) and acts on what
+    /// that produced.
+    pub(super) fn pump(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if !matches!(
+            c.state,
+            ConnectionState::Established | ConnectionState::Closing
+        ) {
+            return;
+        }
+        let Some(socket) = c.socket else { return };
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        let mut events = Vec::new();
+        c.io.pump(now, &mut s.stack, &mut events);
+        self.apply_io_events(now, conn, events);
+        self.announce(socket);
+        self.maybe_shutdown(now, conn);
+        self.reschedule(conn);
+    }
+
+    /// Decodes received bytes and answers receive requests.
+    pub(super) fn deliver(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Some(socket) = c.socket else { return };
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        let mut events = Vec::new();
+        c.io.deliver(&mut s.stack, &mut events);
+        self.apply_io_events(now, conn, events);
+        self.note_read_capacity(socket);
+    }
+
+    pub(super) fn apply_io_events(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        events: Vec<IoEvent>,
+    ) {
+        for event in events {
+            match event {
+                IoEvent::Sent(message) => self.emit(Event::Sent { conn, message }),
+                IoEvent::Expired(message) => self.emit(Event::Expired { conn, message }),
+                IoEvent::SendError(message, error) => self.emit(Event::SendError {
+                    conn,
+                    message,
+                    error,
+                }),
+                IoEvent::Received {
+                    data,
+                    end_of_message,
+                    partial,
+                } => {
+                    if end_of_message && !partial {
+                        self.emit(Event::Received { conn, data });
+                    } else {
+                        self.emit(Event::ReceivedPartial {
+                            conn,
+                            data,
+                            end_of_message,
+                        });
+                    }
+                }
+                IoEvent::Readable => self.emit(Event::Readable { conn }),
+                IoEvent::Writable => self.emit(Event::Writable { conn }),
+                IoEvent::Finished => self.shutdown_write(conn),
+                IoEvent::Failed(failure) => {
+                    self.connection_error(now, conn, FailureReason::Framing(failure))
+                }
+            }
+        }
+    }
+
+    /// Half-closes: close_notify is already queued; FIN follows the bytes.
+    fn shutdown_write(&mut self, conn: ConnectionId) {
+        let Some(socket) = self.conns.get(conn).and_then(|c| c.socket) else {
+            return;
+        };
+        let Some(s) = self.sockets.get_mut(socket).filter(|s| !s.shut) else {
+            return;
+        };
+        s.shut = true;
+        self.announce(socket);
+        self.outputs.push_back(Output::ShutdownWrite { socket });
+    }
+
+    /// A closing connection shuts its write side once its queue is empty,
+    /// and is done once the peer has closed too.
+    fn maybe_shutdown(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        if c.state != ConnectionState::Closing {
+            return;
+        }
+        let Some(socket) = c.socket else { return };
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        // Everything queued is in the stack: close_notify, then FIN after
+        // the bytes (the adapter writes `Transmit` data before shutting).
+        if !s.shut && c.io.queue_is_empty() {
+            s.stack.close_notify();
+            self.shutdown_write(conn);
+        }
+        let done = self
+            .sockets
+            .get(socket)
+            .is_some_and(|s| s.shut && s.stack.peer_eof && s.stack.tx.is_empty());
+        if done {
+            self.finish_close(now, conn);
+        }
+    }
+
+    /// The orderly close is complete (or timed out): `Closed`, and the id is
+    /// freed.
+    pub(super) fn finish_close(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        c.trace_mut().record(now, TraceKind::Closed);
+        if let Some(socket) = c.socket.take() {
+            if self.sockets.remove(socket).is_some() {
+                self.outputs.push_back(Output::CloseSocket { socket });
+            }
+        }
+        self.emit(Event::Closed { conn });
+        self.conns.remove(conn);
+    }
+
+    /// RFC 9622 §9.2 `Send`. Before the connection is ready the message
+    /// waits in the queue; `SendError::BufferFull` is back-pressure.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        message: Message,
+    ) -> Result<MessageId, SendError> {
+        let Some(c) = self.conns.get_mut(conn) else {
+            self.stats.stale_inputs += 1;
+            return Err(SendError::UnknownConnection);
+        };
+        if !matches!(
+            c.state,
+            ConnectionState::Establishing | ConnectionState::Established
+        ) {
+            return Err(SendError::NotOpen);
+        }
+        let id = c.io.enqueue(now, message)?;
+        if c.state == ConnectionState::Established {
+            self.pump(now, conn);
+        } else {
+            self.reschedule(conn);
+        }
+        self.purge_timers();
+        Ok(id)
+    }
+
+    /// RFC 9622 §9.3 `Receive(minIncompleteLength, maxLength)`: one
+    /// `Received` or `ReceivedPartial` will answer it.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        min_incomplete: usize,
+        max_len: usize,
+    ) -> Result<(), ReceiveError> {
+        let Some(c) = self.conns.get_mut(conn) else {
+            self.stats.stale_inputs += 1;
+            return Err(ReceiveError::UnknownConnection);
+        };
+        if c.state == ConnectionState::Closed {
+            return Err(ReceiveError::Closed);
+        }
+        if !c.io.request(min_incomplete, max_len) {
+            return Err(ReceiveError::TooManyPending);
+        }
+        if c.state != ConnectionState::Establishing {
+            self.deliver(now, conn);
+        }
+        Ok(())
+    }
+
+    /// Stream read: copies received bytes into `buf`. `Ok(0)` means the
+    /// peer closed and everything was read.
+    pub fn read(&mut self, conn: ConnectionId, buf: &mut [u8]) -> Result<usize, StreamError> {
+        let c = self
+            .conns
+            .get_mut(conn)
+            .ok_or(StreamError::UnknownConnection)?;
+        if !matches!(
+            c.state,
+            ConnectionState::Established | ConnectionState::Closing
+        ) {
+            return Err(StreamError::NotEstablished);
+        }
+        let socket = c.socket.ok_or(StreamError::NotEstablished)?;
+        let s = self
+            .sockets
+            .get_mut(socket)
+            .ok_or(StreamError::NotEstablished)?;
+        let n = c.io.read(&mut s.stack, buf);
+        let eof = s.stack.peer_eof && s.stack.rx.is_empty();
+        self.note_read_capacity(socket);
+        match n {
+            0 if eof || buf.is_empty() => Ok(0),
+            0 => Err(StreamError::WouldBlock),
+            n => Ok(n),
+        }
+    }
+
+    /// Stream write: queues as much of `data` as fits; `WouldBlock` when
+    /// nothing fits (wait for `Writable`).
+    pub fn write(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        data: &[u8],
+    ) -> Result<usize, StreamError> {
+        let c = self
+            .conns
+            .get_mut(conn)
+            .ok_or(StreamError::UnknownConnection)?;
+        if c.state != ConnectionState::Established || c.io.send_closed {
+            return Err(StreamError::NotEstablished);
+        }
+        let socket = c.socket.ok_or(StreamError::NotEstablished)?;
+        let s = self
+            .sockets
+            .get_mut(socket)
+            .ok_or(StreamError::NotEstablished)?;
+        let n = c.io.write(&mut s.stack, data);
+        self.announce(socket);
+        let _ = now;
+        match n {
+            0 if !data.is_empty() => Err(StreamError::WouldBlock),
+            n => Ok(n),
+        }
+    }
+
+    /// RFC 9622 §10 `Close`: queued messages go out, then TLS close_notify
+    /// and FIN; `Closed` follows once the peer has closed too (or after
+    /// `close_timeout`). Closing a connection that is still establishing
+    /// cancels its race; closing one that failed frees its id.
+    pub fn close(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        match c.state {
+            ConnectionState::Establishing => {
+                self.release_everything(conn, false);
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.trace_mut().record(now, TraceKind::Closed);
+                }
+                self.emit(Event::Closed { conn });
+                self.conns.remove(conn);
+            }
+            ConnectionState::Established => {
+                c.state = ConnectionState::Closing;
+                c.io.send_closed = true;
+                c.close_deadline = Some(now + self.config.close_timeout);
+                self.pump(now, conn);
+                self.maybe_shutdown(now, conn);
+                self.reschedule(conn);
+            }
+            ConnectionState::Closing => {}
+            ConnectionState::Closed => {
+                self.conns.remove(conn);
+            }
+        }
+        self.purge_timers();
+    }
+
+    /// RFC 9622 §10 `Abort`: every socket is reset and
+    /// `ConnectionError("local abort")` is the last event. The id is freed.
+    pub fn abort(&mut self, now: Instant, conn: ConnectionId) {
+        if !self.conns.contains(conn) {
+            self.stats.stale_inputs += 1;
+            return;
+        }
+        self.release_everything(conn, true);
+        self.record(conn, now, TraceKind::Closed);
+        self.emit(Event::ConnectionError {
+            conn,
+            reason: FailureReason::LocalAbort,
+        });
+        self.conns.remove(conn);
+        self.purge_timers();
+    }
+
+    /// Closes every socket and DNS transaction of `conn`.
+    fn release_everything(&mut self, conn: ConnectionId, abort: bool) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().flatten().copied().collect();
+        let mut sockets: SmallVec<[SocketId; 4]> = c.sockets.drain(..).map(|(_, s)| s).collect();
+        sockets.extend(c.socket.take());
+        self.resolver.abandon(&txns);
+        self.flush_dns_actions();
+        for socket in sockets {
+            if self.sockets.remove(socket).is_some() {
+                self.outputs.push_back(if abort {
+                    Output::AbortSocket { socket }
+                } else {
+                    Output::CloseSocket { socket }
+                });
+            }
+        }
+    }
+}

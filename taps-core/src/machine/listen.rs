@@ -1,0 +1,339 @@
+//! Listeners (RFC 9622 §7.2 `Listen`, RFC 9623 §4.4): passive connections
+//! with their own server-side stacks (a rustls `ServerConnection` per
+//! connection), `ConnectionReceived` only once a connection's whole stack is
+//! ready, `SetNewConnectionLimit` and `Stop`.
+//!
+//! A client that sends garbage or vanishes mid-handshake costs the listener
+//! one socket until its handshake fails or `handshake_timeout` passes; the
+//! listener and its other connections carry on, and the failure is counted
+//! in [`Stats::failed_handshakes`](super::Stats).
+
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use smallvec::SmallVec;
+
+use super::{Conn, ConnectionState, Event, Machine, Output, Role, Sock};
+use crate::connection::ConnIo;
+use crate::endpoint::{Host, LocalEndpoint};
+use crate::id::{ConnectionId, ListenerId, SocketId};
+use crate::properties::TransportProperties;
+use crate::security::SecurityParameters;
+use crate::stack::framer::FramerFactory;
+use crate::stack::tls::{ServerTls, TlsConfigError};
+use crate::stack::{Stack, StackState};
+use crate::time::Instant;
+use crate::trace::{FailureReason, Trace, TraceKind};
+
+/// What a listener serves.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// The addresses to listen on.
+    pub local: Vec<SocketAddr>,
+    /// TLS server parameters (with `server_identity`), if any.
+    pub security: Option<SecurityParameters>,
+    /// A framer for every accepted connection.
+    pub framer: Option<FramerFactory>,
+    /// Properties of the accepted connections.
+    pub properties: TransportProperties,
+    /// RFC 9622 §7.2 `SetNewConnectionLimit`: how many more connections to
+    /// deliver; `None` is unlimited.
+    pub connection_limit: Option<usize>,
+}
+
+impl ListenerConfig {
+    /// Listens where `local` says: its IP address, or with no address both
+    /// `[::]` and `0.0.0.0` on its port (the IPv6 socket then `IPV6_V6ONLY`).
+    pub fn new(local: &LocalEndpoint) -> Result<Self, ListenError> {
+        let port = local.port.ok_or(ListenError::NoPort)?;
+        let addrs = match &local.host {
+            Some(Host::Ip(ip)) => vec![SocketAddr::new(*ip, port)],
+            None => vec![
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            ],
+            Some(_) => return Err(ListenError::NotAnAddress),
+        };
+        Ok(ListenerConfig::on(addrs))
+    }
+
+    /// Listens on exactly these addresses.
+    pub fn on(local: Vec<SocketAddr>) -> Self {
+        ListenerConfig {
+            local,
+            security: None,
+            framer: None,
+            properties: TransportProperties::default(),
+            connection_limit: None,
+        }
+    }
+
+    /// Serves TLS with these parameters.
+    pub fn with_security(mut self, security: SecurityParameters) -> Self {
+        self.security = Some(security);
+        self
+    }
+
+    /// Frames messages on every connection.
+    pub fn with_framer(mut self, framer: FramerFactory) -> Self {
+        self.framer = Some(framer);
+        self
+    }
+}
+
+/// Why `listen` refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenError {
+    /// No address to listen on.
+    NoAddress,
+    /// The local endpoint has no port.
+    NoPort,
+    /// The local endpoint names a host, not an address.
+    NotAnAddress,
+    /// The TLS parameters are unusable (a server needs an identity).
+    Tls(TlsConfigError),
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::NoAddress => f.write_str("a listener needs at least one local address"),
+            ListenError::NoPort => f.write_str("a listener needs a local port"),
+            ListenError::NotAnAddress => f.write_str("a listener binds IP addresses, not names"),
+            ListenError::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ListenError {}
+
+/// Why `accept` refused a socket; the adapter closes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptError {
+    /// No such listener (stopped and freed, or never existed).
+    UnknownListener,
+    /// `SetNewConnectionLimit` is exhausted.
+    LimitReached,
+    /// The machine holds `max_connections`.
+    TooManyConnections,
+}
+
+impl fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcceptError::UnknownListener => f.write_str("unknown or stopped listener"),
+            AcceptError::LimitReached => {
+                f.write_str("the listener's new-connection limit is reached")
+            }
+            AcceptError::TooManyConnections => {
+                f.write_str("the machine holds its connection limit")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AcceptError {}
+
+#[derive(Debug)]
+pub(super) struct Listener {
+    tls: Option<ServerTls>,
+    framer: Option<FramerFactory>,
+    properties: TransportProperties,
+    remaining: Option<usize>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerTls")
+    }
+}
+
+impl Machine {
+    /// RFC 9622 §7.2 `Listen`: outputs one `Listen` per local address.
+    pub fn listen(
+        &mut self,
+        _now: Instant,
+        config: ListenerConfig,
+    ) -> Result<ListenerId, ListenError> {
+        if config.local.is_empty() {
+            return Err(ListenError::NoAddress);
+        }
+        let tls = match &config.security {
+            Some(params) => Some(ServerTls::new(params).map_err(ListenError::Tls)?),
+            None => None,
+        };
+        let id = self.listeners.insert(Listener {
+            tls,
+            framer: config.framer.clone(),
+            properties: config.properties.clone(),
+            remaining: config.connection_limit,
+        });
+        let both =
+            config.local.iter().any(|a| a.is_ipv4()) && config.local.iter().any(|a| a.is_ipv6());
+        for local in &config.local {
+            self.outputs.push_back(Output::Listen {
+                listener: id,
+                local: *local,
+                v6_only: both && local.is_ipv6(),
+            });
+        }
+        Ok(id)
+    }
+
+    /// The adapter accepted a TCP connection on one of `listener`'s sockets.
+    /// On success the socket is the machine's (quote the id); on error the
+    /// adapter closes it.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        remote: SocketAddr,
+    ) -> Result<SocketId, AcceptError> {
+        if self.conns.len() >= self.config.max_connections {
+            self.stats.accepts_refused += 1;
+            return Err(AcceptError::TooManyConnections);
+        }
+        let Some(l) = self.listeners.get_mut(listener) else {
+            self.stats.accepts_refused += 1;
+            return Err(AcceptError::UnknownListener);
+        };
+        if l.remaining == Some(0) {
+            self.stats.accepts_refused += 1;
+            return Err(AcceptError::LimitReached);
+        }
+        if let Some(r) = l.remaining.as_mut() {
+            *r -= 1;
+        }
+        let tls = match l.tls.as_ref().map(ServerTls::session) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(_)) => {
+                self.stats.failed_handshakes += 1;
+                return Err(AcceptError::UnknownListener);
+            }
+            None => None,
+        };
+        let mut stack = Stack::new(tls, l.framer.as_ref().map(|f| f.make()));
+        let properties = l.properties.clone();
+        let framer = l.framer.clone();
+        let state = stack.on_transport_up();
+        let mut trace = Trace::new(now);
+        trace.record(now, TraceKind::AttemptTransportUp { attempt: 1 });
+        let conn = self.conns.insert(Conn {
+            state: ConnectionState::Establishing,
+            role: Role::Passive {
+                listener,
+                trace,
+                remote,
+                deadline: Some(now + self.config.handshake_timeout),
+            },
+            qname: None,
+            https_qname: None,
+            dns: [None; 3],
+            sockets: SmallVec::new(),
+            socket: None,
+            properties,
+            local: None,
+            timer: None,
+            io: ConnIo::new(self.config.io),
+            tls: None,
+            server_name: None,
+            framer,
+            close_deadline: None,
+            terminated: false,
+            race_recorded: true,
+        });
+        let socket = self.sockets.insert(Sock {
+            conn,
+            candidate: None,
+            stack,
+            announced: false,
+            connected: true,
+            fast_open: false,
+            read_paused: false,
+            shut: false,
+        });
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.socket = Some(socket);
+        }
+        self.announce(socket);
+        match state {
+            Ok(StackState::Ready) => self.passive_ready(now, conn),
+            Ok(_) => self.reschedule(conn),
+            Err(reason) => self.fail_passive(now, conn, reason),
+        }
+        self.purge_timers();
+        Ok(socket)
+    }
+
+    /// RFC 9622 §7.2 `SetNewConnectionLimit`: deliver at most `limit` more
+    /// connections (`None`: no limit).
+    pub fn set_new_connection_limit(&mut self, listener: ListenerId, limit: Option<usize>) {
+        match self.listeners.get_mut(listener) {
+            Some(l) => l.remaining = limit,
+            None => self.stats.stale_inputs += 1,
+        }
+    }
+
+    /// RFC 9622 §7.2 `Stop`: no new connections; `Stopped` follows.
+    /// Connections already received carry on.
+    pub fn stop(&mut self, _now: Instant, listener: ListenerId) {
+        if self.listeners.remove(listener).is_none() {
+            self.stats.stale_inputs += 1;
+            return;
+        }
+        self.outputs.push_back(Output::StopListening { listener });
+        self.emit(Event::Stopped { listener });
+    }
+
+    pub(super) fn on_listen_failed(&mut self, listener: ListenerId, reason: FailureReason) {
+        if !self.listeners.contains(listener) {
+            self.stats.stale_inputs += 1;
+            return;
+        }
+        self.emit(Event::ListenerError { listener, reason });
+    }
+
+    /// An accepted connection failed its handshake: it is dropped without a
+    /// word to the application, which never saw it.
+    pub(super) fn fail_passive(&mut self, now: Instant, conn: ConnectionId, reason: FailureReason) {
+        self.stats.failed_handshakes += 1;
+        let Some(mut c) = self.conns.remove(conn) else {
+            return;
+        };
+        c.trace_mut()
+            .record(now, TraceKind::AttemptFailed { attempt: 1, reason });
+        if let Some(socket) = c.socket.take() {
+            if self.sockets.remove(socket).is_some() {
+                self.outputs.push_back(Output::CloseSocket { socket });
+            }
+        }
+    }
+
+    /// An accepted connection's stack is ready: `ConnectionReceived`.
+    pub(super) fn passive_ready(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Role::Passive {
+            listener,
+            remote,
+            deadline,
+            trace,
+        } = &mut c.role
+        else {
+            return;
+        };
+        *deadline = None;
+        trace.record(now, TraceKind::Winner { attempt: 1 });
+        let (listener, remote) = (*listener, *remote);
+        c.state = ConnectionState::Established;
+        self.emit(Event::ConnectionReceived {
+            listener,
+            conn,
+            remote,
+        });
+        self.pump(now, conn);
+        self.deliver(now, conn);
+        self.reschedule(conn);
+    }
+}

@@ -1,0 +1,1029 @@
+//! The machine: one sans-IO state machine that owns every connection,
+//! attempt, socket, listener, DNS transaction and timer of one stack
+//! instance (DESIGN.md "The core contract"; RFC 9623 §4 establishment, §5
+//! data transfer, §4.4 listeners).
+//!
+//! ```text
+//! machine.initiate(now, &preconnection)   // app command → ConnectionId
+//! machine.handle(now, Input)              // the world speaks
+//! while let Some(out) = machine.poll() {} // drain after EVERY call
+//! machine.poll_timeout()                  // next deadline
+//! machine.handle_timeout(now)             // early or twice is harmless
+//! ```
+//!
+//! Every output that expects an answer carries the id the answer must quote
+//! (a [`SocketId`], [`DnsTxnId`] or [`ListenerId`]); inputs naming stale ids
+//! are ignored and counted in [`Stats::stale_inputs`]. Application commands
+//! (`initiate`, `send`, `receive`, `close`, `listen`, ...) are methods because
+//! they return ids or errors at once.
+//!
+//! The work is split by concern: `establish` (resolution and racing),
+//! `io` (sockets, transmit and receive, messages, close and abort), and
+//! `listen` (listeners and accepted connections).
+//!
+//! **Adapter contract.** `OpenTcp` asks for a non-blocking connect; answer
+//! with `SocketConnected` or `SocketFailed`. `Transmit` says a socket has
+//! bytes to write: write [`Machine::transmit_data`] and report
+//! [`Machine::transmitted`] until it is empty or the socket would block,
+//! then resume when it is writable. Read no more than
+//! [`Machine::read_capacity`] bytes at a time and pass them in
+//! `SocketData`; a capacity of 0 means pause until `ResumeReading`. Every
+//! `OpenTcp` and every accepted socket ends with exactly one `CloseSocket` or
+//! `AbortSocket`. `ShutdownWrite` comes after the last `Transmit` bytes: write
+//! them, then shut the write side down (FIN).
+
+mod establish;
+mod io;
+mod listen;
+
+use core::fmt;
+use core::time::Duration;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+
+use smallvec::SmallVec;
+
+use crate::connection::{ConnIo, IoLimits, MessageId, SendError};
+use crate::dns::config::HostsFile;
+use crate::dns::wire::QueryType;
+use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
+use crate::endpoint::{HostName, LocalEndpoint, RemoteEndpoint};
+use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId, Table};
+use crate::path::{Interface, PathError};
+use crate::properties::{EffectiveProperties, PropertyConflict, TransportProperties};
+use crate::race::history::{History, HistoryConfig};
+use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
+use crate::rng::Rng;
+use crate::security::SecurityParameters;
+use crate::stack::Stack;
+use crate::stack::framer::FramerFactory;
+use crate::stack::tls::{ClientTls, TlsConfigError};
+use crate::time::Instant;
+use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
+
+pub use listen::{AcceptError, ListenError, ListenerConfig};
+
+/// Settings of one machine.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Seed of every random choice (DNS ids, tie shuffles).
+    pub seed: u64,
+    /// Default racing settings; a preconnection may override them.
+    pub race: RaceConfig,
+    /// DNS servers and timing.
+    pub dns: DnsConfig,
+    /// Parsed hosts file, consulted before DNS.
+    pub hosts: HostsFile,
+    /// History bounds and lifetimes.
+    pub history: HistoryConfig,
+    /// Bound on live connections. Default 65 536.
+    pub max_connections: usize,
+    /// Per-connection buffer and queue bounds.
+    pub io: IoLimits,
+    /// How long a closing connection waits for the peer's FIN after its
+    /// own. Default 2 s.
+    pub close_timeout: Duration,
+    /// How long an accepted connection may take to finish its TLS and framer
+    /// handshakes before the listener drops it. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 0,
+            race: RaceConfig::default(),
+            dns: DnsConfig::default(),
+            hosts: HostsFile::default(),
+            history: HistoryConfig::default(),
+            max_connections: 65_536,
+            io: IoLimits::default(),
+            close_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the application wants: RFC 9622 §6 preconnection.
+#[derive(Clone, Debug)]
+pub struct Preconnection {
+    /// Where to connect.
+    pub remote: RemoteEndpoint,
+    /// Local constraints (interface, address).
+    pub local: Option<LocalEndpoint>,
+    /// Selection and connection properties.
+    pub properties: TransportProperties,
+    /// TLS, when wanted. Verification is on unless explicitly disabled.
+    pub security: Option<SecurityParameters>,
+    /// A message framer for every attempt (RFC 9622 §9.1.2).
+    pub framer: Option<FramerFactory>,
+    /// Racing settings for this connection; `None`: the machine's.
+    pub race: Option<RaceConfig>,
+}
+
+impl Preconnection {
+    /// A preconnection to `remote` with default properties and no TLS.
+    pub fn new(remote: RemoteEndpoint) -> Self {
+        Preconnection {
+            remote,
+            local: None,
+            properties: TransportProperties::default(),
+            security: None,
+            framer: None,
+            race: None,
+        }
+    }
+
+    /// Replaces the transport properties.
+    pub fn with_properties(mut self, properties: TransportProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// Replaces the racing settings.
+    pub fn with_race(mut self, race: RaceConfig) -> Self {
+        self.race = Some(race);
+        self
+    }
+
+    /// Sets the local endpoint.
+    pub fn with_local(mut self, local: LocalEndpoint) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// Uses TLS with these parameters.
+    pub fn with_security(mut self, security: SecurityParameters) -> Self {
+        self.security = Some(security);
+        self
+    }
+
+    /// Frames messages with this framer.
+    pub fn with_framer(mut self, framer: FramerFactory) -> Self {
+        self.framer = Some(framer);
+        self
+    }
+}
+
+/// Why `initiate` refused at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitiateError {
+    /// The remote endpoint names no host or address.
+    NoHost,
+    /// The remote endpoint has neither a port nor a known service.
+    NoPort,
+    /// DNS-SD service endpoints parse, but are not resolved yet.
+    ServiceResolutionUnsupported,
+    /// The properties ask for something TCP cannot give.
+    Properties(PropertyConflict),
+    /// No path satisfies the interface requirements.
+    Path(PathError),
+    /// The security parameters cannot make a TLS configuration.
+    Tls(TlsConfigError),
+    /// `max_connections` are live.
+    TooManyConnections(usize),
+    /// The first message of `initiate_with_send` was refused.
+    Send(SendError),
+}
+
+impl fmt::Display for InitiateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitiateError::NoHost => {
+                f.write_str("the remote endpoint has no host name or IP address")
+            }
+            InitiateError::NoPort => {
+                f.write_str("the remote endpoint has no port and no service that maps to one")
+            }
+            InitiateError::ServiceResolutionUnsupported => f.write_str(
+                "DNS-SD service endpoints cannot be resolved yet; give a host name or address",
+            ),
+            InitiateError::Properties(c) => write!(f, "{c}"),
+            InitiateError::Path(e) => write!(f, "{e}"),
+            InitiateError::Tls(e) => write!(f, "{e}"),
+            InitiateError::TooManyConnections(n) => {
+                write!(f, "the machine already holds its limit of {n} connections")
+            }
+            InitiateError::Send(e) => write!(f, "the first message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InitiateError {}
+
+/// Something the world reports to the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A datagram arrived on a DNS transaction's socket.
+    DnsDatagram {
+        /// The transaction the socket serves.
+        txn: DnsTxnId,
+        /// Its source address.
+        from: SocketAddr,
+        /// Its bytes.
+        payload: &'a [u8],
+    },
+    /// Bytes arrived on a DNS transaction's TCP connection.
+    DnsStreamData {
+        /// The transaction.
+        txn: DnsTxnId,
+        /// The bytes, in stream order.
+        data: &'a [u8],
+    },
+    /// A DNS transaction's send failed or its TCP connection failed or closed.
+    DnsTransportFailed {
+        /// The transaction.
+        txn: DnsTxnId,
+    },
+    /// A socket's connect completed.
+    SocketConnected {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// Bytes arrived on a socket (no more than `read_capacity` allowed).
+    SocketData {
+        /// The socket.
+        socket: SocketId,
+        /// The bytes, in stream order.
+        data: &'a [u8],
+    },
+    /// The peer closed its side (read returned 0).
+    SocketEof {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// A socket's connect failed, or an established socket broke.
+    SocketFailed {
+        /// The socket.
+        socket: SocketId,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// A listening socket could not be opened or broke.
+    ListenFailed {
+        /// The listener.
+        listener: ListenerId,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// The interface list changed (the adapter's path monitor).
+    InterfacesChanged(Vec<Interface>),
+}
+
+/// Something the machine wants done or said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A DNS action: send a query or release a transaction's socket.
+    Dns(DnsAction),
+    /// Open a TCP socket and connect it; answer with `SocketConnected` or
+    /// `SocketFailed` quoting `socket`.
+    OpenTcp {
+        /// The id to quote.
+        socket: SocketId,
+        /// Where to.
+        remote: SocketAddr,
+        /// Bind to this interface (`SO_BINDTODEVICE`); `None`: any.
+        interface: Option<u32>,
+        /// Bind to this local address, when the application gave one.
+        local: Option<SocketAddr>,
+        /// Use TCP Fast Open: the first `transmit_data` bytes may ride in
+        /// the SYN (`TCP_FASTOPEN_CONNECT`).
+        fast_open: bool,
+    },
+    /// The socket has bytes to write: see [`Machine::transmit_data`].
+    Transmit {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// After writing every pending byte, shut down the write side (FIN).
+    ShutdownWrite {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// Reading may resume: `read_capacity` is above 0 again.
+    ResumeReading {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// Close the socket gracefully and free what it holds.
+    CloseSocket {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// Close the socket with a reset (`SO_LINGER` 0), for `abort`.
+    AbortSocket {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// Listen on `local`; report accepted sockets with [`Machine::accept`].
+    Listen {
+        /// The listener.
+        listener: ListenerId,
+        /// The address to bind.
+        local: SocketAddr,
+        /// Set `IPV6_V6ONLY` (the listener also has an IPv4 socket).
+        v6_only: bool,
+    },
+    /// Close the listener's listening sockets.
+    StopListening {
+        /// The listener.
+        listener: ListenerId,
+    },
+    /// Tell the application.
+    Event(Event),
+}
+
+/// What the application hears (RFC 9622 §7-§11). Per connection, events
+/// come in the order RFC 9622 promises: nothing before `Ready` (or
+/// `ConnectionReceived`) but `EstablishmentError`, and nothing after
+/// `Closed`, `EstablishmentError` or `ConnectionError`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The connection is established over `socket`.
+    Ready {
+        /// The connection.
+        conn: ConnectionId,
+        /// Its socket.
+        socket: SocketId,
+        /// The remote address that won.
+        remote: SocketAddr,
+        /// The interface it left by (`None`: system default path).
+        interface: Option<u32>,
+    },
+    /// Establishment failed.
+    EstablishmentError {
+        /// The connection.
+        conn: ConnectionId,
+        /// Every attempt and why it failed.
+        error: EstablishmentError,
+    },
+    /// A listener has a new, fully established connection.
+    ConnectionReceived {
+        /// The listener.
+        listener: ListenerId,
+        /// The new connection.
+        conn: ConnectionId,
+        /// The peer.
+        remote: SocketAddr,
+    },
+    /// A message was handed to the network.
+    Sent {
+        /// The connection.
+        conn: ConnectionId,
+        /// The message.
+        message: MessageId,
+    },
+    /// A message's lifetime lapsed before it could be sent.
+    Expired {
+        /// The connection.
+        conn: ConnectionId,
+        /// The message.
+        message: MessageId,
+    },
+    /// A message could not be sent.
+    SendError {
+        /// The connection.
+        conn: ConnectionId,
+        /// The message.
+        message: MessageId,
+        /// Why.
+        error: SendError,
+    },
+    /// A whole message (answering one `receive`).
+    Received {
+        /// The connection.
+        conn: ConnectionId,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// Part of a message, or stream bytes (answering one `receive`).
+    ReceivedPartial {
+        /// The connection.
+        conn: ConnectionId,
+        /// The bytes.
+        data: Vec<u8>,
+        /// This part ends the message (for a stream: the peer closed).
+        end_of_message: bool,
+    },
+    /// Data waits and no `receive` is pending: `read` it (stream use).
+    Readable {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// Back-pressure is over: `send` or `write` again.
+    Writable {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// The connection broke, or was aborted.
+    ConnectionError {
+        /// The connection.
+        conn: ConnectionId,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// The connection is closed; nothing follows.
+    Closed {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// A listening socket failed.
+    ListenerError {
+        /// The listener.
+        listener: ListenerId,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// The listener stopped; it delivers nothing more.
+    Stopped {
+        /// The listener.
+        listener: ListenerId,
+    },
+}
+
+impl Event {
+    /// The connection the event is about, if any.
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self {
+            Event::Ready { conn, .. }
+            | Event::EstablishmentError { conn, .. }
+            | Event::ConnectionReceived { conn, .. }
+            | Event::Sent { conn, .. }
+            | Event::Expired { conn, .. }
+            | Event::SendError { conn, .. }
+            | Event::Received { conn, .. }
+            | Event::ReceivedPartial { conn, .. }
+            | Event::Readable { conn }
+            | Event::Writable { conn }
+            | Event::ConnectionError { conn, .. }
+            | Event::Closed { conn } => Some(*conn),
+            Event::ListenerError { .. } | Event::Stopped { .. } => None,
+        }
+    }
+}
+
+/// Why a stream `read` or `write` could not proceed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// Nothing to read yet / no room to write: wait for `Readable` or
+    /// `Writable`.
+    WouldBlock,
+    /// The connection is not established (yet, or any more).
+    NotEstablished,
+    /// The connection id is unknown or freed.
+    UnknownConnection,
+}
+
+/// How one attempt ended, for [`EstablishmentError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptReport {
+    /// Attempt number.
+    pub attempt: u16,
+    /// Where it went.
+    pub remote: SocketAddr,
+    /// Which interface (`None`: system default).
+    pub interface: Option<u32>,
+    /// Start, from initiate.
+    pub started: Duration,
+    /// End, from initiate.
+    pub ended: Duration,
+    /// Why it ended (`None`: cancelled).
+    pub failure: Option<FailureReason>,
+}
+
+/// RFC 9622 §7.1 `EstablishmentError`: why, and what every attempt did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EstablishmentError {
+    /// The overall reason.
+    pub reason: RaceFailure,
+    /// The DNS questions and what they came to.
+    pub dns: SmallVec<[(QueryType, DnsOutcome); 3]>,
+    /// Every attempt.
+    pub attempts: Vec<AttemptReport>,
+}
+
+impl EstablishmentError {
+    fn from_trace(reason: RaceFailure, trace: &Trace) -> Self {
+        let mut dns = SmallVec::new();
+        let mut attempts: Vec<AttemptReport> = Vec::new();
+        let since = |t: Instant| t.saturating_duration_since(trace.start);
+        for e in &trace.events {
+            match e.kind {
+                TraceKind::DnsAnswer { qtype, outcome, .. } => dns.push((qtype, outcome)),
+                TraceKind::AttemptStarted {
+                    attempt,
+                    remote,
+                    interface,
+                } => attempts.push(AttemptReport {
+                    attempt,
+                    remote,
+                    interface,
+                    started: since(e.at),
+                    ended: since(e.at),
+                    failure: None,
+                }),
+                _ => {}
+            }
+            let end = match e.kind {
+                TraceKind::AttemptFailed { attempt, reason } => Some((attempt, Some(reason))),
+                TraceKind::AttemptCancelled { attempt } => Some((attempt, None)),
+                _ => None,
+            };
+            let ended =
+                end.and_then(|(n, f)| attempts.iter_mut().find(|a| a.attempt == n).map(|a| (a, f)));
+            if let Some((a, failure)) = ended {
+                a.ended = since(e.at);
+                a.failure = failure;
+            }
+        }
+        EstablishmentError {
+            reason,
+            dns,
+            attempts,
+        }
+    }
+}
+
+impl fmt::Display for EstablishmentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            RaceFailure::NoAddresses => f.write_str("the name resolved to no address")?,
+            RaceFailure::NoReachableAddress => {
+                f.write_str("no resolved address is reachable over an allowed path")?
+            }
+            RaceFailure::AllAttemptsFailed => f.write_str("every connection attempt failed")?,
+            RaceFailure::Timeout => {
+                f.write_str("connTimeout expired before any attempt succeeded")?
+            }
+        }
+        for (q, o) in &self.dns {
+            write!(f, "; {} {o}", crate::trace::qtype_name(*q))?;
+        }
+        for a in &self.attempts {
+            let why = a
+                .failure
+                .map_or_else(|| "cancelled".to_string(), |r| r.to_string());
+            write!(
+                f,
+                "; attempt #{} to {}: {why} after {:?}",
+                a.attempt,
+                a.remote,
+                a.ended.saturating_sub(a.started)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for EstablishmentError {}
+
+/// Counters for what the machine ignored or did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Inputs that named an unknown or freed id.
+    pub stale_inputs: u64,
+    /// Datagrams rejected as DNS answers.
+    pub dns_dropped: u64,
+    /// DNS transmissions.
+    pub dns_sent: u64,
+    /// Questions answered from the cache.
+    pub cache_hits: u64,
+    /// Connection attempts started.
+    pub attempts_started: u64,
+    /// Attempts that sent early data (TLS 0-RTT or TCP Fast Open).
+    pub early_data_attempts: u64,
+    /// Accepted sockets refused (limit reached, listener stopped).
+    pub accepts_refused: u64,
+    /// Accepted connections that failed their handshake.
+    pub failed_handshakes: u64,
+}
+
+/// Lifecycle (RFC 9622 §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Racing (or, accepted, handshaking).
+    Establishing,
+    /// Ready.
+    Established,
+    /// `close` was called; flushing and waiting for the peer.
+    Closing,
+    /// Over (failed, or broke). Free it with `close`.
+    Closed,
+}
+
+/// Whether the connection was initiated here or accepted by a listener.
+#[derive(Debug)]
+enum Role {
+    Active(Box<Race>),
+    Passive {
+        listener: ListenerId,
+        trace: Trace,
+        remote: SocketAddr,
+        deadline: Option<Instant>,
+    },
+}
+
+#[derive(Debug)]
+struct Conn {
+    state: ConnectionState,
+    role: Role,
+    /// The name A and AAAA are asked about.
+    qname: Option<HostName>,
+    /// The HTTPS query name when it differs (RFC 9460 §9.1 port prefix).
+    https_qname: Option<HostName>,
+    dns: [Option<DnsTxnId>; 3],
+    /// Running attempts' sockets.
+    sockets: SmallVec<[(CandidateId, SocketId); 4]>,
+    /// The established socket.
+    socket: Option<SocketId>,
+    properties: TransportProperties,
+    local: Option<SocketAddr>,
+    timer: Option<Instant>,
+    io: ConnIo,
+    tls: Option<ClientTls>,
+    server_name: Option<String>,
+    framer: Option<FramerFactory>,
+    close_deadline: Option<Instant>,
+    /// A terminal event was emitted: nothing more may follow.
+    terminated: bool,
+    /// The settled race's outcomes went into the history.
+    race_recorded: bool,
+}
+
+impl Conn {
+    fn qname(&self, qtype: QueryType) -> Option<&HostName> {
+        match qtype {
+            QueryType::Https => self.https_qname.as_ref().or(self.qname.as_ref()),
+            _ => self.qname.as_ref(),
+        }
+    }
+
+    fn race(&self) -> Option<&Race> {
+        match &self.role {
+            Role::Active(r) => Some(r),
+            Role::Passive { .. } => None,
+        }
+    }
+
+    fn race_mut(&mut self) -> Option<&mut Race> {
+        match &mut self.role {
+            Role::Active(r) => Some(r),
+            Role::Passive { .. } => None,
+        }
+    }
+
+    fn trace(&self) -> &Trace {
+        match &self.role {
+            Role::Active(r) => &r.trace,
+            Role::Passive { trace, .. } => trace,
+        }
+    }
+
+    fn trace_mut(&mut self) -> &mut Trace {
+        match &mut self.role {
+            Role::Active(r) => &mut r.trace,
+            Role::Passive { trace, .. } => trace,
+        }
+    }
+
+    /// The earliest instant this connection has timed work.
+    fn deadline(&self) -> Option<Instant> {
+        let race = match &self.role {
+            Role::Active(r) if self.state == ConnectionState::Establishing => r.poll_timeout(),
+            Role::Passive { deadline, .. } if self.state == ConnectionState::Establishing => {
+                *deadline
+            }
+            _ => None,
+        };
+        let io = if matches!(
+            self.state,
+            ConnectionState::Established | ConnectionState::Closing
+        ) {
+            self.io.next_deadline()
+        } else {
+            None
+        };
+        [race, io, self.close_deadline].into_iter().flatten().min()
+    }
+}
+
+fn qslot(q: QueryType) -> usize {
+    match q {
+        QueryType::Https => 0,
+        QueryType::Aaaa => 1,
+        QueryType::A => 2,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Conn(ConnectionId),
+    Dns(DnsTxnId),
+}
+
+#[derive(Debug)]
+struct Sock {
+    conn: ConnectionId,
+    /// The race candidate, for attempts.
+    candidate: Option<CandidateId>,
+    stack: Stack,
+    /// `Transmit` was output and `tx` has not been empty since.
+    announced: bool,
+    /// The transport is up (or the socket was accepted).
+    connected: bool,
+    /// Data may be written before connect (TCP Fast Open).
+    fast_open: bool,
+    /// `read_capacity` reached 0; `ResumeReading` is owed.
+    read_paused: bool,
+    /// `ShutdownWrite` was output.
+    shut: bool,
+}
+
+/// The taps state machine.
+#[derive(Debug)]
+pub struct Machine {
+    config: Config,
+    rng: Rng,
+    interfaces: Vec<Interface>,
+    conns: Table<ConnectionId, Conn>,
+    sockets: Table<SocketId, Sock>,
+    listeners: Table<ListenerId, listen::Listener>,
+    resolver: Resolver,
+    cache: Cache,
+    history: History,
+    /// TLS client configurations by security parameters (bounded, most
+    /// recently used last), so sessions resume across connections.
+    client_tls: Vec<(SecurityParameters, ClientTls)>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    outputs: VecDeque<Output>,
+    stats: Stats,
+}
+
+/// Bound on cached TLS client configurations.
+const MAX_TLS_CONFIGS: usize = 16;
+
+impl Machine {
+    /// A machine with no interfaces (one default path) and no connections.
+    pub fn new(config: Config) -> Self {
+        Machine {
+            rng: Rng::new(config.seed),
+            interfaces: Vec::new(),
+            conns: Table::default(),
+            sockets: Table::default(),
+            listeners: Table::default(),
+            resolver: Resolver::new(config.dns.clone()),
+            cache: Cache::new(config.dns.cache_capacity),
+            history: History::new(config.history),
+            client_tls: Vec::new(),
+            timers: BinaryHeap::new(),
+            outputs: VecDeque::new(),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The interfaces as last reported.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            dns_dropped: self.resolver.dropped,
+            dns_sent: self.resolver.sent,
+            ..self.stats
+        }
+    }
+
+    /// The connection's lifecycle state.
+    pub fn state(&self, conn: ConnectionId) -> Option<ConnectionState> {
+        self.conns.get(conn).map(|c| c.state)
+    }
+
+    /// The connection's trace (the race, for initiated connections).
+    pub fn trace(&self, conn: ConnectionId) -> Option<&Trace> {
+        self.conns.get(conn).map(Conn::trace)
+    }
+
+    /// The connection's race, for initiated connections.
+    pub fn race(&self, conn: ConnectionId) -> Option<&Race> {
+        self.conns.get(conn).and_then(Conn::race)
+    }
+
+    /// The properties actually in effect, once established (RFC 9622 §8.1).
+    pub fn properties(&self, conn: ConnectionId) -> Option<EffectiveProperties> {
+        let c = self.conns.get(conn)?;
+        if c.state != ConnectionState::Established {
+            return None;
+        }
+        let interface = c.race().and_then(|r| {
+            let winner = r.winner()?;
+            r.candidate(winner).and_then(|w| r.path_interface(w.path))
+        });
+        let iface = interface.and_then(|i| self.interfaces.iter().find(|x| x.index == i));
+        let has_framer = c
+            .socket
+            .and_then(|s| self.sockets.get(s))
+            .is_some_and(|s| s.stack.has_framer());
+        Some(c.properties.effective_for_tcp(has_framer, iface))
+    }
+
+    /// The ALPN protocol the connection's TLS negotiated.
+    pub fn alpn(&self, conn: ConnectionId) -> Option<&[u8]> {
+        let socket = self.conns.get(conn)?.socket?;
+        self.sockets.get(socket)?.stack.alpn()
+    }
+
+    /// Whether the connection's TLS resumed an earlier session.
+    pub fn resumed(&self, conn: ConnectionId) -> bool {
+        self.conns
+            .get(conn)
+            .and_then(|c| c.socket)
+            .and_then(|s| self.sockets.get(s))
+            .is_some_and(|s| s.stack.resumed())
+    }
+
+    /// The machine's connection history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Forgets every cached DNS answer.
+    pub fn flush_dns_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Live connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Live sockets (attempts, established and accepted).
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Whether nothing is in flight: no connection establishing or closing,
+    /// no DNS transaction, no output waiting.
+    pub fn is_idle(&self) -> bool {
+        self.outputs.is_empty()
+            && self.resolver.is_empty()
+            && self.conns.iter().all(|(_, c)| {
+                !matches!(
+                    c.state,
+                    ConnectionState::Establishing | ConnectionState::Closing
+                )
+            })
+    }
+
+    /// The name of interface `index`, for waterfalls.
+    pub fn interface_name(&self, index: u32) -> Option<String> {
+        self.interfaces
+            .iter()
+            .find(|i| i.index == index)
+            .map(|i| i.name.clone())
+    }
+
+    /// The next output. Drain until `None` after every call.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest deadline, if any timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Feeds one report from the world.
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::DnsDatagram { txn, from, payload } => {
+                self.on_dns_datagram(now, txn, from, payload)
+            }
+            Input::DnsStreamData { txn, data } => self.on_dns_stream(now, txn, data),
+            Input::DnsTransportFailed { txn } => self.on_dns_transport_failed(now, txn),
+            Input::SocketConnected { socket } => self.on_socket_connected(now, socket),
+            Input::SocketData { socket, data } => self.on_socket_data(now, socket, data),
+            Input::SocketEof { socket } => self.on_socket_eof(now, socket),
+            Input::SocketFailed { socket, reason } => self.on_socket_failed(now, socket, reason),
+            Input::ListenFailed { listener, reason } => self.on_listen_failed(listener, reason),
+            Input::InterfacesChanged(list) => self.set_interfaces(now, list),
+        }
+        self.purge_timers();
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Conn(id) => {
+                    let Some(c) = self.conns.get_mut(id) else {
+                        continue;
+                    };
+                    if c.timer != Some(at) {
+                        continue;
+                    }
+                    c.timer = None;
+                    self.on_conn_timer(now, id);
+                }
+                Timer::Dns(txn) => self.on_dns_timer(now, txn, at),
+            }
+        }
+        self.purge_timers();
+    }
+
+    fn on_conn_timer(&mut self, now: Instant, id: ConnectionId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        if c.close_deadline.is_some_and(|d| now >= d) {
+            self.finish_close(now, id);
+            return;
+        }
+        match (&mut c.role, c.state) {
+            (Role::Active(race), ConnectionState::Establishing) => {
+                race.handle_timeout(now);
+                self.after_conn_change(now, id);
+                return;
+            }
+            (Role::Passive { deadline, .. }, ConnectionState::Establishing)
+                if deadline.is_some_and(|d| now >= d) =>
+            {
+                self.fail_passive(now, id, FailureReason::TimedOut);
+                return;
+            }
+            _ => {}
+        }
+        // Message lifetimes.
+        self.pump(now, id);
+        self.reschedule(id);
+    }
+
+    fn record(&mut self, id: ConnectionId, now: Instant, kind: TraceKind) {
+        if let Some(c) = self.conns.get_mut(id) {
+            c.trace_mut().record(now, kind);
+        }
+    }
+
+    /// Queues an event unless the connection already ended: the one place
+    /// RFC 9622's "nothing after Closed" is enforced.
+    fn emit(&mut self, event: Event) {
+        if let Some(id) = event.connection() {
+            let Some(c) = self.conns.get_mut(id) else {
+                return;
+            };
+            if c.terminated {
+                return;
+            }
+            if matches!(
+                event,
+                Event::Closed { .. }
+                    | Event::EstablishmentError { .. }
+                    | Event::ConnectionError { .. }
+            ) {
+                c.terminated = true;
+            }
+        }
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Re-arms the connection's timer if its deadline moved.
+    fn reschedule(&mut self, id: ConnectionId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let next = c.deadline();
+        if next != c.timer {
+            c.timer = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, Timer::Conn(id))));
+            }
+        }
+    }
+
+    /// Drops timer entries that no longer match their owner's deadline, so
+    /// the top of the heap is always a live timer.
+    fn purge_timers(&mut self) {
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            let live = match timer {
+                Timer::Conn(id) => self.conns.get(id).is_some_and(|c| c.timer == Some(at)),
+                Timer::Dns(txn) => self.resolver.deadline(txn) == Some(at),
+            };
+            if live {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! TLS for one attempt or one accepted connection, over rustls 0.23 driven
+//! through `read_tls`/`write_tls` on in-memory buffers (RFC 9623 §4.2.3,
+//! RFC 8446). This is the only file that names rustls: an upgrade touches
+//! nothing else.
+//!
+//! - Client configurations are built once per distinct
+//!   [`SecurityParameters`] and cached by the machine, so the session store
+//!   (and with it resumption and 0-RTT) is shared only by connections with
+//!   identical security: a ticket won under weaker checks is never used
+//!   where stronger ones apply.
+//! - rustls's in-memory session store hands out each TLS 1.3 ticket once
+//!   (`take_tls13_ticket`), so one ticket is never used by two attempts.
+//! - Certificate pinning wraps the WebPKI verifier: the chain is verified
+//!   first, then the end-entity SPKI must match a pin.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, Error, RootCertStore,
+    ServerConfig, ServerConnection, SignatureScheme,
+};
+
+use crate::security::{CertificateVerification, SecurityParameters};
+use crate::trace::TlsFailure;
+
+/// The most plaintext a TLS layer buffers for sending before it pushes back.
+const MAX_EARLY_DATA: u32 = 16 * 1024;
+
+/// A TLS session as the protocol stack sees it.
+pub(crate) struct TlsSession {
+    conn: rustls::Connection,
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfigError(pub String);
+
+impl core::fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "TLS configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsConfigError {}
+
+/// A ready-to-use client configuration for one set of security parameters.
+#[derive(Clone)]
+pub(crate) struct ClientTls {
+    config: Arc<ClientConfig>,
+}
+
+impl core::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ClientTls")
+    }
+}
+
+/// A ready-to-use server configuration.
+#[derive(Clone)]
+pub(crate) struct ServerTls {
+    config: Arc<ServerConfig>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(params: &SecurityParameters) -> Result<RootCertStore, TlsConfigError> {
+    let mut store = RootCertStore::empty();
+    for root in &params.trusted_roots {
+        store
+            .add(root.clone())
+            .map_err(|e| TlsConfigError(format!("bad trusted root: {e}")))?;
+    }
+    Ok(store)
+}
+
+impl ClientTls {
+    pub(crate) fn new(params: &SecurityParameters) -> Result<Self, TlsConfigError> {
+        let provider = provider();
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsConfigError(e.to_string()))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match params.verification() {
+            CertificateVerification::DisabledForTesting => Arc::new(AcceptAnything(provider)),
+            CertificateVerification::Verify => {
+                let roots = roots(params)?;
+                if roots.is_empty() {
+                    return Err(TlsConfigError(
+                        "no trusted roots given; refusing to verify against nothing".into(),
+                    ));
+                }
+                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| TlsConfigError(e.to_string()))?;
+                if params.pinned_spki_sha256.is_empty() {
+                    webpki
+                } else {
+                    Arc::new(Pinned {
+                        inner: webpki,
+                        pins: params.pinned_spki_sha256.clone(),
+                    })
+                }
+            }
+        };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match &params.client_identity {
+            None => builder.with_no_client_auth(),
+            Some(id) => builder
+                .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+                .map_err(|e| TlsConfigError(format!("client certificate: {e}")))?,
+        };
+        config.alpn_protocols = params.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        config.resumption =
+            rustls::client::Resumption::in_memory_sessions(params.session_cache.max_sessions);
+        config.enable_early_data = params.allow_early_data;
+        Ok(ClientTls {
+            config: Arc::new(config),
+        })
+    }
+
+    /// A session for one attempt towards `server_name`.
+    pub(crate) fn session(&self, server_name: &str) -> Result<TlsSession, TlsFailure> {
+        let name =
+            ServerName::try_from(server_name.to_string()).map_err(|_| TlsFailure::BadServerName)?;
+        let conn = ClientConnection::new(self.config.clone(), name).map_err(|e| failure(&e))?;
+        Ok(TlsSession { conn: conn.into() })
+    }
+}
+
+impl ServerTls {
+    pub(crate) fn new(params: &SecurityParameters) -> Result<Self, TlsConfigError> {
+        let identity = params
+            .server_identity
+            .as_ref()
+            .ok_or_else(|| TlsConfigError("a TLS listener needs a server identity".into()))?;
+        let provider = provider();
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsConfigError(e.to_string()))?;
+        let builder = if params.require_client_certificate {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(params)?), provider)
+                    .build()
+                    .map_err(|e| TlsConfigError(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder
+            .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+            .map_err(|e| TlsConfigError(format!("server certificate: {e}")))?;
+        config.alpn_protocols = params.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        if params.allow_early_data {
+            config.max_early_data_size = MAX_EARLY_DATA;
+        }
+        Ok(ServerTls {
+            config: Arc::new(config),
+        })
+    }
+
+    pub(crate) fn session(&self) -> Result<TlsSession, TlsFailure> {
+        let conn = ServerConnection::new(self.config.clone()).map_err(|e| failure(&e))?;
+        Ok(TlsSession { conn: conn.into() })
+    }
+}
+
+impl TlsSession {
+    /// Feeds bytes from the peer; decrypted application data is appended to
+    /// `plaintext`. An error is final for the session.
+    pub(crate) fn receive(
+        &mut self,
+        mut data: &[u8],
+        plaintext: &mut VecDeque<u8>,
+    ) -> Result<(), TlsFailure> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if !data.is_empty() {
+                match self.conn.read_tls(&mut data) {
+                    Ok(_) => {}
+                    Err(_) => return Err(TlsFailure::ProtocolError),
+                }
+            }
+            self.conn.process_new_packets().map_err(|e| failure(&e))?;
+            if let rustls::Connection::Server(server) = &mut self.conn {
+                if let Some(mut early) = server.early_data() {
+                    loop {
+                        match early.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => plaintext.extend(&chunk[..n]),
+                        }
+                    }
+                }
+            }
+            loop {
+                match self.conn.reader().read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => plaintext.extend(&chunk[..n]),
+                }
+            }
+            if data.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves pending TLS records into `wire`.
+    pub(crate) fn drain_output(&mut self, wire: &mut VecDeque<u8>) {
+        let mut sink = QueueWriter(wire);
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Encrypts application data (buffered by rustls until the handshake is
+    /// done).
+    pub(crate) fn send(&mut self, data: &[u8]) {
+        // rustls buffers plaintext without limit before the handshake; the
+        // connection layer bounds what it hands over.
+        let _ = self.conn.writer().write_all(data);
+    }
+
+    /// Writes as much of `data` as TLS 1.3 early data allows; 0 when this
+    /// session has no ticket that permits it.
+    pub(crate) fn send_early(&mut self, data: &[u8]) -> usize {
+        match &mut self.conn {
+            rustls::Connection::Client(c) => match c.early_data() {
+                Some(mut early) => early.write(data).unwrap_or(0),
+                None => 0,
+            },
+            rustls::Connection::Server(_) => 0,
+        }
+    }
+
+    /// After the handshake: whether the server took the early data.
+    pub(crate) fn early_data_accepted(&self) -> bool {
+        match &self.conn {
+            rustls::Connection::Client(c) => c.is_early_data_accepted(),
+            rustls::Connection::Server(_) => false,
+        }
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    pub(crate) fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+    }
+
+    /// The negotiated ALPN protocol.
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
+    }
+
+    /// Whether this session resumed an earlier one.
+    pub(crate) fn resumed(&self) -> bool {
+        matches!(
+            self.conn.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        )
+    }
+}
+
+struct QueueWriter<'a>(&'a mut VecDeque<u8>);
+
+impl Write for QueueWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A readable reason for a rustls error.
+fn failure(e: &Error) -> TlsFailure {
+    match e {
+        Error::InvalidCertificate(c) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                TlsFailure::CertificateExpired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                TlsFailure::CertificateNotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsFailure::NameMismatch
+            }
+            CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
+            CertificateError::Revoked => TlsFailure::Revoked,
+            CertificateError::BadSignature => TlsFailure::BadSignature,
+            CertificateError::ApplicationVerificationFailure => TlsFailure::PinMismatch,
+            _ => TlsFailure::CertificateInvalid,
+        },
+        Error::AlertReceived(alert) => TlsFailure::AlertReceived(u8::from(*alert)),
+        Error::NoApplicationProtocol => TlsFailure::NoApplicationProtocol,
+        Error::NoCertificatesPresented => TlsFailure::NoCertificate,
+        Error::InvalidMessage(_)
+        | Error::PeerMisbehaved(_)
+        | Error::InappropriateMessage { .. } => TlsFailure::ProtocolError,
+        Error::PeerIncompatible(_) => TlsFailure::Incompatible,
+        _ => TlsFailure::HandshakeFailed,
+    }
+}
+
+/// Verifies the chain with WebPKI, then requires an SPKI pin match.
+#[derive(Debug)]
+struct Pinned {
+    inner: Arc<WebPkiServerVerifier>,
+    pins: Vec<[u8; 32]>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let spki = cert.subject_public_key_info();
+        let digest = ring::digest::digest(&ring::digest::SHA256, spki.as_ref());
+        if self.pins.iter().any(|p| p[..] == *digest.as_ref()) {
+            Ok(verified)
+        } else {
+            Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The hash RFC 7469 §2.4 pins: SHA-256 over the DER SubjectPublicKeyInfo
+/// of a certificate. `None` if the certificate cannot be parsed.
+pub fn spki_sha256(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        cert.subject_public_key_info().as_ref(),
+    );
+    digest.as_ref().try_into().ok()
+}
+
+/// `danger_disable_verification`: checks signatures (so the handshake is
+/// still a real TLS handshake) but trusts any certificate.
+#[derive(Debug)]
+struct AcceptAnything(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
