@@ -40,6 +40,9 @@
 //! The OS error code stays reachable through [`os_error_code`], and
 //! [`socket::failure_reason`] turns an error into the core's failure reason.
 
+// Every unsafe block must say why it is sound (DESIGN.md); clippy checks.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use std::error::Error;
 use std::fmt;
 use std::io;
