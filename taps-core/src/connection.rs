@@ -171,8 +171,8 @@ pub(crate) struct ConnIo {
     queued_bytes: usize,
     /// (message, wire offset of its end) for messages in the stack.
     in_flight: VecDeque<(MessageId, u64)>,
-    /// Wire bytes the adapter has written.
-    pub(crate) transmitted: u64,
+    /// Wire offset up to which the adapter has written.
+    transmitted: u64,
     receives: VecDeque<ReceiveRequest>,
     /// Decoded messages not yet handed out, and how much of the front one
     /// was handed out already.
@@ -290,6 +290,7 @@ impl ConnIo {
                 self.finished = true;
             }
         }
+        self.transmitted = stack.tx_total - stack.tx.len() as u64;
         self.settle_sent(events);
         if self.blocked && self.queued_bytes < self.limits.max_queued_bytes / 2 {
             self.blocked = false;
@@ -297,9 +298,10 @@ impl ConnIo {
         }
     }
 
-    /// The adapter wrote `n` more wire bytes.
-    pub(crate) fn on_transmitted(&mut self, n: usize, events: &mut Vec<IoEvent>) {
-        self.transmitted += n as u64;
+    /// The adapter has written the stack's wire bytes up to `offset`
+    /// (handshake bytes included: offsets count the whole stream).
+    pub(crate) fn on_transmitted(&mut self, offset: u64, events: &mut Vec<IoEvent>) {
+        self.transmitted = offset;
         self.settle_sent(events);
     }
 
@@ -368,7 +370,7 @@ impl ConnIo {
         }
         while let Some(req) = self.receives.front().copied() {
             let answer = if stack.has_framer() {
-                self.take_message(req)
+                self.take_message(stack, req)
             } else {
                 self.take_stream(stack, req)
             };
@@ -387,8 +389,19 @@ impl ConnIo {
         }
     }
 
-    fn take_message(&mut self, req: ReceiveRequest) -> Option<IoEvent> {
-        let front = self.decoded.front()?;
+    fn take_message(&mut self, stack: &Stack, req: ReceiveRequest) -> Option<IoEvent> {
+        let Some(front) = self.decoded.front() else {
+            // The peer closed and every whole message is out: say so once.
+            if stack.peer_eof && !self.eof_delivered {
+                self.eof_delivered = true;
+                return Some(IoEvent::Received {
+                    data: Vec::new(),
+                    end_of_message: true,
+                    partial: true,
+                });
+            }
+            return None;
+        };
         let rest = front.len() - self.decoded_offset;
         if rest <= req.max_len {
             let mut m = self.decoded.pop_front()?;

@@ -568,9 +568,7 @@ impl Machine {
                     };
                     if let Some(pos) = c.sockets.iter().position(|(cand, _)| *cand == candidate) {
                         let (_, socket) = c.sockets.swap_remove(pos);
-                        if self.sockets.remove(socket).is_some() {
-                            self.outputs.push_back(Output::CloseSocket { socket });
-                        }
+                        self.close_socket(socket);
                     }
                 }
                 RaceAction::Won { candidate } => self.on_won(now, id, candidate),

@@ -37,6 +37,14 @@ impl Machine {
         }
     }
 
+    /// Frees a socket and tells the adapter to close it (once: a freed id
+    /// is not closed again).
+    pub(super) fn close_socket(&mut self, socket: SocketId) {
+        if self.sockets.remove(socket).is_some() {
+            self.outputs.push_back(Output::CloseSocket { socket });
+        }
+    }
+
     /// The bytes `socket` should write next (a contiguous prefix of what is
     /// pending; call again after [`Machine::transmitted`]).
     pub fn transmit_data(&self, socket: SocketId) -> &[u8] {
@@ -67,7 +75,7 @@ impl Machine {
         if established {
             let mut events = Vec::new();
             if let (Some(c), Some(s)) = (self.conns.get_mut(conn), self.sockets.get_mut(socket)) {
-                c.io.on_transmitted(n, &mut events);
+                c.io.on_transmitted(s.stack.tx_total - s.stack.tx.len() as u64, &mut events);
                 c.io.pump(now, &mut s.stack, &mut events);
                 c.io.on_drained(&s.stack, &mut events);
             }
@@ -282,9 +290,7 @@ impl Machine {
         c.close_deadline = None;
         c.trace_mut().record(now, TraceKind::Closed);
         if let Some(socket) = c.socket.take() {
-            if self.sockets.remove(socket).is_some() {
-                self.outputs.push_back(Output::CloseSocket { socket });
-            }
+            self.close_socket(socket);
         }
         self.emit(Event::ConnectionError { conn, reason });
         self.reschedule(conn);
@@ -418,9 +424,7 @@ impl Machine {
         };
         c.trace_mut().record(now, TraceKind::Closed);
         if let Some(socket) = c.socket.take() {
-            if self.sockets.remove(socket).is_some() {
-                self.outputs.push_back(Output::CloseSocket { socket });
-            }
+            self.close_socket(socket);
         }
         self.emit(Event::Closed { conn });
         self.conns.remove(conn);

@@ -303,9 +303,7 @@ impl Machine {
         c.trace_mut()
             .record(now, TraceKind::AttemptFailed { attempt: 1, reason });
         if let Some(socket) = c.socket.take() {
-            if self.sockets.remove(socket).is_some() {
-                self.outputs.push_back(Output::CloseSocket { socket });
-            }
+            self.close_socket(socket);
         }
     }
 

@@ -191,14 +191,12 @@ impl TlsSession {
                 }
             }
             self.conn.process_new_packets().map_err(|e| failure(&e))?;
-            if let rustls::Connection::Server(server) = &mut self.conn {
-                if let Some(mut early) = server.early_data() {
-                    loop {
-                        match early.read(&mut chunk) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => plaintext.extend(&chunk[..n]),
-                        }
-                    }
+            // A server reads 0-RTT data through its own reader.
+            if let rustls::Connection::Server(server) = &mut self.conn
+                && let Some(mut early) = server.early_data()
+            {
+                while let Ok(n @ 1..) = early.read(&mut chunk) {
+                    plaintext.extend(&chunk[..n]);
                 }
             }
             loop {

@@ -1,1 +1,3 @@
+pub mod net;
+pub mod pki;
 pub mod world;

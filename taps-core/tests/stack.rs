@@ -1,0 +1,635 @@
+//! Issue #3 end to end: in-memory client and server machines exchanging
+//! real bytes in virtual time — TLS 1.3 with rcgen certificates, ALPN,
+//! pinning, bad certificates, 0-RTT on resumed sessions, a TCP-up but
+//! TLS-stalled race, framed messages with their properties, back-pressure,
+//! close and abort on both sides, listener limits and hostile clients.
+
+mod support;
+
+use std::time::Duration;
+
+use support::net::{Behaviour, Net};
+use support::pki::TestCa;
+use taps_core::Instant;
+use taps_core::connection::{IoLimits, Message, SendError};
+use taps_core::dns::config::parse_hosts;
+use taps_core::id::{ConnectionId, ListenerId};
+use taps_core::machine::{Config, Event, ListenerConfig, Machine, Preconnection};
+use taps_core::race::RaceFailure;
+use taps_core::security::{SecurityParameters, spki_sha256};
+use taps_core::stack::framer::FramerFactory;
+use taps_core::trace::{FailureReason, TlsFailure, TraceKind};
+
+const V6: &str = "[2001:db8::10]:443";
+const V4: &str = "192.0.2.10:443";
+
+fn machine(seed: u64) -> Machine {
+    Machine::new(Config {
+        seed,
+        hosts: parse_hosts("2001:db8::10 example.com\n192.0.2.10 example.com\n"),
+        ..Config::default()
+    })
+}
+
+fn ms(v: u64) -> Instant {
+    Instant::from_millis(v)
+}
+
+/// Client = machine 0, server = machine 1 listening on both addresses.
+fn setup(ca: &TestCa, names: &[&str], framer: Option<FramerFactory>) -> (Net, ListenerId) {
+    let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+    let mut server = SecurityParameters::server(ca.leaf(names)).alpn(["h2", "http/1.1"]);
+    server.trusted_roots = vec![ca.root()];
+    let mut config =
+        ListenerConfig::on(vec![V6.parse().unwrap(), V4.parse().unwrap()]).with_security(server);
+    config.framer = framer;
+    let listener = net.machines[1].listen(ms(0), config).unwrap();
+    net.drain();
+    (net, listener)
+}
+
+fn client_security(ca: &TestCa) -> SecurityParameters {
+    SecurityParameters::with_roots(vec![ca.root()]).alpn(["h2"])
+}
+
+fn pre(security: SecurityParameters, framer: Option<FramerFactory>) -> Preconnection {
+    let mut p = Preconnection::new("example.com:443".parse().unwrap()).with_security(security);
+    p.framer = framer;
+    p
+}
+
+fn server_conn(net: &Net) -> Option<ConnectionId> {
+    net.events_of(1).iter().find_map(|e| match e {
+        Event::ConnectionReceived { conn, .. } => Some(*conn),
+        _ => None,
+    })
+}
+
+fn last_server_conn(net: &Net) -> ConnectionId {
+    net.events_of(1)
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::ConnectionReceived { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("a ConnectionReceived")
+}
+
+fn ready(net: &Net, m: usize, conn: ConnectionId) -> bool {
+    net.events_of(m)
+        .iter()
+        .any(|e| matches!(e, Event::Ready { conn: c, .. } if *c == conn))
+}
+
+fn establishment_error(
+    net: &Net,
+    conn: ConnectionId,
+) -> Option<taps_core::machine::EstablishmentError> {
+    net.events_of(0).into_iter().find_map(|e| match e {
+        Event::EstablishmentError { conn: c, error } if c == conn => Some(error),
+        _ => None,
+    })
+}
+
+fn received(net: &Net, m: usize, conn: ConnectionId) -> Vec<Vec<u8>> {
+    net.events_of(m)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Received { conn: c, data } if c == conn => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tls13_handshake_alpn_and_framed_messages_both_ways() {
+    // RFC 9623 §4.2.3: security is part of the stack; an attempt is ready
+    // only when TLS is. ALPN (RFC 7301) is negotiated per attempt.
+    let ca = TestCa::new();
+    let framer = FramerFactory::length_prefixed(1 << 20);
+    let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), Some(framer)))
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert!(ready(&net, 0, c), "{:?}", net.events_of(0));
+    let s = server_conn(&net).expect("ConnectionReceived");
+    assert_eq!(net.machines[0].alpn(c), Some(&b"h2"[..]));
+    assert_eq!(net.machines[1].alpn(s), Some(&b"h2"[..]));
+    // The attempt won only after TLS: TCP up at 20 ms, TLS 1.3 one more RTT.
+    let trace = net.machines[0].trace(c).unwrap();
+    let winner_at = trace
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, TraceKind::Winner { .. }))
+        .unwrap()
+        .at;
+    assert_eq!(winner_at, ms(40));
+    assert!(
+        trace
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, TraceKind::AttemptTransportUp { .. }))
+    );
+
+    for m in [&b"hello"[..], &[][..], &[7u8; 5000][..]] {
+        net.machines[0].send(net.now, c, Message::new(m)).unwrap();
+    }
+    for _ in 0..3 {
+        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+    }
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(
+        received(&net, 1, s),
+        vec![b"hello".to_vec(), vec![], vec![7u8; 5000]]
+    );
+    net.machines[1]
+        .send(net.now, s, Message::new(&b"pong"[..]))
+        .unwrap();
+    net.machines[0].receive(net.now, c, 1, 100).unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(received(&net, 0, c), vec![b"pong".to_vec()]);
+    // Sent events came in order for all three.
+    let sent: Vec<u64> = net
+        .events_of(0)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sent { message, .. } => Some(message.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [0, 1, 2]);
+}
+
+#[test]
+fn certificate_failures_reach_establishment_error_with_a_reason() {
+    type MakeLeaf = Box<dyn Fn(&TestCa) -> taps_core::security::Identity>;
+    let cases: [(&str, MakeLeaf, TlsFailure); 3] = [
+        (
+            "expired",
+            Box::new(|ca: &TestCa| ca.leaf_valid(&["example.com"], (2010, 1, 1), (2011, 1, 1))),
+            TlsFailure::CertificateExpired,
+        ),
+        (
+            "wrong name",
+            Box::new(|ca: &TestCa| ca.leaf(&["other.example"])),
+            TlsFailure::NameMismatch,
+        ),
+        (
+            "unknown issuer",
+            Box::new(|_: &TestCa| TestCa::named("some other CA").leaf(&["example.com"])),
+            TlsFailure::UnknownIssuer,
+        ),
+    ];
+    for (name, leaf, want) in cases {
+        let ca = TestCa::new();
+        let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+        let server = SecurityParameters::server(leaf(&ca));
+        net.machines[1]
+            .listen(
+                ms(0),
+                ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server),
+            )
+            .unwrap();
+        net.drain();
+        let c = net.machines[0]
+            .initiate(
+                ms(0),
+                &pre(SecurityParameters::with_roots(vec![ca.root()]), None),
+            )
+            .unwrap();
+        net.run_for(Duration::from_secs(5));
+        let err = establishment_error(&net, c).unwrap_or_else(|| panic!("{name}: no error"));
+        assert_eq!(err.reason, RaceFailure::AllAttemptsFailed, "{name}");
+        assert!(
+            err.attempts
+                .iter()
+                .any(|a| a.failure == Some(FailureReason::Tls(want))),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains(&want.to_string()), "{name}: {err}");
+    }
+}
+
+#[test]
+fn pinning_passes_with_the_right_key_and_fails_with_another() {
+    // RFC 7469-style SPKI pins are checked after chain verification.
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["example.com"]);
+    let pin = spki_sha256(&leaf.chain[0]).unwrap();
+    for (pins, ok) in [(pin, true), ([0u8; 32], false)] {
+        let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+        let id = taps_core::security::Identity {
+            chain: leaf.chain.clone(),
+            key: leaf.key.clone_key(),
+        };
+        net.machines[1]
+            .listen(
+                ms(0),
+                ListenerConfig::on(vec![V4.parse().unwrap()])
+                    .with_security(SecurityParameters::server(id)),
+            )
+            .unwrap();
+        net.drain();
+        let security = SecurityParameters::with_roots(vec![ca.root()]).pin_spki_sha256(pins);
+        let c = net.machines[0]
+            .initiate(ms(0), &pre(security, None))
+            .unwrap();
+        net.run_for(Duration::from_secs(5));
+        if ok {
+            assert!(ready(&net, 0, c));
+        } else {
+            let err = establishment_error(&net, c).unwrap();
+            assert!(
+                err.attempts
+                    .iter()
+                    .any(|a| a.failure == Some(FailureReason::Tls(TlsFailure::PinMismatch))),
+                "{err}"
+            );
+            assert!(!ready(&net, 0, c));
+        }
+    }
+}
+
+#[test]
+fn verification_cannot_be_skipped_by_accident_and_can_be_by_name() {
+    let ca = TestCa::new();
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    // No roots: refused at once rather than trusting nothing or everything.
+    let err = net.machines[0]
+        .initiate(ms(0), &pre(SecurityParameters::default(), None))
+        .unwrap_err();
+    assert!(err.to_string().contains("no trusted roots"), "{err}");
+    let c = net.machines[0]
+        .initiate(
+            ms(0),
+            &pre(
+                SecurityParameters::default().danger_disable_verification(),
+                None,
+            ),
+        )
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert!(ready(&net, 0, c));
+}
+
+#[test]
+fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
+    // RFC 9622 §7.2 InitiateWithSend; RFC 8446 §2.3 early data.
+    let ca = TestCa::new();
+    let framer = FramerFactory::length_prefixed(1 << 16);
+    let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
+    let p = pre(client_security(&ca), Some(framer));
+    // First connection: full handshake, tickets arrive.
+    let first = net.machines[0].initiate(ms(0), &p).unwrap();
+    net.run_for(Duration::from_millis(500));
+    assert!(ready(&net, 0, first) && !net.machines[0].resumed(first));
+    net.machines[0].close(net.now, first);
+    net.run_for(Duration::from_secs(3));
+
+    // Second: resumed, the safely replayable first message rides early.
+    let before = net.machines[0].stats().early_data_attempts;
+    let (c, msg) = net.machines[0]
+        .initiate_with_send(
+            net.now,
+            &p,
+            Message::new(&b"GET / early"[..]).safely_replayable(),
+        )
+        .unwrap();
+    net.run_for(Duration::from_millis(500));
+    assert!(ready(&net, 0, c));
+    assert!(net.machines[0].resumed(c));
+    assert!(
+        net.machines[0].stats().early_data_attempts > before,
+        "early data went out"
+    );
+    let s = last_server_conn(&net);
+    net.machines[1].receive(net.now, s, 1, 1000).unwrap();
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(received(&net, 1, s), vec![b"GET / early".to_vec()]);
+    assert!(
+        net.events_of(0)
+            .iter()
+            .any(|e| matches!(e, Event::Sent { conn, message } if *conn == c && *message == msg))
+    );
+    net.machines[0].close(net.now, c);
+    net.run_for(Duration::from_secs(3));
+
+    // Not safely replayable: never early, still delivered after the handshake.
+    let before = net.machines[0].stats().early_data_attempts;
+    let (c, _) = net.machines[0]
+        .initiate_with_send(net.now, &p, Message::new(&b"POST /pay"[..]))
+        .unwrap();
+    net.run_for(Duration::from_millis(500));
+    assert!(ready(&net, 0, c));
+    assert_eq!(net.machines[0].stats().early_data_attempts, before);
+    let s = last_server_conn(&net);
+    net.machines[1].receive(net.now, s, 1, 1000).unwrap();
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(received(&net, 1, s), vec![b"POST /pay".to_vec()]);
+}
+
+#[test]
+fn tcp_fast_open_carries_a_replayable_first_message_on_plain_tcp() {
+    let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+    let framer = FramerFactory::lines(1024);
+    net.machines[1]
+        .listen(
+            ms(0),
+            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
+        )
+        .unwrap();
+    net.drain();
+    let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
+    p.framer = Some(framer);
+    let (c, _) = net.machines[0]
+        .initiate_with_send(ms(0), &p, Message::new(&b"hi"[..]).safely_replayable())
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    assert!(ready(&net, 0, c));
+    assert!(net.opened[0].3, "OpenTcp asked for fast open");
+    let s = server_conn(&net).unwrap();
+    net.machines[1].receive(net.now, s, 1, 100).unwrap();
+    net.run_for(Duration::from_millis(10));
+    assert_eq!(received(&net, 1, s), vec![b"hi".to_vec()]);
+}
+
+#[test]
+fn a_tcp_up_but_tls_stalled_attempt_loses_to_one_that_finishes_tls() {
+    // HEv3 §6.1: "clients SHOULD wait for the TLS handshake to successfully
+    // complete before cancelling other connection attempts".
+    let ca = TestCa::new();
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    net.behaviour
+        .insert(V6.parse().unwrap(), Behaviour::StallAfterTcp);
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_secs(2));
+    let (_, _, e) = net
+        .events
+        .iter()
+        .find(|(_, m, e)| *m == 0 && matches!(e, Event::Ready { .. }))
+        .unwrap();
+    let Event::Ready { remote, .. } = e else {
+        unreachable!()
+    };
+    assert_eq!(*remote, V4.parse().unwrap());
+    let trace = net.machines[0].trace(c).unwrap();
+    let kinds: Vec<TraceKind> = trace.events.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&TraceKind::AttemptTransportUp { attempt: 1 }));
+    assert!(kinds.contains(&TraceKind::AttemptCancelled { attempt: 1 }));
+    assert!(kinds.contains(&TraceKind::Winner { attempt: 2 }));
+}
+
+#[test]
+fn tcp_up_late_extends_the_attempt_timer_to_cover_tls() {
+    // HEv3 §6.1: "the timer SHOULD be extended to a new value that represents
+    // an estimated time for the full connection establishment". TCP takes
+    // 200 ms, so the next attempt waits until 200 + 200 = 400 ms, not 250.
+    let ca = TestCa::new();
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    net.delay = Duration::from_millis(100);
+    net.behaviour
+        .insert(V6.parse().unwrap(), Behaviour::StallAfterTcp);
+    net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_secs(2));
+    let starts: Vec<Instant> = net.opened.iter().map(|o| o.0).collect();
+    assert_eq!(starts, [ms(0), ms(400)]);
+}
+
+#[test]
+fn message_properties_priority_lifetime_and_final() {
+    let framer = FramerFactory::length_prefixed(1 << 16);
+    let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+    net.machines[1]
+        .listen(
+            ms(0),
+            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
+        )
+        .unwrap();
+    net.drain();
+    let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
+    p.framer = Some(framer);
+    let c = net.machines[0].initiate(ms(0), &p).unwrap();
+    // Queued before Ready: priority orders them (RFC 9622 §9.1.3.2); the
+    // 1 ms lifetime lapses before the 20 ms handshake (§9.1.3.1).
+    let m = &mut net.machines[0];
+    let low = m
+        .send(ms(0), c, Message::new(&b"low"[..]).priority(200))
+        .unwrap();
+    let gone = m
+        .send(
+            ms(0),
+            c,
+            Message::new(&b"stale"[..]).lifetime(Duration::from_millis(1)),
+        )
+        .unwrap();
+    let high = m
+        .send(ms(0), c, Message::new(&b"high"[..]).priority(1))
+        .unwrap();
+    let last = m
+        .send(
+            ms(0),
+            c,
+            Message::new(&b"bye"[..]).priority(300).final_message(),
+        )
+        .unwrap();
+    assert_eq!(
+        m.send(ms(0), c, Message::new(&b"late"[..])),
+        Err(SendError::NotOpen),
+        "nothing after final"
+    );
+    net.run_for(Duration::from_millis(100));
+    let s = server_conn(&net).unwrap();
+    for _ in 0..4 {
+        net.machines[1].receive(net.now, s, 1, 100).unwrap();
+    }
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(
+        received(&net, 1, s),
+        vec![b"high".to_vec(), b"low".to_vec(), b"bye".to_vec()]
+    );
+    let client_events = net.events_of(0);
+    assert!(client_events.contains(&Event::Expired {
+        conn: c,
+        message: gone
+    }));
+    let sent: Vec<_> = client_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sent { message, .. } => Some(*message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [high, low, last], "Sent in the order they went out");
+    // The final message half-closed: the server's fourth receive sees the end.
+    assert!(
+        net.events_of(1).contains(&Event::ReceivedPartial {
+            conn: s,
+            data: vec![],
+            end_of_message: true
+        }),
+        "{:?}",
+        net.events_of(1)
+    );
+}
+
+#[test]
+fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
+    let framer = FramerFactory::length_prefixed(1 << 20);
+    let limits = IoLimits {
+        max_queued_bytes: 256 << 10,
+        max_receive_buffer: 128 << 10,
+        transmit_high_water: 64 << 10,
+        ..IoLimits::default()
+    };
+    let config = |seed| Config {
+        seed,
+        io: limits,
+        ..Config::default()
+    };
+    let mut net = Net::new(
+        vec![Machine::new(config(1)), Machine::new(config(2))],
+        Duration::from_millis(5),
+    );
+    net.machines[1]
+        .listen(
+            ms(0),
+            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
+        )
+        .unwrap();
+    net.drain();
+    let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
+    p.framer = Some(framer);
+    let c = net.machines[0].initiate(ms(0), &p).unwrap();
+    net.run_for(Duration::from_millis(50));
+    // The server never calls receive. The client sends until refused.
+    let mut accepted = 0;
+    let mut refused = false;
+    for _ in 0..1000 {
+        match net.machines[0].send(net.now, c, Message::new(vec![1u8; 16 * 1024])) {
+            Ok(_) => accepted += 1,
+            Err(SendError::BufferFull) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        net.run_for(Duration::from_millis(5));
+    }
+    assert!(refused, "back-pressure reached the sender");
+    // Bounded: at most send queue + transmit high water + receive buffer +
+    // what the pipe holds, nowhere near 1000 × 16 KiB.
+    assert!(accepted * 16 < 1024, "{accepted} messages accepted");
+    assert!(
+        net.max_inbox <= 1 << 20,
+        "the pipe held {} bytes",
+        net.max_inbox
+    );
+    // The server starts reading: the client hears Writable and can send.
+    let s = server_conn(&net).unwrap();
+    for _ in 0..accepted {
+        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+        net.run_for(Duration::from_millis(5));
+    }
+    net.run_for(Duration::from_millis(100));
+    assert!(net.events_of(0).contains(&Event::Writable { conn: c }));
+    assert_eq!(received(&net, 1, s).len(), accepted);
+    assert!(
+        net.machines[0]
+            .send(net.now, c, Message::new(vec![2u8; 10]))
+            .is_ok()
+    );
+}
+
+#[test]
+fn close_and_abort_on_both_sides() {
+    let ca = TestCa::new();
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    // Client closes: close_notify + FIN; the server sees the end of the
+    // stream, closes too; both get Closed.
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    let s = server_conn(&net).unwrap();
+    net.machines[0].close(net.now, c);
+    net.machines[1].receive(net.now, s, 1, 100).unwrap();
+    net.run_for(Duration::from_millis(100));
+    assert!(net.events_of(1).contains(&Event::ReceivedPartial {
+        conn: s,
+        data: vec![],
+        end_of_message: true
+    }));
+    net.machines[1].close(net.now, s);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.events_of(0).last(), Some(&Event::Closed { conn: c }));
+    assert_eq!(net.events_of(1).last(), Some(&Event::Closed { conn: s }));
+
+    // Server aborts: RST; the client gets ConnectionError(reset), the server
+    // ConnectionError("local abort").
+    let c = net.machines[0]
+        .initiate(net.now, &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    let s = last_server_conn(&net);
+    net.machines[1].abort(net.now, s);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(
+        net.events_of(1).last(),
+        Some(&Event::ConnectionError {
+            conn: s,
+            reason: FailureReason::LocalAbort
+        })
+    );
+    assert_eq!(
+        net.events_of(0).last(),
+        Some(&Event::ConnectionError {
+            conn: c,
+            reason: FailureReason::Reset
+        })
+    );
+    assert_eq!(net.resets, 1);
+    assert_eq!(
+        FailureReason::LocalAbort.to_string(),
+        "local abort",
+        "the reason reads as issue #3 asks"
+    );
+}
+
+#[test]
+fn listener_limit_stop_and_hostile_clients() {
+    let ca = TestCa::new();
+    let (mut net, listener) = setup(&ca, &["example.com"], None);
+    net.machines[1].set_new_connection_limit(listener, Some(2));
+    // A client that speaks plain TCP garbage to the TLS listener.
+    let plain = Preconnection::new("192.0.2.10:443".parse().unwrap());
+    let (g, _) = net.machines[0]
+        .initiate_with_send(ms(0), &plain, Message::new(&b"\x16\x03\x01garbage!"[..]))
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    assert!(ready(&net, 0, g), "TCP itself connected");
+    assert_eq!(
+        net.machines[1].stats().failed_handshakes,
+        1,
+        "the listener dropped the garbage"
+    );
+    // Two good clients are served, a third is refused by the limit.
+    let mut ok = 0;
+    for _ in 0..3 {
+        let c = net.machines[0]
+            .initiate(net.now, &pre(client_security(&ca), None))
+            .unwrap();
+        net.run_for(Duration::from_millis(500));
+        ok += usize::from(ready(&net, 0, c));
+    }
+    assert_eq!(ok, 1, "the garbage connection used one of the two");
+    assert!(net.machines[1].stats().accepts_refused >= 1);
+    net.machines[1].stop(net.now, listener);
+    net.drain();
+    assert_eq!(net.events_of(1).last(), Some(&Event::Stopped { listener }));
+}

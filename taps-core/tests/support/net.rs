@@ -1,0 +1,405 @@
+//! In-memory client and server machines joined by byte pipes in virtual
+//! time: TCP as ordered, delayed byte delivery with FIN and RST, listeners,
+//! read back-pressure through `read_capacity`, and destinations that
+//! accept TCP but never answer (a stalled server). Issue #3's tests drive
+//! real rustls handshakes through it.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use taps_core::Instant;
+use taps_core::id::{ListenerId, SocketId};
+use taps_core::machine::{Event, Input, Machine, Output};
+use taps_core::trace::FailureReason;
+
+/// One end of a TCP connection: (machine index, socket).
+pub type End = (usize, SocketId);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// A listener answers normally.
+    Serve,
+    /// TCP completes but nothing is ever delivered to the server (a stalled
+    /// TLS terminator, a middlebox).
+    StallAfterTcp,
+    /// SYNs vanish.
+    Blackhole,
+}
+
+#[derive(Debug)]
+enum Due {
+    Accept {
+        client: End,
+        server: usize,
+        listener: ListenerId,
+        from: SocketAddr,
+    },
+    Connected(End),
+    Data(End, Vec<u8>),
+    Eof(End),
+    Reset(End),
+    Refused(End),
+}
+
+#[derive(Debug, Default)]
+struct EndState {
+    peer: Option<End>,
+    /// Delivered but not yet read by the machine (its read capacity was 0).
+    inbox: VecDeque<u8>,
+    eof_pending: bool,
+    /// Bytes written before the peer existed (TCP Fast Open).
+    early: Vec<u8>,
+    /// Bytes on their way to this end.
+    in_flight: usize,
+    stalled: bool,
+}
+
+pub struct Net {
+    pub now: Instant,
+    pub machines: Vec<Machine>,
+    pub delay: Duration,
+    pub listeners: HashMap<SocketAddr, (usize, ListenerId)>,
+    pub behaviour: HashMap<SocketAddr, Behaviour>,
+    ends: HashMap<End, EndState>,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    due: BTreeMap<u64, Due>,
+    seq: u64,
+    pub events: Vec<(Instant, usize, Event)>,
+    /// (machine, socket, fast_open) for every OpenTcp.
+    pub opened: Vec<(Instant, usize, SocketAddr, bool)>,
+    pub bytes_delivered: u64,
+    pub max_inbox: usize,
+    /// Like a TCP receive window: a sender may have at most this many bytes
+    /// in flight plus unread at its peer.
+    pub window: usize,
+    /// Largest piece handed to a machine in one `SocketData`.
+    pub chunk: usize,
+    pub resets: usize,
+}
+
+impl Net {
+    pub fn new(machines: Vec<Machine>, delay: Duration) -> Self {
+        Net {
+            now: Instant::ZERO,
+            machines,
+            delay,
+            listeners: HashMap::new(),
+            behaviour: HashMap::new(),
+            ends: HashMap::new(),
+            queue: BinaryHeap::new(),
+            due: BTreeMap::new(),
+            seq: 0,
+            events: Vec::new(),
+            opened: Vec::new(),
+            bytes_delivered: 0,
+            max_inbox: 0,
+            window: 256 * 1024,
+            chunk: 16 * 1024,
+            resets: 0,
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, d: Due) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.due.insert(self.seq, d);
+    }
+
+    /// Performs every output of every machine until all are drained.
+    pub fn drain(&mut self) {
+        loop {
+            let mut any = false;
+            for m in 0..self.machines.len() {
+                while let Some(out) = self.machines[m].poll() {
+                    any = true;
+                    self.perform(m, out);
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn perform(&mut self, m: usize, out: Output) {
+        let now = self.now;
+        match out {
+            Output::Dns(_) => panic!("these tests resolve through literals and hosts files"),
+            Output::Listen {
+                listener, local, ..
+            } => {
+                self.listeners.insert(local, (m, listener));
+            }
+            Output::StopListening { listener } => self.listeners.retain(|_, v| *v != (m, listener)),
+            Output::OpenTcp {
+                socket,
+                remote,
+                fast_open,
+                ..
+            } => {
+                self.opened.push((now, m, remote, fast_open));
+                self.ends.insert((m, socket), EndState::default());
+                let behaviour = self
+                    .behaviour
+                    .get(&remote)
+                    .copied()
+                    .unwrap_or(Behaviour::Serve);
+                match (self.listeners.get(&remote).copied(), behaviour) {
+                    (_, Behaviour::Blackhole) => {}
+                    (Some((server, listener)), Behaviour::Serve) => {
+                        let from = SocketAddr::new(remote.ip(), 40000 + socket.to_raw().0 as u16);
+                        self.schedule(
+                            now + self.delay,
+                            Due::Accept {
+                                client: (m, socket),
+                                server,
+                                listener,
+                                from,
+                            },
+                        );
+                    }
+                    (_, Behaviour::StallAfterTcp) => {
+                        self.ends.get_mut(&(m, socket)).unwrap().stalled = true;
+                        self.schedule(now + self.delay * 2, Due::Connected((m, socket)));
+                    }
+                    (None, Behaviour::Serve) => {
+                        self.schedule(now + self.delay * 2, Due::Refused((m, socket)))
+                    }
+                }
+            }
+            Output::Transmit { socket } => self.flush(m, socket),
+            Output::ShutdownWrite { socket } => {
+                self.flush(m, socket);
+                if let Some(peer) = self.ends.get(&(m, socket)).and_then(|e| e.peer) {
+                    self.schedule(now + self.delay, Due::Eof(peer));
+                }
+            }
+            Output::CloseSocket { socket } => {
+                let end = self
+                    .ends
+                    .remove(&(m, socket))
+                    .expect("close of a socket the net never saw");
+                if let Some(peer) = end.peer {
+                    self.schedule(now + self.delay, Due::Eof(peer));
+                }
+            }
+            Output::AbortSocket { socket } => {
+                let end = self
+                    .ends
+                    .remove(&(m, socket))
+                    .expect("abort of a socket the net never saw");
+                if let Some(peer) = end.peer {
+                    self.resets += 1;
+                    self.schedule(now + self.delay, Due::Reset(peer));
+                }
+            }
+            Output::ResumeReading { socket } => self.feed((m, socket)),
+            Output::Event(e) => self.events.push((now, m, e)),
+        }
+    }
+
+    /// Moves what the socket has to send into the pipe, as far as the
+    /// peer's window allows.
+    fn flush(&mut self, m: usize, socket: SocketId) {
+        loop {
+            let Some(end) = self.ends.get(&(m, socket)) else {
+                return;
+            };
+            let room = match end.peer.and_then(|p| self.ends.get(&p)) {
+                Some(peer) => self
+                    .window
+                    .saturating_sub(peer.inbox.len() + peer.in_flight),
+                None if end.stalled => usize::MAX,
+                None => self.window.saturating_sub(end.early.len()),
+            };
+            let pending = self.machines[m].transmit_data(socket);
+            let n = pending.len().min(room);
+            if n == 0 {
+                return;
+            }
+            let data = pending[..n].to_vec();
+            self.machines[m].transmitted(self.now, socket, n);
+            let end = self.ends.get_mut(&(m, socket)).unwrap();
+            if end.stalled {
+                continue;
+            }
+            match end.peer {
+                Some(peer) => {
+                    if let Some(p) = self.ends.get_mut(&peer) {
+                        p.in_flight += n;
+                    }
+                    self.schedule(self.now + self.delay, Due::Data(peer, data));
+                }
+                None => end.early.extend_from_slice(&data),
+            }
+        }
+    }
+
+    /// Hands buffered bytes to the machine, no more than it can take.
+    fn feed(&mut self, end: End) {
+        let now = self.now;
+        loop {
+            let Some(state) = self.ends.get_mut(&end) else {
+                return;
+            };
+            let capacity = self.machines[end.0].read_capacity(end.1);
+            if state.inbox.is_empty() || capacity == 0 {
+                break;
+            }
+            let n = capacity.min(state.inbox.len()).min(self.chunk.max(1));
+            let chunk: Vec<u8> = state.inbox.drain(..n).collect();
+            self.bytes_delivered += n as u64;
+            self.machines[end.0].handle(
+                now,
+                Input::SocketData {
+                    socket: end.1,
+                    data: &chunk,
+                },
+            );
+            // The window opened: the sender may write more.
+            if let Some(peer) = self.ends.get(&end).and_then(|e| e.peer) {
+                self.flush(peer.0, peer.1);
+            }
+        }
+        let Some(state) = self.ends.get_mut(&end) else {
+            return;
+        };
+        if state.eof_pending && state.inbox.is_empty() {
+            state.eof_pending = false;
+            self.machines[end.0].handle(now, Input::SocketEof { socket: end.1 });
+        }
+    }
+
+    fn fire(&mut self, d: Due) {
+        let now = self.now;
+        match d {
+            Due::Accept {
+                client,
+                server,
+                listener,
+                from,
+            } => {
+                if !self.ends.contains_key(&client) {
+                    return;
+                }
+                match self.machines[server].accept(now, listener, from) {
+                    Ok(sock) => {
+                        let server_end = (server, sock);
+                        self.ends.insert(
+                            server_end,
+                            EndState {
+                                peer: Some(client),
+                                ..EndState::default()
+                            },
+                        );
+                        let c = self.ends.get_mut(&client).unwrap();
+                        c.peer = Some(server_end);
+                        let early = std::mem::take(&mut c.early);
+                        if !early.is_empty() {
+                            // TCP Fast Open: the data rode in the SYN.
+                            self.schedule(now, Due::Data(server_end, early));
+                        }
+                        self.schedule(now + self.delay, Due::Connected(client));
+                    }
+                    Err(_) => self.schedule(now + self.delay, Due::Reset(client)),
+                }
+            }
+            Due::Connected(end) => {
+                if self.ends.contains_key(&end) {
+                    self.machines[end.0].handle(now, Input::SocketConnected { socket: end.1 });
+                }
+            }
+            Due::Refused(end) => {
+                if self.ends.contains_key(&end) {
+                    self.machines[end.0].handle(
+                        now,
+                        Input::SocketFailed {
+                            socket: end.1,
+                            reason: FailureReason::Refused,
+                        },
+                    );
+                }
+            }
+            Due::Reset(end) => {
+                if self.ends.contains_key(&end) {
+                    self.machines[end.0].handle(
+                        now,
+                        Input::SocketFailed {
+                            socket: end.1,
+                            reason: FailureReason::Reset,
+                        },
+                    );
+                }
+            }
+            Due::Data(end, data) => {
+                let Some(state) = self.ends.get_mut(&end) else {
+                    return;
+                };
+                state.in_flight = state.in_flight.saturating_sub(data.len());
+                if state.stalled {
+                    return;
+                }
+                state.inbox.extend(data);
+                self.max_inbox = self.max_inbox.max(state.inbox.len());
+                self.feed(end);
+            }
+            Due::Eof(end) => {
+                let Some(state) = self.ends.get_mut(&end) else {
+                    return;
+                };
+                state.eof_pending = true;
+                self.feed(end);
+            }
+        }
+    }
+
+    /// Runs until nothing is due and no timer is armed, or `limit`.
+    pub fn run_until(&mut self, limit: Instant) {
+        self.drain();
+        for _ in 0..1_000_000 {
+            let next_due = self.queue.peek().map(|Reverse((t, _))| *t);
+            let next_timer = self.machines.iter().filter_map(Machine::poll_timeout).min();
+            let Some(next) = next_due.into_iter().chain(next_timer).min() else {
+                break;
+            };
+            if next > limit {
+                break;
+            }
+            assert!(next >= self.now, "time ran backwards");
+            self.now = next;
+            for m in 0..self.machines.len() {
+                if self.machines[m].poll_timeout().is_some_and(|t| t <= next) {
+                    self.machines[m].handle_timeout(next);
+                }
+            }
+            self.drain();
+            while let Some(Reverse((t, seq))) = self.queue.peek().copied() {
+                if t > self.now {
+                    break;
+                }
+                self.queue.pop();
+                let d = self.due.remove(&seq).unwrap();
+                self.fire(d);
+                self.drain();
+            }
+        }
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+        self.now = self.now.max(until);
+    }
+
+    /// Events of machine `m`, in order.
+    pub fn events_of(&self, m: usize) -> Vec<Event> {
+        self.events
+            .iter()
+            .filter(|(_, mm, _)| *mm == m)
+            .map(|(_, _, e)| e.clone())
+            .collect()
+    }
+}
