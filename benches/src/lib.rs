@@ -8,6 +8,8 @@
 //! - [`race_only`]: the racing layer alone, fed typed DNS results: HTTPS
 //!   negative, AAAA and A positive with one address each, IPv6 wins.
 
+pub mod stack;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
