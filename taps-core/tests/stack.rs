@@ -633,3 +633,115 @@ fn listener_limit_stop_and_hostile_clients() {
     net.drain();
     assert_eq!(net.events_of(1).last(), Some(&Event::Stopped { listener }));
 }
+
+#[test]
+fn mutual_tls_with_a_client_certificate() {
+    // RFC 9622 §6.3.1: a client identity; the listener requires one.
+    let ca = TestCa::new();
+    let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+    let mut server = SecurityParameters::server(ca.leaf(&["example.com"]));
+    server.trusted_roots = vec![ca.root()];
+    server.require_client_certificate = true;
+    net.machines[1]
+        .listen(
+            ms(0),
+            ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server),
+        )
+        .unwrap();
+    net.drain();
+    // Without a certificate the server refuses the handshake.
+    let anonymous = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    // (TLS 1.3 clients finish first, so the refusal shows on the server.)
+    let _ = anonymous;
+    assert_eq!(server_conn(&net), None);
+    assert_eq!(net.machines[1].stats().failed_handshakes, 1);
+    // With one it is served.
+    let mut with_cert = client_security(&ca);
+    with_cert.client_identity = Some(std::sync::Arc::new(ca.leaf(&["client.example"])));
+    let c = net.machines[0]
+        .initiate(net.now, &pre(with_cert, None))
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert!(ready(&net, 0, c));
+    assert!(server_conn(&net).is_some());
+}
+
+#[test]
+fn one_ticket_is_never_used_by_two_attempts() {
+    // RFC 8446 §C.4: tickets are single-use; rustls hands each out once, so
+    // with two tickets in store only two of three racing attempts can send
+    // early data.
+    let ca = TestCa::new();
+    let hosts = "192.0.2.10 example.com\n192.0.2.11 example.com\n192.0.2.12 example.com\n";
+    let client = Machine::new(Config {
+        seed: 1,
+        hosts: parse_hosts(hosts),
+        ..Config::default()
+    });
+    let mut net = Net::new(vec![client, machine(2)], Duration::from_millis(10));
+    let addrs: Vec<std::net::SocketAddr> = ["192.0.2.10:443", "192.0.2.11:443", "192.0.2.12:443"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    net.machines[1]
+        .listen(
+            ms(0),
+            ListenerConfig::on(addrs.clone())
+                .with_security(SecurityParameters::server(ca.leaf(&["example.com"]))),
+        )
+        .unwrap();
+    net.drain();
+    let p = pre(SecurityParameters::with_roots(vec![ca.root()]), None);
+    let first = net.machines[0].initiate(ms(0), &p).unwrap();
+    net.run_for(Duration::from_millis(300));
+    assert!(ready(&net, 0, first));
+    net.machines[0].close(net.now, first);
+    net.run_for(Duration::from_secs(3));
+
+    net.behaviour.insert(addrs[0], Behaviour::StallAfterTcp);
+    net.behaviour.insert(addrs[1], Behaviour::StallAfterTcp);
+    let (c, _) = net.machines[0]
+        .initiate_with_send(
+            net.now,
+            &p,
+            Message::new(vec![b'x'; 100]).safely_replayable(),
+        )
+        .unwrap();
+    net.run_for(Duration::from_secs(2));
+    assert!(ready(&net, 0, c));
+    assert_eq!(
+        net.opened.iter().filter(|o| o.2.port() == 443).count(),
+        4,
+        "first connection + three attempts"
+    );
+    assert_eq!(net.machines[0].stats().early_data_attempts, 2);
+}
+
+#[test]
+fn a_first_message_larger_than_early_data_arrives_whole_once() {
+    // RFC 9623 §4.3: what an attempt sent early counts; the winner sends the
+    // rest (the server allows 16 KiB of early data; this message is 40 KiB).
+    let ca = TestCa::new();
+    let framer = FramerFactory::length_prefixed(1 << 20);
+    let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
+    let p = pre(client_security(&ca), Some(framer));
+    let first = net.machines[0].initiate(ms(0), &p).unwrap();
+    net.run_for(Duration::from_millis(300));
+    net.machines[0].close(net.now, first);
+    net.run_for(Duration::from_secs(3));
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let (c, _) = net.machines[0]
+        .initiate_with_send(net.now, &p, Message::new(big.clone()).safely_replayable())
+        .unwrap();
+    net.run_for(Duration::from_millis(500));
+    assert!(ready(&net, 0, c));
+    assert!(net.machines[0].resumed(c));
+    let s = last_server_conn(&net);
+    net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+    net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(received(&net, 1, s), vec![big]);
+}

@@ -708,19 +708,24 @@ impl Machine {
             remote,
             interface,
         });
-        // The first message: done if it all went early and counted.
+        // The first message: what went early and counted need not go again;
+        // the winner sends the rest of it now (RFC 9623 §4.3). Rejected early
+        // data leaves the whole message in the queue.
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
         let early = c.io.early.take();
-        if let (Some((msg, data)), Some(sock)) = (early, self.sockets.get(socket)) {
-            let framed_len = sock.stack.early_sent;
-            let counted = framed_len > 0 && sock.stack.early_data_counted();
-            let whole = sock.stack.has_framer() || framed_len >= data.len();
-            if counted && whole {
-                let mut events = Vec::new();
-                c.io.sent_early(msg, &mut events);
-                self.apply_io_events(now, id, events);
+        if let (Some((msg, data)), Some(sock)) = (early, self.sockets.get_mut(socket)) {
+            let sent = sock.stack.early_sent;
+            if sent > 0 && sock.stack.early_data_counted() {
+                if let Ok(framed) = sock.stack.frame(&data) {
+                    if let Some(rest) = framed.get(sent..).filter(|r| !r.is_empty()) {
+                        sock.stack.write_raw(rest);
+                    }
+                    let mut events = Vec::new();
+                    c.io.sent_early(msg, &mut events);
+                    self.apply_io_events(now, id, events);
+                }
             }
         }
         self.pump(now, id);
