@@ -717,15 +717,16 @@ impl Machine {
         let early = c.io.early.take();
         if let (Some((msg, data)), Some(sock)) = (early, self.sockets.get_mut(socket)) {
             let sent = sock.stack.early_sent;
-            if sent > 0 && sock.stack.early_data_counted() {
-                if let Ok(framed) = sock.stack.frame(&data) {
-                    if let Some(rest) = framed.get(sent..).filter(|r| !r.is_empty()) {
-                        sock.stack.write_raw(rest);
-                    }
-                    let mut events = Vec::new();
-                    c.io.sent_early(msg, &mut events);
-                    self.apply_io_events(now, id, events);
+            if sent > 0
+                && sock.stack.early_data_counted()
+                && let Ok(framed) = sock.stack.frame(&data)
+            {
+                if let Some(rest) = framed.get(sent..).filter(|r| !r.is_empty()) {
+                    sock.stack.write_raw(rest);
                 }
+                let mut events = Vec::new();
+                c.io.sent_early(msg, &mut events);
+                self.apply_io_events(now, id, events);
             }
         }
         self.pump(now, id);
