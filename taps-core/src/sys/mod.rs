@@ -51,6 +51,7 @@ use std::io;
 compile_error!("taps_core::sys (the `sys` feature) supports Unix only");
 
 pub mod dns_config;
+pub mod driver;
 pub mod interfaces;
 pub mod monitor;
 pub mod socket;

@@ -1,0 +1,704 @@
+//! The runtime-independent half of every adapter: one [`Driver`] wraps the
+//! [`Machine`] and does everything an adapter does that is not about its
+//! runtime (DESIGN.md: "If two adapters would need the same logic, it
+//! belongs in taps-core or taps_core::sys").
+//!
+//! - It reads the system clock and converts to the core's [`Instant`].
+//! - It drains the machine after every call and routes each output: socket
+//!   work to the task that owns the socket (through a [`Signal`]), new
+//!   sockets, DNS transactions and listeners to the adapter as [`Work`],
+//!   events to the connection or listener they concern (with wakers).
+//! - It performs one non-blocking I/O step on a socket for whatever
+//!   runtime owns it ([`Driver::socket_step`] over [`NonBlockingIo`]).
+//!
+//! An adapter keeps the driver in an `Arc<Mutex<Driver>>`, locks it only
+//! for one of these synchronous calls, and never holds the lock across an
+//! await: one slow connection cannot stall the others.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use crate::dns::{DnsAction, DnsSend, DnsTransport};
+use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
+use crate::machine::{Event, Input, Machine, Output};
+use crate::time::Instant;
+use crate::trace::FailureReason;
+
+/// A wake-up flag one task sets and another awaits; runtime independent.
+#[derive(Debug, Default)]
+pub struct Signal {
+    raised: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Signal {
+    /// A new, lowered signal.
+    pub fn new() -> Arc<Signal> {
+        Arc::new(Signal::default())
+    }
+
+    /// Raises the signal and wakes the waiting task.
+    pub fn notify(&self) {
+        self.raised.store(true, Ordering::Release);
+        let waker = self.waker.lock().map(|mut w| w.take()).unwrap_or(None);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Ready (and lowered again) once the signal was raised.
+    pub fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.raised.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        if let Ok(mut w) = self.waker.lock() {
+            *w = Some(cx.waker().clone());
+        }
+        // Raised between the check and the registration: do not miss it.
+        if self.raised.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until the signal is raised.
+    pub fn wait(self: &Arc<Self>) -> SignalWait {
+        SignalWait(self.clone())
+    }
+}
+
+/// The future of [`Signal::wait`].
+#[derive(Debug)]
+pub struct SignalWait(Arc<Signal>);
+
+impl Future for SignalWait {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_wait(cx)
+    }
+}
+
+/// Something the adapter must start with its runtime.
+#[derive(Debug)]
+pub enum Work {
+    /// Open a socket and connect; then run [`Driver::socket_step`] on it.
+    OpenTcp {
+        /// The machine's id for it.
+        socket: SocketId,
+        /// Where to.
+        remote: SocketAddr,
+        /// Interface to bind to, by name (`SO_BINDTODEVICE`).
+        interface: Option<String>,
+        /// Local address to bind.
+        local: Option<SocketAddr>,
+        /// Use TCP Fast Open.
+        fast_open: bool,
+    },
+    /// Open a DNS transaction's socket and send its first message; later
+    /// messages (retransmissions) come from [`Driver::dns_outbox`].
+    DnsOpen {
+        /// The transaction.
+        txn: DnsTxnId,
+        /// The server.
+        server: SocketAddr,
+        /// UDP or TCP.
+        transport: DnsTransport,
+    },
+    /// Open listening sockets and accept with [`Driver::accept`].
+    Listen {
+        /// The listener.
+        listener: ListenerId,
+        /// Where.
+        local: SocketAddr,
+        /// `IPV6_V6ONLY`.
+        v6_only: bool,
+    },
+}
+
+/// How a socket's task should end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// FIN after the written bytes.
+    Graceful,
+    /// RST (`SO_LINGER` 0).
+    Abort,
+}
+
+/// What a socket's task should do after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Wait for readiness (read and/or write) or the socket's signal.
+    Wait {
+        /// Wait until readable.
+        read: bool,
+        /// Wait until writable.
+        write: bool,
+    },
+    /// Close the socket this way and end the task.
+    Close(Close),
+}
+
+/// Non-blocking socket operations, as each runtime's socket offers them.
+pub trait NonBlockingIo {
+    /// Reads into `buf`; `WouldBlock` when nothing is ready; `Ok(0)` at EOF.
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf`; `WouldBlock` when the socket is full.
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Shuts down the write side (FIN).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+#[derive(Debug)]
+struct SocketSlot {
+    signal: Arc<Signal>,
+    close: Option<Close>,
+    shutdown_wanted: bool,
+    shutdown_done: bool,
+}
+
+#[derive(Debug)]
+struct DnsSlot {
+    signal: Arc<Signal>,
+    outbox: VecDeque<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    events: VecDeque<Event>,
+    event: Option<Waker>,
+    read: Option<Waker>,
+    write: Option<Waker>,
+}
+
+impl Waiters {
+    fn wake_all(&mut self) {
+        for w in [self.event.take(), self.read.take(), self.write.take()]
+            .into_iter()
+            .flatten()
+        {
+            w.wake();
+        }
+    }
+}
+
+/// Bound on events queued for one connection or listener that nobody
+/// reads; past it the oldest are dropped (the application is not
+/// listening; data itself is never in events it has not asked for).
+const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// The machine plus the routing every adapter needs.
+#[derive(Debug)]
+pub struct Driver {
+    machine: Machine,
+    origin: std::time::Instant,
+    sockets: HashMap<SocketId, SocketSlot>,
+    dns: HashMap<DnsTxnId, DnsSlot>,
+    conns: HashMap<ConnectionId, Waiters>,
+    listeners: HashMap<ListenerId, Waiters>,
+    stopped_listeners: Vec<ListenerId>,
+    work: VecDeque<Work>,
+    work_signal: Arc<Signal>,
+    timer_signal: Arc<Signal>,
+    armed: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+impl Driver {
+    /// Wraps `machine`; time starts now.
+    pub fn new(machine: Machine) -> Self {
+        Driver {
+            machine,
+            origin: std::time::Instant::now(),
+            sockets: HashMap::new(),
+            dns: HashMap::new(),
+            conns: HashMap::new(),
+            listeners: HashMap::new(),
+            stopped_listeners: Vec::new(),
+            work: VecDeque::new(),
+            work_signal: Signal::new(),
+            timer_signal: Signal::new(),
+            armed: None,
+            buf: vec![0; 64 * 1024],
+        }
+    }
+
+    /// The machine, for calls that need no routing (queries).
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// The machine, to call a command on; call [`Driver::dispatch`] after.
+    pub fn machine_mut(&mut self) -> &mut Machine {
+        &mut self.machine
+    }
+
+    /// The core's time now.
+    pub fn now(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// A core instant as a std instant, for runtime timers.
+    pub fn to_std(&self, t: Instant) -> std::time::Instant {
+        self.origin + std::time::Duration::from_nanos(t.as_nanos())
+    }
+
+    /// Raised when [`Driver::take_work`] has something.
+    pub fn work_signal(&self) -> Arc<Signal> {
+        self.work_signal.clone()
+    }
+
+    /// Raised when the machine's next deadline moved earlier.
+    pub fn timer_signal(&self) -> Arc<Signal> {
+        self.timer_signal.clone()
+    }
+
+    /// The next thing to start.
+    pub fn take_work(&mut self) -> Option<Work> {
+        self.work.pop_front()
+    }
+
+    /// Runs due timers.
+    pub fn on_timer(&mut self) {
+        let now = self.now();
+        self.armed = None;
+        self.machine.handle_timeout(now);
+        self.dispatch();
+    }
+
+    /// The deadline the timer task should sleep until.
+    pub fn deadline(&mut self) -> Option<std::time::Instant> {
+        let t = self.machine.poll_timeout();
+        self.armed = t;
+        t.map(|t| self.to_std(t))
+    }
+
+    /// Feeds an input and dispatches.
+    pub fn handle(&mut self, input: Input<'_>) {
+        let now = self.now();
+        self.machine.handle(now, input);
+        self.dispatch();
+    }
+
+    /// Drains the machine and routes every output. Call after every
+    /// command on [`Driver::machine_mut`].
+    pub fn dispatch(&mut self) {
+        while let Some(out) = self.machine.poll() {
+            match out {
+                Output::Dns(DnsAction::Send(DnsSend {
+                    txn,
+                    server,
+                    transport,
+                    payload,
+                })) => match self.dns.get_mut(&txn) {
+                    Some(slot) => {
+                        slot.outbox.push_back(payload);
+                        slot.signal.notify();
+                    }
+                    None => {
+                        let slot = DnsSlot {
+                            signal: Signal::new(),
+                            outbox: VecDeque::from([payload]),
+                        };
+                        self.dns.insert(txn, slot);
+                        self.work.push_back(Work::DnsOpen {
+                            txn,
+                            server,
+                            transport,
+                        });
+                        self.work_signal.notify();
+                    }
+                },
+                Output::Dns(DnsAction::Release(txn)) => {
+                    if let Some(slot) = self.dns.remove(&txn) {
+                        slot.signal.notify();
+                    }
+                }
+                Output::OpenTcp {
+                    socket,
+                    remote,
+                    interface,
+                    local,
+                    fast_open,
+                } => {
+                    let interface = interface.and_then(|i| self.machine.interface_name(i));
+                    self.sockets.insert(
+                        socket,
+                        SocketSlot {
+                            signal: Signal::new(),
+                            close: None,
+                            shutdown_wanted: false,
+                            shutdown_done: false,
+                        },
+                    );
+                    self.work.push_back(Work::OpenTcp {
+                        socket,
+                        remote,
+                        interface,
+                        local,
+                        fast_open,
+                    });
+                    self.work_signal.notify();
+                }
+                Output::Transmit { socket } | Output::ResumeReading { socket } => self.poke(socket),
+                Output::ShutdownWrite { socket } => {
+                    if let Some(s) = self.sockets.get_mut(&socket) {
+                        s.shutdown_wanted = true;
+                    }
+                    self.poke(socket);
+                }
+                Output::CloseSocket { socket } | Output::AbortSocket { socket } => {
+                    let how = if matches!(out, Output::AbortSocket { .. }) {
+                        Close::Abort
+                    } else {
+                        Close::Graceful
+                    };
+                    if let Some(s) = self.sockets.get_mut(&socket) {
+                        s.close = Some(how);
+                        s.signal.notify();
+                    }
+                }
+                Output::Listen {
+                    listener,
+                    local,
+                    v6_only,
+                } => {
+                    self.listeners.entry(listener).or_default();
+                    self.work.push_back(Work::Listen {
+                        listener,
+                        local,
+                        v6_only,
+                    });
+                    self.work_signal.notify();
+                }
+                Output::StopListening { listener } => self.stopped_listeners.push(listener),
+                Output::Event(event) => self.route(event),
+            }
+        }
+        let next = self.machine.poll_timeout();
+        if next.is_some() && (self.armed.is_none() || next < self.armed) {
+            self.timer_signal.notify();
+        }
+    }
+
+    fn poke(&self, socket: SocketId) {
+        if let Some(s) = self.sockets.get(&socket) {
+            s.signal.notify();
+        }
+    }
+
+    fn route(&mut self, event: Event) {
+        let waiters = match &event {
+            Event::ConnectionReceived { listener, .. }
+            | Event::ListenerError { listener, .. }
+            | Event::Stopped { listener } => self.listeners.entry(*listener).or_default(),
+            e => match e.connection() {
+                Some(conn) => self.conns.entry(conn).or_default(),
+                None => return,
+            },
+        };
+        match event {
+            Event::Readable { .. } => {
+                if let Some(w) = waiters.read.take() {
+                    w.wake();
+                }
+                return;
+            }
+            Event::Writable { .. } => {
+                if let Some(w) = waiters.write.take() {
+                    w.wake();
+                }
+                return;
+            }
+            Event::Received { .. } | Event::ReceivedPartial { .. } => {
+                if let Some(w) = waiters.read.take() {
+                    w.wake();
+                }
+            }
+            _ => {}
+        }
+        let terminal = matches!(
+            event,
+            Event::Closed { .. } | Event::ConnectionError { .. } | Event::EstablishmentError { .. }
+        );
+        if waiters.events.len() >= MAX_QUEUED_EVENTS {
+            waiters.events.pop_front();
+        }
+        waiters.events.push_back(event);
+        if terminal {
+            waiters.wake_all();
+        } else if let Some(w) = waiters.event.take() {
+            w.wake();
+        }
+    }
+
+    /// The next event for `conn`, or `Pending` (the waker is kept).
+    pub fn poll_event(&mut self, conn: ConnectionId, cx: &mut Context<'_>) -> Poll<Event> {
+        let w = self.conns.entry(conn).or_default();
+        match w.events.pop_front() {
+            Some(e) => Poll::Ready(e),
+            None => {
+                w.event = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next event for `listener`, or `Pending`.
+    pub fn poll_listener_event(
+        &mut self,
+        listener: ListenerId,
+        cx: &mut Context<'_>,
+    ) -> Poll<Event> {
+        let w = self.listeners.entry(listener).or_default();
+        match w.events.pop_front() {
+            Some(e) => Poll::Ready(e),
+            None => {
+                w.event = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Stream read for `conn`; on `WouldBlock` the waker is kept and woken
+    /// when data (or the end) arrives.
+    pub fn poll_read(
+        &mut self,
+        conn: ConnectionId,
+        buf: &mut [u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let result = self.machine.read(conn, buf);
+        self.dispatch();
+        match result {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(crate::machine::StreamError::WouldBlock) => {
+                self.conns.entry(conn).or_default().read = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("{e:?}"),
+            ))),
+        }
+    }
+
+    /// Stream write for `conn`; on `WouldBlock` the waker is kept.
+    pub fn poll_write(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let now = self.now();
+        let result = self.machine.write(now, conn, data);
+        self.dispatch();
+        match result {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(crate::machine::StreamError::WouldBlock) => {
+                self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("{e:?}"),
+            ))),
+        }
+    }
+
+    /// Forgets a connection's waiters (its handle was dropped or closed).
+    pub fn forget(&mut self, conn: ConnectionId) {
+        self.conns.remove(&conn);
+    }
+
+    /// The signal of `socket`'s task, while the socket is live.
+    pub fn socket_signal(&self, socket: SocketId) -> Option<Arc<Signal>> {
+        self.sockets.get(&socket).map(|s| s.signal.clone())
+    }
+
+    /// The adapter's connect finished (or failed).
+    pub fn connected(&mut self, socket: SocketId, result: Result<(), FailureReason>) {
+        match result {
+            Ok(()) => self.handle(Input::SocketConnected { socket }),
+            Err(reason) => self.handle(Input::SocketFailed { socket, reason }),
+        }
+    }
+
+    /// One non-blocking step of a live socket: write what the machine has,
+    /// shut down when asked, read what it can take. The task then waits as
+    /// [`Step`] says, or ends.
+    pub fn socket_step(&mut self, socket: SocketId, io: &mut dyn NonBlockingIo) -> Step {
+        let Some(slot) = self.sockets.get(&socket) else {
+            return Step::Close(Close::Abort);
+        };
+        if let Some(how) = slot.close {
+            if how == Close::Graceful {
+                // Best effort: what is still pending goes out before FIN.
+                let _ = self.write_pending(socket, io);
+            }
+            self.sockets.remove(&socket);
+            return Step::Close(how);
+        }
+        let now = self.now();
+        let mut want_write = false;
+        if let Err(reason) = self
+            .write_pending(socket, io)
+            .map(|blocked| want_write = blocked)
+        {
+            self.machine
+                .handle(now, Input::SocketFailed { socket, reason });
+            self.dispatch();
+            return self.after_failure(socket);
+        }
+        let pending_empty = self.machine.transmit_data(socket).is_empty();
+        if let Some(s) = self.sockets.get_mut(&socket)
+            && s.shutdown_wanted
+            && !s.shutdown_done
+            && !want_write
+            && pending_empty
+        {
+            s.shutdown_done = true;
+            let _ = io.shutdown_write();
+        }
+        let mut want_read = false;
+        loop {
+            let capacity = self.machine.read_capacity(socket).min(self.buf.len());
+            if capacity == 0 {
+                break;
+            }
+            match io.try_read(&mut self.buf[..capacity]) {
+                Ok(0) => {
+                    self.machine.handle(now, Input::SocketEof { socket });
+                    break;
+                }
+                Ok(n) => {
+                    let data = &self.buf[..n];
+                    self.machine.handle(now, Input::SocketData { socket, data });
+                    if n < capacity {
+                        want_read = true;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    want_read = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let reason = super::socket::failure_reason(&e);
+                    self.machine
+                        .handle(now, Input::SocketFailed { socket, reason });
+                    self.dispatch();
+                    return self.after_failure(socket);
+                }
+            }
+        }
+        self.dispatch();
+        // Output produced by what was read (TLS replies) is written at once.
+        if !want_write
+            && !self.machine.transmit_data(socket).is_empty()
+            && let Some(s) = self.sockets.get(&socket)
+        {
+            s.signal.notify();
+        }
+        match self.sockets.get(&socket).and_then(|s| s.close) {
+            Some(how) => {
+                if how == Close::Graceful {
+                    let _ = self.write_pending(socket, io);
+                }
+                self.sockets.remove(&socket);
+                Step::Close(how)
+            }
+            None => Step::Wait {
+                read: want_read,
+                write: want_write,
+            },
+        }
+    }
+
+    fn after_failure(&mut self, socket: SocketId) -> Step {
+        let how = self
+            .sockets
+            .get(&socket)
+            .and_then(|s| s.close)
+            .unwrap_or(Close::Abort);
+        self.sockets.remove(&socket);
+        Step::Close(how)
+    }
+
+    /// Writes pending transmit data; `Ok(true)` when the socket is full.
+    fn write_pending(
+        &mut self,
+        socket: SocketId,
+        io: &mut dyn NonBlockingIo,
+    ) -> Result<bool, FailureReason> {
+        let now = self.now();
+        loop {
+            let data = self.machine.transmit_data(socket);
+            if data.is_empty() {
+                return Ok(false);
+            }
+            match io.try_write(data) {
+                Ok(0) => return Ok(true),
+                Ok(n) => self.machine.transmitted(now, socket, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(super::socket::failure_reason(&e)),
+            }
+        }
+    }
+
+    /// The next message a DNS transaction's task should send; `None` with
+    /// `live == false` when the transaction was released.
+    pub fn dns_outbox(&mut self, txn: DnsTxnId) -> (Option<Vec<u8>>, bool) {
+        match self.dns.get_mut(&txn) {
+            Some(slot) => (slot.outbox.pop_front(), true),
+            None => (None, false),
+        }
+    }
+
+    /// The signal of a DNS transaction's task.
+    pub fn dns_signal(&self, txn: DnsTxnId) -> Option<Arc<Signal>> {
+        self.dns.get(&txn).map(|s| s.signal.clone())
+    }
+
+    /// Whether a listener was stopped (its accept task should end).
+    pub fn listener_stopped(&self, listener: ListenerId) -> bool {
+        self.stopped_listeners.contains(&listener)
+    }
+
+    /// An accepted TCP connection: the machine's socket id for it, with
+    /// its signal, or `None` when the listener refused it (close it).
+    pub fn accept(
+        &mut self,
+        listener: ListenerId,
+        remote: SocketAddr,
+    ) -> Option<(SocketId, Arc<Signal>)> {
+        let now = self.now();
+        let socket = self.machine.accept(now, listener, remote).ok()?;
+        let signal = Signal::new();
+        self.sockets.insert(
+            socket,
+            SocketSlot {
+                signal: signal.clone(),
+                close: None,
+                shutdown_wanted: false,
+                shutdown_done: false,
+            },
+        );
+        self.dispatch();
+        Some((socket, signal))
+    }
+
+    /// Number of live sockets the driver tracks (for leak checks).
+    pub fn live_sockets(&self) -> usize {
+        self.sockets.len()
+    }
+}
