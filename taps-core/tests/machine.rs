@@ -10,7 +10,7 @@ use taps_core::dns::DnsConfig;
 use taps_core::dns::config::parse_hosts;
 use taps_core::dns::wire::{Answer, QueryType};
 use taps_core::machine::{Config, Event, InitiateError, Machine, Preconnection};
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
+use taps_core::path::{Interface, InterfaceKind};
 use taps_core::properties::TransportProperties;
 use taps_core::race::RaceFailure;
 use taps_core::trace::{DropReason, FailureReason, TraceKind};
@@ -338,26 +338,7 @@ fn last_socket(w: &World) -> taps_core::id::SocketId {
 }
 
 fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
-    Interface {
-        name: name.into(),
-        index,
-        kind,
-        addrs: addrs
-            .iter()
-            .map(|a| {
-                let (ip, len) = a.split_once('/').unwrap();
-                InterfaceAddress {
-                    addr: ip.parse().unwrap(),
-                    prefix_len: len.parse().unwrap(),
-                    deprecated: false,
-                }
-            })
-            .collect(),
-        mtu: 1500,
-        expensive: kind == InterfaceKind::Cellular,
-        constrained: false,
-        up: true,
-    }
+    Interface::new(name, index, kind, addrs).unwrap()
 }
 
 #[test]

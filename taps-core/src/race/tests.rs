@@ -4,7 +4,7 @@
 //! exact log of what the race did and when.
 
 use super::*;
-use crate::path::{InterfaceAddress, InterfaceKind};
+use crate::path::InterfaceKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Something the world does at a virtual time.
@@ -176,26 +176,7 @@ fn ifx(i: Option<u32>) -> String {
 }
 
 fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
-    Interface {
-        name: name.into(),
-        index,
-        kind,
-        addrs: addrs
-            .iter()
-            .map(|a| {
-                let (ip, len) = a.split_once('/').unwrap();
-                InterfaceAddress {
-                    addr: ip.parse().unwrap(),
-                    prefix_len: len.parse().unwrap(),
-                    deprecated: false,
-                }
-            })
-            .collect(),
-        mtu: 1500,
-        expensive: kind == InterfaceKind::Cellular,
-        constrained: false,
-        up: true,
-    }
+    Interface::new(name, index, kind, addrs).unwrap()
 }
 
 fn two_interfaces() -> Vec<Interface> {
