@@ -451,3 +451,93 @@ fn stale_and_unknown_ids_are_ignored_and_counted() {
     w.drain();
     assert!(matches!(w.events.last(), Some((_, Event::Closed { .. }))));
 }
+
+#[test]
+fn svcb_target_names_are_resolved_and_replace_their_hints() {
+    // HEv3 §4.2.1: "clients are still required to issue A and AAAA queries
+    // for those TargetNames"; "they replace the hints".
+    use smallvec::smallvec;
+    use taps_core::dns::wire::HttpsRecord;
+    use taps_core::endpoint::HostName;
+    let mut w = World::new(machine(&[DNS1]));
+    let record = HttpsRecord {
+        priority: 1,
+        target: Some(HostName::new("svc.example.net").unwrap()),
+        alpn: vec!["h2".into()],
+        no_default_alpn: false,
+        port: Some(8443),
+        ipv4hint: smallvec!["192.0.2.77".parse().unwrap()],
+        ipv6hint: smallvec![],
+        ech: false,
+    };
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Https,
+        5,
+        Answer::Https {
+            records: smallvec![record],
+            ttl: 60,
+        },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Aaaa,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::A,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "svc.example.net",
+        QueryType::Aaaa,
+        100,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "svc.example.net",
+        QueryType::A,
+        100,
+        addrs(&["192.0.2.88"], 60),
+    );
+    w.tcp("192.0.2.77:8443", Tcp::Blackhole);
+    w.tcp("192.0.2.88:8443", Tcp::Accept(Duration::from_millis(10)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    let asked: Vec<_> = w.queries.iter().map(|q| (q.0, q.2)).collect();
+    assert_eq!(
+        asked,
+        [
+            (ms(0), QueryType::Https),
+            (ms(0), QueryType::Aaaa),
+            (ms(0), QueryType::A),
+            (ms(5), QueryType::Aaaa),
+            (ms(5), QueryType::A)
+        ],
+        "the target's AAAA and A follow the HTTPS answer"
+    );
+    // The hint starts at once (5 ms) and, already running, is not cancelled
+    // when the answer contradicts it (HEv3 §7); the target's real address
+    // joins the queue at 105 ms and starts when the Connection Attempt Delay
+    // runs out (5 + 250 ms), the timer not being rescheduled by new answers.
+    let opened: Vec<_> = w.opened.iter().map(|o| (o.0, o.1)).collect();
+    assert_eq!(
+        opened,
+        [
+            (ms(5), "192.0.2.77:8443".parse().unwrap()),
+            (ms(255), "192.0.2.88:8443".parse().unwrap())
+        ]
+    );
+    assert_eq!(
+        w.ready(c).map(|r| r.1),
+        Some("192.0.2.88:8443".parse().unwrap())
+    );
+}
