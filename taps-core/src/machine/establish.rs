@@ -201,7 +201,7 @@ impl Machine {
             self.client_tls.push(entry);
             return Ok(tls);
         }
-        let tls = ClientTls::new(params)?;
+        let tls = ClientTls::new(params, &self.config.tls)?;
         if self.client_tls.len() >= MAX_TLS_CONFIGS {
             self.client_tls.remove(0);
         }

@@ -87,6 +87,9 @@ pub struct Config {
     /// How long an accepted connection may take to finish its TLS and framer
     /// handshakes before the listener drops it. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Where TLS takes randomness and time: the system's by default, a
+    /// seeded one in the simulator.
+    pub tls: crate::security::TlsEnvironment,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             io: IoLimits::default(),
             close_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
+            tls: crate::security::TlsEnvironment::system(),
         }
     }
 }
