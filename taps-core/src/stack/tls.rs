@@ -109,6 +109,9 @@ impl TlsEnvironment {
     }
 
     /// Seeded randomness and a fixed clock (`unix_seconds`), for simulation.
+    /// rustls wants its random source and key-exchange groups `'static`, so
+    /// each call leaks two small allocations: make one environment per
+    /// simulated host, not one per connection.
     pub fn deterministic(seed: u64, unix_seconds: u64) -> Self {
         let rng = Arc::new(SeededRandom(std::sync::Mutex::new(crate::rng::Rng::new(
             seed,
