@@ -793,3 +793,37 @@ fn deterministic_tls_replays_byte_for_byte() {
     // The check has teeth: the system's randomness gives other bytes.
     assert_ne!(run(false).1, run(false).1);
 }
+
+#[test]
+fn bytes_after_the_peers_close_notify_are_ignored_not_looped_on() {
+    // Found by fuzzing: rustls reads nothing after close_notify, so feeding
+    // it more bytes must not spin. RFC 8446 §6.1: data after close_notify is
+    // ignored.
+    let ca = TestCa::new();
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    let socket = net
+        .events_of(0)
+        .iter()
+        .find_map(|e| match e {
+            Event::Ready { socket, .. } => Some(*socket),
+            _ => None,
+        })
+        .unwrap();
+    let s = server_conn(&net).unwrap();
+    net.machines[1].close(net.now, s);
+    net.run_for(Duration::from_millis(20));
+    let now = net.now;
+    net.machines[0].handle(
+        now,
+        taps_core::machine::Input::SocketData {
+            socket,
+            data: &[0x17, 3, 3, 0, 1, 0],
+        },
+    );
+    net.drain();
+    assert!(net.machines[0].state(c).is_some());
+}

@@ -333,6 +333,10 @@ impl TlsSession {
         loop {
             if !data.is_empty() {
                 match self.conn.read_tls(&mut data) {
+                    // rustls takes nothing after the peer's close_notify;
+                    // RFC 8446 §6.1 says to ignore what follows it, and
+                    // looping on it would never end.
+                    Ok(0) => data = &[],
                     Ok(_) => {}
                     Err(_) => return Err(TlsFailure::ProtocolError),
                 }
