@@ -16,7 +16,7 @@
 //! | interfaces | 80%: `wlan0` (Wi-Fi) alone; 20%: `wlan0` and `rmnet0` (cellular, expensive), both usable |
 //! | client IPv6 | `wlan0`: 70% dual-stack, else IPv4 only; `rmnet0`: 50% dual-stack |
 //! | destination addresses | 53%: one A record; 47%: several: 1–2 AAAA (or none, 25%) and 1–3 A, at least two in all |
-//! | broken first address | 5% of multi-address destinations: the address a client tries first (first AAAA for a dual-stack client, else first A) is broken: 50% silently (blackhole), 50% by reset (RST to the SYN) |
+//! | broken first address | 5% of multi-address destinations: the address a client tries first (first AAAA for a client with IPv6 on `wlan0`, else first A) is broken: 50% silently (blackhole), 50% by reset (RST to the SYN, one round trip later). For an IPv4-only client the broken A may be its only usable address, so some worlds fail under every policy and the oracle |
 //! | HTTPS record | 15% of destinations: ServiceMode, `alpn = ["h2"]`, hints equal to the addresses |
 //! | Wi-Fi RTT | log-normal, median 30 ms, σ 0.7, clamped to 2 ms–3 s |
 //! | cellular RTT | log-normal, median 60 ms, σ 0.6, clamped to 2 ms–3 s |
@@ -308,22 +308,33 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
         addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
         len: 48,
     };
+    // The primary's one-way delays, which a broken address's link keeps.
+    let mut primary = (Duration::ZERO, Duration::ZERO);
     for (index, median, sigma) in [(1u32, 30.0, 0.7), (2, 60.0, 0.6)] {
         if index == 2 && !two {
             continue;
         }
         let rtt = lognormal(rng, median, sigma).clamp(2.0, 3000.0);
         let rtt6 = rtt * lognormal(rng, 1.0, 0.15);
-        for (to, rtt) in [(Prefix::Any, rtt), (v6_dest, rtt6)] {
+        for (v6, to, rtt) in [(false, Prefix::Any, rtt), (true, v6_dest, rtt6)] {
             let one_way = ms_f(rtt / 2.0);
+            if index == 1 {
+                if v6 {
+                    primary.1 = one_way;
+                } else {
+                    primary.0 = one_way;
+                }
+            }
             sc.links
                 .push(link(Some(index), to, one_way, one_way / 10, loss));
         }
     }
     if multi && chance(rng, 0.05) {
-        let first: IpAddr = match r.aaaa.first() {
-            Some(v6) if wlan_v6 => IpAddr::V6(*v6),
-            _ => IpAddr::V4(r.a[0]),
+        let first: IpAddr = match (r.aaaa.first(), r.a.first()) {
+            (Some(v6), _) if wlan_v6 => IpAddr::V6(*v6),
+            (_, Some(v4)) => IpAddr::V4(*v4),
+            (Some(v6), None) => IpAddr::V6(*v6),
+            (None, None) => return,
         };
         let action = if chance(rng, 0.5) {
             Action::Blackhole
@@ -336,10 +347,15 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
                 addr: first,
                 len: if first.is_ipv4() { 32 } else { 128 },
             },
-            Duration::ZERO,
+            if first.is_ipv4() {
+                primary.0
+            } else {
+                primary.1
+            },
             Duration::ZERO,
             0.0,
         );
+        // Silently: SYNs vanish. By reset: a RST one round trip later.
         l.params.action = action;
         sc.links.push(l);
     }
