@@ -23,17 +23,20 @@
 //! hickory-proto messages) and builds the response the scenario's records
 //! call for, with the per-type delay and failure (timeout, SERVFAIL,
 //! NXDOMAIN, truncation over UDP, garbage). A response depends only on the
-//! query's bytes after the id, so it is built once and later queries get a
-//! copy with their id patched in; that keeps population runs fast.
+//! query's bytes after the id and on the answer, so it is built once and
+//! later queries get a copy with their id patched in; that keeps population
+//! runs fast.
 
 use core::time::Duration;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use taps_core::dns::responder::{build_response, parse_query};
+use std::net::IpAddr;
+
+use taps_core::dns::responder::{Question, build_response, parse_query};
 use taps_core::dns::wire::{Answer, MAX_NEGATIVE_TTL, QueryType};
 
-use crate::scenario::{Accept, Dns, DnsFail, Server, ServerTls};
+use crate::scenario::{Accept, Dns, DnsFail, Records, Server, ServerTls};
 
 /// Bytes of a typical ClientHello (with key share and SNI).
 pub const CLIENT_HELLO_BYTES: u32 = 517;
@@ -116,32 +119,109 @@ pub struct Plan {
 /// The bytes a `garbage` failure sends: shorter than a DNS header.
 pub const GARBAGE: &[u8] = b"GARB!";
 
+/// Entries each of the responder's caches may hold before it starts over.
+pub const MAX_CACHED: usize = 4096;
+
 /// Builds and remembers resolver answers.
+///
+/// Two caches, both keyed by content, so they stay valid from one world
+/// to the next: the question of each distinct query (its bytes after the
+/// id), and the response message of each (query, answer) pair. Population
+/// runs draw their worlds from small address pools, so after a few worlds
+/// nearly every response is a copy with its id patched in.
 #[derive(Debug, Default)]
 pub struct Responder {
-    udp: HashMap<Box<[u8]>, Plan>,
-    tcp: HashMap<Box<[u8]>, Plan>,
+    questions: HashMap<Box<[u8]>, Option<Question>>,
+    messages: HashMap<Box<[u8]>, Rc<[u8]>>,
+    key: Vec<u8>,
 }
 
 impl Responder {
-    /// Forgets every answer (a new world).
+    /// Forgets everything.
     pub fn clear(&mut self) {
-        self.udp.clear();
-        self.tcp.clear();
+        self.questions.clear();
+        self.messages.clear();
     }
 
-    /// The plan for `message` (a query without TCP framing) over UDP or TCP.
+    /// The plan for `message` (a query without TCP framing) over UDP or TCP,
+    /// answered from `dns`.
     pub fn plan(&mut self, dns: &Dns, message: &[u8], tcp: bool) -> Plan {
-        let Some(key) = message.get(2..) else {
+        let Some(qkey) = message.get(2..) else {
             return silent();
         };
-        let cache = if tcp { &mut self.tcp } else { &mut self.udp };
-        if let Some(p) = cache.get(key) {
-            return p.clone();
+        if !self.questions.contains_key(qkey) {
+            if self.questions.len() >= MAX_CACHED {
+                self.questions.clear();
+            }
+            self.questions
+                .insert(qkey.into(), parse_query(message).ok());
         }
-        let plan = build(dns, message, tcp);
-        cache.insert(key.into(), plan.clone());
-        plan
+        let Some(Some(question)) = self.questions.get(qkey) else {
+            return silent();
+        };
+        let qtype = question.qtype;
+        let name = question.name.as_str().trim_end_matches('.');
+        let found = dns
+            .records
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.name.eq_ignore_ascii_case(name));
+        let (records, delay, answer, truncated) = match found {
+            None => (
+                None,
+                Duration::ZERO,
+                Answer::NxDomain { negative_ttl: 60 },
+                false,
+            ),
+            Some((index, r)) => {
+                let delay = r.delay.get(qtype);
+                let negative_ttl = r.ttl.min(MAX_NEGATIVE_TTL);
+                let (answer, truncated) = match r.fail.get(qtype) {
+                    Some(DnsFail::Timeout) => {
+                        return Plan {
+                            qtype: Some(qtype),
+                            delay,
+                            reply: DnsReply::Silent,
+                            records: Some(index),
+                        };
+                    }
+                    Some(DnsFail::Garbage) => {
+                        return Plan {
+                            qtype: Some(qtype),
+                            delay,
+                            reply: DnsReply::Garbage,
+                            records: Some(index),
+                        };
+                    }
+                    Some(DnsFail::ServFail) => (Answer::ServFail, false),
+                    Some(DnsFail::NxDomain) => (Answer::NxDomain { negative_ttl }, false),
+                    Some(DnsFail::Truncate) => (answer_of(r, qtype, negative_ttl), !tcp),
+                    None => (answer_of(r, qtype, negative_ttl), false),
+                };
+                (Some(index), delay, answer, truncated)
+            }
+        };
+        self.key.clear();
+        self.key.extend_from_slice(qkey);
+        self.key.push(u8::from(truncated));
+        encode_answer(&answer, &mut self.key);
+        let bytes = match self.messages.get(self.key.as_slice()) {
+            Some(b) => b.clone(),
+            None => {
+                let b: Rc<[u8]> = build_response(question, &answer, truncated).into();
+                if self.messages.len() >= MAX_CACHED {
+                    self.messages.clear();
+                }
+                self.messages.insert(self.key.as_slice().into(), b.clone());
+                b
+            }
+        };
+        Plan {
+            qtype: Some(qtype),
+            delay,
+            reply: DnsReply::Message(bytes),
+            records,
+        }
     }
 }
 
@@ -154,66 +234,77 @@ fn silent() -> Plan {
     }
 }
 
-fn build(dns: &Dns, message: &[u8], tcp: bool) -> Plan {
-    let Ok(question) = parse_query(message) else {
-        return silent();
-    };
-    let qtype = question.qtype;
-    let Some((index, records)) = dns.records.iter().enumerate().find(|(_, r)| {
-        r.name
-            .eq_ignore_ascii_case(question.name.as_str().trim_end_matches('.'))
-    }) else {
-        let bytes = build_response(&question, &Answer::NxDomain { negative_ttl: 60 }, false);
-        return Plan {
-            qtype: Some(qtype),
-            delay: Duration::ZERO,
-            reply: DnsReply::Message(bytes.into()),
-            records: None,
-        };
-    };
-    let negative_ttl = records.ttl.min(MAX_NEGATIVE_TTL);
+/// The answer the records give for `qtype`: their data, or NODATA.
+fn answer_of(r: &Records, qtype: QueryType, negative_ttl: u32) -> Answer {
     let positive = match qtype {
-        QueryType::A => (!records.a.is_empty()).then(|| Answer::Addresses {
-            addrs: records.a.iter().map(|a| (*a).into()).collect(),
-            ttl: records.ttl,
+        QueryType::A => (!r.a.is_empty()).then(|| Answer::Addresses {
+            addrs: r.a.iter().map(|a| (*a).into()).collect(),
+            ttl: r.ttl,
         }),
-        QueryType::Aaaa => (!records.aaaa.is_empty()).then(|| Answer::Addresses {
-            addrs: records.aaaa.iter().map(|a| (*a).into()).collect(),
-            ttl: records.ttl,
+        QueryType::Aaaa => (!r.aaaa.is_empty()).then(|| Answer::Addresses {
+            addrs: r.aaaa.iter().map(|a| (*a).into()).collect(),
+            ttl: r.ttl,
         }),
-        QueryType::Https => (!records.https.is_empty()).then(|| Answer::Https {
-            records: records.https.iter().cloned().collect(),
-            ttl: records.ttl,
+        QueryType::Https => (!r.https.is_empty()).then(|| Answer::Https {
+            records: r.https.iter().cloned().collect(),
+            ttl: r.ttl,
         }),
     };
-    let answer = positive.unwrap_or(Answer::NoData { negative_ttl });
-    let (answer, truncated) = match records.fail.get(qtype) {
-        None => (answer, false),
-        Some(DnsFail::ServFail) => (Answer::ServFail, false),
-        Some(DnsFail::NxDomain) => (Answer::NxDomain { negative_ttl }, false),
-        Some(DnsFail::Truncate) => (answer, !tcp),
-        Some(DnsFail::Timeout) => {
-            return Plan {
-                qtype: Some(qtype),
-                delay: records.delay.get(qtype),
-                reply: DnsReply::Silent,
-                records: Some(index),
-            };
-        }
-        Some(DnsFail::Garbage) => {
-            return Plan {
-                qtype: Some(qtype),
-                delay: records.delay.get(qtype),
-                reply: DnsReply::Garbage,
-                records: Some(index),
-            };
-        }
+    positive.unwrap_or(Answer::NoData { negative_ttl })
+}
+
+/// A canonical byte encoding of an answer, for the message cache's key.
+fn encode_answer(a: &Answer, out: &mut Vec<u8>) {
+    let mut bytes = |b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
     };
-    Plan {
-        qtype: Some(qtype),
-        delay: records.delay.get(qtype),
-        reply: DnsReply::Message(build_response(&question, &answer, truncated).into()),
-        records: Some(index),
+    match a {
+        Answer::Addresses { addrs, ttl } => {
+            bytes(b"addr");
+            bytes(&ttl.to_le_bytes());
+            for ip in addrs {
+                match ip {
+                    IpAddr::V4(v4) => bytes(&v4.octets()),
+                    IpAddr::V6(v6) => bytes(&v6.octets()),
+                }
+            }
+        }
+        Answer::Https { records, ttl } => {
+            bytes(b"https");
+            bytes(&ttl.to_le_bytes());
+            for r in records {
+                bytes(&r.priority.to_le_bytes());
+                bytes(r.target.as_ref().map_or("", |t| t.as_str()).as_bytes());
+                bytes(&(r.alpn.len() as u32).to_le_bytes());
+                for id in &r.alpn {
+                    bytes(id.as_bytes());
+                }
+                bytes(&[u8::from(r.no_default_alpn), u8::from(r.ech)]);
+                bytes(&r.port.map_or([0, 0, 0], |p| [1, (p >> 8) as u8, p as u8]));
+                for h in &r.ipv4hint {
+                    bytes(&h.octets());
+                }
+                bytes(b"|");
+                for h in &r.ipv6hint {
+                    bytes(&h.octets());
+                }
+            }
+        }
+        Answer::NoData { negative_ttl } => {
+            bytes(b"nodata");
+            bytes(&negative_ttl.to_le_bytes());
+        }
+        Answer::NxDomain { negative_ttl } => {
+            bytes(b"nxdomain");
+            bytes(&negative_ttl.to_le_bytes());
+        }
+        Answer::ServFail => bytes(b"servfail"),
+        Answer::Refused => bytes(b"refused"),
+        Answer::OtherError { rcode } => {
+            bytes(b"rcode");
+            bytes(&rcode.to_le_bytes());
+        }
     }
 }
 
@@ -270,7 +361,7 @@ remote = "example.com:443"
         // A second query differing only in its id hits the cache.
         let again = r.plan(&s.dns, &query(2, "Example.COM", QueryType::A), false);
         assert!(matches!(again.reply, DnsReply::Message(_)));
-        assert_eq!(r.udp.len(), 1);
+        assert_eq!((r.questions.len(), r.messages.len()), (1, 1));
     }
 
     #[test]

@@ -230,7 +230,8 @@ enum Ev {
     UdpReplySend(DnsTxnId),
     UdpAtClient {
         txn: DnsTxnId,
-        from: SocketAddr,
+        /// From port 5353 of the resolver instead of its own address.
+        forged_source: bool,
         bytes: Option<Rc<[u8]>>,
         id: u16,
     },
@@ -395,7 +396,6 @@ impl World {
         self.socks.clear();
         self.dns_tcp.clear();
         self.udp.clear();
-        self.responder.clear();
         self.conns.clear();
         self.violations.clear();
         self.settled = 0;
@@ -686,13 +686,18 @@ impl World {
             Ev::UdpReplySend(txn) => self.udp_reply(cx, txn),
             Ev::UdpAtClient {
                 txn,
-                from,
+                forged_source,
                 bytes,
                 id,
             } => {
-                if !self.udp.contains(txn.to_raw()) {
+                let Some(t) = self.udp.get(txn.to_raw()) else {
                     return;
-                }
+                };
+                let from = if forged_source {
+                    SocketAddr::new(t.server.ip(), 5353)
+                } else {
+                    t.server
+                };
                 self.scratch.clear();
                 match &bytes {
                     Some(b) => {
@@ -1113,13 +1118,13 @@ impl World {
                 let ev = match f {
                     Forgery::WrongId => Ev::UdpAtClient {
                         txn,
-                        from: server,
+                        forged_source: false,
                         bytes: Some(b.clone()),
                         id: id.wrapping_add(1),
                     },
                     Forgery::WrongSource => Ev::UdpAtClient {
                         txn,
-                        from: SocketAddr::new(server.ip(), 5353),
+                        forged_source: true,
                         bytes: Some(b.clone()),
                         id,
                     },
@@ -1131,7 +1136,7 @@ impl World {
             at,
             Ev::UdpAtClient {
                 txn,
-                from: server,
+                forged_source: false,
                 bytes,
                 id,
             },
