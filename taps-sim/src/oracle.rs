@@ -15,10 +15,12 @@
 //!   `derive_paths` the core uses, so prohibitions hold), plus, with TLS, the
 //!   handshake's round trip and the server's `tls_time`; serialization time
 //!   on links with a bandwidth counts, queueing does not;
-//! - an endpoint whose server stalls, resets, closes, is missing, or whose
-//!   link blackholes or rejects at the time, or whose interface is down,
-//!   never becomes ready. Links and interfaces are taken as the scenario's
-//!   `[[event]]`s have set them at each packet's time.
+//! - an endpoint whose server stalls, resets, closes or is missing never
+//!   becomes ready. Links and interfaces are taken as the scenario's
+//!   `[[event]]`s have set them at each packet's time; a packet dropped then
+//!   is retried on the kernel's schedule (SYN after 1, 2, 4 … s; data after
+//!   the RTO), so a path that heals later still counts, as it would for a
+//!   real attempt.
 //!
 //! Because the oracle uses no jitter and no loss, it is a lower bound of any
 //! policy's time to ready in worlds whose DNS timing matches the `hev3` run.
@@ -32,8 +34,11 @@ use taps_core::endpoint::Host;
 use taps_core::path::derive_paths;
 use taps_core::trace::{DnsOutcome, Trace, TraceKind};
 
-use crate::net::{CONTROL_BYTES, Dir, MSS, Net, TCP_OVERHEAD};
-use crate::scenario::Scenario;
+use crate::net::{
+    CONTROL_BYTES, DATA_RETRIES, Dir, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES, SYN_RTO,
+    TCP_OVERHEAD,
+};
+use crate::scenario::{Action, Scenario};
 use crate::server::{CLIENT_HELLO_BYTES, SERVER_FLIGHT_BYTES, ServerReply, tls_reply};
 use crate::world::RunResult;
 
@@ -146,7 +151,10 @@ fn oracle_conn(sc: &Scenario, trace: &Trace, nets: &mut NetAt<'_>) -> Option<Ora
 }
 
 /// When a stack to `remote` over `interface` started at `start` would be
-/// ready on ideal links, if ever.
+/// ready on ideal links, if ever. A packet a link drops at the time (a
+/// blackhole or reject that an `[[event]]` later lifts, an interface that
+/// comes back) is retried on the kernel's schedule, as the real attempt
+/// would: SYNs after 1, 2, 4 … s (six retries), data after the RTO.
 pub fn ideal_stack(
     sc: &Scenario,
     nets: &mut NetAt<'_>,
@@ -156,12 +164,25 @@ pub fn ideal_stack(
 ) -> Option<Instant> {
     let server = sc.server_at(remote)?;
     let ip = remote.ip();
-    let t1 = nets
-        .at(start)
-        .ideal(start, interface, ip, Dir::Up, CONTROL_BYTES)?;
-    let t2 = nets
-        .at(t1)
-        .ideal(t1, interface, ip, Dir::Down, CONTROL_BYTES)?;
+    // The TCP handshake, the SYN resent until a SYN-ACK comes back.
+    let mut connected = None;
+    let mut syn_at = start;
+    for n in 0..=SYN_RETRIES {
+        if rejects(nets, syn_at, interface, ip) {
+            // A RST: the attempt fails, nothing is retried.
+            return None;
+        }
+        let up = nets
+            .at(syn_at)
+            .ideal(syn_at, interface, ip, Dir::Up, CONTROL_BYTES);
+        let down = up.and_then(|t| nets.at(t).ideal(t, interface, ip, Dir::Down, CONTROL_BYTES));
+        if let Some(t) = down {
+            connected = Some((t, n));
+            break;
+        }
+        syn_at += SYN_RTO * (1u32 << n);
+    }
+    let (t2, retries) = connected?;
     if !sc.connect.tls {
         return Some(t2);
     }
@@ -173,11 +194,48 @@ pub fn ideal_stack(
     else {
         return None;
     };
+    let rtt = t2 - syn_at;
+    let rto = if retries > 0 {
+        RTO_AFTER_SYN_LOSS
+    } else {
+        rtt + RTO_MIN.max(rtt * 2)
+    };
     let hello = CLIENT_HELLO_BYTES + TCP_OVERHEAD * CLIENT_HELLO_BYTES.div_ceil(MSS);
-    let t3 = nets.at(t2).ideal(t2, interface, ip, Dir::Up, hello)?;
-    let t4 = t3 + after;
+    let t3 = deliver(nets, t2, interface, ip, Dir::Up, hello, rto)?;
     let flight = SERVER_FLIGHT_BYTES + TCP_OVERHEAD * SERVER_FLIGHT_BYTES.div_ceil(MSS);
-    nets.at(t4).ideal(t4, interface, ip, Dir::Down, flight)
+    deliver(nets, t3 + after, interface, ip, Dir::Down, flight, rto)
+}
+
+/// The arrival of a flight sent at `at` and resent after `rto`, doubling,
+/// until a link lets it through (at most [`DATA_RETRIES`] resends).
+fn deliver(
+    nets: &mut NetAt<'_>,
+    mut at: Instant,
+    interface: u32,
+    ip: IpAddr,
+    dir: Dir,
+    bytes: u32,
+    rto: Duration,
+) -> Option<Instant> {
+    for n in 0..=u32::from(DATA_RETRIES) {
+        if dir == Dir::Up && rejects(nets, at, interface, ip) {
+            return None;
+        }
+        if let Some(t) = nets.at(at).ideal(at, interface, ip, dir, bytes) {
+            return Some(t);
+        }
+        at += rto * (1u32 << n.min(16));
+    }
+    None
+}
+
+/// Whether the link towards `ip` answers packets with a RST at `at`.
+fn rejects(nets: &mut NetAt<'_>, at: Instant, interface: u32, ip: IpAddr) -> bool {
+    let net = nets.at(at);
+    net.interfaces()
+        .iter()
+        .any(|i| i.index == interface && i.up)
+        && net.params(interface, ip, Dir::Up).action == Action::Reject
 }
 
 /// The network as the scenario's events have shaped it at a given time.
