@@ -130,3 +130,34 @@ fn a_failing_check_prints_the_replay_command_and_exits_non_zero() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_step_bound_stops_a_run_with_a_clear_error() {
+    let sc = Scenario::load(&library().join("v6-blackhole.toml")).unwrap();
+    let opts = RunOptions {
+        max_steps: 5,
+        ..RunOptions::of(&sc)
+    };
+    let err = taps_sim::World::new().run(&sc, opts).unwrap_err();
+    assert!(matches!(
+        err,
+        taps_sim::SimError::StepLimit { steps: 5, .. }
+    ));
+    assert!(
+        err.to_string()
+            .starts_with("the run took more than 5 steps (virtual time "),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_world_replays_exactly_and_another_seed_differs() {
+    let sc = Scenario::load(&library().join("lossy-link.toml")).unwrap();
+    let opts = RunOptions::of(&sc);
+    let a = run_scenario(&sc, opts, false).unwrap();
+    let b = run_scenario(&sc, opts, false).unwrap();
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.text(false), b.text(false));
+    let c = run_scenario(&sc, RunOptions { seed: 1, ..opts }, false).unwrap();
+    assert_ne!(a.trace_hash, c.trace_hash, "the seed drives the losses");
+}
