@@ -17,9 +17,10 @@
 //!    seed gives the same trace hash.
 //! 2. **The oracle is a lower bound** in worlds without jitter, loss or
 //!    bandwidth: no policy is ready before the oracle.
-//! 3. **Bounded regret** (`hev3`, same worlds, at most
-//!    `max_concurrent_attempts` = 8 candidates): with `T` hev3's time to
-//!    ready and `O` the oracle's,
+//! 3. **Bounded regret** (`hev3`; worlds without jitter, loss, bandwidth
+//!    limits, scenario events or DNS failures, whose HTTPS hints repeat the
+//!    address records, with at most `max_concurrent_attempts` = 8
+//!    candidates): with `T` hev3's time to ready and `O` the oracle's,
 //!
 //!    ```text
 //!    T ≤ O + RD + CAD · m + PD · p
@@ -32,7 +33,10 @@
 //!    the connection's paths (0 for the primary). See
 //!    [`bounded_regret`] for why, and why the issue's first statement (the
 //!    CADs of the attempts started before the *winner*) is not true.
-//! 4. **hev3 against sequential**: see [`hev3_never_much_slower_than_sequential`].
+//! 4. **hev3 against sequential**: in the same worlds without connTimeout,
+//!    when the first address is fine, `T_hev3 ≤ T_sequential + RD`; see
+//!    [`hev3_never_much_slower_than_sequential`] and the four world classes
+//!    pinned after it, where the unconditional statement fails.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
