@@ -446,7 +446,7 @@ fn builtin(out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let code = compare(&sc, sc.seed, out, err);
     let _ = writeln!(
         out,
-        "\nThe same world as a file: taps-sim run scenarios/v6-blackhole.toml; \
+        "\nA similar world as a file: taps-sim run scenarios/v6-blackhole.toml; \
          every scenario: taps-sim check scenarios/; help: taps-sim help"
     );
     code

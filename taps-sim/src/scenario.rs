@@ -25,7 +25,7 @@
 //! Parsing happens in two steps. Serde reads the text into loose "raw"
 //! structs that refuse unknown keys (so a typo is an error, not a silently
 //! ignored line) and report type errors with their line and column. Then
-//! [`Scenario::from_raw`] checks every value and names the offending key in
+//! [`Scenario::parse`] checks every value and names the offending key in
 //! the error (`link[1].to: "2001:db8::/129" is not a prefix: ...`). Nothing
 //! here panics on any input: the parser is a fuzz target.
 //!
