@@ -985,16 +985,20 @@ impl Race {
         for (p, o, addr, origin) in desired {
             let port = self.options[usize::from(o)].port;
             let remote = SocketAddr::new(addr, port);
-            // One attempt per (path, stack, address): an option's stack is
-            // its port and ALPN set, so equal options dedupe too.
-            let existing = self.candidates.iter_mut().find(|c| {
-                c.path == p
-                    && c.remote == remote
-                    && same_stack(&self.options, &self.https, c.option, o)
-            });
+            // One attempt per (path, stack, address). Every attempt of a
+            // connection runs the same stack (TCP, then the preconnection's
+            // TLS and framer: SVCB options differ in port, which is part of
+            // the address, not in the stack), so a service that names an
+            // address another service already tried does not try it again.
+            // A dropped leaf comes back under the option that wants it now.
+            let existing = self
+                .candidates
+                .iter_mut()
+                .find(|c| c.path == p && c.remote == remote);
             if let Some(c) = existing {
-                if c.state == CandidateState::Dropped && c.option == o {
+                if c.state == CandidateState::Dropped {
                     c.state = CandidateState::Queued;
+                    c.option = o;
                     c.origin = origin;
                 }
                 continue;
@@ -1494,19 +1498,6 @@ impl Race {
 /// protocol that does not need QUIC.
 fn tcp_capable(r: &HttpsRecord) -> bool {
     (!r.no_default_alpn) || r.alpn.iter().any(|a| !a.starts_with("h3"))
-}
-
-fn same_stack(options: &[ProtocolOption], https: &[HttpsRecord], a: u8, b: u8) -> bool {
-    if a == b {
-        return true;
-    }
-    let (oa, ob) = (&options[usize::from(a)], &options[usize::from(b)]);
-    let alpn = |o: &ProtocolOption| {
-        o.record
-            .and_then(|r| https.get(usize::from(r)))
-            .map(|r| (&r.alpn, r.no_default_alpn))
-    };
-    oa.port == ob.port && alpn(oa) == alpn(ob)
 }
 
 #[cfg(test)]

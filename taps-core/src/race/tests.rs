@@ -553,6 +553,27 @@ fn svcb_hints_priority_and_ports() {
             want: &["0: start 192.0.2.1:443", "100: start 192.0.2.1:8443"],
         },
         Row {
+            name: "a late service naming addresses that already failed does not retry them",
+            quote: "issue #2: no (path, stack, address) is attempted twice; HEv3 §7: added endpoints are sorted in, not repeated",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            expected: ALL,
+            timeout: None,
+            script: vec![
+                (0, Ev::Aaaa(&["2001:db8::1"])),
+                (0, Ev::A(&["192.0.2.1"])),
+                (52, Ev::Fail("2001:db8::1")),
+                (62, Ev::Fail("192.0.2.1")),
+                (70, Ev::Https(vec![https(1, None, &["h2"], &[], &[])])),
+            ],
+            horizon_ms: 500,
+            want: &[
+                "50: start [2001:db8::1]:443",
+                "60: start 192.0.2.1:443",
+                "70: failed AllAttemptsFailed",
+            ],
+        },
+        Row {
             name: "h3-only services are skipped over TCP",
             quote: "HEv3 §6.2: The client SHOULD NOT attempt to make a connection to a service endpoint whose SVCB ALPN set does not contain any protocols that the client supports",
             config: cad(100),
