@@ -47,6 +47,7 @@ pub mod cli;
 pub mod expect;
 pub mod net;
 pub mod oracle;
+pub mod pki;
 pub mod population;
 pub mod report;
 pub mod scenario;

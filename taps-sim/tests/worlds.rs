@@ -49,8 +49,8 @@ use taps_core::trace::TraceKind;
 use taps_sim::oracle::oracle;
 use taps_sim::report::trace_hash;
 use taps_sim::scenario::{
-    Accept, Action, Client, Connect, Direction, DnsFail, InterfacePrefs, Link, LinkParams, PerType,
-    Prefix, Records, Scenario, Server, ServerTls,
+    Accept, Action, Cert, Client, Connect, Direction, DnsFail, InterfacePrefs, Link, LinkParams,
+    PerType, Prefix, Records, Scenario, Server, ServerTls,
 };
 use taps_sim::{POLICIES, RunOptions, World};
 
@@ -240,6 +240,7 @@ fn build(w: &WorldSpec) -> Scenario {
             servers.push(Server {
                 listen: vec![SocketAddr::new(*ip, 443)],
                 tls: ServerTls::Modelled,
+                cert: Cert::Ok,
                 names: Vec::new(),
                 accept,
                 tls_time: ms(d.tls_time_ms),
