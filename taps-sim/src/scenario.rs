@@ -514,7 +514,10 @@ pub struct Server {
     pub cert: Cert,
     /// What it does with connections.
     pub accept: Accept,
-    /// Server-side handshake time, on top of the handshake's round trip.
+    /// Server-side handshake time, on top of the handshake's round trip:
+    /// modelled TLS sends its flight this long after the ClientHello
+    /// arrives; a real server's machine reads each of the client's flights
+    /// this long after it arrives (so its own flight leaves as late).
     pub tls_time: Duration,
 }
 
