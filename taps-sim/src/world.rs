@@ -263,22 +263,11 @@ enum Ev {
     FlightAtServer(FlowKey, Flight),
     FlightAtClient(FlowKey, Flight),
     FlightTimer(FlowKey, Flight, Dir, u8),
-    /// Write `seq` of a real byte stream (`None`: the FIN) reaches its far
-    /// end.
-    Segment {
-        key: FlowKey,
-        dir: Dir,
-        seq: u32,
-        data: Option<Rc<[u8]>>,
-    },
-    /// Write `seq` was lost: send it again (try `tries`).
-    SegmentTimer {
-        key: FlowKey,
-        dir: Dir,
-        seq: u32,
-        data: Option<Rc<[u8]>>,
-        tries: u8,
-    },
+    /// A write of a real byte stream reaches its far end. Boxed, so the
+    /// events of modelled worlds (population runs) stay small.
+    Segment(Box<Segment>),
+    /// A write was lost: send it again (this is try `u8`).
+    SegmentTimer(Box<Segment>, u8),
     ServerSend(FlowKey, Flight),
     Fail(FlowKey, FailureReason),
     UdpAtServer(DnsTxnId),
@@ -293,8 +282,17 @@ enum Ev {
     UdpUnreachable(DnsTxnId),
 }
 
+/// Write `seq` of a real byte stream (`data` `None`: the FIN).
+#[derive(Clone, Debug)]
+struct Segment {
+    key: FlowKey,
+    dir: Dir,
+    seq: u32,
+    data: Option<Rc<[u8]>>,
+}
+
 /// What runs next in the main loop; the order of the variants breaks ties.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Next {
     Event,
     Client,
@@ -530,18 +528,19 @@ impl World {
             }
             // Among equal times: the world's event, then the client's
             // timer, then the server machines' (a fixed order, so runs
-            // repeat).
-            let next = [
-                self.heap.peek().map(|s| (s.at, Next::Event)),
-                cx.machine.poll_timeout().map(|t| (t, Next::Client)),
-                cx.real
-                    .as_ref()
-                    .and_then(RealTls::next_timer)
-                    .map(|(t, h)| (t, Next::Host(h))),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            // repeat). Written out, not as a min over a list: this is the
+            // hottest loop of population runs.
+            let mut next = self.heap.peek().map(|s| (s.at, Next::Event));
+            if let Some(t) = cx.machine.poll_timeout()
+                && next.is_none_or(|(e, _)| t < e)
+            {
+                next = Some((t, Next::Client));
+            }
+            if let Some((t, h)) = cx.real.as_ref().and_then(RealTls::next_timer)
+                && next.is_none_or(|(e, _)| t < e)
+            {
+                next = Some((t, Next::Host(h)));
+            }
             let Some((at, next)) = next else { break };
             let at = at.max(self.now);
             if at > Instant::ZERO + HORIZON {
@@ -628,10 +627,9 @@ impl World {
             | Ev::FlightAtServer(k, _)
             | Ev::FlightAtClient(k, _)
             | Ev::FlightTimer(k, ..)
-            | Ev::Segment { key: k, .. }
-            | Ev::SegmentTimer { key: k, .. }
             | Ev::ServerSend(k, _)
             | Ev::Fail(k, _) => flow(k),
+            Ev::Segment(seg) | Ev::SegmentTimer(seg, _) => flow(&seg.key),
             Ev::UdpAtServer(t)
             | Ev::UdpReplySend(t)
             | Ev::UdpAtClient { txn: t, .. }
@@ -806,19 +804,24 @@ impl World {
                 self.send_flight(cx, key, flight, dir, tries)
             }
             Ev::ServerSend(key, flight) => self.send_flight(cx, key, flight, Dir::Down, 0),
-            Ev::Segment {
-                key,
-                dir,
-                seq,
-                data,
-            } => self.segment_arrived(cx, key, dir, seq, data),
-            Ev::SegmentTimer {
-                key,
-                dir,
-                seq,
-                data,
-                tries,
-            } => self.send_segment(cx, key, dir, seq, data, tries),
+            Ev::Segment(s) => {
+                let Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                } = *s;
+                self.segment_arrived(cx, key, dir, seq, data);
+            }
+            Ev::SegmentTimer(s, tries) => {
+                let Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                } = *s;
+                self.send_segment(cx, key, dir, seq, data, tries);
+            }
             Ev::Fail(key, reason) => self.fail(cx, key, reason),
             Ev::UdpAtServer(txn) => {
                 let Some(t) = self.udp.get_mut(txn.to_raw()) else {
@@ -1414,25 +1417,27 @@ impl World {
         match self.train(cx, interface, ip, dir, bytes) {
             Fate::Arrive(at) => self.schedule(
                 at + processing,
-                Ev::Segment {
+                Ev::Segment(Box::new(Segment {
                     key,
                     dir,
                     seq,
                     data,
-                },
+                })),
             ),
             Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
             Fate::Lost if tries < DATA_RETRIES => {
                 let backoff = rto * (1u32 << tries.min(16));
                 self.schedule(
                     now + backoff,
-                    Ev::SegmentTimer {
-                        key,
-                        dir,
-                        seq,
-                        data,
-                        tries: tries + 1,
-                    },
+                    Ev::SegmentTimer(
+                        Box::new(Segment {
+                            key,
+                            dir,
+                            seq,
+                            data,
+                        }),
+                        tries + 1,
+                    ),
                 );
             }
             Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
