@@ -213,7 +213,11 @@ fn determinism(
     err: &mut dyn Write,
 ) -> i32 {
     match run_scenario(sc, opts, false) {
-        Ok(again) if again.trace_hash == first.trace_hash && again.run.end == first.run.end => {
+        Ok(again)
+            if again.trace_hash == first.trace_hash
+                && again.run.end == first.run.end
+                && again.run.wire_hash == first.run.wire_hash =>
+        {
             if !first.connections.is_empty() {
                 let _ = writeln!(
                     out,
@@ -221,13 +225,24 @@ fn determinism(
                     again.trace_hash
                 );
             }
+            if first.run.wire_bytes > 0 {
+                let _ = writeln!(
+                    out,
+                    "deterministic: the rerun's {} real TLS bytes are the same (wire hash {:016x})",
+                    again.run.wire_bytes, again.run.wire_hash
+                );
+            }
             0
         }
         Ok(again) => {
             let _ = writeln!(
                 err,
-                "NOT deterministic: {} gave trace hash {:016x}, then {:016x}",
-                sc.name, first.trace_hash, again.trace_hash
+                "NOT deterministic: {} gave trace hash {:016x} and wire hash {:016x}, then {:016x} and {:016x}",
+                sc.name,
+                first.trace_hash,
+                first.run.wire_hash,
+                again.trace_hash,
+                again.run.wire_hash
             );
             1
         }
@@ -305,10 +320,12 @@ fn cmd_check(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let mut failures = check(expect, &report);
         if a.determinism {
             match run_scenario(&sc, opts, false) {
-                Ok(again) if again.trace_hash == report.trace_hash => {}
+                Ok(again)
+                    if again.trace_hash == report.trace_hash
+                        && again.run.wire_hash == report.run.wire_hash => {}
                 Ok(again) => failures.push(format!(
-                    "not deterministic: trace hash {:016x}, then {:016x}",
-                    report.trace_hash, again.trace_hash
+                    "not deterministic: trace hash {:016x} and wire hash {:016x}, then {:016x} and {:016x}",
+                    report.trace_hash, report.run.wire_hash, again.trace_hash, again.run.wire_hash
                 )),
                 Err(e) => failures.push(format!("the rerun failed: {e}")),
             }

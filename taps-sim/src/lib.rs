@@ -9,8 +9,10 @@
 //! - [`scenario`]: the TOML scenario schema of issue #6, parsed and checked
 //!   with errors that name the key.
 //! - [`world`]: the virtual clock and the world: interfaces, links, TCP with
-//!   the kernel's timers, DNS resolvers, servers with modelled TLS.
+//!   the kernel's timers, DNS resolvers, servers with real or modelled TLS.
 //! - [`net`]: links and routing. [`server`]: servers and resolvers.
+//! - [`wire`]: real TLS: server machines and in-order byte pipes.
+//!   [`pki`]: the scenario's test CA and certificates.
 //! - [`oracle`]: the best any client could do in a world.
 //! - [`report`]: attempts, DNS rows, the text and JSON reports, the trace
 //!   hash. [`svg`]: the waterfall as a picture.
@@ -35,11 +37,24 @@
 //!
 //! # TLS
 //!
-//! The core has no TLS yet. Scenarios may say `tls = "real"`, `"modelled"`
-//! or `"none"` for a server; until the core drives rustls, `"real"` is
-//! modelled exactly like `"modelled"`: the TLS 1.3 full handshake's one round
-//! trip plus the server's `tls_time`, after which the world reports the
-//! attempt connected (see [`server`]).
+//! A server says `tls = "real"`, `"modelled"` (the default) or `"none"`.
+//!
+//! - **Real**: with `connect.tls`, the client's preconnection carries
+//!   `SecurityParameters` trusting a test CA made from the run's seed, with
+//!   `connect.alpn`, so every attempt runs rustls in the core. Each real
+//!   server is a server-side `taps_core` machine listening on its addresses
+//!   with a leaf certificate for its `names` (real subject alternative
+//!   names; `cert` can make it untrusted, expired or not yet valid). The
+//!   world carries their real bytes over the links, so certificate failures
+//!   end attempts with their TLS reason, and a stalled TLS server shows the
+//!   attempt's TCP up before it is cancelled. Every TLS byte is seeded
+//!   (`TlsEnvironment::deterministic`, Ed25519 keys, a fixed clock): runs
+//!   replay byte for byte. A scenario cannot mix real and modelled servers.
+//! - **Modelled**: the TLS 1.3 full handshake's one round trip plus the
+//!   server's `tls_time`, no bytes and no crypto, after which the world
+//!   reports the attempt connected: what population runs and the benchmarks
+//!   use, because it costs nothing per connection (see [`server`]).
+//! - **None**: plain TCP; a client that starts TLS there is closed on.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -47,12 +62,14 @@ pub mod cli;
 pub mod expect;
 pub mod net;
 pub mod oracle;
+pub mod pki;
 pub mod population;
 pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod svg;
 pub mod units;
+pub mod wire;
 pub mod world;
 
 use std::time::Instant as WallInstant;

@@ -14,9 +14,13 @@
 //!   over the best interface the connection's properties allow (the same
 //!   `derive_paths` the core uses, so prohibitions hold), plus, with TLS, the
 //!   handshake's round trip and the server's `tls_time`; serialization time
-//!   on links with a bandwidth counts, queueing does not;
+//!   on links with a bandwidth counts, queueing does not. The handshake's
+//!   two flights have the modelled sizes, or for `tls = "real"` servers the
+//!   sizes of the real ClientHello and server flight the run saw (to that
+//!   remote, else to any; the smallest seen);
 //! - an endpoint whose server stalls, resets, closes or is missing never
-//!   becomes ready. Links and interfaces are taken as the scenario's
+//!   becomes ready, nor does a real server whose certificate the client
+//!   rejects. Links and interfaces are taken as the scenario's
 //!   `[[event]]`s have set them at each packet's time; a packet dropped then
 //!   is retried on the kernel's schedule (SYN after 1, 2, 4 … s; data after
 //!   the RTO), so a path that heals later still counts, as it would for a
@@ -38,9 +42,9 @@ use crate::net::{
     CONTROL_BYTES, DATA_RETRIES, Dir, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES, SYN_RTO,
     TCP_OVERHEAD,
 };
-use crate::scenario::{Action, Scenario};
+use crate::scenario::{Action, Scenario, ServerTls};
 use crate::server::{CLIENT_HELLO_BYTES, SERVER_FLIGHT_BYTES, ServerReply, tls_reply};
-use crate::world::RunResult;
+use crate::world::{RunResult, TlsFlights};
 
 /// The oracle's pick for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +65,7 @@ pub fn oracle(sc: &Scenario, hev3: &RunResult) -> Vec<Option<OracleChoice>> {
     let mut cache = NetAt::new(sc);
     hev3.connections
         .iter()
-        .map(|c| oracle_conn(sc, &c.trace, &mut cache))
+        .map(|c| oracle_conn(sc, &c.trace, &hev3.tls_flights, &mut cache))
         .collect()
 }
 
@@ -116,7 +120,12 @@ pub fn known_endpoints(sc: &Scenario, trace: &Trace) -> Vec<(SocketAddr, Instant
     known
 }
 
-fn oracle_conn(sc: &Scenario, trace: &Trace, nets: &mut NetAt<'_>) -> Option<OracleChoice> {
+fn oracle_conn(
+    sc: &Scenario,
+    trace: &Trace,
+    flights: &[TlsFlights],
+    nets: &mut NetAt<'_>,
+) -> Option<OracleChoice> {
     let known = known_endpoints(sc, trace);
     let interfaces = nets.at(trace.start).interfaces().to_vec();
     let props = sc.connect.properties();
@@ -133,7 +142,7 @@ fn oracle_conn(sc: &Scenario, trace: &Trace, nets: &mut NetAt<'_>) -> Option<Ora
             if !usable {
                 continue;
             }
-            let Some(ready) = ideal_stack(sc, nets, at, index, remote) else {
+            let Some(ready) = ideal_stack(sc, nets, flights, at, index, remote) else {
                 continue;
             };
             let choice = OracleChoice {
@@ -155,9 +164,11 @@ fn oracle_conn(sc: &Scenario, trace: &Trace, nets: &mut NetAt<'_>) -> Option<Ora
 /// blackhole or reject that an `[[event]]` later lifts, an interface that
 /// comes back) is retried on the kernel's schedule, as the real attempt
 /// would: SYNs after 1, 2, 4 … s (six retries), data after the RTO.
+/// `flights`: the real TLS flight sizes a run saw ([`RunResult::tls_flights`]).
 pub fn ideal_stack(
     sc: &Scenario,
     nets: &mut NetAt<'_>,
+    flights: &[TlsFlights],
     start: Instant,
     interface: u32,
     remote: SocketAddr,
@@ -194,15 +205,36 @@ pub fn ideal_stack(
     else {
         return None;
     };
+    let (hello, flight) = if server.tls == ServerTls::Real {
+        if !sc.certificate_verifies(server) {
+            return None;
+        }
+        let seen = flights
+            .iter()
+            .find(|f| f.remote == remote)
+            .copied()
+            .or_else(|| {
+                flights.iter().copied().reduce(|a, b| TlsFlights {
+                    client: a.client.min(b.client),
+                    server: a.server.min(b.server),
+                    ..a
+                })
+            });
+        seen.map_or((CLIENT_HELLO_BYTES, SERVER_FLIGHT_BYTES), |f| {
+            (f.client, f.server)
+        })
+    } else {
+        (CLIENT_HELLO_BYTES, SERVER_FLIGHT_BYTES)
+    };
     let rtt = t2 - syn_at;
     let rto = if retries > 0 {
         RTO_AFTER_SYN_LOSS
     } else {
         rtt + RTO_MIN.max(rtt * 2)
     };
-    let hello = CLIENT_HELLO_BYTES + TCP_OVERHEAD * CLIENT_HELLO_BYTES.div_ceil(MSS);
+    let hello = hello + TCP_OVERHEAD * hello.div_ceil(MSS).max(1);
     let t3 = deliver(nets, t2, interface, ip, Dir::Up, hello, rto)?;
-    let flight = SERVER_FLIGHT_BYTES + TCP_OVERHEAD * SERVER_FLIGHT_BYTES.div_ceil(MSS);
+    let flight = flight + TCP_OVERHEAD * flight.div_ceil(MSS).max(1);
     deliver(nets, t3 + after, interface, ip, Dir::Down, flight, rto)
 }
 

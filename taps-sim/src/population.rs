@@ -53,8 +53,8 @@ use crate::POLICIES;
 use crate::oracle::oracle;
 use crate::report::trace_hash;
 use crate::scenario::{
-    Accept, Action, Client, Connect, Direction, Dns, InterfacePrefs, Link, LinkParams, PerType,
-    Prefix, Records, Scenario, Server, ServerTls,
+    Accept, Action, Cert, Client, Connect, Direction, Dns, InterfacePrefs, Link, LinkParams,
+    PerType, Prefix, Records, Scenario, Server, ServerTls,
 };
 use crate::units::millis;
 use crate::world::{ConnOutcome, RunOptions, SimError, World};
@@ -167,6 +167,7 @@ fn template() -> Scenario {
         servers: vec![Server {
             listen: Vec::new(),
             tls: ServerTls::Modelled,
+            cert: Cert::Ok,
             names: vec!["example.com".into()],
             accept: Accept::Ok,
             tls_time: Duration::ZERO,

@@ -31,7 +31,8 @@
 //!
 //! Extensions to the issue's schema, all optional: `description`;
 //! `[dns] timeout`, `attempts`; per-name `forge = ["wrong-id",
-//! "wrong-source"]`; server `names`; link `direction` and `bandwidth`; event
+//! "wrong-source"]`; server `names` and `cert`; link `direction` and
+//! `bandwidth`; event
 //! changes to a link's `delay`, `jitter`, `loss`, `bandwidth`; connect
 //! `resolution_delay`, `prohibit_expensive`, `prohibit_constrained`, `gap`;
 //! and the `[expect]` keys listed on [`ExpectConn`], with
@@ -223,6 +224,7 @@ struct RawServer {
     names: Vec<String>,
     accept: Option<String>,
     tls_time: Option<String>,
+    cert: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -454,14 +456,31 @@ pub struct Records {
 /// Which TLS a server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServerTls {
-    /// A real rustls server. Until the core has TLS, the simulator treats it
-    /// exactly like [`ServerTls::Modelled`]: the TLS 1.3 full handshake's one
-    /// round trip plus `tls_time`.
+    /// A real rustls server: a server-side `taps_core` machine with a
+    /// certificate for `names` from the scenario's test CA, exchanging real
+    /// TLS 1.3 bytes with the client's per-attempt rustls over the simulated
+    /// links (see [`crate::server`]). With `connect.tls = false` the client
+    /// speaks no TLS and only the TCP handshake matters.
     Real,
     /// A modelled handshake: one round trip plus `tls_time`, no crypto.
     Modelled,
     /// Plain TCP; a client that starts TLS here fails.
     None,
+}
+
+/// Which certificate a `tls = "real"` server presents (`cert = "..."`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Cert {
+    /// `ok`: for its `names`, signed by the CA the client trusts, valid now.
+    #[default]
+    Ok,
+    /// `other-ca`: signed by a CA the client does not trust
+    /// (`TLS: certificate issuer unknown`).
+    OtherCa,
+    /// `expired`: its validity ended before the simulation's TLS clock.
+    Expired,
+    /// `not-yet-valid`: its validity starts after the simulation's TLS clock.
+    NotYetValid,
 }
 
 /// What a server does with a connection.
@@ -487,11 +506,18 @@ pub struct Server {
     pub listen: Vec<SocketAddr>,
     /// Its TLS.
     pub tls: ServerTls,
-    /// Names on its certificate (checked once the core has TLS).
+    /// Names on its certificate (DNS names, `*.` wildcards or addresses):
+    /// the subject alternative names of a `tls = "real"` server's leaf. When
+    /// empty, the leaf is for `connect.remote`'s host.
     pub names: Vec<String>,
+    /// Which certificate a `tls = "real"` server presents.
+    pub cert: Cert,
     /// What it does with connections.
     pub accept: Accept,
-    /// Server-side handshake time, on top of the handshake's round trip.
+    /// Server-side handshake time, on top of the handshake's round trip:
+    /// modelled TLS sends its flight this long after the ClientHello
+    /// arrives; a real server's machine reads each of the client's flights
+    /// this long after it arrives (so its own flight leaves as late).
     pub tls_time: Duration,
 }
 
@@ -679,7 +705,8 @@ pub struct Connect {
     pub remote_text: String,
     /// Whether the stack has TLS over TCP.
     pub tls: bool,
-    /// ALPN ids offered (reported; the core has no TLS yet).
+    /// ALPN ids offered by the client, and accepted by `tls = "real"`
+    /// servers.
     pub alpn: Vec<String>,
     /// Racing policy.
     pub policy: Policy,
@@ -869,6 +896,7 @@ impl Scenario {
             .collect::<Result<Vec<_>, _>>()?;
         events.sort_by_key(|e| e.at);
         let connect = connect(raw.connect, &client)?;
+        check_tls_mix(&servers, &connect)?;
         let expect = raw.expect.map(|e| expect(e, connect.repeat)).transpose()?;
         Ok(Scenario {
             name: raw.name,
@@ -882,6 +910,55 @@ impl Scenario {
             connect,
             expect,
         })
+    }
+
+    /// Whether the client runs real TLS: `connect.tls` and at least one
+    /// `tls = "real"` server. The client's preconnection then carries
+    /// security parameters trusting the scenario's CA, and every attempt
+    /// runs rustls over the simulated TCP byte stream.
+    pub fn real_tls(&self) -> bool {
+        self.connect.tls && self.servers.iter().any(|s| s.tls == ServerTls::Real)
+    }
+
+    /// The names a `tls = "real"` server's certificate is for: its `names`,
+    /// or else `connect.remote`'s host.
+    pub fn certificate_names(&self, server: &Server) -> Vec<String> {
+        if !server.names.is_empty() {
+            return server.names.clone();
+        }
+        match &self.connect.remote.host {
+            Some(Host::Name(n)) => vec![n.as_str().trim_end_matches('.').to_string()],
+            Some(Host::Ip(ip)) => vec![ip.to_string()],
+            _ => vec!["localhost".to_string()],
+        }
+    }
+
+    /// Whether the client accepts the certificate of `server` (a
+    /// `tls = "real"` one): `cert = "ok"` and a name that covers
+    /// `connect.remote`'s host (RFC 6125 §6.4: equal without case, or a
+    /// `*.` wildcard standing for exactly the leftmost label; an address
+    /// only as an address). The oracle counts no other as ever ready.
+    pub fn certificate_verifies(&self, server: &Server) -> bool {
+        if server.cert != Cert::Ok {
+            return false;
+        }
+        let names = self.certificate_names(server);
+        match &self.connect.remote.host {
+            Some(Host::Ip(ip)) => names.iter().any(|n| n.parse::<IpAddr>() == Ok(*ip)),
+            Some(Host::Name(host)) => {
+                let host = host.as_str().trim_end_matches('.');
+                names.iter().any(|n| {
+                    let n = n.trim_end_matches('.');
+                    match n.strip_prefix("*.") {
+                        Some(base) => host
+                            .split_once('.')
+                            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(base)),
+                        None => n.eq_ignore_ascii_case(host),
+                    }
+                })
+            }
+            _ => false,
+        }
     }
 
     /// The server listening on `addr`, if any.
@@ -1295,13 +1372,72 @@ fn server(i: usize, r: RawServer) -> Result<Server, ScenarioError> {
     };
     let tls_time =
         opt_duration(&format!("{key}.tls_time"), r.tls_time.as_deref())?.unwrap_or_default();
+    if r.names.len() > 64 {
+        return Err(invalid(format!("{key}.names"), "at most 64 names"));
+    }
+    for (j, n) in r.names.iter().enumerate() {
+        certificate_name(&format!("{key}.names[{j}]"), n)?;
+    }
+    let cert = match r.cert.as_deref().unwrap_or("ok") {
+        "ok" => Cert::Ok,
+        "other-ca" => Cert::OtherCa,
+        "expired" => Cert::Expired,
+        "not-yet-valid" => Cert::NotYetValid,
+        other => {
+            return Err(invalid(
+                format!("{key}.cert"),
+                format!(
+                    "unknown certificate {other:?}: expected ok, other-ca, expired or not-yet-valid"
+                ),
+            ));
+        }
+    };
+    if cert != Cert::Ok && tls != ServerTls::Real {
+        return Err(invalid(
+            format!("{key}.cert"),
+            "only a tls = \"real\" server presents a certificate",
+        ));
+    }
     Ok(Server {
         listen,
         tls,
         names: r.names,
+        cert,
         accept,
         tls_time,
     })
+}
+
+/// A name that can go on a certificate: an IP address, a host name, or a
+/// `*.` wildcard over one.
+fn certificate_name(key: &str, name: &str) -> Result<(), ScenarioError> {
+    if name.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    HostName::new(host).map(|_| ()).map_err(|e| {
+        invalid(
+            key,
+            format!("{name:?} is not a host name, \"*.\" wildcard or address: {e}"),
+        )
+    })
+}
+
+/// A client runs TLS against every server or none: with `connect.tls` and a
+/// `tls = "real"` server, its attempts run rustls, which a modelled server
+/// (a handshake time without bytes) cannot answer.
+fn check_tls_mix(servers: &[Server], connect: &Connect) -> Result<(), ScenarioError> {
+    if !connect.tls || !servers.iter().any(|s| s.tls == ServerTls::Real) {
+        return Ok(());
+    }
+    match servers.iter().position(|s| s.tls == ServerTls::Modelled) {
+        Some(i) => Err(invalid(
+            format!("server[{i}].tls"),
+            "\"modelled\" cannot be mixed with \"real\" servers when connect.tls is on: \
+             the client runs real TLS against every address; make both \"real\" (or both \"modelled\")",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn interface_ref(key: &str, name: &str, client: &Client) -> Result<u32, ScenarioError> {
@@ -1767,6 +1903,89 @@ attempts_at_most = 2
         assert!(e.contains("line 7"), "{e}");
         let e = error_of("name = \"x\"\n");
         assert!(e.contains("missing field `client`"), "{e}");
+    }
+
+    #[test]
+    fn certificates_are_checked_and_real_tls_is_not_mixed_with_modelled() {
+        let with = |extra: &str| format!("{MINIMAL}{extra}");
+        let e = error_of(&with(
+            "[[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\ncert = \"forged\"\n",
+        ));
+        assert!(
+            e.starts_with("server[0].cert: unknown certificate \"forged\""),
+            "{e}"
+        );
+        let e = error_of(&with(
+            "[[server]]\nlisten = [\"192.0.2.1:443\"]\ncert = \"expired\"\n",
+        ));
+        assert!(
+            e.starts_with("server[0].cert: only a tls = \"real\" server"),
+            "{e}"
+        );
+        let e = error_of(&with(
+            "[[server]]\nlisten = [\"192.0.2.1:443\"]\nnames = [\"exa mple.com\"]\n",
+        ));
+        assert!(
+            e.starts_with("server[0].names[0]: \"exa mple.com\" is not a host name"),
+            "{e}"
+        );
+        let two = "[[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\n\
+                   [[server]]\nlisten = [\"192.0.2.2:443\"]\n";
+        let e = error_of(&with(two));
+        assert!(
+            e.starts_with("server[1].tls: \"modelled\" cannot be mixed with \"real\""),
+            "{e}"
+        );
+        // Without TLS on the client, servers' TLS never matters.
+        let plain = Scenario::parse(&with(two).replace(
+            "remote = \"example.com:443\"\n",
+            "remote = \"example.com:443\"\ntls = false\n",
+        ))
+        .unwrap();
+        assert!(!plain.real_tls());
+    }
+
+    #[test]
+    fn certificate_names_cover_the_host_as_rfc_6125_says() {
+        let sc = |names: &str, cert: &str, remote: &str| {
+            Scenario::parse(&format!(
+                "name = \"x\"\n[client]\ninterfaces = [{{ name = \"eth0\", kind = \"wired\", addrs = [\"192.0.2.10/24\"] }}]\n\
+                 [[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\nnames = [{names}]\ncert = \"{cert}\"\n\
+                 [connect]\nremote = \"{remote}\"\n"
+            ))
+            .unwrap()
+        };
+        let verifies = |s: Scenario| s.certificate_verifies(&s.servers[0]);
+        assert!(
+            verifies(sc("", "ok", "Example.COM:443")),
+            "defaults to the host"
+        );
+        assert!(verifies(sc("\"example.com\"", "ok", "example.com:443")));
+        assert!(verifies(sc(
+            "\"*.example.com\"",
+            "ok",
+            "www.example.com:443"
+        )));
+        // A wildcard stands for exactly one label (RFC 6125 §6.4.3).
+        assert!(!verifies(sc("\"*.example.com\"", "ok", "example.com:443")));
+        assert!(!verifies(sc(
+            "\"*.example.com\"",
+            "ok",
+            "a.b.example.com:443"
+        )));
+        assert!(!verifies(sc("\"other.example\"", "ok", "example.com:443")));
+        assert!(verifies(sc("\"192.0.2.1\"", "ok", "192.0.2.1:443")));
+        assert!(!verifies(sc(
+            "\"example.com\"",
+            "other-ca",
+            "example.com:443"
+        )));
+        assert!(!verifies(sc(
+            "\"example.com\"",
+            "expired",
+            "example.com:443"
+        )));
+        assert!(sc("", "ok", "example.com:443").real_tls());
     }
 
     #[test]

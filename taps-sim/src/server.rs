@@ -11,11 +11,14 @@
 //! with the client's flight; the world carries the flights over the links, so
 //! delay, loss (as retransmission) and bandwidth apply to them.
 //!
-//! `tls = "real"` is accepted in scenarios but, until the core drives rustls
-//! per attempt, it is modelled exactly like `tls = "modelled"`: one round
-//! trip of the sizes below plus the server's `tls_time`. The flight-shaped
-//! interface is where real rustls byte streams plug in later: a real server
-//! turns the client's bytes into its reply bytes instead of a size.
+//! With `tls = "modelled"` the flights are the sizes below and carry no
+//! bytes; the server sends its flight `tls_time` after the ClientHello
+//! arrives. With `tls = "real"` (see [`crate::wire`]) a server-side machine
+//! turns the client's real bytes into its own, and `tls_time` is the extra
+//! processing time before it reads each of the client's flights, so it
+//! delays the server's flight exactly as in the model. [`tls_reply`] still
+//! decides what servers that reset, close, stall or speak no TLS do with
+//! the client's first bytes.
 //!
 //! # DNS resolvers
 //!

@@ -32,11 +32,24 @@
 //!   TCP) obey delay, bandwidth and loss; a lost flight is resent after the
 //!   RTO (RTT + max(200 ms, 2 RTT), doubling; 3 s after a lost SYN,
 //!   RFC 6298 §5.7).
-//! - **TLS** ([`crate::server`]): one round trip after TCP plus the server's
-//!   `tls_time`; only then does the world report `SocketConnected`, because
-//!   the core, which has no TLS yet, sees the whole stack become ready at
-//!   once. `stall-after-tcp` and `stall-tls` never report the attempt
-//!   connected; `reset` and `close` fail it with `Reset`.
+//! - **Modelled TLS** ([`crate::server`]): one round trip after TCP plus the
+//!   server's `tls_time`; only then does the world report `SocketConnected`,
+//!   and the core, whose preconnection carries no security, sees the whole
+//!   stack become ready at once. `stall-after-tcp` and `stall-tls` never
+//!   report the attempt connected; `reset` and `close` fail it with `Reset`.
+//! - **Real TLS** ([`crate::wire`]), when the scenario
+//!   [runs it](Scenario::real_tls): the client's preconnection trusts the
+//!   scenario's test CA, the world reports `SocketConnected` when the
+//!   SYN-ACK arrives (the core records the attempt's transport up), and from
+//!   then on carries the bytes the client's per-attempt rustls and the
+//!   server host's machine write, both ways, as data flights: delay, jitter,
+//!   bandwidth and loss (as retransmission) apply, and reassembly keeps them
+//!   in order. The attempt is ready when the core's TLS says so, or fails
+//!   with its TLS reason (a certificate for another name, say). Servers that
+//!   stall never read (`stall-after-tcp`, `stall-tls`: the client's bytes
+//!   vanish, nothing comes back); `reset` and `close` answer the client's
+//!   first bytes with a RST or a FIN. When the client closes or aborts a
+//!   socket, the server machine learns at once.
 //! - **DNS** over UDP and TCP to the scenario's resolvers, answered by
 //!   [`Responder`] with real messages, plus forged answers (wrong id, wrong
 //!   source) just before the real one when the scenario asks for them.
@@ -57,6 +70,7 @@ use std::rc::Rc;
 use taps_core::Instant;
 use taps_core::dns::{DnsAction, DnsConfig, DnsSend, DnsTransport};
 use taps_core::id::{ConnectionId, DnsTxnId, SocketId};
+use taps_core::machine::Preconnection;
 use taps_core::machine::{Config, EstablishmentError, Event, Input, Machine, Output, Stats};
 use taps_core::path::Interface;
 use taps_core::race::Policy;
@@ -72,6 +86,7 @@ use crate::server::{
     CLIENT_HELLO_BYTES, DnsReply, GARBAGE, Plan, Responder, SERVER_FLIGHT_BYTES, ServerReply,
     tls_reply,
 };
+use crate::wire::{READ_CHUNK, RealTls, Wire};
 
 /// Default bound on steps (events and timer firings) of one run.
 pub const DEFAULT_MAX_STEPS: u64 = 10_000_000;
@@ -116,6 +131,9 @@ pub enum SimError {
         /// Virtual time when it was hit.
         at: Instant,
     },
+    /// The certificates or server machines of `tls = "real"` could not be
+    /// set up.
+    Tls(String),
 }
 
 impl fmt::Display for SimError {
@@ -129,6 +147,7 @@ impl fmt::Display for SimError {
                 f,
                 "virtual time reached {at}, past the simulator's two-day horizon"
             ),
+            SimError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -195,6 +214,26 @@ pub struct RunResult {
     pub violations: Vec<String>,
     /// The machine's counters.
     pub stats: Stats,
+    /// With real TLS: the size of the handshake's first write each way, per
+    /// remote (the smallest seen), for the oracle.
+    pub tls_flights: Vec<TlsFlights>,
+    /// With real TLS: bytes the machines read from the wire, both ways.
+    pub wire_bytes: u64,
+    /// FNV-1a 64 over those bytes in the order they were read: equal runs
+    /// carry equal bytes (`--check-determinism` compares it).
+    pub wire_hash: u64,
+}
+
+/// The first writes of real TLS handshakes to one remote: the ClientHello
+/// and the server's first flight (ServerHello … Finished), in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsFlights {
+    /// The server address.
+    pub remote: SocketAddr,
+    /// The client's first write.
+    pub client: u32,
+    /// The server's first write.
+    pub server: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +263,11 @@ enum Ev {
     FlightAtServer(FlowKey, Flight),
     FlightAtClient(FlowKey, Flight),
     FlightTimer(FlowKey, Flight, Dir, u8),
+    /// A write of a real byte stream reaches its far end. Boxed, so the
+    /// events of modelled worlds (population runs) stay small.
+    Segment(Box<Segment>),
+    /// A write was lost: send it again (this is try `u8`).
+    SegmentTimer(Box<Segment>, u8),
     ServerSend(FlowKey, Flight),
     Fail(FlowKey, FailureReason),
     UdpAtServer(DnsTxnId),
@@ -236,6 +280,23 @@ enum Ev {
         id: u16,
     },
     UdpUnreachable(DnsTxnId),
+}
+
+/// Write `seq` of a real byte stream (`data` `None`: the FIN).
+#[derive(Clone, Debug)]
+struct Segment {
+    key: FlowKey,
+    dir: Dir,
+    seq: u32,
+    data: Option<Rc<[u8]>>,
+}
+
+/// What runs next in the main loop; the order of the variants breaks ties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Event,
+    Client,
+    Host(usize),
 }
 
 struct Sched {
@@ -346,6 +407,8 @@ struct Flow {
     syn_tries: u8,
     syn_sent_at: Instant,
     rto: Duration,
+    /// Real bytes (a scenario with real TLS); `None`: modelled flights.
+    wire: Option<Box<Wire>>,
 }
 
 #[derive(Debug)]
@@ -372,13 +435,23 @@ pub struct World {
     conns: Vec<ConnRun>,
     violations: Vec<String>,
     settled: usize,
+    /// Reads handed to a machine (taken while in use: feeding may recurse).
+    rx: Vec<u8>,
+    tls_flights: Vec<TlsFlights>,
+    wire_bytes: u64,
+    wire_hash: u64,
 }
+
+/// FNV-1a 64's offset basis.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 
 struct Ctx<'s> {
     sc: &'s Scenario,
     machine: Machine,
     rng: Rng,
-    pre: taps_core::machine::Preconnection,
+    pre: Preconnection,
+    /// The server machines and client parameters of real TLS.
+    real: Option<RealTls>,
 }
 
 impl World {
@@ -399,8 +472,18 @@ impl World {
         self.conns.clear();
         self.violations.clear();
         self.settled = 0;
+        self.tls_flights.clear();
+        self.wire_bytes = 0;
+        self.wire_hash = FNV_BASIS;
 
-        let machine = Machine::new(Config {
+        // Real TLS only where the scenario asks for it: population runs stay
+        // on the modelled path and pay nothing for it.
+        let real = if sc.real_tls() {
+            Some(RealTls::new(sc, opts.seed).map_err(|e| SimError::Tls(e.to_string()))?)
+        } else {
+            None
+        };
+        let mut config = Config {
             seed: opts.seed,
             race: sc.connect.race_config(opts.policy),
             dns: DnsConfig {
@@ -410,14 +493,20 @@ impl World {
                 ..DnsConfig::default()
             },
             ..Config::default()
-        });
+        };
+        let mut pre = sc.connect.preconnection(opts.policy);
+        if let Some(r) = &real {
+            config.tls = r.client_env.clone();
+            pre = pre.with_security(r.security.clone());
+        }
         let mut cx = Ctx {
             sc,
-            machine,
+            machine: Machine::new(config),
             // A stream of its own, so the world's draws never mirror the
             // machine's (both start from the run's seed).
             rng: Rng::new(opts.seed ^ 0x5349_4d5f_574f_524c),
-            pre: sc.connect.preconnection(opts.policy),
+            pre,
+            real,
         };
         cx.machine
             .set_interfaces(Instant::ZERO, sc.client.interfaces.clone());
@@ -437,20 +526,22 @@ impl World {
                 }
                 self.heap.pop();
             }
-            let next_event = self.heap.peek().map(|s| s.at);
-            let next_timer = cx.machine.poll_timeout();
-            let (at, timer) = match (next_event, next_timer) {
-                (None, None) => break,
-                (Some(e), None) => (e, false),
-                (None, Some(t)) => (t, true),
-                (Some(e), Some(t)) => {
-                    if t < e {
-                        (t, true)
-                    } else {
-                        (e, false)
-                    }
-                }
-            };
+            // Among equal times: the world's event, then the client's
+            // timer, then the server machines' (a fixed order, so runs
+            // repeat). Written out, not as a min over a list: this is the
+            // hottest loop of population runs.
+            let mut next = self.heap.peek().map(|s| (s.at, Next::Event));
+            if let Some(t) = cx.machine.poll_timeout()
+                && next.is_none_or(|(e, _)| t < e)
+            {
+                next = Some((t, Next::Client));
+            }
+            if let Some((t, h)) = cx.real.as_ref().and_then(RealTls::next_timer)
+                && next.is_none_or(|(e, _)| t < e)
+            {
+                next = Some((t, Next::Host(h)));
+            }
+            let Some((at, next)) = next else { break };
             let at = at.max(self.now);
             if at > Instant::ZERO + HORIZON {
                 return Err(SimError::Horizon { at });
@@ -463,11 +554,22 @@ impl World {
                 });
             }
             self.now = at;
-            if timer {
-                cx.machine.handle_timeout(at);
-                self.drain(&mut cx);
-            } else if let Some(s) = self.heap.pop() {
-                self.process(&mut cx, s.ev);
+            match next {
+                Next::Client => {
+                    cx.machine.handle_timeout(at);
+                    self.drain(&mut cx);
+                }
+                Next::Host(h) => {
+                    if let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) {
+                        host.machine.handle_timeout(at);
+                    }
+                    self.drain_host(&mut cx, h);
+                }
+                Next::Event => {
+                    if let Some(s) = self.heap.pop() {
+                        self.process(&mut cx, s.ev);
+                    }
+                }
             }
         }
         let end = self.now;
@@ -480,6 +582,9 @@ impl World {
             steps,
             violations: std::mem::take(&mut self.violations),
             stats: cx.machine.stats(),
+            tls_flights: std::mem::take(&mut self.tls_flights),
+            wire_bytes: self.wire_bytes,
+            wire_hash: self.wire_hash,
         })
     }
 
@@ -524,6 +629,7 @@ impl World {
             | Ev::FlightTimer(k, ..)
             | Ev::ServerSend(k, _)
             | Ev::Fail(k, _) => flow(k),
+            Ev::Segment(seg) | Ev::SegmentTimer(seg, _) => flow(&seg.key),
             Ev::UdpAtServer(t)
             | Ev::UdpReplySend(t)
             | Ev::UdpAtClient { txn: t, .. }
@@ -557,33 +663,33 @@ impl World {
                     interface,
                     ..
                 } => self.open_tcp(cx, socket, remote, interface),
-                Output::CloseSocket { socket } | Output::AbortSocket { socket } => {
-                    if self.socks.remove(socket.to_raw()).is_none() {
-                        self.violations
-                            .push(format!("CloseSocket of {socket:?}, which is not open"));
-                    }
-                }
-                // The modelled world carries no payload: a connection's
-                // bytes (there are none before Ready without TLS in the core)
-                // leave and vanish.
-                Output::Transmit { socket } => loop {
-                    let n = cx.machine.transmit_data(socket).len();
-                    if n == 0 {
-                        break;
-                    }
-                    cx.machine.transmitted(self.now, socket, n);
-                },
-                // The client closed its side: the modelled server answers
-                // the FIN with its own, one round trip later.
+                Output::CloseSocket { socket } => self.client_closed(cx, socket, false),
+                Output::AbortSocket { socket } => self.client_closed(cx, socket, true),
+                Output::Transmit { socket } => self.flush_client(cx, socket),
                 Output::ShutdownWrite { socket } => {
-                    if let Some(f) = self.socks.get(socket.to_raw()) {
-                        let rtt = self.net.rtt(f.interface, f.remote.ip());
-                        self.schedule(self.now + rtt, Ev::FinAtClient(FlowKey::Sock(socket)));
+                    let wired = self.socks.get(socket.to_raw()).map(|f| f.wire.is_some());
+                    match wired {
+                        // Real bytes: the FIN follows them up the pipe.
+                        Some(true) => {
+                            self.flush_client(cx, socket);
+                            self.wire_send(cx, FlowKey::Sock(socket), Dir::Up, None);
+                        }
+                        // The client closed its side: the modelled server
+                        // answers the FIN with its own, one round trip later.
+                        Some(false) => {
+                            if let Some(f) = self.socks.get(socket.to_raw()) {
+                                let rtt = self.net.rtt(f.interface, f.remote.ip());
+                                self.schedule(
+                                    self.now + rtt,
+                                    Ev::FinAtClient(FlowKey::Sock(socket)),
+                                );
+                            }
+                        }
+                        None => {}
                     }
                 }
-                Output::ResumeReading { .. }
-                | Output::Listen { .. }
-                | Output::StopListening { .. } => {}
+                Output::ResumeReading { socket } => self.feed_client(cx, socket),
+                Output::Listen { .. } | Output::StopListening { .. } => {}
                 Output::Event(e) => self.on_event(cx, e),
             }
         }
@@ -698,6 +804,24 @@ impl World {
                 self.send_flight(cx, key, flight, dir, tries)
             }
             Ev::ServerSend(key, flight) => self.send_flight(cx, key, flight, Dir::Down, 0),
+            Ev::Segment(s) => {
+                let Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                } = *s;
+                self.segment_arrived(cx, key, dir, seq, data);
+            }
+            Ev::SegmentTimer(s, tries) => {
+                let Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                } = *s;
+                self.send_segment(cx, key, dir, seq, data, tries);
+            }
             Ev::Fail(key, reason) => self.fail(cx, key, reason),
             Ev::UdpAtServer(txn) => {
                 let Some(t) = self.udp.get_mut(txn.to_raw()) else {
@@ -775,19 +899,27 @@ impl World {
     ) {
         let key = FlowKey::Sock(socket);
         let route = self.net.route(remote.ip(), bound);
+        let server = cx
+            .sc
+            .servers
+            .iter()
+            .position(|s| s.listen.contains(&remote));
+        let wire = cx.real.as_ref().map(|r| {
+            Box::new(Wire {
+                host: server.and_then(|s| r.by_server.get(s).copied().flatten()),
+                ..Wire::default()
+            })
+        });
         let flow = Flow {
             dns: None,
-            server: cx
-                .sc
-                .servers
-                .iter()
-                .position(|s| s.listen.contains(&remote)),
+            server,
             interface: route.unwrap_or(0),
             remote,
             state: FlowState::SynSent,
             syn_tries: 0,
             syn_sent_at: self.now,
             rto: SYN_RTO,
+            wire,
         };
         if !self.socks.insert(socket.to_raw(), flow) {
             self.violations
@@ -871,6 +1003,7 @@ impl World {
                     syn_tries: 0,
                     syn_sent_at: self.now,
                     rto: SYN_RTO,
+                    wire: None,
                 };
                 self.dns_tcp.insert(txn.to_raw(), flow);
                 match route {
@@ -922,6 +1055,11 @@ impl World {
             (None, None) => (false, f.remote.ip()),
         };
         if listening {
+            if !self.accept_at_host(cx, key) {
+                // The server machine refused the connection.
+                self.send_down(cx, key, Ev::RstAtClient(key));
+                return;
+            }
             self.send_down(cx, key, Ev::SynAckAtClient(key));
         } else if cx.sc.host_exists(ip) || cx.sc.client.resolvers.iter().any(|r| r.ip() == ip) {
             // The host is there but nothing listens on the port.
@@ -944,8 +1082,17 @@ impl World {
             rtt + RTO_MIN.max(rtt * 2)
         };
         let server = f.server;
+        let wired = f.wire.is_some();
         if f.dns.is_some() {
             self.send_flight(cx, key, Flight::DnsQuery, Dir::Up, 0);
+            return;
+        }
+        if let (true, FlowKey::Sock(socket)) = (wired, key) {
+            // TCP is up; the client's TLS starts writing its ClientHello.
+            // Bytes it wrote early (TCP Fast Open) leave now too.
+            cx.machine.handle(now, Input::SocketConnected { socket });
+            self.drain(cx);
+            self.flush_client(cx, socket);
             return;
         }
         if cx.sc.connect.tls {
@@ -1018,6 +1165,36 @@ impl World {
             return;
         }
         let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
+        match self.train(cx, interface, ip, dir, bytes) {
+            Fate::Arrive(at) => {
+                let ev = match dir {
+                    Dir::Up => Ev::FlightAtServer(key, flight),
+                    Dir::Down => Ev::FlightAtClient(key, flight),
+                };
+                self.schedule(at, ev);
+            }
+            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
+            Fate::Lost if tries < DATA_RETRIES => {
+                let backoff = rto * (1u32 << tries.min(16));
+                self.schedule(now + backoff, Ev::FlightTimer(key, flight, dir, tries + 1));
+            }
+            Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
+        }
+    }
+
+    /// Puts `bytes` on the link now as MSS-sized segments (a bare ACK for
+    /// 0). The train arrives when its last segment does, is lost if any
+    /// segment is, or is rejected (the answer's arrival) at the first
+    /// segment a rejecting link answers.
+    fn train(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        interface: u32,
+        ip: std::net::IpAddr,
+        dir: Dir,
+        bytes: u32,
+    ) -> Fate {
+        let now = self.now;
         let segments = bytes.div_ceil(MSS).max(1);
         let mut arrival = Some(now);
         for s in 0..segments {
@@ -1026,32 +1203,18 @@ impl World {
             } else {
                 (bytes - s * MSS).min(MSS) + TCP_OVERHEAD
             };
+            // Every segment draws its fate, lost or not, so one loss does not
+            // shift the draws of later packets.
             match self
                 .net
                 .transmit(now, interface, ip, dir, size, &mut cx.rng)
             {
                 Fate::Arrive(at) => arrival = arrival.map(|a| a.max(at)),
                 Fate::Lost => arrival = None,
-                Fate::Rejected(at) => {
-                    self.schedule(at, Ev::RstAtClient(key));
-                    return;
-                }
+                rejected @ Fate::Rejected(_) => return rejected,
             }
         }
-        match arrival {
-            Some(at) => {
-                let ev = match dir {
-                    Dir::Up => Ev::FlightAtServer(key, flight),
-                    Dir::Down => Ev::FlightAtClient(key, flight),
-                };
-                self.schedule(at, ev);
-            }
-            None if tries < DATA_RETRIES => {
-                let backoff = rto * (1u32 << tries.min(16));
-                self.schedule(now + backoff, Ev::FlightTimer(key, flight, dir, tries + 1));
-            }
-            None => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
-        }
+        arrival.map_or(Fate::Lost, Fate::Arrive)
     }
 
     fn flight_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
@@ -1115,6 +1278,435 @@ impl World {
                 self.scratch = data;
             }
             Flight::ClientHello | Flight::Ack | Flight::DnsQuery => {}
+        }
+    }
+
+    /// The client closed or aborted `socket`; its flow ends here. A server
+    /// machine behind it learns at once, not a one-way delay later: what
+    /// the server makes of a closing connection changes nothing the client
+    /// sees, and so no event outlives the client's flow.
+    fn client_closed(&mut self, cx: &mut Ctx<'_>, socket: SocketId, abort: bool) {
+        let Some(flow) = self.socks.remove(socket.to_raw()) else {
+            self.violations
+                .push(format!("CloseSocket of {socket:?}, which is not open"));
+            return;
+        };
+        let Some((h, ss)) = flow.wire.and_then(|w| Some((w.host?, w.server_sock?))) else {
+            return;
+        };
+        let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+            return;
+        };
+        host.clients.remove(&ss);
+        let input = if abort {
+            Input::SocketFailed {
+                socket: ss,
+                reason: FailureReason::Reset,
+            }
+        } else {
+            Input::SocketEof { socket: ss }
+        };
+        host.machine.handle(self.now, input);
+        self.drain_host(cx, h);
+    }
+
+    /// Takes what the client wrote on `socket` and sends it up the wire of a
+    /// real-TLS flow once TCP is up (until then it waits in the machine). A
+    /// modelled flow carries no payload: its bytes leave and vanish.
+    fn flush_client(&mut self, cx: &mut Ctx<'_>, socket: SocketId) {
+        let carry = match self.socks.get(socket.to_raw()) {
+            Some(f) if f.wire.is_some() => match f.state {
+                FlowState::SynSent => return,
+                FlowState::Open => true,
+                FlowState::Done | FlowState::Dead => false,
+            },
+            _ => false,
+        };
+        let mut data = Vec::new();
+        loop {
+            let chunk = cx.machine.transmit_data(socket);
+            let n = chunk.len();
+            if n == 0 {
+                break;
+            }
+            if carry {
+                data.extend_from_slice(chunk);
+            }
+            cx.machine.transmitted(self.now, socket, n);
+        }
+        if !data.is_empty() {
+            self.wire_send(cx, FlowKey::Sock(socket), Dir::Up, Some(data.into()));
+        }
+    }
+
+    /// Sends one write of a real byte stream (`None`: the FIN, after which
+    /// that direction sends nothing more).
+    fn wire_send(&mut self, cx: &mut Ctx<'_>, key: FlowKey, dir: Dir, data: Option<Rc<[u8]>>) {
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let remote = f.remote;
+        let Some(w) = f.wire.as_deref_mut() else {
+            return;
+        };
+        let pipe = match dir {
+            Dir::Up => &mut w.up,
+            Dir::Down => &mut w.down,
+        };
+        if pipe.fin_sent {
+            return;
+        }
+        pipe.fin_sent = data.is_none();
+        let seq = pipe.next_seq();
+        let mut flights = None;
+        if let Some(d) = &data {
+            let first = &mut w.first[dir as usize];
+            if first.is_none() {
+                *first = Some(d.len() as u32);
+                if let [Some(client), Some(server)] = w.first {
+                    flights = Some(TlsFlights {
+                        remote,
+                        client,
+                        server,
+                    });
+                }
+            }
+        }
+        if let Some(t) = flights {
+            match self.tls_flights.iter_mut().find(|x| x.remote == remote) {
+                Some(x) => {
+                    x.client = x.client.min(t.client);
+                    x.server = x.server.min(t.server);
+                }
+                None => self.tls_flights.push(t),
+            }
+        }
+        self.send_segment(cx, key, dir, seq, data, 0);
+    }
+
+    /// Puts write `seq` on the link (try `tries`): like a modelled flight,
+    /// it arrives whole or is resent whole after the RTO, doubling. A server
+    /// machine reads the client's writes its `tls_time` after they arrive.
+    fn send_segment(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: FlowKey,
+        dir: Dir,
+        seq: u32,
+        data: Option<Rc<[u8]>>,
+        tries: u8,
+    ) {
+        let now = self.now;
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
+        let processing = match (dir, f.wire.as_ref().and_then(|w| w.host)) {
+            (Dir::Up, Some(h)) => cx
+                .real
+                .as_ref()
+                .and_then(|r| r.hosts.get(h))
+                .map_or(Duration::ZERO, |h| h.delay),
+            _ => Duration::ZERO,
+        };
+        let bytes = data
+            .as_ref()
+            .map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX));
+        match self.train(cx, interface, ip, dir, bytes) {
+            Fate::Arrive(at) => self.schedule(
+                at + processing,
+                Ev::Segment(Box::new(Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                })),
+            ),
+            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
+            Fate::Lost if tries < DATA_RETRIES => {
+                let backoff = rto * (1u32 << tries.min(16));
+                self.schedule(
+                    now + backoff,
+                    Ev::SegmentTimer(
+                        Box::new(Segment {
+                            key,
+                            dir,
+                            seq,
+                            data,
+                        }),
+                        tries + 1,
+                    ),
+                );
+            }
+            Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
+        }
+    }
+
+    /// Write `seq` reached its far end: the client's or the server
+    /// machine's socket reads it in order. A server without a machine
+    /// reacts to the client's first bytes as its `accept` says.
+    fn segment_arrived(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: FlowKey,
+        dir: Dir,
+        seq: u32,
+        data: Option<Rc<[u8]>>,
+    ) {
+        let FlowKey::Sock(socket) = key else { return };
+        let Some(f) = self.socks.get_mut(socket.to_raw()) else {
+            return;
+        };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let server = f.server;
+        let Some(w) = f.wire.as_deref_mut() else {
+            return;
+        };
+        match dir {
+            Dir::Down => {
+                w.down.arrive(seq, data);
+                self.feed_client(cx, socket);
+            }
+            Dir::Up if w.host.is_some() => {
+                w.up.arrive(seq, data);
+                self.feed_server(cx, socket);
+            }
+            Dir::Up => {
+                if w.answered {
+                    return;
+                }
+                w.answered = true;
+                match server
+                    .and_then(|s| cx.sc.servers.get(s))
+                    .map(|s| tls_reply(s, true))
+                {
+                    Some(ServerReply::Reset) => self.send_down(cx, key, Ev::RstAtClient(key)),
+                    Some(ServerReply::Close) => self.send_down(cx, key, Ev::FinAtClient(key)),
+                    // A stalled server reads and never answers.
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn hash_wire(&mut self, data: &[u8]) {
+        self.wire_bytes += data.len() as u64;
+        for b in data {
+            self.wire_hash = (self.wire_hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// Hands the client what arrived on `socket`, as much as it can take;
+    /// then the end of stream, if the FIN came. The rest waits for
+    /// `ResumeReading`.
+    fn feed_client(&mut self, cx: &mut Ctx<'_>, socket: SocketId) {
+        let now = self.now;
+        loop {
+            let Some(w) = self
+                .socks
+                .get_mut(socket.to_raw())
+                .filter(|f| f.state == FlowState::Open)
+                .and_then(|f| f.wire.as_deref_mut())
+            else {
+                return;
+            };
+            if w.down.inbox.is_empty() {
+                if w.down.eof {
+                    w.down.eof = false;
+                    cx.machine.handle(now, Input::SocketEof { socket });
+                    self.drain(cx);
+                }
+                return;
+            }
+            let n = cx
+                .machine
+                .read_capacity(socket)
+                .min(w.down.inbox.len())
+                .min(READ_CHUNK);
+            if n == 0 {
+                return;
+            }
+            let mut rx = std::mem::take(&mut self.rx);
+            rx.clear();
+            rx.extend(w.down.inbox.drain(..n));
+            self.hash_wire(&rx);
+            cx.machine
+                .handle(now, Input::SocketData { socket, data: &rx });
+            self.rx = rx;
+            self.drain(cx);
+        }
+    }
+
+    /// Hands the server machine behind the client's `socket` what arrived,
+    /// as [`World::feed_client`] does for the client.
+    fn feed_server(&mut self, cx: &mut Ctx<'_>, socket: SocketId) {
+        let now = self.now;
+        loop {
+            let Some(w) = self
+                .socks
+                .get_mut(socket.to_raw())
+                .and_then(|f| f.wire.as_deref_mut())
+            else {
+                return;
+            };
+            let (Some(h), Some(ss)) = (w.host, w.server_sock) else {
+                return;
+            };
+            let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+                return;
+            };
+            if w.up.inbox.is_empty() {
+                if w.up.eof {
+                    w.up.eof = false;
+                    host.machine.handle(now, Input::SocketEof { socket: ss });
+                    self.drain_host(cx, h);
+                }
+                return;
+            }
+            let n = host
+                .machine
+                .read_capacity(ss)
+                .min(w.up.inbox.len())
+                .min(READ_CHUNK);
+            if n == 0 {
+                return;
+            }
+            let mut rx = std::mem::take(&mut self.rx);
+            rx.clear();
+            rx.extend(w.up.inbox.drain(..n));
+            self.hash_wire(&rx);
+            host.machine.handle(
+                now,
+                Input::SocketData {
+                    socket: ss,
+                    data: &rx,
+                },
+            );
+            self.rx = rx;
+            self.drain_host(cx, h);
+        }
+    }
+
+    /// A SYN reached a server machine's address: it accepts the connection
+    /// (once; a resent SYN finds it accepted). False when it refuses.
+    fn accept_at_host(&mut self, cx: &mut Ctx<'_>, key: FlowKey) -> bool {
+        let FlowKey::Sock(socket) = key else {
+            return true;
+        };
+        let Some(f) = self.socks.get_mut(socket.to_raw()) else {
+            return true;
+        };
+        let (interface, remote) = (f.interface, f.remote);
+        let Some(w) = f.wire.as_deref_mut() else {
+            return true;
+        };
+        let Some(h) = w.host.filter(|_| w.server_sock.is_none()) else {
+            return true;
+        };
+        let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+            return true;
+        };
+        // The client's address as the server sees it: its interface's
+        // address of the family, and a port told apart by the socket.
+        let ip = cx
+            .sc
+            .client
+            .interfaces
+            .iter()
+            .find(|i| i.index == interface)
+            .and_then(|i| {
+                i.addrs
+                    .iter()
+                    .find(|a| a.addr.is_ipv6() == remote.is_ipv6())
+            })
+            .map_or(
+                if remote.is_ipv6() {
+                    std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                } else {
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                },
+                |a| a.addr,
+            );
+        let port = 32768 + (socket.to_raw().0 % 28000) as u16;
+        match host
+            .machine
+            .accept(self.now, host.listener, SocketAddr::new(ip, port))
+        {
+            Ok(ss) => {
+                w.server_sock = Some(ss);
+                host.clients.insert(ss, socket);
+                self.drain_host(cx, h);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Performs every output server machine `h` has: its writes go down the
+    /// wire to the client, its FIN follows them, its RST overtakes them.
+    fn drain_host(&mut self, cx: &mut Ctx<'_>, h: usize) {
+        let now = self.now;
+        loop {
+            let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+                return;
+            };
+            let Some(out) = host.machine.poll() else {
+                return;
+            };
+            match out {
+                Output::Transmit { socket: ss } | Output::ShutdownWrite { socket: ss } => {
+                    let fin = matches!(out, Output::ShutdownWrite { .. });
+                    let client = host.clients.get(&ss).copied();
+                    let mut data = Vec::new();
+                    loop {
+                        let chunk = host.machine.transmit_data(ss);
+                        let n = chunk.len();
+                        if n == 0 {
+                            break;
+                        }
+                        if client.is_some() {
+                            data.extend_from_slice(chunk);
+                        }
+                        host.machine.transmitted(now, ss, n);
+                    }
+                    let Some(client) = client else { continue };
+                    let key = FlowKey::Sock(client);
+                    if !data.is_empty() {
+                        self.wire_send(cx, key, Dir::Down, Some(data.into()));
+                    }
+                    if fin {
+                        self.wire_send(cx, key, Dir::Down, None);
+                    }
+                }
+                Output::CloseSocket { socket: ss } => {
+                    if let Some(client) = host.clients.remove(&ss) {
+                        self.wire_send(cx, FlowKey::Sock(client), Dir::Down, None);
+                    }
+                }
+                Output::AbortSocket { socket: ss } => {
+                    if let Some(client) = host.clients.remove(&ss) {
+                        let key = FlowKey::Sock(client);
+                        self.send_down(cx, key, Ev::RstAtClient(key));
+                    }
+                }
+                Output::ResumeReading { socket: ss } => {
+                    if let Some(client) = host.clients.get(&ss).copied() {
+                        self.feed_server(cx, client);
+                    }
+                }
+                // The world set the listener up; a server resolves and
+                // opens nothing; what its application is told (a connection
+                // received, a peer gone) needs no answer.
+                Output::Dns(_)
+                | Output::OpenTcp { .. }
+                | Output::Listen { .. }
+                | Output::StopListening { .. }
+                | Output::Event(_) => {}
+            }
         }
     }
 

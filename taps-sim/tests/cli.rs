@@ -171,6 +171,27 @@ fn determinism_check_passes_for_run_and_population() {
 }
 
 #[test]
+fn determinism_check_compares_real_tls_bytes() {
+    let (code, out, err) = sim(&[
+        "run",
+        &scenario("wrong-certificate-on-one-address"),
+        "--check-determinism",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("real TLS bytes are the same (wire hash "),
+        "{out}"
+    );
+    assert!(
+        out.contains("failed: TLS: certificate name mismatch"),
+        "{out}"
+    );
+    // Modelled TLS carries no bytes, and says nothing about them.
+    let (_, out, _) = sim(&["run", &scenario("lossy-link"), "--check-determinism"]);
+    assert!(!out.contains("wire hash"), "{out}");
+}
+
+#[test]
 fn population_json_is_reproducible() {
     let args = [
         "population",

@@ -60,6 +60,9 @@ const TOKENS: &[&str] = &[
     "delay = \"1ns\"\n",
     "action = \"reject\"\n",
     "fail = { a = \"truncate\" }\n",
+    "tls = \"real\"\n",
+    "cert = \"expired\"\n",
+    "names = [\"*.example.com\", \"192.0.2.1\"]\n",
     "\u{0}",
     "é",
 ];

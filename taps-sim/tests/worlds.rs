@@ -39,6 +39,9 @@
 //!    pinned after it, where the unconditional statement fails (a fourth,
 //!    a late HTTPS answer repeating a refused attempt, was a core bug and is
 //!    pinned as fixed).
+//! 5. **Real TLS** (fewer worlds): with every server a real rustls server,
+//!    property 1 holds, every TLS byte replays, and property 2 holds in
+//!    worlds without jitter, loss or DNS failures.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -51,8 +54,8 @@ use taps_core::trace::TraceKind;
 use taps_sim::oracle::oracle;
 use taps_sim::report::trace_hash;
 use taps_sim::scenario::{
-    Accept, Action, Client, Connect, Direction, DnsFail, InterfacePrefs, Link, LinkParams, PerType,
-    Prefix, Records, Scenario, Server, ServerTls,
+    Accept, Action, Cert, Client, Connect, Direction, DnsFail, InterfacePrefs, Link, LinkParams,
+    PerType, Prefix, Records, Scenario, Server, ServerTls,
 };
 use taps_sim::{POLICIES, RunOptions, World};
 
@@ -242,6 +245,7 @@ fn build(w: &WorldSpec) -> Scenario {
             servers.push(Server {
                 listen: vec![SocketAddr::new(*ip, 443)],
                 tls: ServerTls::Modelled,
+                cert: Cert::Ok,
                 names: Vec::new(),
                 accept,
                 tls_time: ms(d.tls_time_ms),
@@ -398,6 +402,45 @@ proptest! {
         if let (Some(t), Some(o)) = (hev3.connections[0].time_to_ready(), o) {
             let bound = bounded_regret(&sc, &hev3.connections[0].trace, o.remote, o.interface, o.time_to_ready, t);
             prop_assert!(t <= bound, "hev3 ready at {t:?}, above the bound {bound:?} (oracle {o:?})");
+        }
+    }
+}
+
+/// The same world with real TLS: the client runs rustls and every server
+/// is a server machine with a certificate from the scenario's CA.
+fn real_tls(mut sc: Scenario) -> Scenario {
+    for s in &mut sc.servers {
+        s.tls = ServerTls::Real;
+    }
+    sc.connect.tls = true;
+    sc
+}
+
+proptest! {
+    // Real handshakes cost milliseconds each in a debug build: fewer cases.
+    #![proptest_config(ProptestConfig { cases: cases().div_ceil(8), ..ProptestConfig::default() })]
+
+    /// Properties 1 and 2 with real TLS: the invariants, runs that repeat
+    /// byte for byte, and the oracle (which counts the real flights' sizes)
+    /// still a lower bound in clean worlds.
+    #[test]
+    fn real_tls_keeps_the_invariants_and_replays(w in world(false)) {
+        let sc = real_tls(build(&w));
+        prop_assert!(sc.servers.is_empty() || sc.real_tls());
+        let clean = w.jitter_ms == 0 && w.loss == 0.0 && w.dns_fail == [None; 3];
+        let hev3 = run(&sc, Policy::Hev3);
+        let o = oracle(&sc, &hev3)[0];
+        for policy in POLICIES {
+            let r = run(&sc, policy);
+            prop_assert!(r.violations.is_empty(), "{policy:?}: {:?}", r.violations);
+            let again = run(&sc, policy);
+            let hash = |r: &taps_sim::RunResult| trace_hash(r.connections.iter().map(|c| &c.trace));
+            prop_assert_eq!(hash(&r), hash(&again));
+            prop_assert_eq!((r.wire_bytes, r.wire_hash), (again.wire_bytes, again.wire_hash));
+            if let (true, Some(t)) = (clean, r.connections[0].time_to_ready()) {
+                let o = o.expect("a policy got ready, so the oracle can");
+                prop_assert!(o.time_to_ready <= t, "{policy:?} ready at {t:?}, before the oracle's {:?}", o.time_to_ready);
+            }
         }
     }
 }
