@@ -541,3 +541,56 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
         Some("192.0.2.88:8443".parse().unwrap())
     );
 }
+
+#[test]
+fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
+    // Found by fuzzing: a query still lingering after the race settled must
+    // not outlive its connection.
+    let mut w = World::new(machine(&[DNS1]));
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Https,
+        0,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::A,
+        1,
+        addrs(&["192.0.2.1"], 0),
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Aaaa,
+        0,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.dns
+        .get_mut(&(DNS1.parse().unwrap(), "example.com".into(), QueryType::Aaaa))
+        .unwrap()
+        .silent = true;
+    w.tcp("192.0.2.1:443", Tcp::Blackhole);
+    let mut props = TransportProperties::default();
+    props.connection.conn_timeout = Some(Duration::from_millis(200));
+    let c = w
+        .machine
+        .initiate(ms(0), &pre("example.com:443").with_properties(props))
+        .unwrap();
+    // connTimeout ends the race at 200 ms while AAAA is unanswered: the query
+    // lingers (HEv3 §6), then the application frees the connection.
+    w.run_until(ms(250));
+    assert!(w.error(c).is_some());
+    assert!(!w.live_dns.is_empty(), "the AAAA query still lingers");
+    w.machine.close(w.now, c);
+    w.run_until(ms(60_000));
+    assert!(
+        w.live_dns.is_empty(),
+        "every DNS transaction released: {:?}",
+        w.live_dns
+    );
+    assert_eq!(w.machine.poll_timeout(), None);
+    assert!(w.machine.is_idle());
+}
