@@ -63,6 +63,7 @@ use crate::time::Instant;
 use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
 
 pub use listen::{AcceptError, ListenError, ListenerConfig};
+pub use io::ReceiveError;
 
 /// Settings of one machine.
 #[derive(Clone, Debug)]
