@@ -391,7 +391,12 @@ impl ConnIo {
                 None => break,
             }
         }
-        let has_data = !stack.rx.is_empty() || !self.decoded.is_empty();
+        // The peer's end is readable too: a stream read then returns 0. A
+        // reader that waits for Readable must hear of an end that came
+        // without data, or it waits forever.
+        let has_data = !stack.rx.is_empty()
+            || !self.decoded.is_empty()
+            || (stack.peer_eof && !self.eof_delivered);
         if has_data && self.receives.is_empty() && !self.readable_announced {
             self.readable_announced = true;
             events.push(IoEvent::Readable);

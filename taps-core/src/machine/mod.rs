@@ -62,8 +62,8 @@ use crate::stack::tls::{ClientTls, TlsConfigError};
 use crate::time::Instant;
 use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
 
-pub use listen::{AcceptError, ListenError, ListenerConfig};
 pub use io::ReceiveError;
+pub use listen::{AcceptError, ListenError, ListenerConfig};
 
 /// Settings of one machine.
 #[derive(Clone, Debug)]

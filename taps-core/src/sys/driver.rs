@@ -876,6 +876,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_waiting_for_data_is_woken_by_an_end_without_data() {
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 16];
+        assert!(d.poll_read(conn, &mut buf, &mut cx).is_pending());
+        let mut io = FakeIo::default();
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        // The peer closes without sending anything.
+        io.eof = true;
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "reader woken");
+        assert!(matches!(
+            d.poll_read(conn, &mut buf, &mut cx),
+            Poll::Ready(Ok(0))
+        ));
+    }
+
+    #[test]
     fn poll_send_keeps_the_message_while_the_queue_is_full() {
         let limits = IoLimits {
             max_queued_bytes: 64 << 10,
