@@ -1,0 +1,2 @@
+//! tapscat: a netcat for taps (written next).
+fn main() {}
