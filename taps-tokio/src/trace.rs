@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
-use taps_core::trace::{LocalSource, Trace, TraceKind, qtype_name};
+use taps_core::trace::{LocalSource, qtype_name};
 
-pub use taps_core::trace::{FailureReason, TraceEvent};
+pub use taps_core::trace::{FailureReason, Trace, TraceEvent, TraceKind};
 
 /// The text waterfall: the event log, then one bar per attempt.
 pub fn waterfall(
