@@ -211,21 +211,30 @@ impl ConnIo {
         }
     }
 
+    /// Whether a message of `len` bytes would be accepted now. A refusal
+    /// for lack of room marks the queue blocked, so `Writable` follows once
+    /// it drains: a caller may ask before handing the message over, and keep
+    /// it while it waits.
+    pub(crate) fn check_room(&mut self, len: usize) -> Result<(), SendError> {
+        if self.send_closed {
+            return Err(SendError::NotOpen);
+        }
+        if self.queue.len() >= self.limits.max_queued_messages
+            || self.queued_bytes.saturating_add(len) > self.limits.max_queued_bytes
+        {
+            self.blocked = true;
+            return Err(SendError::BufferFull);
+        }
+        Ok(())
+    }
+
     /// Accepts a message into the queue.
     pub(crate) fn enqueue(
         &mut self,
         now: Instant,
         message: Message,
     ) -> Result<MessageId, SendError> {
-        if self.send_closed {
-            return Err(SendError::NotOpen);
-        }
-        if self.queue.len() >= self.limits.max_queued_messages
-            || self.queued_bytes.saturating_add(message.data.len()) > self.limits.max_queued_bytes
-        {
-            self.blocked = true;
-            return Err(SendError::BufferFull);
-        }
+        self.check_room(message.data.len())?;
         let id = MessageId(self.next_id);
         self.next_id += 1;
         let p = &message.properties;
@@ -382,7 +391,12 @@ impl ConnIo {
                 None => break,
             }
         }
-        let has_data = !stack.rx.is_empty() || !self.decoded.is_empty();
+        // The peer's end is readable too: a stream read then returns 0. A
+        // reader that waits for Readable must hear of an end that came
+        // without data, or it waits forever.
+        let has_data = !stack.rx.is_empty()
+            || !self.decoded.is_empty()
+            || (stack.peer_eof && !self.eof_delivered);
         if has_data && self.receives.is_empty() && !self.readable_announced {
             self.readable_announced = true;
             events.push(IoEvent::Readable);

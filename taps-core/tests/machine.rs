@@ -594,3 +594,25 @@ fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
     assert_eq!(w.machine.poll_timeout(), None);
     assert!(w.machine.is_idle());
 }
+
+#[test]
+fn receive_errors_can_be_named_and_matched() {
+    // `Machine::receive` returns a `ReceiveError`; applications and adapters
+    // must be able to name it to match on it.
+    use taps_core::machine::ReceiveError;
+    let mut m = Machine::new(Config::default());
+    let now = taps_core::Instant::from_nanos(0);
+    let c = m
+        .initiate(now, &Preconnection::new("192.0.2.1:80".parse().unwrap()))
+        .unwrap();
+    let limit = m.config().io.max_pending_receives;
+    for _ in 0..limit {
+        m.receive(now, c, 1, 100).unwrap();
+    }
+    assert_eq!(m.receive(now, c, 1, 100), Err(ReceiveError::TooManyPending));
+    m.abort(now, c);
+    assert_eq!(
+        m.receive(now, c, 1, 100),
+        Err(ReceiveError::UnknownConnection)
+    );
+}

@@ -547,6 +547,74 @@ fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
 }
 
 #[test]
+fn check_send_reports_back_pressure_without_taking_the_message() {
+    // An adapter with an async `send` must wait when the queue is full and
+    // keep the message meanwhile: `check_send` says BufferFull without
+    // consuming anything, and the Writable that follows says when to retry.
+    let framer = FramerFactory::length_prefixed(1 << 20);
+    let limits = IoLimits {
+        max_queued_bytes: 256 << 10,
+        max_receive_buffer: 128 << 10,
+        transmit_high_water: 64 << 10,
+        ..IoLimits::default()
+    };
+    let config = |seed| Config {
+        seed,
+        io: limits,
+        ..Config::default()
+    };
+    let mut net = Net::new(
+        vec![Machine::new(config(1)), Machine::new(config(2))],
+        Duration::from_millis(5),
+    );
+    net.machines[1]
+        .listen(
+            ms(0),
+            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
+        )
+        .unwrap();
+    net.drain();
+    let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
+    p.framer = Some(framer);
+    let c = net.machines[0].initiate(ms(0), &p).unwrap();
+    net.run_for(Duration::from_millis(50));
+    let size = 16 * 1024;
+    let mut accepted = 0;
+    loop {
+        match net.machines[0].check_send(c, size) {
+            Ok(()) => {
+                net.machines[0]
+                    .send(net.now, c, Message::new(vec![1u8; size]))
+                    .expect("check_send said it fits");
+                accepted += 1;
+            }
+            Err(SendError::BufferFull) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(accepted < 1000, "back-pressure never came");
+        net.run_for(Duration::from_millis(5));
+    }
+    // Asking again changes nothing and is not an error of its own.
+    assert_eq!(
+        net.machines[0].check_send(c, size),
+        Err(SendError::BufferFull)
+    );
+    let s = server_conn(&net).unwrap();
+    for _ in 0..accepted {
+        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+        net.run_for(Duration::from_millis(5));
+    }
+    net.run_for(Duration::from_millis(100));
+    // The refusal by check_send alone armed Writable.
+    assert!(net.events_of(0).contains(&Event::Writable { conn: c }));
+    assert_eq!(net.machines[0].check_send(c, size), Ok(()));
+    assert_eq!(received(&net, 1, s).len(), accepted);
+    // Unknown and closed connections are refused as send refuses them.
+    net.machines[0].close(net.now, c);
+    assert_eq!(net.machines[0].check_send(c, 1), Err(SendError::NotOpen));
+}
+
+#[test]
 fn close_and_abort_on_both_sides() {
     let ca = TestCa::new();
     let (mut net, _) = setup(&ca, &["example.com"], None);

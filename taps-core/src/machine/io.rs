@@ -540,6 +540,24 @@ impl Machine {
         }
     }
 
+    /// Whether [`Machine::send`] would accept a message of `len` bytes now,
+    /// without handing it over: `SendError::BufferFull` is back-pressure,
+    /// and `Writable` follows once the queue drains, so an adapter can keep
+    /// the message and wait instead of losing it to a refused `send`.
+    pub fn check_send(&mut self, conn: ConnectionId, len: usize) -> Result<(), SendError> {
+        let Some(c) = self.conns.get_mut(conn) else {
+            self.stats.stale_inputs += 1;
+            return Err(SendError::UnknownConnection);
+        };
+        if !matches!(
+            c.state,
+            ConnectionState::Establishing | ConnectionState::Established
+        ) {
+            return Err(SendError::NotOpen);
+        }
+        c.io.check_room(len)
+    }
+
     /// RFC 9622 §10 `Close`: queued messages go out, then TLS close_notify
     /// and FIN; `Closed` follows once the peer has closed too (or after
     /// `close_timeout`). Closing a connection that is still establishing

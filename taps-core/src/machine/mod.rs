@@ -62,6 +62,7 @@ use crate::stack::tls::{ClientTls, TlsConfigError};
 use crate::time::Instant;
 use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
 
+pub use io::ReceiveError;
 pub use listen::{AcceptError, ListenError, ListenerConfig};
 
 /// Settings of one machine.

@@ -25,9 +25,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
+use crate::connection::{Message, MessageId, SendError};
 use crate::dns::{DnsAction, DnsSend, DnsTransport};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
-use crate::machine::{Event, Input, Machine, Output};
+use crate::machine::{ConnectionState, Event, Input, Machine, Output};
 use crate::time::Instant;
 use crate::trace::FailureReason;
 
@@ -176,6 +177,9 @@ struct Waiters {
     event: Option<Waker>,
     read: Option<Waker>,
     write: Option<Waker>,
+    /// The application dropped its handle before the connection ended:
+    /// events are dropped, and the entry goes with the terminal one.
+    forgotten: bool,
 }
 
 impl Waiters {
@@ -189,10 +193,22 @@ impl Waiters {
     }
 }
 
+/// Whether `event` is the last a connection emits.
+fn is_terminal(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Closed { .. } | Event::ConnectionError { .. } | Event::EstablishmentError { .. }
+    )
+}
+
 /// Bound on events queued for one connection or listener that nobody
 /// reads; past it the oldest are dropped (the application is not
 /// listening; data itself is never in events it has not asked for).
 const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// The most one socket read takes: the default receive buffer of a
+/// connection (`IoLimits::max_receive_buffer`).
+const READ_CHUNK: usize = 1 << 20;
 
 /// The machine plus the routing every adapter needs.
 #[derive(Debug)]
@@ -226,7 +242,11 @@ impl Driver {
             work_signal: Signal::new(),
             timer_signal: Signal::new(),
             armed: None,
-            buf: vec![0; 64 * 1024],
+            // One read takes up to this much (and no more than the
+            // connection's read capacity): on a busy stream, fewer and larger
+            // reads cost fewer syscalls and wake-ups per byte. It is one
+            // buffer per driver, not per socket.
+            buf: vec![0; READ_CHUNK],
         }
     }
 
@@ -404,6 +424,16 @@ impl Driver {
                 None => return,
             },
         };
+        if waiters.forgotten {
+            // Nobody will read it. The terminal event is the connection's
+            // last (the machine's rule), so the entry can go with it.
+            if is_terminal(&event)
+                && let Some(conn) = event.connection()
+            {
+                self.conns.remove(&conn);
+            }
+            return;
+        }
         match event {
             Event::Readable { .. } => {
                 if let Some(w) = waiters.read.take() {
@@ -424,10 +454,7 @@ impl Driver {
             }
             _ => {}
         }
-        let terminal = matches!(
-            event,
-            Event::Closed { .. } | Event::ConnectionError { .. } | Event::EstablishmentError { .. }
-        );
+        let terminal = is_terminal(&event);
         if waiters.events.len() >= MAX_QUEUED_EVENTS {
             waiters.events.pop_front();
         }
@@ -514,8 +541,63 @@ impl Driver {
     }
 
     /// Forgets a connection's waiters (its handle was dropped or closed).
+    ///
+    /// A connection that has not ended yet (closing, say) still emits
+    /// events, the last of them terminal; they are dropped, and the entry
+    /// is removed with the terminal one instead of being made anew by it.
     pub fn forget(&mut self, conn: ConnectionId) {
-        self.conns.remove(&conn);
+        let ended = self
+            .machine
+            .state(conn)
+            .is_none_or(|s| s == ConnectionState::Closed);
+        if ended {
+            self.conns.remove(&conn);
+        } else {
+            let w = self.conns.entry(conn).or_default();
+            *w = Waiters {
+                forgotten: true,
+                ..Waiters::default()
+            };
+        }
+    }
+
+    /// Connections whose events the driver holds (for leak checks).
+    pub fn tracked_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Message send with back-pressure: hands `message` to the machine when
+    /// its queue has room, taking it out of the option. When the queue is
+    /// full the message stays with the caller, the waker is kept and woken
+    /// once the connection is writable again (RFC 9622 §9.2: `send` never
+    /// drops a message for lack of room). Any other refusal is final.
+    pub fn poll_send(
+        &mut self,
+        conn: ConnectionId,
+        message: &mut Option<Message>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<MessageId, SendError>> {
+        let Some(len) = message.as_ref().map(|m| m.data.len()) else {
+            return Poll::Ready(Err(SendError::NotOpen));
+        };
+        match self.machine.check_send(conn, len) {
+            Ok(()) => {}
+            Err(SendError::BufferFull) => {
+                self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Err(e) => {
+                *message = None;
+                return Poll::Ready(Err(e));
+            }
+        }
+        let Some(message) = message.take() else {
+            return Poll::Ready(Err(SendError::NotOpen));
+        };
+        let now = self.now();
+        let result = self.machine.send(now, conn, message);
+        self.dispatch();
+        Poll::Ready(result)
     }
 
     /// The signal of `socket`'s task, while the socket is live.
@@ -700,5 +782,183 @@ impl Driver {
     /// Number of live sockets the driver tracks (for leak checks).
     pub fn live_sockets(&self) -> usize {
         self.sockets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+    use crate::connection::IoLimits;
+    use crate::machine::{Config, Preconnection};
+
+    /// A peer that takes every byte and answers with EOF once told to.
+    #[derive(Default)]
+    struct FakeIo {
+        written: usize,
+        eof: bool,
+        full: bool,
+    }
+
+    impl NonBlockingIo for FakeIo {
+        fn try_read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+            if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+        fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.full {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.written += buf.len();
+            Ok(buf.len())
+        }
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A driver with one established plain-TCP connection to a literal
+    /// address, and the connection's socket.
+    fn established(limits: IoLimits) -> (Driver, ConnectionId, SocketId) {
+        let mut d = Driver::new(Machine::new(Config {
+            io: limits,
+            ..Config::default()
+        }));
+        let pre = Preconnection::new("192.0.2.1:80".parse().unwrap());
+        let now = d.now();
+        let conn = d.machine_mut().initiate(now, &pre).unwrap();
+        d.dispatch();
+        let Some(Work::OpenTcp { socket, .. }) = d.take_work() else {
+            panic!("no OpenTcp");
+        };
+        d.connected(socket, Ok(()));
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            d.poll_event(conn, &mut cx),
+            Poll::Ready(Event::Ready { .. })
+        ));
+        (d, conn, socket)
+    }
+
+    #[test]
+    fn a_forgotten_closing_connection_leaves_nothing_behind() {
+        // Dropping a handle mid-close used to leave an entry: the later
+        // Closed event made it anew, and nobody would ever remove it.
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let now = d.now();
+        d.machine_mut().close(now, conn);
+        d.dispatch();
+        d.forget(conn);
+        assert_eq!(d.tracked_connections(), 1, "kept until the end");
+        let mut io = FakeIo::default();
+        assert!(matches!(d.socket_step(socket, &mut io), Step::Wait { .. }));
+        io.eof = true;
+        // The peer's FIN ends the close: Closed is emitted and dropped.
+        let step = d.socket_step(socket, &mut io);
+        assert_eq!(step, Step::Close(Close::Graceful));
+        assert_eq!(d.machine().state(conn), None);
+        assert_eq!(d.tracked_connections(), 0);
+        assert_eq!(d.live_sockets(), 0);
+        // Forgetting an ended connection removes it at once.
+        let (mut d, conn, _) = established(IoLimits::default());
+        let now = d.now();
+        d.machine_mut().abort(now, conn);
+        d.dispatch();
+        d.forget(conn);
+        assert_eq!(d.tracked_connections(), 0);
+    }
+
+    #[test]
+    fn a_reader_waiting_for_data_is_woken_by_an_end_without_data() {
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 16];
+        assert!(d.poll_read(conn, &mut buf, &mut cx).is_pending());
+        let mut io = FakeIo::default();
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        // The peer closes without sending anything.
+        io.eof = true;
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "reader woken");
+        assert!(matches!(
+            d.poll_read(conn, &mut buf, &mut cx),
+            Poll::Ready(Ok(0))
+        ));
+    }
+
+    #[test]
+    fn poll_send_keeps_the_message_while_the_queue_is_full() {
+        let limits = IoLimits {
+            max_queued_bytes: 64 << 10,
+            transmit_high_water: 16 << 10,
+            ..IoLimits::default()
+        };
+        let (mut d, conn, socket) = established(limits);
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut io = FakeIo {
+            full: true,
+            ..FakeIo::default()
+        };
+        let mut sent = 0;
+        let pending = loop {
+            let mut message = Some(Message::new(vec![7u8; 8 << 10]));
+            match d.poll_send(conn, &mut message, &mut cx) {
+                Poll::Ready(Ok(_)) => sent += 1,
+                Poll::Ready(Err(e)) => panic!("{e}"),
+                Poll::Pending => break message,
+            }
+            let _ = d.socket_step(socket, &mut io);
+            assert!(sent < 100, "back-pressure never came");
+        };
+        assert!(
+            pending.is_some(),
+            "the refused message stays with the caller"
+        );
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        // The peer reads: the queue drains and the waiting sender is woken.
+        io.full = false;
+        for _ in 0..10 {
+            let _ = d.socket_step(socket, &mut io);
+        }
+        assert!(counter.0.load(Ordering::SeqCst) >= 1, "writer woken");
+        let mut message = pending;
+        assert!(matches!(
+            d.poll_send(conn, &mut message, &mut cx),
+            Poll::Ready(Ok(_))
+        ));
+        assert!(message.is_none());
+        let _ = d.socket_step(socket, &mut io);
+        // No framer: every byte of every accepted message reached the peer.
+        assert_eq!(io.written, (sent + 1) * (8 << 10));
+        // A refusal that waiting cannot cure is final and consumes it.
+        let now = d.now();
+        d.machine_mut().close(now, conn);
+        d.dispatch();
+        let mut message = Some(Message::new(vec![1u8]));
+        assert_eq!(
+            d.poll_send(conn, &mut message, &mut cx),
+            Poll::Ready(Err(SendError::NotOpen))
+        );
+        assert!(message.is_none());
     }
 }

@@ -1,0 +1,606 @@
+//! tapscat: a netcat for taps.
+//!
+//! `tapscat [OPTIONS] HOST:PORT` connects (racing every address and path
+//! with Happy Eyeballs v3) and pipes standard input to the connection and
+//! the connection to standard output. `tapscat -l [ADDR:]PORT` listens,
+//! takes one connection, and does the same.
+//!
+//! Run `tapscat --help` for the options. Exit status:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success: both directions ended in order |
+//! | 1 | a local problem: a file could not be read, the system configuration or a listening socket failed |
+//! | 2 | bad usage |
+//! | 3 | establishment failed: every attempt failed (each is named with its reason), no path meets the requirements, or `--timeout` passed |
+//! | 4 | the connection failed after it was established (reset, TLS or framing error) |
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use taps_tokio::framer::FramerFactory;
+use taps_tokio::{
+    Connection, Error, Identity, InterfaceKind, ListenerConfig, LocalEndpoint, Message, Policy,
+    Preconnection, RaceConfig, SecurityParameters, Taps, TransportProperties,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const USAGE: &str = "\
+usage: tapscat [OPTIONS] HOST:PORT
+       tapscat -l [ADDR:]PORT [OPTIONS]
+
+Connects to HOST:PORT (or listens on PORT and takes one connection) and
+pipes standard input to the connection and the connection to standard
+output.
+
+options:
+  -l, --listen            listen instead of connecting
+      --tls               use TLS (implied by --ca, --alpn, --cert)
+      --ca FILE           trust the PEM certificates in FILE instead of the
+                          system's roots
+      --alpn LIST         offer these ALPN protocols (comma-separated)
+      --cert FILE         (listening) the server's PEM certificate chain
+      --key FILE          (listening) the server's PEM private key
+      --interface NAME    every attempt leaves by interface NAME
+      --prohibit WHAT     never use interfaces of this kind (wired, wifi,
+                          cellular, loopback, other) or with this name;
+                          may be repeated
+      --require WHAT      use only interfaces of this kind or name; may be
+                          repeated (any of them)
+      --policy NAME       racing policy: hev3 (default), rfc6555, sequential
+      --attempt-delay MS  the Connection Attempt Delay (10-2000 ms)
+      --framing KIND      message mode: each input line is one message,
+                          framed as `lines` or `length` (4-byte prefix);
+                          each message received is printed on a line
+      --timeout SECS      give up establishing after SECS (fractions allowed)
+      --trace             print the race as a waterfall on standard error
+      --trace-json FILE   write the whole race trace as JSON to FILE
+  -h, --help              this text
+
+exit status: 0 success, 1 local problem (files, system, listening socket),
+2 bad usage, 3 establishment failed, 4 connection failed after it was up";
+
+/// Exit statuses (documented in the module docs and `--help`).
+mod exit {
+    pub(crate) const LOCAL: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const ESTABLISHMENT: u8 = 3;
+    pub(crate) const CONNECTION: u8 = 4;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    Lines,
+    Length,
+}
+
+/// An interface named by kind or by name.
+#[derive(Clone, Debug)]
+enum Which {
+    Kind(InterfaceKind),
+    Name(String),
+}
+
+impl Which {
+    fn parse(s: &str) -> Which {
+        match InterfaceKind::from_str(s) {
+            Ok(kind) => Which::Kind(kind),
+            Err(_) => Which::Name(s.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Options {
+    listen: bool,
+    target: Option<String>,
+    tls: bool,
+    ca: Option<PathBuf>,
+    alpn: Vec<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    interface: Option<String>,
+    prohibit: Vec<Which>,
+    require: Vec<Which>,
+    policy: Option<Policy>,
+    attempt_delay: Option<Duration>,
+    framing: Option<Framing>,
+    timeout: Option<Duration>,
+    trace: bool,
+    trace_json: Option<PathBuf>,
+}
+
+/// A usage error, or a request for help.
+enum Usage {
+    Help,
+    Bad(String),
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> {
+    let mut o = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // `--name=value` is accepted as well as `--name value`.
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, Usage> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| Usage::Bad(format!("{name} needs {what}")))
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Err(Usage::Help),
+            "-l" | "--listen" => o.listen = true,
+            "--tls" => o.tls = true,
+            "--ca" => o.ca = Some(value("a file")?.into()),
+            "--alpn" => {
+                o.alpn = value("a list")?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--cert" => o.cert = Some(value("a file")?.into()),
+            "--key" => o.key = Some(value("a file")?.into()),
+            "--interface" => o.interface = Some(value("an interface name")?),
+            "--prohibit" => o.prohibit.push(Which::parse(&value("a kind or name")?)),
+            "--require" => o.require.push(Which::parse(&value("a kind or name")?)),
+            "--policy" => {
+                o.policy = Some(value("a policy")?.parse().map_err(Usage::Bad)?);
+            }
+            "--attempt-delay" => {
+                let v = value("milliseconds")?;
+                let ms: u64 = v.parse().map_err(|_| {
+                    Usage::Bad(format!(
+                        "--attempt-delay {v:?}: not a number of milliseconds"
+                    ))
+                })?;
+                o.attempt_delay = Some(Duration::from_millis(ms));
+            }
+            "--framing" => {
+                o.framing = Some(match value("lines or length")?.as_str() {
+                    "lines" => Framing::Lines,
+                    "length" => Framing::Length,
+                    other => {
+                        return Err(Usage::Bad(format!(
+                            "--framing {other:?}: expected lines or length"
+                        )));
+                    }
+                })
+            }
+            "--timeout" => {
+                let v = value("seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
+                    .ok_or_else(|| {
+                        Usage::Bad(format!("--timeout {v:?}: not a positive number of seconds"))
+                    })?;
+                o.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "--trace" => o.trace = true,
+            "--trace-json" => o.trace_json = Some(value("a file")?.into()),
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(Usage::Bad(format!("unknown option {s}")));
+            }
+            _ => {
+                if o.target.replace(arg).is_some() {
+                    return Err(Usage::Bad("more than one address given".into()));
+                }
+            }
+        }
+    }
+    if o.target.is_none() {
+        return Err(Usage::Bad(if o.listen {
+            "no port to listen on".into()
+        } else {
+            "no HOST:PORT to connect to".into()
+        }));
+    }
+    if o.cert.is_some() != o.key.is_some() {
+        return Err(Usage::Bad("--cert and --key go together".into()));
+    }
+    if o.cert.is_some() && !o.listen {
+        return Err(Usage::Bad("--cert and --key are for listening (-l)".into()));
+    }
+    if o.listen && o.tls && o.cert.is_none() {
+        return Err(Usage::Bad("a TLS listener needs --cert and --key".into()));
+    }
+    if o.ca.is_some() || !o.alpn.is_empty() || o.cert.is_some() {
+        o.tls = true;
+    }
+    Ok(o)
+}
+
+/// A failure with its exit status.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn local(message: impl Into<String>) -> Failure {
+        Failure {
+            code: exit::LOCAL,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match &e {
+            Error::Initiate(_) | Error::Establishment(_) => exit::ESTABLISHMENT,
+            Error::Connection(_) | Error::Closed | Error::Send(_) | Error::Receive(_) => {
+                exit::CONNECTION
+            }
+            _ => exit::LOCAL,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(Usage::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Usage::Bad(why)) => {
+            eprintln!("tapscat: {why}\n\n{USAGE}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tapscat: cannot start the runtime: {e}");
+            return ExitCode::from(exit::LOCAL);
+        }
+    };
+    let result = runtime.block_on(run(options));
+    // Standard input may still be blocked in a read; do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("tapscat: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(o: Options) -> Result<(), Failure> {
+    let taps = Taps::new().map_err(|e| Failure::local(e.to_string()))?;
+    let conn = if o.listen {
+        accept_one(&taps, &o).await?
+    } else {
+        connect(&taps, &o).await?
+    };
+    match o.framing {
+        None => pipe_stream(conn).await,
+        Some(_) => pipe_messages(conn).await,
+    }
+}
+
+fn read_file(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::local(format!("{}: {e}", path.display())))
+}
+
+fn framer(o: &Options) -> Option<FramerFactory> {
+    o.framing.map(|f| match f {
+        Framing::Lines => FramerFactory::lines(1 << 20),
+        Framing::Length => FramerFactory::length_prefixed(16 << 20),
+    })
+}
+
+fn properties(o: &Options) -> TransportProperties {
+    let mut p = TransportProperties::reliable_inorder_stream();
+    for w in &o.prohibit {
+        p = match w {
+            Which::Kind(k) => p.prohibit_interface_kind(*k),
+            Which::Name(n) => p.prohibit_interface_name(n),
+        };
+    }
+    for w in &o.require {
+        p = match w {
+            Which::Kind(k) => p.require_interface_kind(*k),
+            Which::Name(n) => p.require_interface_name(n),
+        };
+    }
+    p
+}
+
+async fn connect(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
+    let target = o.target.as_deref().unwrap_or_default();
+    let mut pre = Preconnection::parse(target).map_err(|e| Failure {
+        code: exit::USAGE,
+        message: format!("{target:?}: {e}"),
+    })?;
+    pre = pre.with_properties(properties(o));
+    if let Some(name) = &o.interface {
+        pre = pre.with_local(LocalEndpoint::new().with_interface(name));
+    }
+    if o.policy.is_some() || o.attempt_delay.is_some() {
+        let mut race = RaceConfig::for_policy(o.policy.unwrap_or(Policy::Hev3));
+        if let Some(d) = o.attempt_delay {
+            race.connection_attempt_delay = d;
+        }
+        pre = pre.with_race(race);
+    }
+    if let Some(t) = o.timeout {
+        pre = pre.with_timeout(t);
+    }
+    if let Some(f) = framer(o) {
+        pre = pre.with_framer(f);
+    }
+    if o.tls {
+        let mut security = match &o.ca {
+            Some(path) => {
+                let pem = read_file(path)?;
+                let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+                    .filter_map(Result::ok)
+                    .collect();
+                if roots.is_empty() {
+                    return Err(Failure::local(format!(
+                        "{}: no PEM certificates",
+                        path.display()
+                    )));
+                }
+                SecurityParameters::with_roots(roots)
+            }
+            None => SecurityParameters::with_roots(Vec::new()),
+        };
+        security = security.alpn(o.alpn.iter().cloned());
+        pre = pre.with_security(security);
+    }
+    match taps.initiate(&pre).await {
+        Ok(conn) => {
+            report_trace(o, conn.trace().as_ref(), target, taps)?;
+            Ok(conn)
+        }
+        Err(Error::Establishment(f)) => {
+            report_trace(o, Some(&f.trace), target, taps)?;
+            Err(Error::Establishment(f).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn report_trace(
+    o: &Options,
+    trace: Option<&taps_tokio::trace::Trace>,
+    remote: &str,
+    taps: &Taps,
+) -> Result<(), Failure> {
+    let Some(trace) = trace else { return Ok(()) };
+    let name = |i: u32| taps.interface_name(i);
+    if o.trace {
+        eprint!("{}", taps_tokio::trace::waterfall(trace, remote, &name));
+    }
+    if let Some(path) = &o.trace_json {
+        let json = taps_tokio::trace::to_json(trace, remote, &name);
+        std::fs::write(path, json + "\n")
+            .map_err(|e| Failure::local(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// `[ADDR:]PORT`: an address and port, or a port alone (both families).
+fn listen_addrs(target: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(port) = target.parse::<u16>() {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ]);
+    }
+    target
+        .parse::<SocketAddr>()
+        .map(|a| vec![a])
+        .map_err(|_| format!("{target:?}: expected PORT or ADDR:PORT ([ADDR]:PORT for IPv6)"))
+}
+
+async fn accept_one(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
+    let target = o.target.as_deref().unwrap_or_default();
+    let local = listen_addrs(target).map_err(|message| Failure {
+        code: exit::USAGE,
+        message,
+    })?;
+    let mut config = ListenerConfig::on(local);
+    config.properties = properties(o);
+    if let Some(f) = framer(o) {
+        config = config.with_framer(f);
+    }
+    if let (Some(cert), Some(key)) = (&o.cert, &o.key) {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read_file(cert)?)
+            .filter_map(Result::ok)
+            .collect();
+        if chain.is_empty() {
+            return Err(Failure::local(format!(
+                "{}: no PEM certificates",
+                cert.display()
+            )));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&read_file(key)?)
+            .map_err(|e| Failure::local(format!("{}: {e}", key.display())))?;
+        let mut security = SecurityParameters::server(Identity { chain, key });
+        security = security.alpn(o.alpn.iter().cloned());
+        config = config.with_security(security);
+    }
+    let mut listener = taps.listen(config).await?;
+    let addrs: Vec<String> = listener
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    eprintln!("tapscat: listening on {}", addrs.join(", "));
+    let conn = listener
+        .accept()
+        .await
+        .ok_or_else(|| Failure::local("the listener stopped"))?;
+    listener.stop();
+    eprintln!("tapscat: connection from {}", conn.remote_addr());
+    report_trace(
+        o,
+        conn.trace().as_ref(),
+        &conn.remote_addr().to_string(),
+        taps,
+    )?;
+    Ok(conn)
+}
+
+/// Stream mode: stdin → connection (then end our side), connection →
+/// stdout until the peer ends; done when both directions are.
+async fn pipe_stream(conn: Connection) -> Result<(), Failure> {
+    let (mut r, mut w) = tokio::io::split(conn);
+    let upload = tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let copied = tokio::io::copy(&mut stdin, &mut w).await;
+        let ended = w.shutdown().await;
+        (w, copied.and(ended))
+    });
+    let mut stdout = tokio::io::stdout();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await.map_err(|e| Failure {
+            code: exit::CONNECTION,
+            message: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+        stdout
+            .write_all(&buf[..n])
+            .await
+            .map_err(|e| Failure::local(format!("standard output: {e}")))?;
+    }
+    stdout
+        .flush()
+        .await
+        .map_err(|e| Failure::local(format!("standard output: {e}")))?;
+    // The peer ended; what standard input still holds goes out before we
+    // end our side (as `nc -N` does), and its failure is the connection's.
+    let (w, uploaded) = upload
+        .await
+        .map_err(|e| Failure::local(format!("the upload task failed: {e}")))?;
+    uploaded.map_err(|e| Failure {
+        code: exit::CONNECTION,
+        message: e.to_string(),
+    })?;
+    // Everything written must reach the peer before the process exits.
+    r.unsplit(w).close().await?;
+    Ok(())
+}
+
+/// Message mode: each stdin line is a message; each message received is
+/// printed on its own line.
+async fn pipe_messages(conn: Connection) -> Result<(), Failure> {
+    let conn = std::sync::Arc::new(conn);
+    let sender = conn.clone();
+    let upload = tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        // One line of lookahead: the last line goes as the final message
+        // (RFC 9622 §9.1.3.5), which ends our side while the peer's
+        // messages keep coming. Empty input sends an empty final message.
+        let mut held: Option<String> = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(previous) = held.replace(line) {
+                sender.send(Message::new(previous)).await?;
+            }
+        }
+        sender
+            .send(Message::new(held.unwrap_or_default()).final_message())
+            .await
+            .map(|_| ())
+    });
+    let mut stdout = std::io::stdout();
+    loop {
+        match conn.receive().await {
+            Ok(Some(m)) => {
+                let mut out = m.data;
+                if m.end_of_message {
+                    out.push(b'\n');
+                }
+                stdout
+                    .write_all(&out)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|e| Failure::local(format!("standard output: {e}")))?;
+            }
+            Ok(None) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    upload
+        .await
+        .map_err(|e| Failure::local(format!("the upload task failed: {e}")))??;
+    // Everything sent must reach the peer before the process exits.
+    conn.close().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Options, Usage> {
+        parse_args(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn options_parse_and_bad_usage_is_refused() {
+        let o = args("--policy sequential --attempt-delay=100 --prohibit wifi --require eth1 --timeout 1.5 example.com:443").ok().unwrap();
+        assert_eq!(o.policy, Some(Policy::Sequential));
+        assert_eq!(o.attempt_delay, Some(Duration::from_millis(100)));
+        assert!(matches!(o.prohibit[0], Which::Kind(InterfaceKind::Wifi)));
+        assert!(matches!(&o.require[0], Which::Name(n) if n == "eth1"));
+        assert_eq!(o.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(o.target.as_deref(), Some("example.com:443"));
+        assert!(
+            args("--alpn h2 x:1").ok().unwrap().tls,
+            "--alpn implies TLS"
+        );
+        for bad in [
+            "",
+            "--policy fast x:1",
+            "--framing json x:1",
+            "--timeout -1 x:1",
+            "--cert a x:1",
+            "-l --cert a --key b",
+            "--bogus x:1",
+            "a:1 b:2",
+            "--ca",
+        ] {
+            assert!(matches!(args(bad), Err(Usage::Bad(_))), "{bad:?} accepted");
+        }
+        assert!(matches!(args("-h"), Err(Usage::Help)));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_addrs("8080").unwrap().len(), 2);
+        assert_eq!(
+            listen_addrs("[::1]:80").unwrap(),
+            vec!["[::1]:80".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(listen_addrs("nope").is_err());
+    }
+}

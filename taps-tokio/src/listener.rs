@@ -1,0 +1,172 @@
+//! [`Listener`]: passive connections (RFC 9622 §7.2 `Listen`), delivered
+//! once their whole stack (TLS, framer) is ready.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use taps_core::id::ListenerId;
+
+use crate::shared::{ConnSide, Shared};
+use crate::{Connection, Error};
+
+/// Incoming connections, as a [`futures_core::Stream`] or one at a time
+/// with [`Listener::accept`]. Dropping it stops listening; connections
+/// already handed out carry on.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), taps_tokio::Error> {
+/// use taps_tokio::{ListenerConfig, Taps};
+/// use tokio::io::AsyncWriteExt;
+///
+/// let taps = Taps::new()?;
+/// let mut listener = taps
+///     .listen(ListenerConfig::on(vec!["[::1]:0".parse().expect("an address")]))
+///     .await?;
+/// println!("listening on {:?}", listener.local_addrs());
+/// while let Some(mut conn) = listener.accept().await {
+///     conn.write_all(b"hello\n").await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Listener {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: ListenerId,
+    pub(crate) local: Vec<SocketAddr>,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("id", &self.id)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    pub(crate) fn new(shared: Arc<Shared>, id: ListenerId, local: Vec<SocketAddr>) -> Listener {
+        Listener {
+            shared,
+            id,
+            local,
+            stopped: false,
+        }
+    }
+
+    /// The addresses listened on, with the ports the system chose for
+    /// port 0.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    /// The next connection; `None` once the listener stopped.
+    pub async fn accept(&mut self) -> Option<Connection> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection.
+    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Option<Connection>> {
+        if self.stopped {
+            return Poll::Ready(None);
+        }
+        let mut g = self.shared.lock();
+        let inner = &mut *g;
+        let Some(side) = inner.pump_listener(self.id) else {
+            return Poll::Ready(None);
+        };
+        if let Some((conn, remote)) = side.incoming.pop_front() {
+            let framed = side.framed;
+            inner.conns.insert(conn, ConnSide::new(framed));
+            drop(g);
+            return Poll::Ready(Some(Connection::new(
+                self.shared.clone(),
+                conn,
+                remote,
+                None,
+                remote.to_string(),
+            )));
+        }
+        if side.stopped {
+            return Poll::Ready(None);
+        }
+        side.wake.register(cx.waker());
+        Poll::Pending
+    }
+
+    /// RFC 9622 §7.2 `SetNewConnectionLimit`: deliver at most `limit` more
+    /// connections (`None`: no limit); further clients are refused.
+    pub fn set_new_connection_limit(&self, limit: Option<usize>) {
+        self.shared
+            .lock()
+            .driver
+            .machine_mut()
+            .set_new_connection_limit(self.id, limit);
+    }
+
+    /// RFC 9622 §7.2 `Stop`: no new connections; those already accepted
+    /// carry on.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let mut g = self.shared.lock();
+        let now = g.driver.now();
+        g.driver.machine_mut().stop(now, self.id);
+        g.driver.dispatch();
+        if let Some(side) = g.pump_listener(self.id) {
+            for stop in side.stops.drain(..) {
+                stop.notify();
+            }
+            // Accepted but not handed out: nobody will take them now.
+            let orphans: Vec<_> = side.incoming.drain(..).collect();
+            for (conn, _) in orphans {
+                g.driver.machine_mut().abort(now, conn);
+                g.driver.dispatch();
+                g.driver.forget(conn);
+            }
+        }
+        g.listeners.remove(&self.id);
+    }
+
+    /// Waits until every listening socket is open; the bound addresses, or
+    /// why one failed.
+    pub(crate) async fn opened(&mut self) -> Result<(), Error> {
+        let shared = self.shared.clone();
+        let id = self.id;
+        let bound = poll_fn(|cx| {
+            let mut g = shared.lock();
+            let Some(side) = g.pump_listener(id) else {
+                return Poll::Ready(Err(Error::Listener("stopped".into())));
+            };
+            if let Some(e) = &side.error {
+                return Poll::Ready(Err(Error::Listener(e.clone())));
+            }
+            if side.opening == 0 {
+                return Poll::Ready(Ok(side.bound.clone()));
+            }
+            side.wake.register(cx.waker());
+            Poll::Pending
+        })
+        .await?;
+        self.local = bound;
+        Ok(())
+    }
+}
+
+impl futures_core::Stream for Listener {
+    type Item = Connection;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Connection>> {
+        self.get_mut().poll_accept(cx)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

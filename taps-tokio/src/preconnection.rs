@@ -1,0 +1,147 @@
+//! [`Preconnection`]: what the application wants before a connection
+//! exists (RFC 9622 §6): the remote endpoint, transport properties,
+//! security parameters and a framer.
+
+use std::time::Duration;
+
+use taps_core::connection::Message;
+use taps_core::endpoint::{EndpointParseError, LocalEndpoint, RemoteEndpoint};
+use taps_core::properties::TransportProperties;
+use taps_core::race::RaceConfig;
+use taps_core::security::{CertificateVerification, SecurityParameters};
+use taps_core::stack::framer::FramerFactory;
+
+use crate::error::Error;
+use crate::{Connection, Taps, roots};
+
+/// A connection to be: build it, then [`Taps::initiate`] it (or
+/// [`Preconnection::initiate`]).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), taps_tokio::Error> {
+/// use taps_tokio::{InterfaceKind, Preconnection, SecurityParameters, Taps, TransportProperties};
+///
+/// let taps = Taps::new()?;
+/// let pre = Preconnection::parse("example.com:443")
+///     .expect("an endpoint")
+///     // Verified against the system's trusted roots.
+///     .with_security(SecurityParameters::default().alpn(["h2", "http/1.1"]))
+///     .with_properties(
+///         TransportProperties::reliable_inorder_stream()
+///             .prohibit_interface_kind(InterfaceKind::Cellular),
+///     );
+/// let conn = pre.initiate(&taps).await?;
+/// println!("{:?}", conn.alpn());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Preconnection {
+    pub(crate) inner: taps_core::machine::Preconnection,
+}
+
+impl Preconnection {
+    /// A preconnection to `remote` with default properties (a reliable,
+    /// ordered stream) and no TLS.
+    pub fn new(remote: RemoteEndpoint) -> Self {
+        Preconnection {
+            inner: taps_core::machine::Preconnection::new(remote),
+        }
+    }
+
+    /// Parses the remote endpoint (`host:port`, `[2001:db8::1]:443`,
+    /// `192.0.2.1:80%eth0`, `example.com:https`).
+    ///
+    /// # Errors
+    ///
+    /// When the text is not an endpoint.
+    pub fn parse(remote: &str) -> Result<Self, EndpointParseError> {
+        Ok(Self::new(remote.parse()?))
+    }
+
+    /// Replaces the transport properties (RFC 9622 §6.2, §8.1).
+    pub fn with_properties(mut self, properties: TransportProperties) -> Self {
+        self.inner.properties = properties;
+        self
+    }
+
+    /// Uses TLS with these parameters. When they name no trusted roots
+    /// (and verification is on), the system's are used.
+    pub fn with_security(mut self, security: SecurityParameters) -> Self {
+        self.inner.security = Some(security);
+        self
+    }
+
+    /// Frames messages with `framer` (RFC 9622 §9.1.2), for
+    /// [`Connection::send`] and [`Connection::receive`].
+    pub fn with_framer(mut self, framer: FramerFactory) -> Self {
+        self.inner.framer = Some(framer);
+        self
+    }
+
+    /// Sets the local endpoint (an address to bind, or an interface every
+    /// attempt must leave by).
+    pub fn with_local(mut self, local: LocalEndpoint) -> Self {
+        self.inner.local = Some(local);
+        self
+    }
+
+    /// Races with these settings instead of the `Taps`' own (a policy
+    /// preset, another Connection Attempt Delay).
+    pub fn with_race(mut self, race: RaceConfig) -> Self {
+        self.inner.race = Some(race);
+        self
+    }
+
+    /// Gives up establishing after `timeout` (RFC 9622 §8.1.3 `connTimeout`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.inner.properties.connection.conn_timeout = Some(timeout);
+        self
+    }
+
+    /// The core's preconnection.
+    pub fn core(&self) -> &taps_core::machine::Preconnection {
+        &self.inner
+    }
+
+    /// [`Taps::initiate`] with this preconnection.
+    ///
+    /// # Errors
+    ///
+    /// As [`Taps::initiate`].
+    pub async fn initiate(&self, taps: &Taps) -> Result<Connection, Error> {
+        taps.initiate(self).await
+    }
+
+    /// [`Taps::initiate_with_send`] with this preconnection.
+    ///
+    /// # Errors
+    ///
+    /// As [`Taps::initiate_with_send`].
+    pub async fn initiate_with_send(
+        &self,
+        taps: &Taps,
+        message: Message,
+    ) -> Result<Connection, Error> {
+        taps.initiate_with_send(self, message).await
+    }
+
+    /// The preconnection the core is given: the system's roots filled in
+    /// where the application named none.
+    pub(crate) fn resolved(&self) -> Result<taps_core::machine::Preconnection, Error> {
+        let mut pre = self.inner.clone();
+        if let Some(security) = pre.security.as_mut() {
+            fill_roots(security)?;
+        }
+        Ok(pre)
+    }
+}
+
+/// Gives `security` the system's roots when it verifies without any.
+pub(crate) fn fill_roots(security: &mut SecurityParameters) -> Result<(), Error> {
+    if security.trusted_roots.is_empty()
+        && security.verification() == CertificateVerification::Verify
+    {
+        security.trusted_roots = roots::system_roots()?;
+    }
+    Ok(())
+}

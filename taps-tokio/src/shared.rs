@@ -1,0 +1,366 @@
+//! The state one [`Taps`](crate::Taps) shares with its connections,
+//! listeners and tasks: the core's [`Driver`] and the adapter's own
+//! per-connection and per-listener bookkeeping, behind one mutex.
+//!
+//! The lock is taken only around synchronous driver calls and never held
+//! across an await (DESIGN.md "Adapters"; the issue's "no lock is held
+//! across an await"). Every lock goes through [`Locked`], whose drop takes
+//! the work the machine asked for (sockets to open, DNS transactions,
+//! listeners) and spawns a task for each after the lock is released, so
+//! whichever task touched the driver starts the work at once, without a
+//! hop through a dispatcher task.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use taps_core::id::{ConnectionId, ListenerId};
+use taps_core::machine::{EstablishmentError, Event};
+use taps_core::sys::driver::{Driver, Signal, Work};
+use taps_core::trace::FailureReason;
+
+use crate::connection::ConnectionEvent;
+use crate::tasks;
+
+/// Bound on events kept for an application that does not read them; past
+/// it the oldest go (the same rule as the driver's own queues).
+const MAX_APP_EVENTS: usize = 1024;
+
+/// Shared by a `Taps`, its connections, listeners and tasks.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// The runtime the tasks run on (captured at `Taps::new`), so work can
+    /// be spawned from any thread, including a `Drop` outside the runtime.
+    pub(crate) handle: tokio::runtime::Handle,
+    /// Raised when the last handle goes: background tasks end.
+    pub(crate) stop: Arc<Signal>,
+    /// Raised when the machine's next deadline moved earlier.
+    pub(crate) timer_signal: Arc<Signal>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop.notify();
+        self.timer_signal.notify();
+    }
+}
+
+/// What the mutex protects.
+pub(crate) struct Inner {
+    pub(crate) driver: Driver,
+    pub(crate) conns: HashMap<ConnectionId, ConnSide>,
+    pub(crate) listeners: HashMap<ListenerId, ListenSide>,
+}
+
+impl Shared {
+    pub(crate) fn new(driver: Driver, handle: tokio::runtime::Handle) -> Arc<Shared> {
+        let timer_signal = driver.timer_signal();
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                driver,
+                conns: HashMap::new(),
+                listeners: HashMap::new(),
+            }),
+            handle,
+            stop: Signal::new(),
+            timer_signal,
+        })
+    }
+
+    /// Locks the state. A panic in another holder does not make the state
+    /// unusable for everyone else: the driver's invariants hold between
+    /// calls, so the poison is ignored.
+    pub(crate) fn lock(self: &Arc<Self>) -> Locked<'_> {
+        Locked {
+            shared: self,
+            guard: Some(self.inner.lock().unwrap_or_else(PoisonError::into_inner)),
+        }
+    }
+}
+
+/// A locked [`Inner`]; on drop, starts the work the machine asked for.
+pub(crate) struct Locked<'a> {
+    shared: &'a Arc<Shared>,
+    guard: Option<MutexGuard<'a, Inner>>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        // Present until drop.
+        self.guard.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.guard.as_deref_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+/// One piece of work with what its task needs from under the lock.
+pub(crate) enum Start {
+    Tcp(Work, Arc<Signal>),
+    Dns(Work, Arc<Signal>),
+    Listen(Work, Arc<Signal>),
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        let mut starts: Vec<Start> = Vec::new();
+        while let Some(work) = guard.driver.take_work() {
+            let start = match &work {
+                Work::OpenTcp { socket, .. } => guard
+                    .driver
+                    .socket_signal(*socket)
+                    .map(|s| Start::Tcp(work, s)),
+                Work::DnsOpen { txn, .. } => {
+                    guard.driver.dns_signal(*txn).map(|s| Start::Dns(work, s))
+                }
+                Work::Listen { listener, .. } => {
+                    // One signal per listening socket: a Signal wakes one
+                    // waiter, and a listener may have two sockets.
+                    let stop = Signal::new();
+                    guard.listeners.get_mut(listener).map(|l| {
+                        l.stops.push(stop.clone());
+                        Start::Listen(work, stop)
+                    })
+                }
+            };
+            // No signal: the machine already let go of it (a transaction
+            // answered from an earlier one, a listener stopped at once).
+            starts.extend(start);
+        }
+        drop(guard);
+        for start in starts {
+            tasks::spawn(self.shared, start);
+        }
+    }
+}
+
+/// Wakes every task waiting on one connection or listener: the driver
+/// keeps one event waker per connection, while a receive, a send, a close
+/// and an event stream may all wait at once.
+#[derive(Default)]
+pub(crate) struct MultiWake {
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl MultiWake {
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut list = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
+        }
+    }
+
+    /// Wakes (and forgets) every registered waiter.
+    pub(crate) fn wake_all(&self) {
+        let list = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner));
+        for w in list {
+            w.wake();
+        }
+    }
+}
+
+impl Wake for MultiWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_all();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_all();
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Debug)]
+pub(crate) enum Terminal {
+    /// Closed in order (or after `close_timeout`).
+    Closed,
+    /// Broke, or was aborted.
+    Failed(FailureReason),
+    /// Never came up.
+    Establishment(Box<EstablishmentError>),
+}
+
+/// The winner, from `Ready`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyInfo {
+    pub(crate) remote: SocketAddr,
+    pub(crate) interface: Option<u32>,
+}
+
+/// One receive answer.
+pub(crate) struct Piece {
+    pub(crate) data: Vec<u8>,
+    pub(crate) end_of_message: bool,
+    pub(crate) partial: bool,
+}
+
+/// The adapter's view of one connection: the driver's events, sorted by
+/// who waits for them.
+pub(crate) struct ConnSide {
+    pub(crate) wake: Arc<MultiWake>,
+    waker: Waker,
+    pub(crate) ready: Option<ReadyInfo>,
+    pub(crate) received: VecDeque<Piece>,
+    pub(crate) events: VecDeque<ConnectionEvent>,
+    pub(crate) terminal: Option<Terminal>,
+    /// The connection frames messages (else receive answers are stream
+    /// bytes).
+    pub(crate) framed: bool,
+    /// The end of the peer's data was handed to a receive.
+    pub(crate) eof: bool,
+    /// `close` was asked for.
+    pub(crate) closing: bool,
+}
+
+impl ConnSide {
+    pub(crate) fn new(framed: bool) -> ConnSide {
+        let wake = Arc::new(MultiWake::default());
+        ConnSide {
+            waker: Waker::from(wake.clone()),
+            wake,
+            ready: None,
+            received: VecDeque::new(),
+            events: VecDeque::new(),
+            terminal: None,
+            framed,
+            eof: false,
+            closing: false,
+        }
+    }
+
+    fn absorb(&mut self, event: Event) {
+        let app = match event {
+            Event::Ready {
+                remote, interface, ..
+            } => {
+                self.ready = Some(ReadyInfo { remote, interface });
+                None
+            }
+            Event::EstablishmentError { error, .. } => {
+                self.terminal = Some(Terminal::Establishment(Box::new(error)));
+                None
+            }
+            Event::Received { data, .. } => {
+                self.received.push_back(Piece {
+                    data,
+                    end_of_message: true,
+                    partial: false,
+                });
+                None
+            }
+            Event::ReceivedPartial {
+                data,
+                end_of_message,
+                ..
+            } => {
+                self.received.push_back(Piece {
+                    data,
+                    end_of_message,
+                    partial: true,
+                });
+                None
+            }
+            Event::Sent { message, .. } => Some(ConnectionEvent::Sent(message)),
+            Event::Expired { message, .. } => Some(ConnectionEvent::Expired(message)),
+            Event::SendError { message, error, .. } => {
+                Some(ConnectionEvent::SendError(message, error))
+            }
+            Event::ConnectionError { reason, .. } => {
+                self.terminal = Some(Terminal::Failed(reason));
+                Some(ConnectionEvent::ConnectionError(reason))
+            }
+            Event::Closed { .. } => {
+                self.terminal = Some(Terminal::Closed);
+                Some(ConnectionEvent::Closed)
+            }
+            // Not queued by the driver (wakers only), or listener events.
+            Event::Readable { .. }
+            | Event::Writable { .. }
+            | Event::ConnectionReceived { .. }
+            | Event::ListenerError { .. }
+            | Event::Stopped { .. } => None,
+        };
+        if let Some(e) = app {
+            if self.events.len() >= MAX_APP_EVENTS {
+                self.events.pop_front();
+            }
+            self.events.push_back(e);
+        }
+    }
+}
+
+impl Inner {
+    /// Moves the driver's events for `conn` into its [`ConnSide`], leaving
+    /// the side's waker with the driver. `None` if the side is gone.
+    pub(crate) fn pump(&mut self, conn: ConnectionId) -> Option<&mut ConnSide> {
+        let side = self.conns.get_mut(&conn)?;
+        let waker = side.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        while let Poll::Ready(event) = self.driver.poll_event(conn, &mut cx) {
+            side.absorb(event);
+        }
+        Some(side)
+    }
+
+    /// As [`Inner::pump`] for a listener.
+    pub(crate) fn pump_listener(&mut self, listener: ListenerId) -> Option<&mut ListenSide> {
+        let side = self.listeners.get_mut(&listener)?;
+        let waker = side.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        while let Poll::Ready(event) = self.driver.poll_listener_event(listener, &mut cx) {
+            match event {
+                Event::ConnectionReceived { conn, remote, .. } => {
+                    side.incoming.push_back((conn, remote))
+                }
+                Event::ListenerError { reason, .. } => {
+                    side.error.get_or_insert_with(|| reason.to_string());
+                }
+                Event::Stopped { .. } => side.stopped = true,
+                _ => {}
+            }
+        }
+        Some(side)
+    }
+}
+
+/// The adapter's view of one listener.
+pub(crate) struct ListenSide {
+    pub(crate) wake: Arc<MultiWake>,
+    waker: Waker,
+    /// Listening sockets not opened yet.
+    pub(crate) opening: usize,
+    /// The addresses bound (with the ports the system picked).
+    pub(crate) bound: Vec<SocketAddr>,
+    /// The first failure of a listening socket, in words.
+    pub(crate) error: Option<String>,
+    pub(crate) incoming: VecDeque<(ConnectionId, SocketAddr)>,
+    pub(crate) stopped: bool,
+    /// Raised on stop, one per accept task: they end.
+    pub(crate) stops: Vec<Arc<Signal>>,
+    pub(crate) framed: bool,
+}
+
+impl ListenSide {
+    pub(crate) fn new(opening: usize, framed: bool) -> ListenSide {
+        let wake = Arc::new(MultiWake::default());
+        ListenSide {
+            waker: Waker::from(wake.clone()),
+            wake,
+            opening,
+            bound: Vec::new(),
+            error: None,
+            incoming: VecDeque::new(),
+            stopped: false,
+            stops: Vec::new(),
+            framed,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The `tapscat` binary end to end on loopback: piping both ways, TLS with
+//! files, message framing, the trace outputs, and every exit status.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::TestCa;
+
+const TAPSCAT: &str = env!("CARGO_BIN_EXE_tapscat");
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(TAPSCAT)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `tapscat -l` with `args` and `stdin`, and waits until it listens.
+fn listen(args: &[&str], stdin: &'static [u8]) -> std::thread::JoinHandle<Output> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut child = Command::new(TAPSCAT)
+            .arg("-l")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        // "listening on" comes first on stderr.
+        let mut stderr = child.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !text(&seen).contains('\n') && stderr.read(&mut byte).unwrap() == 1 {
+            seen.push(byte[0]);
+        }
+        tx.send(()).unwrap();
+        let mut out = child.wait_with_output().unwrap();
+        let mut rest = Vec::new();
+        stderr.read_to_end(&mut rest).unwrap();
+        seen.extend(rest);
+        out.stderr = seen;
+        out
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    handle
+}
+
+#[test]
+fn pipes_both_ways_and_exits_zero() {
+    let port = free_port().to_string();
+    let server = listen(&[&format!("127.0.0.1:{port}")], b"from the server\n");
+    let client = run(&[&format!("127.0.0.1:{port}")], b"from the client\n");
+    let server = server.join().unwrap();
+    assert_eq!(client.status.code(), Some(0), "{}", text(&client.stderr));
+    assert_eq!(server.status.code(), Some(0), "{}", text(&server.stderr));
+    assert_eq!(text(&client.stdout), "from the server\n");
+    assert_eq!(text(&server.stdout), "from the client\n");
+    assert!(text(&server.stderr).contains("connection from 127.0.0.1:"));
+}
+
+#[test]
+fn tls_from_pem_files_with_alpn_and_a_trace() {
+    let ca = TestCa::new("tapscat CA");
+    let dir = std::env::temp_dir().join(format!("tapscat-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = ca.leaf_pem(&["localhost"]);
+    let (ca_file, cert_file, key_file, json) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("trace.json"),
+    );
+    std::fs::write(&ca_file, ca.root_pem()).unwrap();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let port = free_port().to_string();
+    let server = listen(
+        &[
+            &format!("127.0.0.1:{port}"),
+            "--cert",
+            cert_file.to_str().unwrap(),
+            "--key",
+            key_file.to_str().unwrap(),
+            "--alpn",
+            "demo",
+        ],
+        b"secret reply\n",
+    );
+    let client = run(
+        &[
+            "--ca",
+            ca_file.to_str().unwrap(),
+            "--alpn",
+            "demo",
+            "--trace",
+            "--trace-json",
+            json.to_str().unwrap(),
+            &format!("localhost:{port}"),
+        ],
+        b"secret\n",
+    );
+    let server = server.join().unwrap();
+    assert_eq!(client.status.code(), Some(0), "{}", text(&client.stderr));
+    assert_eq!(text(&client.stdout), "secret reply\n");
+    assert_eq!(text(&server.stdout), "secret\n");
+    let waterfall = text(&client.stderr);
+    assert!(waterfall.contains("race to localhost:"), "{waterfall}");
+    assert!(waterfall.contains("won"), "{waterfall}");
+    let json = std::fs::read_to_string(&json).unwrap();
+    assert!(json.starts_with("{\"remote\":\"localhost:"), "{json}");
+    assert!(json.contains("\"kind\":\"winner\""), "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn message_mode_sends_lines_as_messages() {
+    for framing in ["lines", "length"] {
+        let port = free_port().to_string();
+        let server = listen(
+            &[&format!("127.0.0.1:{port}"), "--framing", framing],
+            b"x\ny\n",
+        );
+        let client = run(
+            &["--framing", framing, &format!("127.0.0.1:{port}")],
+            b"one\ntwo\nthree\n",
+        );
+        let server = server.join().unwrap();
+        assert_eq!(client.status.code(), Some(0), "{}", text(&client.stderr));
+        assert_eq!(text(&server.stdout), "one\ntwo\nthree\n", "{framing}");
+        assert_eq!(text(&client.stdout), "x\ny\n", "{framing}");
+    }
+}
+
+#[test]
+fn exit_status_tells_usage_establishment_and_connection_failures() {
+    // Bad usage: 2.
+    for args in [
+        &["--policy", "fastest", "x:1"][..],
+        &[],
+        &["--timeout", "soon", "x:1"],
+    ] {
+        let out = run(args, b"");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains("usage:"));
+    }
+    // Establishment failure: 3, naming the attempt and its reason.
+    let port = free_port();
+    let out = run(&[&format!("127.0.0.1:{port}")], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "attempt #1 to 127.0.0.1:{port}: connection refused"
+        )),
+        "{err}"
+    );
+    // No interface meets a requirement: 3 as well.
+    let out = run(&["--require", "cellular", "127.0.0.1:9"], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Require cellular"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A local problem: 1.
+    let out = run(&["--ca", "/nonexistent/ca.pem", "127.0.0.1:9"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // The connection breaks after it was set up (the peer resets): 4.
+    let raw = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = raw.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (s, _) = raw.accept().unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(s);
+    });
+    let mut child = Command::new(TAPSCAT)
+        .arg(at.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep standard input open: only the reset can end it.
+    let _stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    peer.join().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("reset"), "{}", text(&out.stderr));
+}
