@@ -186,6 +186,10 @@ impl TlsSession {
         loop {
             if !data.is_empty() {
                 match self.conn.read_tls(&mut data) {
+                    // Once the peer's close_notify is in, rustls reads nothing
+                    // more (Ok(0) without consuming): the rest is ignored, as
+                    // RFC 8446 §6.1 says, instead of looping on it forever.
+                    Ok(0) => return Ok(()),
                     Ok(_) => {}
                     Err(_) => return Err(TlsFailure::ProtocolError),
                 }
