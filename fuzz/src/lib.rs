@@ -204,6 +204,9 @@ struct ConnTrack {
     /// A terminal event (`Closed`, `EstablishmentError`, `ConnectionError`)
     /// was seen.
     ended: bool,
+    /// The application named the id before the machine announced it (a
+    /// forged id that hit a connection still in its handshake).
+    forged: bool,
 }
 
 /// Follows every output of one machine and checks, as they come:
@@ -241,6 +244,23 @@ impl Checker {
                 ..ConnTrack::default()
             },
         );
+    }
+
+    /// The application is about to name `conn`, which the machine says is
+    /// `live`. A live id the application was never given can only be forged
+    /// (ids are guessable): it names a listener's connection still in its
+    /// handshake. The machine accepts commands for it, so its events count
+    /// as heard of from here on.
+    pub fn forged(&mut self, conn: ConnectionId, live: bool) {
+        if live && !self.conns.contains_key(&conn) {
+            self.conns.insert(
+                conn,
+                ConnTrack {
+                    forged: true,
+                    ..ConnTrack::default()
+                },
+            );
+        }
     }
 
     /// `accept` returned `socket`: it must be a fresh id.
@@ -327,17 +347,19 @@ impl Checker {
             }
             Event::ConnectionReceived { listener, conn, .. } => {
                 self.live_listener(*listener, "ConnectionReceived");
-                if self.conns.contains_key(conn) {
-                    violated!("ConnectionReceived names {conn:?}, an id already issued");
+                match self.conns.get_mut(conn) {
+                    Some(t) if t.forged && !t.ready && !t.ended => t.ready = true,
+                    Some(_) => violated!("ConnectionReceived names {conn:?}, an id already issued"),
+                    None => {
+                        self.conns.insert(
+                            *conn,
+                            ConnTrack {
+                                ready: true,
+                                ..ConnTrack::default()
+                            },
+                        );
+                    }
                 }
-                self.conns.insert(
-                    *conn,
-                    ConnTrack {
-                        active: false,
-                        ready: true,
-                        ended: false,
-                    },
-                );
             }
             Event::Ready { conn, socket, .. } => {
                 self.live_socket(*socket, "Ready");
@@ -2528,6 +2550,19 @@ fn note_ids(h: &Harness, seen: &mut Seen) {
 
 fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
     let now = h.now;
+    let conn_id = match op {
+        MachineOp::Send { conn, .. }
+        | MachineOp::Receive { conn, .. }
+        | MachineOp::Read { conn, .. }
+        | MachineOp::Write { conn, .. }
+        | MachineOp::Close { conn }
+        | MachineOp::Abort { conn } => Some(pick(&seen.conns, *conn, ConnectionId::from_raw)),
+        _ => None,
+    };
+    if let Some(id) = conn_id {
+        let live = h.m.state(id).is_some();
+        h.check.forged(id, live);
+    }
     let conn = |seen: &Seen, p: Pick| pick(&seen.conns, p, ConnectionId::from_raw);
     let listener = |seen: &Seen, p: Pick| pick(&seen.listeners, p, ListenerId::from_raw);
     let socket = |seen: &Seen, p: Pick| pick(&seen.sockets, p, SocketId::from_raw);
