@@ -106,9 +106,14 @@ pub fn strictly<R>(f: impl FnOnce() -> R) -> R {
     result.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// Whether the known bug `name` may pass unreported.
+/// Whether the known bug `name` may pass unreported: not under
+/// [`strictly`], nor with `TAPS_FUZZ_STRICT=1` (to fuzz for a known bug's
+/// input again).
 fn tolerated(name: &str) -> bool {
-    !STRICT.get() && KNOWN_BUGS.iter().any(|b| b.name == name)
+    static STRICT_ENV: OnceLock<bool> = OnceLock::new();
+    let strict_env =
+        *STRICT_ENV.get_or_init(|| std::env::var_os("TAPS_FUZZ_STRICT").is_some_and(|v| v == "1"));
+    !STRICT.get() && !strict_env && KNOWN_BUGS.iter().any(|b| b.name == name)
 }
 
 /// Panics with a message that names the broken invariant; libFuzzer records
@@ -2091,7 +2096,10 @@ fn pick<T: Copy>(list: &[T], p: Pick, raw: impl Fn(u32, u32) -> T) -> T {
     }
 }
 
-#[derive(Arbitrary, Debug)]
+/// One step of a `machine` input. Decoded by hand (see the `Arbitrary`
+/// impl) with fixed op codes, so a saved input keeps its meaning when ops
+/// are added; the payloads are `arbitrary`-derived.
+#[derive(Debug)]
 enum MachineOp {
     Initiate(InitiateSpec),
     Send {
@@ -2174,6 +2182,32 @@ enum MachineOp {
     },
     /// Moves bytes along every link until nothing moves.
     Flow,
+    /// Moves at most `chunk` bytes (at least one) along each link, once:
+    /// partial records and frames.
+    Trickle {
+        chunk: u16,
+    },
+    /// A whole connection in one step: a listener on 192.0.2.10:443 with
+    /// this TLS and framer, an initiate to it with the same, linked and
+    /// flowed — so deep states are one operation away.
+    Connect {
+        tls: bool,
+        framer: Option<FramerSpec>,
+        first: Option<MsgSpec>,
+        limit: Option<u8>,
+    },
+    /// Many messages at once: `count` sends of `msg`.
+    Bulk {
+        conn: Pick,
+        msg: MsgSpec,
+        count: u8,
+    },
+    /// `len` bytes of `fill` arrive on a socket, without costing input bytes.
+    Flood {
+        socket: Pick,
+        len: u16,
+        fill: u8,
+    },
     Interfaces {
         list: Vec<IfaceSpec>,
         as_input: bool,
@@ -2183,6 +2217,122 @@ enum MachineOp {
     },
     /// `handle_timeout` at the current time, due or not.
     TimeoutNow,
+}
+
+/// Op codes are taken modulo this, which must never change (room for new
+/// ops up to it); codes without an op decode as `TimeoutNow`, which is cheap.
+const MACHINE_OP_CODES: u8 = 32;
+
+impl<'a> Arbitrary<'a> for MachineOp {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        use MachineOp::*;
+        // Append new ops with new codes; never renumber.
+        Ok(match u8::arbitrary(u)? % MACHINE_OP_CODES {
+            0 => Initiate(u.arbitrary()?),
+            1 => Send {
+                conn: u.arbitrary()?,
+                msg: u.arbitrary()?,
+            },
+            2 => Receive {
+                conn: u.arbitrary()?,
+                min: u.arbitrary()?,
+                max: u.arbitrary()?,
+            },
+            3 => Read {
+                conn: u.arbitrary()?,
+                len: u.arbitrary()?,
+            },
+            4 => Write {
+                conn: u.arbitrary()?,
+                len: u.arbitrary()?,
+            },
+            5 => Close {
+                conn: u.arbitrary()?,
+            },
+            6 => Abort {
+                conn: u.arbitrary()?,
+            },
+            7 => Listen(u.arbitrary()?),
+            8 => Accept {
+                listener: u.arbitrary()?,
+                remote: u.arbitrary()?,
+            },
+            9 => Stop {
+                listener: u.arbitrary()?,
+            },
+            10 => SetConnectionLimit {
+                listener: u.arbitrary()?,
+                limit: u.arbitrary()?,
+            },
+            11 => ListenFailed {
+                listener: u.arbitrary()?,
+                reason: u.arbitrary()?,
+            },
+            12 => DnsAnswer {
+                txn: u.arbitrary()?,
+                answer: u.arbitrary()?,
+                spoofed: u.arbitrary()?,
+                truncated: u.arbitrary()?,
+            },
+            13 => DnsRaw {
+                txn: u.arbitrary()?,
+                bytes: u.arbitrary()?,
+                stream: u.arbitrary()?,
+                patch_id: u.arbitrary()?,
+            },
+            14 => DnsTransportFailed {
+                txn: u.arbitrary()?,
+            },
+            15 => Connected {
+                socket: u.arbitrary()?,
+            },
+            16 => Data {
+                socket: u.arbitrary()?,
+                bytes: u.arbitrary()?,
+            },
+            17 => Eof {
+                socket: u.arbitrary()?,
+            },
+            18 => Failed {
+                socket: u.arbitrary()?,
+                reason: u.arbitrary()?,
+            },
+            19 => Transmitted {
+                socket: u.arbitrary()?,
+                n: u.arbitrary()?,
+            },
+            20 => Link {
+                socket: u.arbitrary()?,
+                listener: u.arbitrary()?,
+            },
+            21 => Flow,
+            22 => Trickle {
+                chunk: u.arbitrary()?,
+            },
+            23 => Connect {
+                tls: u.arbitrary()?,
+                framer: u.arbitrary()?,
+                first: u.arbitrary()?,
+                limit: u.arbitrary()?,
+            },
+            24 => Bulk {
+                conn: u.arbitrary()?,
+                msg: u.arbitrary()?,
+                count: u.arbitrary()?,
+            },
+            25 => Flood {
+                socket: u.arbitrary()?,
+                len: u.arbitrary()?,
+                fill: u.arbitrary()?,
+            },
+            26 => Interfaces {
+                list: u.arbitrary()?,
+                as_input: u.arbitrary()?,
+            },
+            27 => Advance { ms: u.arbitrary()? },
+            _ => TimeoutNow,
+        })
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -2556,6 +2706,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         | MachineOp::Read { conn, .. }
         | MachineOp::Write { conn, .. }
         | MachineOp::Close { conn }
+        | MachineOp::Bulk { conn, .. }
         | MachineOp::Abort { conn } => Some(pick(&seen.conns, *conn, ConnectionId::from_raw)),
         _ => None,
     };
@@ -2749,6 +2900,81 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
             }
         }
         MachineOp::Flow => flow_links(h, seen),
+        MachineOp::Trickle { chunk } => {
+            let chunk = usize::from(*chunk).max(1);
+            for i in 0..seen.links.len() {
+                let (a, b) = seen.links[i];
+                h.pipe(a, b, chunk);
+                h.pipe(b, a, chunk);
+            }
+        }
+        MachineOp::Connect {
+            tls,
+            framer,
+            first,
+            limit,
+        } => {
+            let mut lc = ListenerConfig::on(vec![addr(SERVER_ADDR)]);
+            let mut pre = Preconnection::new(SERVER_ADDR.parse().expect("constant endpoint"));
+            if *tls {
+                lc = lc.with_security(server_tls());
+                pre = pre.with_security(client_tls());
+            }
+            if let Some(f) = framer {
+                lc = lc.with_framer(f.factory());
+                pre = pre.with_framer(f.factory());
+            }
+            lc.connection_limit = limit.map(usize::from);
+            let Some(l) = h.listen(lc) else {
+                return;
+            };
+            seen.listeners.push(l);
+            let opened = h.opened.len();
+            let result = match first {
+                Some(msg) => h.m.initiate_with_send(now, &pre, msg.message()),
+                None => {
+                    h.m.initiate(now, &pre)
+                        .map(|c| (c, taps_core::connection::MessageId(0)))
+                }
+            };
+            let Some(c) = h.after_initiate(result) else {
+                return;
+            };
+            seen.conns.push(c);
+            note_ids(h, seen);
+            let Some(&(client, _)) = h.opened.get(opened) else {
+                return;
+            };
+            if let Some(server) = h.accept(l, addr(CLIENT_ADDR)) {
+                seen.sockets.push(server);
+                seen.links.push((client, server));
+                h.handle(Input::SocketConnected { socket: client });
+                flow_links(h, seen);
+            }
+        }
+        MachineOp::Bulk {
+            conn: p,
+            msg,
+            count,
+        } => {
+            let id = conn(seen, *p);
+            for _ in 0..*count {
+                if h.m.send(now, id, msg.message()).is_err() {
+                    break;
+                }
+            }
+        }
+        MachineOp::Flood {
+            socket: p,
+            len,
+            fill,
+        } => {
+            let data = vec![*fill; usize::from(*len)];
+            h.handle(Input::SocketData {
+                socket: socket(seen, *p),
+                data: &data,
+            });
+        }
         MachineOp::Interfaces { list, as_input } => {
             let list: Vec<Interface> = list.iter().take(8).map(IfaceSpec::interface).collect();
             if *as_input {
@@ -2904,6 +3130,9 @@ pub mod seeds {
         pub bytes: Vec<u8>,
         /// Whether the generator always writes the same bytes.
         pub deterministic: bool,
+        /// `corpus` for seeds, `artifacts` for inputs that once crashed a
+        /// target (regressions written from a readable script).
+        pub dir: &'static str,
     }
 
     fn seed(target: &'static str, name: &str, bytes: Vec<u8>) -> Seed {
@@ -2912,6 +3141,7 @@ pub mod seeds {
             name: name.to_string(),
             bytes,
             deterministic: true,
+            dir: "corpus",
         }
     }
 
@@ -2921,6 +3151,7 @@ pub mod seeds {
         out.extend(endpoints());
         out.extend(framed());
         out.extend(tls());
+        out.extend(machine());
         out
     }
 
@@ -3315,6 +3546,10 @@ pub mod seeds {
         ]
     }
 
+    fn machine() -> Vec<Seed> {
+        super::machine_scripts()
+    }
+
     fn tls() -> Vec<Seed> {
         // A real handshake; its ClientHello and the server's first flight
         // (ServerHello to Finished) are the raw-mode seeds.
@@ -3437,4 +3672,324 @@ pub mod seeds {
         ]);
         out
     }
+}
+
+/// Writes `machine` inputs from readable scripts: the exact bytes that
+/// `arbitrary` decodes into a [`MachineCase`] (little-endian integers, a
+/// bool is a byte's low bit, `Option` is a bool then the value, a `Vec` is
+/// a "more" bool before each element and a false one after, a derived
+/// enum's variant `i` of `n` is the `u32` whose `x * n >> 32` is `i`; ops use
+/// [`MachineOp`]'s fixed codes). Kept beside the types it mirrors: a field
+/// added there must be added here.
+mod script {
+    /// An input under construction.
+    #[derive(Default)]
+    pub(super) struct Enc(pub(super) Vec<u8>);
+
+    /// Where a [`Pick`](super::Pick) points.
+    #[derive(Clone, Copy)]
+    pub(super) enum P {
+        Latest,
+        Nth(u8),
+    }
+
+    /// What a `Connect`/`Initiate` frames with: (kind, max).
+    pub(super) type Framing = Option<(u8, u16)>;
+
+    /// A message: (len, replayable, final).
+    pub(super) type Msg = (u16, bool, bool);
+
+    /// An interface: (index, v4, v6, up).
+    pub(super) type Iface = (u8, bool, bool, bool);
+
+    impl Enc {
+        pub(super) fn u8(&mut self, v: u8) -> &mut Self {
+            self.0.push(v);
+            self
+        }
+        pub(super) fn u16(&mut self, v: u16) -> &mut Self {
+            self.0.extend_from_slice(&v.to_le_bytes());
+            self
+        }
+        pub(super) fn bool(&mut self, v: bool) -> &mut Self {
+            self.u8(u8::from(v))
+        }
+        fn variant(&mut self, i: u32, n: u32) -> &mut Self {
+            let x = ((u64::from(i) << 32).div_ceil(u64::from(n))) as u32;
+            self.0.extend_from_slice(&x.to_le_bytes());
+            self
+        }
+        fn pick(&mut self, p: P) -> &mut Self {
+            match p {
+                P::Latest => self.variant(0, 3),
+                P::Nth(n) => self.variant(1, 3).u8(n),
+            }
+        }
+        fn framer(&mut self, f: Framing) -> &mut Self {
+            match f {
+                None => self.bool(false),
+                Some((kind, max)) => self.bool(true).u8(kind).u16(max),
+            }
+        }
+        fn msg(&mut self, (len, replayable, is_final): Msg) -> &mut Self {
+            // MsgSpec: len, fill, replayable, is_final, priority, lifetime.
+            self.u16(len)
+                .u8(b'm')
+                .bool(replayable)
+                .bool(is_final)
+                .u8(0)
+                .bool(false)
+        }
+        fn op(&mut self, code: u8) -> &mut Self {
+            self.bool(true).u8(code)
+        }
+
+        /// `ConfigSpec`: seed, max_connections, no limits, a race (policy,
+        /// delay, family count, path mode, concurrency, candidates),
+        /// servers, attempts.
+        pub(super) fn config(&mut self, servers: u8, race: [u8; 5], delay: u16) -> &mut Self {
+            let [policy, fafc, path_mode, concurrent, candidates] = race;
+            self.u8(1).u8(0).bool(false);
+            self.u8(policy)
+                .u16(delay)
+                .u8(fafc)
+                .u8(path_mode)
+                .u8(concurrent)
+                .u8(candidates);
+            self.u8(servers).u8(2)
+        }
+        /// The default configuration: HEv3, one DNS server.
+        pub(super) fn default_config(&mut self) -> &mut Self {
+            self.config(1, [0, 1, 0, 8, 0], 250)
+        }
+
+        /// `Initiate` to target variant `target` (0 V4, 1 V6, 2 Name, 3
+        /// NameOtherPort, 4 Hosts, 5 Localhost, 6 NoPort, 7 Service).
+        pub(super) fn initiate(
+            &mut self,
+            target: u32,
+            tls: bool,
+            framer: Framing,
+            conn_timeout: Option<u16>,
+        ) -> &mut Self {
+            self.op(0).variant(target, 9).bool(tls).framer(framer);
+            self.bool(false).bool(false).bool(false).bool(false);
+            match conn_timeout {
+                None => self.bool(false),
+                Some(ms) => self.bool(true).u16(ms),
+            }
+        }
+        pub(super) fn send(&mut self, conn: P, msg: Msg) -> &mut Self {
+            self.op(1).pick(conn).msg(msg)
+        }
+        pub(super) fn receive(&mut self, conn: P) -> &mut Self {
+            self.op(2).pick(conn).u16(1).u16(4096)
+        }
+        pub(super) fn read(&mut self, conn: P, len: u16) -> &mut Self {
+            self.op(3).pick(conn).u16(len)
+        }
+        pub(super) fn write(&mut self, conn: P, len: u16) -> &mut Self {
+            self.op(4).pick(conn).u16(len)
+        }
+        pub(super) fn close(&mut self, conn: P) -> &mut Self {
+            self.op(5).pick(conn)
+        }
+        pub(super) fn abort(&mut self, conn: P) -> &mut Self {
+            self.op(6).pick(conn)
+        }
+        /// `Listen` on 192.0.2.10:443.
+        pub(super) fn listen(&mut self, tls: bool, limit: Option<u8>) -> &mut Self {
+            self.op(7).bool(tls).framer(None);
+            match limit {
+                None => self.bool(false),
+                Some(l) => self.bool(true).u8(l),
+            };
+            self.u8(0)
+        }
+        pub(super) fn accept(&mut self, listener: P, remote: u8) -> &mut Self {
+            self.op(8).pick(listener).u8(remote)
+        }
+        pub(super) fn stop(&mut self, listener: P) -> &mut Self {
+            self.op(9).pick(listener)
+        }
+        /// `DnsAnswer` with addresses from the pool.
+        pub(super) fn dns_addrs(&mut self, txn: P, pool: &[u8]) -> &mut Self {
+            self.op(12).pick(txn).variant(0, 6);
+            for &a in pool {
+                self.bool(true).u8(a);
+            }
+            self.bool(false).u16(60).bool(false).bool(false)
+        }
+        /// `DnsAnswer` that is negative (NoData).
+        pub(super) fn dns_nodata(&mut self, txn: P) -> &mut Self {
+            self.op(12).pick(txn).variant(2, 6).bool(false).bool(false)
+        }
+        pub(super) fn connected(&mut self, socket: P) -> &mut Self {
+            self.op(15).pick(socket)
+        }
+        pub(super) fn eof(&mut self, socket: P) -> &mut Self {
+            self.op(17).pick(socket)
+        }
+        pub(super) fn flow(&mut self) -> &mut Self {
+            self.op(21)
+        }
+        pub(super) fn trickle(&mut self, chunk: u16) -> &mut Self {
+            self.op(22).u16(chunk)
+        }
+        pub(super) fn connect(
+            &mut self,
+            tls: bool,
+            framer: Framing,
+            first: Option<Msg>,
+        ) -> &mut Self {
+            self.op(23).bool(tls).framer(framer);
+            match first {
+                None => self.bool(false),
+                Some(m) => self.bool(true).msg(m),
+            };
+            self.bool(false)
+        }
+        pub(super) fn bulk(&mut self, conn: P, msg: Msg, count: u8) -> &mut Self {
+            self.op(24).pick(conn).msg(msg).u8(count)
+        }
+        pub(super) fn flood(&mut self, socket: P, len: u16) -> &mut Self {
+            self.op(25).pick(socket).u16(len).u8(b'f')
+        }
+        /// `Interfaces`: kind Wired, not expensive or constrained.
+        pub(super) fn interfaces(&mut self, list: &[Iface]) -> &mut Self {
+            self.op(26);
+            for &(index, v4, v6, up) in list {
+                // IfaceSpec: index, kind, v4, v6, link_local_only, up,
+                // expensive, constrained.
+                self.bool(true)
+                    .u8(index)
+                    .u8(0)
+                    .bool(v4)
+                    .bool(v6)
+                    .bool(false)
+                    .bool(up);
+                self.bool(false).bool(false);
+            }
+            self.bool(false).bool(false)
+        }
+        pub(super) fn advance(&mut self, ms: u16) -> &mut Self {
+            self.op(27).u16(ms)
+        }
+        pub(super) fn timeout_now(&mut self) -> &mut Self {
+            self.op(31)
+        }
+    }
+}
+
+impl seeds::Seed {
+    fn artifact(mut self) -> Self {
+        self.dir = "artifacts";
+        self
+    }
+}
+
+/// `machine` seeds and regression inputs, written as scripts.
+fn machine_scripts() -> Vec<seeds::Seed> {
+    use script::{Enc, P};
+    let s = |name: &str, f: &dyn Fn(&mut Enc)| {
+        let mut e = Enc::default();
+        f(&mut e);
+        seeds::Seed {
+            target: "machine",
+            name: name.to_string(),
+            bytes: e.0,
+            deterministic: true,
+            dir: "corpus",
+        }
+    };
+    let lp = Some((0, 4096));
+    vec![
+        s("plain-framed-exchange", &|e| {
+            e.default_config().connect(false, lp, None);
+            e.send(P::Nth(0), (100, false, false)).flow();
+            e.receive(P::Latest)
+                .send(P::Latest, (50, false, false))
+                .flow();
+            e.receive(P::Nth(0)).close(P::Nth(0)).flow().advance(3000);
+        }),
+        s("tls-stream-exchange", &|e| {
+            e.default_config().connect(true, None, None);
+            e.write(P::Nth(0), 3000)
+                .trickle(700)
+                .flow()
+                .read(P::Latest, 4096);
+            e.write(P::Latest, 10)
+                .flow()
+                .read(P::Nth(0), 100)
+                .close(P::Latest)
+                .flow();
+            e.advance(3000);
+        }),
+        s("tls-early-data", &|e| {
+            e.default_config()
+                .connect(true, None, None)
+                .close(P::Nth(0))
+                .flow();
+            e.advance(3000);
+            e.connect(true, None, Some((200, true, false)))
+                .flow()
+                .receive(P::Latest);
+            e.flow().abort(P::Latest).flow();
+        }),
+        s("dns-race", &|e| {
+            e.default_config().initiate(2, false, None, None);
+            e.dns_nodata(P::Nth(0)).dns_addrs(P::Nth(1), &[0x80, 0x81]);
+            e.dns_addrs(P::Nth(2), &[0, 1])
+                .advance(300)
+                .connected(P::Nth(1));
+            e.advance(1000).close(P::Latest).advance(2000);
+        }),
+        s("listener-limit-and-stop", &|e| {
+            e.default_config().listen(true, Some(1));
+            e.accept(P::Latest, 1).accept(P::Latest, 2).eof(P::Nth(0));
+            e.stop(P::Latest).accept(P::Latest, 3).advance(11000);
+        }),
+        s("interfaces-change-mid-race", &|e| {
+            e.config(0, [0, 1, 1, 8, 0], 250);
+            e.interfaces(&[(0, true, true, true), (1, true, false, true)]);
+            e.initiate(4, false, None, None).advance(100);
+            e.interfaces(&[(1, true, false, true)])
+                .advance(2000)
+                .connected(P::Latest);
+        }),
+        s("backpressure", &|e| {
+            e.default_config().connect(false, lp, None);
+            e.bulk(P::Nth(0), (4000, false, false), 255).trickle(1000);
+            e.flood(P::Latest, 60000)
+                .receive(P::Latest)
+                .flow()
+                .advance(100);
+        }),
+        // Regressions (see the commits that fixed them).
+        s("dead-lane-deadline-spins-timers", &|e| {
+            // Sequential, a path every 15.9 s; the third path's interface
+            // goes down before its lane starts.
+            e.config(0, [2, 0, 0, 5, 15], 15941);
+            e.interfaces(&[
+                (0, true, true, true),
+                (3, true, false, true),
+                (1, true, false, true),
+            ]);
+            e.initiate(4, false, None, Some(59367));
+            e.interfaces(&[
+                (0, true, true, true),
+                (3, true, false, true),
+                (1, false, false, false),
+            ]);
+            e.advance(59178);
+        })
+        .artifact(),
+        s("dns-transaction-outlives-connection", &|e| {
+            // The race times out at once; its DNS queries linger; the
+            // connection is freed before they end.
+            e.default_config().initiate(2, false, None, Some(0));
+            e.timeout_now().close(P::Latest);
+        })
+        .artifact(),
+    ]
 }

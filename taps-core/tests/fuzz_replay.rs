@@ -171,26 +171,26 @@ fn known_bugs_still_reproduce() {
     }
 }
 
-/// The generated seeds are checked in: byte for byte where the generator is
-/// deterministic, by name where it is not (TLS handshakes). With
-/// `TAPS_FUZZ_WRITE_SEEDS=1` the files are (re)written instead.
+/// The generated seeds (and scripted artifacts) are checked in: byte for
+/// byte where the generator is deterministic, by name where it is not (TLS
+/// handshakes). With `TAPS_FUZZ_WRITE_SEEDS=1` missing or outdated files are
+/// written instead.
 #[test]
 fn seeds_are_checked_in() {
     let write = std::env::var_os("TAPS_FUZZ_WRITE_SEEDS").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
     for seed in taps_fuzz::seeds::all() {
-        let dir = fuzz_dir().join("corpus").join(seed.target);
+        let dir = fuzz_dir().join(seed.dir).join(seed.target);
         let path = dir.join(&seed.name);
         let current = fs::read(&path).ok();
         let fresh = match &current {
             None => false,
             Some(bytes) => !seed.deterministic || *bytes == seed.bytes,
         };
-        if write && (current.is_none() || (seed.deterministic && !fresh)) {
+        // Captures (not deterministic) are written only when missing, so a
+        // rewrite does not churn them; delete one to refresh it.
+        if write && !fresh {
             fs::create_dir_all(&dir).expect("creatable corpus directory");
-            fs::write(&path, &seed.bytes).expect("writable corpus file");
-        } else if write && !seed.deterministic {
-            // Rewrite captures too when asked, so they follow the stack.
             fs::write(&path, &seed.bytes).expect("writable corpus file");
         } else if !fresh {
             stale.push(path.display().to_string());
