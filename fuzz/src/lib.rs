@@ -79,19 +79,34 @@ pub struct KnownBug {
     pub target: &'static str,
     /// Where and why.
     pub summary: &'static str,
+    /// Text of the violation it causes, to tell it from any other failure.
+    pub signature: &'static str,
 }
 
 /// The bugs found and not yet fixed (see [`KnownBug`]).
-pub const KNOWN_BUGS: &[KnownBug] = &[KnownBug {
-    name: "dns-transaction-outlives-connection",
-    target: "machine",
-    summary: "a DNS transaction lingering after its race settled is never released \
+pub const KNOWN_BUGS: &[KnownBug] = &[
+    KnownBug {
+        name: "dns-transaction-outlives-connection",
+        target: "machine",
+        summary: "a DNS transaction lingering after its race settled is never released \
               once its connection is freed (close of a failed or closed connection, \
               finish_close): Machine::on_dns_timer (taps-core/src/machine/establish.rs) \
               returns when the owner is gone instead of abandoning the transaction, so \
               no DnsAction::Release comes and the resolver table and the adapter's \
               socket leak",
-}];
+        signature: "DNS transactions left unreleased",
+    },
+    KnownBug {
+        name: "connection-received-after-stopped",
+        target: "machine",
+        summary: "a connection a listener accepted before Stop and whose TLS handshake \
+                  ends after it is delivered with ConnectionReceived naming the stopped \
+                  listener, after its Stopped event, whose doc says it \"delivers nothing \
+                  more\": Machine::stop (taps-core/src/machine/listen.rs) leaves such \
+                  connections handshaking and passive_ready does not check the listener",
+        signature: "ConnectionReceived names",
+    },
+];
 
 thread_local! {
     /// Known bugs count as violations (see [`strictly`]).
@@ -351,7 +366,10 @@ impl Checker {
                 self.live_listener(*listener, "ListenerError");
             }
             Event::ConnectionReceived { listener, conn, .. } => {
-                self.live_listener(*listener, "ConnectionReceived");
+                let after_stop = self.listeners.get(listener) == Some(&Life::Freed);
+                if !(after_stop && tolerated("connection-received-after-stopped")) {
+                    self.live_listener(*listener, "ConnectionReceived");
+                }
                 match self.conns.get_mut(conn) {
                     Some(t) if t.forged && !t.ready && !t.ended => t.ready = true,
                     Some(_) => violated!("ConnectionReceived names {conn:?}, an id already issued"),
@@ -3830,6 +3848,9 @@ mod script {
         pub(super) fn eof(&mut self, socket: P) -> &mut Self {
             self.op(17).pick(socket)
         }
+        pub(super) fn link(&mut self, socket: P, listener: P) -> &mut Self {
+            self.op(20).pick(socket).pick(listener)
+        }
         pub(super) fn flow(&mut self) -> &mut Self {
             self.op(21)
         }
@@ -3982,6 +4003,15 @@ fn machine_scripts() -> Vec<seeds::Seed> {
                 (1, false, false, false),
             ]);
             e.advance(59178);
+        })
+        .artifact(),
+        s("connection-received-after-stopped", &|e| {
+            // A TLS connection is accepted, the listener stops, then the
+            // handshake completes.
+            e.default_config()
+                .listen(true, None)
+                .initiate(0, true, None, None);
+            e.link(P::Latest, P::Latest).stop(P::Latest).flow();
         })
         .artifact(),
         s("dns-transaction-outlives-connection", &|e| {

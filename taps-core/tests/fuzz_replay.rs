@@ -162,11 +162,22 @@ fn known_bugs_still_reproduce() {
             .iter()
             .find(|(name, _)| *name == bug.target)
             .expect("a registered target");
-        let reproduced = panic::catch_unwind(|| taps_fuzz::strictly(|| run(&bytes))).is_err();
+        let message = match panic::catch_unwind(|| taps_fuzz::strictly(|| run(&bytes))) {
+            Ok(()) => None,
+            Err(payload) => Some(
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            ),
+        };
         assert!(
-            reproduced,
-            "known bug {} no longer reproduces: remove it from KNOWN_BUGS in fuzz/src/lib.rs ({})",
-            bug.name, bug.summary
+            message.as_ref().is_some_and(|m| m.contains(bug.signature)),
+            "known bug {} no longer reproduces (got {message:?}): remove it from KNOWN_BUGS in \
+             fuzz/src/lib.rs ({})",
+            bug.name,
+            bug.summary
         );
     }
 }
