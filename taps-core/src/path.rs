@@ -150,6 +150,32 @@ pub struct InterfaceAddress {
 }
 
 impl InterfaceAddress {
+    /// Parses CIDR text such as `192.168.1.10/24` or `2001:db8::1/64` (the
+    /// form scenario files and `ip addr` use). The prefix length must fit
+    /// the family.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (ip, len) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not address/prefix-length"))?;
+        let addr: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{ip:?} is not an IP address"))?;
+        let prefix_len: u8 = len
+            .parse()
+            .map_err(|_| format!("{len:?} is not a prefix length"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix_len > max {
+            return Err(format!(
+                "prefix length {prefix_len} is longer than {max} bits"
+            ));
+        }
+        Ok(InterfaceAddress {
+            addr,
+            prefix_len,
+            deprecated: false,
+        })
+    }
+
     /// Whether this is an IPv6 address.
     pub fn is_ipv6(&self) -> bool {
         self.addr.is_ipv6()
@@ -179,6 +205,29 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// An up interface with the given CIDR addresses (see
+    /// [`InterfaceAddress::parse`]), MTU 1500, expensive when cellular.
+    pub fn new(
+        name: &str,
+        index: u32,
+        kind: InterfaceKind,
+        addrs: &[&str],
+    ) -> Result<Self, String> {
+        Ok(Interface {
+            name: name.to_string(),
+            index,
+            kind,
+            addrs: addrs
+                .iter()
+                .map(|a| InterfaceAddress::parse(a))
+                .collect::<Result<_, _>>()?,
+            mtu: 1500,
+            expensive: kind == InterfaceKind::Cellular,
+            constrained: false,
+            up: true,
+        })
+    }
+
     /// Whether it has an address of the family: IPv6 if `v6`, else IPv4.
     /// Deprecated addresses count, since they still work when nothing else
     /// does.

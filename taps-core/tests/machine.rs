@@ -10,7 +10,7 @@ use taps_core::dns::DnsConfig;
 use taps_core::dns::config::parse_hosts;
 use taps_core::dns::wire::{Answer, QueryType};
 use taps_core::machine::{Config, Event, InitiateError, Machine, Preconnection};
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
+use taps_core::path::{Interface, InterfaceKind};
 use taps_core::properties::TransportProperties;
 use taps_core::race::RaceFailure;
 use taps_core::trace::{DropReason, FailureReason, TraceKind};
@@ -338,26 +338,7 @@ fn last_socket(w: &World) -> taps_core::id::SocketId {
 }
 
 fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
-    Interface {
-        name: name.into(),
-        index,
-        kind,
-        addrs: addrs
-            .iter()
-            .map(|a| {
-                let (ip, len) = a.split_once('/').unwrap();
-                InterfaceAddress {
-                    addr: ip.parse().unwrap(),
-                    prefix_len: len.parse().unwrap(),
-                    deprecated: false,
-                }
-            })
-            .collect(),
-        mtu: 1500,
-        expensive: kind == InterfaceKind::Cellular,
-        constrained: false,
-        up: true,
-    }
+    Interface::new(name, index, kind, addrs).unwrap()
 }
 
 #[test]
@@ -490,5 +471,95 @@ fn receive_errors_can_be_named_and_matched() {
     assert_eq!(
         m.receive(now, c, 1, 100),
         Err(ReceiveError::UnknownConnection)
+    );
+}
+
+#[test]
+fn svcb_target_names_are_resolved_and_replace_their_hints() {
+    // HEv3 §4.2.1: "clients are still required to issue A and AAAA queries
+    // for those TargetNames"; "they replace the hints".
+    use smallvec::smallvec;
+    use taps_core::dns::wire::HttpsRecord;
+    use taps_core::endpoint::HostName;
+    let mut w = World::new(machine(&[DNS1]));
+    let record = HttpsRecord {
+        priority: 1,
+        target: Some(HostName::new("svc.example.net").unwrap()),
+        alpn: vec!["h2".into()],
+        no_default_alpn: false,
+        port: Some(8443),
+        ipv4hint: smallvec!["192.0.2.77".parse().unwrap()],
+        ipv6hint: smallvec![],
+        ech: false,
+    };
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Https,
+        5,
+        Answer::Https {
+            records: smallvec![record],
+            ttl: 60,
+        },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Aaaa,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::A,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "svc.example.net",
+        QueryType::Aaaa,
+        100,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS1,
+        "svc.example.net",
+        QueryType::A,
+        100,
+        addrs(&["192.0.2.88"], 60),
+    );
+    w.tcp("192.0.2.77:8443", Tcp::Blackhole);
+    w.tcp("192.0.2.88:8443", Tcp::Accept(Duration::from_millis(10)));
+    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(10_000));
+    let asked: Vec<_> = w.queries.iter().map(|q| (q.0, q.2)).collect();
+    assert_eq!(
+        asked,
+        [
+            (ms(0), QueryType::Https),
+            (ms(0), QueryType::Aaaa),
+            (ms(0), QueryType::A),
+            (ms(5), QueryType::Aaaa),
+            (ms(5), QueryType::A)
+        ],
+        "the target's AAAA and A follow the HTTPS answer"
+    );
+    // The hint starts at once (5 ms) and, already running, is not cancelled
+    // when the answer contradicts it (HEv3 §7); the target's real address
+    // joins the queue at 105 ms and starts when the Connection Attempt Delay
+    // runs out (5 + 250 ms), the timer not being rescheduled by new answers.
+    let opened: Vec<_> = w.opened.iter().map(|o| (o.0, o.1)).collect();
+    assert_eq!(
+        opened,
+        [
+            (ms(5), "192.0.2.77:8443".parse().unwrap()),
+            (ms(255), "192.0.2.88:8443".parse().unwrap())
+        ]
+    );
+    assert_eq!(
+        w.ready(c).map(|r| r.1),
+        Some("192.0.2.88:8443".parse().unwrap())
     );
 }

@@ -91,6 +91,8 @@ pub enum DnsNote {
     Sent {
         /// Owning connection.
         conn: ConnectionId,
+        /// Which of its names (0: the endpoint's, 1..: SVCB targets).
+        slot: u8,
         /// Record type.
         qtype: QueryType,
         /// The transaction now carrying the query.
@@ -106,6 +108,8 @@ pub enum DnsNote {
     Dropped {
         /// Owning connection.
         conn: ConnectionId,
+        /// Which of its names (0: the endpoint's, 1..: SVCB targets).
+        slot: u8,
         /// Record type.
         qtype: QueryType,
         /// Why.
@@ -116,6 +120,8 @@ pub enum DnsNote {
     Retrying {
         /// Owning connection.
         conn: ConnectionId,
+        /// Which of its names (0: the endpoint's, 1..: SVCB targets).
+        slot: u8,
         /// Record type.
         qtype: QueryType,
         /// What went wrong.
@@ -125,6 +131,8 @@ pub enum DnsNote {
     Settled {
         /// Owning connection.
         conn: ConnectionId,
+        /// Which of its names (0: the endpoint's, 1..: SVCB targets).
+        slot: u8,
         /// Record type.
         qtype: QueryType,
         /// The answer (`None` when every server failed or timed out).
@@ -162,6 +170,8 @@ pub enum DnsAction {
 #[derive(Debug)]
 struct Txn {
     conn: ConnectionId,
+    /// Which of the connection's names: 0 the endpoint's, 1.. SVCB targets.
+    slot: u8,
     qtype: QueryType,
     server: usize,
     id: u16,
@@ -213,9 +223,9 @@ impl Resolver {
         self.notes.pop_front()
     }
 
-    /// The connection and record type a transaction serves.
-    pub fn txn_owner(&self, txn: DnsTxnId) -> Option<(ConnectionId, QueryType)> {
-        self.txns.get(txn).map(|t| (t.conn, t.qtype))
+    /// The connection, name slot and record type a transaction serves.
+    pub fn txn_owner(&self, txn: DnsTxnId) -> Option<(ConnectionId, u8, QueryType)> {
+        self.txns.get(txn).map(|t| (t.conn, t.slot, t.qtype))
     }
 
     /// The transaction's deadline, to validate a timer.
@@ -233,23 +243,24 @@ impl Resolver {
         self.txns.is_empty()
     }
 
-    /// Sends the question (`name`, `qtype`) for `conn` to the first server.
+    /// Sends the question (`name`, `qtype`) for name `slot` of `conn` to the
+    /// first server.
     pub fn query(
         &mut self,
         now: Instant,
-        conn: ConnectionId,
+        (conn, slot): (ConnectionId, u8),
         name: &HostName,
         qtype: QueryType,
         rng: &mut Rng,
     ) {
-        self.send_to_server(now, conn, name, qtype, 0, DnsTransport::Udp, rng);
+        self.send_to_server(now, (conn, slot), name, qtype, 0, DnsTransport::Udp, rng);
     }
 
     #[allow(clippy::too_many_arguments)]
     fn send_to_server(
         &mut self,
         now: Instant,
-        conn: ConnectionId,
+        (conn, slot): (ConnectionId, u8),
         name: &HostName,
         qtype: QueryType,
         server: usize,
@@ -264,6 +275,7 @@ impl Resolver {
             };
             self.notes.push_back(DnsNote::Settled {
                 conn,
+                slot,
                 qtype,
                 answer: None,
                 outcome,
@@ -274,6 +286,7 @@ impl Resolver {
         let id = rng.next_u16();
         let txn = self.txns.insert(Txn {
             conn,
+            slot,
             qtype,
             server,
             id,
@@ -292,6 +305,7 @@ impl Resolver {
         }));
         self.notes.push_back(DnsNote::Sent {
             conn,
+            slot,
             qtype,
             txn,
             server: server_addr,
@@ -320,6 +334,7 @@ impl Resolver {
             self.dropped += 1;
             self.notes.push_back(DnsNote::Dropped {
                 conn: t.conn,
+                slot: t.slot,
                 qtype: t.qtype,
                 reason: DropReason::WrongSource,
             });
@@ -358,8 +373,15 @@ impl Resolver {
         rng: &mut Rng,
     ) {
         let Some(t) = self.txns.get(txn) else { return };
-        let (conn, qtype, id, server, transport, lingering) =
-            (t.conn, t.qtype, t.id, t.server, t.transport, t.lingering);
+        let (conn, slot, qtype, id, server, transport, lingering) = (
+            t.conn,
+            t.slot,
+            t.qtype,
+            t.id,
+            t.server,
+            t.transport,
+            t.lingering,
+        );
         let response = match wire::parse_response(payload, id, name, qtype) {
             Ok(r) => r,
             Err(e) => {
@@ -371,6 +393,7 @@ impl Resolver {
                 };
                 self.notes.push_back(DnsNote::Dropped {
                     conn,
+                    slot,
                     qtype,
                     reason,
                 });
@@ -384,11 +407,20 @@ impl Resolver {
         if response.truncated && transport == DnsTransport::Udp {
             self.notes.push_back(DnsNote::Retrying {
                 conn,
+                slot,
                 qtype,
                 outcome: DnsOutcome::Truncated,
             });
             self.release(txn);
-            let tcp = self.send_to_server(now, conn, name, qtype, server, DnsTransport::Tcp, rng);
+            let tcp = self.send_to_server(
+                now,
+                (conn, slot),
+                name,
+                qtype,
+                server,
+                DnsTransport::Tcp,
+                rng,
+            );
             if let Some(t) = tcp.and_then(|id| self.txns.get_mut(id)) {
                 t.lingering = lingering;
             }
@@ -406,6 +438,7 @@ impl Resolver {
                 self.release(txn);
                 self.notes.push_back(DnsNote::Settled {
                     conn,
+                    slot,
                     qtype,
                     answer: Some(answer),
                     outcome,
@@ -424,7 +457,8 @@ impl Resolver {
         rng: &mut Rng,
     ) {
         let Some(t) = self.txns.get(txn) else { return };
-        let (conn, qtype, server, lingering) = (t.conn, t.qtype, t.server, t.lingering);
+        let (conn, slot, qtype, server, lingering) =
+            (t.conn, t.slot, t.qtype, t.server, t.lingering);
         self.release(txn);
         if lingering {
             return;
@@ -432,11 +466,20 @@ impl Resolver {
         if server + 1 < self.config.servers.len() {
             self.notes.push_back(DnsNote::Retrying {
                 conn,
+                slot,
                 qtype,
                 outcome: why,
             });
         }
-        self.send_to_server(now, conn, name, qtype, server + 1, DnsTransport::Udp, rng);
+        self.send_to_server(
+            now,
+            (conn, slot),
+            name,
+            qtype,
+            server + 1,
+            DnsTransport::Udp,
+            rng,
+        );
     }
 
     /// The adapter could not send on, or lost the connection of, `txn`.
@@ -467,7 +510,7 @@ impl Resolver {
         if t.tries < self.config.attempts && t.transport == DnsTransport::Udp {
             t.tries += 1;
             t.deadline = now + self.config.timeout;
-            let (conn, qtype, id, server) = (t.conn, t.qtype, t.id, t.server);
+            let (conn, slot, qtype, id, server) = (t.conn, t.slot, t.qtype, t.id, t.server);
             let server_addr = self.config.servers[server];
             self.sent += 1;
             self.actions.push_back(DnsAction::Send(DnsSend {
@@ -478,6 +521,7 @@ impl Resolver {
             }));
             self.notes.push_back(DnsNote::Sent {
                 conn,
+                slot,
                 qtype,
                 txn,
                 server: server_addr,

@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use super::{
     Conn, ConnectionState, EstablishmentError, Event, InitiateError, MAX_TLS_CONFIGS, Machine,
-    Output, Preconnection, Role, Sock, Timer, qslot,
+    Output, Preconnection, Role, Sock, Timer,
 };
 use crate::connection::{ConnIo, Message, MessageId};
 use crate::dns::config::localhost_addresses;
@@ -148,7 +148,8 @@ impl Machine {
             role: Role::Active(Box::new(race)),
             qname,
             https_qname,
-            dns: [None; 3],
+            dns: SmallVec::new(),
+            targets: SmallVec::new(),
             sockets: SmallVec::new(),
             socket: None,
             properties: pre.properties.clone(),
@@ -200,7 +201,7 @@ impl Machine {
             self.client_tls.push(entry);
             return Ok(tls);
         }
-        let tls = ClientTls::new(params)?;
+        let tls = ClientTls::new(params, &self.config.tls)?;
         if self.client_tls.len() >= MAX_TLS_CONFIGS {
             self.client_tls.remove(0);
         }
@@ -231,7 +232,7 @@ impl Machine {
                         local: Some(source),
                     },
                 );
-                self.deliver_answer(now, id, QueryType::Https, None);
+                self.deliver_answer(now, id, 0, QueryType::Https, None);
             }
             for (family, qtype) in [(Family::V6, QueryType::Aaaa), (Family::V4, QueryType::A)] {
                 let addrs: SmallVec<[IpAddr; 4]> = local
@@ -271,42 +272,39 @@ impl Machine {
             (expected.v4, QueryType::A),
         ];
         for (on, qtype) in wanted {
-            if !on {
-                continue;
+            if on {
+                self.query_name(now, id, 0, qtype);
             }
-            let Some(conn) = self.conns.get(id) else {
-                return;
-            };
-            let Some(qname) = conn.qname(qtype) else {
-                continue;
-            };
-            if let Some((answer, ttl)) = self.cache.get(now, qname, qtype) {
-                self.stats.cache_hits += 1;
-                let mut outcome = outcome_of(answer);
-                if let DnsOutcome::Positive { ttl: t, .. } = &mut outcome {
-                    *t = ttl;
-                }
-                let answer = answer.clone();
-                self.record(
-                    id,
-                    now,
-                    TraceKind::DnsAnswer {
-                        qtype,
-                        outcome,
-                        local: Some(LocalSource::Cache),
-                    },
-                );
-                self.deliver_answer(now, id, qtype, Some(&answer));
-            } else {
-                let Some(conn) = self.conns.get(id) else {
-                    return;
-                };
-                let Some(qname) = conn.qname(qtype) else {
-                    continue;
-                };
-                self.resolver.query(now, id, qname, qtype, &mut self.rng);
-                self.process_dns(now);
+        }
+    }
+
+    /// Answers (name `slot`, `qtype`) of `id` from the cache, or asks the
+    /// servers: one path for the endpoint's names and for SVCB targets.
+    fn query_name(&mut self, now: Instant, id: ConnectionId, slot: u8, qtype: QueryType) {
+        let Some(qname) = self.conns.get(id).and_then(|c| c.qname(slot, qtype)) else {
+            return;
+        };
+        if let Some((answer, ttl)) = self.cache.get(now, qname, qtype) {
+            self.stats.cache_hits += 1;
+            let mut outcome = outcome_of(answer);
+            if let DnsOutcome::Positive { ttl: t, .. } = &mut outcome {
+                *t = ttl;
             }
+            let answer = answer.clone();
+            self.record(
+                id,
+                now,
+                TraceKind::DnsAnswer {
+                    qtype,
+                    outcome,
+                    local: Some(LocalSource::Cache),
+                },
+            );
+            self.deliver_answer(now, id, slot, qtype, Some(&answer));
+        } else {
+            self.resolver
+                .query(now, (id, slot), qname, qtype, &mut self.rng);
+            self.process_dns(now);
         }
     }
 
@@ -340,15 +338,19 @@ impl Machine {
         self.purge_timers();
     }
 
-    fn dns_owner(&mut self, txn: DnsTxnId) -> Option<(ConnectionId, QueryType)> {
+    /// The name a live transaction asks about; stale transactions count.
+    fn dns_name(
+        &mut self,
+        txn: DnsTxnId,
+    ) -> Option<(&HostName, &mut crate::dns::Resolver, &mut crate::rng::Rng)> {
         let owner = self.resolver.txn_owner(txn);
-        if owner
-            .is_none_or(|(conn, qtype)| self.conns.get(conn).and_then(|c| c.qname(qtype)).is_none())
-        {
+        let name = owner.and_then(|(conn, slot, qtype)| {
+            self.conns.get(conn).and_then(|c| c.qname(slot, qtype))
+        });
+        if name.is_none() {
             self.stats.stale_inputs += 1;
-            return None;
         }
-        owner
+        Some((name?, &mut self.resolver, &mut self.rng))
     }
 
     pub(super) fn on_dns_datagram(
@@ -358,53 +360,34 @@ impl Machine {
         from: SocketAddr,
         payload: &[u8],
     ) {
-        let Some((conn, qtype)) = self.dns_owner(txn) else {
-            return;
-        };
-        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
-            return;
-        };
-        self.resolver
-            .on_datagram(now, txn, from, payload, name, &mut self.rng);
-        self.process_dns(now);
+        if let Some((name, resolver, rng)) = self.dns_name(txn) {
+            resolver.on_datagram(now, txn, from, payload, name, rng);
+            self.process_dns(now);
+        }
     }
 
     pub(super) fn on_dns_stream(&mut self, now: Instant, txn: DnsTxnId, data: &[u8]) {
-        let Some((conn, qtype)) = self.dns_owner(txn) else {
-            return;
-        };
-        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
-            return;
-        };
-        self.resolver
-            .on_stream_data(now, txn, data, name, &mut self.rng);
-        self.process_dns(now);
+        if let Some((name, resolver, rng)) = self.dns_name(txn) {
+            resolver.on_stream_data(now, txn, data, name, rng);
+            self.process_dns(now);
+        }
     }
 
     pub(super) fn on_dns_transport_failed(&mut self, now: Instant, txn: DnsTxnId) {
-        let Some((conn, qtype)) = self.dns_owner(txn) else {
-            return;
-        };
-        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
-            return;
-        };
-        self.resolver
-            .on_transport_failed(now, txn, name, &mut self.rng);
-        self.process_dns(now);
+        if let Some((name, resolver, rng)) = self.dns_name(txn) {
+            resolver.on_transport_failed(now, txn, name, rng);
+            self.process_dns(now);
+        }
     }
 
     pub(super) fn on_dns_timer(&mut self, now: Instant, txn: DnsTxnId, at: Instant) {
         if self.resolver.deadline(txn) != Some(at) {
             return;
         }
-        let Some((conn, qtype)) = self.resolver.txn_owner(txn) else {
-            return;
-        };
-        let Some(name) = self.conns.get(conn).and_then(|c| c.qname(qtype)) else {
-            return;
-        };
-        self.resolver.on_timeout(now, txn, name, &mut self.rng);
-        self.process_dns(now);
+        if let Some((name, resolver, rng)) = self.dns_name(txn) {
+            resolver.on_timeout(now, txn, name, rng);
+            self.process_dns(now);
+        }
     }
 
     pub(super) fn flush_dns_actions(&mut self) {
@@ -420,6 +403,7 @@ impl Machine {
             match note {
                 DnsNote::Sent {
                     conn,
+                    slot,
                     qtype,
                     txn,
                     server,
@@ -427,7 +411,7 @@ impl Machine {
                     retransmit,
                 } => {
                     if let Some(c) = self.conns.get_mut(conn) {
-                        c.dns[qslot(qtype)] = Some(txn);
+                        c.set_dns(slot, qtype, Some(txn));
                         if c.state == ConnectionState::Establishing {
                             c.trace_mut().record(
                                 now,
@@ -448,6 +432,7 @@ impl Machine {
                     conn,
                     qtype,
                     outcome,
+                    ..
                 } => {
                     self.record(conn, now, TraceKind::DnsRetry { qtype, outcome });
                 }
@@ -455,11 +440,13 @@ impl Machine {
                     conn,
                     qtype,
                     reason,
+                    ..
                 } => {
                     self.record(conn, now, TraceKind::DnsDropped { qtype, reason });
                 }
                 DnsNote::Settled {
                     conn,
+                    slot,
                     qtype,
                     answer,
                     outcome,
@@ -468,8 +455,8 @@ impl Machine {
                     let Some(c) = self.conns.get_mut(conn) else {
                         continue;
                     };
-                    c.dns[qslot(qtype)] = None;
-                    if let (Some(a), Some(name)) = (&answer, c.qname(qtype)) {
+                    c.set_dns(slot, qtype, None);
+                    if let (Some(a), Some(name)) = (&answer, c.qname(slot, qtype)) {
                         self.cache.insert(now, name, qtype, a);
                     }
                     if lingering || c.state != ConnectionState::Establishing {
@@ -483,7 +470,7 @@ impl Machine {
                             local: None,
                         },
                     );
-                    self.deliver_answer(now, conn, qtype, answer.as_ref());
+                    self.deliver_answer(now, conn, slot, qtype, answer.as_ref());
                 }
             }
         }
@@ -493,6 +480,7 @@ impl Machine {
         &mut self,
         now: Instant,
         id: ConnectionId,
+        slot: u8,
         qtype: QueryType,
         answer: Option<&Answer>,
     ) {
@@ -507,7 +495,19 @@ impl Machine {
                     Some(Answer::Addresses { addrs, .. }) => AddressAnswer::Positive(addrs),
                     _ => AddressAnswer::Negative,
                 };
-                self.deliver_addresses(now, id, family, addrs);
+                if slot == 0 {
+                    self.deliver_addresses(now, id, family, addrs);
+                } else {
+                    let env = RaceEnv {
+                        interfaces: &self.interfaces,
+                        history: &self.history,
+                    };
+                    let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+                        return;
+                    };
+                    race.on_target_addresses(now, env, slot - 1, family, addrs);
+                    self.after_conn_change(now, id);
+                }
             }
             QueryType::Https => {
                 let env = RaceEnv {
@@ -522,7 +522,25 @@ impl Machine {
                     _ => None,
                 };
                 race.on_service_info(now, env, records);
+                // HEv3 §4.2.1: TargetNames other than "." get their own A
+                // and AAAA queries.
+                let requests = race.take_target_requests();
+                let mut queries: SmallVec<[(u8, QueryType); 4]> = SmallVec::new();
+                for (index, _) in &requests {
+                    if race.target_expects(*index, Family::V6) {
+                        queries.push((index + 1, QueryType::Aaaa));
+                    }
+                    if race.target_expects(*index, Family::V4) {
+                        queries.push((index + 1, QueryType::A));
+                    }
+                }
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.targets.extend(requests.into_iter().map(|(_, name)| name));
+                }
                 self.after_conn_change(now, id);
+                for (slot, qtype) in queries {
+                    self.query_name(now, id, slot, qtype);
+                }
             }
         }
     }
@@ -596,7 +614,7 @@ impl Machine {
             }
             {
                 // The race is over: DNS may linger to fill the cache.
-                let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().flatten().copied().collect();
+                let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().map(|d| d.2).collect();
                 self.resolver.linger(now, id, &txns);
                 for txn in txns {
                     if let Some(deadline) = self.resolver.deadline(txn) {

@@ -614,7 +614,7 @@ impl Machine {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().flatten().copied().collect();
+        let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().map(|d| d.2).collect();
         let mut sockets: SmallVec<[SocketId; 4]> = c.sockets.drain(..).map(|(_, s)| s).collect();
         sockets.extend(c.socket.take());
         self.resolver.abandon(&txns);

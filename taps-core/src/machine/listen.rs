@@ -159,7 +159,9 @@ impl Machine {
             return Err(ListenError::NoAddress);
         }
         let tls = match &config.security {
-            Some(params) => Some(ServerTls::new(params).map_err(ListenError::Tls)?),
+            Some(params) => {
+                Some(ServerTls::new(params, &self.config.tls).map_err(ListenError::Tls)?)
+            }
             None => None,
         };
         let id = self.listeners.insert(Listener {
@@ -228,7 +230,8 @@ impl Machine {
             },
             qname: None,
             https_qname: None,
-            dns: [None; 3],
+            dns: SmallVec::new(),
+            targets: SmallVec::new(),
             sockets: SmallVec::new(),
             socket: None,
             properties,

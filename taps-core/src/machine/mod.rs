@@ -88,6 +88,9 @@ pub struct Config {
     /// How long an accepted connection may take to finish its TLS and framer
     /// handshakes before the listener drops it. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Where TLS takes randomness and time: the system's by default, a
+    /// seeded one in the simulator.
+    pub tls: crate::security::TlsEnvironment,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             io: IoLimits::default(),
             close_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
+            tls: crate::security::TlsEnvironment::system(),
         }
     }
 }
@@ -633,7 +637,10 @@ struct Conn {
     qname: Option<HostName>,
     /// The HTTPS query name when it differs (RFC 9460 §9.1 port prefix).
     https_qname: Option<HostName>,
-    dns: [Option<DnsTxnId>; 3],
+    /// Outstanding DNS transactions: (name slot, record type, transaction).
+    dns: SmallVec<[(u8, QueryType, DnsTxnId); 3]>,
+    /// SVCB TargetNames being resolved: name slot `1 + i`.
+    targets: SmallVec<[HostName; 2]>,
     /// Running attempts' sockets.
     sockets: SmallVec<[(CandidateId, SocketId); 4]>,
     /// The established socket.
@@ -653,10 +660,20 @@ struct Conn {
 }
 
 impl Conn {
-    fn qname(&self, qtype: QueryType) -> Option<&HostName> {
-        match qtype {
-            QueryType::Https => self.https_qname.as_ref().or(self.qname.as_ref()),
-            _ => self.qname.as_ref(),
+    /// The name a query of `qtype` for name `slot` asks about: slot 0 is the
+    /// endpoint's host, slot `1 + i` SVCB target `i`.
+    fn qname(&self, slot: u8, qtype: QueryType) -> Option<&HostName> {
+        match (slot, qtype) {
+            (0, QueryType::Https) => self.https_qname.as_ref().or(self.qname.as_ref()),
+            (0, _) => self.qname.as_ref(),
+            (n, _) => self.targets.get(usize::from(n - 1)),
+        }
+    }
+
+    fn set_dns(&mut self, slot: u8, qtype: QueryType, txn: Option<DnsTxnId>) {
+        self.dns.retain(|(s, q, _)| !(*s == slot && *q == qtype));
+        if let Some(txn) = txn {
+            self.dns.push((slot, qtype, txn));
         }
     }
 
@@ -706,14 +723,6 @@ impl Conn {
             None
         };
         [race, io, self.close_deadline].into_iter().flatten().min()
-    }
-}
-
-fn qslot(q: QueryType) -> usize {
-    match q {
-        QueryType::Https => 0,
-        QueryType::Aaaa => 1,
-        QueryType::A => 2,
     }
 }
 

@@ -61,6 +61,11 @@ use order::{HistoryHint, SortKey};
 /// HEv3 §6: "a subsequent connection MUST NOT be started within 10
 /// milliseconds of the previous attempt".
 pub const MIN_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
+/// HEv3 §4.2.1: a ServiceMode TargetName other than "." needs its own A and
+/// AAAA answers. At most this many distinct targets are resolved per
+/// connection; records naming further targets use their hints only.
+pub const MAX_SVCB_TARGETS: usize = 2;
+
 /// HEv3 §9: the recommended Maximum Connection Attempt Delay.
 pub const MAX_ATTEMPT_DELAY: Duration = Duration::from_secs(2);
 
@@ -356,6 +361,19 @@ struct ProtocolOption {
     /// Takes the owner name's A/AAAA answers (TargetName "." or the
     /// unassociated group).
     owner_addresses: bool,
+    /// Takes the A/AAAA answers of this SVCB target (index into `targets`).
+    target: Option<u8>,
+}
+
+/// The resolution of one SVCB TargetName.
+#[derive(Clone, Debug)]
+struct Target {
+    name: crate::endpoint::HostName,
+    v4: AnswerState,
+    v6: AnswerState,
+    v4_addrs: SmallVec<[IpAddr; 4]>,
+    v6_addrs: SmallVec<[IpAddr; 4]>,
+    requested: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -426,6 +444,7 @@ pub struct Race {
     v4_addrs: SmallVec<[IpAddr; 4]>,
     v6_addrs: SmallVec<[IpAddr; 4]>,
     https: Vec<HttpsRecord>,
+    targets: SmallVec<[Target; 2]>,
     resolution_deadline: Option<Instant>,
     attempts_started: u16,
     dropped_candidates: u32,
@@ -471,6 +490,7 @@ impl Race {
             v4_addrs: SmallVec::new(),
             v6_addrs: SmallVec::new(),
             https: Vec::new(),
+            targets: SmallVec::new(),
             resolution_deadline: None,
             attempts_started: 0,
             dropped_candidates: 0,
@@ -483,6 +503,7 @@ impl Race {
             port,
             record: None,
             owner_addresses: true,
+            target: None,
         });
         race.build_lanes();
         race
@@ -685,17 +706,102 @@ impl Race {
         self.options.truncate(1);
         for (rank, (_, _, record)) in ranked.into_iter().enumerate() {
             let r = &self.https[usize::from(record)];
+            let target = r.target.as_ref().and_then(|name| {
+                if let Some(i) = self.targets.iter().position(|t| t.name == *name) {
+                    return Some(i as u8);
+                }
+                (self.targets.len() < MAX_SVCB_TARGETS).then(|| {
+                    let state = |expected: AnswerState| {
+                        if expected == AnswerState::NotExpected {
+                            AnswerState::NotExpected
+                        } else {
+                            AnswerState::Pending
+                        }
+                    };
+                    self.targets.push(Target {
+                        name: name.clone(),
+                        v4: state(self.v4),
+                        v6: state(self.v6),
+                        v4_addrs: SmallVec::new(),
+                        v6_addrs: SmallVec::new(),
+                        requested: false,
+                    });
+                    (self.targets.len() - 1) as u8
+                })
+            });
             self.options.push(ProtocolOption {
                 rank: rank as u32,
                 port: r.port.unwrap_or(self.port),
                 record: Some(record),
                 owner_addresses: r.target.is_none(),
+                target,
             });
         }
     }
 
     fn expected_all_settled(&self) -> bool {
-        self.v4.settled() && self.v6.settled() && self.svcb.settled()
+        self.v4.settled()
+            && self.v6.settled()
+            && self.svcb.settled()
+            && self
+                .targets
+                .iter()
+                .all(|t| t.v4.settled() && t.v6.settled())
+    }
+
+    /// SVCB targets whose A/AAAA queries the owner has not yet sent:
+    /// (target index, name). Each is handed out once.
+    pub fn take_target_requests(&mut self) -> SmallVec<[(u8, crate::endpoint::HostName); 2]> {
+        let mut out = SmallVec::new();
+        for (i, t) in self.targets.iter_mut().enumerate() {
+            if !t.requested {
+                t.requested = true;
+                out.push((i as u8, t.name.clone()));
+            }
+        }
+        out
+    }
+
+    /// Whether target `index` waits for this family.
+    pub fn target_expects(&self, index: u8, family: Family) -> bool {
+        self.targets
+            .get(usize::from(index))
+            .is_some_and(|t| match family {
+                Family::V4 => t.v4 != AnswerState::NotExpected,
+                Family::V6 => t.v6 != AnswerState::NotExpected,
+            })
+    }
+
+    /// The A or AAAA answer for SVCB target `index` arrived: its addresses
+    /// replace the record's hints (HEv3 §4.2.1).
+    pub fn on_target_addresses(
+        &mut self,
+        now: Instant,
+        env: RaceEnv<'_>,
+        index: u8,
+        family: Family,
+        answer: AddressAnswer<'_>,
+    ) {
+        if self.is_settled() {
+            return;
+        }
+        let Some(t) = self.targets.get_mut(usize::from(index)) else {
+            return;
+        };
+        let (state, addrs) = match family {
+            Family::V4 => (&mut t.v4, &mut t.v4_addrs),
+            Family::V6 => (&mut t.v6, &mut t.v6_addrs),
+        };
+        addrs.clear();
+        if let AddressAnswer::Positive(list) = answer {
+            addrs.extend(list.iter().copied().filter(|a| Family::of(*a) == family));
+        }
+        *state = if addrs.is_empty() {
+            AnswerState::Negative
+        } else {
+            AnswerState::Positive
+        };
+        self.refresh(now, env);
     }
 
     fn hints(&self, family: Family) -> impl Iterator<Item = (u8, IpAddr)> + '_ {
@@ -716,6 +822,10 @@ impl Race {
     fn has_positive(&self) -> bool {
         !self.v4_addrs.is_empty()
             || !self.v6_addrs.is_empty()
+            || self
+                .targets
+                .iter()
+                .any(|t| !t.v4_addrs.is_empty() || !t.v6_addrs.is_empty())
             || self.hints(Family::V4).next().is_some()
             || self.hints(Family::V6).next().is_some()
     }
@@ -831,10 +941,25 @@ impl Race {
                             desired.push((pi as u8, oi as u8, *a, Origin::Answer));
                         }
                     }
+                    let target = option.target.and_then(|t| self.targets.get(usize::from(t)));
+                    let target_answered = target.is_some_and(|t| {
+                        let st = if family == Family::V4 { t.v4 } else { t.v6 };
+                        st == AnswerState::Positive || st == AnswerState::Negative
+                    });
+                    if let Some(t) = target {
+                        let list = if family == Family::V4 {
+                            &t.v4_addrs
+                        } else {
+                            &t.v6_addrs
+                        };
+                        for a in list {
+                            desired.push((pi as u8, oi as u8, *a, Origin::Answer));
+                        }
+                    }
                     // HEv3 §4.2.1 / §7: hints stand in until the answers for
                     // the target arrive, then only those the answers confirm
-                    // remain. Hints of other targets have no answers to wait for.
-                    let confirm = option.owner_addresses && answered;
+                    // remain.
+                    let confirm = (option.owner_addresses && answered) || target_answered;
                     for (hint_option, a) in self.hints(family) {
                         if hint_option as usize == oi && !confirm {
                             desired.push((pi as u8, oi as u8, a, Origin::Hint));
@@ -860,16 +985,20 @@ impl Race {
         for (p, o, addr, origin) in desired {
             let port = self.options[usize::from(o)].port;
             let remote = SocketAddr::new(addr, port);
-            // One attempt per (path, stack, address): an option's stack is
-            // its port and ALPN set, so equal options dedupe too.
-            let existing = self.candidates.iter_mut().find(|c| {
-                c.path == p
-                    && c.remote == remote
-                    && same_stack(&self.options, &self.https, c.option, o)
-            });
+            // One attempt per (path, stack, address). Every attempt of a
+            // connection runs the same stack (TCP, then the preconnection's
+            // TLS and framer: SVCB options differ in port, which is part of
+            // the address, not in the stack), so a service that names an
+            // address another service already tried does not try it again.
+            // A dropped leaf comes back under the option that wants it now.
+            let existing = self
+                .candidates
+                .iter_mut()
+                .find(|c| c.path == p && c.remote == remote);
             if let Some(c) = existing {
-                if c.state == CandidateState::Dropped && c.option == o {
+                if c.state == CandidateState::Dropped {
                     c.state = CandidateState::Queued;
+                    c.option = o;
                     c.origin = origin;
                 }
                 continue;
@@ -1369,19 +1498,6 @@ impl Race {
 /// protocol that does not need QUIC.
 fn tcp_capable(r: &HttpsRecord) -> bool {
     (!r.no_default_alpn) || r.alpn.iter().any(|a| !a.starts_with("h3"))
-}
-
-fn same_stack(options: &[ProtocolOption], https: &[HttpsRecord], a: u8, b: u8) -> bool {
-    if a == b {
-        return true;
-    }
-    let (oa, ob) = (&options[usize::from(a)], &options[usize::from(b)]);
-    let alpn = |o: &ProtocolOption| {
-        o.record
-            .and_then(|r| https.get(usize::from(r)))
-            .map(|r| (&r.alpn, r.no_default_alpn))
-    };
-    oa.port == ob.port && alpn(oa) == alpn(ob)
 }
 
 #[cfg(test)]

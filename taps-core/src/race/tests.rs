@@ -4,7 +4,7 @@
 //! exact log of what the race did and when.
 
 use super::*;
-use crate::path::{InterfaceAddress, InterfaceKind};
+use crate::path::InterfaceKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Something the world does at a virtual time.
@@ -176,26 +176,7 @@ fn ifx(i: Option<u32>) -> String {
 }
 
 fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
-    Interface {
-        name: name.into(),
-        index,
-        kind,
-        addrs: addrs
-            .iter()
-            .map(|a| {
-                let (ip, len) = a.split_once('/').unwrap();
-                InterfaceAddress {
-                    addr: ip.parse().unwrap(),
-                    prefix_len: len.parse().unwrap(),
-                    deprecated: false,
-                }
-            })
-            .collect(),
-        mtu: 1500,
-        expensive: kind == InterfaceKind::Cellular,
-        constrained: false,
-        up: true,
-    }
+    Interface::new(name, index, kind, addrs).unwrap()
 }
 
 fn two_interfaces() -> Vec<Interface> {
@@ -570,6 +551,27 @@ fn svcb_hints_priority_and_ports() {
             // The A answer confirms 192.0.2.1 and contradicts the 192.0.2.2
             // hint; both services are "." so both take the A answer.
             want: &["0: start 192.0.2.1:443", "100: start 192.0.2.1:8443"],
+        },
+        Row {
+            name: "a late service naming addresses that already failed does not retry them",
+            quote: "issue #2: no (path, stack, address) is attempted twice; HEv3 §7: added endpoints are sorted in, not repeated",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            expected: ALL,
+            timeout: None,
+            script: vec![
+                (0, Ev::Aaaa(&["2001:db8::1"])),
+                (0, Ev::A(&["192.0.2.1"])),
+                (52, Ev::Fail("2001:db8::1")),
+                (62, Ev::Fail("192.0.2.1")),
+                (70, Ev::Https(vec![https(1, None, &["h2"], &[], &[])])),
+            ],
+            horizon_ms: 500,
+            want: &[
+                "50: start [2001:db8::1]:443",
+                "60: start 192.0.2.1:443",
+                "70: failed AllAttemptsFailed",
+            ],
         },
         Row {
             name: "h3-only services are skipped over TCP",

@@ -68,8 +68,149 @@ pub(crate) struct ServerTls {
     config: Arc<ServerConfig>,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// Where TLS takes its randomness and its clock from.
+///
+/// [`TlsEnvironment::system`] (the default) is the operating system's: ring's
+/// CSPRNG and the wall clock. [`TlsEnvironment::deterministic`] is for the
+/// simulator: every random byte (ClientHello random, key shares, session
+/// ids) comes from a seed and the clock is fixed, so a run with real TLS
+/// replays byte for byte. It offers only X25519 key exchange (x25519-dalek
+/// with seeded secrets; ring's own key generation cannot take a seeded
+/// source), and servers must sign with Ed25519 keys, whose signatures are
+/// deterministic. Its randomness is **not secure**: never use it on a
+/// network.
+#[derive(Clone)]
+pub struct TlsEnvironment {
+    provider: Arc<CryptoProvider>,
+    time: Arc<dyn rustls::time_provider::TimeProvider>,
+}
+
+impl core::fmt::Debug for TlsEnvironment {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlsEnvironment")
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TlsEnvironment {
+    fn default() -> Self {
+        TlsEnvironment::system()
+    }
+}
+
+impl TlsEnvironment {
+    /// The operating system's randomness and clock.
+    pub fn system() -> Self {
+        TlsEnvironment {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            time: Arc::new(rustls::time_provider::DefaultTimeProvider),
+        }
+    }
+
+    /// Seeded randomness and a fixed clock (`unix_seconds`), for simulation.
+    /// rustls wants its random source and key-exchange groups `'static`, so
+    /// each call leaks two small allocations: make one environment per
+    /// simulated host, not one per connection.
+    pub fn deterministic(seed: u64, unix_seconds: u64) -> Self {
+        let rng = Arc::new(SeededRandom(std::sync::Mutex::new(crate::rng::Rng::new(
+            seed,
+        ))));
+        let base = rustls::crypto::ring::default_provider();
+        let provider = CryptoProvider {
+            kx_groups: vec![Box::leak(Box::new(SeededX25519(rng.clone())))],
+            secure_random: Box::leak(Box::new(SeededRandomRef(rng))),
+            ..base
+        };
+        TlsEnvironment {
+            provider: Arc::new(provider),
+            time: Arc::new(FixedTime(unix_seconds)),
+        }
+    }
+}
+
+/// A seeded byte source shared by the random and key-exchange parts.
+#[derive(Debug)]
+struct SeededRandom(std::sync::Mutex<crate::rng::Rng>);
+
+impl SeededRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        if let Ok(mut rng) = self.0.lock() {
+            for chunk in buf.chunks_mut(8) {
+                let bytes = rng.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&bytes[..chunk.len()]);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SeededRandomRef(Arc<SeededRandom>);
+
+impl rustls::crypto::SecureRandom for SeededRandomRef {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        self.0.fill(buf);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SeededX25519(Arc<SeededRandom>);
+
+impl rustls::crypto::SupportedKxGroup for SeededX25519 {
+    fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, Error> {
+        let mut secret = [0u8; 32];
+        self.0.fill(&mut secret);
+        let secret = x25519_dalek::StaticSecret::from(secret);
+        let public = x25519_dalek::PublicKey::from(&secret);
+        Ok(Box::new(X25519Exchange {
+            secret,
+            public: public.to_bytes(),
+        }))
+    }
+
+    fn name(&self) -> rustls::NamedGroup {
+        rustls::NamedGroup::X25519
+    }
+}
+
+struct X25519Exchange {
+    secret: x25519_dalek::StaticSecret,
+    public: [u8; 32],
+}
+
+impl rustls::crypto::ActiveKeyExchange for X25519Exchange {
+    fn complete(self: Box<Self>, peer: &[u8]) -> Result<rustls::crypto::SharedSecret, Error> {
+        let peer: [u8; 32] = peer
+            .try_into()
+            .map_err(|_| Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
+        let shared = self
+            .secret
+            .diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+        if !shared.was_contributory() {
+            return Err(Error::from(rustls::PeerMisbehaved::InvalidKeyShare));
+        }
+        Ok(rustls::crypto::SharedSecret::from(&shared.as_bytes()[..]))
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn group(&self) -> rustls::NamedGroup {
+        rustls::NamedGroup::X25519
+    }
+}
+
+#[derive(Debug)]
+struct FixedTime(u64);
+
+impl rustls::time_provider::TimeProvider for FixedTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
+            self.0,
+        )))
+    }
 }
 
 fn roots(params: &SecurityParameters) -> Result<RootCertStore, TlsConfigError> {
@@ -83,9 +224,12 @@ fn roots(params: &SecurityParameters) -> Result<RootCertStore, TlsConfigError> {
 }
 
 impl ClientTls {
-    pub(crate) fn new(params: &SecurityParameters) -> Result<Self, TlsConfigError> {
-        let provider = provider();
-        let builder = ClientConfig::builder_with_provider(provider.clone())
+    pub(crate) fn new(
+        params: &SecurityParameters,
+        env: &TlsEnvironment,
+    ) -> Result<Self, TlsConfigError> {
+        let provider = env.provider.clone();
+        let builder = ClientConfig::builder_with_details(provider.clone(), env.time.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError(e.to_string()))?;
         let verifier: Arc<dyn ServerCertVerifier> = match params.verification() {
@@ -138,13 +282,16 @@ impl ClientTls {
 }
 
 impl ServerTls {
-    pub(crate) fn new(params: &SecurityParameters) -> Result<Self, TlsConfigError> {
+    pub(crate) fn new(
+        params: &SecurityParameters,
+        env: &TlsEnvironment,
+    ) -> Result<Self, TlsConfigError> {
         let identity = params
             .server_identity
             .as_ref()
             .ok_or_else(|| TlsConfigError("a TLS listener needs a server identity".into()))?;
-        let provider = provider();
-        let builder = ServerConfig::builder_with_provider(provider.clone())
+        let provider = env.provider.clone();
+        let builder = ServerConfig::builder_with_details(provider.clone(), env.time.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError(e.to_string()))?;
         let builder = if params.require_client_certificate {
@@ -186,6 +333,10 @@ impl TlsSession {
         loop {
             if !data.is_empty() {
                 match self.conn.read_tls(&mut data) {
+                    // rustls takes nothing after the peer's close_notify;
+                    // RFC 8446 §6.1 says to ignore what follows it, and
+                    // looping on it would never end.
+                    Ok(0) => data = &[],
                     Ok(_) => {}
                     Err(_) => return Err(TlsFailure::ProtocolError),
                 }

@@ -71,6 +71,8 @@ pub struct Net {
     /// (machine, socket, fast_open) for every OpenTcp.
     pub opened: Vec<(Instant, usize, SocketAddr, bool)>,
     pub bytes_delivered: u64,
+    /// FNV-1a over every byte delivered, in order: equal runs, equal hash.
+    pub wire_hash: u64,
     pub max_inbox: usize,
     /// Like a TCP receive window: a sender may have at most this many bytes
     /// in flight plus unread at its peer.
@@ -95,6 +97,7 @@ impl Net {
             events: Vec::new(),
             opened: Vec::new(),
             bytes_delivered: 0,
+            wire_hash: 0xcbf2_9ce4_8422_2325,
             max_inbox: 0,
             window: 256 * 1024,
             chunk: 16 * 1024,
@@ -252,6 +255,9 @@ impl Net {
             let n = capacity.min(state.inbox.len()).min(self.chunk.max(1));
             let chunk: Vec<u8> = state.inbox.drain(..n).collect();
             self.bytes_delivered += n as u64;
+            for b in &chunk {
+                self.wire_hash = (self.wire_hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
             self.machines[end.0].handle(
                 now,
                 Input::SocketData {

@@ -7,6 +7,20 @@ use taps_core::security::Identity;
 
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
+    /// Set for a deterministic CA: leaves get Ed25519 keys from this seed.
+    seed: Option<u8>,
+}
+
+/// An Ed25519 key from a 32-byte seed (RFC 8410 PKCS#8 v1 framing), so
+/// keys, certificates and signatures repeat exactly.
+fn ed25519_from_seed(seed: [u8; 32]) -> KeyPair {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(der), &rcgen::PKCS_ED25519)
+        .unwrap()
 }
 
 impl Default for TestCa {
@@ -29,6 +43,25 @@ impl TestCa {
             .push(rcgen::DnType::CommonName, name);
         TestCa {
             issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+            seed: None,
+        }
+    }
+
+    /// A CA whose every key and certificate is a function of `seed`
+    /// (Ed25519, fixed serials and dates): for byte-exact replays.
+    pub fn deterministic(seed: u8) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "taps deterministic CA");
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![1]));
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+        let key = ed25519_from_seed([seed; 32]);
+        TestCa {
+            issuer: CertifiedIssuer::self_signed(params, key).unwrap(),
+            seed: Some(seed),
         }
     }
 
@@ -48,7 +81,13 @@ impl TestCa {
                 .unwrap();
         params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
         params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
-        let key = KeyPair::generate().unwrap();
+        let key = match self.seed {
+            Some(seed) => {
+                params.serial_number = Some(rcgen::SerialNumber::from(vec![2]));
+                ed25519_from_seed([seed.wrapping_add(1); 32])
+            }
+            None => KeyPair::generate().unwrap(),
+        };
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Identity {
             chain: vec![cert.der().clone()],

@@ -1,0 +1,811 @@
+//! Reports of a run: per-connection attempts and DNS rows read from the
+//! trace, the text report with the core's waterfall, the JSON object of
+//! issue #6, and the trace hash.
+//!
+//! The trace hash is FNV-1a 64 (Fowler, Noll, Vo) over a canonical byte
+//! encoding of every connection's trace: times as nanoseconds, each event
+//! kind as a tag byte followed by its fields in declaration order, integers
+//! little-endian, addresses as their octets and port. It does not use
+//! `std`'s `DefaultHasher`, whose output may change between Rust releases,
+//! so hashes printed today still compare tomorrow.
+
+use core::fmt::Write as _;
+use core::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+use taps_core::Instant;
+use taps_core::dns::wire::QueryType;
+use taps_core::trace::{
+    DnsOutcome, DropReason, FailureReason, LocalSource, Trace, TraceKind, qtype_name,
+};
+
+use crate::scenario::Scenario;
+use crate::units::millis;
+use crate::world::{ConnOutcome, ConnRun, RunResult};
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// It won.
+    Won,
+    /// It failed for this reason.
+    Failed(FailureReason),
+    /// Another won, or the race ended.
+    Cancelled,
+    /// Still running when the trace was taken.
+    Running,
+}
+
+impl AttemptEnd {
+    /// `won`, `failed`, `cancelled` or `running`.
+    pub fn word(self) -> &'static str {
+        match self {
+            AttemptEnd::Won => "won",
+            AttemptEnd::Failed(_) => "failed",
+            AttemptEnd::Cancelled => "cancelled",
+            AttemptEnd::Running => "running",
+        }
+    }
+}
+
+/// One attempt, read from the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// Attempt number.
+    pub attempt: u16,
+    /// Where to.
+    pub remote: SocketAddr,
+    /// Interface index (`None`: default path).
+    pub interface: Option<u32>,
+    /// Interface name.
+    pub interface_name: String,
+    /// Start, from the connection's start.
+    pub start: Duration,
+    /// End, from the connection's start (`None`: running).
+    pub end: Option<Duration>,
+    /// How it ended.
+    pub result: AttemptEnd,
+}
+
+impl AttemptRow {
+    /// The form `[expect] attempt_results` compares: `"192.0.2.1:443 wlan0
+    /// won"`, `"[2001:db8::1]:443 wlan0 failed: timed out"`.
+    pub fn summary(&self) -> String {
+        match self.result {
+            AttemptEnd::Failed(r) => format!("{} {} failed: {r}", self.remote, self.interface_name),
+            other => format!("{} {} {}", self.remote, self.interface_name, other.word()),
+        }
+    }
+}
+
+/// One DNS question, read from the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsRow {
+    /// Record type.
+    pub qtype: QueryType,
+    /// First transmission, from the connection's start (`None`: answered
+    /// locally).
+    pub sent: Option<Duration>,
+    /// When it settled (`None`: never, or after the race).
+    pub answered: Option<Duration>,
+    /// What it came to.
+    pub outcome: Option<DnsOutcome>,
+    /// Answered without the wire, and from where.
+    pub local: Option<LocalSource>,
+    /// Transmissions (retransmissions, other servers and TCP included).
+    pub transmissions: u32,
+    /// Whether TCP was used.
+    pub tcp: bool,
+}
+
+impl DnsRow {
+    /// The outcome as the report prints it.
+    pub fn result(&self) -> String {
+        let Some(o) = self.outcome else {
+            return "unanswered while racing".into();
+        };
+        let local = match self.local {
+            None => "",
+            Some(LocalSource::Cache) => " (cache)",
+            Some(LocalSource::HostsFile) => " (hosts file)",
+            Some(LocalSource::Localhost) => " (localhost)",
+            Some(LocalSource::Literal) => " (address literal)",
+        };
+        format!("{o}{local}{}", if self.tcp { " over TCP" } else { "" })
+    }
+}
+
+/// Attempts of a trace, in start order.
+pub fn attempts(trace: &Trace, names: &dyn Fn(Option<u32>) -> String) -> Vec<AttemptRow> {
+    let since = |t: Instant| t - trace.start;
+    let mut rows: Vec<AttemptRow> = Vec::new();
+    for e in &trace.events {
+        let (n, end) = match e.kind {
+            TraceKind::AttemptStarted {
+                attempt,
+                remote,
+                interface,
+            } => {
+                rows.push(AttemptRow {
+                    attempt,
+                    remote,
+                    interface,
+                    interface_name: names(interface),
+                    start: since(e.at),
+                    end: None,
+                    result: AttemptEnd::Running,
+                });
+                continue;
+            }
+            TraceKind::Winner { attempt } => (attempt, AttemptEnd::Won),
+            TraceKind::AttemptFailed { attempt, reason } => (attempt, AttemptEnd::Failed(reason)),
+            TraceKind::AttemptCancelled { attempt } => (attempt, AttemptEnd::Cancelled),
+            _ => continue,
+        };
+        if let Some(r) = rows
+            .iter_mut()
+            .find(|r| r.attempt == n && r.result == AttemptEnd::Running)
+        {
+            r.end = Some(since(e.at));
+            r.result = end;
+        }
+    }
+    rows
+}
+
+/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked.
+pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
+    let since = |t: Instant| t - trace.start;
+    let mut rows = Vec::new();
+    for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
+        let mut row = DnsRow {
+            qtype,
+            sent: None,
+            answered: None,
+            outcome: None,
+            local: None,
+            transmissions: 0,
+            tcp: false,
+        };
+        let mut seen = false;
+        for e in &trace.events {
+            match e.kind {
+                TraceKind::DnsQuery { qtype: q, tcp, .. } if q == qtype => {
+                    seen = true;
+                    row.transmissions += 1;
+                    row.tcp |= tcp;
+                    row.sent.get_or_insert(since(e.at));
+                }
+                TraceKind::DnsAnswer {
+                    qtype: q,
+                    outcome,
+                    local,
+                } if q == qtype && row.outcome.is_none() => {
+                    seen = true;
+                    row.answered = Some(since(e.at));
+                    row.outcome = Some(outcome);
+                    row.local = local;
+                }
+                _ => {}
+            }
+        }
+        if seen {
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// The report of one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnReport {
+    /// `ready`, `failed` or `stalled`.
+    pub outcome: &'static str,
+    /// Time from initiate to ready.
+    pub time_to_ready: Option<Duration>,
+    /// Winner: remote and interface name.
+    pub winner: Option<(SocketAddr, String)>,
+    /// Every attempt.
+    pub attempts: Vec<AttemptRow>,
+    /// Every DNS question.
+    pub dns: Vec<DnsRow>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// DNS transmissions.
+    pub dns_queries: u32,
+    /// Datagrams refused as answers.
+    pub dns_dropped: u32,
+    /// The core's text waterfall.
+    pub waterfall: String,
+    /// When it started, from the run's start.
+    pub started: Duration,
+}
+
+/// The interface-name function for a scenario.
+pub fn namer(sc: &Scenario) -> impl Fn(Option<u32>) -> String + '_ {
+    move |i| match i {
+        None => "default".to_string(),
+        Some(i) => sc
+            .client
+            .interface_name(i)
+            .map_or_else(|| format!("if#{i}"), str::to_string),
+    }
+}
+
+/// The report of connection `c` of a run of `sc`.
+pub fn conn_report(sc: &Scenario, c: &ConnRun) -> ConnReport {
+    let names = namer(sc);
+    let attempts = attempts(&c.trace, &names);
+    let dns = dns_rows(&c.trace);
+    let mut dns_dropped = 0;
+    let mut dns_queries = 0;
+    for e in &c.trace.events {
+        match e.kind {
+            TraceKind::DnsDropped { .. } => dns_dropped += 1,
+            TraceKind::DnsQuery { .. } => dns_queries += 1,
+            _ => {}
+        }
+    }
+    let (outcome, winner, error) = match &c.outcome {
+        ConnOutcome::Ready { remote, interface } => {
+            ("ready", Some((*remote, names(*interface))), None)
+        }
+        ConnOutcome::Failed(e) => ("failed", None, Some(e.to_string())),
+        ConnOutcome::Refused(e) => ("failed", None, Some(format!("initiate refused: {e}"))),
+        ConnOutcome::Stalled => (
+            "stalled",
+            None,
+            Some("still establishing when nothing more could happen (no connect.timeout)".into()),
+        ),
+    };
+    let host = &sc.connect.remote_text;
+    let waterfall = c
+        .trace
+        .waterfall(host, &|i| sc.client.interface_name(i).map(str::to_string));
+    ConnReport {
+        outcome,
+        time_to_ready: c.time_to_ready(),
+        winner,
+        attempts,
+        dns,
+        error,
+        dns_queries,
+        dns_dropped,
+        waterfall,
+        started: c.started - Instant::ZERO,
+    }
+}
+
+/// A run with its reports.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The run.
+    pub run: RunResult,
+    /// One report per connection.
+    pub connections: Vec<ConnReport>,
+    /// The oracle's time to ready per connection, when computed.
+    pub oracle: Vec<Option<Duration>>,
+    /// The trace hash.
+    pub trace_hash: u64,
+    /// Wall-clock time of the run.
+    pub wall: Duration,
+    /// The stack name: `tcp+tls` or `tcp`.
+    pub stack: &'static str,
+    /// The question's name (for the JSON `dns` rows).
+    pub qname: String,
+    /// The port connected to.
+    pub port: u16,
+}
+
+impl Report {
+    /// Builds the report of `run`.
+    pub fn new(
+        sc: &Scenario,
+        run: RunResult,
+        wall: Duration,
+        oracle: Vec<Option<Duration>>,
+    ) -> Report {
+        let connections = run.connections.iter().map(|c| conn_report(sc, c)).collect();
+        let trace_hash = trace_hash(run.connections.iter().map(|c| &c.trace));
+        Report {
+            scenario: sc.name.clone(),
+            connections,
+            oracle,
+            trace_hash,
+            wall,
+            stack: if sc.connect.tls { "tcp+tls" } else { "tcp" },
+            qname: sc
+                .connect
+                .host_name()
+                .map_or_else(|| sc.connect.remote_text.clone(), str::to_string),
+            port: sc.connect.port(),
+            run,
+        }
+    }
+
+    /// The text report. `wall`: include the wall-clock line (golden files
+    /// leave it out, since it differs from run to run).
+    pub fn text(&self, wall: bool) -> String {
+        let mut out = String::new();
+        let r = &self.run;
+        let _ = writeln!(
+            out,
+            "scenario {} · policy {} · seed {}",
+            self.scenario,
+            r.policy.name(),
+            r.seed
+        );
+        let n = self.connections.len();
+        for (i, c) in self.connections.iter().enumerate() {
+            let _ = writeln!(out);
+            let head = match (&c.winner, c.time_to_ready) {
+                (Some((remote, iface)), Some(t)) => {
+                    format!(
+                        "ready after {} via {remote} on {iface} ({})",
+                        ms(t),
+                        self.stack
+                    )
+                }
+                _ => format!("{}: {}", c.outcome, c.error.as_deref().unwrap_or("")),
+            };
+            let _ = writeln!(
+                out,
+                "== connection {}/{n} (started at {}): {head}",
+                i + 1,
+                ms(c.started)
+            );
+            let _ = writeln!(out);
+            out.push_str(&c.waterfall);
+            let _ = writeln!(out, "\ndns");
+            for d in &c.dns {
+                let _ = writeln!(
+                    out,
+                    "  {:<5} {:<24} sent {:>12}  answered {:>12}  {}",
+                    qtype_name(d.qtype),
+                    dns_name(&self.qname, d.qtype, self.port),
+                    d.sent.map_or_else(|| "-".into(), ms),
+                    d.answered.map_or_else(|| "-".into(), ms),
+                    d.result()
+                );
+            }
+            let _ = writeln!(out, "attempts");
+            if c.attempts.is_empty() {
+                let _ = writeln!(out, "  none");
+            }
+            for a in &c.attempts {
+                let _ = writeln!(
+                    out,
+                    "  #{:<2} {:<28} {:<8} {} {:>12} → {:>12}  {}",
+                    a.attempt,
+                    a.remote.to_string(),
+                    a.interface_name,
+                    self.stack,
+                    ms(a.start),
+                    a.end.map_or_else(|| "-".into(), ms),
+                    match a.result {
+                        AttemptEnd::Failed(r) => format!("failed: {r}"),
+                        other => other.word().to_string(),
+                    }
+                );
+            }
+            let oracle = self.oracle.get(i).copied().flatten();
+            let mut summary = match c.time_to_ready {
+                Some(t) => format!("ready in {}", ms(t)),
+                None => c.outcome.to_string(),
+            };
+            if let Some(o) = oracle {
+                let _ = write!(summary, "; oracle {}", ms(o));
+                if let Some(t) = c.time_to_ready {
+                    let _ = write!(summary, " (regret {})", ms(t.saturating_sub(o)));
+                }
+            }
+            let _ = write!(
+                summary,
+                "; {} attempt(s); {} DNS transmission(s)",
+                c.attempts.len(),
+                c.dns_queries
+            );
+            if c.dns_dropped > 0 {
+                let _ = write!(
+                    summary,
+                    "; {} forged or broken answer(s) dropped",
+                    c.dns_dropped
+                );
+            }
+            let _ = writeln!(out, "summary: {summary}");
+            if let Some(e) = &c.error {
+                let _ = writeln!(out, "error: {e}");
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "trace hash {:016x}; simulated {} in {} steps",
+            self.trace_hash,
+            ms(r.end - Instant::ZERO),
+            r.steps
+        );
+        for v in &r.violations {
+            let _ = writeln!(out, "VIOLATION: {v}");
+        }
+        if wall {
+            let sim = r.end - Instant::ZERO;
+            let ratio = sim.as_secs_f64() / self.wall.as_secs_f64().max(1e-9);
+            let _ = writeln!(
+                out,
+                "wall time {:.3} ms ({ratio:.0}× faster than real time)",
+                millis(self.wall)
+            );
+        }
+        out
+    }
+
+    /// The JSON object of issue #6.
+    pub fn json(&self) -> String {
+        let conns = self
+            .connections
+            .iter()
+            .map(|c| JsonConn {
+                outcome: c.outcome,
+                time_to_ready_ms: c.time_to_ready.map(millis),
+                winner: c.winner.as_ref().map(|(remote, iface)| JsonWinner {
+                    remote: remote.to_string(),
+                    interface: iface.clone(),
+                    stack: self.stack,
+                }),
+                attempts: c
+                    .attempts
+                    .iter()
+                    .map(|a| JsonAttempt {
+                        remote: a.remote.to_string(),
+                        interface: a.interface_name.clone(),
+                        stack: self.stack,
+                        start_ms: millis(a.start),
+                        end_ms: a.end.map(millis),
+                        result: a.result.word(),
+                        reason: match a.result {
+                            AttemptEnd::Failed(r) => Some(r.to_string()),
+                            _ => None,
+                        },
+                    })
+                    .collect(),
+                dns: c
+                    .dns
+                    .iter()
+                    .map(|d| JsonDns {
+                        name: dns_name(&self.qname, d.qtype, self.port),
+                        qtype: qtype_name(d.qtype),
+                        sent_ms: d.sent.map(millis),
+                        answered_ms: d.answered.map(millis),
+                        result: d.result(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let j = JsonRun {
+            scenario: &self.scenario,
+            seed: self.run.seed,
+            policy: self.run.policy.name(),
+            connections: conns,
+            trace_hash: format!("{:016x}", self.trace_hash),
+            sim_ms: millis(self.run.end - Instant::ZERO),
+            wall_ms: millis(self.wall),
+        };
+        serde_json::to_string(&j).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// The name a question asks about: the host, or for HTTPS on a port other
+/// than 443 the RFC 9460 §9.1 port-prefixed name the core asks.
+fn dns_name(qname: &str, qtype: QueryType, port: u16) -> String {
+    if qtype == QueryType::Https && port != 443 {
+        format!("_{port}._https.{qname}")
+    } else {
+        qname.to_string()
+    }
+}
+
+/// Milliseconds with three decimals: `"250.000 ms"`.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", millis(d))
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    scenario: &'a str,
+    seed: u64,
+    policy: &'a str,
+    connections: Vec<JsonConn>,
+    trace_hash: String,
+    sim_ms: f64,
+    wall_ms: f64,
+}
+
+#[derive(Serialize)]
+struct JsonConn {
+    outcome: &'static str,
+    time_to_ready_ms: Option<f64>,
+    winner: Option<JsonWinner>,
+    attempts: Vec<JsonAttempt>,
+    dns: Vec<JsonDns>,
+}
+
+#[derive(Serialize)]
+struct JsonWinner {
+    remote: String,
+    interface: String,
+    stack: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonAttempt {
+    remote: String,
+    interface: String,
+    stack: &'static str,
+    start_ms: f64,
+    end_ms: Option<f64>,
+    result: &'static str,
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonDns {
+    name: String,
+    #[serde(rename = "type")]
+    qtype: &'static str,
+    sent_ms: Option<f64>,
+    answered_ms: Option<f64>,
+    result: String,
+}
+
+/// FNV-1a 64 over a canonical encoding of the traces.
+pub fn trace_hash<'a>(traces: impl IntoIterator<Item = &'a Trace>) -> u64 {
+    let mut h = Fnv::new();
+    for t in traces {
+        h.u8(0xff);
+        h.u64(t.start.as_nanos());
+        h.u64(t.events.len() as u64);
+        for e in &t.events {
+            h.u64(e.at.as_nanos());
+            encode_kind(&mut h, &e.kind);
+        }
+    }
+    h.0
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    fn new() -> Self {
+        Fnv(Self::OFFSET)
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        for byte in b {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+    fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
+    }
+    fn u16(&mut self, v: u16) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+    fn addr(&mut self, a: SocketAddr) {
+        match a.ip() {
+            IpAddr::V4(v4) => {
+                self.u8(4);
+                self.bytes(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                self.u8(6);
+                self.bytes(&v6.octets());
+            }
+        }
+        self.u16(a.port());
+    }
+    fn iface(&mut self, i: Option<u32>) {
+        match i {
+            None => self.u8(0),
+            Some(i) => {
+                self.u8(1);
+                self.u32(i);
+            }
+        }
+    }
+    fn qtype(&mut self, q: QueryType) {
+        self.u16(q.code());
+    }
+    fn outcome(&mut self, o: DnsOutcome) {
+        match o {
+            DnsOutcome::Positive { count, ttl } => {
+                self.u8(0);
+                self.u16(count);
+                self.u32(ttl);
+            }
+            DnsOutcome::NoData => self.u8(1),
+            DnsOutcome::NxDomain => self.u8(2),
+            DnsOutcome::ServFail => self.u8(3),
+            DnsOutcome::Refused => self.u8(4),
+            DnsOutcome::Error(c) => {
+                self.u8(5);
+                self.u16(c);
+            }
+            DnsOutcome::Timeout => self.u8(6),
+            DnsOutcome::Malformed => self.u8(7),
+            DnsOutcome::Truncated => self.u8(8),
+            DnsOutcome::NoServers => self.u8(9),
+            DnsOutcome::TransportFailed => self.u8(10),
+        }
+    }
+    fn reason(&mut self, r: FailureReason) {
+        match r {
+            FailureReason::Refused => self.u8(0),
+            FailureReason::Unreachable => self.u8(1),
+            FailureReason::TimedOut => self.u8(2),
+            FailureReason::Reset => self.u8(3),
+            FailureReason::InterfaceDown => self.u8(4),
+            FailureReason::ConnTimeout => self.u8(5),
+            FailureReason::SocketSetup(e) => {
+                self.u8(6);
+                self.u32(e as u32);
+            }
+            FailureReason::Os(e) => {
+                self.u8(7);
+                self.u32(e as u32);
+            }
+            FailureReason::Tls(t) => {
+                self.u8(8);
+                // The failure's text is stable and names every variant.
+                for b in t.to_string().bytes() {
+                    self.u8(b);
+                }
+            }
+            FailureReason::Framing(f) => {
+                self.u8(9);
+                for b in f.to_string().bytes() {
+                    self.u8(b);
+                }
+            }
+            FailureReason::PeerClosed => self.u8(10),
+            FailureReason::LocalAbort => self.u8(11),
+        }
+    }
+}
+
+fn encode_kind(h: &mut Fnv, k: &TraceKind) {
+    match *k {
+        TraceKind::DnsQuery {
+            qtype,
+            server,
+            tcp,
+            retransmit,
+        } => {
+            h.u8(1);
+            h.qtype(qtype);
+            h.addr(server);
+            h.bool(tcp);
+            h.bool(retransmit);
+        }
+        TraceKind::DnsAnswer {
+            qtype,
+            outcome,
+            local,
+        } => {
+            h.u8(2);
+            h.qtype(qtype);
+            h.outcome(outcome);
+            h.u8(match local {
+                None => 0,
+                Some(LocalSource::Cache) => 1,
+                Some(LocalSource::HostsFile) => 2,
+                Some(LocalSource::Localhost) => 3,
+                Some(LocalSource::Literal) => 4,
+            });
+        }
+        TraceKind::DnsRetry { qtype, outcome } => {
+            h.u8(3);
+            h.qtype(qtype);
+            h.outcome(outcome);
+        }
+        TraceKind::DnsDropped { qtype, reason } => {
+            h.u8(4);
+            h.qtype(qtype);
+            h.u8(match reason {
+                DropReason::WrongSource => 0,
+                DropReason::WrongId => 1,
+                DropReason::WrongQuestion => 2,
+                DropReason::Malformed => 3,
+            });
+        }
+        TraceKind::ResolutionDelayStarted => h.u8(5),
+        TraceKind::RacingStarted { candidates } => {
+            h.u8(6);
+            h.u16(candidates);
+        }
+        TraceKind::PathStarted { interface } => {
+            h.u8(7);
+            h.iface(interface);
+        }
+        TraceKind::AttemptStarted {
+            attempt,
+            remote,
+            interface,
+        } => {
+            h.u8(8);
+            h.u16(attempt);
+            h.addr(remote);
+            h.iface(interface);
+        }
+        TraceKind::AttemptConnected { attempt } => {
+            h.u8(9);
+            h.u16(attempt);
+        }
+        TraceKind::AttemptTransportUp { attempt } => {
+            h.u8(20);
+            h.u16(attempt);
+        }
+        TraceKind::AttemptFailed { attempt, reason } => {
+            h.u8(10);
+            h.u16(attempt);
+            h.reason(reason);
+        }
+        TraceKind::AttemptCancelled { attempt } => {
+            h.u8(11);
+            h.u16(attempt);
+        }
+        TraceKind::Winner { attempt } => {
+            h.u8(12);
+            h.u16(attempt);
+        }
+        TraceKind::EstablishmentFailed => h.u8(13),
+        TraceKind::Closed => h.u8(14),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_vectors() {
+        // From the FNV reference test suite.
+        let mut h = Fnv::new();
+        assert_eq!(h.0, 0xcbf29ce484222325);
+        h.bytes(b"a");
+        assert_eq!(h.0, 0xaf63dc4c8601ec8c);
+        let mut h = Fnv::new();
+        h.bytes(b"foobar");
+        assert_eq!(h.0, 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn the_hash_sees_every_field() {
+        let mut a = Trace::new(Instant::ZERO);
+        a.record(
+            Instant::from_millis(1),
+            TraceKind::AttemptCancelled { attempt: 1 },
+        );
+        let mut b = a.clone();
+        assert_eq!(trace_hash([&a]), trace_hash([&b]));
+        b.events[0].kind = TraceKind::AttemptCancelled { attempt: 2 };
+        assert_ne!(trace_hash([&a]), trace_hash([&b]));
+        let mut c = a.clone();
+        c.events[0].at = Instant::from_nanos(1_000_001);
+        assert_ne!(trace_hash([&a]), trace_hash([&c]));
+    }
+}

@@ -1,0 +1,1841 @@
+//! The simulated world and its virtual clock: runs one `taps_core` machine
+//! against a [`Scenario`].
+//!
+//! # Clock
+//!
+//! Time jumps from event to event. World events (packets arriving, timers of
+//! the simulated kernels and servers, scenario `[[event]]`s) wait in a heap
+//! keyed by (time, sequence number), so events due at the same time run in
+//! the order they were scheduled. The machine's own deadline
+//! (`poll_timeout`) competes with the heap; at equal times the world's event
+//! runs first (the packet was already there when the timer fired). Time
+//! never runs backwards: nothing is ever scheduled before `now`, and a
+//! machine deadline in the past runs at `now`. A run stops with
+//! [`SimError::StepLimit`] after [`RunOptions::max_steps`] steps, so a
+//! livelock is an error rather than a hang.
+//!
+//! # What is modelled
+//!
+//! - **Interfaces** from the scenario reach the core through
+//!   `set_interfaces` and, when `[[event]]`s change them,
+//!   `Input::InterfacesChanged`. Sockets the core binds to an interface
+//!   leave by it; unbound ones (DNS) take the first interface that is up and
+//!   has an address of the destination's family.
+//! - **Links** ([`crate::net`]): delay, jitter, loss, bandwidth, and pass,
+//!   blackhole or reject, per interface, destination prefix and direction.
+//! - **TCP** (RFC 9293 §3.5 handshake, RFC 6298 timers as Linux sets them):
+//!   SYN, SYN-ACK; a lost SYN or SYN-ACK is retried after 1 s, doubling, six
+//!   times, so a black hole fails after 127 s with `TimedOut`. A rejecting
+//!   link answers the SYN with a RST one round trip later (`Refused`). A host
+//!   that exists but does not listen on the port answers RST; an address no
+//!   host has swallows SYNs. Data flights (handshakes above TCP, DNS over
+//!   TCP) obey delay, bandwidth and loss; a lost flight is resent after the
+//!   RTO (RTT + max(200 ms, 2 RTT), doubling; 3 s after a lost SYN,
+//!   RFC 6298 §5.7).
+//! - **Modelled TLS** ([`crate::server`]): one round trip after TCP plus the
+//!   server's `tls_time`; only then does the world report `SocketConnected`,
+//!   and the core, whose preconnection carries no security, sees the whole
+//!   stack become ready at once. `stall-after-tcp` and `stall-tls` never
+//!   report the attempt connected; `reset` and `close` fail it with `Reset`.
+//! - **Real TLS** ([`crate::wire`]), when the scenario
+//!   [runs it](Scenario::real_tls): the client's preconnection trusts the
+//!   scenario's test CA, the world reports `SocketConnected` when the
+//!   SYN-ACK arrives (the core records the attempt's transport up), and from
+//!   then on carries the bytes the client's per-attempt rustls and the
+//!   server host's machine write, both ways, as data flights: delay, jitter,
+//!   bandwidth and loss (as retransmission) apply, and reassembly keeps them
+//!   in order. The attempt is ready when the core's TLS says so, or fails
+//!   with its TLS reason (a certificate for another name, say). Servers that
+//!   stall never read (`stall-after-tcp`, `stall-tls`: the client's bytes
+//!   vanish, nothing comes back); `reset` and `close` answer the client's
+//!   first bytes with a RST or a FIN. When the client closes or aborts a
+//!   socket, the server machine learns at once.
+//! - **DNS** over UDP and TCP to the scenario's resolvers, answered by
+//!   [`Responder`] with real messages, plus forged answers (wrong id, wrong
+//!   source) just before the real one when the scenario asks for them.
+//!
+//! Every `Output` is performed and checked: a `CloseSocket` or `Release` for
+//! something not open, a second settlement of a connection, an attempt that
+//! starts after the race settled or never ends, or a machine that is not
+//! idle when every connection has settled are recorded as
+//! [`RunResult::violations`].
+
+use core::cmp::Ordering;
+use core::fmt;
+use core::time::Duration;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use taps_core::Instant;
+use taps_core::dns::{DnsAction, DnsConfig, DnsSend, DnsTransport};
+use taps_core::id::{ConnectionId, DnsTxnId, SocketId};
+use taps_core::machine::Preconnection;
+use taps_core::machine::{Config, EstablishmentError, Event, Input, Machine, Output, Stats};
+use taps_core::path::Interface;
+use taps_core::race::Policy;
+use taps_core::rng::Rng;
+use taps_core::trace::{FailureReason, Trace, TraceKind};
+
+use crate::net::{
+    CONTROL_BYTES, DATA_RETRIES, Dir, Fate, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES,
+    SYN_RTO, TCP_OVERHEAD, UDP_OVERHEAD,
+};
+use crate::scenario::{Forgery, Scenario};
+use crate::server::{
+    CLIENT_HELLO_BYTES, DnsReply, GARBAGE, Plan, Responder, SERVER_FLIGHT_BYTES, ServerReply,
+    tls_reply,
+};
+use crate::wire::{READ_CHUNK, RealTls, Wire};
+
+/// Default bound on steps (events and timer firings) of one run.
+pub const DEFAULT_MAX_STEPS: u64 = 10_000_000;
+/// Virtual time after which a run is abandoned: two days.
+pub const HORIZON: Duration = Duration::from_secs(2 * 86_400);
+
+/// How to run a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The racing policy.
+    pub policy: Policy,
+    /// The seed of the machine and of the world.
+    pub seed: u64,
+    /// Bound on steps; exceeding it is [`SimError::StepLimit`].
+    pub max_steps: u64,
+}
+
+impl RunOptions {
+    /// The scenario's own policy and seed.
+    pub fn of(scenario: &Scenario) -> Self {
+        RunOptions {
+            policy: scenario.connect.policy,
+            seed: scenario.seed,
+            max_steps: DEFAULT_MAX_STEPS,
+        }
+    }
+}
+
+/// Why a run could not finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// More steps than allowed: a livelock, or a scenario too big for the
+    /// bound.
+    StepLimit {
+        /// The bound.
+        steps: u64,
+        /// Virtual time when it was hit.
+        at: Instant,
+    },
+    /// Virtual time passed [`HORIZON`].
+    Horizon {
+        /// Virtual time when it was hit.
+        at: Instant,
+    },
+    /// The certificates or server machines of `tls = "real"` could not be
+    /// set up.
+    Tls(String),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::StepLimit { steps, at } => write!(
+                f,
+                "the run took more than {steps} steps (virtual time {at}): a livelock, or raise the step bound"
+            ),
+            SimError::Horizon { at } => write!(
+                f,
+                "virtual time reached {at}, past the simulator's two-day horizon"
+            ),
+            SimError::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// How one connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnOutcome {
+    /// Ready over this remote and interface.
+    Ready {
+        /// The winning remote.
+        remote: SocketAddr,
+        /// Its interface (`None`: default path).
+        interface: Option<u32>,
+    },
+    /// Establishment failed.
+    Failed(EstablishmentError),
+    /// `initiate` refused at once.
+    Refused(String),
+    /// Still establishing when the world fell silent: the core had no timer
+    /// left and nothing more would ever arrive (set `connect.timeout`).
+    Stalled,
+}
+
+/// One connection of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnRun {
+    /// When `initiate` was called.
+    pub started: Instant,
+    /// When it became ready or failed.
+    pub settled: Option<Instant>,
+    /// How it ended.
+    pub outcome: ConnOutcome,
+    /// Its trace as it stood when it settled (or when the run ended).
+    pub trace: Trace,
+    id: Option<ConnectionId>,
+}
+
+impl ConnRun {
+    /// Time from `initiate` to ready, if it became ready.
+    pub fn time_to_ready(&self) -> Option<Duration> {
+        match self.outcome {
+            ConnOutcome::Ready { .. } => self.settled.map(|t| t - self.started),
+            _ => None,
+        }
+    }
+}
+
+/// The result of one run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The policy raced.
+    pub policy: Policy,
+    /// The seed used.
+    pub seed: u64,
+    /// Every connection, in order.
+    pub connections: Vec<ConnRun>,
+    /// Virtual time when the world fell silent.
+    pub end: Instant,
+    /// Steps taken.
+    pub steps: u64,
+    /// Broken contracts observed (empty when all is well).
+    pub violations: Vec<String>,
+    /// The machine's counters.
+    pub stats: Stats,
+    /// With real TLS: the size of the handshake's first write each way, per
+    /// remote (the smallest seen), for the oracle.
+    pub tls_flights: Vec<TlsFlights>,
+    /// With real TLS: bytes the machines read from the wire, both ways.
+    pub wire_bytes: u64,
+    /// FNV-1a 64 over those bytes in the order they were read: equal runs
+    /// carry equal bytes (`--check-determinism` compares it).
+    pub wire_hash: u64,
+}
+
+/// The first writes of real TLS handshakes to one remote: the ClientHello
+/// and the server's first flight (ServerHello … Finished), in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsFlights {
+    /// The server address.
+    pub remote: SocketAddr,
+    /// The client's first write.
+    pub client: u32,
+    /// The server's first write.
+    pub server: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlowKey {
+    Sock(SocketId),
+    Dns(DnsTxnId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flight {
+    ClientHello,
+    ServerHello,
+    Ack,
+    DnsQuery,
+    DnsReply,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Initiate(usize),
+    World(usize),
+    SynTimer(FlowKey, u8),
+    SynAtServer(FlowKey),
+    SynAckAtClient(FlowKey),
+    RstAtClient(FlowKey),
+    FinAtClient(FlowKey),
+    FlightAtServer(FlowKey, Flight),
+    FlightAtClient(FlowKey, Flight),
+    FlightTimer(FlowKey, Flight, Dir, u8),
+    /// A write of a real byte stream reaches its far end. Boxed, so the
+    /// events of modelled worlds (population runs) stay small.
+    Segment(Box<Segment>),
+    /// A write was lost: send it again (this is try `u8`).
+    SegmentTimer(Box<Segment>, u8),
+    ServerSend(FlowKey, Flight),
+    Fail(FlowKey, FailureReason),
+    UdpAtServer(DnsTxnId),
+    UdpReplySend(DnsTxnId),
+    UdpAtClient {
+        txn: DnsTxnId,
+        /// From port 5353 of the resolver instead of its own address.
+        forged_source: bool,
+        bytes: Option<Rc<[u8]>>,
+        id: u16,
+    },
+    UdpUnreachable(DnsTxnId),
+}
+
+/// Write `seq` of a real byte stream (`data` `None`: the FIN).
+#[derive(Clone, Debug)]
+struct Segment {
+    key: FlowKey,
+    dir: Dir,
+    seq: u32,
+    data: Option<Rc<[u8]>>,
+}
+
+/// What runs next in the main loop; the order of the variants breaks ties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Event,
+    Client,
+    Host(usize),
+}
+
+struct Sched {
+    at: Instant,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Sched {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Sched {}
+impl PartialOrd for Sched {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sched {
+    // Reversed: BinaryHeap is a max-heap and the earliest must come out first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A table keyed by a core handle's raw (index, generation), so lookups cost
+/// an index and a compare, and a reused slot never answers to an old id.
+#[derive(Debug)]
+struct IdMap<V> {
+    slots: Vec<Option<(u32, V)>>,
+    len: usize,
+}
+
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> IdMap<V> {
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.len = 0;
+    }
+    fn insert(&mut self, (index, generation): (u32, u32), value: V) -> bool {
+        let i = index as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        let fresh = self.slots[i].is_none();
+        if fresh {
+            self.len += 1;
+        }
+        self.slots[i] = Some((generation, value));
+        fresh
+    }
+    fn get_mut(&mut self, (index, generation): (u32, u32)) -> Option<&mut V> {
+        match self.slots.get_mut(index as usize) {
+            Some(Some((g, v))) if *g == generation => Some(v),
+            _ => None,
+        }
+    }
+    fn get(&self, (index, generation): (u32, u32)) -> Option<&V> {
+        match self.slots.get(index as usize) {
+            Some(Some((g, v))) if *g == generation => Some(v),
+            _ => None,
+        }
+    }
+    fn contains(&self, (index, generation): (u32, u32)) -> bool {
+        matches!(self.slots.get(index as usize), Some(Some((g, _))) if *g == generation)
+    }
+    fn remove(&mut self, key: (u32, u32)) -> Option<V> {
+        if !self.contains(key) {
+            return None;
+        }
+        self.len -= 1;
+        self.slots[key.0 as usize].take().map(|(_, v)| v)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlowState {
+    SynSent,
+    Open,
+    Done,
+    Dead,
+}
+
+#[derive(Debug)]
+struct DnsFlow {
+    txn: DnsTxnId,
+    id: u16,
+    query_len: u32,
+    plan: Plan,
+}
+
+#[derive(Debug)]
+struct Flow {
+    dns: Option<DnsFlow>,
+    server: Option<usize>,
+    interface: u32,
+    remote: SocketAddr,
+    state: FlowState,
+    syn_tries: u8,
+    syn_sent_at: Instant,
+    rto: Duration,
+    /// Real bytes (a scenario with real TLS); `None`: modelled flights.
+    wire: Option<Box<Wire>>,
+}
+
+#[derive(Debug)]
+struct UdpTxn {
+    server: SocketAddr,
+    interface: u32,
+    id: u16,
+    plan: Plan,
+}
+
+/// A reusable simulator: buffers survive from one run to the next, which
+/// matters for population runs of many small worlds.
+#[derive(Default)]
+pub struct World {
+    heap: BinaryHeap<Sched>,
+    seq: u64,
+    now: Instant,
+    net: Net,
+    socks: IdMap<Flow>,
+    dns_tcp: IdMap<Flow>,
+    udp: IdMap<UdpTxn>,
+    responder: Responder,
+    scratch: Vec<u8>,
+    conns: Vec<ConnRun>,
+    violations: Vec<String>,
+    settled: usize,
+    /// Reads handed to a machine (taken while in use: feeding may recurse).
+    rx: Vec<u8>,
+    tls_flights: Vec<TlsFlights>,
+    wire_bytes: u64,
+    wire_hash: u64,
+}
+
+/// FNV-1a 64's offset basis.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+struct Ctx<'s> {
+    sc: &'s Scenario,
+    machine: Machine,
+    rng: Rng,
+    pre: Preconnection,
+    /// The server machines and client parameters of real TLS.
+    real: Option<RealTls>,
+}
+
+impl World {
+    /// A world with empty buffers.
+    pub fn new() -> Self {
+        World::default()
+    }
+
+    /// Runs `sc` under `opts` to the end.
+    pub fn run(&mut self, sc: &Scenario, opts: RunOptions) -> Result<RunResult, SimError> {
+        self.heap.clear();
+        self.seq = 0;
+        self.now = Instant::ZERO;
+        self.net.reset(&sc.links, &sc.client.interfaces);
+        self.socks.clear();
+        self.dns_tcp.clear();
+        self.udp.clear();
+        self.conns.clear();
+        self.violations.clear();
+        self.settled = 0;
+        self.tls_flights.clear();
+        self.wire_bytes = 0;
+        self.wire_hash = FNV_BASIS;
+
+        // Real TLS only where the scenario asks for it: population runs stay
+        // on the modelled path and pay nothing for it.
+        let real = if sc.real_tls() {
+            Some(RealTls::new(sc, opts.seed).map_err(|e| SimError::Tls(e.to_string()))?)
+        } else {
+            None
+        };
+        let mut config = Config {
+            seed: opts.seed,
+            race: sc.connect.race_config(opts.policy),
+            dns: DnsConfig {
+                servers: sc.client.resolvers.clone(),
+                timeout: sc.dns.timeout,
+                attempts: sc.dns.attempts,
+                ..DnsConfig::default()
+            },
+            ..Config::default()
+        };
+        let mut pre = sc.connect.preconnection(opts.policy);
+        if let Some(r) = &real {
+            config.tls = r.client_env.clone();
+            pre = pre.with_security(r.security.clone());
+        }
+        let mut cx = Ctx {
+            sc,
+            machine: Machine::new(config),
+            // A stream of its own, so the world's draws never mirror the
+            // machine's (both start from the run's seed).
+            rng: Rng::new(opts.seed ^ 0x5349_4d5f_574f_524c),
+            pre,
+            real,
+        };
+        cx.machine
+            .set_interfaces(Instant::ZERO, sc.client.interfaces.clone());
+        self.drain(&mut cx);
+        // Scenario events first, so one due at 0 applies before the first
+        // connection starts.
+        for (i, e) in sc.events.iter().enumerate() {
+            self.schedule(Instant::ZERO + e.at, Ev::World(i));
+        }
+        self.schedule(Instant::ZERO, Ev::Initiate(0));
+
+        let mut steps: u64 = 0;
+        loop {
+            while let Some(top) = self.heap.peek() {
+                if self.is_live(&top.ev, sc) {
+                    break;
+                }
+                self.heap.pop();
+            }
+            // Among equal times: the world's event, then the client's
+            // timer, then the server machines' (a fixed order, so runs
+            // repeat). Written out, not as a min over a list: this is the
+            // hottest loop of population runs.
+            let mut next = self.heap.peek().map(|s| (s.at, Next::Event));
+            if let Some(t) = cx.machine.poll_timeout()
+                && next.is_none_or(|(e, _)| t < e)
+            {
+                next = Some((t, Next::Client));
+            }
+            if let Some((t, h)) = cx.real.as_ref().and_then(RealTls::next_timer)
+                && next.is_none_or(|(e, _)| t < e)
+            {
+                next = Some((t, Next::Host(h)));
+            }
+            let Some((at, next)) = next else { break };
+            let at = at.max(self.now);
+            if at > Instant::ZERO + HORIZON {
+                return Err(SimError::Horizon { at });
+            }
+            steps += 1;
+            if steps > opts.max_steps {
+                return Err(SimError::StepLimit {
+                    steps: opts.max_steps,
+                    at,
+                });
+            }
+            self.now = at;
+            match next {
+                Next::Client => {
+                    cx.machine.handle_timeout(at);
+                    self.drain(&mut cx);
+                }
+                Next::Host(h) => {
+                    if let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) {
+                        host.machine.handle_timeout(at);
+                    }
+                    self.drain_host(&mut cx, h);
+                }
+                Next::Event => {
+                    if let Some(s) = self.heap.pop() {
+                        self.process(&mut cx, s.ev);
+                    }
+                }
+            }
+        }
+        let end = self.now;
+        self.finish(&mut cx);
+        Ok(RunResult {
+            policy: opts.policy,
+            seed: opts.seed,
+            connections: std::mem::take(&mut self.conns),
+            end,
+            steps,
+            violations: std::mem::take(&mut self.violations),
+            stats: cx.machine.stats(),
+            tls_flights: std::mem::take(&mut self.tls_flights),
+            wire_bytes: self.wire_bytes,
+            wire_hash: self.wire_hash,
+        })
+    }
+
+    fn schedule(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Sched {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn all_settled(&self, sc: &Scenario) -> bool {
+        self.settled >= sc.connect.repeat as usize
+    }
+
+    /// Whether an event still matters: its flow or transaction is open, or
+    /// (for scenario events) some connection is still to settle.
+    fn is_live(&self, ev: &Ev, sc: &Scenario) -> bool {
+        let flow = |k: &FlowKey| match k {
+            FlowKey::Sock(s) => self.socks.contains(s.to_raw()),
+            FlowKey::Dns(t) => self.dns_tcp.contains(t.to_raw()),
+        };
+        match ev {
+            Ev::Initiate(_) => true,
+            Ev::World(_) => !self.all_settled(sc),
+            // A SYN timer matters only while that very SYN is unanswered.
+            Ev::SynTimer(FlowKey::Sock(s), tries) => self
+                .socks
+                .get(s.to_raw())
+                .is_some_and(|f| f.state == FlowState::SynSent && f.syn_tries == *tries),
+            Ev::SynTimer(FlowKey::Dns(t), tries) => self
+                .dns_tcp
+                .get(t.to_raw())
+                .is_some_and(|f| f.state == FlowState::SynSent && f.syn_tries == *tries),
+            Ev::SynAtServer(k)
+            | Ev::SynAckAtClient(k)
+            | Ev::RstAtClient(k)
+            | Ev::FinAtClient(k)
+            | Ev::FlightAtServer(k, _)
+            | Ev::FlightAtClient(k, _)
+            | Ev::FlightTimer(k, ..)
+            | Ev::ServerSend(k, _)
+            | Ev::Fail(k, _) => flow(k),
+            Ev::Segment(seg) | Ev::SegmentTimer(seg, _) => flow(&seg.key),
+            Ev::UdpAtServer(t)
+            | Ev::UdpReplySend(t)
+            | Ev::UdpAtClient { txn: t, .. }
+            | Ev::UdpUnreachable(t) => self.udp.contains(t.to_raw()),
+        }
+    }
+
+    fn flow_mut(&mut self, key: FlowKey) -> Option<&mut Flow> {
+        match key {
+            FlowKey::Sock(s) => self.socks.get_mut(s.to_raw()),
+            FlowKey::Dns(t) => self.dns_tcp.get_mut(t.to_raw()),
+        }
+    }
+
+    /// Performs every output the machine has.
+    fn drain(&mut self, cx: &mut Ctx<'_>) {
+        while let Some(out) = cx.machine.poll() {
+            match out {
+                Output::Dns(DnsAction::Send(send)) => self.dns_send(cx, send),
+                Output::Dns(DnsAction::Release(txn)) => {
+                    let udp = self.udp.remove(txn.to_raw()).is_some();
+                    let tcp = self.dns_tcp.remove(txn.to_raw()).is_some();
+                    if !udp && !tcp {
+                        self.violations
+                            .push(format!("Release of {txn:?}, which is not open"));
+                    }
+                }
+                Output::OpenTcp {
+                    socket,
+                    remote,
+                    interface,
+                    ..
+                } => self.open_tcp(cx, socket, remote, interface),
+                Output::CloseSocket { socket } => self.client_closed(cx, socket, false),
+                Output::AbortSocket { socket } => self.client_closed(cx, socket, true),
+                Output::Transmit { socket } => self.flush_client(cx, socket),
+                Output::ShutdownWrite { socket } => {
+                    let wired = self.socks.get(socket.to_raw()).map(|f| f.wire.is_some());
+                    match wired {
+                        // Real bytes: the FIN follows them up the pipe.
+                        Some(true) => {
+                            self.flush_client(cx, socket);
+                            self.wire_send(cx, FlowKey::Sock(socket), Dir::Up, None);
+                        }
+                        // The client closed its side: the modelled server
+                        // answers the FIN with its own, one round trip later.
+                        Some(false) => {
+                            if let Some(f) = self.socks.get(socket.to_raw()) {
+                                let rtt = self.net.rtt(f.interface, f.remote.ip());
+                                self.schedule(
+                                    self.now + rtt,
+                                    Ev::FinAtClient(FlowKey::Sock(socket)),
+                                );
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                Output::ResumeReading { socket } => self.feed_client(cx, socket),
+                Output::Listen { .. } | Output::StopListening { .. } => {}
+                Output::Event(e) => self.on_event(cx, e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, cx: &mut Ctx<'_>, e: Event) {
+        let (conn, outcome) = match e {
+            Event::Ready {
+                conn,
+                remote,
+                interface,
+                ..
+            } => (conn, ConnOutcome::Ready { remote, interface }),
+            Event::EstablishmentError { conn, error } => (conn, ConnOutcome::Failed(error)),
+            _ => return,
+        };
+        let now = self.now;
+        let Some(i) = self.conns.iter().position(|c| c.id == Some(conn)) else {
+            self.violations.push(format!(
+                "an event for {conn:?}, which the world never initiated"
+            ));
+            return;
+        };
+        if self.conns[i].settled.is_some() {
+            self.violations
+                .push(format!("connection {} settled twice", i + 1));
+            return;
+        }
+        let c = &mut self.conns[i];
+        c.settled = Some(now);
+        c.outcome = outcome;
+        c.trace = cx.machine.trace(conn).cloned().unwrap_or_default();
+        self.settle_next(cx, i);
+    }
+
+    fn settle_next(&mut self, cx: &Ctx<'_>, i: usize) {
+        self.settled += 1;
+        if i + 1 < cx.sc.connect.repeat as usize {
+            let at = self.now + cx.sc.connect.gap;
+            self.schedule(at, Ev::Initiate(i + 1));
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, ev: Ev) {
+        let now = self.now;
+        match ev {
+            Ev::Initiate(i) => {
+                let result = cx.machine.initiate(now, &cx.pre);
+                let mut run = ConnRun {
+                    started: now,
+                    settled: None,
+                    outcome: ConnOutcome::Stalled,
+                    trace: Trace::new(now),
+                    id: None,
+                };
+                match result {
+                    Ok(id) => {
+                        run.id = Some(id);
+                        self.conns.push(run);
+                        self.drain(cx);
+                    }
+                    Err(e) => {
+                        run.settled = Some(now);
+                        run.outcome = ConnOutcome::Refused(e.to_string());
+                        self.conns.push(run);
+                        self.settle_next(cx, i);
+                    }
+                }
+            }
+            Ev::World(i) => self.world_event(cx, i),
+            Ev::SynTimer(key, tries) => {
+                let Some(f) = self.flow_mut(key) else { return };
+                if f.state != FlowState::SynSent || f.syn_tries != tries {
+                    return;
+                }
+                if tries >= SYN_RETRIES {
+                    self.fail(cx, key, FailureReason::TimedOut);
+                } else {
+                    f.syn_tries += 1;
+                    self.send_syn(cx, key);
+                }
+            }
+            Ev::SynAtServer(key) => self.syn_at_server(cx, key),
+            Ev::SynAckAtClient(key) => self.syn_ack(cx, key),
+            Ev::RstAtClient(key) => {
+                let Some(f) = self.flow_mut(key) else { return };
+                let reason = match f.state {
+                    FlowState::SynSent => FailureReason::Refused,
+                    FlowState::Open | FlowState::Done => FailureReason::Reset,
+                    FlowState::Dead => return,
+                };
+                self.fail(cx, key, reason);
+            }
+            Ev::FinAtClient(key) => {
+                // An orderly close by the server: end of stream for a
+                // connection's socket; a DNS TCP transaction just failed.
+                let Some(f) = self.flow_mut(key) else { return };
+                if !matches!(f.state, FlowState::Open | FlowState::Done) {
+                    return;
+                }
+                match key {
+                    FlowKey::Sock(socket) => {
+                        cx.machine.handle(self.now, Input::SocketEof { socket });
+                        self.drain(cx);
+                    }
+                    FlowKey::Dns(_) => self.fail(cx, key, FailureReason::Reset),
+                }
+            }
+            Ev::FlightAtServer(key, flight) => self.flight_at_server(cx, key, flight),
+            Ev::FlightAtClient(key, flight) => self.flight_at_client(cx, key, flight),
+            Ev::FlightTimer(key, flight, dir, tries) => {
+                self.send_flight(cx, key, flight, dir, tries)
+            }
+            Ev::ServerSend(key, flight) => self.send_flight(cx, key, flight, Dir::Down, 0),
+            Ev::Segment(s) => {
+                let Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                } = *s;
+                self.segment_arrived(cx, key, dir, seq, data);
+            }
+            Ev::SegmentTimer(s, tries) => {
+                let Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                } = *s;
+                self.send_segment(cx, key, dir, seq, data, tries);
+            }
+            Ev::Fail(key, reason) => self.fail(cx, key, reason),
+            Ev::UdpAtServer(txn) => {
+                let Some(t) = self.udp.get_mut(txn.to_raw()) else {
+                    return;
+                };
+                match t.plan.reply {
+                    DnsReply::Silent => {}
+                    _ => {
+                        let at = now + t.plan.delay;
+                        self.schedule(at, Ev::UdpReplySend(txn));
+                    }
+                }
+            }
+            Ev::UdpReplySend(txn) => self.udp_reply(cx, txn),
+            Ev::UdpAtClient {
+                txn,
+                forged_source,
+                bytes,
+                id,
+            } => {
+                let Some(t) = self.udp.get(txn.to_raw()) else {
+                    return;
+                };
+                let from = if forged_source {
+                    SocketAddr::new(t.server.ip(), 5353)
+                } else {
+                    t.server
+                };
+                self.scratch.clear();
+                match &bytes {
+                    Some(b) => {
+                        self.scratch.extend_from_slice(b);
+                        if self.scratch.len() >= 2 {
+                            self.scratch[..2].copy_from_slice(&id.to_be_bytes());
+                        }
+                    }
+                    None => self.scratch.extend_from_slice(GARBAGE),
+                }
+                let payload = std::mem::take(&mut self.scratch);
+                cx.machine.handle(
+                    now,
+                    Input::DnsDatagram {
+                        txn,
+                        from,
+                        payload: &payload,
+                    },
+                );
+                self.scratch = payload;
+                self.drain(cx);
+            }
+            Ev::UdpUnreachable(txn) => {
+                if self.udp.contains(txn.to_raw()) {
+                    cx.machine.handle(now, Input::DnsTransportFailed { txn });
+                    self.drain(cx);
+                }
+            }
+        }
+    }
+
+    fn world_event(&mut self, cx: &mut Ctx<'_>, i: usize) {
+        let Some(e) = cx.sc.events.get(i) else { return };
+        if self.net.apply(&e.change) {
+            let list: Vec<Interface> = self.net.interfaces().to_vec();
+            cx.machine.handle(self.now, Input::InterfacesChanged(list));
+            self.drain(cx);
+        }
+    }
+
+    fn open_tcp(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        socket: SocketId,
+        remote: SocketAddr,
+        bound: Option<u32>,
+    ) {
+        let key = FlowKey::Sock(socket);
+        let route = self.net.route(remote.ip(), bound);
+        let server = cx
+            .sc
+            .servers
+            .iter()
+            .position(|s| s.listen.contains(&remote));
+        let wire = cx.real.as_ref().map(|r| {
+            Box::new(Wire {
+                host: server.and_then(|s| r.by_server.get(s).copied().flatten()),
+                ..Wire::default()
+            })
+        });
+        let flow = Flow {
+            dns: None,
+            server,
+            interface: route.unwrap_or(0),
+            remote,
+            state: FlowState::SynSent,
+            syn_tries: 0,
+            syn_sent_at: self.now,
+            rto: SYN_RTO,
+            wire,
+        };
+        if !self.socks.insert(socket.to_raw(), flow) {
+            self.violations
+                .push(format!("OpenTcp of {socket:?}, which is already open"));
+        }
+        match route {
+            Some(_) => self.send_syn(cx, key),
+            // No interface can reach the family: the kernel says so at once.
+            None => self.schedule(self.now, Ev::Fail(key, FailureReason::Unreachable)),
+        }
+    }
+
+    fn dns_send(&mut self, cx: &mut Ctx<'_>, send: DnsSend) {
+        let DnsSend {
+            txn,
+            server,
+            transport,
+            payload,
+        } = send;
+        let route = self.net.route(server.ip(), None);
+        match transport {
+            DnsTransport::Udp => {
+                let id = payload
+                    .get(..2)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                let plan = self.responder.plan(&cx.sc.dns, &payload, false);
+                let Some(interface) = route else {
+                    self.udp.insert(
+                        txn.to_raw(),
+                        UdpTxn {
+                            server,
+                            interface: 0,
+                            id,
+                            plan,
+                        },
+                    );
+                    self.schedule(self.now, Ev::UdpUnreachable(txn));
+                    return;
+                };
+                self.udp.insert(
+                    txn.to_raw(),
+                    UdpTxn {
+                        server,
+                        interface,
+                        id,
+                        plan,
+                    },
+                );
+                let bytes = payload.len() as u32 + UDP_OVERHEAD;
+                match self.net.transmit(
+                    self.now,
+                    interface,
+                    server.ip(),
+                    Dir::Up,
+                    bytes,
+                    &mut cx.rng,
+                ) {
+                    Fate::Arrive(at) => self.schedule(at, Ev::UdpAtServer(txn)),
+                    Fate::Lost => {}
+                    Fate::Rejected(at) => self.schedule(at, Ev::UdpUnreachable(txn)),
+                }
+            }
+            DnsTransport::Tcp => {
+                let message = payload.get(2..).unwrap_or_default();
+                let id = message
+                    .get(..2)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                let plan = self.responder.plan(&cx.sc.dns, message, true);
+                let key = FlowKey::Dns(txn);
+                let flow = Flow {
+                    dns: Some(DnsFlow {
+                        txn,
+                        id,
+                        query_len: payload.len() as u32,
+                        plan,
+                    }),
+                    server: None,
+                    interface: route.unwrap_or(0),
+                    remote: server,
+                    state: FlowState::SynSent,
+                    syn_tries: 0,
+                    syn_sent_at: self.now,
+                    rto: SYN_RTO,
+                    wire: None,
+                };
+                self.dns_tcp.insert(txn.to_raw(), flow);
+                match route {
+                    Some(_) => self.send_syn(cx, key),
+                    None => self.schedule(self.now, Ev::Fail(key, FailureReason::Unreachable)),
+                }
+            }
+        }
+    }
+
+    fn send_syn(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
+        let now = self.now;
+        let Some(f) = self.flow_mut(key) else { return };
+        f.syn_sent_at = now;
+        let tries = f.syn_tries;
+        let (interface, ip) = (f.interface, f.remote.ip());
+        self.schedule(now + SYN_RTO * (1u32 << tries), Ev::SynTimer(key, tries));
+        match self
+            .net
+            .transmit(now, interface, ip, Dir::Up, CONTROL_BYTES, &mut cx.rng)
+        {
+            Fate::Arrive(at) => self.schedule(at, Ev::SynAtServer(key)),
+            Fate::Lost => {}
+            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
+        }
+    }
+
+    /// Sends a control packet (SYN-ACK, RST, FIN) from the far end.
+    fn send_down(&mut self, cx: &mut Ctx<'_>, key: FlowKey, ev: Ev) {
+        let Some(f) = self.flow_mut(key) else { return };
+        let (interface, ip) = (f.interface, f.remote.ip());
+        if let Fate::Arrive(at) = self.net.transmit(
+            self.now,
+            interface,
+            ip,
+            Dir::Down,
+            CONTROL_BYTES,
+            &mut cx.rng,
+        ) {
+            self.schedule(at, ev);
+        }
+    }
+
+    fn syn_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
+        let Some(f) = self.flow_mut(key) else { return };
+        let (listening, ip) = match (&f.dns, f.server) {
+            (Some(_), _) => (true, f.remote.ip()),
+            (None, Some(_)) => (true, f.remote.ip()),
+            (None, None) => (false, f.remote.ip()),
+        };
+        if listening {
+            if !self.accept_at_host(cx, key) {
+                // The server machine refused the connection.
+                self.send_down(cx, key, Ev::RstAtClient(key));
+                return;
+            }
+            self.send_down(cx, key, Ev::SynAckAtClient(key));
+        } else if cx.sc.host_exists(ip) || cx.sc.client.resolvers.iter().any(|r| r.ip() == ip) {
+            // The host is there but nothing listens on the port.
+            self.send_down(cx, key, Ev::RstAtClient(key));
+        }
+        // No host has the address: the SYN vanishes and the client retries.
+    }
+
+    fn syn_ack(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
+        let now = self.now;
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state != FlowState::SynSent {
+            return;
+        }
+        f.state = FlowState::Open;
+        f.rto = if f.syn_tries > 0 {
+            RTO_AFTER_SYN_LOSS
+        } else {
+            let rtt = now - f.syn_sent_at;
+            rtt + RTO_MIN.max(rtt * 2)
+        };
+        let server = f.server;
+        let wired = f.wire.is_some();
+        if f.dns.is_some() {
+            self.send_flight(cx, key, Flight::DnsQuery, Dir::Up, 0);
+            return;
+        }
+        if let (true, FlowKey::Sock(socket)) = (wired, key) {
+            // TCP is up; the client's TLS starts writing its ClientHello.
+            // Bytes it wrote early (TCP Fast Open) leave now too.
+            cx.machine.handle(now, Input::SocketConnected { socket });
+            self.drain(cx);
+            self.flush_client(cx, socket);
+            return;
+        }
+        if cx.sc.connect.tls {
+            self.send_flight(cx, key, Flight::ClientHello, Dir::Up, 0);
+            return;
+        }
+        // TCP alone: the stack is up.
+        self.connected(cx, key);
+        let reply = server
+            .and_then(|s| cx.sc.servers.get(s))
+            .map(|s| tls_reply(s, false));
+        if matches!(reply, Some(ServerReply::Reset | ServerReply::Close)) {
+            self.send_flight(cx, key, Flight::Ack, Dir::Up, 0);
+        }
+    }
+
+    fn connected(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
+        let Some(f) = self.flow_mut(key) else { return };
+        f.state = FlowState::Done;
+        if let FlowKey::Sock(socket) = key {
+            cx.machine
+                .handle(self.now, Input::SocketConnected { socket });
+            self.drain(cx);
+        }
+    }
+
+    fn fail(&mut self, cx: &mut Ctx<'_>, key: FlowKey, reason: FailureReason) {
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        f.state = FlowState::Dead;
+        match key {
+            FlowKey::Sock(socket) => cx
+                .machine
+                .handle(self.now, Input::SocketFailed { socket, reason }),
+            FlowKey::Dns(txn) => cx
+                .machine
+                .handle(self.now, Input::DnsTransportFailed { txn }),
+        }
+        self.drain(cx);
+    }
+
+    fn flight_bytes(&mut self, key: FlowKey, flight: Flight) -> u32 {
+        let Some(f) = self.flow_mut(key) else {
+            return 0;
+        };
+        match flight {
+            Flight::ClientHello => CLIENT_HELLO_BYTES,
+            Flight::ServerHello => SERVER_FLIGHT_BYTES,
+            Flight::Ack => 0,
+            Flight::DnsQuery => f.dns.as_ref().map_or(0, |d| d.query_len),
+            Flight::DnsReply => f.dns.as_ref().map_or(0, |d| match &d.plan.reply {
+                DnsReply::Message(m) => m.len() as u32 + 2,
+                DnsReply::Garbage => GARBAGE.len() as u32 + 2,
+                DnsReply::Silent => 0,
+            }),
+        }
+    }
+
+    /// Sends a flight as MSS-sized segments. It arrives when its last
+    /// segment does; if any segment is lost the whole flight is resent after
+    /// the RTO (doubling per try), which is the delay a lost segment costs a
+    /// handshake that has no later data to trigger fast retransmit.
+    fn send_flight(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight, dir: Dir, tries: u8) {
+        let now = self.now;
+        let bytes = self.flight_bytes(key, flight);
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
+        match self.train(cx, interface, ip, dir, bytes) {
+            Fate::Arrive(at) => {
+                let ev = match dir {
+                    Dir::Up => Ev::FlightAtServer(key, flight),
+                    Dir::Down => Ev::FlightAtClient(key, flight),
+                };
+                self.schedule(at, ev);
+            }
+            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
+            Fate::Lost if tries < DATA_RETRIES => {
+                let backoff = rto * (1u32 << tries.min(16));
+                self.schedule(now + backoff, Ev::FlightTimer(key, flight, dir, tries + 1));
+            }
+            Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
+        }
+    }
+
+    /// Puts `bytes` on the link now as MSS-sized segments (a bare ACK for
+    /// 0). The train arrives when its last segment does, is lost if any
+    /// segment is, or is rejected (the answer's arrival) at the first
+    /// segment a rejecting link answers.
+    fn train(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        interface: u32,
+        ip: std::net::IpAddr,
+        dir: Dir,
+        bytes: u32,
+    ) -> Fate {
+        let now = self.now;
+        let segments = bytes.div_ceil(MSS).max(1);
+        let mut arrival = Some(now);
+        for s in 0..segments {
+            let size = if bytes == 0 {
+                CONTROL_BYTES
+            } else {
+                (bytes - s * MSS).min(MSS) + TCP_OVERHEAD
+            };
+            // Every segment draws its fate, lost or not, so one loss does not
+            // shift the draws of later packets.
+            match self
+                .net
+                .transmit(now, interface, ip, dir, size, &mut cx.rng)
+            {
+                Fate::Arrive(at) => arrival = arrival.map(|a| a.max(at)),
+                Fate::Lost => arrival = None,
+                rejected @ Fate::Rejected(_) => return rejected,
+            }
+        }
+        arrival.map_or(Fate::Lost, Fate::Arrive)
+    }
+
+    fn flight_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
+        let now = self.now;
+        let Some(f) = self.flow_mut(key) else { return };
+        if let Some(d) = &f.dns {
+            let answer = (flight == Flight::DnsQuery && d.plan.reply != DnsReply::Silent)
+                .then_some(d.plan.delay);
+            if let Some(delay) = answer {
+                self.schedule(now + delay, Ev::ServerSend(key, Flight::DnsReply));
+            }
+            return;
+        }
+        let Some(server) = f.server.and_then(|s| cx.sc.servers.get(s)) else {
+            return;
+        };
+        match tls_reply(server, flight == Flight::ClientHello) {
+            ServerReply::Flight { after, .. } => {
+                self.schedule(now + after, Ev::ServerSend(key, Flight::ServerHello));
+            }
+            ServerReply::Reset => self.send_down(cx, key, Ev::RstAtClient(key)),
+            ServerReply::Close => self.send_down(cx, key, Ev::FinAtClient(key)),
+            ServerReply::Silent => {}
+        }
+    }
+
+    fn flight_at_client(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
+        let now = self.now;
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state != FlowState::Open {
+            return;
+        }
+        match flight {
+            Flight::ServerHello => self.connected(cx, key),
+            Flight::DnsReply => {
+                let Some(d) = &f.dns else { return };
+                let (txn, id, reply) = (d.txn, d.id, d.plan.reply.clone());
+                f.state = FlowState::Done;
+                let mut data = std::mem::take(&mut self.scratch);
+                data.clear();
+                match &reply {
+                    DnsReply::Message(m) => {
+                        data.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                        data.extend_from_slice(m);
+                        if data.len() >= 4 {
+                            data[2..4].copy_from_slice(&id.to_be_bytes());
+                        }
+                    }
+                    DnsReply::Garbage => {
+                        data.extend_from_slice(&(GARBAGE.len() as u16).to_be_bytes());
+                        data.extend_from_slice(GARBAGE);
+                    }
+                    DnsReply::Silent => {}
+                }
+                // Deliver segment by segment, as a socket read would.
+                for chunk in data.chunks(MSS as usize) {
+                    cx.machine
+                        .handle(now, Input::DnsStreamData { txn, data: chunk });
+                    self.drain(cx);
+                }
+                self.scratch = data;
+            }
+            Flight::ClientHello | Flight::Ack | Flight::DnsQuery => {}
+        }
+    }
+
+    /// The client closed or aborted `socket`; its flow ends here. A server
+    /// machine behind it learns at once, not a one-way delay later: what
+    /// the server makes of a closing connection changes nothing the client
+    /// sees, and so no event outlives the client's flow.
+    fn client_closed(&mut self, cx: &mut Ctx<'_>, socket: SocketId, abort: bool) {
+        let Some(flow) = self.socks.remove(socket.to_raw()) else {
+            self.violations
+                .push(format!("CloseSocket of {socket:?}, which is not open"));
+            return;
+        };
+        let Some((h, ss)) = flow.wire.and_then(|w| Some((w.host?, w.server_sock?))) else {
+            return;
+        };
+        let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+            return;
+        };
+        host.clients.remove(&ss);
+        let input = if abort {
+            Input::SocketFailed {
+                socket: ss,
+                reason: FailureReason::Reset,
+            }
+        } else {
+            Input::SocketEof { socket: ss }
+        };
+        host.machine.handle(self.now, input);
+        self.drain_host(cx, h);
+    }
+
+    /// Takes what the client wrote on `socket` and sends it up the wire of a
+    /// real-TLS flow once TCP is up (until then it waits in the machine). A
+    /// modelled flow carries no payload: its bytes leave and vanish.
+    fn flush_client(&mut self, cx: &mut Ctx<'_>, socket: SocketId) {
+        let carry = match self.socks.get(socket.to_raw()) {
+            Some(f) if f.wire.is_some() => match f.state {
+                FlowState::SynSent => return,
+                FlowState::Open => true,
+                FlowState::Done | FlowState::Dead => false,
+            },
+            _ => false,
+        };
+        let mut data = Vec::new();
+        loop {
+            let chunk = cx.machine.transmit_data(socket);
+            let n = chunk.len();
+            if n == 0 {
+                break;
+            }
+            if carry {
+                data.extend_from_slice(chunk);
+            }
+            cx.machine.transmitted(self.now, socket, n);
+        }
+        if !data.is_empty() {
+            self.wire_send(cx, FlowKey::Sock(socket), Dir::Up, Some(data.into()));
+        }
+    }
+
+    /// Sends one write of a real byte stream (`None`: the FIN, after which
+    /// that direction sends nothing more).
+    fn wire_send(&mut self, cx: &mut Ctx<'_>, key: FlowKey, dir: Dir, data: Option<Rc<[u8]>>) {
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let remote = f.remote;
+        let Some(w) = f.wire.as_deref_mut() else {
+            return;
+        };
+        let pipe = match dir {
+            Dir::Up => &mut w.up,
+            Dir::Down => &mut w.down,
+        };
+        if pipe.fin_sent {
+            return;
+        }
+        pipe.fin_sent = data.is_none();
+        let seq = pipe.next_seq();
+        let mut flights = None;
+        if let Some(d) = &data {
+            let first = &mut w.first[dir as usize];
+            if first.is_none() {
+                *first = Some(d.len() as u32);
+                if let [Some(client), Some(server)] = w.first {
+                    flights = Some(TlsFlights {
+                        remote,
+                        client,
+                        server,
+                    });
+                }
+            }
+        }
+        if let Some(t) = flights {
+            match self.tls_flights.iter_mut().find(|x| x.remote == remote) {
+                Some(x) => {
+                    x.client = x.client.min(t.client);
+                    x.server = x.server.min(t.server);
+                }
+                None => self.tls_flights.push(t),
+            }
+        }
+        self.send_segment(cx, key, dir, seq, data, 0);
+    }
+
+    /// Puts write `seq` on the link (try `tries`): like a modelled flight,
+    /// it arrives whole or is resent whole after the RTO, doubling. A server
+    /// machine reads the client's writes its `tls_time` after they arrive.
+    fn send_segment(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: FlowKey,
+        dir: Dir,
+        seq: u32,
+        data: Option<Rc<[u8]>>,
+        tries: u8,
+    ) {
+        let now = self.now;
+        let Some(f) = self.flow_mut(key) else { return };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
+        let processing = match (dir, f.wire.as_ref().and_then(|w| w.host)) {
+            (Dir::Up, Some(h)) => cx
+                .real
+                .as_ref()
+                .and_then(|r| r.hosts.get(h))
+                .map_or(Duration::ZERO, |h| h.delay),
+            _ => Duration::ZERO,
+        };
+        let bytes = data
+            .as_ref()
+            .map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX));
+        match self.train(cx, interface, ip, dir, bytes) {
+            Fate::Arrive(at) => self.schedule(
+                at + processing,
+                Ev::Segment(Box::new(Segment {
+                    key,
+                    dir,
+                    seq,
+                    data,
+                })),
+            ),
+            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
+            Fate::Lost if tries < DATA_RETRIES => {
+                let backoff = rto * (1u32 << tries.min(16));
+                self.schedule(
+                    now + backoff,
+                    Ev::SegmentTimer(
+                        Box::new(Segment {
+                            key,
+                            dir,
+                            seq,
+                            data,
+                        }),
+                        tries + 1,
+                    ),
+                );
+            }
+            Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
+        }
+    }
+
+    /// Write `seq` reached its far end: the client's or the server
+    /// machine's socket reads it in order. A server without a machine
+    /// reacts to the client's first bytes as its `accept` says.
+    fn segment_arrived(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: FlowKey,
+        dir: Dir,
+        seq: u32,
+        data: Option<Rc<[u8]>>,
+    ) {
+        let FlowKey::Sock(socket) = key else { return };
+        let Some(f) = self.socks.get_mut(socket.to_raw()) else {
+            return;
+        };
+        if f.state == FlowState::Dead {
+            return;
+        }
+        let server = f.server;
+        let Some(w) = f.wire.as_deref_mut() else {
+            return;
+        };
+        match dir {
+            Dir::Down => {
+                w.down.arrive(seq, data);
+                self.feed_client(cx, socket);
+            }
+            Dir::Up if w.host.is_some() => {
+                w.up.arrive(seq, data);
+                self.feed_server(cx, socket);
+            }
+            Dir::Up => {
+                if w.answered {
+                    return;
+                }
+                w.answered = true;
+                match server
+                    .and_then(|s| cx.sc.servers.get(s))
+                    .map(|s| tls_reply(s, true))
+                {
+                    Some(ServerReply::Reset) => self.send_down(cx, key, Ev::RstAtClient(key)),
+                    Some(ServerReply::Close) => self.send_down(cx, key, Ev::FinAtClient(key)),
+                    // A stalled server reads and never answers.
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn hash_wire(&mut self, data: &[u8]) {
+        self.wire_bytes += data.len() as u64;
+        for b in data {
+            self.wire_hash = (self.wire_hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// Hands the client what arrived on `socket`, as much as it can take;
+    /// then the end of stream, if the FIN came. The rest waits for
+    /// `ResumeReading`.
+    fn feed_client(&mut self, cx: &mut Ctx<'_>, socket: SocketId) {
+        let now = self.now;
+        loop {
+            let Some(w) = self
+                .socks
+                .get_mut(socket.to_raw())
+                .filter(|f| f.state == FlowState::Open)
+                .and_then(|f| f.wire.as_deref_mut())
+            else {
+                return;
+            };
+            if w.down.inbox.is_empty() {
+                if w.down.eof {
+                    w.down.eof = false;
+                    cx.machine.handle(now, Input::SocketEof { socket });
+                    self.drain(cx);
+                }
+                return;
+            }
+            let n = cx
+                .machine
+                .read_capacity(socket)
+                .min(w.down.inbox.len())
+                .min(READ_CHUNK);
+            if n == 0 {
+                return;
+            }
+            let mut rx = std::mem::take(&mut self.rx);
+            rx.clear();
+            rx.extend(w.down.inbox.drain(..n));
+            self.hash_wire(&rx);
+            cx.machine
+                .handle(now, Input::SocketData { socket, data: &rx });
+            self.rx = rx;
+            self.drain(cx);
+        }
+    }
+
+    /// Hands the server machine behind the client's `socket` what arrived,
+    /// as [`World::feed_client`] does for the client.
+    fn feed_server(&mut self, cx: &mut Ctx<'_>, socket: SocketId) {
+        let now = self.now;
+        loop {
+            let Some(w) = self
+                .socks
+                .get_mut(socket.to_raw())
+                .and_then(|f| f.wire.as_deref_mut())
+            else {
+                return;
+            };
+            let (Some(h), Some(ss)) = (w.host, w.server_sock) else {
+                return;
+            };
+            let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+                return;
+            };
+            if w.up.inbox.is_empty() {
+                if w.up.eof {
+                    w.up.eof = false;
+                    host.machine.handle(now, Input::SocketEof { socket: ss });
+                    self.drain_host(cx, h);
+                }
+                return;
+            }
+            let n = host
+                .machine
+                .read_capacity(ss)
+                .min(w.up.inbox.len())
+                .min(READ_CHUNK);
+            if n == 0 {
+                return;
+            }
+            let mut rx = std::mem::take(&mut self.rx);
+            rx.clear();
+            rx.extend(w.up.inbox.drain(..n));
+            self.hash_wire(&rx);
+            host.machine.handle(
+                now,
+                Input::SocketData {
+                    socket: ss,
+                    data: &rx,
+                },
+            );
+            self.rx = rx;
+            self.drain_host(cx, h);
+        }
+    }
+
+    /// A SYN reached a server machine's address: it accepts the connection
+    /// (once; a resent SYN finds it accepted). False when it refuses.
+    fn accept_at_host(&mut self, cx: &mut Ctx<'_>, key: FlowKey) -> bool {
+        let FlowKey::Sock(socket) = key else {
+            return true;
+        };
+        let Some(f) = self.socks.get_mut(socket.to_raw()) else {
+            return true;
+        };
+        let (interface, remote) = (f.interface, f.remote);
+        let Some(w) = f.wire.as_deref_mut() else {
+            return true;
+        };
+        let Some(h) = w.host.filter(|_| w.server_sock.is_none()) else {
+            return true;
+        };
+        let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+            return true;
+        };
+        // The client's address as the server sees it: its interface's
+        // address of the family, and a port told apart by the socket.
+        let ip = cx
+            .sc
+            .client
+            .interfaces
+            .iter()
+            .find(|i| i.index == interface)
+            .and_then(|i| {
+                i.addrs
+                    .iter()
+                    .find(|a| a.addr.is_ipv6() == remote.is_ipv6())
+            })
+            .map_or(
+                if remote.is_ipv6() {
+                    std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                } else {
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                },
+                |a| a.addr,
+            );
+        let port = 32768 + (socket.to_raw().0 % 28000) as u16;
+        match host
+            .machine
+            .accept(self.now, host.listener, SocketAddr::new(ip, port))
+        {
+            Ok(ss) => {
+                w.server_sock = Some(ss);
+                host.clients.insert(ss, socket);
+                self.drain_host(cx, h);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Performs every output server machine `h` has: its writes go down the
+    /// wire to the client, its FIN follows them, its RST overtakes them.
+    fn drain_host(&mut self, cx: &mut Ctx<'_>, h: usize) {
+        let now = self.now;
+        loop {
+            let Some(host) = cx.real.as_mut().and_then(|r| r.hosts.get_mut(h)) else {
+                return;
+            };
+            let Some(out) = host.machine.poll() else {
+                return;
+            };
+            match out {
+                Output::Transmit { socket: ss } | Output::ShutdownWrite { socket: ss } => {
+                    let fin = matches!(out, Output::ShutdownWrite { .. });
+                    let client = host.clients.get(&ss).copied();
+                    let mut data = Vec::new();
+                    loop {
+                        let chunk = host.machine.transmit_data(ss);
+                        let n = chunk.len();
+                        if n == 0 {
+                            break;
+                        }
+                        if client.is_some() {
+                            data.extend_from_slice(chunk);
+                        }
+                        host.machine.transmitted(now, ss, n);
+                    }
+                    let Some(client) = client else { continue };
+                    let key = FlowKey::Sock(client);
+                    if !data.is_empty() {
+                        self.wire_send(cx, key, Dir::Down, Some(data.into()));
+                    }
+                    if fin {
+                        self.wire_send(cx, key, Dir::Down, None);
+                    }
+                }
+                Output::CloseSocket { socket: ss } => {
+                    if let Some(client) = host.clients.remove(&ss) {
+                        self.wire_send(cx, FlowKey::Sock(client), Dir::Down, None);
+                    }
+                }
+                Output::AbortSocket { socket: ss } => {
+                    if let Some(client) = host.clients.remove(&ss) {
+                        let key = FlowKey::Sock(client);
+                        self.send_down(cx, key, Ev::RstAtClient(key));
+                    }
+                }
+                Output::ResumeReading { socket: ss } => {
+                    if let Some(client) = host.clients.get(&ss).copied() {
+                        self.feed_server(cx, client);
+                    }
+                }
+                // The world set the listener up; a server resolves and
+                // opens nothing; what its application is told (a connection
+                // received, a peer gone) needs no answer.
+                Output::Dns(_)
+                | Output::OpenTcp { .. }
+                | Output::Listen { .. }
+                | Output::StopListening { .. }
+                | Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn udp_reply(&mut self, cx: &mut Ctx<'_>, txn: DnsTxnId) {
+        let now = self.now;
+        let Some(t) = self.udp.get_mut(txn.to_raw()) else {
+            return;
+        };
+        let (server, interface, id) = (t.server, t.interface, t.id);
+        let (bytes, size) = match &t.plan.reply {
+            DnsReply::Silent => return,
+            DnsReply::Message(m) => (Some(m.clone()), m.len()),
+            DnsReply::Garbage => (None, GARBAGE.len()),
+        };
+        let records = t.plan.records;
+        let size = size as u32 + UDP_OVERHEAD;
+        let Fate::Arrive(at) =
+            self.net
+                .transmit(now, interface, server.ip(), Dir::Down, size, &mut cx.rng)
+        else {
+            return;
+        };
+        let forge = records
+            .and_then(|r| cx.sc.dns.records.get(r))
+            .map(|r| r.forge.as_slice())
+            .unwrap_or_default();
+        if let Some(b) = &bytes {
+            for f in forge {
+                let ev = match f {
+                    Forgery::WrongId => Ev::UdpAtClient {
+                        txn,
+                        forged_source: false,
+                        bytes: Some(b.clone()),
+                        id: id.wrapping_add(1),
+                    },
+                    Forgery::WrongSource => Ev::UdpAtClient {
+                        txn,
+                        forged_source: true,
+                        bytes: Some(b.clone()),
+                        id,
+                    },
+                };
+                self.schedule(at, ev);
+            }
+        }
+        self.schedule(
+            at,
+            Ev::UdpAtClient {
+                txn,
+                forged_source: false,
+                bytes,
+                id,
+            },
+        );
+    }
+
+    /// Records what is left, checks the run's contracts, and closes every
+    /// connection.
+    fn finish(&mut self, cx: &mut Ctx<'_>) {
+        let all_settled = self.conns.iter().all(|c| c.settled.is_some());
+        for (n, c) in self.conns.iter_mut().enumerate() {
+            if c.settled.is_none() {
+                if let Some(id) = c.id {
+                    c.trace = cx.machine.trace(id).cloned().unwrap_or_default();
+                }
+                continue;
+            }
+            check_trace(n + 1, &c.trace, &mut self.violations);
+        }
+        if all_settled && self.conns.len() == cx.sc.connect.repeat as usize && !cx.machine.is_idle()
+        {
+            self.violations.push(
+                "every connection settled and the world is silent, but the machine is not idle"
+                    .into(),
+            );
+        }
+        // The run is over: tear everything down at once (an orderly close
+        // would need the world to run on for the FIN exchange).
+        let ids: Vec<ConnectionId> = self.conns.iter().filter_map(|c| c.id).collect();
+        for id in ids {
+            cx.machine.abort(self.now, id);
+            self.drain(cx);
+        }
+        if self.socks.len != 0 {
+            self.violations.push(format!(
+                "{} socket(s) opened and never closed",
+                self.socks.len
+            ));
+        }
+        if self.udp.len + self.dns_tcp.len != 0 {
+            self.violations.push(format!(
+                "{} DNS transaction(s) never released",
+                self.udp.len + self.dns_tcp.len
+            ));
+        }
+    }
+}
+
+/// The race's contracts, read from a settled trace: at most one winner, no
+/// attempt after the race settled, and every attempt ended.
+fn check_trace(n: usize, trace: &Trace, violations: &mut Vec<String>) {
+    let mut winners = 0;
+    let mut settled = false;
+    let mut open: Vec<u16> = Vec::new();
+    for e in &trace.events {
+        match e.kind {
+            TraceKind::Winner { .. } => {
+                winners += 1;
+                settled = true;
+            }
+            TraceKind::EstablishmentFailed => settled = true,
+            TraceKind::AttemptStarted { attempt, .. } => {
+                if settled {
+                    violations.push(format!(
+                        "connection {n}: attempt #{attempt} started after the race settled"
+                    ));
+                }
+                open.push(attempt);
+            }
+            TraceKind::AttemptFailed { attempt, .. }
+            | TraceKind::AttemptCancelled { attempt }
+            | TraceKind::AttemptConnected { attempt } => open.retain(|a| *a != attempt),
+            _ => {}
+        }
+    }
+    if winners > 1 {
+        violations.push(format!("connection {n}: {winners} winners"));
+    }
+    for a in open {
+        violations.push(format!("connection {n}: attempt #{a} never ended"));
+    }
+}
