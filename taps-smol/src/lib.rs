@@ -71,48 +71,9 @@ mod runtime;
 use std::sync::Arc;
 
 pub use async_executor::Executor;
-pub use taps_core::connection::{IoLimits, Message, MessageId, SendError};
-pub use taps_core::endpoint::{LocalEndpoint, RemoteEndpoint};
-pub use taps_core::machine::{Config, EstablishmentError, ListenerConfig};
-pub use taps_core::path::InterfaceKind;
-pub use taps_core::properties::{EffectiveProperties, Preference, TransportProperties};
-pub use taps_core::race::{Policy, RaceConfig};
-pub use taps_core::security::{Identity, SecurityParameters};
-pub use taps_core::sys::api::{
-    ConnectionEvent, Error, EstablishmentFailure, Events, Preconnection, Received,
-};
-
-/// Message framers (RFC 9622 §9.1.2), re-exported from the core.
-pub mod framer {
-    pub use taps_core::stack::framer::{Framer, FramerFactory};
-}
-
-/// The system's trusted root certificates (`taps_core::sys::roots`).
-pub mod roots {
-    pub use taps_core::sys::roots::*;
-}
-
-/// The race trace for people and programs: the text waterfall and JSON
-/// (`taps_core::sys::api::trace`).
-pub mod trace {
-    pub use taps_core::sys::api::trace::*;
-}
-
 taps_core::adapter_types!();
 
 impl Taps {
-    /// A `Taps` configured from the system: `/etc/resolv.conf`,
-    /// `/etc/hosts`, and the interfaces with their changes (netlink); its
-    /// tasks run on the global executor (see the crate's "Executors").
-    ///
-    /// # Errors
-    ///
-    /// When the system's DNS configuration or interface list cannot be
-    /// read, or the executor's thread cannot be started.
-    pub fn new() -> Result<Taps, Error> {
-        Taps::with_config(Taps::system_config()?)
-    }
-
     /// A `Taps` with this configuration, on the global executor. The
     /// interfaces still come from the system, and are watched.
     ///

@@ -56,53 +56,15 @@ mod runtime;
 use std::io;
 use std::sync::Arc;
 
-pub use taps_core::connection::{IoLimits, Message, MessageId, SendError};
-pub use taps_core::endpoint::{LocalEndpoint, RemoteEndpoint};
-pub use taps_core::machine::{Config, EstablishmentError, ListenerConfig};
-pub use taps_core::path::InterfaceKind;
-pub use taps_core::properties::{EffectiveProperties, Preference, TransportProperties};
-pub use taps_core::race::{Policy, RaceConfig};
-pub use taps_core::security::{Identity, SecurityParameters};
-pub use taps_core::sys::api::{
-    ConnectionEvent, Error, EstablishmentFailure, Events, Preconnection, Received,
-};
-
-/// Message framers (RFC 9622 §9.1.2), re-exported from the core.
-pub mod framer {
-    pub use taps_core::stack::framer::{Framer, FramerFactory};
-}
-
-/// The system's trusted root certificates (`taps_core::sys::roots`).
-pub mod roots {
-    pub use taps_core::sys::roots::*;
-}
-
-/// The race trace for people and programs: the text waterfall and JSON
-/// (`taps_core::sys::api::trace`).
-pub mod trace {
-    pub use taps_core::sys::api::trace::*;
-}
-
 taps_core::adapter_types!();
 
 impl Taps {
-    /// A `Taps` configured from the system: `/etc/resolv.conf`,
-    /// `/etc/hosts`, and the interfaces with their changes (netlink).
+    /// A `Taps` with this configuration. The interfaces still come from the
+    /// system, and are watched.
     ///
     /// It must be made inside a tokio runtime: its tasks run on the
     /// runtime that is current now (a multi-threaded runtime spreads the
-    /// sockets over its workers).
-    ///
-    /// # Errors
-    ///
-    /// When called outside a tokio runtime, or when the system's DNS
-    /// configuration or interface list cannot be read.
-    pub fn new() -> Result<Taps, Error> {
-        Taps::with_config(Taps::system_config()?)
-    }
-
-    /// A `Taps` with this configuration. The interfaces still come from the
-    /// system, and are watched.
+    /// sockets over its workers), from wherever they are started later.
     ///
     /// The seed picks DNS query ids, so it must be unpredictable for
     /// queries that cross a network (RFC 5452); [`Taps::system_config`]

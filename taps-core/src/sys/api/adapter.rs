@@ -1,15 +1,19 @@
 //! [`adapter_types!`](crate::adapter_types): the public types every
 //! adapter wraps around this module's, written once.
 
-/// Defines an adapter's `Taps`, `Connection` and `Listener` as thin
-/// wrappers of [`sys::api`](crate::sys::api)'s, in the invoking crate (so
-/// the adapter can implement its runtime's I/O traits for its
-/// `Connection`, which the orphan rule forbids for a type of this crate).
+/// Defines an adapter's public API in the invoking crate: `Taps`,
+/// `Connection` and `Listener` as thin wrappers of
+/// [`sys::api`](crate::sys::api)'s (so the adapter can implement its
+/// runtime's I/O traits for its `Connection`, which the orphan rule
+/// forbids for a type of this crate), and the shared vocabulary
+/// re-exported: properties, endpoints, messages, security, errors, the
+/// `framer`, `roots` and `trace` modules.
 ///
 /// The adapter then writes only what is its runtime's own:
 ///
-/// - `Taps`'s constructors, ending in
-///   `Taps::from_core(api::Taps::with_runtime(config, runtime)?)`;
+/// - `Taps::with_config(config)`, ending in
+///   `Taps::from_core(api::Taps::with_runtime(config, runtime)?)`
+///   (`Taps::new` is `with_config` with the system's configuration);
 /// - the stream traits for `Connection` (tokio's `AsyncRead`/`AsyncWrite`,
 ///   `futures_io`'s), forwarding to `api::Connection::poll_read`,
 ///   `poll_write` and `poll_shutdown` through `Deref`.
@@ -20,6 +24,33 @@
 #[macro_export]
 macro_rules! adapter_types {
     () => {
+        pub use $crate::connection::{IoLimits, Message, MessageId, SendError};
+        pub use $crate::endpoint::{LocalEndpoint, RemoteEndpoint};
+        pub use $crate::machine::{Config, EstablishmentError, ListenerConfig};
+        pub use $crate::path::InterfaceKind;
+        pub use $crate::properties::{EffectiveProperties, Preference, TransportProperties};
+        pub use $crate::race::{Policy, RaceConfig};
+        pub use $crate::security::{Identity, SecurityParameters};
+        pub use $crate::sys::api::{
+            ConnectionEvent, Error, EstablishmentFailure, Events, Preconnection, Received,
+        };
+
+        /// Message framers (RFC 9622 §9.1.2), re-exported from the core.
+        pub mod framer {
+            pub use $crate::stack::framer::{Framer, FramerFactory};
+        }
+
+        /// The system's trusted root certificates (`taps_core::sys::roots`).
+        pub mod roots {
+            pub use $crate::sys::roots::*;
+        }
+
+        /// The race trace for people and programs: the text waterfall and
+        /// JSON (`taps_core::sys::api::trace`).
+        pub mod trace {
+            pub use $crate::sys::api::trace::*;
+        }
+
         /// One Transport Services instance: one core machine, with its DNS
         /// cache, connection history and configuration shared by every
         /// connection it makes (RFC 9621 §4.1). Cloning gives another handle
@@ -37,6 +68,19 @@ macro_rules! adapter_types {
             /// Wraps a core instance made with this adapter's runtime.
             fn from_core(core: $crate::sys::api::Taps) -> Taps {
                 Taps { core }
+            }
+
+            /// A `Taps` configured from the system (`/etc/resolv.conf`,
+            /// `/etc/hosts`, the interfaces with their changes from
+            /// netlink) on this adapter's runtime: [`Taps::with_config`]
+            /// with [`Taps::system_config`].
+            ///
+            /// # Errors
+            ///
+            /// As [`Taps::with_config`], and when the system's DNS
+            /// configuration cannot be read.
+            pub fn new() -> Result<Taps, $crate::sys::api::Error> {
+                Taps::with_config(Taps::system_config()?)
             }
 
             /// The system's configuration (DNS servers and timing from

@@ -233,34 +233,24 @@ fn close(stream: &dyn ReadyTcp, how: Close) {
 
 /// `op` until it stops saying `WouldBlock`, waiting with `ready` between.
 async fn retry<T>(
-    mut op: impl FnMut() -> io::Result<T>,
+    op: impl FnMut() -> io::Result<T>,
     ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
 ) -> io::Result<T> {
-    poll_fn(|cx| {
-        loop {
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return Poll::Ready(other),
-            }
-            match ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    })
-    .await
+    match retry_or_signal(None, op, ready).await {
+        Some(result) => result,
+        // Without a signal, only `op` or `ready` can end the wait.
+        None => Err(io::ErrorKind::Interrupted.into()),
+    }
 }
 
 /// As [`retry`], or `None` once `signal` is raised first.
 async fn retry_or_signal<T>(
-    signal: &Signal,
+    signal: Option<&Signal>,
     mut op: impl FnMut() -> io::Result<T>,
     ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
 ) -> Option<io::Result<T>> {
     poll_fn(|cx| {
-        if signal.poll_wait(cx).is_ready() {
+        if signal.is_some_and(|s| s.poll_wait(cx).is_ready()) {
             return Poll::Ready(None);
         }
         loop {
@@ -328,7 +318,7 @@ async fn dns_udp(
             continue;
         }
         let received = retry_or_signal(
-            signal,
+            Some(signal),
             || socket.try_recv(&mut buf),
             |cx| socket.poll_readable(cx),
         )
@@ -383,7 +373,7 @@ async fn dns_tcp(
             continue;
         }
         let Some(n) = retry_or_signal(
-            signal,
+            Some(signal),
             || stream.try_read(&mut buf),
             |cx| stream.poll_readable(cx),
         )
