@@ -42,8 +42,9 @@ impl AsyncRead for Connection {
 /// Stream writes with back-pressure.
 ///
 /// `poll_close` ends the *sending side* (TLS close_notify, then FIN, after
-/// every byte written), as `async_io::Async<TcpStream>`'s does (it shuts
-/// down writing); reading goes on until the peer ends too. The whole
+/// every byte written), as `smol::net::TcpStream`'s (async-net's) does;
+/// reading goes on until the peer ends too. (A bare
+/// `async_io::Async<TcpStream>` only flushes on close.) The whole
 /// connection closes with [`Connection::close`] (RFC 9622 §10), which is
 /// what `conn.close()` calls even with `AsyncWriteExt` in scope; call
 /// `AsyncWriteExt::close(&mut conn)` for this one.
