@@ -206,6 +206,10 @@ fn is_terminal(event: &Event) -> bool {
 /// listening; data itself is never in events it has not asked for).
 const MAX_QUEUED_EVENTS: usize = 1024;
 
+/// The most one socket read takes: the default receive buffer of a
+/// connection (`IoLimits::max_receive_buffer`).
+const READ_CHUNK: usize = 1 << 20;
+
 /// The machine plus the routing every adapter needs.
 #[derive(Debug)]
 pub struct Driver {
@@ -238,7 +242,11 @@ impl Driver {
             work_signal: Signal::new(),
             timer_signal: Signal::new(),
             armed: None,
-            buf: vec![0; 64 * 1024],
+            // One read takes up to this much (and no more than the
+            // connection's read capacity): on a busy stream, fewer and larger
+            // reads cost fewer syscalls and wake-ups per byte. It is one
+            // buffer per driver, not per socket.
+            buf: vec![0; READ_CHUNK],
         }
     }
 
