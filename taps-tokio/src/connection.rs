@@ -1,68 +1,16 @@
-//! [`Connection`]: an established connection (RFC 9622 §8-§10), with
-//! stream I/O through tokio's [`AsyncRead`] and [`AsyncWrite`], message
-//! I/O through [`Connection::send`] and [`Connection::receive`], its events
-//! as a stream, and what it is made of (properties in effect, the race
-//! trace).
+//! tokio's stream traits for [`Connection`], over the core connection's
+//! polling.
 
-use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use taps_core::connection::{Message, MessageId, SendError};
-use taps_core::id::ConnectionId;
-use taps_core::machine::{ConnectionState, ReceiveError};
-use taps_core::properties::EffectiveProperties;
-use taps_core::trace::{FailureReason, Trace};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::error::{Error, reason_to_io};
-use crate::shared::{Shared, Terminal};
+use crate::Connection;
 
-/// Something the application should hear about an established connection
-/// (RFC 9622 §9.2.2 send events, §10 termination). The core emits no soft
-/// errors or path changes yet (see the README); they will be new variants.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionEvent {
-    /// A message was handed to the network (its last byte was written).
-    Sent(MessageId),
-    /// A message's lifetime lapsed before it could be sent.
-    Expired(MessageId),
-    /// A message could not be sent.
-    SendError(MessageId, SendError),
-    /// The connection broke or was aborted; nothing follows.
-    ConnectionError(FailureReason),
-    /// The connection closed; nothing follows.
-    Closed,
-}
-
-/// One answer to [`Connection::receive`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// The bytes: a whole message, part of one, or stream bytes.
-    pub data: Vec<u8>,
-    /// This ends a message (with a framer), or the stream (without).
-    pub end_of_message: bool,
-}
-
-/// An established connection.
-///
-/// Stream use: it implements [`AsyncRead`] and [`AsyncWrite`]; split it
-/// with [`tokio::io::split`] to read and write from different tasks.
-/// [`AsyncWrite::poll_shutdown`] ends the sending side (TLS close_notify,
-/// then FIN, after every byte written), like `TcpStream`'s: reading goes on
-/// until the peer ends too. [`Connection::close`] closes the whole
-/// connection.
-///
-/// Message use: [`Connection::send`] and [`Connection::receive`] take
-/// `&self`, so one connection can be shared (in an `Arc`) by a sending and a
-/// receiving task.
-///
-/// Dropping a connection closes it gracefully in the background (as
-/// dropping a `TcpStream` does); [`Connection::abort`] resets it.
+/// Stream reads; split the connection with [`tokio::io::split`] to read
+/// and write from different tasks.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), taps_tokio::Error> {
@@ -79,362 +27,6 @@ pub struct Received {
 /// println!("{} bytes from {}", page.len(), conn.remote_addr());
 /// # Ok(()) }
 /// ```
-pub struct Connection {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) id: ConnectionId,
-    pub(crate) remote: SocketAddr,
-    pub(crate) interface: Option<u32>,
-    pub(crate) host: String,
-    /// `poll_shutdown` sent the final message.
-    write_ended: bool,
-    /// A final-message send is waiting for room.
-    shutdown_pending: Option<Message>,
-    /// The terminal event was handed out by `next_event`.
-    events_done: bool,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("id", &self.id)
-            .field("remote", &self.remote)
-            .field("interface", &self.interface)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Connection {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        id: ConnectionId,
-        remote: SocketAddr,
-        interface: Option<u32>,
-        host: String,
-    ) -> Connection {
-        Connection {
-            shared,
-            id,
-            remote,
-            interface,
-            host,
-            write_ended: false,
-            shutdown_pending: None,
-            events_done: false,
-        }
-    }
-
-    /// The core's id of this connection.
-    pub fn id(&self) -> ConnectionId {
-        self.id
-    }
-
-    /// The remote address in use: the race's winner, or the peer of an
-    /// accepted connection.
-    pub fn remote_addr(&self) -> SocketAddr {
-        self.remote
-    }
-
-    /// The interface the connection left by, when it was bound to one.
-    pub fn interface(&self) -> Option<String> {
-        let index = self.interface?;
-        self.shared.lock().driver.machine().interface_name(index)
-    }
-
-    /// The properties in effect (RFC 9622 §8.1), while established.
-    pub fn properties(&self) -> Option<EffectiveProperties> {
-        self.shared.lock().driver.machine().properties(self.id)
-    }
-
-    /// The negotiated ALPN protocol, with TLS.
-    pub fn alpn(&self) -> Option<Vec<u8>> {
-        self.shared
-            .lock()
-            .driver
-            .machine()
-            .alpn(self.id)
-            .map(<[u8]>::to_vec)
-    }
-
-    /// Whether TLS resumed an earlier session.
-    pub fn resumed(&self) -> bool {
-        self.shared.lock().driver.machine().resumed(self.id)
-    }
-
-    /// The race trace (for accepted connections: their handshake), while
-    /// the connection exists in the core.
-    pub fn trace(&self) -> Option<Trace> {
-        self.shared.lock().driver.machine().trace(self.id).cloned()
-    }
-
-    /// The trace as a text waterfall, as `tapscat --trace` prints it.
-    pub fn waterfall(&self) -> Option<String> {
-        let g = self.shared.lock();
-        let machine = g.driver.machine();
-        let trace = machine.trace(self.id)?;
-        Some(trace.waterfall(&self.host, &|i| machine.interface_name(i)))
-    }
-
-    /// The lifecycle state (RFC 9622 §11); `None` once the core freed it.
-    pub fn state(&self) -> Option<ConnectionState> {
-        self.shared.lock().driver.machine().state(self.id)
-    }
-
-    /// RFC 9622 §9.2 `Send`: queues `message`, waiting while the send queue
-    /// is full (back-pressure), and returns its id once accepted. `Sent`
-    /// follows as a [`ConnectionEvent`] when its last byte is written.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::MessageTooLarge`] for a message bigger than the whole
-    /// queue; [`Error::Send`] when the connection no longer sends;
-    /// [`Error::Connection`] when it broke.
-    pub async fn send(&self, message: Message) -> Result<MessageId, Error> {
-        let limit = self
-            .shared
-            .lock()
-            .driver
-            .machine()
-            .config()
-            .io
-            .max_queued_bytes;
-        if message.data.len() > limit {
-            return Err(Error::MessageTooLarge {
-                len: message.data.len(),
-                limit,
-            });
-        }
-        let mut message = Some(message);
-        poll_fn(|cx| self.poll_send_message(&mut message, cx)).await
-    }
-
-    fn poll_send_message(
-        &self,
-        message: &mut Option<Message>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<MessageId, Error>> {
-        let mut g = self.shared.lock();
-        let inner = &mut *g;
-        let Some(side) = inner.pump(self.id) else {
-            return Poll::Ready(Err(Error::Closed));
-        };
-        match &side.terminal {
-            Some(Terminal::Failed(reason)) => return Poll::Ready(Err(Error::Connection(*reason))),
-            Some(_) => return Poll::Ready(Err(Error::Closed)),
-            None => {}
-        }
-        side.wake.register(cx.waker());
-        let waker = std::task::Waker::from(side.wake.clone());
-        let mut own = Context::from_waker(&waker);
-        match inner.driver.poll_send(self.id, message, &mut own) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(id)) => Poll::Ready(Ok(id)),
-            Poll::Ready(Err(SendError::NotOpen | SendError::UnknownConnection)) => {
-                Poll::Ready(Err(Error::Closed))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Send(e))),
-        }
-    }
-
-    /// RFC 9622 §9.3 `Receive`: the next whole message (with a framer) or
-    /// the bytes that arrived (without one). `Ok(None)` once the peer has
-    /// ended and everything was received.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Connection`] when the connection broke.
-    pub async fn receive(&self) -> Result<Option<Received>, Error> {
-        self.receive_with(1, usize::MAX).await
-    }
-
-    /// `Receive(minIncompleteLength, maxLength)`: answers with at most
-    /// `max_len` bytes (a part of a longer message has
-    /// `end_of_message == false`), and, for stream bytes, not before
-    /// `min_incomplete` bytes are there (or the stream ended).
-    ///
-    /// # Errors
-    ///
-    /// As [`Connection::receive`], and [`Error::Receive`] when too many
-    /// receives are pending.
-    pub async fn receive_with(
-        &self,
-        min_incomplete: usize,
-        max_len: usize,
-    ) -> Result<Option<Received>, Error> {
-        let mut asked = false;
-        poll_fn(|cx| {
-            let mut g = self.shared.lock();
-            let inner = &mut *g;
-            loop {
-                let Some(side) = inner.pump(self.id) else {
-                    return Poll::Ready(Ok(None));
-                };
-                if let Some(piece) = side.received.pop_front() {
-                    let ended = if side.framed {
-                        piece.partial && piece.end_of_message && piece.data.is_empty()
-                    } else {
-                        piece.end_of_message
-                    };
-                    if ended {
-                        side.eof = true;
-                        if piece.data.is_empty() {
-                            return Poll::Ready(Ok(None));
-                        }
-                    }
-                    return Poll::Ready(Ok(Some(Received {
-                        data: piece.data,
-                        end_of_message: piece.end_of_message,
-                    })));
-                }
-                if side.eof {
-                    return Poll::Ready(Ok(None));
-                }
-                match &side.terminal {
-                    Some(Terminal::Failed(reason)) => {
-                        return Poll::Ready(Err(Error::Connection(*reason)));
-                    }
-                    Some(_) => return Poll::Ready(Ok(None)),
-                    None => {}
-                }
-                if asked {
-                    side.wake.register(cx.waker());
-                    return Poll::Pending;
-                }
-                asked = true;
-                let now = inner.driver.now();
-                let result =
-                    inner
-                        .driver
-                        .machine_mut()
-                        .receive(now, self.id, min_incomplete, max_len);
-                inner.driver.dispatch();
-                match result {
-                    Ok(()) => {}
-                    Err(ReceiveError::TooManyPending) => {
-                        return Poll::Ready(Err(Error::Receive(ReceiveError::TooManyPending)));
-                    }
-                    Err(_) => return Poll::Ready(Ok(None)),
-                }
-            }
-        })
-        .await
-    }
-
-    /// RFC 9622 §10 `Close`: everything queued goes out, then TLS
-    /// close_notify and FIN; returns once the peer has closed too (or after
-    /// the machine's `close_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Connection`] when the connection broke (or was aborted)
-    /// instead of closing in order.
-    pub async fn close(&self) -> Result<(), Error> {
-        {
-            let mut g = self.shared.lock();
-            let inner = &mut *g;
-            if let Some(side) = inner.pump(self.id)
-                && side.terminal.is_none()
-                && !side.closing
-            {
-                side.closing = true;
-                let now = inner.driver.now();
-                inner.driver.machine_mut().close(now, self.id);
-                inner.driver.dispatch();
-            }
-        }
-        poll_fn(|cx| {
-            let mut g = self.shared.lock();
-            let Some(side) = g.pump(self.id) else {
-                return Poll::Ready(Ok(()));
-            };
-            match &side.terminal {
-                Some(Terminal::Failed(reason)) => Poll::Ready(Err(Error::Connection(*reason))),
-                Some(_) => Poll::Ready(Ok(())),
-                None => {
-                    side.wake.register(cx.waker());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
-    }
-
-    /// RFC 9622 §10 `Abort`: resets the connection (RST) at once, dropping
-    /// whatever was not sent. `ConnectionError("local abort")` is its last
-    /// event.
-    pub fn abort(&self) {
-        let mut g = self.shared.lock();
-        let inner = &mut *g;
-        if inner
-            .pump(self.id)
-            .is_some_and(|side| side.terminal.is_none())
-        {
-            let now = inner.driver.now();
-            inner.driver.machine_mut().abort(now, self.id);
-            inner.driver.dispatch();
-        }
-    }
-
-    /// The next [`ConnectionEvent`]; `None` after the last one (the
-    /// connection ended).
-    pub async fn next_event(&mut self) -> Option<ConnectionEvent> {
-        poll_fn(|cx| self.poll_event(cx)).await
-    }
-
-    /// Polls for the next [`ConnectionEvent`].
-    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<ConnectionEvent>> {
-        if self.events_done {
-            return Poll::Ready(None);
-        }
-        let mut g = self.shared.lock();
-        let Some(side) = g.pump(self.id) else {
-            return Poll::Ready(None);
-        };
-        match side.events.pop_front() {
-            Some(e) => {
-                if matches!(
-                    e,
-                    ConnectionEvent::Closed | ConnectionEvent::ConnectionError(_)
-                ) {
-                    self.events_done = true;
-                }
-                Poll::Ready(Some(e))
-            }
-            None => {
-                side.wake.register(cx.waker());
-                Poll::Pending
-            }
-        }
-    }
-
-    /// The connection's events as a [`futures_core::Stream`].
-    pub fn events(&mut self) -> Events<'_> {
-        Events { conn: self }
-    }
-
-    /// An error for stream I/O on a connection that is no longer
-    /// established: its failure, or `None` for an orderly end.
-    fn stream_end(&self) -> Option<io::Error> {
-        let mut g = self.shared.lock();
-        match g.pump(self.id).and_then(|s| s.terminal.clone()) {
-            Some(Terminal::Failed(reason)) => Some(reason_to_io(reason)),
-            _ => None,
-        }
-    }
-}
-
-/// The stream of [`Connection::events`].
-#[derive(Debug)]
-pub struct Events<'a> {
-    conn: &'a mut Connection,
-}
-
-impl futures_core::Stream for Events<'_> {
-    type Item = ConnectionEvent;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ConnectionEvent>> {
-        self.conn.poll_event(cx)
-    }
-}
-
 impl AsyncRead for Connection {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -442,44 +34,27 @@ impl AsyncRead for Connection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let result = {
-            let dst = buf.initialize_unfilled();
-            this.shared.lock().driver.poll_read(this.id, dst, cx)
-        };
-        match result {
+        match this.inner.poll_read(cx, buf.initialize_unfilled()) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => match this.stream_end() {
-                Some(failure) => Poll::Ready(Err(failure)),
-                // Closed in order and freed: the end of the stream.
-                None if this.state().is_none() => Poll::Ready(Ok(())),
-                None => Poll::Ready(Err(e)),
-            },
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
     }
 }
 
+/// Stream writes with back-pressure. `poll_shutdown` ends the sending side
+/// (TLS close_notify, then FIN, after every byte written), like
+/// `TcpStream`'s; reading goes on until the peer ends too.
 impl AsyncWrite for Connection {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.write_ended {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the sending side was shut down",
-            )));
-        }
-        let result = this.shared.lock().driver.poll_write(this.id, data, cx);
-        match result {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(this.stream_end().unwrap_or(e))),
-            other => other,
-        }
+        self.get_mut().inner.poll_write(cx, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -488,47 +63,7 @@ impl AsyncWrite for Connection {
         Poll::Ready(Ok(()))
     }
 
-    /// Ends the sending side: an empty final message (RFC 9622 §9.1.3.5),
-    /// so TLS close_notify and FIN follow the bytes already written.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.write_ended {
-            return Poll::Ready(Ok(()));
-        }
-        if this.shutdown_pending.is_none() {
-            this.shutdown_pending = Some(Message::new(Vec::new()).final_message());
-        }
-        let mut pending = this.shutdown_pending.take();
-        let result = this.poll_send_message(&mut pending, cx);
-        this.shutdown_pending = pending;
-        match result {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(_)) | Poll::Ready(Err(Error::Closed)) => {
-                this.write_ended = true;
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-        }
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        let mut g = self.shared.lock();
-        let inner = &mut *g;
-        let state = inner.driver.machine().state(self.id);
-        // Established: close in order in the background. Failed (state
-        // Closed): close frees the id. Closing or gone: nothing to do.
-        if matches!(
-            state,
-            Some(ConnectionState::Establishing | ConnectionState::Established)
-                | Some(ConnectionState::Closed)
-        ) {
-            let now = inner.driver.now();
-            inner.driver.machine_mut().close(now, self.id);
-            inner.driver.dispatch();
-        }
-        inner.conns.remove(&self.id);
-        inner.driver.forget(self.id);
+        self.get_mut().inner.poll_shutdown(cx)
     }
 }

@@ -17,6 +17,12 @@
 //!   (hosts(5)) read from disk and parsed by the core's own parsers.
 //! - [`monitor`]: interface changes from rtnetlink(7) (Linux), with a
 //!   polling fallback elsewhere.
+//! - [`roots`]: the system's trusted root certificates.
+//! - [`driver`]: the runtime-independent half of an adapter (routing the
+//!   machine's outputs, one non-blocking socket step).
+//! - [`api`]: the async API every adapter offers (`Taps`, `Preconnection`,
+//!   `Connection`, `Listener`, errors) and the tasks that perform the
+//!   core's work, over a small [`api::Runtime`] trait per runtime.
 //!
 //! # Platforms
 //!
@@ -50,10 +56,12 @@ use std::io;
 #[cfg(not(unix))]
 compile_error!("taps_core::sys (the `sys` feature) supports Unix only");
 
+pub mod api;
 pub mod dns_config;
 pub mod driver;
 pub mod interfaces;
 pub mod monitor;
+pub mod roots;
 pub mod socket;
 
 /// At what step an operation failed; decides whether an error is a socket

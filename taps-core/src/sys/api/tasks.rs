@@ -1,12 +1,12 @@
-//! The runtime half of the adapter: the tasks that perform the core's work
-//! on tokio. They hold no policy: each opens what the machine asked for with
-//! `taps_core::sys`, reports what happened, and does whatever the driver's
-//! [`Step`] says next.
+//! The tasks that perform the core's work, over any [`Runtime`]. They hold
+//! no policy: each opens what the machine asked for with
+//! [`crate::sys::socket`], reports what happened, and does whatever the
+//! driver's [`Step`] says next.
 //!
 //! - a **socket task** per TCP socket: connect (non-blocking, then
 //!   `connect_result` once writable), then loop: one
-//!   [`Driver::socket_step`](taps_core::sys::driver::Driver::socket_step),
-//!   then wait for the readiness it asks for or the socket's signal; on
+//!   [`Driver::socket_step`](crate::sys::driver::Driver::socket_step), then
+//!   wait for the readiness it asks for or the socket's signal; on
 //!   `Step::Close` close (an abort resets with `SO_LINGER` 0) and end;
 //! - a **DNS task** per DNS transaction: a connected UDP socket from a
 //!   random port, or a TCP connection after truncation; sends what the
@@ -17,44 +17,38 @@
 //! - the **path monitor task** of each `Taps`: netlink (or polling) changes
 //!   become `InterfacesChanged` inputs.
 //!
-//! Sockets are made by `taps_core::sys::socket` (socket2) and handed to
-//! tokio's reactor as `TcpStream`, `TcpListener` and `UdpSocket`, whose
-//! `try_read`/`try_write`/`try_io` clear readiness only under the readiness
-//! they observed, so an edge that arrives between a `WouldBlock` and the
-//! clearing is never lost. The path monitor's netlink socket goes through
-//! [`AsyncFd`].
+//! Every wait is a `poll_fn` over the socket's readiness and a [`Signal`],
+//! so no runtime's `select!` is needed.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use socket2::{SockRef, Socket};
-use taps_core::dns::DnsTransport;
-use taps_core::id::{DnsTxnId, ListenerId, SocketId};
-use taps_core::machine::Input;
-use taps_core::sys::driver::{Close, NonBlockingIo, Signal, Step, Work};
-use taps_core::sys::monitor::{POLL_INTERVAL, PathMonitor};
-use taps_core::sys::socket::{
-    ConnectProgress, ListenOptions, TcpOptions, connect_result, failure_reason, open_dns_tcp,
-    open_dns_udp, open_listener, open_tcp,
+use crate::dns::DnsTransport;
+use crate::id::{DnsTxnId, ListenerId, SocketId};
+use crate::machine::Input;
+use crate::sys::driver::{Close, NonBlockingIo, Signal, Step, Work};
+use crate::sys::monitor::{POLL_INTERVAL, PathMonitor};
+use crate::sys::socket::{
+    ConnectProgress, ListenOptions, TcpOptions, failure_reason, open_dns_tcp, open_dns_udp,
+    open_listener, open_tcp,
 };
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::shared::{Shared, Start};
+use super::shared::{Shared, Start};
+use super::{ReadyTcp, ReadyUdp, Runtime};
 
 /// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
 /// length prefix's limit).
 const DNS_BUF: usize = 65_535;
 
 /// Starts the task for one piece of work.
-pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
+pub(crate) fn start(shared: &Arc<Shared>, start: Start) {
     let s = shared.clone();
-    match start {
+    let task: super::Task = match start {
         Start::Tcp(
             Work::OpenTcp {
                 socket,
@@ -71,9 +65,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
                 fast_open,
                 ..TcpOptions::default()
             };
-            shared
-                .handle
-                .spawn(connect_task(s, socket, signal, remote, opts));
+            Box::pin(connect_task(s, socket, signal, remote, opts))
         }
         Start::Dns(
             Work::DnsOpen {
@@ -82,11 +74,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
                 transport,
             },
             signal,
-        ) => {
-            shared
-                .handle
-                .spawn(dns_task(s, txn, signal, server, transport));
-        }
+        ) => Box::pin(dns_task(s, txn, signal, server, transport)),
         Start::Listen(
             Work::Listen {
                 listener,
@@ -94,20 +82,15 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
                 v6_only,
             },
             stop,
-        ) => {
-            shared
-                .handle
-                .spawn(listen_task(s, listener, stop, local, v6_only));
-        }
+        ) => Box::pin(listen_task(s, listener, stop, local, v6_only)),
         // A Start is made with the Work of its own kind.
-        Start::Tcp(..) | Start::Dns(..) | Start::Listen(..) => {}
-    }
+        Start::Tcp(..) | Start::Dns(..) | Start::Listen(..) => return,
+    };
+    shared.runtime.spawn(task);
 }
 
-/// A tokio socket as [`NonBlockingIo`]. tokio's `try_read`/`try_write`
-/// clear the socket's readiness when they meet `WouldBlock`, under the
-/// readiness they observed, so no edge is lost.
-struct StreamIo<'a>(&'a TcpStream);
+/// A registered socket as [`NonBlockingIo`].
+struct StreamIo<'a>(&'a dyn ReadyTcp);
 
 impl NonBlockingIo for StreamIo<'_> {
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -117,7 +100,7 @@ impl NonBlockingIo for StreamIo<'_> {
         self.0.try_write(buf)
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
-        SockRef::from(self.0).shutdown(Shutdown::Write)
+        self.0.socket().shutdown(Shutdown::Write)
     }
 }
 
@@ -148,11 +131,6 @@ async fn settle(shared: Arc<Shared>, id: SocketId, signal: Arc<Signal>) {
     }
 }
 
-/// A socket2 socket handed to tokio's reactor.
-fn register(socket: Socket) -> io::Result<TcpStream> {
-    TcpStream::from_std(std::net::TcpStream::from(socket))
-}
-
 /// Opens and connects one attempt's socket, then runs it.
 async fn connect_task(
     shared: Arc<Shared>,
@@ -161,7 +139,10 @@ async fn connect_task(
     remote: SocketAddr,
     opts: TcpOptions,
 ) {
-    let opened = open_tcp(remote, &opts).and_then(|o| Ok((o.connect_started, register(o.socket)?)));
+    let opened = open_tcp(remote, &opts).and_then(|o| {
+        let stream = shared.runtime.tcp(o.socket.into())?;
+        Ok((o.connect_started, stream))
+    });
     let (started, stream) = match opened {
         Ok(o) => o,
         Err(e) => {
@@ -169,6 +150,7 @@ async fn connect_task(
             return settle(shared, id, signal).await;
         }
     };
+    let stream = &*stream;
     if started == ConnectProgress::Connected {
         shared.lock().driver.connected(id, Ok(()));
         return run_socket(shared, id, signal, stream).await;
@@ -176,7 +158,7 @@ async fn connect_task(
     if started == ConnectProgress::Deferred {
         // TCP Fast Open with a cookie: the SYN leaves with the first write,
         // so the early data must be written before waiting.
-        let step = shared.lock().driver.socket_step(id, &mut StreamIo(&stream));
+        let step = shared.lock().driver.socket_step(id, &mut StreamIo(stream));
         if let Step::Close(how) = step {
             return close(stream, how);
         }
@@ -185,7 +167,7 @@ async fn connect_task(
         let signalled = poll_fn(|cx| {
             if signal.poll_wait(cx).is_ready() {
                 Poll::Ready(true)
-            } else if stream.poll_write_ready(cx).is_ready() {
+            } else if stream.poll_writable(cx).is_ready() {
                 Poll::Ready(false)
             } else {
                 Poll::Pending
@@ -194,25 +176,19 @@ async fn connect_task(
         .await;
         if signalled {
             // The attempt may have been cancelled (it lost the race).
-            let step = shared.lock().driver.socket_step(id, &mut StreamIo(&stream));
+            let step = shared.lock().driver.socket_step(id, &mut StreamIo(stream));
             if let Step::Close(how) = step {
                 return close(stream, how);
             }
             continue;
         }
-        // Inside try_io, so that "still in progress" clears the readiness
-        // it was woken by (a spurious wake-up, or Fast Open waiting).
-        let progress = stream.try_io(Interest::WRITABLE, || {
-            match connect_result(&SockRef::from(&stream))? {
-                ConnectProgress::Connected => Ok(()),
-                _ => Err(io::ErrorKind::WouldBlock.into()),
-            }
-        });
-        match progress {
-            Ok(()) => {
+        match stream.connect_progress() {
+            Ok(ConnectProgress::Connected) => {
                 shared.lock().driver.connected(id, Ok(()));
                 break;
             }
+            // A spurious wake-up, or Fast Open waiting.
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 shared.lock().driver.connected(id, Err(failure_reason(&e)));
@@ -225,21 +201,16 @@ async fn connect_task(
 
 /// The life of a connected (or accepted) socket: a driver step, then wait
 /// for what it asks for, until it says close.
-pub(crate) async fn run_socket(
-    shared: Arc<Shared>,
-    id: SocketId,
-    signal: Arc<Signal>,
-    stream: TcpStream,
-) {
+async fn run_socket(shared: Arc<Shared>, id: SocketId, signal: Arc<Signal>, stream: &dyn ReadyTcp) {
     loop {
-        let step = shared.lock().driver.socket_step(id, &mut StreamIo(&stream));
+        let step = shared.lock().driver.socket_step(id, &mut StreamIo(stream));
         match step {
             Step::Close(how) => return close(stream, how),
             Step::Wait { read, write } => {
                 poll_fn(|cx| {
                     if signal.poll_wait(cx).is_ready()
-                        || (read && stream.poll_read_ready(cx).is_ready())
-                        || (write && stream.poll_write_ready(cx).is_ready())
+                        || (read && stream.poll_readable(cx).is_ready())
+                        || (write && stream.poll_writable(cx).is_ready())
                     {
                         Poll::Ready(())
                     } else {
@@ -252,12 +223,50 @@ pub(crate) async fn run_socket(
     }
 }
 
-fn close(stream: TcpStream, how: Close) {
+fn close(stream: &dyn ReadyTcp, how: Close) {
     if how == Close::Abort {
         // SO_LINGER 0: close(2) sends RST and drops unsent data (socket(7)).
-        let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        let _ = stream.socket().set_linger(Some(Duration::ZERO));
     }
-    drop(stream);
+    // The caller drops the socket, which closes it.
+}
+
+/// `op` until it stops saying `WouldBlock`, waiting with `ready` between.
+async fn retry<T>(
+    op: impl FnMut() -> io::Result<T>,
+    ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
+) -> io::Result<T> {
+    match retry_or_signal(None, op, ready).await {
+        Some(result) => result,
+        // Without a signal, only `op` or `ready` can end the wait.
+        None => Err(io::ErrorKind::Interrupted.into()),
+    }
+}
+
+/// As [`retry`], or `None` once `signal` is raised first.
+async fn retry_or_signal<T>(
+    signal: Option<&Signal>,
+    mut op: impl FnMut() -> io::Result<T>,
+    ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
+) -> Option<io::Result<T>> {
+    poll_fn(|cx| {
+        if signal.is_some_and(|s| s.poll_wait(cx).is_ready()) {
+            return Poll::Ready(None);
+        }
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return Poll::Ready(Some(other)),
+            }
+            match ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
 }
 
 /// One DNS transaction: send what its outbox holds, feed back answers, end
@@ -297,7 +306,7 @@ async fn dns_udp(
     signal: &Arc<Signal>,
     server: SocketAddr,
 ) -> io::Result<()> {
-    let socket = tokio::net::UdpSocket::from_std(open_dns_udp(server)?)?;
+    let socket: Box<dyn ReadyUdp> = shared.runtime.udp(open_dns_udp(server)?)?;
     let mut buf = vec![0u8; DNS_BUF];
     loop {
         let (message, live) = shared.lock().driver.dns_outbox(txn);
@@ -305,21 +314,24 @@ async fn dns_udp(
             return Ok(());
         }
         if let Some(message) = message {
-            socket.send(&message).await?;
+            retry(|| socket.try_send(&message), |cx| socket.poll_writable(cx)).await?;
             continue;
         }
-        tokio::select! {
-            () = signal.wait() => {}
-            received = socket.recv(&mut buf) => {
-                // The socket is connected: the kernel only passes datagrams
-                // from the server, so `from` is the server.
-                let n = received?;
-                shared.lock().driver.handle(Input::DnsDatagram {
-                    txn,
-                    from: server,
-                    payload: &buf[..n],
-                });
-            }
+        let received = retry_or_signal(
+            Some(signal),
+            || socket.try_recv(&mut buf),
+            |cx| socket.poll_readable(cx),
+        )
+        .await;
+        if let Some(received) = received {
+            // The socket is connected: the kernel only passes datagrams
+            // from the server, so `from` is the server.
+            let n = received?;
+            shared.lock().driver.handle(Input::DnsDatagram {
+                txn,
+                from: server,
+                payload: &buf[..n],
+            });
         }
     }
 }
@@ -332,22 +344,16 @@ async fn dns_tcp(
 ) -> io::Result<()> {
     let opened = open_dns_tcp(server)?;
     let started = opened.connect_started;
-    let mut stream = register(opened.socket)?;
+    let stream = shared.runtime.tcp(opened.socket.into())?;
     if started != ConnectProgress::Connected {
-        loop {
-            stream.writable().await?;
-            let progress = stream.try_io(Interest::WRITABLE, || {
-                match connect_result(&SockRef::from(&stream))? {
-                    ConnectProgress::Connected => Ok(()),
-                    _ => Err(io::ErrorKind::WouldBlock.into()),
-                }
-            });
-            match progress {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
+        retry(
+            || match stream.connect_progress()? {
+                ConnectProgress::Connected => Ok(()),
+                _ => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            |cx| stream.poll_writable(cx),
+        )
+        .await?;
     }
     let mut buf = vec![0u8; DNS_BUF];
     loop {
@@ -356,13 +362,26 @@ async fn dns_tcp(
             return Ok(());
         }
         if let Some(message) = message {
-            stream.write_all(&message).await?;
+            let mut rest = &message[..];
+            while !rest.is_empty() {
+                let n = retry(|| stream.try_write(rest), |cx| stream.poll_writable(cx)).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                rest = &rest[n..];
+            }
             continue;
         }
-        let n = tokio::select! {
-            () = signal.wait() => continue,
-            n = stream.read(&mut buf) => n?,
+        let Some(n) = retry_or_signal(
+            Some(signal),
+            || stream.try_read(&mut buf),
+            |cx| stream.poll_readable(cx),
+        )
+        .await
+        else {
+            continue;
         };
+        let n = n?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -388,7 +407,7 @@ async fn listen_task(
     };
     let opened = open_listener(local, &opts).and_then(|s| {
         let bound = s.local_addr()?.as_socket().unwrap_or(local);
-        Ok((TcpListener::from_std(s.into())?, bound))
+        Ok((shared.runtime.listener(s.into())?, bound))
     });
     let socket = {
         let mut g = shared.lock();
@@ -419,44 +438,71 @@ async fn listen_task(
         if shared.lock().driver.listener_stopped(listener) {
             return;
         }
-        tokio::select! {
-            () = stop.wait() => {}
-            accepted = socket.accept() => match accepted {
-                Ok((stream, remote)) => accept_one(&shared, listener, stream, remote),
-                Err(e) => {
-                    // Out of descriptors or memory: the connection stays in
-                    // the backlog, and retrying at once would spin.
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+        let accepted = poll_fn(|cx| {
+            if stop.poll_wait(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            socket.poll_accept(cx).map(Some)
+        })
+        .await;
+        match accepted {
+            None => {}
+            Some(Ok((stream, remote))) => accept_one(&shared, listener, stream, remote),
+            Some(Err(e)) => {
+                // Out of descriptors or memory: the connection stays in
+                // the backlog, and retrying at once would spin.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) {
+                    let at = std::time::Instant::now() + Duration::from_millis(50);
+                    shared.runtime.sleep_until(at).await;
                 }
             }
         }
     }
 }
 
-fn accept_one(shared: &Arc<Shared>, listener: ListenerId, stream: TcpStream, remote: SocketAddr) {
+fn accept_one(
+    shared: &Arc<Shared>,
+    listener: ListenerId,
+    stream: Box<dyn ReadyTcp>,
+    remote: SocketAddr,
+) {
     // The core hands whole messages and TLS records to the socket and wants
     // them out now, as for outgoing sockets (TcpOptions::nodelay).
-    if stream.set_nodelay(true).is_err() {
+    if stream.socket().set_tcp_nodelay(true).is_err() {
         return;
     }
     let accepted = shared.lock().driver.accept(listener, remote);
     // Refused (limit reached, stopped): dropping the socket closes it.
     if let Some((id, signal)) = accepted {
-        shared
-            .handle
-            .spawn(run_socket(shared.clone(), id, signal, stream));
+        let s = shared.clone();
+        shared.runtime.spawn(Box::pin(async move {
+            run_socket(s, id, signal, &*stream).await;
+        }));
     }
+}
+
+/// Waits for `signal` or `other`, whichever comes first; whether the
+/// signal came.
+async fn signal_or<F: Future + ?Sized>(signal: &Signal, mut other: Pin<&mut F>) -> bool {
+    poll_fn(|cx| {
+        if signal.poll_wait(cx).is_ready() {
+            Poll::Ready(true)
+        } else if other.as_mut().poll(cx).is_ready() {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Sleeps until the machine's next deadline (or until it moves earlier) and
 /// runs its timers. Holds only a weak reference while it sleeps, so a
 /// dropped `Taps` is not kept alive by its own timer.
-pub(crate) async fn timer_task(weak: Weak<Shared>, signal: Arc<Signal>) {
+pub(crate) async fn timer_task(weak: Weak<Shared>, runtime: Arc<dyn Runtime>, signal: Arc<Signal>) {
     loop {
         let deadline = match weak.upgrade() {
             Some(shared) => shared.lock().driver.deadline(),
@@ -464,14 +510,12 @@ pub(crate) async fn timer_task(weak: Weak<Shared>, signal: Arc<Signal>) {
         };
         match deadline {
             Some(at) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at.into()) => {
-                        match weak.upgrade() {
-                            Some(shared) => shared.lock().driver.on_timer(),
-                            None => return,
-                        }
+                let mut sleep = runtime.sleep_until(at);
+                if !signal_or(&signal, sleep.as_mut()).await {
+                    match weak.upgrade() {
+                        Some(shared) => shared.lock().driver.on_timer(),
+                        None => return,
                     }
-                    () = signal.wait() => {}
                 }
             }
             None => signal.wait().await,
@@ -480,7 +524,12 @@ pub(crate) async fn timer_task(weak: Weak<Shared>, signal: Arc<Signal>) {
 }
 
 /// Feeds interface changes to the machine until the `Taps` goes.
-pub(crate) async fn monitor_task(weak: Weak<Shared>, monitor: PathMonitor, stop: Arc<Signal>) {
+pub(crate) async fn monitor_task(
+    weak: Weak<Shared>,
+    runtime: Arc<dyn Runtime>,
+    mut monitor: PathMonitor,
+    stop: Arc<Signal>,
+) {
     let report = |list| match weak.upgrade() {
         Some(shared) => {
             shared.lock().driver.handle(Input::InterfacesChanged(list));
@@ -488,48 +537,53 @@ pub(crate) async fn monitor_task(weak: Weak<Shared>, monitor: PathMonitor, stop:
         }
         None => false,
     };
-    let mut monitor = if monitor.is_polling() {
-        Err(monitor)
+    // The reactor watches a duplicate of the netlink descriptor (the same
+    // open socket), so the monitor keeps its own handle to drain it. When
+    // that fails, poll the same monitor instead: its netlink socket is
+    // non-blocking, so polling drains it.
+    let mut readiness = if monitor.is_polling() {
+        None
     } else {
-        // Registration refused: poll the same monitor instead (its netlink
-        // socket is non-blocking, so polling drains it).
-        // `AsyncFd::try_new` is deprecated because it cannot check that the
-        // descriptor stays open and unchanged while registered; the monitor
-        // owns its netlink socket and never replaces or closes it while the
-        // AsyncFd holds it, which is the requirement of the replacement
-        // (`unsafe fn register`, out of reach in this unsafe-free crate).
-        #[allow(deprecated)]
-        AsyncFd::try_new(monitor).map_err(|e| e.into_parts().0)
+        use std::os::fd::AsFd;
+        monitor
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|fd| runtime.readable(fd))
+            .ok()
     };
     loop {
-        match &mut monitor {
-            Ok(fd) => {
-                tokio::select! {
-                    () = stop.wait() => return,
-                    guard = fd.readable_mut() => {
-                        let Ok(mut guard) = guard else { return };
-                        let change = guard.get_inner_mut().poll_change();
-                        guard.clear_ready();
-                        if let Ok(Some(list)) = change
-                            && !report(list)
-                        {
-                            return;
-                        }
+        let woke = match &readiness {
+            Some(fd) => {
+                let woke = poll_fn(|cx| {
+                    if stop.poll_wait(cx).is_ready() {
+                        return Poll::Ready(Some(true));
                     }
+                    fd.poll_readable(cx).map(|r| r.ok().map(|()| false))
+                })
+                .await;
+                // None: the reactor gave up on it; poll from now on.
+                if woke.is_none() {
+                    readiness = None;
+                }
+                woke.unwrap_or(false)
+            }
+            None => {
+                let mut sleep = runtime.sleep_until(std::time::Instant::now() + POLL_INTERVAL);
+                signal_or(&stop, sleep.as_mut()).await
+            }
+        };
+        if woke {
+            return;
+        }
+        match monitor.poll_change() {
+            Ok(Some(list)) => {
+                if !report(list) {
+                    return;
                 }
             }
-            Err(polling) => {
-                tokio::select! {
-                    () = stop.wait() => return,
-                    () = tokio::time::sleep(POLL_INTERVAL) => {
-                        if let Ok(Some(list)) = polling.poll_change()
-                            && !report(list)
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
+            Ok(None) => {}
+            // A broken netlink socket: poll so changes are still seen.
+            Err(_) => readiness = None,
         }
     }
 }

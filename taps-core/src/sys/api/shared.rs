@@ -1,4 +1,4 @@
-//! The state one [`Taps`](crate::Taps) shares with its connections,
+//! The state one [`Taps`](super::Taps) shares with its connections,
 //! listeners and tasks: the core's [`Driver`] and the adapter's own
 //! per-connection and per-listener bookkeeping, behind one mutex.
 //!
@@ -16,13 +16,14 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use taps_core::id::{ConnectionId, ListenerId};
-use taps_core::machine::{EstablishmentError, Event};
-use taps_core::sys::driver::{Driver, Signal, Work};
-use taps_core::trace::FailureReason;
+use crate::id::{ConnectionId, ListenerId};
+use crate::machine::{EstablishmentError, Event};
+use crate::sys::driver::{Driver, Signal, Work};
+use crate::trace::FailureReason;
 
-use crate::connection::ConnectionEvent;
-use crate::tasks;
+use super::ConnectionEvent;
+use super::Runtime;
+use super::tasks;
 
 /// Bound on events kept for an application that does not read them; past
 /// it the oldest go (the same rule as the driver's own queues).
@@ -31,9 +32,9 @@ const MAX_APP_EVENTS: usize = 1024;
 /// Shared by a `Taps`, its connections, listeners and tasks.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
-    /// The runtime the tasks run on (captured at `Taps::new`), so work can
-    /// be spawned from any thread, including a `Drop` outside the runtime.
-    pub(crate) handle: tokio::runtime::Handle,
+    /// The runtime the tasks run on, so work can be spawned from any
+    /// thread, including a `Drop` outside the runtime.
+    pub(crate) runtime: Arc<dyn Runtime>,
     /// Raised when the last handle goes: background tasks end.
     pub(crate) stop: Arc<Signal>,
     /// Raised when the machine's next deadline moved earlier.
@@ -55,7 +56,7 @@ pub(crate) struct Inner {
 }
 
 impl Shared {
-    pub(crate) fn new(driver: Driver, handle: tokio::runtime::Handle) -> Arc<Shared> {
+    pub(crate) fn new(driver: Driver, runtime: Arc<dyn Runtime>) -> Arc<Shared> {
         let timer_signal = driver.timer_signal();
         Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -63,7 +64,7 @@ impl Shared {
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
             }),
-            handle,
+            runtime,
             stop: Signal::new(),
             timer_signal,
         })
@@ -77,6 +78,17 @@ impl Shared {
             shared: self,
             guard: Some(self.inner.lock().unwrap_or_else(PoisonError::into_inner)),
         }
+    }
+
+    /// Closes `conn` in the core (freeing its id) and forgets the
+    /// adapter's side of it: for a race given up or failed.
+    pub(crate) fn release(self: &Arc<Self>, conn: ConnectionId) {
+        let mut g = self.lock();
+        let now = g.driver.now();
+        g.driver.machine_mut().close(now, conn);
+        g.driver.dispatch();
+        g.conns.remove(&conn);
+        g.driver.forget(conn);
     }
 }
 
@@ -138,7 +150,7 @@ impl Drop for Locked<'_> {
         }
         drop(guard);
         for start in starts {
-            tasks::spawn(self.shared, start);
+            tasks::start(self.shared, start);
         }
     }
 }

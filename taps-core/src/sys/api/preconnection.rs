@@ -4,39 +4,22 @@
 
 use std::time::Duration;
 
-use taps_core::connection::Message;
-use taps_core::endpoint::{EndpointParseError, LocalEndpoint, RemoteEndpoint};
-use taps_core::properties::TransportProperties;
-use taps_core::race::RaceConfig;
-use taps_core::security::{CertificateVerification, SecurityParameters};
-use taps_core::stack::framer::FramerFactory;
+use crate::connection::Message;
+use crate::endpoint::{EndpointParseError, LocalEndpoint, RemoteEndpoint};
+use crate::properties::TransportProperties;
+use crate::race::RaceConfig;
+use crate::security::{CertificateVerification, SecurityParameters};
+use crate::stack::framer::FramerFactory;
 
-use crate::error::Error;
-use crate::{Connection, Taps, roots};
+use super::error::Error;
+use super::taps::Adapter;
+use crate::sys::roots;
 
-/// A connection to be: build it, then [`Taps::initiate`] it (or
-/// [`Preconnection::initiate`]).
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), taps_tokio::Error> {
-/// use taps_tokio::{InterfaceKind, Preconnection, SecurityParameters, Taps, TransportProperties};
-///
-/// let taps = Taps::new()?;
-/// let pre = Preconnection::parse("example.com:443")
-///     .expect("an endpoint")
-///     // Verified against the system's trusted roots.
-///     .with_security(SecurityParameters::default().alpn(["h2", "http/1.1"]))
-///     .with_properties(
-///         TransportProperties::reliable_inorder_stream()
-///             .prohibit_interface_kind(InterfaceKind::Cellular),
-///     );
-/// let conn = pre.initiate(&taps).await?;
-/// println!("{:?}", conn.alpn());
-/// # Ok(()) }
-/// ```
+/// A connection to be: build it, then initiate it with an adapter's
+/// `Taps` ([`Preconnection::initiate`]).
 #[derive(Clone, Debug)]
 pub struct Preconnection {
-    pub(crate) inner: taps_core::machine::Preconnection,
+    pub(crate) inner: crate::machine::Preconnection,
 }
 
 impl Preconnection {
@@ -44,7 +27,7 @@ impl Preconnection {
     /// ordered stream) and no TLS.
     pub fn new(remote: RemoteEndpoint) -> Self {
         Preconnection {
-            inner: taps_core::machine::Preconnection::new(remote),
+            inner: crate::machine::Preconnection::new(remote),
         }
     }
 
@@ -99,35 +82,40 @@ impl Preconnection {
     }
 
     /// The core's preconnection.
-    pub fn core(&self) -> &taps_core::machine::Preconnection {
+    pub fn core(&self) -> &crate::machine::Preconnection {
         &self.inner
     }
 
-    /// [`Taps::initiate`] with this preconnection.
+    /// [`Taps::initiate`](super::Taps::initiate) with this preconnection,
+    /// on any adapter's `Taps`; the connection is the adapter's.
     ///
     /// # Errors
     ///
-    /// As [`Taps::initiate`].
-    pub async fn initiate(&self, taps: &Taps) -> Result<Connection, Error> {
-        taps.initiate(self).await
+    /// As [`Taps::initiate`](super::Taps::initiate).
+    pub async fn initiate<A: Adapter>(&self, taps: &A) -> Result<A::Connection, Error> {
+        taps.core().initiate(self).await.map(A::Connection::from)
     }
 
-    /// [`Taps::initiate_with_send`] with this preconnection.
+    /// [`Taps::initiate_with_send`](super::Taps::initiate_with_send) with
+    /// this preconnection, on any adapter's `Taps`.
     ///
     /// # Errors
     ///
-    /// As [`Taps::initiate_with_send`].
-    pub async fn initiate_with_send(
+    /// As [`Taps::initiate`](super::Taps::initiate).
+    pub async fn initiate_with_send<A: Adapter>(
         &self,
-        taps: &Taps,
+        taps: &A,
         message: Message,
-    ) -> Result<Connection, Error> {
-        taps.initiate_with_send(self, message).await
+    ) -> Result<A::Connection, Error> {
+        taps.core()
+            .initiate_with_send(self, message)
+            .await
+            .map(A::Connection::from)
     }
 
     /// The preconnection the core is given: the system's roots filled in
     /// where the application named none.
-    pub(crate) fn resolved(&self) -> Result<taps_core::machine::Preconnection, Error> {
+    pub(crate) fn resolved(&self) -> Result<crate::machine::Preconnection, Error> {
         let mut pre = self.inner.clone();
         if let Some(security) = pre.security.as_mut() {
             fill_roots(security)?;

@@ -7,30 +7,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use taps_core::id::ListenerId;
+use crate::id::ListenerId;
 
-use crate::shared::{ConnSide, Shared};
-use crate::{Connection, Error};
+use super::shared::{ConnSide, Shared};
+use super::{Connection, Error};
 
 /// Incoming connections, as a [`futures_core::Stream`] or one at a time
 /// with [`Listener::accept`]. Dropping it stops listening; connections
-/// already handed out carry on.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), taps_tokio::Error> {
-/// use taps_tokio::{ListenerConfig, Taps};
-/// use tokio::io::AsyncWriteExt;
-///
-/// let taps = Taps::new()?;
-/// let mut listener = taps
-///     .listen(ListenerConfig::on(vec!["[::1]:0".parse().expect("an address")]))
-///     .await?;
-/// println!("listening on {:?}", listener.local_addrs());
-/// while let Some(mut conn) = listener.accept().await {
-///     conn.write_all(b"hello\n").await?;
-/// }
-/// # Ok(()) }
-/// ```
+/// already handed out carry on. Adapters wrap it to hand out their own
+/// connection type.
 pub struct Listener {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: ListenerId,
@@ -48,11 +33,11 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
-    pub(crate) fn new(shared: Arc<Shared>, id: ListenerId, local: Vec<SocketAddr>) -> Listener {
+    pub(crate) fn new(shared: Arc<Shared>, id: ListenerId) -> Listener {
         Listener {
             shared,
             id,
-            local,
+            local: Vec::new(),
             stopped: false,
         }
     }

@@ -3,12 +3,12 @@
 use core::fmt;
 use std::io;
 
-use taps_core::connection::SendError;
-use taps_core::machine::{EstablishmentError, InitiateError, ListenError, ReceiveError};
-use taps_core::trace::{FailureReason, Trace};
+use crate::connection::SendError;
+use crate::machine::{EstablishmentError, InitiateError, ListenError, ReceiveError};
+use crate::trace::{FailureReason, Trace};
 
 /// Why establishment failed (RFC 9622 §7.1 `EstablishmentError`), with the
-/// race's trace for a waterfall (see [`crate::trace`]).
+/// race's trace for a waterfall (see [`super::trace`]).
 #[derive(Clone, Debug)]
 pub struct EstablishmentFailure {
     /// Every attempt and why it failed.
@@ -36,7 +36,7 @@ pub enum Error {
     /// A message was refused (framing limits, a final message was sent).
     Send(SendError),
     /// A message is larger than the whole send queue
-    /// ([`IoLimits::max_queued_bytes`](taps_core::connection::IoLimits)):
+    /// ([`IoLimits::max_queued_bytes`](crate::connection::IoLimits)):
     /// it could never be sent.
     MessageTooLarge {
         /// Its size.
@@ -50,8 +50,8 @@ pub enum Error {
     Listen(ListenError),
     /// A listening socket could not be opened or failed.
     Listener(String),
-    /// The system: its configuration could not be read, no tokio runtime,
-    /// no trusted roots found.
+    /// The system: its configuration could not be read, no runtime, no
+    /// trusted roots found.
     Io(io::Error),
 }
 
@@ -108,7 +108,7 @@ impl From<Error> for io::Error {
 }
 
 /// An [`io::Error`] for a connection's failure, with the closest kind.
-pub(crate) fn reason_to_io(reason: FailureReason) -> io::Error {
+pub fn reason_to_io(reason: FailureReason) -> io::Error {
     use io::ErrorKind as K;
     let kind = match reason {
         FailureReason::Refused => K::ConnectionRefused,

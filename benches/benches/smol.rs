@@ -1,0 +1,297 @@
+//! Issue #5's benchmarks, side by side in one run, each printed as a ratio
+//! (higher is better):
+//!
+//! - stream throughput on loopback, 1 GiB in 64 KiB writes: taps-smol
+//!   `Connection` on both ends against `async_io::Async<TcpStream>` on
+//!   both ends (target ≥ 0.95);
+//! - connection establishment rate on loopback, connect then close, one at
+//!   a time, against `Async::<TcpStream>::connect` (target ≥ 0.80), with
+//!   "close" both as a dropped handle (FIN, nobody waits) and as an
+//!   awaited orderly close (both wait for the peer's FIN);
+//! - taps-smol against taps-tokio on the same work (the same throughput
+//!   and establishment runs, taps-tokio on a 2-worker tokio runtime).
+//!
+//! Each figure is the best of several alternating rounds (the least
+//! disturbed by whatever else a shared machine does). `TAPS_BENCH_BYTES`
+//! overrides the 1 GiB. Run: `cargo bench -p taps-benches --bench smol`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use async_io::Async;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+const CHUNK: usize = 64 * 1024;
+const ROUNDS: usize = 3;
+const CONNECTS: usize = 1000;
+
+fn total_bytes() -> u64 {
+    std::env::var("TAPS_BENCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30)
+}
+
+fn gib_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64
+}
+
+/// Writes `total` bytes in 64 KiB writes, then ends the stream with
+/// `close` (which is only a flush for a bare `Async<TcpStream>`: its
+/// caller shuts it down itself).
+async fn send_all<W: AsyncWrite + Unpin>(w: &mut W, total: u64) {
+    let chunk = vec![0x5au8; CHUNK];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        w.write_all(&chunk[..n]).await.unwrap();
+        left -= n as u64;
+    }
+    w.close().await.unwrap();
+}
+
+/// Reads to the end; the byte count.
+async fn drain<R: AsyncRead + Unpin>(r: &mut R) -> u64 {
+    let mut buf = vec![0u8; CHUNK];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf).await.unwrap();
+        if k == 0 {
+            return n;
+        }
+        n += k as u64;
+    }
+}
+
+/// Plain async-io: the time to move `total` bytes from a client to a
+/// server (the server on smol's executor thread, as taps' tasks are on
+/// theirs).
+async fn raw_stream(total: u64) -> Duration {
+    let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+    let at = listener.get_ref().local_addr().unwrap();
+    let server = smol::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        drain(&mut s).await
+    });
+    let mut c = Async::<TcpStream>::connect(at).await.unwrap();
+    c.get_ref().set_nodelay(true).unwrap();
+    let start = Instant::now();
+    send_all(&mut c, total).await;
+    c.get_ref().shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.await, total);
+    start.elapsed()
+}
+
+/// taps-smol on both ends: the time to move `total` bytes.
+async fn smol_stream(taps: &taps_smol::Taps, total: u64) -> Duration {
+    let config = taps_smol::ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut listener = taps.listen(config).await.unwrap();
+    let at = listener.local_addrs()[0];
+    let server = smol::spawn(async move {
+        let mut conn = listener.accept().await.unwrap();
+        let n = drain(&mut conn).await;
+        let _ = conn.close().await;
+        n
+    });
+    let pre = taps_smol::Preconnection::parse(&at.to_string()).unwrap();
+    let mut c = taps.initiate(&pre).await.unwrap();
+    let start = Instant::now();
+    send_all(&mut c, total).await;
+    assert_eq!(server.await, total);
+    let d = start.elapsed();
+    let _ = c.close().await;
+    d
+}
+
+/// taps-tokio on both ends, on a tokio runtime: the time to move `total`
+/// bytes.
+async fn tokio_stream(taps: &taps_tokio::Taps, total: u64) -> Duration {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let config = taps_tokio::ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut listener = taps.listen(config).await.unwrap();
+    let at = listener.local_addrs()[0];
+    let server = tokio::spawn(async move {
+        let mut conn = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; CHUNK];
+        let mut n = 0u64;
+        loop {
+            let k = conn.read(&mut buf).await.unwrap();
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        let _ = conn.close().await;
+        n
+    });
+    let pre = taps_tokio::Preconnection::parse(&at.to_string()).unwrap();
+    let mut c = taps.initiate(&pre).await.unwrap();
+    let chunk = vec![0x5au8; CHUNK];
+    let start = Instant::now();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        c.write_all(&chunk[..n]).await.unwrap();
+        left -= n as u64;
+    }
+    c.shutdown().await.unwrap();
+    assert_eq!(server.await.unwrap(), total);
+    let d = start.elapsed();
+    let _ = c.close().await;
+    d
+}
+
+/// A plain server (its own thread, blocking) that reads each connection to
+/// its end, then closes it: the same peer for every client kind.
+fn closing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let ex = async_executor::Executor::new();
+        let listener = Async::new(listener).unwrap();
+        async_io::block_on(ex.run(async {
+            while let Ok((mut s, _)) = listener.accept().await {
+                ex.spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                })
+                .detach();
+            }
+        }));
+    });
+    at
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CloseHow {
+    /// Drop the handle: FIN goes out, nobody waits.
+    Drop,
+    /// Orderly: end our side and wait for the peer's end.
+    Await,
+}
+
+async fn raw_connects(at: SocketAddr, how: CloseHow) -> f64 {
+    let start = Instant::now();
+    for _ in 0..CONNECTS {
+        let mut c = Async::<TcpStream>::connect(at).await.unwrap();
+        c.get_ref().set_nodelay(true).unwrap();
+        if let CloseHow::Await = how {
+            c.get_ref().shutdown(Shutdown::Write).unwrap();
+            let mut buf = [0u8; 8];
+            while c.read(&mut buf).await.unwrap() > 0 {}
+        }
+    }
+    CONNECTS as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn smol_connects(taps: &taps_smol::Taps, at: SocketAddr, how: CloseHow) -> f64 {
+    let pre = taps_smol::Preconnection::parse(&at.to_string()).unwrap();
+    let start = Instant::now();
+    for _ in 0..CONNECTS {
+        let c = taps.initiate(&pre).await.unwrap();
+        if let CloseHow::Await = how {
+            c.close().await.unwrap();
+        }
+    }
+    let r = CONNECTS as f64 / start.elapsed().as_secs_f64();
+    // Let the dropped connections' closes finish before the next round.
+    while taps.live_sockets() > 0 {
+        async_io::Timer::after(Duration::from_millis(5)).await;
+    }
+    r
+}
+
+async fn tokio_connects(taps: &taps_tokio::Taps, at: SocketAddr, how: CloseHow) -> f64 {
+    let pre = taps_tokio::Preconnection::parse(&at.to_string()).unwrap();
+    let start = Instant::now();
+    for _ in 0..CONNECTS {
+        let c = taps.initiate(&pre).await.unwrap();
+        if let CloseHow::Await = how {
+            c.close().await.unwrap();
+        }
+    }
+    let r = CONNECTS as f64 / start.elapsed().as_secs_f64();
+    while taps.live_sockets() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    r
+}
+
+fn best(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(0.0, f64::max)
+}
+
+/// One figure per kind: the best of `ROUNDS` alternating rounds.
+fn rounds<const N: usize>(mut run: impl FnMut() -> [f64; N]) -> [f64; N] {
+    let mut all = vec![Vec::new(); N];
+    for _ in 0..ROUNDS {
+        for (i, x) in run().into_iter().enumerate() {
+            all[i].push(x);
+        }
+    }
+    std::array::from_fn(|i| best(&all[i]))
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn on_tokio<F: Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
+    rt.block_on(f)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a filter argument selects sections.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f));
+    let total = total_bytes();
+    let rt = tokio_rt();
+    let smol_taps = smol::block_on(async { taps_smol::Taps::new().unwrap() });
+    let tokio_taps = on_tokio(&rt, async { taps_tokio::Taps::new().unwrap() });
+
+    if wanted("throughput") {
+        let [raw, smol, tokio] = rounds(|| {
+            let raw = gib_per_s(total, smol::block_on(raw_stream(total)));
+            let smol = gib_per_s(total, smol::block_on(smol_stream(&smol_taps, total)));
+            let tokio = gib_per_s(total, on_tokio(&rt, tokio_stream(&tokio_taps, total)));
+            [raw, smol, tokio]
+        });
+        println!(
+            "throughput, {} MiB in 64 KiB writes: async-io {raw:.2} GiB/s, taps-smol {smol:.2} GiB/s, taps-tokio {tokio:.2} GiB/s",
+            total >> 20
+        );
+        println!(
+            "  taps-smol / async-io = {:.3} (target >= 0.95); taps-smol / taps-tokio = {:.3}",
+            smol / raw,
+            smol / tokio
+        );
+    }
+    if wanted("establish") {
+        let at = closing_server();
+        for how in [CloseHow::Drop, CloseHow::Await] {
+            let [raw, smol, tokio] = rounds(|| {
+                let raw = smol::block_on(raw_connects(at, how));
+                let smol = smol::block_on(smol_connects(&smol_taps, at, how));
+                let tokio = on_tokio(&rt, tokio_connects(&tokio_taps, at, how));
+                [raw, smol, tokio]
+            });
+            println!(
+                "connect + close ({how:?}), {CONNECTS} one at a time: async-io {raw:.0}/s, taps-smol {smol:.0}/s, taps-tokio {tokio:.0}/s"
+            );
+            println!(
+                "  taps-smol / async-io = {:.3} (target >= 0.80); taps-smol / taps-tokio = {:.3}",
+                smol / raw,
+                smol / tokio
+            );
+        }
+    }
+}

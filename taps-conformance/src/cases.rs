@@ -1,0 +1,420 @@
+//! The loopback cases, each generic over the adapter's [`Shim`]: real
+//! sockets, real TLS (an rcgen CA), real framing.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use taps_core::connection::Message;
+use taps_core::endpoint::RemoteEndpoint;
+use taps_core::machine::{Config, ListenerConfig};
+use taps_core::security::SecurityParameters;
+use taps_core::stack::framer::FramerFactory;
+use taps_core::sys::api::{ConnectionEvent, Error, Preconnection};
+use taps_core::trace::FailureReason;
+
+use crate::Shim;
+use crate::support::{PEER_TIMEOUT, TestCa, raw_server, read_until_end, write_quietly};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn system<S: Shim>() -> S::Taps {
+    S::taps(taps_core::sys::api::Taps::system_config().unwrap()).unwrap()
+}
+
+fn pre(at: SocketAddr) -> Preconnection {
+    Preconnection::new(RemoteEndpoint::new().with_ip(at.ip()).with_port(at.port()))
+}
+
+async fn connect<S: Shim>(taps: &S::Taps, pre: &Preconnection) -> S::Connection {
+    pre.initiate(taps).await.unwrap()
+}
+
+/// A taps listener that echoes every stream byte back, through the
+/// adapter's own stream traits.
+async fn echo_listener<S: Shim>(taps: &S::Taps, config: ListenerConfig) -> SocketAddr {
+    let mut listener = taps.listen(config).await.unwrap();
+    let at = listener.local_addrs()[0];
+    S::spawn(async move {
+        while let Some(conn) = listener.accept().await {
+            S::spawn(S::echo(S::Connection::from(conn)));
+        }
+    });
+    at
+}
+
+/// Without a hosts file entry, `localhost` is answered by RFC 6761 §6.3
+/// rules: ::1 and 127.0.0.1, IPv6 first (RFC 6724 §6, HEv3 §4).
+pub fn localhost_prefers_ipv6_and_falls_back_to_ipv4<S: Shim>() {
+    S::block_on(async {
+        let config = Config {
+            hosts: Default::default(),
+            ..taps_core::sys::api::Taps::system_config().unwrap()
+        };
+        let taps = S::taps(config).unwrap();
+        for (listen, v6) in [("[::1]:0", true), ("127.0.0.1:0", false)] {
+            let (tx, rx) = mpsc::channel();
+            let at = raw_server(listen, move |s| {
+                let _ = tx.send(s.peer_addr().unwrap());
+            });
+            let started = Instant::now();
+            let pre = Preconnection::parse(&format!("localhost:{}", at.port())).unwrap();
+            let conn = connect::<S>(&taps, &pre).await;
+            assert_eq!(conn.remote_addr().is_ipv6(), v6, "{}", conn.remote_addr());
+            assert_eq!(rx.recv_timeout(PEER_TIMEOUT).unwrap().is_ipv6(), v6);
+            if !v6 {
+                // Only 127.0.0.1 listens: ::1 is refused and IPv4 starts at
+                // once (generous: far below the 250 ms Connection Attempt
+                // Delay plus scheduling noise).
+                assert!(started.elapsed() < Duration::from_secs(2));
+                let waterfall = conn.waterfall().unwrap();
+                assert!(waterfall.contains("connection refused"), "{waterfall}");
+            }
+        }
+    });
+}
+
+/// Stream mode over both families: a megabyte through a taps echo server
+/// and back, through the adapter's `AsyncRead`/`AsyncWrite`.
+pub fn stream_mode_echoes_a_megabyte_both_ways<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        for local in ["127.0.0.1:0", "[::1]:0"] {
+            let at = echo_listener::<S>(&taps, ListenerConfig::on(vec![addr(local)])).await;
+            let conn = connect::<S>(&taps, &pre(at)).await;
+            assert_eq!(conn.remote_addr(), at);
+            let props = conn.properties().unwrap();
+            assert!(props.reliability && props.preserve_order);
+            let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+            let back = S::exchange(conn, data.clone()).await.unwrap();
+            assert_eq!(back.len(), data.len());
+            assert!(back == data, "echo differs");
+        }
+    });
+}
+
+/// TLS with a test CA and ALPN; another CA fails every attempt with a
+/// reason that says so (RFC 9622 §6.3).
+pub fn tls_with_a_test_ca_and_a_clear_error_for_an_unknown_one<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let ca = TestCa::new("taps conformance CA");
+        let config = ListenerConfig::on(vec![addr("127.0.0.1:0")])
+            .with_security(SecurityParameters::server(ca.leaf(&["localhost"])).alpn(["taps-test"]));
+        let at = echo_listener::<S>(&taps, config).await;
+        let pre = Preconnection::parse(&format!("localhost:{}", at.port()))
+            .unwrap()
+            .with_security(SecurityParameters::with_roots(vec![ca.root()]).alpn(["taps-test"]));
+        let mut conn = connect::<S>(&taps, &pre).await;
+        assert_eq!(conn.alpn().as_deref(), Some(&b"taps-test"[..]));
+        S::write_all(&mut conn, b"over TLS").await.unwrap();
+        let mut buf = [0u8; 8];
+        S::read_exact(&mut conn, &mut buf).await.unwrap();
+        assert_eq!(&buf, b"over TLS");
+        conn.close().await.unwrap();
+
+        let other = TestCa::new("another CA");
+        let pre = Preconnection::parse(&format!("localhost:{}", at.port()))
+            .unwrap()
+            .with_security(SecurityParameters::with_roots(vec![other.root()]));
+        match taps.initiate(&pre).await {
+            Err(Error::Establishment(f)) => {
+                let text = f.error.to_string();
+                assert!(text.contains("issuer unknown"), "{text}");
+                assert!(!f.trace.events.is_empty());
+            }
+            other => panic!("expected an establishment error, got {other:?}"),
+        }
+    });
+}
+
+/// Message mode (RFC 9622 §9.2, §9.3) with both framers: whole messages
+/// each way, `Sent` for each in order, then `Closed` and nothing after.
+pub fn message_mode_with_lines_and_length_prefixes<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        for framer in [
+            FramerFactory::lines(1024),
+            FramerFactory::length_prefixed(1 << 16),
+        ] {
+            let mut listener = taps
+                .listen(ListenerConfig::on(vec![addr("[::1]:0")]).with_framer(framer.clone()))
+                .await
+                .unwrap();
+            let at = listener.local_addrs()[0];
+            // The server answers each message with its reverse.
+            S::spawn(async move {
+                let conn = listener.accept().await.unwrap();
+                while let Some(m) = conn.receive().await.unwrap() {
+                    assert!(m.end_of_message);
+                    let mut data = m.data;
+                    data.reverse();
+                    conn.send(Message::new(data)).await.unwrap();
+                }
+                conn.close().await.unwrap();
+            });
+            let mut conn = connect::<S>(&taps, &pre(at).with_framer(framer)).await;
+            let mut ids = Vec::new();
+            for i in 0..100u32 {
+                ids.push(
+                    conn.send(Message::new(format!("message {i}")))
+                        .await
+                        .unwrap(),
+                );
+            }
+            for i in 0..100u32 {
+                let m = conn.receive().await.unwrap().unwrap();
+                let mut want = format!("message {i}").into_bytes();
+                want.reverse();
+                assert_eq!(m.data, want);
+            }
+            let mut sent = Vec::new();
+            while sent.len() < ids.len() {
+                match conn.next_event().await.unwrap() {
+                    ConnectionEvent::Sent(id) => sent.push(id),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(sent, ids);
+            conn.close().await.unwrap();
+            assert_eq!(conn.next_event().await, Some(ConnectionEvent::Closed));
+            assert_eq!(conn.next_event().await, None);
+        }
+    });
+}
+
+/// RFC 9622 §7.2 `InitiateWithSend`: a safely replayable first message
+/// asks for TCP Fast Open and reaches the server.
+pub fn initiate_with_send_carries_the_first_message_with_fast_open<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let (tx, rx) = mpsc::channel();
+        let at = raw_server("127.0.0.1:0", move |mut s| {
+            let mut got = vec![0u8; 5];
+            s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+            s.read_exact(&mut got).unwrap();
+            s.write_all(b"world").unwrap();
+            let _ = tx.send(got);
+            let _ = read_until_end(&mut s);
+        });
+        let before = taps.stats().early_data_attempts;
+        let conn = taps
+            .initiate_with_send(&pre(at), Message::new(*b"hello").safely_replayable())
+            .await
+            .unwrap();
+        let reply = conn.receive().await.unwrap().unwrap();
+        assert_eq!(reply.data, b"world");
+        assert_eq!(rx.recv_timeout(PEER_TIMEOUT).unwrap(), b"hello");
+        assert_eq!(taps.stats().early_data_attempts, before + 1);
+    });
+}
+
+/// One listener, many concurrent clients, and every socket released on
+/// both sides afterwards.
+pub fn a_listener_serves_many_clients_at_once<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let at = echo_listener::<S>(&taps, ListenerConfig::on(vec![addr("127.0.0.1:0")])).await;
+        let clients = 200;
+        let (tx, rx) = mpsc::channel();
+        for i in 0..clients {
+            let taps = taps.clone();
+            let tx = tx.clone();
+            S::spawn(async move {
+                let mut conn = connect::<S>(&taps, &pre(at)).await;
+                let line = format!("client {i}\n");
+                S::write_all(&mut conn, line.as_bytes()).await.unwrap();
+                S::shutdown(&mut conn).await.unwrap();
+                let back = S::read_to_end(&mut conn).await.unwrap();
+                assert_eq!(back, line.as_bytes());
+                conn.close().await.unwrap();
+                tx.send(i).unwrap();
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut done = 0;
+        while done < clients {
+            match rx.try_recv() {
+                Ok(_) => done += 1,
+                Err(mpsc::TryRecvError::Empty) => {
+                    assert!(Instant::now() < deadline, "only {done} clients finished");
+                    S::sleep(Duration::from_millis(5)).await;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    panic!("a client failed after {done} finished")
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while taps.live_sockets() > 0 && Instant::now() < deadline {
+            S::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(taps.live_sockets(), 0);
+    });
+}
+
+/// RFC 9622 §10: `Close` sends what was queued, then FIN, and returns once
+/// the peer closed too; `Abort` resets at once (the peer sees RST) and
+/// ends with `ConnectionError(local abort)`.
+pub fn close_waits_for_the_peer_and_abort_resets<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let (tx, rx) = mpsc::channel();
+        let at = raw_server("127.0.0.1:0", move |mut s| {
+            s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+            let (got, end) = read_until_end(&mut s);
+            // Answer the FIN with ours (close completes only now).
+            drop(s);
+            let _ = tx.send((got, end.map_err(|e| e.kind())));
+        });
+        // Close: every byte arrives before the peer sees the end.
+        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let data = vec![0x5a_u8; 256 << 10];
+        S::write_all(&mut conn, &data).await.unwrap();
+        conn.close().await.unwrap();
+        let (got, end) = rx.recv_timeout(PEER_TIMEOUT).unwrap();
+        assert_eq!(end, Ok(()));
+        assert_eq!(got.len(), data.len());
+        assert_eq!(conn.next_event().await, Some(ConnectionEvent::Closed));
+        assert_eq!(conn.next_event().await, None);
+        // Writing after close is refused, not lost silently.
+        assert!(S::write_all(&mut conn, b"late").await.is_err());
+
+        // Abort: the peer sees a reset, the connection its own abort.
+        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        S::write_all(&mut conn, b"partial").await.unwrap();
+        S::sleep(Duration::from_millis(50)).await;
+        conn.abort();
+        let (_, end) = rx.recv_timeout(PEER_TIMEOUT).unwrap();
+        assert_eq!(end, Err(ErrorKind::ConnectionReset));
+        assert_eq!(
+            conn.next_event().await,
+            Some(ConnectionEvent::ConnectionError(FailureReason::LocalAbort))
+        );
+        match conn.send(Message::new(*b"x")).await {
+            Err(Error::Connection(FailureReason::LocalAbort) | Error::Closed) => {}
+            other => panic!("send after abort: {other:?}"),
+        }
+    });
+}
+
+/// A peer that resets: a clear error on that connection only.
+pub fn a_vanishing_peer_is_a_clear_error_and_disturbs_nothing_else<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let at = echo_listener::<S>(&taps, ListenerConfig::on(vec![addr("127.0.0.1:0")])).await;
+        let mut healthy = connect::<S>(&taps, &pre(at)).await;
+        let raw_at = raw_server("127.0.0.1:0", |s| {
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(s);
+        });
+        let mut doomed = connect::<S>(&taps, &pre(raw_at)).await;
+        let mut buf = [0u8; 16];
+        let err = S::read_exact(&mut doomed, &mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+        assert_eq!(
+            doomed.next_event().await,
+            Some(ConnectionEvent::ConnectionError(FailureReason::Reset))
+        );
+        S::write_all(&mut healthy, b"still here").await.unwrap();
+        let mut back = [0u8; 10];
+        S::read_exact(&mut healthy, &mut back).await.unwrap();
+        assert_eq!(&back, b"still here");
+    });
+}
+
+/// A peer that accepts TCP and never says a word of TLS: `connTimeout`
+/// (RFC 9622 §8.1.3) ends the establishment with that reason.
+pub fn a_stalled_tls_peer_times_out_with_the_reason<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let at = raw_server("127.0.0.1:0", |mut s| {
+            s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+            let _ = read_until_end(&mut s);
+        });
+        let ca = TestCa::new("stall CA");
+        let pre = pre(at)
+            .with_security(SecurityParameters::with_roots(vec![ca.root()]))
+            .with_timeout(Duration::from_millis(500));
+        let started = Instant::now();
+        match taps.initiate(&pre).await {
+            Err(Error::Establishment(f)) => {
+                assert!(f.error.to_string().contains("connTimeout"), "{}", f.error);
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+/// Garbage from a peer fails only the connection that got it: TLS
+/// establishment, a framed connection, and a TLS listener that goes on
+/// serving the next client.
+pub fn garbage_fails_only_the_connection_that_got_it<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let ca = TestCa::new("garbage CA");
+        let at = raw_server("127.0.0.1:0", |mut s| {
+            write_quietly(&mut s, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let tls = pre(at).with_security(SecurityParameters::with_roots(vec![ca.root()]));
+        match taps.initiate(&tls).await {
+            Err(Error::Establishment(f)) => {
+                assert!(f.error.to_string().contains("TLS"), "{}", f.error);
+            }
+            other => panic!("expected a TLS failure, got {other:?}"),
+        }
+
+        let at = raw_server("127.0.0.1:0", |mut s| {
+            write_quietly(&mut s, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let framed = pre(at).with_framer(FramerFactory::length_prefixed(1024));
+        let conn = connect::<S>(&taps, &framed).await;
+        match conn.receive().await {
+            Err(Error::Connection(reason)) => {
+                assert!(reason.to_string().contains("framing"), "{reason}")
+            }
+            other => panic!("expected a framing error, got {other:?}"),
+        }
+
+        let config = ListenerConfig::on(vec![addr("127.0.0.1:0")])
+            .with_security(SecurityParameters::server(ca.leaf(&["localhost"])));
+        let at = echo_listener::<S>(&taps, config).await;
+        let mut junk = TcpStream::connect(at).unwrap();
+        junk.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 9, 9, 9, 9, 9, 9, 9])
+            .unwrap();
+        let pre = Preconnection::parse(&format!("localhost:{}", at.port()))
+            .unwrap()
+            .with_security(SecurityParameters::with_roots(vec![ca.root()]));
+        let mut good = connect::<S>(&taps, &pre).await;
+        S::write_all(&mut good, b"ok").await.unwrap();
+        let mut back = [0u8; 2];
+        S::read_exact(&mut good, &mut back).await.unwrap();
+        assert_eq!(&back, b"ok");
+    });
+}
+
+/// Whatever /etc/hosts says localhost is, a connection to it works.
+pub fn the_system_hosts_file_answers_localhost<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = TcpListener::bind(("::1", port));
+        std::thread::spawn(move || {
+            let _keep = v6;
+            let _ = v4.accept();
+        });
+        let pre = Preconnection::parse(&format!("localhost:{port}")).unwrap();
+        let conn = connect::<S>(&taps, &pre).await;
+        assert!(conn.remote_addr().ip().is_loopback());
+    });
+}

@@ -1,0 +1,140 @@
+//! The adapter conformance suite of taps: one set of behaviour tests,
+//! written once, that every runtime adapter runs.
+//!
+//! An adapter implements [`Shim`] (its runtime's `block_on`, `spawn` and
+//! `sleep`, how to make its `Taps`, and stream I/O through its own
+//! `AsyncRead`/`AsyncWrite`), then instantiates every test with one line
+//! in an integration test file:
+//!
+//! ```ignore
+//! struct Tokio;
+//! impl taps_conformance::Shim for Tokio { /* ... */ }
+//! taps_conformance::conformance_tests!(Tokio);
+//! ```
+//!
+//! Everything else goes through the API all adapters share
+//! (`taps_core::sys::api`, reached through the adapter's `Deref`), and the
+//! peers that misbehave (stall, reset, send garbage) are plain blocking
+//! std sockets on threads, so no case names a runtime. A third adapter
+//! needs only its shim (about 80 lines).
+//!
+//! What it covers ([`cases`]): loopback stream and message modes (lines
+//! and length prefixes), TLS with an rcgen CA and the error for an unknown
+//! one, InitiateWithSend with TCP Fast Open, `localhost` over both
+//! families, a listener with many clients, close and abort as the peer
+//! sees them, a peer that resets, one that stalls and one that sends
+//! garbage; and ([`netns`]) racing over real paths in network namespaces:
+//! IPv6 blackhole, IPv6 refused, a dead first interface, and interface
+//! prohibit/require checked from the server's side (root and `ip` needed,
+//! otherwise the test prints why and skips).
+#![forbid(unsafe_code)]
+// A test suite: a failed expectation is a panic with the reason.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+pub mod cases;
+pub mod netns;
+pub mod support;
+
+use std::future::Future;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use taps_core::machine::Config;
+use taps_core::sys::api::{self, Adapter, Error};
+
+/// What the suite needs from one adapter and its runtime.
+pub trait Shim: 'static {
+    /// The adapter's `Taps`.
+    type Taps: Adapter<Connection = Self::Connection>
+        + Deref<Target = api::Taps>
+        + Clone
+        + Send
+        + Sync
+        + 'static;
+    /// The adapter's `Connection`: its runtime's stream traits over the
+    /// core connection.
+    type Connection: DerefMut<Target = api::Connection> + From<api::Connection> + Send + 'static;
+
+    /// Runs `future` to completion on the runtime (a test's body).
+    fn block_on<F: Future>(future: F) -> F::Output;
+    /// Runs `future` in the background; called inside [`Shim::block_on`].
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F);
+    /// The runtime's timer.
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
+    /// The adapter's `Taps` with this configuration; called inside
+    /// [`Shim::block_on`].
+    ///
+    /// # Errors
+    ///
+    /// As the adapter's constructor.
+    fn taps(config: Config) -> Result<Self::Taps, Error>;
+
+    /// Writes all of `data` with the adapter's `AsyncWrite`.
+    fn write_all<'a>(
+        conn: &'a mut Self::Connection,
+        data: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// Fills `buf` with the adapter's `AsyncRead`.
+    fn read_exact<'a>(
+        conn: &'a mut Self::Connection,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// Reads until the end of the stream.
+    fn read_to_end(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send + '_;
+    /// Ends the sending side (`shutdown`, or `futures_io`'s `close`).
+    fn shutdown(conn: &mut Self::Connection) -> impl Future<Output = io::Result<()>> + Send + '_;
+    /// Splits `conn` into halves, writes `data` and ends the sending side
+    /// while reading to the end, and returns what was read.
+    fn exchange(
+        conn: Self::Connection,
+        data: Vec<u8>,
+    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send + 'static;
+    /// Splits `conn` and copies everything it reads back to it, then ends
+    /// the sending side (an echo server's connection).
+    fn echo(conn: Self::Connection) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// Instantiates every conformance test for the [`Shim`] `$shim`, as
+/// `#[test]` functions in the invoking module.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($shim:ty) => {
+        $crate::conformance_tests!(@tests $shim;
+            localhost_prefers_ipv6_and_falls_back_to_ipv4,
+            stream_mode_echoes_a_megabyte_both_ways,
+            tls_with_a_test_ca_and_a_clear_error_for_an_unknown_one,
+            message_mode_with_lines_and_length_prefixes,
+            initiate_with_send_carries_the_first_message_with_fast_open,
+            a_listener_serves_many_clients_at_once,
+            close_waits_for_the_peer_and_abort_resets,
+            a_vanishing_peer_is_a_clear_error_and_disturbs_nothing_else,
+            a_stalled_tls_peer_times_out_with_the_reason,
+            garbage_fails_only_the_connection_that_got_it,
+            the_system_hosts_file_answers_localhost,
+        );
+        /// Racing over real paths in network namespaces; skips (saying
+        /// why) without root and `ip`.
+        #[test]
+        fn racing_over_real_paths_in_network_namespaces() {
+            $crate::netns::racing::<$shim>();
+        }
+        /// The client half of the namespace test, run by it in the client
+        /// namespace (this test binary started again); without the
+        /// environment it is started with, it does nothing.
+        #[test]
+        fn netns_client_child() {
+            $crate::netns::client_child::<$shim>();
+        }
+    };
+    (@tests $shim:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::cases::$name::<$shim>();
+            }
+        )*
+    };
+}

@@ -1,0 +1,779 @@
+//! Racing over a real (virtual) network: a client and a server network
+//! namespace joined by two dual-stack veth pairs, a real DNS server, and
+//! a client program in the client namespace. Needs root and `ip`
+//! (iproute2); otherwise the test prints why and skips. CI runs as root.
+//!
+//! The same [`scenarios`] run against any client that speaks tapscat's
+//! arguments and exit statuses: `tapscat` itself (taps-tokio's own test),
+//! and, for the conformance suite, the adapter's test binary started again
+//! in the client namespace, where [`client_child`] plays a tapscat subset
+//! over that adapter ([`racing`]).
+//!
+//! How the pieces run:
+//! - The **client** is started with `ip netns exec CLIENT`, so the whole
+//!   process (its interface list, netlink monitor and sockets) lives in the
+//!   client namespace, and `ip netns exec` bind-mounts
+//!   `/etc/netns/CLIENT/resolv.conf` over `/etc/resolv.conf`, so it reads
+//!   the test's DNS server from the system configuration as it would
+//!   anywhere.
+//! - The **servers** run in this test process: a thread enters the server
+//!   namespace (`setns`), binds the sockets there and leaves; a socket
+//!   stays in the namespace it was made in, so plain threads serve them.
+//!   The TCP servers answer `from <source address>`, so the test sees which
+//!   path a connection took from the server's side.
+//! - The **DNS server** is a small authoritative server over UDP whose
+//!   responses are real DNS messages built with hickory-proto
+//!   (`taps_core::dns::responder`).
+//!
+//! Addresses (documentation ranges, RFC 5737 and RFC 3849):
+//!
+//! ```text
+//! client ns                                server ns
+//!  tA  198.51.100.1  2001:db8:a::1  <--->  sA  198.51.100.2  2001:db8:a::2
+//!  tB  203.0.113.1   2001:db8:b::1  <--->  sB  203.0.113.2   2001:db8:b::2 (DNS :53)
+//!                                          lo  192.0.2.80    2001:db8:f::80 (service)
+//! ```
+//!
+//! The client reaches the service addresses through tA (metric 100) and tB
+//! (metric 200); a socket bound to an interface (`SO_BINDTODEVICE`) takes
+//! that interface's route. A path is made black by a permanent neighbour
+//! entry to a MAC address that nobody has: SYNs leave and vanish.
+//!
+//! Bounds are generous (under 2 s where a sequential connect would wait
+//! for the kernel's SYN retries, over 60 s); exact timing is the
+//! simulator's business.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, Output, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, setns};
+use taps_core::dns::responder::{build_response, parse_query};
+use taps_core::dns::wire::{Answer, QueryType};
+use taps_core::endpoint::LocalEndpoint;
+use taps_core::path::InterfaceKind;
+use taps_core::properties::TransportProperties;
+use taps_core::race::{Policy, RaceConfig};
+use taps_core::sys::api::{Error, Preconnection, trace};
+
+use crate::Shim;
+
+/// A MAC address that nobody has: neighbour entries to it make a path black.
+pub const BOGUS_MAC: &str = "02:00:00:00:00:99";
+/// The service's IPv4 address (on the server namespace's loopback).
+pub const SERVICE_V4: &str = "192.0.2.80";
+/// The service's IPv6 address.
+pub const SERVICE_V6: &str = "2001:db8:f::80";
+
+/// Why the namespace tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        .unwrap_or("?");
+    if uid != "0" {
+        return Some(format!("not root (effective uid {uid})"));
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "`ip -V` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Err(e) => Some(format!("no `ip` command (iproute2): {e}")),
+    }
+}
+
+/// Runs `ip` with `args`; panics with its error output on failure.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds the client's command (program, arguments, environment) for a
+/// client invocation with tapscat-style arguments.
+pub type ClientCommand = Box<dyn Fn(&[&str]) -> Command>;
+
+/// The two namespaces and their links; removed on drop.
+pub struct Topology {
+    /// The client namespace's name.
+    pub client: String,
+    /// The server namespace's name.
+    pub server: String,
+    command: ClientCommand,
+}
+
+impl Topology {
+    /// Makes the namespaces, links, addresses and routes; `command` is the
+    /// client program, run in the client namespace by
+    /// [`Topology::run_client`].
+    pub fn new(command: ClientCommand) -> Topology {
+        // Unique per process and per adapter's test binary (both may run
+        // on one machine, one after the other or at once).
+        let tag = std::process::id() % 100_000;
+        let t = Topology {
+            client: format!("tapsc{tag}"),
+            server: format!("tapss{tag}"),
+            command,
+        };
+        let (c, s) = (t.client.as_str(), t.server.as_str());
+        ip(&["netns", "add", c]);
+        ip(&["netns", "add", s]);
+        for (cl, sv, v4c, v4s, v6c, v6s) in [
+            (
+                "tA",
+                "sA",
+                "198.51.100.1/24",
+                "198.51.100.2/24",
+                "2001:db8:a::1/64",
+                "2001:db8:a::2/64",
+            ),
+            (
+                "tB",
+                "sB",
+                "203.0.113.1/24",
+                "203.0.113.2/24",
+                "2001:db8:b::1/64",
+                "2001:db8:b::2/64",
+            ),
+        ] {
+            ip(&[
+                "-n", c, "link", "add", cl, "type", "veth", "peer", "name", sv, "netns", s,
+            ]);
+            ip(&["-n", c, "addr", "add", v4c, "dev", cl]);
+            ip(&["-n", c, "addr", "add", v6c, "dev", cl, "nodad"]);
+            ip(&["-n", s, "addr", "add", v4s, "dev", sv]);
+            ip(&["-n", s, "addr", "add", v6s, "dev", sv, "nodad"]);
+            ip(&["-n", c, "link", "set", cl, "up"]);
+            ip(&["-n", s, "link", "set", sv, "up"]);
+        }
+        for ns in [c, s] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SERVICE_V4}/32"),
+            "dev",
+            "lo",
+        ]);
+        ip(&[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SERVICE_V6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ]);
+        let v4 = format!("{SERVICE_V4}/32");
+        let v6 = format!("{SERVICE_V6}/128");
+        ip(&[
+            "-n",
+            c,
+            "route",
+            "add",
+            &v4,
+            "via",
+            "198.51.100.2",
+            "dev",
+            "tA",
+            "metric",
+            "100",
+        ]);
+        ip(&[
+            "-n",
+            c,
+            "route",
+            "add",
+            &v4,
+            "via",
+            "203.0.113.2",
+            "dev",
+            "tB",
+            "metric",
+            "200",
+        ]);
+        ip(&[
+            "-n",
+            c,
+            "-6",
+            "route",
+            "add",
+            &v6,
+            "via",
+            "2001:db8:a::2",
+            "dev",
+            "tA",
+            "metric",
+            "100",
+        ]);
+        ip(&[
+            "-n",
+            c,
+            "-6",
+            "route",
+            "add",
+            &v6,
+            "via",
+            "2001:db8:b::2",
+            "dev",
+            "tB",
+            "metric",
+            "200",
+        ]);
+        // tapscat's system DNS configuration inside the client namespace.
+        let etc = format!("/etc/netns/{c}");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            format!("{etc}/resolv.conf"),
+            "nameserver 203.0.113.2\noptions timeout:1 attempts:2\n",
+        )
+        .unwrap();
+        t
+    }
+
+    /// Waits until each interface carries each family (fresh links may
+    /// lose their first packets while neighbour discovery starts), so the
+    /// cases below measure racing, not link bring-up.
+    pub fn settle(&self) {
+        for dev in ["tA", "tB"] {
+            for target in [format!("[{SERVICE_V6}]:8080"), format!("{SERVICE_V4}:8080")] {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let (out, _) =
+                        self.run_client(&["--interface", dev, "--timeout", "0.5", &target]);
+                    if out.status.success() {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{target} via {dev} never worked: {}",
+                        text(&out.stderr)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Makes the client's path through `dev` to `gateway` black.
+    pub fn blackhole(&self, dev: &str, gateway: &str) {
+        let family = if gateway.contains(':') { "-6" } else { "-4" };
+        ip(&[
+            "-n",
+            &self.client,
+            family,
+            "neigh",
+            "replace",
+            gateway,
+            "lladdr",
+            BOGUS_MAC,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ]);
+    }
+
+    /// Undoes [`Topology::blackhole`].
+    pub fn heal(&self, dev: &str, gateway: &str) {
+        let family = if gateway.contains(':') { "-6" } else { "-4" };
+        ip(&[
+            "-n",
+            &self.client,
+            family,
+            "neigh",
+            "del",
+            gateway,
+            "dev",
+            dev,
+        ]);
+    }
+
+    /// Runs the client in the client namespace with tapscat-style
+    /// arguments; its output and how long it took.
+    pub fn run_client(&self, args: &[&str]) -> (Output, Duration) {
+        let inner = (self.command)(args);
+        let started = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.client])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .envs(
+                inner
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    }
+
+    /// Binds sockets inside the server namespace.
+    pub fn in_server<T: Send + 'static>(&self, make: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.server);
+        std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap();
+            // Only this thread moves; the sockets it makes stay in the
+            // server namespace after it ends.
+            setns(&ns, CloneFlags::CLONE_NEWNET).unwrap();
+            make()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.client));
+    }
+}
+
+/// The authoritative answers of the test zone.
+pub fn answer(name: &str, qtype: QueryType) -> Answer {
+    let v4: IpAddr = SERVICE_V4.parse().unwrap();
+    let v6: IpAddr = SERVICE_V6.parse().unwrap();
+    let addrs: Vec<IpAddr> = match (
+        name.trim_end_matches('.').to_ascii_lowercase().as_str(),
+        qtype,
+    ) {
+        ("dual.taps.test", QueryType::A) => vec![v4],
+        ("dual.taps.test", QueryType::Aaaa) => vec![v6],
+        ("dual.taps.test", QueryType::Https) => vec![],
+        _ => return Answer::NxDomain { negative_ttl: 5 },
+    };
+    if addrs.is_empty() {
+        Answer::NoData { negative_ttl: 5 }
+    } else {
+        Answer::Addresses {
+            addrs: addrs.into(),
+            ttl: 5,
+        }
+    }
+}
+
+/// Serves DNS over UDP on `socket` forever (a daemon thread).
+pub fn dns_server(socket: UdpSocket, queries: Arc<Mutex<u32>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                return;
+            };
+            let Ok(question) = parse_query(&buf[..n]) else {
+                continue;
+            };
+            *queries.lock().unwrap() += 1;
+            let reply = build_response(
+                &question,
+                &answer(question.name.as_str(), question.qtype),
+                false,
+            );
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+}
+
+/// Answers every connection with `from <source address>`; remembers them.
+pub fn tcp_server(listener: TcpListener, seen: Arc<Mutex<Vec<SocketAddr>>>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let Ok(peer) = stream.peer_addr() else {
+                continue;
+            };
+            seen.lock().unwrap().push(peer);
+            let _ = stream.write_all(format!("from {}\n", peer.ip()).as_bytes());
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+        }
+    });
+}
+
+/// Bytes as text, for messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts the client succeeded and returns what the server said (the
+/// source address it saw).
+pub fn expect_ok(out: &Output, elapsed: Duration, bound: Duration, case: &str) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{case}: the client failed:\n{stderr}"
+    );
+    assert!(
+        elapsed < bound,
+        "{case}: took {elapsed:?} (bound {bound:?})\n{stderr}"
+    );
+    // A test binary's harness may print lines of its own.
+    let said = text(&out.stdout);
+    said.lines()
+        .find_map(|l| l.trim().strip_prefix("from "))
+        .unwrap_or_else(|| panic!("{case}: server said {said:?}"))
+        .to_owned()
+}
+
+/// The namespaces with their servers running, ready for [`scenarios`];
+/// `None` (after saying why) where they cannot be made.
+pub struct Network {
+    /// The namespaces.
+    pub topo: Topology,
+    queries: Arc<Mutex<u32>>,
+    seen: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+impl Network {
+    /// Builds the topology, starts the DNS and TCP servers, and waits
+    /// until every path works. `None` when this machine cannot (not root,
+    /// no `ip`), after printing why `test` skips.
+    pub fn start(test: &str, command: ClientCommand) -> Option<Network> {
+        if let Some(why) = skip_reason() {
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        }
+        let topo = Topology::new(command);
+        let queries = Arc::new(Mutex::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (dns, both, v4_only) = topo.in_server(|| {
+            (
+                UdpSocket::bind("203.0.113.2:53").unwrap(),
+                (
+                    TcpListener::bind((SERVICE_V4, 8080)).unwrap(),
+                    TcpListener::bind((SERVICE_V6, 8080)).unwrap(),
+                ),
+                TcpListener::bind((SERVICE_V4, 8081)).unwrap(),
+            )
+        });
+        dns_server(dns, queries.clone());
+        tcp_server(both.0, seen.clone());
+        tcp_server(both.1, seen.clone());
+        tcp_server(v4_only, seen.clone());
+        topo.settle();
+        Some(Network {
+            topo,
+            queries,
+            seen,
+        })
+    }
+}
+
+/// The namespace scenarios: healthy dual stack, IPv6 blackhole (with its
+/// control), IPv6 refused, a dead first interface, and prohibit/require
+/// checked from the server's side, plus the errors when every path is
+/// prohibited.
+pub fn scenarios(net: &Network) {
+    let topo = &net.topo;
+    let two_s = Duration::from_secs(2);
+
+    // Healthy: IPv6 is preferred, over the primary interface (tA).
+    let (out, t) = topo.run_client(&["--trace", "dual.taps.test:8080"]);
+    assert_eq!(expect_ok(&out, t, two_s, "healthy"), "2001:db8:a::1");
+    assert!(
+        *net.queries.lock().unwrap() >= 2,
+        "the DNS server was asked"
+    );
+
+    // IPv6 blackhole on tA: SYNs vanish. IPv4 wins about one Connection
+    // Attempt Delay (250 ms) later, not after the kernel's SYN retries.
+    topo.blackhole("tA", "2001:db8:a::2");
+    // Control: the IPv6 path alone really is black.
+    let (out, t) = topo.run_client(&[
+        "--require",
+        "tA",
+        "--timeout",
+        "1",
+        &format!("[{SERVICE_V6}]:8080"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "blackhole control: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("connTimeout"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(t >= Duration::from_millis(900));
+    let dir = std::env::temp_dir().join(format!("taps-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("blackhole.json");
+    let (out, t) = topo.run_client(&[
+        "--require",
+        "tA",
+        "--trace",
+        "--trace-json",
+        json.to_str().unwrap(),
+        "dual.taps.test:8080",
+    ]);
+    assert_eq!(expect_ok(&out, t, two_s, "IPv6 blackhole"), "198.51.100.1");
+    let trace = std::fs::read_to_string(&json).unwrap();
+    let first_v6 = trace
+        .find(&format!("\"remote\":\"[{SERVICE_V6}]:8080\""))
+        .unwrap();
+    let v4 = trace
+        .find(&format!("\"remote\":\"{SERVICE_V4}:8080\""))
+        .unwrap();
+    assert!(first_v6 < v4, "IPv6 was tried first: {trace}");
+    topo.heal("tA", "2001:db8:a::2");
+
+    // IPv6 refused (the server listens on IPv4 only): IPv4 at once. With a
+    // 2 s Connection Attempt Delay, only the refusal can start it early.
+    let (out, t) = topo.run_client(&[
+        "--require",
+        "tA",
+        "--attempt-delay",
+        "2000",
+        "--trace",
+        "dual.taps.test:8081",
+    ]);
+    assert_eq!(
+        expect_ok(&out, t, Duration::from_millis(1500), "IPv6 refused"),
+        "198.51.100.1"
+    );
+    assert!(
+        text(&out.stderr).contains("connection refused"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Two interfaces, the first one dead (both families black on tA): the
+    // second path (tB) starts one path delay (1 s) later and wins.
+    topo.blackhole("tA", "2001:db8:a::2");
+    topo.blackhole("tA", "198.51.100.2");
+    let (out, t) = topo.run_client(&["--trace", "dual.taps.test:8080"]);
+    let source = expect_ok(&out, t, Duration::from_millis(2500), "first interface dead");
+    assert!(
+        source == "2001:db8:b::1" || source == "203.0.113.1",
+        "won over {source}, not tB"
+    );
+    topo.heal("tA", "2001:db8:a::2");
+    topo.heal("tA", "198.51.100.2");
+
+    // --prohibit and --require (and --interface): the server sees the
+    // connection come from the interface allowed, never the other.
+    for (args, want) in [
+        (&["--prohibit", "tA"][..], "2001:db8:b::1"),
+        (&["--require", "tB"][..], "2001:db8:b::1"),
+        (&["--interface", "tB"][..], "2001:db8:b::1"),
+        (&["--require", "tA"][..], "2001:db8:a::1"),
+        (&["--prohibit", "tB"][..], "2001:db8:a::1"),
+    ] {
+        let before = net.seen.lock().unwrap().len();
+        let mut all = args.to_vec();
+        all.push("dual.taps.test:8080");
+        let (out, t) = topo.run_client(&all);
+        assert_eq!(
+            expect_ok(&out, t, two_s, &format!("{args:?}")),
+            want,
+            "{args:?}"
+        );
+        let new: Vec<SocketAddr> = net.seen.lock().unwrap()[before..].to_vec();
+        assert!(
+            new.iter().all(|a| a.ip().to_string() == want),
+            "{args:?}: the server saw {new:?}"
+        );
+    }
+    // Prohibiting every path is an establishment failure that says why.
+    let (out, _) = topo.run_client(&[
+        "--prohibit",
+        "tA",
+        "--prohibit",
+        "tB",
+        "dual.taps.test:8080",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // Only loopback is left, and it reaches no resolved address.
+    assert!(
+        text(&out.stderr).contains("no resolved address is reachable over an allowed path"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (out, _) = topo.run_client(&[
+        "--prohibit",
+        "tA",
+        "--prohibit",
+        "tB",
+        "--prohibit",
+        "loopback",
+        "dual.taps.test:8080",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("every interface is excluded")
+            && err.contains("tA (wired: Prohibit interface tA)"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The environment variable that makes [`client_child`] act: the client's
+/// arguments, separated by `\x1f`.
+pub const CHILD_ENV: &str = "TAPS_CONFORMANCE_NETNS_CLIENT";
+
+/// The namespace test for adapter `S`: its own test binary, started again
+/// in the client namespace, is the client.
+pub fn racing<S: Shim>() {
+    let test = "racing_over_real_paths_in_network_namespaces";
+    let exe = std::env::current_exe().unwrap();
+    let command: ClientCommand = Box::new(move |args| {
+        let mut c = Command::new(&exe);
+        c.args(["netns_client_child", "--nocapture", "--test-threads", "1"])
+            .env(CHILD_ENV, args.join("\x1f"));
+        c
+    });
+    if let Some(net) = Network::start(test, command) {
+        scenarios(&net);
+    }
+}
+
+/// Exit statuses, as tapscat's.
+const EXIT_USAGE: i32 = 2;
+const EXIT_ESTABLISHMENT: i32 = 3;
+const EXIT_CONNECTION: i32 = 4;
+
+/// The client side of [`racing`], in the child process: a tapscat subset
+/// (`--trace`, `--trace-json FILE`, `--interface`, `--require`,
+/// `--prohibit`, `--timeout`, `--attempt-delay`, then `HOST:PORT`) over
+/// adapter `S`. It connects, ends its sending side, prints what the server
+/// sent, and exits with tapscat's statuses. Does nothing unless
+/// [`CHILD_ENV`] is set.
+pub fn client_child<S: Shim>() {
+    let Ok(args) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let args: Vec<String> = args.split('\x1f').map(str::to_owned).collect();
+    let code = S::block_on(child_main::<S>(&args));
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // Exit here: the harness's own report must not follow.
+    std::process::exit(code);
+}
+
+async fn child_main<S: Shim>(args: &[String]) -> i32 {
+    let mut props = TransportProperties::reliable_inorder_stream();
+    let (mut trace_text, mut trace_json, mut target) = (false, None, None);
+    let mut pre_local = None;
+    let (mut timeout, mut delay) = (None, None);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().unwrap_or_default();
+        match arg.as_str() {
+            "--trace" => trace_text = true,
+            "--trace-json" => trace_json = Some(value()),
+            "--interface" => pre_local = Some(value()),
+            "--require" | "--prohibit" => {
+                let which = value();
+                let require = arg == "--require";
+                props = match (InterfaceKind::from_str(&which), require) {
+                    (Ok(k), true) => props.require_interface_kind(k),
+                    (Ok(k), false) => props.prohibit_interface_kind(k),
+                    (Err(_), true) => props.require_interface_name(&which),
+                    (Err(_), false) => props.prohibit_interface_name(&which),
+                };
+            }
+            "--timeout" => timeout = value().parse::<f64>().ok(),
+            "--attempt-delay" => delay = value().parse::<u64>().ok(),
+            other if !other.starts_with('-') => target = Some(other.to_owned()),
+            other => {
+                eprintln!("client: unknown option {other}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let Some(target) = target else {
+        return EXIT_USAGE;
+    };
+    let Ok(mut pre) = Preconnection::parse(&target) else {
+        return EXIT_USAGE;
+    };
+    pre = pre.with_properties(props);
+    if let Some(name) = pre_local {
+        pre = pre.with_local(LocalEndpoint::new().with_interface(&name));
+    }
+    if let Some(ms) = delay {
+        let mut race = RaceConfig::for_policy(Policy::Hev3);
+        race.connection_attempt_delay = Duration::from_millis(ms);
+        pre = pre.with_race(race);
+    }
+    if let Some(secs) = timeout {
+        pre = pre.with_timeout(Duration::from_secs_f64(secs));
+    }
+    let taps = match S::taps(taps_core::sys::api::Taps::system_config().unwrap_or_default()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return EXIT_CONNECTION;
+        }
+    };
+    let report = |t: &trace::Trace| {
+        let name = |i: u32| taps.interface_name(i);
+        if trace_text {
+            eprint!("{}", trace::waterfall(t, &target, &name));
+        }
+        if let Some(path) = &trace_json {
+            let _ = std::fs::write(path, trace::to_json(t, &target, &name) + "\n");
+        }
+    };
+    let mut conn: S::Connection = match pre.initiate(&taps).await {
+        Ok(c) => c,
+        Err(Error::Establishment(f)) => {
+            report(&f.trace);
+            eprintln!("client: {}", Error::Establishment(f));
+            return EXIT_ESTABLISHMENT;
+        }
+        Err(e @ Error::Initiate(_)) => {
+            eprintln!("client: {e}");
+            return EXIT_ESTABLISHMENT;
+        }
+        Err(e) => {
+            eprintln!("client: {e}");
+            return EXIT_CONNECTION;
+        }
+    };
+    if let Some(t) = conn.trace() {
+        report(&t);
+    }
+    // As tapscat with no input: end the sending side, print everything.
+    if let Err(e) = S::shutdown(&mut conn).await {
+        eprintln!("client: {e}");
+        return EXIT_CONNECTION;
+    }
+    match S::read_to_end(&mut conn).await {
+        Ok(said) => {
+            // On a line of its own: the harness has begun one ("test ... ").
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(b"\n");
+            let _ = stdout.write_all(&said);
+            0
+        }
+        Err(e) => {
+            eprintln!("client: {e}");
+            EXIT_CONNECTION
+        }
+    }
+}

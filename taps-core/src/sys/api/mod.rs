@@ -1,0 +1,176 @@
+//! The async API that every runtime adapter offers, written once: the
+//! [`Taps`] instance, [`Preconnection`], [`Connection`] (send, receive,
+//! close, abort, events, stream polling), [`Listener`], the [`Error`]s,
+//! the trace as JSON, and the tasks that perform the core's work (one per
+//! socket, DNS transaction and listening socket, a timer and a path
+//! monitor per `Taps`).
+//!
+//! None of it names a runtime. What differs between runtimes sits behind
+//! the object-safe [`Runtime`] trait: spawning a task, a timer, and
+//! registering sockets with the runtime's reactor ([`ReadyTcp`],
+//! [`ReadyUdp`], [`ReadyListener`], [`ReadyFd`]). An adapter implements
+//! `Runtime` (about 150 lines) and wraps [`Connection`] to implement its
+//! runtime's I/O traits (tokio's `AsyncRead`/`AsyncWrite`, or
+//! `futures_io`'s), forwarding to [`Connection::poll_read`],
+//! [`Connection::poll_write`] and [`Connection::poll_shutdown`]. So two
+//! adapters cannot drift apart in behaviour: the order of events, the
+//! back-pressure, what `close` waits for and every error are the same code
+//! (DESIGN.md: "If two adapters would need the same logic, it belongs in
+//! taps-core or taps_core::sys").
+//!
+//! RFC 9622 §6 (preconnections), §7 (establishment, listening), §8
+//! (properties), §9 (data transfer), §10 (termination).
+//!
+//! # Locking
+//!
+//! One `Taps` keeps the core's [`Driver`](super::driver::Driver) behind one
+//! mutex, taken only for synchronous calls and never across an await, so
+//! one slow connection never stalls the others.
+
+mod adapter;
+mod connection;
+mod error;
+mod listener;
+mod preconnection;
+mod shared;
+mod taps;
+mod tasks;
+pub mod trace;
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use socket2::SockRef;
+
+pub use connection::{Connection, ConnectionEvent, Events, Received};
+pub use error::{Error, EstablishmentFailure, reason_to_io};
+/// The stream trait of [`Listener`] and [`Events`] (`futures_core`'s), for
+/// adapters and their users.
+pub use futures_core::Stream;
+pub use listener::Listener;
+pub use preconnection::Preconnection;
+pub use taps::{Adapter, Taps};
+
+use super::socket::ConnectProgress;
+
+/// A task for [`Runtime::spawn`].
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// What a runtime provides to the shared tasks: spawning, a timer, and its
+/// reactor's readiness for sockets made by [`super::socket`].
+///
+/// Object safe: a [`Taps`] holds an `Arc<dyn Runtime>`, so none of the API
+/// is generic over it.
+pub trait Runtime: Send + Sync + 'static {
+    /// Runs `task` to completion in the background. It must make progress
+    /// without the application polling anything (it carries the sockets'
+    /// I/O while the application waits on wakers).
+    fn spawn(&self, task: Task);
+
+    /// A future that ends at `deadline`.
+    fn sleep_until(&self, deadline: std::time::Instant) -> Task;
+
+    /// Registers a non-blocking TCP socket (connecting, connected or
+    /// accepted) with the reactor.
+    ///
+    /// # Errors
+    ///
+    /// When the reactor refuses it.
+    fn tcp(&self, socket: TcpStream) -> io::Result<Box<dyn ReadyTcp>>;
+
+    /// Registers a non-blocking, connected UDP socket.
+    ///
+    /// # Errors
+    ///
+    /// When the reactor refuses it.
+    fn udp(&self, socket: UdpSocket) -> io::Result<Box<dyn ReadyUdp>>;
+
+    /// Registers a non-blocking listening socket.
+    ///
+    /// # Errors
+    ///
+    /// When the reactor refuses it.
+    fn listener(&self, socket: TcpListener) -> io::Result<Box<dyn ReadyListener>>;
+
+    /// Registers a descriptor to wait for readability only (the path
+    /// monitor's netlink socket; the task drains it with its own handle).
+    ///
+    /// # Errors
+    ///
+    /// When the reactor refuses it.
+    fn readable(&self, fd: OwnedFd) -> io::Result<Box<dyn ReadyFd>>;
+}
+
+/// A TCP socket registered with a runtime's reactor.
+///
+/// The readiness contract: after `try_read`/`try_write` met `WouldBlock`,
+/// `poll_readable`/`poll_writable` wake the task once the socket may have
+/// become ready; a spurious `Ready` is harmless (the task tries again).
+pub trait ReadyTcp: Send + Sync {
+    /// Reads into `buf`; `WouldBlock` when nothing is there (clearing the
+    /// runtime's readiness if it keeps one).
+    ///
+    /// # Errors
+    ///
+    /// As read(2).
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf`; `WouldBlock` when the socket is full.
+    ///
+    /// # Errors
+    ///
+    /// As write(2).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Ready when the socket may be readable.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when the socket may be writable.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// How a non-blocking connect is doing, once writable; "in progress"
+    /// must clear the write readiness it was woken by.
+    ///
+    /// # Errors
+    ///
+    /// The connect's failure (`SO_ERROR`).
+    fn connect_progress(&self) -> io::Result<ConnectProgress>;
+    /// The socket, for options and shutdown.
+    fn socket(&self) -> SockRef<'_>;
+}
+
+/// A connected UDP socket registered with a runtime's reactor.
+pub trait ReadyUdp: Send + Sync {
+    /// Sends one datagram; `WouldBlock` when the socket is full.
+    ///
+    /// # Errors
+    ///
+    /// As send(2).
+    fn try_send(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Receives one datagram; `WouldBlock` when none is there.
+    ///
+    /// # Errors
+    ///
+    /// As recv(2).
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Ready when a datagram may be there.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when a datagram may be sent.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A listening socket registered with a runtime's reactor.
+pub trait ReadyListener: Send + Sync {
+    /// The next incoming connection, registered.
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn ReadyTcp>, SocketAddr)>>;
+}
+
+/// A descriptor waited on for readability only.
+pub trait ReadyFd: Send + Sync {
+    /// Ready (and the readiness consumed) when the descriptor may be
+    /// readable; the caller then drains it until `WouldBlock`.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}

@@ -1,0 +1,302 @@
+//! [`Taps`]: one Transport Services instance (RFC 9621 §4.1) and its
+//! establishment calls.
+
+use std::future::poll_fn;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::task::Poll;
+
+use crate::connection::Message;
+use crate::id::ConnectionId;
+use crate::machine::{Config, Input, ListenerConfig, Machine, Stats};
+use crate::path::Interface;
+use crate::sys::driver::Driver;
+use crate::sys::monitor::PathMonitor;
+
+use super::shared::{ConnSide, ListenSide, Shared, Terminal};
+use super::{Connection, Error, EstablishmentFailure, Listener, Preconnection, Runtime, tasks};
+
+/// One Transport Services instance: one core machine, with its DNS cache,
+/// connection history and configuration shared by every connection it
+/// makes (RFC 9621 §4.1). Cloning gives another handle to the same one.
+///
+/// Its background tasks (a timer, the path monitor, and a task per socket)
+/// run on the [`Runtime`] it was made with, and end when the last handle,
+/// connection and listener are gone. Adapters wrap it (`taps_tokio::Taps`,
+/// `taps_smol::Taps`) to hand out their own connection type.
+#[derive(Clone)]
+pub struct Taps {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Taps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Taps").finish_non_exhaustive()
+    }
+}
+
+/// An adapter's `Taps`, for calls written once over every adapter
+/// ([`Preconnection::initiate`], test suites): the core instance inside,
+/// and the adapter's own connection type made from a core connection.
+pub trait Adapter {
+    /// The adapter's connection (its runtime's I/O traits over
+    /// [`Connection`]).
+    type Connection: From<Connection>;
+    /// The instance inside.
+    fn core(&self) -> &Taps;
+}
+
+impl Adapter for Taps {
+    type Connection = Connection;
+    fn core(&self) -> &Taps {
+        self
+    }
+}
+
+impl Taps {
+    /// The system's configuration (DNS servers and timing from
+    /// resolv.conf, the hosts file), with a fresh random seed and the
+    /// core's defaults for everything else.
+    ///
+    /// # Errors
+    ///
+    /// When resolv.conf or the hosts file exists but cannot be read.
+    pub fn system_config() -> Result<Config, Error> {
+        let (dns, hosts) = crate::sys::dns_config::system_dns()?;
+        Ok(Config {
+            seed: random_seed(),
+            dns,
+            hosts,
+            ..Config::default()
+        })
+    }
+
+    /// A `Taps` with this configuration whose tasks run on `runtime`. The
+    /// interfaces come from the system, and are watched.
+    ///
+    /// The seed picks DNS query ids, so it must be unpredictable for
+    /// queries that cross a network (RFC 5452); [`Taps::system_config`]
+    /// makes one.
+    ///
+    /// # Errors
+    ///
+    /// When the interface list cannot be read.
+    pub fn with_runtime(config: Config, runtime: Arc<dyn Runtime>) -> Result<Taps, Error> {
+        let monitor = PathMonitor::new()?;
+        let mut driver = Driver::new(Machine::new(config));
+        driver.handle(Input::InterfacesChanged(monitor.interfaces().to_vec()));
+        let shared = Shared::new(driver, runtime);
+        let weak = Arc::downgrade(&shared);
+        let rt = &shared.runtime;
+        rt.spawn(Box::pin(tasks::timer_task(
+            weak.clone(),
+            rt.clone(),
+            shared.timer_signal.clone(),
+        )));
+        rt.spawn(Box::pin(tasks::monitor_task(
+            weak,
+            rt.clone(),
+            monitor,
+            shared.stop.clone(),
+        )));
+        Ok(Taps { shared })
+    }
+
+    /// RFC 9622 §7.1 `Initiate`: races the candidates and returns the
+    /// established connection.
+    ///
+    /// Dropping the future before it completes cancels the race.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Initiate`] when nothing could be tried (no path meets the
+    /// requirements, ...); [`Error::Establishment`] when every attempt
+    /// failed, naming each and its reason.
+    pub async fn initiate(&self, pre: &Preconnection) -> Result<Connection, Error> {
+        self.start(pre, None).await
+    }
+
+    /// RFC 9622 §7.2 `InitiateWithSend`: as [`Taps::initiate`], with
+    /// `message` as the first message. When it is safely replayable
+    /// ([`Message::safely_replayable`]) it rides early where that is safe:
+    /// in the SYN with TCP Fast Open, or as TLS 1.3 early data.
+    ///
+    /// # Errors
+    ///
+    /// As [`Taps::initiate`].
+    pub async fn initiate_with_send(
+        &self,
+        pre: &Preconnection,
+        message: Message,
+    ) -> Result<Connection, Error> {
+        self.start(pre, Some(message)).await
+    }
+
+    async fn start(
+        &self,
+        pre: &Preconnection,
+        first: Option<Message>,
+    ) -> Result<Connection, Error> {
+        let core = pre.resolved()?;
+        let host = core.remote.to_string();
+        let id = {
+            let mut g = self.shared.lock();
+            let now = g.driver.now();
+            let machine = g.driver.machine_mut();
+            let started = match first {
+                None => machine.initiate(now, &core),
+                Some(m) => machine.initiate_with_send(now, &core, m).map(|(id, _)| id),
+            };
+            g.driver.dispatch();
+            let id = started.map_err(Error::Initiate)?;
+            g.conns.insert(id, ConnSide::new(core.framer.is_some()));
+            id
+        };
+        // Cancels the race if this future is dropped before it ends.
+        let mut pending = Pending {
+            shared: &self.shared,
+            id,
+            armed: true,
+        };
+        let outcome = poll_fn(|cx| {
+            let mut g = self.shared.lock();
+            let inner = &mut *g;
+            let Some(side) = inner.pump(id) else {
+                return Poll::Ready(Err(Error::Closed));
+            };
+            if let Some(ready) = side.ready {
+                return Poll::Ready(Ok(ready));
+            }
+            match side.terminal.take() {
+                Some(Terminal::Establishment(error)) => {
+                    let trace = inner
+                        .driver
+                        .machine()
+                        .trace(id)
+                        .cloned()
+                        .unwrap_or_default();
+                    Poll::Ready(Err(Error::Establishment(Box::new(EstablishmentFailure {
+                        error: *error,
+                        trace,
+                        remote: host.clone(),
+                    }))))
+                }
+                Some(Terminal::Failed(reason)) => Poll::Ready(Err(Error::Connection(reason))),
+                Some(Terminal::Closed) => Poll::Ready(Err(Error::Closed)),
+                None => {
+                    side.wake.register(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        pending.armed = false;
+        match outcome {
+            Ok(ready) => Ok(Connection::new(
+                self.shared.clone(),
+                id,
+                ready.remote,
+                ready.interface,
+                host,
+            )),
+            Err(e) => {
+                // Free the failed connection's id in the core.
+                self.shared.release(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// RFC 9622 §7.2 `Listen`: opens the listening sockets and returns once
+    /// they are bound (so [`Listener::local_addrs`] has the ports the
+    /// system chose for port 0). With TLS, give the server's identity
+    /// ([`SecurityParameters::server`](crate::security::SecurityParameters::server)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Listen`] for an unusable configuration, [`Error::Listener`]
+    /// when a socket cannot be bound.
+    pub async fn listen(&self, config: ListenerConfig) -> Result<Listener, Error> {
+        let framed = config.framer.is_some();
+        let count = config.local.len();
+        let id = {
+            let mut g = self.shared.lock();
+            let now = g.driver.now();
+            let id = g
+                .driver
+                .machine_mut()
+                .listen(now, config)
+                .map_err(Error::Listen)?;
+            // Registered before dispatch starts the accept tasks.
+            g.listeners.insert(id, ListenSide::new(count, framed));
+            g.driver.dispatch();
+            id
+        };
+        let mut listener = Listener::new(self.shared.clone(), id);
+        listener.opened().await?;
+        Ok(listener)
+    }
+
+    /// The interfaces as last reported by the path monitor.
+    pub fn interfaces(&self) -> Vec<Interface> {
+        self.shared.lock().driver.machine().interfaces().to_vec()
+    }
+
+    /// The name of interface `index`.
+    pub fn interface_name(&self, index: u32) -> Option<String> {
+        self.shared.lock().driver.machine().interface_name(index)
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().driver.machine().stats()
+    }
+
+    /// Live connections in the core (establishing, established, closing).
+    pub fn connection_count(&self) -> usize {
+        self.shared.lock().driver.machine().connection_count()
+    }
+
+    /// Sockets the adapter holds open (for leak checks).
+    pub fn live_sockets(&self) -> usize {
+        self.shared.lock().driver.live_sockets()
+    }
+
+    /// Forgets every cached DNS answer.
+    pub fn flush_dns_cache(&self) {
+        self.shared.lock().driver.machine_mut().flush_dns_cache();
+    }
+
+    /// The text waterfall of an establishment failure's trace.
+    pub fn waterfall(&self, failure: &EstablishmentFailure) -> String {
+        let g = self.shared.lock();
+        let machine = g.driver.machine();
+        failure
+            .trace
+            .waterfall(&failure.remote, &|i| machine.interface_name(i))
+    }
+}
+
+/// Cancels a race whose `initiate` future was dropped.
+struct Pending<'a> {
+    shared: &'a Arc<Shared>,
+    id: ConnectionId,
+    armed: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.release(self.id);
+        }
+    }
+}
+
+/// A seed for DNS ids and tie shuffles that differs per process and per
+/// call: std's `RandomState` keys come from the OS's random source.
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one(nanos)
+}

@@ -1,0 +1,156 @@
+//! The runtime half of the adapter: [`Runtime`] over async-io's reactor and
+//! timers, spawning on an `async_executor::Executor`. The tasks themselves
+//! (socket, DNS, accept, timer, path monitor) are `taps_core::sys::api`'s.
+//!
+//! async-io's readiness is per wake-up: after an operation met
+//! `WouldBlock`, `poll_readable`/`poll_writable` register interest and
+//! report `Ready` once the reactor delivered an event since; the shared
+//! tasks always try the operation first, so no event is lost.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use async_executor::Executor;
+use async_io::{Async, Timer};
+use socket2::SockRef;
+use taps_core::sys::api::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
+use taps_core::sys::socket::{ConnectProgress, connect_result};
+
+/// Spawns on one executor.
+pub(crate) struct SmolRuntime {
+    pub(crate) executor: Arc<Executor<'static>>,
+}
+
+impl Runtime for SmolRuntime {
+    fn spawn(&self, task: Task) {
+        // Detached: the task runs to its end on its own.
+        self.executor.spawn(task).detach();
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Task {
+        Box::pin(async move {
+            Timer::at(deadline).await;
+        })
+    }
+
+    fn tcp(&self, socket: TcpStream) -> io::Result<Box<dyn ReadyTcp>> {
+        // Made non-blocking by taps_core::sys::socket (or by accept's
+        // caller below); registering must not touch it again.
+        Ok(Box::new(Tcp(Async::new_nonblocking(socket)?)))
+    }
+
+    fn udp(&self, socket: UdpSocket) -> io::Result<Box<dyn ReadyUdp>> {
+        Ok(Box::new(Udp(Async::new_nonblocking(socket)?)))
+    }
+
+    fn listener(&self, socket: TcpListener) -> io::Result<Box<dyn ReadyListener>> {
+        Ok(Box::new(Listen(Async::new_nonblocking(socket)?)))
+    }
+
+    fn readable(&self, fd: OwnedFd) -> io::Result<Box<dyn ReadyFd>> {
+        Ok(Box::new(Fd(Async::new_nonblocking(fd)?)))
+    }
+}
+
+/// The executor of [`Taps::new`](crate::Taps::new): one background thread,
+/// started on first use, runs every instance's tasks (as smol's own
+/// global executor does), so the application's futures work under any
+/// executor, `smol::block_on` included.
+pub(crate) fn global_executor() -> io::Result<Arc<Executor<'static>>> {
+    static GLOBAL: OnceLock<Result<Arc<Executor<'static>>, String>> = OnceLock::new();
+    GLOBAL
+        .get_or_init(|| {
+            let executor = Arc::new(Executor::new());
+            let runner = executor.clone();
+            std::thread::Builder::new()
+                .name("taps-smol".into())
+                .spawn(move || async_io::block_on(runner.run(std::future::pending::<()>())))
+                .map(|_| executor)
+                .map_err(|e| format!("start the taps-smol executor thread: {e}"))
+        })
+        .clone()
+        .map_err(io::Error::other)
+}
+
+struct Tcp(Async<TcpStream>);
+
+impl ReadyTcp for Tcp {
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).read(buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).write(buf)
+    }
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_writable(cx)
+    }
+    fn connect_progress(&self) -> io::Result<ConnectProgress> {
+        // Nothing to clear: the next poll_writable registers afresh.
+        connect_result(&SockRef::from(self.0.get_ref()))
+    }
+    fn socket(&self) -> SockRef<'_> {
+        SockRef::from(self.0.get_ref())
+    }
+}
+
+struct Udp(Async<UdpSocket>);
+
+impl ReadyUdp for Udp {
+    fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.get_ref().send(buf)
+    }
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.get_ref().recv(buf)
+    }
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_writable(cx)
+    }
+}
+
+struct Listen(Async<TcpListener>);
+
+impl ReadyListener for Listen {
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn ReadyTcp>, SocketAddr)>> {
+        loop {
+            match self.0.get_ref().accept() {
+                Ok((stream, remote)) => {
+                    // accept(2) does not inherit O_NONBLOCK on Linux.
+                    let registered = stream
+                        .set_nonblocking(true)
+                        .and_then(|()| Async::new_nonblocking(stream));
+                    return Poll::Ready(
+                        registered.map(|s| (Box::new(Tcp(s)) as Box<dyn ReadyTcp>, remote)),
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            match self.0.poll_readable(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+struct Fd(Async<OwnedFd>);
+
+impl ReadyFd for Fd {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
+}

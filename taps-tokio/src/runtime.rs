@@ -1,0 +1,144 @@
+//! The runtime half of the adapter: [`Runtime`] over tokio. The tasks
+//! themselves (socket, DNS, accept, timer, path monitor) are
+//! `taps_core::sys::api`'s; this only spawns them on the runtime that was
+//! current when the `Taps` was made, and registers their sockets with
+//! tokio's reactor.
+//!
+//! tokio keeps a readiness flag per socket and clears it only when an
+//! operation meets `WouldBlock` under the readiness it observed
+//! (`try_read`, `try_write`, `try_io`), so an edge that arrives between a
+//! `WouldBlock` and the clearing is never lost; every operation here goes
+//! through one of those.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::task::{Context, Poll};
+
+use socket2::SockRef;
+use taps_core::sys::api::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
+use taps_core::sys::socket::{ConnectProgress, connect_result};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// Spawns on one tokio runtime (captured at `Taps::new`, so work can be
+/// spawned from any thread, including a `Drop` outside the runtime).
+pub(crate) struct TokioRuntime {
+    pub(crate) handle: tokio::runtime::Handle,
+}
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, task: Task) {
+        // The JoinHandle is dropped: the task runs detached.
+        drop(self.handle.spawn(task));
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Task {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn tcp(&self, socket: std::net::TcpStream) -> io::Result<Box<dyn ReadyTcp>> {
+        let _guard = self.handle.enter();
+        Ok(Box::new(Tcp(TcpStream::from_std(socket)?)))
+    }
+
+    fn udp(&self, socket: std::net::UdpSocket) -> io::Result<Box<dyn ReadyUdp>> {
+        let _guard = self.handle.enter();
+        Ok(Box::new(Udp(UdpSocket::from_std(socket)?)))
+    }
+
+    fn listener(&self, socket: std::net::TcpListener) -> io::Result<Box<dyn ReadyListener>> {
+        let _guard = self.handle.enter();
+        Ok(Box::new(Listen(TcpListener::from_std(socket)?)))
+    }
+
+    fn readable(&self, fd: OwnedFd) -> io::Result<Box<dyn ReadyFd>> {
+        let _guard = self.handle.enter();
+        // `AsyncFd::with_interest` is deprecated because it cannot check
+        // that the descriptor stays open and unchanged while registered;
+        // this one is owned by the AsyncFd itself, which is what the
+        // replacement (`unsafe fn register`, out of reach in this
+        // unsafe-free crate) requires.
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
+        Ok(Box::new(Fd(fd)))
+    }
+}
+
+struct Tcp(TcpStream);
+
+impl ReadyTcp for Tcp {
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_read_ready(cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_write_ready(cx)
+    }
+    fn connect_progress(&self) -> io::Result<ConnectProgress> {
+        // Inside try_io, so that "still in progress" clears the readiness
+        // it was woken by (a spurious wake-up, or Fast Open waiting).
+        self.0.try_io(Interest::WRITABLE, || {
+            match connect_result(&SockRef::from(&self.0))? {
+                ConnectProgress::Connected => Ok(ConnectProgress::Connected),
+                _ => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        })
+    }
+    fn socket(&self) -> SockRef<'_> {
+        SockRef::from(&self.0)
+    }
+}
+
+struct Udp(UdpSocket);
+
+impl ReadyUdp for Udp {
+    fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_send(buf)
+    }
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_recv(buf)
+    }
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_recv_ready(cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_send_ready(cx)
+    }
+}
+
+struct Listen(TcpListener);
+
+impl ReadyListener for Listen {
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn ReadyTcp>, SocketAddr)>> {
+        self.0
+            .poll_accept(cx)
+            .map_ok(|(stream, remote)| (Box::new(Tcp(stream)) as Box<dyn ReadyTcp>, remote))
+    }
+}
+
+struct Fd(AsyncFd<OwnedFd>);
+
+impl ReadyFd for Fd {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.0.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                // Cleared before the caller drains: an edge after this
+                // sets it again, so none is lost.
+                guard.clear_ready();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
