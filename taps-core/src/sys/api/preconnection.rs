@@ -55,7 +55,8 @@ impl Preconnection {
     }
 
     /// Frames messages with `framer` (RFC 9622 §9.1.2), for
-    /// [`Connection::send`] and [`Connection::receive`].
+    /// [`Connection::send`](super::Connection::send) and
+    /// [`Connection::receive`](super::Connection::receive).
     pub fn with_framer(mut self, framer: FramerFactory) -> Self {
         self.inner.framer = Some(framer);
         self
