@@ -107,11 +107,23 @@ fn ten_thousand_concurrent_connections_from_one_taps() {
         .unwrap();
     runtime.block_on(async move {
         let taps = Taps::new().unwrap();
-        // Measure from here: the runtime and the Taps have their own
-        // descriptors (epoll, netlink), which stay.
+        let pre = Arc::new(Preconnection::parse(&format!("127.0.0.1:{port}")).unwrap());
+        // One connection first, closed again: the runtime and the Taps open
+        // their own descriptors (epoll, the netlink monitor, started by a
+        // task), which stay; measure from after they exist.
+        {
+            let mut warm = taps.initiate(&pre).await.unwrap();
+            warm.write_all(b"x").await.unwrap();
+            let mut b = [0u8; 1];
+            warm.read_exact(&mut b).await.unwrap();
+            warm.close().await.unwrap();
+        }
+        let settle = Instant::now() + Duration::from_secs(5);
+        while taps.live_sockets() > 0 && Instant::now() < settle {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let fds_before = open_fds();
         let rss_before = rss_kib();
-        let pre = Arc::new(Preconnection::parse(&format!("127.0.0.1:{port}")).unwrap());
         // Connects at most 64 at a time (a loopback SYN storm makes some kernels, gVisor among them, drop SYNs and retry after 1 s), but
         // holds every connection open until all 10,000 are up at once.
         let connecting = Arc::new(Semaphore::new(64));
