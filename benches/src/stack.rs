@@ -75,6 +75,40 @@ fn shuttle(
     }
 }
 
+/// Accepts the client's TCP connection on `listener`, reports it connected,
+/// and moves bytes until both stacks are ready; returns the server's id for
+/// the connection. Shared by the message pair and the TLS benchmark.
+fn complete(
+    now: Instant,
+    client: &mut Machine,
+    server: &mut Machine,
+    link: &mut Link,
+    events: &mut Vec<(bool, Event)>,
+) -> ConnectionId {
+    let (Some(c), Some(l)) = (link.client, link.listener) else {
+        panic!("no socket or listener")
+    };
+    link.server = Some(
+        server
+            .accept(now, l, "198.51.100.1:40000".parse().expect("literal"))
+            .expect("accept"),
+    );
+    client.handle(now, Input::SocketConnected { socket: c });
+    shuttle(now, client, server, link, events);
+    let server_conn = events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::ConnectionReceived { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("the server received the connection");
+    assert!(
+        events.iter().any(|(_, e)| matches!(e, Event::Ready { .. })),
+        "client ready"
+    );
+    server_conn
+}
+
 #[derive(Default)]
 struct Link {
     client: Option<SocketId>,
@@ -116,27 +150,7 @@ fn connect(
     server.listen(now, listener).expect("listen");
     let conn = client.initiate(now, &pre).expect("initiate");
     shuttle(now, &mut client, &mut server, &mut link, &mut events);
-    let (Some(c), Some(l)) = (link.client, link.listener) else {
-        panic!("no socket or listener")
-    };
-    link.server = Some(
-        server
-            .accept(now, l, "198.51.100.1:40000".parse().expect("literal"))
-            .expect("accept"),
-    );
-    client.handle(now, Input::SocketConnected { socket: c });
-    shuttle(now, &mut client, &mut server, &mut link, &mut events);
-    let server_conn = events
-        .iter()
-        .find_map(|(_, e)| match e {
-            Event::ConnectionReceived { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .expect("the server received the connection");
-    assert!(
-        events.iter().any(|(_, e)| matches!(e, Event::Ready { .. })),
-        "client ready"
-    );
+    let server_conn = complete(now, &mut client, &mut server, &mut link, &mut events);
     events.clear();
     Pair {
         client,
@@ -345,35 +359,12 @@ impl TlsPair {
             &mut link,
             &mut events,
         );
-        let c = link.client.expect("socket");
-        link.server = Some(
-            self.server
-                .accept(
-                    self.now,
-                    self.listener,
-                    "198.51.100.1:40000".parse().expect("literal"),
-                )
-                .expect("accept"),
-        );
-        self.client
-            .handle(self.now, Input::SocketConnected { socket: c });
-        shuttle(
+        let server_conn = complete(
             self.now,
             &mut self.client,
             &mut self.server,
             &mut link,
             &mut events,
-        );
-        let server_conn = events
-            .iter()
-            .find_map(|(_, e)| match e {
-                Event::ConnectionReceived { conn, .. } => Some(*conn),
-                _ => None,
-            })
-            .expect("ConnectionReceived");
-        assert!(
-            events.iter().any(|(_, e)| matches!(e, Event::Ready { .. })),
-            "client ready"
         );
         self.client.abort(self.now, conn);
         self.server.abort(self.now, server_conn);
