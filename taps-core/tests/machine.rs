@@ -453,28 +453,6 @@ fn stale_and_unknown_ids_are_ignored_and_counted() {
 }
 
 #[test]
-fn receive_errors_can_be_named_and_matched() {
-    // `Machine::receive` returns a `ReceiveError`; applications and adapters
-    // must be able to name it to match on it.
-    use taps_core::machine::ReceiveError;
-    let mut m = Machine::new(Config::default());
-    let now = taps_core::Instant::from_nanos(0);
-    let c = m
-        .initiate(now, &Preconnection::new("192.0.2.1:80".parse().unwrap()))
-        .unwrap();
-    let limit = m.config().io.max_pending_receives;
-    for _ in 0..limit {
-        m.receive(now, c, 1, 100).unwrap();
-    }
-    assert_eq!(m.receive(now, c, 1, 100), Err(ReceiveError::TooManyPending));
-    m.abort(now, c);
-    assert_eq!(
-        m.receive(now, c, 1, 100),
-        Err(ReceiveError::UnknownConnection)
-    );
-}
-
-#[test]
 fn svcb_target_names_are_resolved_and_replace_their_hints() {
     // HEv3 §4.2.1: "clients are still required to issue A and AAAA queries
     // for those TargetNames"; "they replace the hints".
@@ -561,5 +539,80 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
     assert_eq!(
         w.ready(c).map(|r| r.1),
         Some("192.0.2.88:8443".parse().unwrap())
+    );
+}
+
+#[test]
+fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
+    // Found by fuzzing: a query still lingering after the race settled must
+    // not outlive its connection.
+    let mut w = World::new(machine(&[DNS1]));
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Https,
+        0,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::A,
+        1,
+        addrs(&["192.0.2.1"], 0),
+    );
+    w.rule(
+        DNS1,
+        "example.com",
+        QueryType::Aaaa,
+        0,
+        Answer::NoData { negative_ttl: 0 },
+    );
+    w.dns
+        .get_mut(&(DNS1.parse().unwrap(), "example.com".into(), QueryType::Aaaa))
+        .unwrap()
+        .silent = true;
+    w.tcp("192.0.2.1:443", Tcp::Blackhole);
+    let mut props = TransportProperties::default();
+    props.connection.conn_timeout = Some(Duration::from_millis(200));
+    let c = w
+        .machine
+        .initiate(ms(0), &pre("example.com:443").with_properties(props))
+        .unwrap();
+    // connTimeout ends the race at 200 ms while AAAA is unanswered: the query
+    // lingers (HEv3 §6), then the application frees the connection.
+    w.run_until(ms(250));
+    assert!(w.error(c).is_some());
+    assert!(!w.live_dns.is_empty(), "the AAAA query still lingers");
+    w.machine.close(w.now, c);
+    w.run_until(ms(60_000));
+    assert!(
+        w.live_dns.is_empty(),
+        "every DNS transaction released: {:?}",
+        w.live_dns
+    );
+    assert_eq!(w.machine.poll_timeout(), None);
+    assert!(w.machine.is_idle());
+}
+
+#[test]
+fn receive_errors_can_be_named_and_matched() {
+    // `Machine::receive` returns a `ReceiveError`; applications and adapters
+    // must be able to name it to match on it.
+    use taps_core::machine::ReceiveError;
+    let mut m = Machine::new(Config::default());
+    let now = taps_core::Instant::from_nanos(0);
+    let c = m
+        .initiate(now, &Preconnection::new("192.0.2.1:80".parse().unwrap()))
+        .unwrap();
+    let limit = m.config().io.max_pending_receives;
+    for _ in 0..limit {
+        m.receive(now, c, 1, 100).unwrap();
+    }
+    assert_eq!(m.receive(now, c, 1, 100), Err(ReceiveError::TooManyPending));
+    m.abort(now, c);
+    assert_eq!(
+        m.receive(now, c, 1, 100),
+        Err(ReceiveError::UnknownConnection)
     );
 }

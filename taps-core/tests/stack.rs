@@ -895,3 +895,32 @@ fn bytes_after_the_peers_close_notify_are_ignored_not_looped_on() {
     net.drain();
     assert!(net.machines[0].state(c).is_some());
 }
+
+#[test]
+fn stop_drops_connections_still_handshaking() {
+    // Found by fuzzing: RFC 9622 §7.2, after Stopped a listener delivers
+    // nothing more, not even a connection accepted before Stop.
+    let ca = TestCa::new();
+    let (mut net, listener) = setup(&ca, &["example.com"], None);
+    net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    // TCP is accepted at 10 ms (one-way delay); TLS would finish at 40 ms.
+    net.run_for(Duration::from_millis(15));
+    assert_eq!(
+        net.machines[1].connection_count(),
+        1,
+        "one connection handshaking"
+    );
+    net.machines[1].stop(net.now, listener);
+    net.run_for(Duration::from_secs(1));
+    let server_events = net.events_of(1);
+    assert_eq!(server_events.last(), Some(&Event::Stopped { listener }));
+    assert!(
+        !server_events
+            .iter()
+            .any(|e| matches!(e, Event::ConnectionReceived { .. }))
+    );
+    assert_eq!(net.machines[1].connection_count(), 0);
+    assert_eq!(net.machines[1].socket_count(), 0, "its socket was closed");
+}

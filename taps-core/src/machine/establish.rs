@@ -384,6 +384,13 @@ impl Machine {
         if self.resolver.deadline(txn) != Some(at) {
             return;
         }
+        // A transaction whose connection is gone has nobody to answer.
+        let owner = self.resolver.txn_owner(txn);
+        if owner.is_some_and(|(conn, _, _)| !self.conns.contains(conn)) {
+            self.resolver.abandon(&[txn]);
+            self.flush_dns_actions();
+            return;
+        }
         if let Some((name, resolver, rng)) = self.dns_name(txn) {
             resolver.on_timeout(now, txn, name, rng);
             self.process_dns(now);

@@ -284,6 +284,23 @@ impl Machine {
             self.stats.stale_inputs += 1;
             return;
         }
+        // Connections still handshaking were never delivered; `Stopped`
+        // promises nothing more, so they go now (found by fuzzing).
+        let handshaking: SmallVec<[ConnectionId; 4]> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ConnectionState::Establishing
+                    && matches!(c.role, Role::Passive { listener: l, .. } if l == listener)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for conn in handshaking {
+            if let Some(socket) = self.conns.get_mut(conn).and_then(|c| c.socket.take()) {
+                self.close_socket(socket);
+            }
+            self.free_conn(conn);
+        }
         self.outputs.push_back(Output::StopListening { listener });
         self.emit(Event::Stopped { listener });
     }

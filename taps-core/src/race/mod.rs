@@ -1436,6 +1436,10 @@ impl Race {
             Phase::Racing => {
                 for li in 0..self.lanes.len() {
                     let lane = &self.lanes[li];
+                    // A dead lane never activates: its due time is no deadline.
+                    if lane.dead {
+                        continue;
+                    }
                     if lane.activated_at.is_none() {
                         if let Some((prev, Some(d))) = lane.after {
                             consider(self.lanes[usize::from(prev)].activated_at.map(|t| t + d));

@@ -1,0 +1,215 @@
+//! Regression replay of the fuzz corpora on stable Rust (issue #7).
+//!
+//! The fuzz targets' bodies live in `fuzz/src/lib.rs`, compiled here as a
+//! module, so `cargo test` runs exactly what the fuzzer runs: every file in
+//! `fuzz/corpus/<target>/` (the seeds and what campaigns kept) and in
+//! `fuzz/artifacts/<target>/` (inputs that once crashed a target) goes
+//! through its target again. A failure names the file and prints it in hex.
+//!
+//! `seeds_are_checked_in` keeps the generated seeds (see `taps_fuzz::seeds`)
+//! in step with the generator; `TAPS_FUZZ_WRITE_SEEDS=1 cargo test -p
+//! taps-core --test fuzz_replay seeds` rewrites them.
+
+#[allow(unreachable_pub)]
+#[path = "../../fuzz/src/lib.rs"]
+mod taps_fuzz;
+
+use std::fs;
+use std::panic;
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// The files of `fuzz/<kind>/<target>/`, sorted, without dotfiles
+/// (`.gitkeep`, libFuzzer's temporaries).
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = fuzz_dir().join(kind).join(target);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let shown: String = bytes.iter().take(512).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > 512 {
+        format!("{shown}… ({} bytes)", bytes.len())
+    } else {
+        shown
+    }
+}
+
+/// Panics of dependencies' debug assertions that release builds (and the
+/// fuzz builds, see `fuzz/Cargo.toml`) do not have, and that taps cannot
+/// avoid. A replayed input that ends in one of these is not a failure.
+///
+/// - rustls 0.23 asserts that no fatal alert follows `send_close_notify`, so
+///   a bad record arriving after taps sent close_notify (a graceful close
+///   racing a hostile or broken peer) panics debug builds only
+///   (rustls/rustls#959).
+const UPSTREAM_DEBUG_ASSERTIONS: &[&str] = &["assertion failed: !self.sent_fatal_alert"];
+
+fn is_upstream_debug_assertion(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    message.is_some_and(|m| UPSTREAM_DEBUG_ASSERTIONS.contains(&m))
+}
+
+/// Runs every corpus and artifact file of `target` through it.
+fn replay(target: &str) {
+    let (_, run) = taps_fuzz::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .expect("a registered target");
+    let corpus = inputs("corpus", target);
+    assert!(!corpus.is_empty(), "fuzz/corpus/{target}/ is empty");
+    let mut failures = Vec::new();
+    for path in corpus.iter().chain(&inputs("artifacts", target)) {
+        let bytes = fs::read(path).expect("readable corpus file");
+        match panic::catch_unwind(|| run(&bytes)) {
+            Ok(()) => {}
+            Err(payload) if is_upstream_debug_assertion(payload.as_ref()) => {
+                eprintln!(
+                    "{}: ended in a known upstream debug assertion",
+                    path.display()
+                );
+            }
+            Err(_) => failures.push(format!("{}: {}", path.display(), hex(&bytes))),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} input(s) of {target} fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn dns_answer() {
+    replay("dns_answer");
+}
+
+#[test]
+fn endpoint_parse() {
+    replay("endpoint_parse");
+}
+
+#[test]
+fn framer() {
+    replay("framer");
+}
+
+#[test]
+fn tls_records() {
+    replay("tls_records");
+}
+
+#[test]
+fn machine() {
+    replay("machine");
+}
+
+// SCENARIO TARGET: add
+//     #[test] fn scenario() { replay("scenario"); }
+// and "scenario" to REPLAYED below.
+
+/// Every target listed in `TARGETS` has a replay test above.
+#[test]
+fn every_target_is_replayed() {
+    const REPLAYED: &[&str] = &[
+        "dns_answer",
+        "endpoint_parse",
+        "framer",
+        "tls_records",
+        "machine",
+    ];
+    let targets: Vec<&str> = taps_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(targets, REPLAYED);
+    for t in REPLAYED {
+        assert!(
+            fuzz_dir().join("artifacts").join(t).is_dir(),
+            "fuzz/artifacts/{t}/ is missing (keep it with a .gitkeep)"
+        );
+    }
+}
+
+/// Every bug listed in `KNOWN_BUGS` (found, reported, not yet fixed) still
+/// reproduces from its saved input when its check is enforced. Once a fix
+/// lands this fails: delete the entry, and the input, replayed with every
+/// check on like any other artifact, guards the fix.
+#[test]
+fn known_bugs_still_reproduce() {
+    for bug in taps_fuzz::KNOWN_BUGS {
+        let path = fuzz_dir().join("artifacts").join(bug.target).join(bug.name);
+        let bytes = fs::read(&path).unwrap_or_else(|_| {
+            panic!("known bug {} has no input at {}", bug.name, path.display())
+        });
+        let (_, run) = taps_fuzz::TARGETS
+            .iter()
+            .find(|(name, _)| *name == bug.target)
+            .expect("a registered target");
+        let message = match panic::catch_unwind(|| taps_fuzz::strictly(|| run(&bytes))) {
+            Ok(()) => None,
+            Err(payload) => Some(
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            ),
+        };
+        assert!(
+            message.as_ref().is_some_and(|m| m.contains(bug.signature)),
+            "known bug {} no longer reproduces (got {message:?}): remove it from KNOWN_BUGS in \
+             fuzz/src/lib.rs ({})",
+            bug.name,
+            bug.summary
+        );
+    }
+}
+
+/// The generated seeds (and scripted artifacts) are checked in: byte for
+/// byte where the generator is deterministic, by name where it is not (TLS
+/// handshakes). With `TAPS_FUZZ_WRITE_SEEDS=1` missing or outdated files are
+/// written instead.
+#[test]
+fn seeds_are_checked_in() {
+    let write = std::env::var_os("TAPS_FUZZ_WRITE_SEEDS").is_some_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for seed in taps_fuzz::seeds::all() {
+        let dir = fuzz_dir().join(seed.dir).join(seed.target);
+        let path = dir.join(&seed.name);
+        let current = fs::read(&path).ok();
+        let fresh = match &current {
+            None => false,
+            Some(bytes) => !seed.deterministic || *bytes == seed.bytes,
+        };
+        // Captures (not deterministic) are written only when missing, so a
+        // rewrite does not churn them; delete one to refresh it.
+        if write && !fresh {
+            fs::create_dir_all(&dir).expect("creatable corpus directory");
+            fs::write(&path, &seed.bytes).expect("writable corpus file");
+        } else if !fresh {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "seed files missing or out of date (regenerate with TAPS_FUZZ_WRITE_SEEDS=1):\n{}",
+        stale.join("\n")
+    );
+}
