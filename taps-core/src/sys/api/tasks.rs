@@ -39,7 +39,7 @@ use crate::sys::socket::{
 };
 
 use super::shared::{Shared, Start};
-use super::{ReadyTcp, ReadyUdp, Runtime};
+use super::{ReadyFd, ReadyTcp, ReadyUdp, Runtime};
 
 /// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
 /// length prefix's limit).
@@ -523,11 +523,34 @@ pub(crate) async fn timer_task(weak: Weak<Shared>, runtime: Arc<dyn Runtime>, si
     }
 }
 
+/// The reactor's readiness for the path monitor's netlink socket: a
+/// duplicate of its descriptor (the same open socket), so the monitor keeps
+/// its own handle to drain it. `None` for a polling monitor, or when the
+/// reactor refuses it: the task then polls the same monitor (its netlink
+/// socket is non-blocking, so polling drains it). Made when the `Taps` is,
+/// not in the task, so the descriptors a `Taps` holds are all open once it
+/// exists.
+pub(crate) fn monitor_readiness(
+    runtime: &dyn Runtime,
+    monitor: &PathMonitor,
+) -> Option<Box<dyn ReadyFd>> {
+    use std::os::fd::AsFd;
+    if monitor.is_polling() {
+        return None;
+    }
+    monitor
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| runtime.readable(fd))
+        .ok()
+}
+
 /// Feeds interface changes to the machine until the `Taps` goes.
 pub(crate) async fn monitor_task(
     weak: Weak<Shared>,
     runtime: Arc<dyn Runtime>,
     mut monitor: PathMonitor,
+    mut readiness: Option<Box<dyn ReadyFd>>,
     stop: Arc<Signal>,
 ) {
     let report = |list| match weak.upgrade() {
@@ -536,20 +559,6 @@ pub(crate) async fn monitor_task(
             true
         }
         None => false,
-    };
-    // The reactor watches a duplicate of the netlink descriptor (the same
-    // open socket), so the monitor keeps its own handle to drain it. When
-    // that fails, poll the same monitor instead: its netlink socket is
-    // non-blocking, so polling drains it.
-    let mut readiness = if monitor.is_polling() {
-        None
-    } else {
-        use std::os::fd::AsFd;
-        monitor
-            .as_fd()
-            .try_clone_to_owned()
-            .and_then(|fd| runtime.readable(fd))
-            .ok()
     };
     loop {
         let woke = match &readiness {
