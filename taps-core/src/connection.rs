@@ -503,6 +503,19 @@ impl ConnIo {
         k1 + k2
     }
 
+    /// Nothing of the application's waits to be sent (no message queued
+    /// or in flight, no final message), so stream bytes may bypass the
+    /// transmit queue (`Machine::write_through`).
+    pub(crate) fn idle_for_write_through(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty() && !self.finished && !self.send_closed
+    }
+
+    /// No receive request waits, so stream bytes may bypass the receive
+    /// buffer (`Machine::read_through`).
+    pub(crate) fn idle_for_read_through(&self) -> bool {
+        self.receives.is_empty() && self.decoded.is_empty()
+    }
+
     /// Stream write: accepts as many bytes as the transmit buffer has room
     /// for; 0 means wait for `Writable`.
     pub(crate) fn write(&mut self, stack: &mut Stack, data: &[u8]) -> usize {

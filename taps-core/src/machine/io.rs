@@ -540,6 +540,69 @@ impl Machine {
         }
     }
 
+    /// Pass-through for plain TCP streams: the socket an adapter may write
+    /// the application's stream bytes to directly, saving their copy
+    /// through the transmit queue, when that changes nothing anyone can
+    /// see: the connection is established, has no TLS, and nothing of it
+    /// waits to be written (queue and in-flight messages empty, no final
+    /// message). The adapter reports what the socket took with
+    /// [`Machine::wrote_through`]; when it took nothing, [`Machine::write`]
+    /// as usual.
+    pub fn write_through(&self, conn: ConnectionId) -> Option<SocketId> {
+        let c = self.conns.get(conn)?;
+        if c.state != ConnectionState::Established || !c.io.idle_for_write_through() {
+            return None;
+        }
+        let socket = c.socket?;
+        let s = self.sockets.get(socket)?;
+        (s.connected && s.stack.is_plain() && s.stack.tx.is_empty()).then_some(socket)
+    }
+
+    /// `n` stream bytes went straight to the socket of `conn` (see
+    /// [`Machine::write_through`]): they count as written and transmitted.
+    pub fn wrote_through(&mut self, now: Instant, conn: ConnectionId, n: usize) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        let Some(s) = c.socket.and_then(|id| self.sockets.get_mut(id)) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        s.stack.tx_total += n as u64;
+        let mut events = Vec::new();
+        c.io.on_transmitted(s.stack.tx_total, &mut events);
+        self.apply_io_events(now, conn, events);
+    }
+
+    /// Pass-through for plain TCP streams, the reading side: the socket an
+    /// adapter may read stream bytes from straight into the application's
+    /// buffer, when the connection has no TLS and no framer, nothing
+    /// received waits in its buffer, the peer has not ended, and no
+    /// receive request waits (those are answered from the buffer). What it
+    /// reads is the application's at once; an end of stream or an error is
+    /// reported as usual (`Input::SocketEof`, `Input::SocketFailed`). Only
+    /// one reader at a time: the adapter must not read the same socket
+    /// elsewhere meanwhile.
+    pub fn read_through(&self, conn: ConnectionId) -> Option<SocketId> {
+        let c = self.conns.get(conn)?;
+        if !matches!(
+            c.state,
+            ConnectionState::Established | ConnectionState::Closing
+        ) || !c.io.idle_for_read_through()
+        {
+            return None;
+        }
+        let socket = c.socket?;
+        let s = self.sockets.get(socket)?;
+        (s.connected
+            && s.stack.is_plain()
+            && !s.stack.has_framer()
+            && s.stack.rx.is_empty()
+            && !s.stack.peer_eof)
+            .then_some(socket)
+    }
+
     /// Whether [`Machine::send`] would accept a message of `len` bytes now,
     /// without handing it over: `SendError::BufferFull` is back-pressure,
     /// and `Writable` follows once the queue drains, so an adapter can keep

@@ -165,6 +165,11 @@ impl Stack {
         Ok(())
     }
 
+    /// No TLS: the wire bytes are the application's own.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.tls.is_none()
+    }
+
     /// Writes already-framed bytes through TLS (or straight to the wire).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
         match self.tls.as_mut() {

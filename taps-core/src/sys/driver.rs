@@ -884,6 +884,56 @@ mod tests {
     }
 
     #[test]
+    fn stream_pass_through_only_when_nothing_waits_and_bytes_keep_their_order() {
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(d.machine().write_through(conn), Some(socket));
+        assert_eq!(d.machine().read_through(conn), Some(socket));
+        // Bytes the socket took directly count as written: a message sent
+        // after them is Sent once its own bytes are transmitted.
+        let now = d.now();
+        d.machine_mut().wrote_through(now, conn, 1000);
+        d.dispatch();
+        let mut message = Some(Message::new(vec![1u8; 10]));
+        let Poll::Ready(Ok(id)) = d.poll_send(conn, &mut message, &mut cx) else {
+            panic!("send refused");
+        };
+        // Something waits to be written: no pass-through until it is out.
+        assert_eq!(d.machine().write_through(conn), None);
+        let mut io = FakeIo::default();
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(io.written, 10, "only the message went through the queue");
+        assert!(matches!(
+            d.poll_event(conn, &mut cx),
+            Poll::Ready(Event::Sent { message, .. }) if message == id
+        ));
+        assert_eq!(d.machine().write_through(conn), Some(socket));
+        // Received bytes wait in the buffer: they are read first.
+        let now = d.now();
+        d.machine_mut().handle(
+            now,
+            Input::SocketData {
+                socket,
+                data: b"abc",
+            },
+        );
+        d.dispatch();
+        assert_eq!(d.machine().read_through(conn), None);
+        let mut buf = [0u8; 8];
+        assert!(matches!(
+            d.poll_read(conn, &mut buf, &mut cx),
+            Poll::Ready(Ok(3))
+        ));
+        assert_eq!(d.machine().read_through(conn), Some(socket));
+        // After the peer's end, nothing more to read from the socket.
+        io.eof = true;
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(d.machine().read_through(conn), None);
+    }
+
+    #[test]
     fn a_reader_waiting_for_data_is_woken_by_an_end_without_data() {
         let (mut d, conn, socket) = established(IoLimits::default());
         let counter = Arc::new(CountingWaker::default());

@@ -428,7 +428,19 @@ impl Connection {
     ///
     /// The connection's failure, with the closest [`io::ErrorKind`].
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let result = self.shared.lock().driver.poll_read(self.id, buf, cx);
+        let result = {
+            let mut g = self.shared.lock();
+            match g.driver.poll_read(self.id, buf, cx) {
+                // Nothing buffered: take what the socket has straight into
+                // `buf` (plain TCP only); the waker stays registered for
+                // when its task reads the next bytes.
+                Poll::Pending => match g.read_through(self.id, buf) {
+                    Some(n) => Poll::Ready(Ok(n)),
+                    None => g.driver.poll_read(self.id, buf, cx),
+                },
+                other => other,
+            }
+        };
         match result {
             Poll::Ready(Err(e)) => match self.stream_end() {
                 Some(failure) => Poll::Ready(Err(failure)),
@@ -454,7 +466,13 @@ impl Connection {
                 "the sending side was shut down",
             )));
         }
-        let result = self.shared.lock().driver.poll_write(self.id, data, cx);
+        let result = {
+            let mut g = self.shared.lock();
+            match g.write_through(self.id, data) {
+                Some(n) => Poll::Ready(Ok(n)),
+                None => g.driver.poll_write(self.id, data, cx),
+            }
+        };
         match result {
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.stream_end().unwrap_or(e))),
             other => other,

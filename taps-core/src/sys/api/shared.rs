@@ -16,14 +16,15 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::id::{ConnectionId, ListenerId};
+use crate::id::{ConnectionId, ListenerId, SocketId};
+use crate::machine::Input;
 use crate::machine::{EstablishmentError, Event};
 use crate::sys::driver::{Driver, Signal, Work};
 use crate::trace::FailureReason;
 
 use super::ConnectionEvent;
-use super::Runtime;
 use super::tasks;
+use super::{ReadyTcp, Runtime};
 
 /// Bound on events kept for an application that does not read them; past
 /// it the oldest go (the same rule as the driver's own queues).
@@ -53,6 +54,10 @@ pub(crate) struct Inner {
     pub(crate) driver: Driver,
     pub(crate) conns: HashMap<ConnectionId, ConnSide>,
     pub(crate) listeners: HashMap<ListenerId, ListenSide>,
+    /// The connected sockets, shared with their tasks, for the stream
+    /// pass-through ([`Inner::write_through`], [`Inner::read_through`]);
+    /// each task removes its own before it closes it.
+    pub(crate) io: HashMap<SocketId, Arc<dyn ReadyTcp>>,
 }
 
 impl Shared {
@@ -63,6 +68,7 @@ impl Shared {
                 driver,
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
+                io: HashMap::new(),
             }),
             runtime,
             stop: Signal::new(),
@@ -310,6 +316,51 @@ impl ConnSide {
 }
 
 impl Inner {
+    /// Stream write straight to the socket of a plain TCP connection with
+    /// nothing queued (`Machine::write_through`): one copy less, and no
+    /// hand-over to the socket's task. `None` when it does not apply or the
+    /// socket took nothing (full, or an error its task will meet too): the
+    /// caller writes through the machine as usual.
+    pub(crate) fn write_through(&mut self, conn: ConnectionId, data: &[u8]) -> Option<usize> {
+        let socket = self.driver.machine().write_through(conn)?;
+        let io = self.io.get(&socket)?;
+        match io.try_write(data) {
+            Ok(n) if n > 0 => {
+                let now = self.driver.now();
+                self.driver.machine_mut().wrote_through(now, conn, n);
+                self.driver.dispatch();
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
+    /// Stream read straight from the socket of a plain TCP connection whose
+    /// receive buffer is empty (`Machine::read_through`). `None` when it
+    /// does not apply or nothing is there (the socket's task reads it when
+    /// it comes, as usual); `Some(0)` never: the end of the stream and
+    /// errors go to the machine, and the caller reads from it.
+    pub(crate) fn read_through(&mut self, conn: ConnectionId, buf: &mut [u8]) -> Option<usize> {
+        let socket = self.driver.machine().read_through(conn)?;
+        let io = self.io.get(&socket)?;
+        loop {
+            match io.try_read(buf) {
+                Ok(0) => {
+                    self.driver.handle(Input::SocketEof { socket });
+                    return None;
+                }
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(e) => {
+                    let reason = crate::sys::socket::failure_reason(&e);
+                    self.driver.handle(Input::SocketFailed { socket, reason });
+                    return None;
+                }
+            }
+        }
+    }
+
     /// Moves the driver's events for `conn` into its [`ConnSide`], leaving
     /// the side's waker with the driver. `None` if the side is gone.
     pub(crate) fn pump(&mut self, conn: ConnectionId) -> Option<&mut ConnSide> {

@@ -93,10 +93,12 @@ impl Taps {
             rt.clone(),
             shared.timer_signal.clone(),
         )));
+        let readiness = tasks::monitor_readiness(&**rt, &monitor);
         rt.spawn(Box::pin(tasks::monitor_task(
             weak,
             rt.clone(),
             monitor,
+            readiness,
             shared.stop.clone(),
         )));
         Ok(Taps { shared })

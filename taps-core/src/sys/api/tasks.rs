@@ -39,7 +39,7 @@ use crate::sys::socket::{
 };
 
 use super::shared::{Shared, Start};
-use super::{ReadyTcp, ReadyUdp, Runtime};
+use super::{ReadyFd, ReadyTcp, ReadyUdp, Runtime};
 
 /// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
 /// length prefix's limit).
@@ -140,7 +140,7 @@ async fn connect_task(
     opts: TcpOptions,
 ) {
     let opened = open_tcp(remote, &opts).and_then(|o| {
-        let stream = shared.runtime.tcp(o.socket.into())?;
+        let stream: Arc<dyn ReadyTcp> = shared.runtime.tcp(o.socket.into())?.into();
         Ok((o.connect_started, stream))
     });
     let (started, stream) = match opened {
@@ -150,7 +150,6 @@ async fn connect_task(
             return settle(shared, id, signal).await;
         }
     };
-    let stream = &*stream;
     if started == ConnectProgress::Connected {
         shared.lock().driver.connected(id, Ok(()));
         return run_socket(shared, id, signal, stream).await;
@@ -158,9 +157,12 @@ async fn connect_task(
     if started == ConnectProgress::Deferred {
         // TCP Fast Open with a cookie: the SYN leaves with the first write,
         // so the early data must be written before waiting.
-        let step = shared.lock().driver.socket_step(id, &mut StreamIo(stream));
+        let step = shared
+            .lock()
+            .driver
+            .socket_step(id, &mut StreamIo(&*stream));
         if let Step::Close(how) = step {
-            return close(stream, how);
+            return close(&*stream, how);
         }
     }
     loop {
@@ -176,9 +178,12 @@ async fn connect_task(
         .await;
         if signalled {
             // The attempt may have been cancelled (it lost the race).
-            let step = shared.lock().driver.socket_step(id, &mut StreamIo(stream));
+            let step = shared
+                .lock()
+                .driver
+                .socket_step(id, &mut StreamIo(&*stream));
             if let Step::Close(how) = step {
-                return close(stream, how);
+                return close(&*stream, how);
             }
             continue;
         }
@@ -200,12 +205,28 @@ async fn connect_task(
 }
 
 /// The life of a connected (or accepted) socket: a driver step, then wait
-/// for what it asks for, until it says close.
-async fn run_socket(shared: Arc<Shared>, id: SocketId, signal: Arc<Signal>, stream: &dyn ReadyTcp) {
+/// for what it asks for, until it says close. While it runs, the
+/// application's stream I/O may pass through to it (`Inner::write_through`,
+/// `Inner::read_through`, under the same lock as these steps); only this
+/// task closes it.
+async fn run_socket(
+    shared: Arc<Shared>,
+    id: SocketId,
+    signal: Arc<Signal>,
+    stream: Arc<dyn ReadyTcp>,
+) {
+    shared.lock().io.insert(id, stream.clone());
     loop {
-        let step = shared.lock().driver.socket_step(id, &mut StreamIo(stream));
+        let step = {
+            let mut g = shared.lock();
+            let step = g.driver.socket_step(id, &mut StreamIo(&*stream));
+            if matches!(step, Step::Close(_)) {
+                g.io.remove(&id);
+            }
+            step
+        };
         match step {
-            Step::Close(how) => return close(stream, how),
+            Step::Close(how) => return close(&*stream, how),
             Step::Wait { read, write } => {
                 poll_fn(|cx| {
                     if signal.poll_wait(cx).is_ready()
@@ -477,10 +498,8 @@ fn accept_one(
     let accepted = shared.lock().driver.accept(listener, remote);
     // Refused (limit reached, stopped): dropping the socket closes it.
     if let Some((id, signal)) = accepted {
-        let s = shared.clone();
-        shared.runtime.spawn(Box::pin(async move {
-            run_socket(s, id, signal, &*stream).await;
-        }));
+        let task = run_socket(shared.clone(), id, signal, stream.into());
+        shared.runtime.spawn(Box::pin(task));
     }
 }
 
@@ -523,11 +542,34 @@ pub(crate) async fn timer_task(weak: Weak<Shared>, runtime: Arc<dyn Runtime>, si
     }
 }
 
+/// The reactor's readiness for the path monitor's netlink socket: a
+/// duplicate of its descriptor (the same open socket), so the monitor keeps
+/// its own handle to drain it. `None` for a polling monitor, or when the
+/// reactor refuses it: the task then polls the same monitor (its netlink
+/// socket is non-blocking, so polling drains it). Made when the `Taps` is,
+/// not in the task, so the descriptors a `Taps` holds are all open once it
+/// exists.
+pub(crate) fn monitor_readiness(
+    runtime: &dyn Runtime,
+    monitor: &PathMonitor,
+) -> Option<Box<dyn ReadyFd>> {
+    use std::os::fd::AsFd;
+    if monitor.is_polling() {
+        return None;
+    }
+    monitor
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| runtime.readable(fd))
+        .ok()
+}
+
 /// Feeds interface changes to the machine until the `Taps` goes.
 pub(crate) async fn monitor_task(
     weak: Weak<Shared>,
     runtime: Arc<dyn Runtime>,
     mut monitor: PathMonitor,
+    mut readiness: Option<Box<dyn ReadyFd>>,
     stop: Arc<Signal>,
 ) {
     let report = |list| match weak.upgrade() {
@@ -536,20 +578,6 @@ pub(crate) async fn monitor_task(
             true
         }
         None => false,
-    };
-    // The reactor watches a duplicate of the netlink descriptor (the same
-    // open socket), so the monitor keeps its own handle to drain it. When
-    // that fails, poll the same monitor instead: its netlink socket is
-    // non-blocking, so polling drains it.
-    let mut readiness = if monitor.is_polling() {
-        None
-    } else {
-        use std::os::fd::AsFd;
-        monitor
-            .as_fd()
-            .try_clone_to_owned()
-            .and_then(|fd| runtime.readable(fd))
-            .ok()
     };
     loop {
         let woke = match &readiness {
