@@ -628,22 +628,31 @@ impl Harness {
     }
 
     /// Moves what `from` has to send into `to`, no more than `to` may read
-    /// (the adapter contract), at most `max` bytes. Returns the bytes moved.
+    /// at a time (the adapter contract), at most `max` bytes in all. A tiny
+    /// receive buffer makes that many small reads, as a socket would.
+    /// Returns the bytes moved.
     pub fn pipe(&mut self, from: SocketId, to: SocketId, max: usize) -> usize {
-        let room = self.m.read_capacity(to).min(max);
-        let data = self.m.transmit_data(from);
-        let n = data.len().min(room);
-        if n == 0 {
-            return 0;
+        let mut moved = 0;
+        while moved < max {
+            let room = self.m.read_capacity(to).min(max - moved);
+            let data = self.m.transmit_data(from);
+            let n = data.len().min(room);
+            if n == 0 {
+                break;
+            }
+            let chunk = data[..n].to_vec();
+            if tracing() {
+                eprintln!("  pipe {from:?} -> {to:?}: {n} of {} bytes", data.len());
+            }
+            self.m.transmitted(self.now, from, n);
+            self.drain();
+            self.handle(Input::SocketData {
+                socket: to,
+                data: &chunk,
+            });
+            moved += n;
         }
-        let chunk = data[..n].to_vec();
-        self.m.transmitted(self.now, from, n);
-        self.drain();
-        self.handle(Input::SocketData {
-            socket: to,
-            data: &chunk,
-        });
-        n
+        moved
     }
 
     /// Ends everything the application can end, lets every timer run out,
@@ -3088,8 +3097,13 @@ fn flow_links(h: &mut Harness, seen: &mut Seen) {
 // a scenario or an error whose `Display` is non-empty (see `nonempty`), and,
 // when it parses, run briefly without breaking the `Checker` invariants.
 // Register it in `TARGETS` above, add `fuzz_targets/scenario.rs` and its
-// `[[bin]]` in Cargo.toml, seed `fuzz/corpus/scenario/` with the scenario
-// library, and add it to the target list in `.ci/run`.
+// `[[bin]]` in Cargo.toml (with `taps-sim = { path = "../taps-sim" }`), seed
+// `fuzz/corpus/scenario/` with the scenario library, add it to the target
+// list in `.ci/run`, and add its replay test (see the marker in
+// taps-core/tests/fuzz_replay.rs). taps-core's tests cannot depend on
+// taps-sim, so this file then needs `taps-sim` where it is compiled for the
+// replay: either give taps-core a dev-dependency on taps-sim, or move the
+// replay test (the `#[path]` include) to taps-sim/tests/.
 
 // ---------------------------------------------------------------------------
 // Seed corpora
