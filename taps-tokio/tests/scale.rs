@@ -118,9 +118,16 @@ fn ten_thousand_concurrent_connections_from_one_taps() {
             warm.read_exact(&mut b).await.unwrap();
             warm.close().await.unwrap();
         }
+        // The warm-up socket's descriptor closes in its task, a moment after
+        // the core frees it: wait until the count holds still.
         let settle = Instant::now() + Duration::from_secs(5);
-        while taps.live_sockets() > 0 && Instant::now() < settle {
+        let mut steady = 0;
+        let mut last = open_fds();
+        while (taps.live_sockets() > 0 || steady < 5) && Instant::now() < settle {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            let now_fds = open_fds();
+            steady = if now_fds == last { steady + 1 } else { 0 };
+            last = now_fds;
         }
         let fds_before = open_fds();
         let rss_before = rss_kib();
