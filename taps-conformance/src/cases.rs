@@ -4,6 +4,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use taps_core::connection::Message;
@@ -299,6 +300,91 @@ pub fn close_waits_for_the_peer_and_abort_resets<S: Shim>() {
             Err(Error::Connection(FailureReason::LocalAbort) | Error::Closed) => {}
             other => panic!("send after abort: {other:?}"),
         }
+    });
+}
+
+/// Polls `future` once: its output if that finished it. A stream read or
+/// write that is still pending is dropped, as a `select!` or a timeout
+/// drops it.
+async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// `future`, or `None` after `limit`: a test that fails ends instead of
+/// hanging.
+async fn within<S: Shim, F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(S::sleep(limit));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// The stream pass-through of plain TCP (a reader waiting on the socket
+/// itself, a writer waiting for room in it) hands the socket back when
+/// the application turns to `receive`, and a waiting writer does not keep
+/// an aborted socket from resetting at once.
+pub fn stream_waits_on_the_socket_give_way_to_receive_and_abort<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let at = raw_server("127.0.0.1:0", |mut s| {
+            write_quietly(&mut s, b"hello");
+            std::thread::sleep(Duration::from_millis(100));
+            write_quietly(&mut s, b"world");
+            s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+            let _ = read_until_end(&mut s);
+        });
+        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let mut hello = [0u8; 5];
+        S::read_exact(&mut conn, &mut hello).await.unwrap();
+        assert_eq!(&hello, b"hello");
+        // A read that waits for "world" on the socket, then is given up.
+        let mut more = [0u8; 1];
+        assert!(
+            poll_once(S::read_exact(&mut conn, &mut more))
+                .await
+                .is_none()
+        );
+        let got = within::<S, _>(PEER_TIMEOUT, conn.receive())
+            .await
+            .expect("receive answered after the stream read gave up")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.data, b"world");
+        conn.close().await.unwrap();
+
+        // A peer that never reads: the writer ends up waiting for room.
+        let (tx, rx) = mpsc::channel();
+        let at = raw_server("127.0.0.1:0", move |mut s| {
+            std::thread::sleep(Duration::from_millis(200));
+            s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+            let (_, end) = read_until_end(&mut s);
+            let _ = tx.send(end.map_err(|e| e.kind()));
+        });
+        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let chunk = vec![0x33_u8; 64 << 10];
+        let mut blocked = false;
+        for _ in 0..4096 {
+            if poll_once(S::write_all(&mut conn, &chunk)).await.is_none() {
+                blocked = true;
+                break;
+            }
+        }
+        assert!(blocked, "256 MiB went into a socket nobody reads");
+        conn.abort();
+        // The reset arrives while the handle still exists.
+        let end = rx.recv_timeout(PEER_TIMEOUT).unwrap();
+        assert_eq!(end, Err(ErrorKind::ConnectionReset));
+        drop(conn);
     });
 }
 

@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
             initiate_with_send_carries_the_first_message_with_fast_open,
             a_listener_serves_many_clients_at_once,
             close_waits_for_the_peer_and_abort_resets,
+            stream_waits_on_the_socket_give_way_to_receive_and_abort,
             a_vanishing_peer_is_a_clear_error_and_disturbs_nothing_else,
             a_stalled_tls_peer_times_out_with_the_reason,
             garbage_fails_only_the_connection_that_got_it,

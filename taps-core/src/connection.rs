@@ -180,6 +180,10 @@ pub(crate) struct ConnIo {
     decoded_offset: usize,
     decoded_bytes: usize,
     pub(crate) send_closed: bool,
+    /// The adapter's application side reads the socket itself
+    /// (`Machine::delegate_reading`); in force only while pass-through
+    /// reading applies.
+    pub(crate) reads_delegated: bool,
     finished: bool,
     blocked: bool,
     readable_announced: bool,
@@ -207,6 +211,7 @@ impl ConnIo {
             blocked: false,
             readable_announced: false,
             eof_delivered: false,
+            reads_delegated: false,
             early: None,
         }
     }

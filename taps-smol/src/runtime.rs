@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use async_executor::Executor;
 use async_io::{Async, Timer};
 use socket2::SockRef;
-use taps_core::sys::api::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
+use taps_core::sys::api::{IoWait, ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
 use taps_core::sys::socket::{ConnectProgress, connect_result};
 
 /// Spawns on one executor.
@@ -89,6 +89,12 @@ impl ReadyTcp for Tcp {
     }
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_writable(cx)
+    }
+    fn wait_readable(self: Arc<Self>) -> IoWait {
+        Box::pin(async move { self.0.readable().await })
+    }
+    fn wait_writable(self: Arc<Self>) -> IoWait {
+        Box::pin(async move { self.0.writable().await })
     }
     fn connect_progress(&self) -> io::Result<ConnectProgress> {
         // Nothing to clear: the next poll_writable registers afresh.

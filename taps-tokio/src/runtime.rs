@@ -13,10 +13,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use socket2::SockRef;
-use taps_core::sys::api::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
+use taps_core::sys::api::{IoWait, ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
 use taps_core::sys::socket::{ConnectProgress, connect_result};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -80,6 +81,12 @@ impl ReadyTcp for Tcp {
     }
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_write_ready(cx)
+    }
+    fn wait_readable(self: Arc<Self>) -> IoWait {
+        Box::pin(async move { self.0.readable().await })
+    }
+    fn wait_writable(self: Arc<Self>) -> IoWait {
+        Box::pin(async move { self.0.writable().await })
     }
     fn connect_progress(&self) -> io::Result<ConnectProgress> {
         // Inside try_io, so that "still in progress" clears the readiness

@@ -93,6 +93,10 @@ impl Machine {
             return 0;
         };
         match self.conns.get(s.conn) {
+            // The application reads this socket itself (see
+            // `Machine::delegate_reading`): reading it here too would
+            // reorder the stream.
+            Some(c) if c.socket == Some(socket) && self.reads_delegated(s.conn) => 0,
             Some(c) if c.socket == Some(socket) && c.state != ConnectionState::Establishing => {
                 c.io.read_capacity(&s.stack)
             }
@@ -477,6 +481,9 @@ impl Machine {
         if !c.io.request(min_incomplete, max_len) {
             return Err(ReceiveError::TooManyPending);
         }
+        // Requests are answered from the buffer, so the adapter's socket
+        // loop reads again (`deliver` owes it `ResumeReading`).
+        c.io.reads_delegated = false;
         if c.state != ConnectionState::Establishing {
             self.deliver(now, conn);
         }
@@ -585,12 +592,61 @@ impl Machine {
     /// one reader at a time: the adapter must not read the same socket
     /// elsewhere meanwhile.
     pub fn read_through(&self, conn: ConnectionId) -> Option<SocketId> {
+        self.stream_socket_idle_for_reading(
+            conn,
+            &[ConnectionState::Established, ConnectionState::Closing],
+        )
+    }
+
+    /// Hands the reading of `conn`'s socket to the adapter's application
+    /// side, for as long as [`Machine::read_through`] would apply to an
+    /// established connection: `read_capacity` is 0 meanwhile, so the
+    /// adapter's own socket loop stops reading (and stops waiting for
+    /// readability), and only the application reads, straight into its
+    /// buffer, waiting on the socket's readiness itself. Without this the
+    /// socket loop and the application race for the same bytes, and the
+    /// loop, woken first, copies most of them through the receive buffer.
+    ///
+    /// It ends by itself when the connection stops qualifying: `receive`
+    /// (requests are answered from the buffer), `close` (the machine must
+    /// see the peer's end), a failure. `ResumeReading` then tells the
+    /// adapter's loop to read again. Costs one thing: while the
+    /// application does not read, nobody does, so a peer's reset is seen
+    /// at the next read or write, as with a plain `TcpStream`.
+    ///
+    /// Returns whether reading is now delegated.
+    pub fn delegate_reading(&mut self, conn: ConnectionId) -> bool {
+        let Some(socket) =
+            self.stream_socket_idle_for_reading(conn, &[ConnectionState::Established])
+        else {
+            return false;
+        };
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.io.reads_delegated = true;
+        }
+        self.note_read_capacity(socket);
+        true
+    }
+
+    /// Whether the application reads `conn`'s socket itself now (see
+    /// [`Machine::delegate_reading`]).
+    fn reads_delegated(&self, conn: ConnectionId) -> bool {
+        self.conns.get(conn).is_some_and(|c| c.io.reads_delegated)
+            && self
+                .stream_socket_idle_for_reading(conn, &[ConnectionState::Established])
+                .is_some()
+    }
+
+    /// The socket of `conn` when it is a plain TCP stream in one of
+    /// `states` with nothing buffered or requested on the receiving side:
+    /// what both pass-through rules ask.
+    fn stream_socket_idle_for_reading(
+        &self,
+        conn: ConnectionId,
+        states: &[ConnectionState],
+    ) -> Option<SocketId> {
         let c = self.conns.get(conn)?;
-        if !matches!(
-            c.state,
-            ConnectionState::Established | ConnectionState::Closing
-        ) || !c.io.idle_for_read_through()
-        {
+        if !states.contains(&c.state) || !c.io.idle_for_read_through() {
             return None;
         }
         let socket = c.socket?;
@@ -642,6 +698,15 @@ impl Machine {
             ConnectionState::Established => {
                 c.state = ConnectionState::Closing;
                 c.io.send_closed = true;
+                // The machine must see the peer's end now: the adapter's
+                // socket loop reads again.
+                c.io.reads_delegated = false;
+                if let Some(socket) = c.socket {
+                    self.note_read_capacity(socket);
+                }
+                let Some(c) = self.conns.get_mut(conn) else {
+                    return;
+                };
                 c.close_deadline = Some(now + self.config.close_timeout);
                 self.pump(now, conn);
                 self.maybe_shutdown(now, conn);

@@ -540,6 +540,13 @@ impl Driver {
         }
     }
 
+    /// Keeps `waker` as `conn`'s writer, woken with `Writable` and the
+    /// connection's end: for a writer that waits on the socket itself (the
+    /// adapters' stream pass-through) but must hear of a failure too.
+    pub fn register_writer(&mut self, conn: ConnectionId, waker: &Waker) {
+        self.conns.entry(conn).or_default().write = Some(waker.clone());
+    }
+
     /// Forgets a connection's waiters (its handle was dropped or closed).
     ///
     /// A connection that has not ended yet (closing, say) still emits
@@ -800,10 +807,12 @@ mod tests {
         written: usize,
         eof: bool,
         full: bool,
+        reads: usize,
     }
 
     impl NonBlockingIo for FakeIo {
         fn try_read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
             if self.eof {
                 Ok(0)
             } else {
@@ -931,6 +940,68 @@ mod tests {
         io.eof = true;
         let _ = d.socket_step(socket, &mut io);
         assert_eq!(d.machine().read_through(conn), None);
+    }
+
+    /// Whether `socket`'s task was told to step again (and clears it).
+    fn signalled(d: &Driver, socket: SocketId) -> bool {
+        let signal = d.socket_signal(socket).expect("a live socket");
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        signal
+            .poll_wait(&mut Context::from_waker(&waker))
+            .is_ready()
+    }
+
+    #[test]
+    fn delegated_reading_keeps_the_socket_loop_off_until_receive_or_close() {
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let mut io = FakeIo::default();
+        let _ = d.socket_step(socket, &mut io);
+        let _ = signalled(&d, socket);
+        assert!(d.machine_mut().delegate_reading(conn));
+        assert_eq!(d.machine().read_capacity(socket), 0);
+        let reads = io.reads;
+        assert_eq!(
+            d.socket_step(socket, &mut io),
+            Step::Wait {
+                read: false,
+                write: false
+            },
+            "the loop neither reads nor waits to"
+        );
+        assert_eq!(io.reads, reads, "the socket is the application's to read");
+        // A receive request is answered from the buffer: the loop reads again.
+        let now = d.now();
+        d.machine_mut().receive(now, conn, 1, 100).unwrap();
+        d.dispatch();
+        assert!(signalled(&d, socket), "ResumeReading wakes the loop");
+        assert!(d.machine().read_capacity(socket) > 0);
+        let _ = d.socket_step(socket, &mut io);
+        assert!(io.reads > reads);
+        // Not delegated while a request waits, nor while bytes are buffered.
+        assert!(!d.machine_mut().delegate_reading(conn));
+        for data in [&b"abc"[..], b"def"] {
+            // The first answers the request; the second stays buffered.
+            let now = d.now();
+            d.machine_mut()
+                .handle(now, Input::SocketData { socket, data });
+            d.dispatch();
+        }
+        assert!(!d.machine_mut().delegate_reading(conn));
+        let mut buf = [0u8; 8];
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let _ = d.poll_read(conn, &mut buf, &mut Context::from_waker(&waker));
+        assert!(d.machine_mut().delegate_reading(conn));
+        assert_eq!(d.machine().read_capacity(socket), 0);
+        // Close: the machine must see the peer's end, so the loop reads.
+        let _ = signalled(&d, socket);
+        let now = d.now();
+        d.machine_mut().close(now, conn);
+        d.dispatch();
+        assert!(signalled(&d, socket));
+        assert!(d.machine().read_capacity(socket) > 0);
+        assert!(!d.machine_mut().delegate_reading(conn));
+        io.eof = true;
+        assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use crate::connection::{Message, MessageId, SendError};
@@ -17,8 +17,9 @@ use crate::machine::{ConnectionState, ReceiveError};
 use crate::properties::EffectiveProperties;
 use crate::trace::{FailureReason, Trace};
 
+use super::IoWait;
 use super::error::{Error, reason_to_io};
-use super::shared::{Shared, Terminal};
+use super::shared::{Shared, Terminal, Through};
 
 /// Something the application should hear about an established connection
 /// (RFC 9622 §9.2.2 send events, §10 termination). The core emits no soft
@@ -76,6 +77,21 @@ pub struct Connection {
     shutdown_pending: Option<Message>,
     /// The terminal event was handed out by `next_event`.
     events_done: bool,
+    /// The stream pass-through's waits on the socket. They own the socket,
+    /// so `abort` drops them: the reset goes out when the socket's task
+    /// lets go, not when the application next polls.
+    waits: Mutex<SocketWaits>,
+}
+
+/// See [`Connection::waits`].
+#[derive(Default)]
+struct SocketWaits {
+    read: Option<IoWait>,
+    write: Option<IoWait>,
+}
+
+fn lock_waits(waits: &mut Mutex<SocketWaits>) -> &mut SocketWaits {
+    waits.get_mut().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for Connection {
@@ -105,6 +121,7 @@ impl Connection {
             write_ended: false,
             shutdown_pending: None,
             events_done: false,
+            waits: Mutex::new(SocketWaits::default()),
         }
     }
 
@@ -347,6 +364,7 @@ impl Connection {
     /// whatever was not sent. `ConnectionError("local abort")` is its last
     /// event.
     pub fn abort(&self) {
+        *self.waits.lock().unwrap_or_else(PoisonError::into_inner) = SocketWaits::default();
         let mut g = self.shared.lock();
         let inner = &mut *g;
         if inner
@@ -424,21 +442,38 @@ impl Connection {
     /// Stream read: copies what arrived into `buf`; `Ok(0)` at the end of
     /// the peer's data (and once the connection closed in order).
     ///
+    /// A plain TCP connection with nothing buffered reads straight from
+    /// its socket and, when that is empty, waits on the socket's readiness
+    /// itself (`Inner::read_through`), as a `TcpStream` does.
+    ///
     /// # Errors
     ///
     /// The connection's failure, with the closest [`io::ErrorKind`].
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let result = {
-            let mut g = self.shared.lock();
-            match g.driver.poll_read(self.id, buf, cx) {
-                // Nothing buffered: take what the socket has straight into
-                // `buf` (plain TCP only); the waker stays registered for
-                // when its task reads the next bytes.
-                Poll::Pending => match g.read_through(self.id, buf) {
-                    Some(n) => Poll::Ready(Ok(n)),
-                    None => g.driver.poll_read(self.id, buf, cx),
-                },
-                other => other,
+        // A wait left by an earlier poll is over: this poll looks afresh.
+        lock_waits(&mut self.waits).read = None;
+        let result = loop {
+            let socket = {
+                let mut g = self.shared.lock();
+                match g.driver.poll_read(self.id, buf, cx) {
+                    // Nothing buffered (the waker stays with the driver for
+                    // the connection's end): try the socket.
+                    Poll::Pending => match g.read_through(self.id, buf) {
+                        Through::Moved(n) => return Poll::Ready(Ok(n)),
+                        Through::WouldBlock(socket) => socket,
+                        Through::Machine => break g.driver.poll_read(self.id, buf, cx),
+                    },
+                    ready => break ready,
+                }
+            };
+            let mut wait = socket.wait_readable();
+            match wait.as_mut().poll(cx) {
+                Poll::Pending => {
+                    lock_waits(&mut self.waits).read = Some(wait);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
             }
         };
         match result {
@@ -453,7 +488,9 @@ impl Connection {
     }
 
     /// Stream write: takes what fits the send queue (back-pressure:
-    /// `Pending` while it is full).
+    /// `Pending` while it is full). A plain TCP connection with nothing
+    /// queued writes straight to its socket, and waits on the socket when
+    /// it is full (`Inner::write_through`).
     ///
     /// # Errors
     ///
@@ -466,11 +503,27 @@ impl Connection {
                 "the sending side was shut down",
             )));
         }
-        let result = {
-            let mut g = self.shared.lock();
-            match g.write_through(self.id, data) {
-                Some(n) => Poll::Ready(Ok(n)),
-                None => g.driver.poll_write(self.id, data, cx),
+        lock_waits(&mut self.waits).write = None;
+        let result = loop {
+            let socket = {
+                let mut g = self.shared.lock();
+                match g.write_through(self.id, data) {
+                    Through::Moved(n) => break Poll::Ready(Ok(n)),
+                    Through::Machine => break g.driver.poll_write(self.id, data, cx),
+                    Through::WouldBlock(socket) => {
+                        g.driver.register_writer(self.id, cx.waker());
+                        socket
+                    }
+                }
+            };
+            let mut wait = socket.wait_writable();
+            match wait.as_mut().poll(cx) {
+                Poll::Pending => {
+                    lock_waits(&mut self.waits).write = Some(wait);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
             }
         };
         match result {

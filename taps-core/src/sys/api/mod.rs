@@ -42,6 +42,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use socket2::SockRef;
@@ -59,6 +60,10 @@ use super::socket::ConnectProgress;
 
 /// A task for [`Runtime::spawn`].
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A wait for a socket's readiness that owns what it waits on
+/// ([`ReadyTcp::wait_readable`], [`ReadyTcp::wait_writable`]).
+pub type IoWait = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'static>>;
 
 /// What a runtime provides to the shared tasks: spawning, a timer, and its
 /// reactor's readiness for sockets made by [`super::socket`].
@@ -128,6 +133,14 @@ pub trait ReadyTcp: Send + Sync {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Ready when the socket may be writable.
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Resolves once the socket may be readable. Unlike `poll_readable`,
+    /// whose one waker slot belongs to the socket's task, any number of
+    /// these may wait beside it: the application's stream reads wait with
+    /// one (the pass-through), so neither waiter can take the other's
+    /// wake-up.
+    fn wait_readable(self: Arc<Self>) -> IoWait;
+    /// As [`ReadyTcp::wait_readable`], for writability.
+    fn wait_writable(self: Arc<Self>) -> IoWait;
     /// How a non-blocking connect is doing, once writable; "in progress"
     /// must clear the write readiness it was woken by.
     ///

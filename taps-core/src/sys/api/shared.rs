@@ -315,47 +315,79 @@ impl ConnSide {
     }
 }
 
+/// What a stream pass-through did ([`Inner::write_through`],
+/// [`Inner::read_through`]).
+pub(crate) enum Through {
+    /// Moved this many bytes between the socket and the application.
+    Moved(usize),
+    /// The socket would block: wait on it with this (the wait owns it).
+    WouldBlock(Arc<dyn ReadyTcp>),
+    /// The pass-through does not apply, or the socket reported an end or
+    /// an error (the machine has it): go through the machine.
+    Machine,
+}
+
 impl Inner {
     /// Stream write straight to the socket of a plain TCP connection with
     /// nothing queued (`Machine::write_through`): one copy less, and no
-    /// hand-over to the socket's task. `None` when it does not apply or the
-    /// socket took nothing (full, or an error its task will meet too): the
-    /// caller writes through the machine as usual.
-    pub(crate) fn write_through(&mut self, conn: ConnectionId, data: &[u8]) -> Option<usize> {
-        let socket = self.driver.machine().write_through(conn)?;
-        let io = self.io.get(&socket)?;
+    /// hand-over to the socket's task. When the socket is full the writer
+    /// waits on the socket itself, as it would with a `TcpStream`, instead
+    /// of filling the transmit queue (whose bytes would all be copied once
+    /// more).
+    pub(crate) fn write_through(&mut self, conn: ConnectionId, data: &[u8]) -> Through {
+        let Some(socket) = self.driver.machine().write_through(conn) else {
+            return Through::Machine;
+        };
+        let Some(io) = self.io.get(&socket) else {
+            return Through::Machine;
+        };
         match io.try_write(data) {
             Ok(n) if n > 0 => {
                 let now = self.driver.now();
                 self.driver.machine_mut().wrote_through(now, conn, n);
                 self.driver.dispatch();
-                Some(n)
+                Through::Moved(n)
             }
-            _ => None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Through::WouldBlock(io.clone()),
+            // An error (or a zero-length write): the socket's task meets
+            // it too and reports it; the machine path waits for that.
+            _ => Through::Machine,
         }
     }
 
     /// Stream read straight from the socket of a plain TCP connection whose
-    /// receive buffer is empty (`Machine::read_through`). `None` when it
-    /// does not apply or nothing is there (the socket's task reads it when
-    /// it comes, as usual); `Some(0)` never: the end of the stream and
-    /// errors go to the machine, and the caller reads from it.
-    pub(crate) fn read_through(&mut self, conn: ConnectionId, buf: &mut [u8]) -> Option<usize> {
-        let socket = self.driver.machine().read_through(conn)?;
-        let io = self.io.get(&socket)?;
+    /// receive buffer is empty (`Machine::read_through`). When nothing is
+    /// there, reading is handed to the application
+    /// (`Machine::delegate_reading`), which then waits on the socket
+    /// itself. The end of the stream and errors go to the machine, and
+    /// the caller reads them from it.
+    pub(crate) fn read_through(&mut self, conn: ConnectionId, buf: &mut [u8]) -> Through {
+        let Some(socket) = self.driver.machine().read_through(conn) else {
+            return Through::Machine;
+        };
+        let Some(io) = self.io.get(&socket) else {
+            return Through::Machine;
+        };
         loop {
             match io.try_read(buf) {
                 Ok(0) => {
                     self.driver.handle(Input::SocketEof { socket });
-                    return None;
+                    return Through::Machine;
                 }
-                Ok(n) => return Some(n),
+                Ok(n) => return Through::Moved(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let io = io.clone();
+                    return if self.driver.machine_mut().delegate_reading(conn) {
+                        Through::WouldBlock(io)
+                    } else {
+                        Through::Machine
+                    };
+                }
                 Err(e) => {
                     let reason = crate::sys::socket::failure_reason(&e);
                     self.driver.handle(Input::SocketFailed { socket, reason });
-                    return None;
+                    return Through::Machine;
                 }
             }
         }
