@@ -55,11 +55,14 @@ fn works_under_an_executor_without_a_reactor() {
 fn with_executor_runs_every_task_on_the_applications_executor() {
     let ex = Arc::new(Executor::new());
     let taps = Taps::with_executor(Taps::system_config().unwrap(), ex.clone()).unwrap();
-    // Nothing runs the executor yet: a connect cannot get anywhere.
+    // Nothing runs the executor yet: a listener's accept task cannot
+    // start, so `listen` (which returns once the socket is bound) cannot
+    // get anywhere. (A connect would: `initiate` runs its attempts' socket
+    // work in its own future, see taps_core::sys::api::parked.)
     let stalled = future::block_on(future::or(
         async {
-            let pre = Preconnection::parse("127.0.0.1:9").unwrap();
-            taps.initiate(&pre).await.err().map(|e| e.to_string())
+            let config = ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
+            taps.listen(config).await.err().map(|e| e.to_string())
         },
         async {
             async_io::Timer::after(Duration::from_millis(200)).await;

@@ -160,6 +160,7 @@ impl Machine {
             server_name,
             framer: pre.framer.clone(),
             close_deadline: None,
+            detached: false,
             terminated: false,
             race_recorded: false,
         });

@@ -411,10 +411,11 @@ impl Machine {
             s.stack.close_notify();
             self.shutdown_write(conn);
         }
+        let detached = self.conns.get(conn).is_some_and(|c| c.detached);
         let done = self
             .sockets
             .get(socket)
-            .is_some_and(|s| s.shut && s.stack.peer_eof && s.stack.tx.is_empty());
+            .is_some_and(|s| s.shut && s.stack.tx.is_empty() && (s.stack.peer_eof || detached));
         if done {
             self.finish_close(now, conn);
         }
@@ -718,6 +719,24 @@ impl Machine {
             }
         }
         self.purge_timers();
+    }
+
+    /// The application let go of a closing connection (dropped its handle
+    /// after `close`): nobody waits for `Closed`, so the orderly close ends
+    /// as soon as everything queued is written and the FIN is due, and the
+    /// socket is closed without waiting for the peer's end. The system
+    /// finishes the close, as for a dropped `TcpStream`; waiting for the
+    /// peer would hold the socket (and a task) for nothing anyone sees.
+    pub fn detach(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        if c.state == ConnectionState::Closing {
+            c.detached = true;
+            self.maybe_shutdown(now, conn);
+            self.purge_timers();
+        }
     }
 
     /// RFC 9622 §10 `Abort`: every socket is reset and

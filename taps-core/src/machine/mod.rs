@@ -653,6 +653,9 @@ struct Conn {
     server_name: Option<String>,
     framer: Option<FramerFactory>,
     close_deadline: Option<Instant>,
+    /// Nobody waits for this closing connection's `Closed`
+    /// (`Machine::detach`): its close ends once everything is written.
+    detached: bool,
     /// A terminal event was emitted: nothing more may follow.
     terminated: bool,
     /// The settled race's outcomes went into the history.
@@ -815,6 +818,18 @@ impl Machine {
     /// The connection's lifecycle state.
     pub fn state(&self, conn: ConnectionId) -> Option<ConnectionState> {
         self.conns.get(conn).map(|c| c.state)
+    }
+
+    /// The connection's socket, once established (the race's winner, or
+    /// the accepted one).
+    pub fn connection_socket(&self, conn: ConnectionId) -> Option<SocketId> {
+        self.conns.get(conn).and_then(|c| c.socket)
+    }
+
+    /// The connection a socket belongs to (an attempt's, or an established
+    /// or accepted connection's).
+    pub fn socket_connection(&self, socket: SocketId) -> Option<ConnectionId> {
+        self.sockets.get(socket).map(|s| s.conn)
     }
 
     /// The connection's trace (the race, for initiated connections).

@@ -160,6 +160,9 @@ pub trait NonBlockingIo {
 #[derive(Debug)]
 struct SocketSlot {
     signal: Arc<Signal>,
+    /// The connect's outcome was reported (by the socket's task or by an
+    /// application future waiting for it, whichever saw it first).
+    connect_reported: bool,
     close: Option<Close>,
     shutdown_wanted: bool,
     shutdown_done: bool,
@@ -353,6 +356,7 @@ impl Driver {
                         socket,
                         SocketSlot {
                             signal: Signal::new(),
+                            connect_reported: false,
                             close: None,
                             shutdown_wanted: false,
                             shutdown_done: false,
@@ -612,12 +616,27 @@ impl Driver {
         self.sockets.get(&socket).map(|s| s.signal.clone())
     }
 
-    /// The adapter's connect finished (or failed).
+    /// The adapter's connect finished (or failed). Reported once: a
+    /// second report (the socket's task and an application future both saw
+    /// the socket become writable) is ignored.
     pub fn connected(&mut self, socket: SocketId, result: Result<(), FailureReason>) {
+        match self.sockets.get_mut(&socket) {
+            Some(slot) if !slot.connect_reported => slot.connect_reported = true,
+            // Already reported, or released: the machine has its answer.
+            _ => return,
+        }
         match result {
             Ok(()) => self.handle(Input::SocketConnected { socket }),
             Err(reason) => self.handle(Input::SocketFailed { socket, reason }),
         }
+    }
+
+    /// Whether `socket` is live and its connect's outcome not yet
+    /// reported.
+    pub fn awaiting_connect(&self, socket: SocketId) -> bool {
+        self.sockets
+            .get(&socket)
+            .is_some_and(|slot| !slot.connect_reported && slot.close.is_none())
     }
 
     /// One non-blocking step of a live socket: write what the machine has,
@@ -628,12 +647,7 @@ impl Driver {
             return Step::Close(Close::Abort);
         };
         if let Some(how) = slot.close {
-            if how == Close::Graceful {
-                // Best effort: what is still pending goes out before FIN.
-                let _ = self.write_pending(socket, io);
-            }
-            self.sockets.remove(&socket);
-            return Step::Close(how);
+            return self.finish(socket, how, io);
         }
         let now = self.now();
         let mut want_write = false;
@@ -698,18 +712,23 @@ impl Driver {
             s.signal.notify();
         }
         match self.sockets.get(&socket).and_then(|s| s.close) {
-            Some(how) => {
-                if how == Close::Graceful {
-                    let _ = self.write_pending(socket, io);
-                }
-                self.sockets.remove(&socket);
-                Step::Close(how)
-            }
+            Some(how) => self.finish(socket, how, io),
             None => Step::Wait {
                 read: want_read,
                 write: want_write,
             },
         }
+    }
+
+    /// The socket closes `how`: after a graceful close's last bytes, the
+    /// slot goes.
+    fn finish(&mut self, socket: SocketId, how: Close, io: &mut dyn NonBlockingIo) -> Step {
+        if how == Close::Graceful {
+            // Best effort: what is still pending goes out before FIN.
+            let _ = self.write_pending(socket, io);
+        }
+        self.sockets.remove(&socket);
+        Step::Close(how)
     }
 
     fn after_failure(&mut self, socket: SocketId) -> Step {
@@ -777,6 +796,8 @@ impl Driver {
             socket,
             SocketSlot {
                 signal: signal.clone(),
+                // Accepted sockets are connected from the start.
+                connect_reported: true,
                 close: None,
                 shutdown_wanted: false,
                 shutdown_done: false,
@@ -1002,6 +1023,48 @@ mod tests {
         assert!(!d.machine_mut().delegate_reading(conn));
         io.eof = true;
         assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
+    }
+
+    #[test]
+    fn a_detached_close_ends_once_written_without_waiting_for_the_peer() {
+        // Attached: the orderly close waits for the peer's end.
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let now = d.now();
+        d.machine_mut().close(now, conn);
+        d.dispatch();
+        let mut io = FakeIo::default();
+        assert!(matches!(d.socket_step(socket, &mut io), Step::Wait { .. }));
+        assert_eq!(d.machine().state(conn), Some(ConnectionState::Closing));
+        // Detached (the handle was dropped): the socket closes gracefully
+        // at once, since nothing waits to be written.
+        let now = d.now();
+        d.machine_mut().detach(now, conn);
+        d.dispatch();
+        assert_eq!(d.machine().state(conn), None);
+        assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
+
+        // With bytes the socket has not taken yet, it waits for them.
+        let (mut d, conn, socket) = established(IoLimits::default());
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut io = FakeIo {
+            full: true,
+            ..FakeIo::default()
+        };
+        let mut message = Some(Message::new(vec![7u8; 100]));
+        assert!(d.poll_send(conn, &mut message, &mut cx).is_ready());
+        let now = d.now();
+        d.machine_mut().close(now, conn);
+        d.machine_mut().detach(now, conn);
+        d.dispatch();
+        assert!(matches!(
+            d.socket_step(socket, &mut io),
+            Step::Wait { write: true, .. }
+        ));
+        assert_eq!(d.machine().state(conn), Some(ConnectionState::Closing));
+        io.full = false;
+        assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
+        assert_eq!(io.written, 100, "every byte before the close");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::trace::{FailureReason, Trace};
 
 use super::IoWait;
 use super::error::{Error, reason_to_io};
+use super::parked::Claim;
 use super::shared::{Shared, Terminal, Through};
 
 /// Something the application should hear about an established connection
@@ -330,34 +331,64 @@ impl Connection {
     /// [`Error::Connection`] when the connection broke (or was aborted)
     /// instead of closing in order.
     pub async fn close(&self) -> Result<(), Error> {
+        // The socket's task runs here while `close` waits (see
+        // `super::parked`): the FIN goes out and the peer's end is read in
+        // this task, with no hand-over. Claimed before the machine is told,
+        // whose wake-up would otherwise start it elsewhere. Handed back
+        // when `close` ends.
+        let mut claim: Option<Claim> = None;
         {
             let mut g = self.shared.lock();
-            let inner = &mut *g;
-            if let Some(side) = inner.pump(self.id)
-                && side.terminal.is_none()
-                && !side.closing
-            {
-                side.closing = true;
+            let open = g
+                .pump(self.id)
+                .is_some_and(|side| side.terminal.is_none() && !side.closing);
+            if open {
+                claim = g.claim_socket_task(self.id);
+                let inner = &mut *g;
+                if let Some(side) = inner.conns.get_mut(&self.id) {
+                    side.closing = true;
+                }
                 let now = inner.driver.now();
                 inner.driver.machine_mut().close(now, self.id);
                 inner.driver.dispatch();
             }
         }
-        poll_fn(|cx| {
-            let mut g = self.shared.lock();
-            let Some(side) = g.pump(self.id) else {
-                return Poll::Ready(Ok(()));
-            };
-            match &side.terminal {
-                Some(Terminal::Failed(reason)) => Poll::Ready(Err(Error::Connection(*reason))),
-                Some(_) => Poll::Ready(Ok(())),
-                None => {
-                    side.wake.register(cx.waker());
-                    Poll::Pending
+        let result = poll_fn(|cx| {
+            let mut polled = false;
+            loop {
+                let mut g = self.shared.lock();
+                let Some(side) = g.pump(self.id) else {
+                    return Poll::Ready(Ok(()));
+                };
+                match &side.terminal {
+                    Some(Terminal::Failed(reason)) => {
+                        return Poll::Ready(Err(Error::Connection(*reason)));
+                    }
+                    Some(_) => return Poll::Ready(Ok(())),
+                    None => side.wake.register(cx.waker()),
                 }
+                let claimed_now = claim.is_none() && {
+                    claim = g.claim_socket_task(self.id);
+                    claim.is_some()
+                };
+                drop(g);
+                if polled && !claimed_now {
+                    return Poll::Pending;
+                }
+                match claim.as_mut() {
+                    Some(task) => {
+                        if task.poll(cx) {
+                            claim = None;
+                        }
+                    }
+                    None => return Poll::Pending,
+                }
+                polled = true;
             }
         })
-        .await
+        .await;
+        drop(claim);
+        result
     }
 
     /// RFC 9622 §10 `Abort`: resets the connection (RST) at once, dropping
@@ -568,16 +599,27 @@ impl Drop for Connection {
         let state = inner.driver.machine().state(self.id);
         // Established: close in order in the background. Failed (state
         // Closed): close frees the id. Closing or gone: nothing to do.
+        let mut claim = None;
         if matches!(
             state,
             Some(ConnectionState::Establishing | ConnectionState::Established)
                 | Some(ConnectionState::Closed)
         ) {
+            // The socket's task takes its first step (FIN) here, when the
+            // claim is handed back below, instead of on another thread.
+            claim = inner.claim_socket_task(self.id);
             let now = inner.driver.now();
             inner.driver.machine_mut().close(now, self.id);
-            inner.driver.dispatch();
         }
+        if inner.driver.machine().state(self.id) == Some(ConnectionState::Closing) {
+            // Nobody will see `Closed` (`Machine::detach`).
+            let now = inner.driver.now();
+            inner.driver.machine_mut().detach(now, self.id);
+        }
+        inner.driver.dispatch();
         inner.conns.remove(&self.id);
         inner.driver.forget(self.id);
+        drop(g);
+        drop(claim);
     }
 }

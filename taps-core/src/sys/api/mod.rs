@@ -31,6 +31,7 @@ mod adapter;
 mod connection;
 mod error;
 mod listener;
+mod parked;
 mod preconnection;
 mod shared;
 mod taps;

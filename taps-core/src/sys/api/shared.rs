@@ -23,6 +23,7 @@ use crate::sys::driver::{Driver, Signal, Work};
 use crate::trace::FailureReason;
 
 use super::ConnectionEvent;
+use super::parked::{Claim, Parked};
 use super::tasks;
 use super::{ReadyTcp, Runtime};
 
@@ -58,6 +59,9 @@ pub(crate) struct Inner {
     /// pass-through ([`Inner::write_through`], [`Inner::read_through`]);
     /// each task removes its own before it closes it.
     pub(crate) io: HashMap<SocketId, Arc<dyn ReadyTcp>>,
+    /// Each socket's task, which application futures may claim
+    /// ([`super::parked`]); each task removes its own before it ends.
+    pub(crate) socket_tasks: HashMap<SocketId, Arc<Parked>>,
 }
 
 impl Shared {
@@ -69,6 +73,7 @@ impl Shared {
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
                 io: HashMap::new(),
+                socket_tasks: HashMap::new(),
             }),
             runtime,
             stop: Signal::new(),
@@ -236,6 +241,9 @@ pub(crate) struct ConnSide {
     pub(crate) eof: bool,
     /// `close` was asked for.
     pub(crate) closing: bool,
+    /// The race's sockets, while they connect: `initiate` runs their tasks
+    /// itself, so the winner's connect wakes the application directly.
+    pub(crate) attempts: Vec<SocketId>,
 }
 
 impl ConnSide {
@@ -251,6 +259,7 @@ impl ConnSide {
             framed,
             eof: false,
             closing: false,
+            attempts: Vec::new(),
         }
     }
 
@@ -389,6 +398,34 @@ impl Inner {
                     self.driver.handle(Input::SocketFailed { socket, reason });
                     return Through::Machine;
                 }
+            }
+        }
+    }
+
+    /// The parked task of `conn`'s socket, for `close` to run in its own
+    /// task (see [`super::parked`]); `None` when it is running elsewhere.
+    pub(crate) fn claim_socket_task(&self, conn: ConnectionId) -> Option<Claim> {
+        let socket = self.driver.machine().connection_socket(conn)?;
+        self.socket_tasks.get(&socket)?.claim()
+    }
+
+    /// Claims the parked tasks of `conn`'s race attempts not claimed yet
+    /// (`claimed` lists those that are), for `initiate`.
+    pub(crate) fn claim_attempts(
+        &mut self,
+        conn: ConnectionId,
+        claimed: &mut Vec<(SocketId, Claim)>,
+    ) {
+        let Some(side) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let driver = &self.driver;
+        side.attempts.retain(|s| driver.awaiting_connect(*s));
+        for socket in &side.attempts {
+            if !claimed.iter().any(|(s, _)| s == socket)
+                && let Some(claim) = self.socket_tasks.get(socket).and_then(|t| t.claim())
+            {
+                claimed.push((*socket, claim));
             }
         }
     }

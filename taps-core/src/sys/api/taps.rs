@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use crate::connection::Message;
-use crate::id::ConnectionId;
+use crate::id::{ConnectionId, SocketId};
 use crate::machine::{Config, Input, ListenerConfig, Machine, Stats};
 use crate::path::Interface;
 use crate::sys::driver::Driver;
 use crate::sys::monitor::PathMonitor;
 
+use super::parked::Claim;
 use super::shared::{ConnSide, ListenSide, Shared, Terminal};
 use super::{Connection, Error, EstablishmentFailure, Listener, Preconnection, Runtime, tasks};
 
@@ -160,38 +161,57 @@ impl Taps {
             id,
             armed: true,
         };
+        // The attempts' tasks run here while the race goes on (see
+        // `super::parked`): the winner's connect wakes this task directly,
+        // and is reported from it, with no hand-over. Handed back at the
+        // end (the winner's task carries on with the connection).
+        let mut claims: Vec<(SocketId, Claim)> = Vec::new();
         let outcome = poll_fn(|cx| {
-            let mut g = self.shared.lock();
-            let inner = &mut *g;
-            let Some(side) = inner.pump(id) else {
-                return Poll::Ready(Err(Error::Closed));
-            };
-            if let Some(ready) = side.ready {
-                return Poll::Ready(Ok(ready));
-            }
-            match side.terminal.take() {
-                Some(Terminal::Establishment(error)) => {
-                    let trace = inner
-                        .driver
-                        .machine()
-                        .trace(id)
-                        .cloned()
-                        .unwrap_or_default();
-                    Poll::Ready(Err(Error::Establishment(Box::new(EstablishmentFailure {
-                        error: *error,
-                        trace,
-                        remote: host.clone(),
-                    }))))
+            let mut polled = false;
+            loop {
+                let mut g = self.shared.lock();
+                let inner = &mut *g;
+                let Some(side) = inner.pump(id) else {
+                    return Poll::Ready(Err(Error::Closed));
+                };
+                if let Some(ready) = side.ready {
+                    return Poll::Ready(Ok(ready));
                 }
-                Some(Terminal::Failed(reason)) => Poll::Ready(Err(Error::Connection(reason))),
-                Some(Terminal::Closed) => Poll::Ready(Err(Error::Closed)),
-                None => {
-                    side.wake.register(cx.waker());
-                    Poll::Pending
+                match side.terminal.take() {
+                    Some(Terminal::Establishment(error)) => {
+                        let trace = inner
+                            .driver
+                            .machine()
+                            .trace(id)
+                            .cloned()
+                            .unwrap_or_default();
+                        return Poll::Ready(Err(Error::Establishment(Box::new(
+                            EstablishmentFailure {
+                                error: *error,
+                                trace,
+                                remote: host.clone(),
+                            },
+                        ))));
+                    }
+                    Some(Terminal::Failed(reason)) => {
+                        return Poll::Ready(Err(Error::Connection(reason)));
+                    }
+                    Some(Terminal::Closed) => return Poll::Ready(Err(Error::Closed)),
+                    None => side.wake.register(cx.waker()),
                 }
+                let before = claims.len();
+                inner.claim_attempts(id, &mut claims);
+                drop(g);
+                if polled && claims.len() == before {
+                    return Poll::Pending;
+                }
+                // A finished task (a failed attempt's) is let go.
+                claims.retain_mut(|(_, task)| !task.poll(cx));
+                polled = true;
             }
         })
         .await;
+        drop(claims);
         pending.armed = false;
         match outcome {
             Ok(ready) => Ok(Connection::new(

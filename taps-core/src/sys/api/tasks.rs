@@ -38,7 +38,8 @@ use crate::sys::socket::{
     open_listener, open_tcp,
 };
 
-use super::shared::{Shared, Start};
+use super::parked::Parked;
+use super::shared::{Inner, Shared, Start};
 use super::{ReadyFd, ReadyTcp, ReadyUdp, Runtime};
 
 /// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
@@ -65,7 +66,13 @@ pub(crate) fn start(shared: &Arc<Shared>, start: Start) {
                 fast_open,
                 ..TcpOptions::default()
             };
-            Box::pin(connect_task(s, socket, signal, remote, opts))
+            let task: super::Task = match open_attempt(shared, socket, remote, &opts) {
+                Some((started, stream)) => {
+                    Box::pin(connect_task(s, socket, signal, started, stream))
+                }
+                None => Box::pin(settle(s, socket, signal)),
+            };
+            return start_parked(shared, socket, task);
         }
         Start::Dns(
             Work::DnsOpen {
@@ -89,8 +96,68 @@ pub(crate) fn start(shared: &Arc<Shared>, start: Start) {
     shared.runtime.spawn(task);
 }
 
+/// Opens, registers and starts connecting an attempt's socket, in the
+/// task that asked for it (the syscalls do not block), so an application
+/// future waiting for the connection can wait on the socket itself
+/// (`ConnSide::attempts`). `None` when it failed (reported).
+fn open_attempt(
+    shared: &Arc<Shared>,
+    socket: SocketId,
+    remote: SocketAddr,
+    opts: &TcpOptions,
+) -> Option<(ConnectProgress, Arc<dyn ReadyTcp>)> {
+    let opened = open_tcp(remote, opts).and_then(|o| {
+        let stream: Arc<dyn ReadyTcp> = shared.runtime.tcp(o.socket.into())?.into();
+        Ok((o.connect_started, stream))
+    });
+    let mut g = shared.lock();
+    let (started, stream) = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            g.driver.connected(socket, Err(failure_reason(&e)));
+            return None;
+        }
+    };
+    g.io.insert(socket, stream.clone());
+    if started == ConnectProgress::Connected {
+        g.driver.connected(socket, Ok(()));
+    } else if let Some(conn) = g.driver.machine().socket_connection(socket)
+        && let Some(side) = g.conns.get_mut(&conn)
+    {
+        side.attempts.push(socket);
+        side.wake.wake_all();
+    }
+    Some((started, stream))
+}
+
+/// Looks at a connecting socket that became writable and reports how its
+/// connect ended, once (the socket's task and the application's
+/// `initiate` both wait on it; whoever looks first reports). `false`
+/// while it is still connecting (a spurious wake-up).
+fn check_connect(g: &mut Inner, socket: SocketId, stream: &dyn ReadyTcp) -> bool {
+    if !g.driver.awaiting_connect(socket) {
+        return true;
+    }
+    match stream.connect_progress() {
+        Ok(ConnectProgress::Connected) => g.driver.connected(socket, Ok(())),
+        // A spurious wake-up, or Fast Open waiting.
+        Ok(_) => return false,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+        Err(e) => g.driver.connected(socket, Err(failure_reason(&e))),
+    }
+    true
+}
+
+/// Starts a socket's task parked ([`Parked`]), where `initiate` and
+/// `close` can claim it.
+fn start_parked(shared: &Arc<Shared>, socket: SocketId, task: super::Task) {
+    let parked = Parked::new(shared.runtime.clone());
+    shared.lock().socket_tasks.insert(socket, parked.clone());
+    parked.run(task);
+}
+
 /// A registered socket as [`NonBlockingIo`].
-struct StreamIo<'a>(&'a dyn ReadyTcp);
+pub(crate) struct StreamIo<'a>(pub(crate) &'a dyn ReadyTcp);
 
 impl NonBlockingIo for StreamIo<'_> {
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -123,85 +190,67 @@ impl NonBlockingIo for NoIo {
 /// open or registration failed), so its slot is freed.
 async fn settle(shared: Arc<Shared>, id: SocketId, signal: Arc<Signal>) {
     loop {
-        let step = shared.lock().driver.socket_step(id, &mut NoIo);
-        match step {
+        match owned_step(&shared, id, &mut NoIo) {
             Step::Close(_) => return,
             Step::Wait { .. } => signal.wait().await,
         }
     }
 }
 
-/// Opens and connects one attempt's socket, then runs it.
+/// Connects one attempt's socket (opened by [`open_attempt`]), then runs
+/// it.
 async fn connect_task(
     shared: Arc<Shared>,
     id: SocketId,
     signal: Arc<Signal>,
-    remote: SocketAddr,
-    opts: TcpOptions,
+    started: ConnectProgress,
+    stream: Arc<dyn ReadyTcp>,
 ) {
-    let opened = open_tcp(remote, &opts).and_then(|o| {
-        let stream: Arc<dyn ReadyTcp> = shared.runtime.tcp(o.socket.into())?.into();
-        Ok((o.connect_started, stream))
-    });
-    let (started, stream) = match opened {
-        Ok(o) => o,
-        Err(e) => {
-            shared.lock().driver.connected(id, Err(failure_reason(&e)));
-            return settle(shared, id, signal).await;
-        }
-    };
-    if started == ConnectProgress::Connected {
-        shared.lock().driver.connected(id, Ok(()));
-        return run_socket(shared, id, signal, stream).await;
-    }
     if started == ConnectProgress::Deferred {
         // TCP Fast Open with a cookie: the SYN leaves with the first write,
         // so the early data must be written before waiting.
-        let step = shared
-            .lock()
-            .driver
-            .socket_step(id, &mut StreamIo(&*stream));
-        if let Step::Close(how) = step {
+        if let Step::Close(how) = owned_step(&shared, id, &mut StreamIo(&*stream)) {
             return close(&*stream, how);
         }
     }
-    loop {
-        let signalled = poll_fn(|cx| {
-            if signal.poll_wait(cx).is_ready() {
-                Poll::Ready(true)
-            } else if stream.poll_writable(cx).is_ready() {
-                Poll::Ready(false)
-            } else {
-                Poll::Pending
+    if started != ConnectProgress::Connected {
+        loop {
+            let signalled = poll_fn(|cx| {
+                if signal.poll_wait(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if stream.poll_writable(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if signalled {
+                // The attempt may have been cancelled (it lost the race).
+                if let Step::Close(how) = owned_step(&shared, id, &mut StreamIo(&*stream)) {
+                    return close(&*stream, how);
+                }
+                continue;
             }
-        })
-        .await;
-        if signalled {
-            // The attempt may have been cancelled (it lost the race).
-            let step = shared
-                .lock()
-                .driver
-                .socket_step(id, &mut StreamIo(&*stream));
-            if let Step::Close(how) = step {
-                return close(&*stream, how);
-            }
-            continue;
-        }
-        match stream.connect_progress() {
-            Ok(ConnectProgress::Connected) => {
-                shared.lock().driver.connected(id, Ok(()));
-                break;
-            }
-            // A spurious wake-up, or Fast Open waiting.
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                shared.lock().driver.connected(id, Err(failure_reason(&e)));
+            if check_connect(&mut shared.lock(), id, &*stream) {
                 break;
             }
         }
     }
     run_socket(shared, id, signal, stream).await
+}
+
+/// One step by the socket's own task. On `Step::Close` the socket leaves
+/// the pass-through's and the claimers' reach ([`Inner::io`],
+/// [`Inner::socket_tasks`]) before the task closes it.
+fn owned_step(shared: &Arc<Shared>, id: SocketId, io: &mut dyn NonBlockingIo) -> Step {
+    let mut g = shared.lock();
+    let step = g.driver.socket_step(id, io);
+    if matches!(step, Step::Close(_)) {
+        g.io.remove(&id);
+        g.socket_tasks.remove(&id);
+    }
+    step
 }
 
 /// The life of a connected (or accepted) socket: a driver step, then wait
@@ -217,15 +266,7 @@ async fn run_socket(
 ) {
     shared.lock().io.insert(id, stream.clone());
     loop {
-        let step = {
-            let mut g = shared.lock();
-            let step = g.driver.socket_step(id, &mut StreamIo(&*stream));
-            if matches!(step, Step::Close(_)) {
-                g.io.remove(&id);
-            }
-            step
-        };
-        match step {
+        match owned_step(&shared, id, &mut StreamIo(&*stream)) {
             Step::Close(how) => return close(&*stream, how),
             Step::Wait { read, write } => {
                 poll_fn(|cx| {
@@ -499,7 +540,7 @@ fn accept_one(
     // Refused (limit reached, stopped): dropping the socket closes it.
     if let Some((id, signal)) = accepted {
         let task = run_socket(shared.clone(), id, signal, stream.into());
-        shared.runtime.spawn(Box::pin(task));
+        start_parked(shared, id, Box::pin(task));
     }
 }
 
