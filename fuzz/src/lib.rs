@@ -396,6 +396,11 @@ impl Checker {
             | Event::Writable { conn } => {
                 self.conn(*conn, e);
             }
+            Event::PathChange { conn, .. } | Event::SoftError { conn, .. } => {
+                if !self.conn(*conn, e).ready {
+                    violated!("{e:?} before Ready");
+                }
+            }
             Event::ConnectionError { conn, .. } | Event::Closed { conn } => {
                 self.conn(*conn, e).ended = true;
             }

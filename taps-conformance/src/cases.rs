@@ -4,7 +4,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use taps_core::connection::Message;
@@ -16,7 +15,9 @@ use taps_core::sys::api::{ConnectionEvent, Error, Preconnection};
 use taps_core::trace::FailureReason;
 
 use crate::Shim;
-use crate::support::{PEER_TIMEOUT, TestCa, raw_server, read_until_end, write_quietly};
+use crate::support::{
+    PEER_TIMEOUT, TestCa, poll_once, raw_server, read_until_end, within, write_quietly,
+};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -301,32 +302,6 @@ pub fn close_waits_for_the_peer_and_abort_resets<S: Shim>() {
             other => panic!("send after abort: {other:?}"),
         }
     });
-}
-
-/// Polls `future` once: its output if that finished it. A stream read or
-/// write that is still pending is dropped, as a `select!` or a timeout
-/// drops it.
-async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(v) => Poll::Ready(Some(v)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await
-}
-
-/// `future`, or `None` after `limit`: a test that fails ends instead of
-/// hanging.
-async fn within<S: Shim, F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut timer = std::pin::pin!(S::sleep(limit));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        timer.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 /// The stream pass-through of plain TCP (a reader waiting on the socket

@@ -61,6 +61,7 @@ use taps_core::race::{Policy, RaceConfig};
 use taps_core::sys::api::{Error, Preconnection, trace};
 
 use crate::Shim;
+use crate::support::within;
 
 /// A MAC address that nobody has: neighbour entries to it make a path black.
 pub const BOGUS_MAC: &str = "02:00:00:00:00:99";
@@ -629,6 +630,24 @@ pub fn scenarios(net: &Network) {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+
+    // Last, since a link taken down loses its routes: the connection over
+    // tB hears of it from the path monitor (netlink) as a soft error and a
+    // path change, and stays established (RFC 9622 §8.3).
+    let (out, t) = topo.run_client(&[
+        "--require",
+        "tB",
+        "--down-after-connect",
+        "tB",
+        "dual.taps.test:8080",
+    ]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains("EVENTS SoftError(InterfaceDown) PathChange STATE Some(Established)"),
+        "path events: {said}"
+    );
+    assert!(t < Duration::from_secs(8), "took {t:?}");
 }
 
 /// The environment variable that makes [`client_child`] act: the client's
@@ -679,6 +698,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
     let (mut trace_text, mut trace_json, mut target) = (false, None, None);
     let mut pre_local = None;
     let (mut timeout, mut delay) = (None, None);
+    let mut down_after_connect: Option<String> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().unwrap_or_default();
@@ -698,6 +718,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
             }
             "--timeout" => timeout = value().parse::<f64>().ok(),
             "--attempt-delay" => delay = value().parse::<u64>().ok(),
+            "--down-after-connect" => down_after_connect = Some(value()),
             other if !other.starts_with('-') => target = Some(other.to_owned()),
             other => {
                 eprintln!("client: unknown option {other}");
@@ -758,6 +779,9 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
     if let Some(t) = conn.trace() {
         report(&t);
     }
+    if let Some(dev) = down_after_connect {
+        return path_events_after_down::<S>(&mut conn, &dev).await;
+    }
     // As tapscat with no input: end the sending side, print everything.
     if let Err(e) = S::shutdown(&mut conn).await {
         eprintln!("client: {e}");
@@ -776,4 +800,31 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
             EXIT_CONNECTION
         }
     }
+}
+
+/// `--down-after-connect DEV`: takes the connection's interface down and
+/// prints the connection events that follow (RFC 9622 §8.3: a soft error,
+/// then a path change; the connection stays), then brings it back up.
+async fn path_events_after_down<S: Shim>(conn: &mut S::Connection, dev: &str) -> i32 {
+    let set = |state: &str| {
+        Command::new("ip")
+            .args(["link", "set", "dev", dev, state])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !set("down") {
+        eprintln!("client: cannot take {dev} down");
+        return EXIT_CONNECTION;
+    }
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        match within::<S, _>(Duration::from_secs(5), conn.next_event()).await {
+            Some(Some(event)) => events.push(format!("{event:?}")),
+            Some(None) | None => break,
+        }
+    }
+    let still = conn.state();
+    let _ = set("up");
+    println!("\nEVENTS {} STATE {still:?}", events.join(" "));
+    0
 }

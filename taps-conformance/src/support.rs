@@ -3,11 +3,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::task::Poll;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use taps_core::security::Identity;
+
+use crate::Shim;
 
 /// A throwaway certificate authority (rcgen).
 pub struct TestCa {
@@ -132,3 +135,29 @@ pub fn write_quietly(stream: &mut TcpStream, data: &[u8]) {
 
 /// A read timeout for raw peers, so a test that fails cannot hang.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Polls `future` once: its output if that finished it. A stream read or
+/// write that is still pending is dropped, as a `select!` or a timeout
+/// drops it.
+pub async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// `future`, or `None` after `limit`: a test that fails ends instead of
+/// hanging.
+pub async fn within<S: Shim, F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(S::sleep(limit));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}

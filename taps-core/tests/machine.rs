@@ -616,3 +616,102 @@ fn receive_errors_can_be_named_and_matched() {
         Err(ReceiveError::UnknownConnection)
     );
 }
+
+/// RFC 9622 §8.3.1/§8.3.2: an established connection hears of changes to
+/// its own path only: `PathChange` when its interface's MTU or addresses
+/// change or it comes back, `SoftError(InterfaceDown)` then `PathChange`
+/// when it goes down; the connection itself stays established.
+#[test]
+fn path_changes_and_soft_errors_reach_only_the_connections_on_that_interface() {
+    let mut w = World::new(machine(&[DNS1]));
+    let wlan = |mtu: u32, up: bool, addrs: &[&str]| {
+        let mut i = iface("wlan0", 2, InterfaceKind::Wifi, addrs);
+        i.mtu = mtu;
+        i.up = up;
+        i
+    };
+    let eth = iface("eth0", 4, InterfaceKind::Wired, &["10.0.0.2/24"]);
+    w.machine
+        .set_interfaces(ms(0), vec![wlan(1500, true, &["192.168.1.10/24"])]);
+    w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(5)));
+    let c = w.machine.initiate(ms(0), &pre("192.0.2.1:443")).unwrap();
+    w.run_until(ms(50));
+    assert_eq!(w.ready(c).map(|r| r.2), Some(Some(2)), "won on wlan0");
+    let path_events = |w: &World, from: usize| -> Vec<Event> {
+        w.events[from..]
+            .iter()
+            .map(|(_, e)| e.clone())
+            .filter(|e| matches!(e, Event::PathChange { .. } | Event::SoftError { .. }))
+            .collect()
+    };
+    let change = Event::PathChange {
+        conn: c,
+        interface: 2,
+    };
+    let cases: Vec<(&str, Vec<Interface>, Vec<Event>)> = vec![
+        (
+            "another interface appears: not this path",
+            vec![wlan(1500, true, &["192.168.1.10/24"]), eth.clone()],
+            vec![],
+        ),
+        (
+            "MTU change",
+            vec![wlan(1280, true, &["192.168.1.10/24"]), eth.clone()],
+            vec![change.clone()],
+        ),
+        (
+            "address change",
+            vec![wlan(1280, true, &["192.168.7.10/24"]), eth.clone()],
+            vec![change.clone()],
+        ),
+        (
+            "down",
+            vec![wlan(1280, false, &["192.168.7.10/24"]), eth.clone()],
+            vec![
+                Event::SoftError {
+                    conn: c,
+                    reason: FailureReason::InterfaceDown,
+                },
+                change.clone(),
+            ],
+        ),
+        (
+            "back up",
+            vec![wlan(1280, true, &["192.168.7.10/24"]), eth.clone()],
+            vec![change.clone()],
+        ),
+        (
+            "vanished",
+            vec![eth.clone()],
+            vec![
+                Event::SoftError {
+                    conn: c,
+                    reason: FailureReason::InterfaceDown,
+                },
+                change.clone(),
+            ],
+        ),
+    ];
+    for (what, list, expected) in cases {
+        let from = w.events.len();
+        let now = w.now;
+        w.machine.set_interfaces(now, list);
+        w.drain();
+        assert_eq!(path_events(&w, from), expected, "{what}");
+        assert_eq!(
+            w.machine.state(c),
+            Some(taps_core::machine::ConnectionState::Established),
+            "{what}: the connection stays"
+        );
+    }
+    // Closed: nothing more, whatever happens to the path.
+    w.machine.close(w.now, c);
+    w.machine.abort(w.now, c);
+    w.drain();
+    let from = w.events.len();
+    let now = w.now;
+    w.machine
+        .set_interfaces(now, vec![wlan(1500, true, &["192.168.1.10/24"])]);
+    w.drain();
+    assert_eq!(path_events(&w, from), vec![]);
+}

@@ -160,6 +160,7 @@ impl Machine {
             server_name,
             framer: pre.framer.clone(),
             close_deadline: None,
+            path_interface: None,
             detached: false,
             terminated: false,
             race_recorded: false,
@@ -318,7 +319,8 @@ impl Machine {
             .filter(|old| old.up && !list.iter().any(|n| n.index == old.index && n.up))
             .map(|i| i.index)
             .collect();
-        self.interfaces = list;
+        let old = std::mem::replace(&mut self.interfaces, list);
+        self.report_path_changes(&old);
         if gone.is_empty() {
             return;
         }
@@ -337,6 +339,47 @@ impl Machine {
             self.after_conn_change(now, id);
         }
         self.purge_timers();
+    }
+
+    /// RFC 9622 §8.3: `PathChange` for every established connection whose
+    /// interface changed between `old` and the current list (up/down,
+    /// MTU, addresses), and `SoftError(InterfaceDown)` first when it went
+    /// down or vanished. The connection itself stays: TCP may recover when
+    /// the interface comes back, and fails by itself if it does not.
+    fn report_path_changes(&mut self, old: &[Interface]) {
+        let state_of = |list: &[Interface], index: u32| {
+            list.iter()
+                .find(|i| i.index == index)
+                .map(|i| (i.up, i.mtu, i.addrs.clone()))
+        };
+        let mut reports: Vec<(ConnectionId, u32, bool)> = Vec::new();
+        for (id, c) in self.conns.iter() {
+            let Some(index) = c.path_interface else {
+                continue;
+            };
+            if !matches!(
+                c.state,
+                ConnectionState::Established | ConnectionState::Closing
+            ) {
+                continue;
+            }
+            let before = state_of(old, index);
+            let after = state_of(&self.interfaces, index);
+            if before != after {
+                let was_up = before.as_ref().is_some_and(|b| b.0);
+                let is_up = after.as_ref().is_some_and(|a| a.0);
+                reports.push((id, index, was_up && !is_up));
+            }
+        }
+        for (conn, interface, went_down) in reports {
+            if went_down {
+                self.emit(Event::SoftError {
+                    conn,
+                    reason: FailureReason::InterfaceDown,
+                });
+            }
+            self.emit(Event::PathChange { conn, interface });
+        }
     }
 
     /// The name a live transaction asks about; stale transactions count.
@@ -727,6 +770,7 @@ impl Machine {
         let (remote, interface) = (w.remote, race.path_interface(w.path));
         c.state = ConnectionState::Established;
         c.socket = Some(socket);
+        c.path_interface = interface;
         c.sockets.retain(|(cand, _)| *cand != candidate);
         self.emit(Event::Ready {
             conn: id,

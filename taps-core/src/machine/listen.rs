@@ -242,6 +242,7 @@ impl Machine {
             server_name: None,
             framer,
             close_deadline: None,
+            path_interface: None,
             detached: false,
             terminated: false,
             race_recorded: true,

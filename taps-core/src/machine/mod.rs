@@ -428,6 +428,25 @@ pub enum Event {
         /// Why.
         reason: FailureReason,
     },
+    /// RFC 9622 §8.3.2 `PathChange`: the path under an established
+    /// connection changed: its interface went down or came back, or its
+    /// MTU or addresses changed.
+    PathChange {
+        /// The connection.
+        conn: ConnectionId,
+        /// The connection's interface.
+        interface: u32,
+    },
+    /// RFC 9622 §8.3.1 `SoftError`: something went wrong on the
+    /// connection's path that does not end the connection (TCP carries on
+    /// and may recover): its interface went down (what an ICMP "network
+    /// unreachable" would tell, reported before any packet is lost).
+    SoftError {
+        /// The connection.
+        conn: ConnectionId,
+        /// What.
+        reason: FailureReason,
+    },
     /// The connection is closed; nothing follows.
     Closed {
         /// The connection.
@@ -462,6 +481,8 @@ impl Event {
             | Event::Readable { conn }
             | Event::Writable { conn }
             | Event::ConnectionError { conn, .. }
+            | Event::PathChange { conn, .. }
+            | Event::SoftError { conn, .. }
             | Event::Closed { conn } => Some(*conn),
             Event::ListenerError { .. } | Event::Stopped { .. } => None,
         }
@@ -653,6 +674,9 @@ struct Conn {
     server_name: Option<String>,
     framer: Option<FramerFactory>,
     close_deadline: Option<Instant>,
+    /// The interface an established connection's path uses (the winning
+    /// attempt's), watched for `PathChange` and `SoftError`.
+    path_interface: Option<u32>,
     /// Nobody waits for this closing connection's `Closed`
     /// (`Machine::detach`): its close ends once everything is written.
     detached: bool,

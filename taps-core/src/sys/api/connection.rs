@@ -23,11 +23,18 @@ use super::parked::Claim;
 use super::shared::{Shared, Terminal, Through};
 
 /// Something the application should hear about an established connection
-/// (RFC 9622 §9.2.2 send events, §10 termination). The core emits no soft
-/// errors or path changes yet (see the README); they will be new variants.
+/// (RFC 9622 §8.3 soft errors and path changes, §9.2.2 send events, §10
+/// termination).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectionEvent {
+    /// RFC 9622 §8.3.2: the connection's path changed (its interface went
+    /// down or came back, or its MTU or addresses changed). See
+    /// [`Connection::interface`] and [`Connection::properties`].
+    PathChange,
+    /// RFC 9622 §8.3.1: a problem on the path that does not end the
+    /// connection (its interface went down: `InterfaceDown`).
+    SoftError(FailureReason),
     /// A message was handed to the network (its last byte was written).
     Sent(MessageId),
     /// A message's lifetime lapsed before it could be sent.

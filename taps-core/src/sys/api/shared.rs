@@ -308,6 +308,8 @@ impl ConnSide {
                 self.terminal = Some(Terminal::Closed);
                 Some(ConnectionEvent::Closed)
             }
+            Event::PathChange { .. } => Some(ConnectionEvent::PathChange),
+            Event::SoftError { reason, .. } => Some(ConnectionEvent::SoftError(reason)),
             // Not queued by the driver (wakers only), or listener events.
             Event::Readable { .. }
             | Event::Writable { .. }
