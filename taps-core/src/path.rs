@@ -519,6 +519,10 @@ impl Rules<'_> {
     }
 }
 
+/// Paths (interfaces) one connection races over at most: the most
+/// preferred usable ones, in [`derive_paths`]'s order.
+pub const MAX_PATHS_PER_CONNECTION: usize = 16;
+
 /// Derives the ordered network-path branches for a connection (RFC 9623
 /// §4.1.1.2, §4.1.3) from the adapter's `interfaces` (primary first), the
 /// `selection` properties and the Local Endpoint's interface
@@ -586,6 +590,10 @@ pub fn derive_paths(
     }
     // Stable, so ties keep the adapter's (primary-first) order.
     kept.sort_by_key(|(rank, _)| *rank);
+    // The most preferred paths only: the race names paths with small
+    // indices, and staggering them one path delay apart makes the
+    // sixteenth start 15 s late anyway.
+    kept.truncate(MAX_PATHS_PER_CONNECTION);
     Ok(kept
         .into_iter()
         .map(|(_, index)| PathBranch {

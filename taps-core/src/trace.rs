@@ -179,6 +179,11 @@ pub enum DnsOutcome {
     NoServers,
     /// The adapter could not reach the server (send failed, TCP refused).
     TransportFailed,
+    /// The answer's CNAME chain is longer than
+    /// [`MAX_CNAME_DEPTH`](crate::dns::wire::MAX_CNAME_DEPTH) links.
+    CnameChainTooDeep,
+    /// The answer's CNAME chain loops.
+    CnameLoop,
 }
 
 impl fmt::Display for DnsOutcome {
@@ -195,6 +200,12 @@ impl fmt::Display for DnsOutcome {
             DnsOutcome::Truncated => f.write_str("truncated, retrying over TCP"),
             DnsOutcome::NoServers => f.write_str("no DNS server configured"),
             DnsOutcome::TransportFailed => f.write_str("could not reach the server"),
+            DnsOutcome::CnameChainTooDeep => write!(
+                f,
+                "CNAME chain longer than {} links",
+                crate::dns::wire::MAX_CNAME_DEPTH
+            ),
+            DnsOutcome::CnameLoop => f.write_str("CNAME chain loops"),
         }
     }
 }

@@ -14,6 +14,7 @@ use support::pki::TestCa;
 use support::world::{Tcp, World, ms};
 use taps_core::Instant;
 use taps_core::connection::{IoLimits, Message, SendError};
+use taps_core::dns::DnsConfig;
 use taps_core::dns::config::parse_hosts;
 use taps_core::dns::responder::{build_response, parse_query};
 use taps_core::dns::wire::{
@@ -34,6 +35,7 @@ use taps_core::trace::{FailureReason, FramingFailure};
 const NAME: &str = "www.example.com";
 const SERVER: &str = "192.0.2.10:443";
 const PEER: &str = "198.51.100.7:40000";
+const DNS: &str = "192.0.2.53:53";
 
 fn name() -> HostName {
     HostName::new(NAME).unwrap()
@@ -208,6 +210,78 @@ fn cname_depth() {
     );
 }
 
+/// The machine's side of the same limit: a too-deep chain (or a loop) in
+/// the server's own answer settles the question with that reason, at
+/// once, and the establishment error says so (it is not dropped as if
+/// forged, which would leave the question to time out).
+#[test]
+fn cname_depth_fails_the_question_with_its_reason() {
+    fn deep(q: &taps_core::dns::responder::Question) -> Vec<u8> {
+        with_id(response(QueryType::A, chain(MAX_CNAME_DEPTH + 1)), q.id)
+    }
+    fn looped(q: &taps_core::dns::responder::Question) -> Vec<u8> {
+        let records = vec![
+            cname(&format!("{NAME}."), "a.example.net."),
+            cname("a.example.net.", &format!("{NAME}.")),
+        ];
+        with_id(response(QueryType::A, records), q.id)
+    }
+    for (make, said) in [
+        (
+            deep as fn(&_) -> _,
+            format!("CNAME chain longer than {MAX_CNAME_DEPTH} links"),
+        ),
+        (looped, "CNAME chain loops".to_string()),
+    ] {
+        let mut w = World::new(Machine::new(Config {
+            dns: DnsConfig {
+                servers: vec![DNS.parse().unwrap()],
+                ..DnsConfig::default()
+            },
+            ..Config::default()
+        }));
+        w.rule(
+            DNS,
+            NAME,
+            QueryType::Https,
+            0,
+            Answer::NoData { negative_ttl: 0 },
+        );
+        w.rule(
+            DNS,
+            NAME,
+            QueryType::Aaaa,
+            0,
+            Answer::NoData { negative_ttl: 0 },
+        );
+        w.raw_rule(DNS, NAME, QueryType::A, make);
+        let c = w
+            .machine
+            .initiate(
+                ms(0),
+                &Preconnection::new(format!("{NAME}:443").parse().unwrap()),
+            )
+            .unwrap();
+        w.run_until(ms(5_000));
+        let (at, error) = w
+            .events
+            .iter()
+            .find_map(|(t, e)| match e {
+                Event::EstablishmentError { conn, error } if *conn == c => Some((*t, error)),
+                _ => None,
+            })
+            .expect("the establishment fails");
+        assert!(at < ms(100), "at once, not after DNS timeouts: {at:?}");
+        assert!(error.to_string().contains(&said), "{error}");
+    }
+}
+
+/// `bytes` with its message id set to `id`.
+fn with_id(mut bytes: Vec<u8>, id: u16) -> Vec<u8> {
+    bytes[..2].copy_from_slice(&id.to_be_bytes());
+    bytes
+}
+
 // --- Candidates per connection (the whole tree) ------------------------------
 
 /// `RaceConfig::max_candidates`: a name with 32 addresses (the hosts file
@@ -242,6 +316,40 @@ fn candidates_per_connection() {
     }
 }
 
+// --- Paths per connection ----------------------------------------------------
+
+/// `path::MAX_PATHS_PER_CONNECTION`: a host with 300 usable interfaces
+/// races over the 16 most preferred (the first 16 here, all alike); the
+/// others never get an attempt, and nothing wraps.
+#[test]
+fn paths_per_connection() {
+    use taps_core::path::{MAX_PATHS_PER_CONNECTION, derive_paths};
+    use taps_core::properties::TransportProperties;
+    let all = interfaces(300);
+    let selection = TransportProperties::default();
+    let paths = derive_paths(&all, &selection.selection, None).unwrap();
+    assert_eq!(paths.len(), MAX_PATHS_PER_CONNECTION);
+
+    let mut w = World::new(Machine::new(Config::default()));
+    w.machine.set_interfaces(ms(0), all);
+    // Refused, so every path is tried (blackholed attempts would hold the
+    // concurrent-attempt limit).
+    w.tcp("192.0.2.77:443", Tcp::Refuse(Duration::from_millis(5)));
+    let c = w
+        .machine
+        .initiate(
+            ms(0),
+            &Preconnection::new("192.0.2.77:443".parse().unwrap()),
+        )
+        .unwrap();
+    w.run_until(ms(60_000));
+    let used: std::collections::BTreeSet<u32> = w.opened.iter().filter_map(|o| o.2).collect();
+    let expected: std::collections::BTreeSet<u32> = (1..=16).collect();
+    assert_eq!(used, expected, "attempts on the first 16 paths only");
+    let error = w.error(c).expect("every path refused");
+    assert_eq!(error.attempts.len(), MAX_PATHS_PER_CONNECTION);
+}
+
 fn interfaces(n: u32) -> Vec<taps_core::path::Interface> {
     use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
     (1..=n)
@@ -251,7 +359,7 @@ fn interfaces(n: u32) -> Vec<taps_core::path::Interface> {
             kind: InterfaceKind::Wired,
             addrs: vec![
                 InterfaceAddress {
-                    addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 200 + i as u8)),
+                    addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i % 250) as u8 + 1)),
                     prefix_len: 24,
                     deprecated: false,
                 },

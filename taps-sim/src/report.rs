@@ -650,6 +650,8 @@ impl Fnv {
             DnsOutcome::Truncated => self.u8(8),
             DnsOutcome::NoServers => self.u8(9),
             DnsOutcome::TransportFailed => self.u8(10),
+            DnsOutcome::CnameChainTooDeep => self.u8(11),
+            DnsOutcome::CnameLoop => self.u8(12),
         }
     }
     fn reason(&mut self, r: FailureReason) {

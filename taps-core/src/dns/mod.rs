@@ -384,6 +384,27 @@ impl Resolver {
         );
         let response = match wire::parse_response(payload, id, name, qtype) {
             Ok(r) => r,
+            // The server's own answer (id, question and source matched),
+            // well formed, but unusable: the question settles with the
+            // reason, so the failure names it (a wrong id or question, or
+            // garbage, is dropped: it may not be the server's).
+            Err(e @ (DnsWireError::CnameChainTooDeep | DnsWireError::CnameLoop)) => {
+                let outcome = if e == DnsWireError::CnameLoop {
+                    DnsOutcome::CnameLoop
+                } else {
+                    DnsOutcome::CnameChainTooDeep
+                };
+                self.release(txn);
+                self.notes.push_back(DnsNote::Settled {
+                    conn,
+                    slot,
+                    qtype,
+                    answer: None,
+                    outcome,
+                    lingering,
+                });
+                return;
+            }
             Err(e) => {
                 self.dropped += 1;
                 let reason = match e {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use taps_core::Instant;
-use taps_core::dns::responder::{build_response, parse_query};
+use taps_core::dns::responder::{Question, build_response, parse_query};
 use taps_core::dns::wire::{Answer, QueryType};
 use taps_core::dns::{DnsAction, DnsTransport};
 use taps_core::id::{ConnectionId, DnsTxnId, SocketId};
@@ -27,6 +27,9 @@ pub struct DnsRule {
     pub truncate: bool,
     /// Never answer.
     pub silent: bool,
+    /// Answer with these bytes instead (made from the query, so the id
+    /// and question match): for answers `Answer` cannot express.
+    pub raw: Option<fn(&Question) -> Vec<u8>>,
 }
 
 /// How a destination treats a SYN.
@@ -123,6 +126,28 @@ impl World {
                 answer,
                 truncate: false,
                 silent: false,
+                raw: None,
+            },
+        );
+    }
+
+    /// As [`World::rule`], answering with the bytes `make` builds from the
+    /// query.
+    pub fn raw_rule(
+        &mut self,
+        server: &str,
+        name: &str,
+        qtype: QueryType,
+        make: fn(&Question) -> Vec<u8>,
+    ) {
+        self.dns.insert(
+            (server.parse().unwrap(), name.to_string(), qtype),
+            DnsRule {
+                delay: Duration::ZERO,
+                answer: Answer::NxDomain { negative_ttl: 0 },
+                truncate: false,
+                silent: false,
+                raw: Some(make),
             },
         );
     }
@@ -232,6 +257,7 @@ impl World {
                 answer: Answer::NxDomain { negative_ttl: 0 },
                 truncate: false,
                 silent: false,
+                raw: None,
             });
         if rule.silent {
             return;
@@ -239,7 +265,10 @@ impl World {
         let at = self.now + rule.delay;
         match transport {
             DnsTransport::Udp => {
-                let bytes = build_response(&q, &rule.answer, rule.truncate);
+                let bytes = match rule.raw {
+                    Some(make) => make(&q),
+                    None => build_response(&q, &rule.answer, rule.truncate),
+                };
                 for f in self.forgeries.clone() {
                     let (from, payload) = match f {
                         Forgery::WrongSource(src) => (src, bytes.clone()),
