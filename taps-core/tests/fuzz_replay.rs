@@ -57,11 +57,13 @@ fn machine() {
     replay("machine");
 }
 
-// SCENARIO TARGET: add
-//     #[test] fn scenario() { replay("scenario"); }
-// and "scenario" to REPLAYED below.
+/// Fuzz binaries whose bodies live outside `fuzz/src/lib.rs`, and the test
+/// that replays each: `scenario` runs taps-sim, which this crate's tests
+/// cannot depend on.
+const REPLAYED_ELSEWHERE: &[(&str, &str)] = &[("scenario", "taps-sim/tests/fuzz_replay.rs")];
 
-/// Every target listed in `TARGETS` has a replay test above.
+/// Every target listed in `TARGETS` has a replay test above, and every
+/// binary in `fuzz/fuzz_targets/` is one of them or replayed elsewhere.
 #[test]
 fn every_target_is_replayed() {
     const REPLAYED: &[&str] = &[
@@ -77,6 +79,29 @@ fn every_target_is_replayed() {
         assert!(
             fuzz_dir().join("artifacts").join(t).is_dir(),
             "fuzz/artifacts/{t}/ is missing (keep it with a .gitkeep)"
+        );
+    }
+    let mut binaries: Vec<String> = fs::read_dir(fuzz_dir().join("fuzz_targets"))
+        .expect("fuzz/fuzz_targets/ exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    binaries.sort();
+    let mut known: Vec<&str> = REPLAYED
+        .iter()
+        .copied()
+        .chain(REPLAYED_ELSEWHERE.iter().map(|(t, _)| *t))
+        .collect();
+    known.sort_unstable();
+    assert_eq!(
+        binaries, known,
+        "every fuzz binary needs a replay test: here (TARGETS) or in REPLAYED_ELSEWHERE"
+    );
+    for (target, test) in REPLAYED_ELSEWHERE {
+        assert!(
+            fuzz_dir().join("..").join(test).is_file(),
+            "{target} is said to be replayed by {test}, which does not exist"
         );
     }
 }
