@@ -18,6 +18,11 @@
 //! So a crash the fuzzer found, once its input is saved under
 //! `fuzz/artifacts/<target>/`, is a regression test on stable Rust.
 //!
+//! One target is not here: `scenario` feeds scenario files to taps-sim,
+//! which depends on taps-core and so cannot be used by this file. Its body
+//! is `taps_sim::fuzz::scenario`, and `taps-sim/tests/fuzz_replay.rs`
+//! replays its corpus; both replay tests share `fuzz/replay.rs`.
+//!
 //! The invariants checked on the machine (DESIGN.md rules 2-4, RFC 9622
 //! §7-§11) live in [`Checker`]; the corpus generator lives in [`seeds`].
 
@@ -61,8 +66,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("framer", framer),
     ("tls_records", tls_records),
     ("machine", machine),
-    // SCENARIO TARGET: add `("scenario", scenario),` here once taps-sim's
-    // scenario parser exists; see the `scenario` marker further down.
+    // The sixth target, `scenario`, runs taps-sim, which this file cannot
+    // use (taps-core's tests compile it): its body is
+    // `taps_sim::fuzz::scenario`, replayed by taps-sim/tests/fuzz_replay.rs.
 ];
 
 /// A bug a fuzz target found that is reported but not yet fixed in
@@ -3096,19 +3102,6 @@ fn flow_links(h: &mut Harness, seen: &mut Seen) {
     }
     violated!("linked sockets keep exchanging bytes without end");
 }
-
-// SCENARIO TARGET: `pub fn scenario(data: &[u8])` goes here once taps-sim's
-// scenario parser exists: arbitrary text into the parser, which must return
-// a scenario or an error whose `Display` is non-empty (see `nonempty`), and,
-// when it parses, run briefly without breaking the `Checker` invariants.
-// Register it in `TARGETS` above, add `fuzz_targets/scenario.rs` and its
-// `[[bin]]` in Cargo.toml (with `taps-sim = { path = "../taps-sim" }`), seed
-// `fuzz/corpus/scenario/` with the scenario library, add it to the target
-// list in `.ci/run`, and add its replay test (see the marker in
-// taps-core/tests/fuzz_replay.rs). taps-core's tests cannot depend on
-// taps-sim, so this file then needs `taps-sim` where it is compiled for the
-// replay: either give taps-core a dev-dependency on taps-sim, or move the
-// replay test (the `#[path]` include) to taps-sim/tests/.
 
 // ---------------------------------------------------------------------------
 // Seed corpora

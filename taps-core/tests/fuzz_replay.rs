@@ -14,59 +14,14 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod taps_fuzz;
 
+#[allow(unreachable_pub)]
+#[path = "../../fuzz/replay.rs"]
+mod harness;
+
 use std::fs;
 use std::panic;
-use std::path::{Path, PathBuf};
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The files of `fuzz/<kind>/<target>/`, sorted, without dotfiles
-/// (`.gitkeep`, libFuzzer's temporaries).
-fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = fuzz_dir().join(kind).join(target);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let shown: String = bytes.iter().take(512).map(|b| format!("{b:02x}")).collect();
-    if bytes.len() > 512 {
-        format!("{shown}… ({} bytes)", bytes.len())
-    } else {
-        shown
-    }
-}
-
-/// Panics of dependencies' debug assertions that release builds (and the
-/// fuzz builds, see `fuzz/Cargo.toml`) do not have, and that taps cannot
-/// avoid. A replayed input that ends in one of these is not a failure.
-///
-/// - rustls 0.23 asserts that no fatal alert follows `send_close_notify`, so
-///   a bad record arriving after taps sent close_notify (a graceful close
-///   racing a hostile or broken peer) panics debug builds only
-///   (rustls/rustls#959).
-const UPSTREAM_DEBUG_ASSERTIONS: &[&str] = &["assertion failed: !self.sent_fatal_alert"];
-
-fn is_upstream_debug_assertion(payload: &(dyn std::any::Any + Send)) -> bool {
-    let message = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-    message.is_some_and(|m| UPSTREAM_DEBUG_ASSERTIONS.contains(&m))
-}
+use harness::fuzz_dir;
 
 /// Runs every corpus and artifact file of `target` through it.
 fn replay(target: &str) {
@@ -74,28 +29,7 @@ fn replay(target: &str) {
         .iter()
         .find(|(name, _)| *name == target)
         .expect("a registered target");
-    let corpus = inputs("corpus", target);
-    assert!(!corpus.is_empty(), "fuzz/corpus/{target}/ is empty");
-    let mut failures = Vec::new();
-    for path in corpus.iter().chain(&inputs("artifacts", target)) {
-        let bytes = fs::read(path).expect("readable corpus file");
-        match panic::catch_unwind(|| run(&bytes)) {
-            Ok(()) => {}
-            Err(payload) if is_upstream_debug_assertion(payload.as_ref()) => {
-                eprintln!(
-                    "{}: ended in a known upstream debug assertion",
-                    path.display()
-                );
-            }
-            Err(_) => failures.push(format!("{}: {}", path.display(), hex(&bytes))),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} input(s) of {target} fail:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    harness::replay(target, *run);
 }
 
 #[test]
@@ -123,11 +57,13 @@ fn machine() {
     replay("machine");
 }
 
-// SCENARIO TARGET: add
-//     #[test] fn scenario() { replay("scenario"); }
-// and "scenario" to REPLAYED below.
+/// Fuzz binaries whose bodies live outside `fuzz/src/lib.rs`, and the test
+/// that replays each: `scenario` runs taps-sim, which this crate's tests
+/// cannot depend on.
+const REPLAYED_ELSEWHERE: &[(&str, &str)] = &[("scenario", "taps-sim/tests/fuzz_replay.rs")];
 
-/// Every target listed in `TARGETS` has a replay test above.
+/// Every target listed in `TARGETS` has a replay test above, and every
+/// binary in `fuzz/fuzz_targets/` is one of them or replayed elsewhere.
 #[test]
 fn every_target_is_replayed() {
     const REPLAYED: &[&str] = &[
@@ -143,6 +79,29 @@ fn every_target_is_replayed() {
         assert!(
             fuzz_dir().join("artifacts").join(t).is_dir(),
             "fuzz/artifacts/{t}/ is missing (keep it with a .gitkeep)"
+        );
+    }
+    let mut binaries: Vec<String> = fs::read_dir(fuzz_dir().join("fuzz_targets"))
+        .expect("fuzz/fuzz_targets/ exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    binaries.sort();
+    let mut known: Vec<&str> = REPLAYED
+        .iter()
+        .copied()
+        .chain(REPLAYED_ELSEWHERE.iter().map(|(t, _)| *t))
+        .collect();
+    known.sort_unstable();
+    assert_eq!(
+        binaries, known,
+        "every fuzz binary needs a replay test: here (TARGETS) or in REPLAYED_ELSEWHERE"
+    );
+    for (target, test) in REPLAYED_ELSEWHERE {
+        assert!(
+            fuzz_dir().join("..").join(test).is_file(),
+            "{target} is said to be replayed by {test}, which does not exist"
         );
     }
 }

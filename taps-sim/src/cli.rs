@@ -254,8 +254,9 @@ fn determinism(
 }
 
 /// Scenario files under `path`: the file itself, or every `*.toml` in the
-/// directory and below, sorted by path.
-fn scenario_files(path: &Path, into: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// directory and below, sorted by path. What `taps-sim check` runs; public
+/// so tests go through the library as it does.
+pub fn scenario_files(path: &Path, into: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -20,6 +20,7 @@
 //! - [`population`]: many random worlds drawn from a profile, and their
 //!   statistics per policy.
 //! - [`cli`]: the `taps-sim` command.
+//! - [`fuzz`]: the body of the `scenario` fuzz target (issue #7).
 //!
 //! ```
 //! use taps_sim::{Scenario, run_scenario, RunOptions};
@@ -60,6 +61,7 @@
 
 pub mod cli;
 pub mod expect;
+pub mod fuzz;
 pub mod net;
 pub mod oracle;
 pub mod pki;
