@@ -86,9 +86,9 @@ async fn raw_stream(total: u64) -> Duration {
 }
 
 /// taps-smol on both ends: the time to move `total` bytes.
-async fn smol_stream(taps: &taps_smol::Taps, total: u64) -> Duration {
+async fn smol_stream(taps: &taps_smol::Taps, server: &taps_smol::Taps, total: u64) -> Duration {
     let config = taps_smol::ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
-    let mut listener = taps.listen(config).await.unwrap();
+    let mut listener = server.listen(config).await.unwrap();
     let at = listener.local_addrs()[0];
     let server = smol::spawn(async move {
         let mut conn = listener.accept().await.unwrap();
@@ -108,10 +108,10 @@ async fn smol_stream(taps: &taps_smol::Taps, total: u64) -> Duration {
 
 /// taps-tokio on both ends, on a tokio runtime: the time to move `total`
 /// bytes.
-async fn tokio_stream(taps: &taps_tokio::Taps, total: u64) -> Duration {
+async fn tokio_stream(taps: &taps_tokio::Taps, server: &taps_tokio::Taps, total: u64) -> Duration {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let config = taps_tokio::ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
-    let mut listener = taps.listen(config).await.unwrap();
+    let mut listener = server.listen(config).await.unwrap();
     let at = listener.local_addrs()[0];
     let server = tokio::spawn(async move {
         let mut conn = listener.accept().await.unwrap();
@@ -285,18 +285,36 @@ fn main() {
     let smol_taps = smol::block_on(async { taps_smol::Taps::new().unwrap() });
     let tokio_taps = on_tokio(&rt, async { taps_tokio::Taps::new().unwrap() });
 
+    // The server end on its own `Taps` (as a server in another process),
+    // and on the client's (one instance's lock then serves both ends).
+    let smol_server = smol::block_on(async { taps_smol::Taps::new().unwrap() });
+    let tokio_server = on_tokio(&rt, async { taps_tokio::Taps::new().unwrap() });
     if wanted("throughput") {
-        let all = rounds(|| {
-            let raw = gib_per_s(total, smol::block_on(raw_stream(total)));
-            let smol = gib_per_s(total, smol::block_on(smol_stream(&smol_taps, total)));
-            let tokio = gib_per_s(total, on_tokio(&rt, tokio_stream(&tokio_taps, total)));
-            [raw, smol, tokio]
-        });
-        report(
-            &format!("throughput, {} MiB in 64 KiB writes (GiB/s)", total >> 20),
-            &all,
-            0.95,
-        );
+        for (what, smol_end, tokio_end) in [
+            ("each end its own Taps", &smol_server, &tokio_server),
+            ("both ends on one Taps", &smol_taps, &tokio_taps),
+        ] {
+            let all = rounds(|| {
+                let raw = gib_per_s(total, smol::block_on(raw_stream(total)));
+                let smol = gib_per_s(
+                    total,
+                    smol::block_on(smol_stream(&smol_taps, smol_end, total)),
+                );
+                let tokio = gib_per_s(
+                    total,
+                    on_tokio(&rt, tokio_stream(&tokio_taps, tokio_end, total)),
+                );
+                [raw, smol, tokio]
+            });
+            report(
+                &format!(
+                    "throughput, {} MiB in 64 KiB writes, {what} (GiB/s)",
+                    total >> 20
+                ),
+                &all,
+                0.95,
+            );
+        }
     }
     if wanted("establish") {
         let at = closing_server();

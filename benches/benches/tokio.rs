@@ -4,7 +4,9 @@
 //!
 //! - stream throughput on loopback, 1 GiB in 64 KiB writes, taps
 //!   `Connection` on both ends against `TcpStream` on both ends (target
-//!   ≥ 0.95);
+//!   ≥ 0.95): each end on its own `Taps` (a client and a server, as two
+//!   processes would be), and both on one (one instance's lock serves
+//!   both ends);
 //! - TLS stream throughput, the same with TLS 1.3 on both ends, against
 //!   tokio-rustls with the same rustls provider (target ≥ 0.95);
 //! - connection establishment rate on loopback, connect then close, one at
@@ -141,13 +143,15 @@ async fn tokio_stream(total: u64) -> Duration {
     start.elapsed()
 }
 
-/// taps on both ends: the time to move `total` bytes.
-async fn taps_stream(taps: &Taps, total: u64, tls: Option<&Pki>) -> Duration {
+/// taps on both ends: the time to move `total` bytes from a connection of
+/// `taps` to a listener of `server` (the same instance, or another one as
+/// a server in another process would have).
+async fn taps_stream(taps: &Taps, server: &Taps, total: u64, tls: Option<&Pki>) -> Duration {
     let mut config = ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
     if let Some(pki) = tls {
         config = config.with_security(SecurityParameters::server(pki.identity()));
     }
-    let mut listener = taps.listen(config).await.unwrap();
+    let mut listener = server.listen(config).await.unwrap();
     let at = listener.local_addrs()[0];
     let server = tokio::spawn(async move {
         let mut conn = listener.accept().await.unwrap();
@@ -355,21 +359,28 @@ fn main() {
     rt.block_on(async {
         let taps = Taps::new().unwrap();
         println!("taps-tokio vs tokio, {ROUNDS} alternating rounds, best of each");
+        // Each end its own `Taps` (as a client and a server in two
+        // processes), and both ends on one (whose one lock both then take).
+        let server_taps = Taps::new().unwrap();
         if wanted("stream") {
-            let (mut t, mut k) = (Vec::new(), Vec::new());
+            let (mut t, mut s1, mut k) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
                 k.push(tokio_stream(total).await);
-                t.push(taps_stream(&taps, total, None).await);
+                t.push(taps_stream(&taps, &server_taps, total, None).await);
+                s1.push(taps_stream(&taps, &taps, total, None).await);
             }
-            report(&format!("stream throughput ({} MiB in 64 KiB writes)", total >> 20), "tokio", total, t, k);
+            report(&format!("stream throughput ({} MiB in 64 KiB writes)", total >> 20), "tokio", total, t, k.clone());
+            report("  the same, both ends on one Taps", "tokio", total, s1, k);
         }
         if wanted("tls") {
-            let (mut t, mut k) = (Vec::new(), Vec::new());
+            let (mut t, mut s1, mut k) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
                 k.push(rustls_stream(&pki, total).await);
-                t.push(taps_stream(&taps, total, Some(&pki)).await);
+                t.push(taps_stream(&taps, &server_taps, total, Some(&pki)).await);
+                s1.push(taps_stream(&taps, &taps, total, Some(&pki)).await);
             }
-            report(&format!("TLS stream throughput ({} MiB)", total >> 20), "tokio-rustls", total, t, k);
+            report(&format!("TLS stream throughput ({} MiB)", total >> 20), "tokio-rustls", total, t, k.clone());
+            report("  the same, both ends on one Taps", "tokio-rustls", total, s1, k);
         }
         if wanted("connect") {
             let at = closing_server().await;

@@ -20,7 +20,7 @@ use crate::trace::{FailureReason, Trace};
 use super::IoWait;
 use super::error::{Error, reason_to_io};
 use super::parked::Claim;
-use super::shared::{Shared, Terminal, Through};
+use super::shared::{Shared, Terminal};
 
 /// Something the application should hear about an established connection
 /// (RFC 9622 §8.3 soft errors and path changes, §9.2.2 send events, §10
@@ -482,7 +482,7 @@ impl Connection {
     ///
     /// A plain TCP connection with nothing buffered reads straight from
     /// its socket and, when that is empty, waits on the socket's readiness
-    /// itself (`Inner::read_through`), as a `TcpStream` does.
+    /// itself (`Inner::stream_reader`), as a `TcpStream` does.
     ///
     /// # Errors
     ///
@@ -491,27 +491,34 @@ impl Connection {
         // A wait left by an earlier poll is over: this poll looks afresh.
         lock_waits(&mut self.waits).read = None;
         let result = loop {
-            let socket = {
+            let (socket, stream) = {
                 let mut g = self.shared.lock();
                 match g.driver.poll_read(self.id, buf, cx) {
                     // Nothing buffered (the waker stays with the driver for
-                    // the connection's end): try the socket.
-                    Poll::Pending => match g.read_through(self.id, buf) {
-                        Through::Moved(n) => return Poll::Ready(Ok(n)),
-                        Through::WouldBlock(socket) => socket,
-                        Through::Machine => break g.driver.poll_read(self.id, buf, cx),
+                    // the connection's end): read the socket directly.
+                    Poll::Pending => match g.stream_reader(self.id) {
+                        Some(reader) => reader,
+                        None => break Poll::Pending,
                     },
                     ready => break ready,
                 }
             };
-            let mut wait = socket.wait_readable();
-            match wait.as_mut().poll(cx) {
-                Poll::Pending => {
-                    lock_waits(&mut self.waits).read = Some(wait);
-                    return Poll::Pending;
+            match stream.try_read(buf) {
+                Ok(n) if n > 0 => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut wait = stream.wait_readable();
+                    match wait.as_mut().poll(cx) {
+                        Poll::Pending => {
+                            lock_waits(&mut self.waits).read = Some(wait);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => {}
+                    }
                 }
-                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
+                // The end, or an error: the machine has it; read it there.
+                ended => self.shared.lock().read_failed(socket, ended),
             }
         };
         match result {
@@ -528,7 +535,7 @@ impl Connection {
     /// Stream write: takes what fits the send queue (back-pressure:
     /// `Pending` while it is full). A plain TCP connection with nothing
     /// queued writes straight to its socket, and waits on the socket when
-    /// it is full (`Inner::write_through`).
+    /// it is full (`Inner::stream_writer`).
     ///
     /// # Errors
     ///
@@ -543,25 +550,38 @@ impl Connection {
         }
         lock_waits(&mut self.waits).write = None;
         let result = loop {
-            let socket = {
+            let stream = {
                 let mut g = self.shared.lock();
-                match g.write_through(self.id, data) {
-                    Through::Moved(n) => break Poll::Ready(Ok(n)),
-                    Through::Machine => break g.driver.poll_write(self.id, data, cx),
-                    Through::WouldBlock(socket) => {
-                        g.driver.register_writer(self.id, cx.waker());
-                        socket
-                    }
+                match g.stream_writer(self.id) {
+                    Some(stream) => stream,
+                    None => break g.driver.poll_write(self.id, data, cx),
                 }
             };
-            let mut wait = socket.wait_writable();
-            match wait.as_mut().poll(cx) {
-                Poll::Pending => {
-                    lock_waits(&mut self.waits).write = Some(wait);
-                    return Poll::Pending;
+            match stream.try_write(data) {
+                Ok(n) if n > 0 => {
+                    self.shared.lock().wrote_through(self.id, n);
+                    break Poll::Ready(Ok(n));
                 }
-                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Woken by the socket, or by the connection's end.
+                    self.shared
+                        .lock()
+                        .driver
+                        .register_writer(self.id, cx.waker());
+                    let mut wait = stream.wait_writable();
+                    match wait.as_mut().poll(cx) {
+                        Poll::Pending => {
+                            lock_waits(&mut self.waits).write = Some(wait);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                }
+                // An error (or nothing taken): the machine's path, where
+                // the socket's task meets it too and reports it.
+                _ => break self.shared.lock().driver.poll_write(self.id, data, cx),
             }
         };
         match result {

@@ -1,38 +1,52 @@
 //! Socket tasks that run where the work is: parked until something wakes
-//! them, and then run on the runtime for one poll, or polled by an
-//! application future that waits for their outcome.
+//! them, then carried by a runtime task, or polled by an application
+//! future that waits for their outcome.
 //!
 //! Why: every socket has a task that performs the machine's actions on it
 //! (DESIGN.md "Adapters"). Spawned as an ordinary runtime task, it is woken
 //! by the same readiness as the application future waiting for the result
 //! (a connect, the peer's end after `close`), and the two then meet on the
 //! shared lock from two threads, and hand the outcome over with one more
-//! wake-up. On loopback that doubled the futex calls of a connect and a
-//! close. A parked task is polled by nobody until a wake-up: then a fresh
-//! runtime task polls it once and parks it again. An application future may
-//! instead [`Parked::claim`] it and poll it with its own context, so the
-//! readiness wakes the application's task directly and the socket's work
-//! is done there, on one thread, with no hand-over. Dropping the claim
-//! hands the task back (polled once with the parked waker, so every wait
-//! it is in points to the parked task again).
+//! wake-up: on loopback that doubled the futex calls and context switches
+//! of a connect and a close. A parked task is polled by nobody until a
+//! wake-up; the first one spawns its *carrier*, a runtime task that polls it
+//! from then on with its own waker, like any spawned task. An application
+//! future may instead [`Parked::claim`] it whenever it is idle and poll it
+//! with its own context: the readiness then wakes the application's task
+//! directly, and the socket's work is done there, on one thread, with no
+//! hand-over. Dropping the claim hands the task back: one poll with the
+//! carrier's (or the parked) waker points every wait it is in back to it.
+//! A connect and a close claimed from start to end never need a runtime
+//! task at all.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::{Runtime, Task};
 
-/// One socket task, parked or running.
+/// One socket task, parked, claimed, or carried by a runtime task.
 pub(crate) struct Parked {
     runtime: Arc<dyn Runtime>,
     state: Mutex<State>,
 }
 
-enum State {
-    /// Pending, polled by nobody; a wake-up runs it on the runtime.
+struct State {
+    slot: Slot,
+    /// A wake-up came while the task was being polled: it is polled again.
+    woken: bool,
+    /// The waker of the runtime task that carries this one, once the task
+    /// was first woken: from then on it runs there like any spawned task
+    /// (its waits wake the carrier directly), except while claimed.
+    carrier: Option<Waker>,
+}
+
+enum Slot {
+    /// Pending, and nobody is polling it.
     Idle(Task),
-    /// Being polled (by a run on the runtime, or under a claim); `woken`: a
-    /// wake-up came meanwhile, so it is polled again before it parks.
-    Busy { woken: bool },
+    /// Being polled: by its carrier, by a claimer, or where it was started.
+    Busy,
     /// Finished.
     Done,
 }
@@ -43,58 +57,82 @@ impl Parked {
     pub(crate) fn new(runtime: Arc<dyn Runtime>) -> Arc<Parked> {
         Arc::new(Parked {
             runtime,
-            state: Mutex::new(State::Busy { woken: false }),
+            state: Mutex::new(State {
+                slot: Slot::Busy,
+                woken: false,
+                carrier: None,
+            }),
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Polls `task` once with the parked waker, in the caller's context,
-    /// then parks it, or, when it was woken meanwhile, runs it again on the
-    /// runtime. Not again here: a runtime may wake a task at once to make
-    /// it yield (tokio's cooperative budget does, from inside a socket's
-    /// readiness poll), and polling again in the same context would spin.
-    /// Not under the shared lock: the task takes it.
+    /// Polls `task` (held as busy) once, in the caller's context, with the
+    /// waker its waits should wake: the carrier's if it has one, else the
+    /// parked waker. Then parks it; a wake-up that came meanwhile goes to
+    /// the runtime (not polled again here: a runtime may wake a task at
+    /// once to make it yield, as tokio's cooperative budget does from
+    /// inside a readiness poll, and polling again here would spin). Not
+    /// under the shared lock: the task takes it.
     pub(crate) fn run(self: &Arc<Self>, mut task: Task) {
-        let waker = Waker::from(self.clone());
-        if task
+        let waker = self
+            .state()
+            .carrier
+            .clone()
+            .unwrap_or_else(|| Waker::from(self.clone()));
+        let done = task
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
-            .is_ready()
-        {
-            *self.state() = State::Done;
-            return;
-        }
+            .is_ready();
         let mut state = self.state();
-        if let State::Busy { woken: true } = *state {
-            *state = State::Busy { woken: false };
-            drop(state);
-            self.schedule(task);
+        if done {
+            self.finish(state);
             return;
         }
-        *state = State::Idle(task);
+        state.slot = Slot::Idle(task);
+        if std::mem::take(&mut state.woken) {
+            self.schedule(state);
+        }
     }
 
-    /// Runs `task` (which this parked task holds as busy) on the runtime.
-    fn schedule(self: &Arc<Self>, task: Task) {
-        let parked = self.clone();
-        self.runtime
-            .spawn(Box::pin(async move { parked.run(task) }));
+    /// The task finished away from its carrier: the carrier, if there is
+    /// one, is woken to see it and end.
+    fn finish(&self, mut state: MutexGuard<'_, State>) {
+        state.slot = Slot::Done;
+        if let Some(carrier) = state.carrier.take() {
+            drop(state);
+            carrier.wake();
+        }
     }
 
-    /// Takes the task to poll in the caller's task, if it is parked (not
-    /// running elsewhere, not finished).
+    /// Has the idle task polled on the runtime: by its carrier, started
+    /// with the first wake-up.
+    fn schedule(self: &Arc<Self>, state: MutexGuard<'_, State>) {
+        match &state.carrier {
+            Some(carrier) => carrier.wake_by_ref(),
+            None => {
+                drop(state);
+                let carrier = Carrier {
+                    parked: self.clone(),
+                };
+                self.runtime.spawn(Box::pin(carrier));
+            }
+        }
+    }
+
+    /// Takes the task to poll in the caller's task, if it is idle (not
+    /// being polled elsewhere, not finished).
     pub(crate) fn claim(self: &Arc<Self>) -> Option<Claim> {
         let mut state = self.state();
-        match std::mem::replace(&mut *state, State::Busy { woken: false }) {
-            State::Idle(task) => Some(Claim {
+        match std::mem::replace(&mut state.slot, Slot::Busy) {
+            Slot::Idle(task) => Some(Claim {
                 parked: self.clone(),
                 task: Some(task),
             }),
             other => {
-                *state = other;
+                state.slot = other;
                 None
             }
         }
@@ -108,19 +146,58 @@ impl Wake for Parked {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let mut state = self.state();
-        match &mut *state {
-            State::Idle(_) => {
-                let State::Idle(task) =
-                    std::mem::replace(&mut *state, State::Busy { woken: false })
-                else {
-                    return;
-                };
-                drop(state);
-                self.schedule(task);
-            }
-            State::Busy { woken } => *woken = true,
-            State::Done => {}
+        match state.slot {
+            Slot::Idle(_) => self.schedule(state),
+            Slot::Busy => state.woken = true,
+            Slot::Done => {}
         }
+    }
+}
+
+/// The runtime task that polls a parked task once it was woken, with its
+/// own waker, for the rest of its life; it only stands aside while the
+/// task is claimed.
+struct Carrier {
+    parked: Arc<Parked>,
+}
+
+impl Future for Carrier {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let parked = &self.parked;
+        let mut state = parked.state();
+        if !state
+            .carrier
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.carrier = Some(cx.waker().clone());
+        }
+        let mut task = match std::mem::replace(&mut state.slot, Slot::Busy) {
+            Slot::Idle(task) => task,
+            Slot::Done => {
+                state.slot = Slot::Done;
+                return Poll::Ready(());
+            }
+            // Claimed (or started elsewhere): the claim's hand-back polls
+            // it with this carrier's waker.
+            Slot::Busy => return Poll::Pending,
+        };
+        state.woken = false;
+        drop(state);
+        if task.as_mut().poll(cx).is_ready() {
+            parked.state().slot = Slot::Done;
+            return Poll::Ready(());
+        }
+        let mut state = parked.state();
+        state.slot = Slot::Idle(task);
+        if std::mem::take(&mut state.woken) {
+            // Woken while polled (by the parked waker of an old wait):
+            // once more, after yielding.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 }
 
@@ -147,14 +224,17 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         match self.task.take() {
-            // Its waits point to the claimer's waker: one poll with the
-            // parked waker points them back, and sees whatever a wake-up
-            // during the claim was for.
+            // Its waits point to the claimer's waker: one poll with its
+            // own (the carrier's, or the parked one) points them back, and
+            // sees whatever a wake-up during the claim was for.
             Some(task) => {
-                *self.parked.state() = State::Busy { woken: false };
+                self.parked.state().woken = false;
                 self.parked.run(task);
             }
-            None => *self.parked.state() = State::Done,
+            None => {
+                let state = self.parked.state();
+                self.parked.finish(state);
+            }
         }
     }
 }
@@ -169,29 +249,65 @@ mod tests {
     use super::super::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp};
     use super::*;
 
-    /// Keeps what it is given to spawn; the test runs it.
-    #[derive(Default)]
-    struct Spawns(Mutex<Vec<Task>>);
+    /// A runtime task of [`Executor`]: runnable when woken.
+    struct Spawned {
+        task: Mutex<Option<Task>>,
+        scheduled: AtomicBool,
+    }
 
-    impl Spawns {
-        fn run_all(&self) -> usize {
-            let tasks = std::mem::take(&mut *self.0.lock().unwrap());
-            let n = tasks.len();
-            let waker = Waker::noop();
-            for mut task in tasks {
-                assert!(
-                    task.as_mut()
-                        .poll(&mut Context::from_waker(waker))
-                        .is_ready()
-                );
-            }
-            n
+    impl Wake for Spawned {
+        fn wake(self: Arc<Self>) {
+            self.scheduled.store(true, Ordering::SeqCst);
         }
     }
 
-    impl Runtime for Spawns {
+    /// A runtime the test drives by hand.
+    #[derive(Default)]
+    struct Executor(Mutex<Vec<Arc<Spawned>>>);
+
+    impl Executor {
+        /// Runtime tasks ever spawned.
+        fn spawned(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+        /// Runtime tasks not finished.
+        fn live(&self) -> usize {
+            let list = self.0.lock().unwrap();
+            list.iter()
+                .filter(|s| s.task.lock().unwrap().is_some())
+                .count()
+        }
+        /// Polls each woken runtime task once; how many were polled.
+        fn run_once(&self) -> usize {
+            let list: Vec<_> = self.0.lock().unwrap().clone();
+            let mut polled = 0;
+            for spawned in list {
+                if !spawned.scheduled.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+                let waker = Waker::from(spawned.clone());
+                let mut slot = spawned.task.lock().unwrap();
+                if let Some(task) = slot.as_mut() {
+                    polled += 1;
+                    if task
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_ready()
+                    {
+                        *slot = None;
+                    }
+                }
+            }
+            polled
+        }
+    }
+
+    impl Runtime for Executor {
         fn spawn(&self, task: Task) {
-            self.0.lock().unwrap().push(task);
+            self.0.lock().unwrap().push(Arc::new(Spawned {
+                task: Mutex::new(Some(task)),
+                scheduled: AtomicBool::new(true),
+            }));
         }
         fn sleep_until(&self, _: std::time::Instant) -> Task {
             Box::pin(std::future::pending())
@@ -210,12 +326,14 @@ mod tests {
         }
     }
 
-    /// A task that keeps the waker of its latest poll and ends once told.
+    /// A socket task stand-in: keeps the waker of its latest poll, ends
+    /// once told, may wake itself from inside a poll.
     #[derive(Default)]
     struct Probe {
         polls: AtomicUsize,
         waker: Mutex<Option<Waker>>,
         finish: AtomicBool,
+        wake_in_poll: AtomicBool,
     }
 
     impl Probe {
@@ -227,6 +345,9 @@ mod tests {
                     return Poll::Ready(());
                 }
                 *probe.waker.lock().unwrap() = Some(cx.waker().clone());
+                if probe.wake_in_poll.load(Ordering::SeqCst) {
+                    cx.waker().wake_by_ref();
+                }
                 Poll::Pending
             }))
         }
@@ -238,110 +359,109 @@ mod tests {
                 w.wake();
             }
         }
-    }
-
-    fn started(probe: &Arc<Probe>) -> (Arc<Spawns>, Arc<Parked>) {
-        let spawns = Arc::new(Spawns::default());
-        let parked = Parked::new(spawns.clone());
-        parked.run(probe.task());
-        (spawns, parked)
-    }
-
-    #[test]
-    fn a_parked_task_runs_on_the_runtime_once_per_wake_up() {
-        let probe = Arc::new(Probe::default());
-        let (spawns, parked) = started(&probe);
-        assert_eq!(probe.polls(), 1, "the first poll is the caller's");
-        assert_eq!(spawns.run_all(), 0, "nothing runs until a wake-up");
-        probe.wake();
-        assert_eq!(probe.polls(), 1, "a wake-up does not poll in the waker");
-        assert_eq!(spawns.run_all(), 1);
-        assert_eq!(probe.polls(), 2);
-        probe.finish.store(true, Ordering::SeqCst);
-        probe.wake();
-        assert_eq!(spawns.run_all(), 1);
-        assert_eq!(probe.polls(), 3);
-        // Finished: a stray wake-up of an old waker starts nothing.
-        parked.wake_by_ref();
-        assert_eq!(spawns.run_all(), 0);
-    }
-
-    #[test]
-    fn a_claimed_task_is_polled_by_the_claimer_and_handed_back() {
-        let probe = Arc::new(Probe::default());
-        let (spawns, parked) = started(&probe);
-        let mut claim = parked.claim().expect("parked, so claimable");
-        assert!(parked.claim().is_none(), "one claimer at a time");
-        let claimer_waker = Waker::from(Arc::new(Flag::default()));
-        assert!(!claim.poll(&mut Context::from_waker(&claimer_waker)));
-        // Its wake-ups now reach the claimer, not the runtime.
-        assert!(
-            probe
-                .waker
+        fn waits_on(&self, waker: &Waker) -> bool {
+            self.waker
                 .lock()
                 .unwrap()
                 .as_ref()
-                .is_some_and(|w| w.will_wake(&claimer_waker))
-        );
-        // A wake-up of the parked waker while claimed starts nothing: the
-        // hand-back polls it anyway, and leaves its waits pointing to the
-        // parked task.
-        parked.wake_by_ref();
-        assert_eq!(spawns.run_all(), 0);
-        let polls = probe.polls();
-        drop(claim);
-        assert_eq!(probe.polls(), polls + 1);
-        assert_eq!(spawns.run_all(), 0);
-        probe.wake();
-        assert_eq!(spawns.run_all(), 1, "parked again: a wake-up runs it");
+                .is_some_and(|w| w.will_wake(waker))
+        }
+    }
+
+    fn started(probe: &Arc<Probe>) -> (Arc<Executor>, Arc<Parked>) {
+        let executor = Arc::new(Executor::default());
+        let parked = Parked::new(executor.clone());
+        parked.run(probe.task());
+        (executor, parked)
     }
 
     #[test]
-    fn a_task_finished_under_a_claim_stays_finished() {
+    fn a_parked_task_gets_a_carrier_at_its_first_wake_up_and_keeps_it() {
         let probe = Arc::new(Probe::default());
-        let (spawns, parked) = started(&probe);
+        let (executor, _parked) = started(&probe);
+        assert_eq!(probe.polls(), 1, "the first poll is the caller's");
+        assert_eq!(executor.spawned(), 0, "nothing on the runtime until woken");
+        probe.wake();
+        assert_eq!(probe.polls(), 1, "a wake-up does not poll in the waker");
+        assert_eq!(executor.spawned(), 1);
+        assert_eq!(executor.run_once(), 1);
+        assert_eq!(probe.polls(), 2);
+        // Its waits now wake the carrier itself: no new runtime task.
+        probe.wake();
+        assert_eq!(executor.run_once(), 1);
+        assert_eq!(probe.polls(), 3);
+        assert_eq!(executor.spawned(), 1);
+        probe.finish.store(true, Ordering::SeqCst);
+        probe.wake();
+        assert_eq!(executor.run_once(), 1);
+        assert_eq!(probe.polls(), 4);
+        assert_eq!(executor.live(), 0, "the carrier ends with the task");
+    }
+
+    #[test]
+    fn a_claimed_task_is_polled_by_the_claimer_and_handed_back_to_its_carrier() {
+        let probe = Arc::new(Probe::default());
+        let (executor, parked) = started(&probe);
+        probe.wake();
+        assert_eq!(executor.run_once(), 1, "the carrier starts");
+        let mut claim = parked.claim().expect("idle, so claimable");
+        assert!(parked.claim().is_none(), "one claimer at a time");
+        let claimer = Waker::from(Arc::new(Flag::default()));
+        assert!(!claim.poll(&mut Context::from_waker(&claimer)));
+        assert!(probe.waits_on(&claimer), "its wake-ups reach the claimer");
+        // The carrier, woken while the task is claimed, leaves it alone.
+        let polls = probe.polls();
+        Waker::from(parked.clone()).wake();
+        executor.run_once();
+        assert_eq!(probe.polls(), polls);
+        drop(claim);
+        assert_eq!(probe.polls(), polls + 1, "the hand-back polls it once");
+        assert!(!probe.waits_on(&claimer), "and points its waits back");
+        probe.wake();
+        assert_eq!(executor.run_once(), 1, "the carrier carries it again");
+        assert_eq!(executor.spawned(), 1);
+    }
+
+    #[test]
+    fn a_task_finished_under_a_claim_ends_its_carrier() {
+        let probe = Arc::new(Probe::default());
+        let (executor, parked) = started(&probe);
+        probe.wake();
+        executor.run_once();
         let mut claim = parked.claim().unwrap();
         probe.finish.store(true, Ordering::SeqCst);
         assert!(claim.poll(&mut Context::from_waker(Waker::noop())));
         drop(claim);
         assert!(parked.claim().is_none());
-        parked.wake_by_ref();
-        assert_eq!(spawns.run_all(), 0);
+        executor.run_once();
+        assert_eq!(executor.live(), 0);
     }
 
     #[test]
-    fn a_running_task_cannot_be_claimed_and_a_wake_up_meanwhile_is_not_lost() {
+    fn a_claim_before_any_wake_up_needs_no_runtime_task() {
         let probe = Arc::new(Probe::default());
-        let (spawns, parked) = started(&probe);
+        let (executor, parked) = started(&probe);
+        let mut claim = parked.claim().unwrap();
+        assert!(!claim.poll(&mut Context::from_waker(Waker::noop())));
+        drop(claim);
+        assert_eq!(executor.spawned(), 0, "connect and close stay in place");
         probe.wake();
-        // Scheduled on the runtime, not run yet: not claimable.
-        assert!(parked.claim().is_none());
-        // Woken again before the run: after its poll, the run leaves
-        // another on the runtime, so no wake-up is lost...
-        parked.wake_by_ref();
-        assert_eq!(spawns.run_all(), 1);
-        assert_eq!(probe.polls(), 2);
-        assert_eq!(spawns.run_all(), 1);
-        assert_eq!(probe.polls(), 3);
-        assert!(parked.claim().is_some());
+        assert_eq!(executor.spawned(), 1, "handed back to the parked waker");
     }
 
     #[test]
     fn a_task_woken_while_it_is_polled_is_not_polled_again_in_place() {
         // tokio's cooperative budget wakes a task from inside a readiness
         // poll to make it yield: polling again at once would never end.
-        let spawns = Arc::new(Spawns::default());
-        let parked = Parked::new(spawns.clone());
-        let polls = Arc::new(AtomicUsize::new(0));
-        let counted = polls.clone();
-        parked.run(Box::pin(std::future::poll_fn(move |cx| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            cx.waker().wake_by_ref();
-            Poll::<()>::Pending
-        })));
-        assert_eq!(polls.load(Ordering::SeqCst), 1);
-        assert_eq!(spawns.run_all(), 1, "the next poll is the runtime's");
-        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        let probe = Arc::new(Probe::default());
+        probe.wake_in_poll.store(true, Ordering::SeqCst);
+        let (executor, _parked) = started(&probe);
+        assert_eq!(probe.polls(), 1);
+        assert_eq!(executor.spawned(), 1, "the next poll is the runtime's");
+        for round in 2..5 {
+            assert_eq!(executor.run_once(), 1);
+            assert_eq!(probe.polls(), round, "one poll per runtime turn");
+        }
     }
 
     #[derive(Default)]

@@ -56,7 +56,7 @@ pub(crate) struct Inner {
     pub(crate) conns: HashMap<ConnectionId, ConnSide>,
     pub(crate) listeners: HashMap<ListenerId, ListenSide>,
     /// The connected sockets, shared with their tasks, for the stream
-    /// pass-through ([`Inner::write_through`], [`Inner::read_through`]);
+    /// pass-through ([`Inner::stream_writer`], [`Inner::stream_reader`]);
     /// each task removes its own before it closes it.
     pub(crate) io: HashMap<SocketId, Arc<dyn ReadyTcp>>,
     /// Each socket's task, which application futures may claim
@@ -326,80 +326,57 @@ impl ConnSide {
     }
 }
 
-/// What a stream pass-through did ([`Inner::write_through`],
-/// [`Inner::read_through`]).
-pub(crate) enum Through {
-    /// Moved this many bytes between the socket and the application.
-    Moved(usize),
-    /// The socket would block: wait on it with this (the wait owns it).
-    WouldBlock(Arc<dyn ReadyTcp>),
-    /// The pass-through does not apply, or the socket reported an end or
-    /// an error (the machine has it): go through the machine.
-    Machine,
-}
-
 impl Inner {
-    /// Stream write straight to the socket of a plain TCP connection with
-    /// nothing queued (`Machine::write_through`): one copy less, and no
-    /// hand-over to the socket's task. When the socket is full the writer
-    /// waits on the socket itself, as it would with a `TcpStream`, instead
-    /// of filling the transmit queue (whose bytes would all be copied once
-    /// more).
-    pub(crate) fn write_through(&mut self, conn: ConnectionId, data: &[u8]) -> Through {
-        let Some(socket) = self.driver.machine().write_through(conn) else {
-            return Through::Machine;
-        };
-        let Some(io) = self.io.get(&socket) else {
-            return Through::Machine;
-        };
-        match io.try_write(data) {
-            Ok(n) if n > 0 => {
-                let now = self.driver.now();
-                self.driver.machine_mut().wrote_through(now, conn, n);
-                self.driver.dispatch();
-                Through::Moved(n)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Through::WouldBlock(io.clone()),
-            // An error (or a zero-length write): the socket's task meets
-            // it too and reports it; the machine path waits for that.
-            _ => Through::Machine,
-        }
+    /// The socket of a plain TCP connection with nothing queued
+    /// (`Machine::write_through`), for a stream write straight to it, made
+    /// without this lock (the syscall's copy is the write's cost, and both
+    /// ends of a loopback connection share one instance): one copy less
+    /// than through the transmit queue, and no hand-over to the socket's
+    /// task. Report what it took with [`Inner::wrote_through`]. A writer
+    /// that finds it full waits on its readiness, as with a `TcpStream`.
+    /// Nothing else writes to it meanwhile: the machine has nothing of this
+    /// connection to write, and the writer holds the connection exclusively
+    /// (`&mut`), so no send, close or shutdown can queue any.
+    pub(crate) fn stream_writer(&self, conn: ConnectionId) -> Option<Arc<dyn ReadyTcp>> {
+        let socket = self.driver.machine().write_through(conn)?;
+        self.io.get(&socket).cloned()
     }
 
-    /// Stream read straight from the socket of a plain TCP connection whose
-    /// receive buffer is empty (`Machine::read_through`). When nothing is
-    /// there, reading is handed to the application
-    /// (`Machine::delegate_reading`), which then waits on the socket
-    /// itself. The end of the stream and errors go to the machine, and
-    /// the caller reads them from it.
-    pub(crate) fn read_through(&mut self, conn: ConnectionId, buf: &mut [u8]) -> Through {
-        let Some(socket) = self.driver.machine().read_through(conn) else {
-            return Through::Machine;
-        };
-        let Some(io) = self.io.get(&socket) else {
-            return Through::Machine;
-        };
-        loop {
-            match io.try_read(buf) {
-                Ok(0) => {
-                    self.driver.handle(Input::SocketEof { socket });
-                    return Through::Machine;
-                }
-                Ok(n) => return Through::Moved(n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let io = io.clone();
-                    return if self.driver.machine_mut().delegate_reading(conn) {
-                        Through::WouldBlock(io)
-                    } else {
-                        Through::Machine
-                    };
-                }
-                Err(e) => {
-                    let reason = crate::sys::socket::failure_reason(&e);
-                    self.driver.handle(Input::SocketFailed { socket, reason });
-                    return Through::Machine;
-                }
+    /// `n` bytes went straight to `conn`'s socket ([`Inner::stream_writer`]).
+    pub(crate) fn wrote_through(&mut self, conn: ConnectionId, n: usize) {
+        let now = self.driver.now();
+        self.driver.machine_mut().wrote_through(now, conn, n);
+        self.driver.dispatch();
+    }
+
+    /// The socket of an established plain TCP connection with nothing
+    /// received waiting (`Machine::read_through`), handed to the
+    /// application to read straight into its buffer, without this lock:
+    /// reading is delegated first (`Machine::delegate_reading`), so the
+    /// socket's task keeps off it and no bytes are reordered; the reader
+    /// holds the connection exclusively, so no receive or close can take
+    /// the delegation back meanwhile. The end of the stream and errors go
+    /// to the machine ([`Inner::read_failed`]).
+    pub(crate) fn stream_reader(
+        &mut self,
+        conn: ConnectionId,
+    ) -> Option<(SocketId, Arc<dyn ReadyTcp>)> {
+        let socket = self.driver.machine().read_through(conn)?;
+        let io = self.io.get(&socket)?.clone();
+        self.driver
+            .machine_mut()
+            .delegate_reading(conn)
+            .then_some((socket, io))
+    }
+
+    /// A pass-through read met the end of the stream (`Ok(0)`) or an
+    /// error: the machine hears it as from the socket's task.
+    pub(crate) fn read_failed(&mut self, socket: SocketId, result: std::io::Result<usize>) {
+        match result {
+            Ok(_) => self.driver.handle(Input::SocketEof { socket }),
+            Err(e) => {
+                let reason = crate::sys::socket::failure_reason(&e);
+                self.driver.handle(Input::SocketFailed { socket, reason });
             }
         }
     }

@@ -255,8 +255,9 @@ fn owned_step(shared: &Arc<Shared>, id: SocketId, io: &mut dyn NonBlockingIo) ->
 
 /// The life of a connected (or accepted) socket: a driver step, then wait
 /// for what it asks for, until it says close. While it runs, the
-/// application's stream I/O may pass through to it (`Inner::write_through`,
-/// `Inner::read_through`, under the same lock as these steps); only this
+/// application's stream I/O may pass through to it (`Inner::stream_writer`,
+/// `Inner::stream_reader`: only while the machine has nothing of it to
+/// write, and with its reading delegated); only this
 /// task closes it.
 async fn run_socket(
     shared: Arc<Shared>,
