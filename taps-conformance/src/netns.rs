@@ -630,10 +630,14 @@ pub fn scenarios(net: &Network) {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Last, since a link taken down loses its routes: the connection over
-    // tB hears of it from the path monitor (netlink) as a soft error and a
-    // path change, and stays established (RFC 9622 §8.3).
+/// The adapters' own client only (tapscat has no such option), after
+/// [`scenarios`], since a link taken down loses its routes: the connection
+/// over tB hears of it from the path monitor (netlink) as a soft error and
+/// a path change, and stays established (RFC 9622 §8.3).
+pub fn path_events(net: &Network) {
+    let topo = &net.topo;
     let (out, t) = topo.run_client(&[
         "--require",
         "tB",
@@ -667,6 +671,7 @@ pub fn racing<S: Shim>() {
     });
     if let Some(net) = Network::start(test, command) {
         scenarios(&net);
+        path_events(&net);
     }
 }
 

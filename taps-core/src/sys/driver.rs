@@ -371,6 +371,10 @@ impl Driver {
                     });
                     self.work_signal.notify();
                 }
+                // Nothing left to write (an application's task wrote it
+                // already, `poll_write_flushing`): no need to wake the
+                // socket's task.
+                Output::Transmit { socket } if self.machine.transmit_data(socket).is_empty() => {}
                 Output::Transmit { socket } | Output::ResumeReading { socket } => self.poke(socket),
                 Output::ShutdownWrite { socket } => {
                     if let Some(s) = self.sockets.get_mut(&socket) {
@@ -530,6 +534,41 @@ impl Driver {
     ) -> Poll<io::Result<usize>> {
         let now = self.now();
         let result = self.machine.write(now, conn, data);
+        self.dispatch();
+        match result {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(crate::machine::StreamError::WouldBlock) => {
+                self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("{e:?}"),
+            ))),
+        }
+    }
+
+    /// As [`Driver::poll_write`], then writes what the machine made of it
+    /// (TLS records, framed bytes) to `conn`'s socket `io` at once, in the
+    /// caller's task, as far as the socket takes it: a stream writer on a
+    /// connection that cannot pass through does not wait for a hand-over
+    /// to the socket's task, which is woken only for what is left.
+    pub fn poll_write_flushing(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        cx: &mut Context<'_>,
+        io: &mut dyn NonBlockingIo,
+    ) -> Poll<io::Result<usize>> {
+        let now = self.now();
+        let result = self.machine.write(now, conn, data);
+        if let Some(socket) = self.machine.connection_socket(conn)
+            && self.sockets.get(&socket).is_some_and(|s| s.close.is_none())
+            && let Err(reason) = self.write_pending(socket, io)
+        {
+            self.machine
+                .handle(now, Input::SocketFailed { socket, reason });
+        }
         self.dispatch();
         match result {
             Ok(n) => Poll::Ready(Ok(n)),

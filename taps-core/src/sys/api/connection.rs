@@ -554,7 +554,7 @@ impl Connection {
                 let mut g = self.shared.lock();
                 match g.stream_writer(self.id) {
                     Some(stream) => stream,
-                    None => break g.driver.poll_write(self.id, data, cx),
+                    None => break g.write_via_machine(self.id, data, cx),
                 }
             };
             match stream.try_write(data) {

@@ -342,6 +342,28 @@ impl Inner {
         self.io.get(&socket).cloned()
     }
 
+    /// A stream write through the machine (TLS, a framer, or bytes
+    /// queued), whose output is written to the socket in the caller's task
+    /// (`Driver::poll_write_flushing`) when the socket is connected.
+    pub(crate) fn write_via_machine(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let io = self
+            .driver
+            .machine()
+            .connection_socket(conn)
+            .and_then(|socket| self.io.get(&socket).cloned());
+        match io {
+            Some(io) => self
+                .driver
+                .poll_write_flushing(conn, data, cx, &mut tasks::StreamIo(&*io)),
+            None => self.driver.poll_write(conn, data, cx),
+        }
+    }
+
     /// `n` bytes went straight to `conn`'s socket ([`Inner::stream_writer`]).
     pub(crate) fn wrote_through(&mut self, conn: ConnectionId, n: usize) {
         let now = self.driver.now();
