@@ -180,9 +180,13 @@ impl Future for Carrier {
                 state.slot = Slot::Done;
                 return Poll::Ready(());
             }
-            // Claimed (or started elsewhere): the claim's hand-back polls
-            // it with this carrier's waker.
-            Slot::Busy => return Poll::Pending,
+            // Being polled elsewhere (claimed, or handed back, or started):
+            // whoever polls it polls it again, or has the carrier do so,
+            // for this wake-up, which it may have missed.
+            Slot::Busy => {
+                state.woken = true;
+                return Poll::Pending;
+            }
         };
         state.woken = false;
         drop(state);
@@ -334,6 +338,9 @@ mod tests {
         waker: Mutex<Option<Waker>>,
         finish: AtomicBool,
         wake_in_poll: AtomicBool,
+        /// Runs once inside the next poll (what another thread might do
+        /// meanwhile).
+        during_poll: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     }
 
     impl Probe {
@@ -341,6 +348,9 @@ mod tests {
             let probe = self.clone();
             Box::pin(std::future::poll_fn(move |cx| {
                 probe.polls.fetch_add(1, Ordering::SeqCst);
+                if let Some(hook) = probe.during_poll.lock().unwrap().take() {
+                    hook();
+                }
                 if probe.finish.load(Ordering::SeqCst) {
                     return Poll::Ready(());
                 }
@@ -420,6 +430,30 @@ mod tests {
         probe.wake();
         assert_eq!(executor.run_once(), 1, "the carrier carries it again");
         assert_eq!(executor.spawned(), 1);
+    }
+
+    #[test]
+    fn a_carrier_woken_while_the_task_is_polled_elsewhere_is_not_lost() {
+        // The hand-back polls the task on the application's thread while
+        // the reactor wakes its carrier on another: the carrier finds it
+        // busy, and the wake-up must still reach a poll afterwards.
+        let probe = Arc::new(Probe::default());
+        let (executor, parked) = started(&probe);
+        probe.wake();
+        executor.run_once();
+        let carrier = probe.waker.lock().unwrap().clone().unwrap();
+        let mut claim = parked.claim().unwrap();
+        assert!(!claim.poll(&mut Context::from_waker(Waker::noop())));
+        let on_other_thread = executor.clone();
+        *probe.during_poll.lock().unwrap() = Some(Box::new(move || {
+            carrier.wake();
+            assert_eq!(on_other_thread.run_once(), 1, "the carrier runs");
+        }));
+        let polls = probe.polls();
+        drop(claim);
+        assert_eq!(probe.polls(), polls + 1, "the hand-back's poll");
+        assert_eq!(executor.run_once(), 1, "the carrier is woken again");
+        assert_eq!(probe.polls(), polls + 2, "and polls it for that wake-up");
     }
 
     #[test]
