@@ -562,6 +562,11 @@ impl Driver {
     ) -> Poll<io::Result<usize>> {
         let now = self.now();
         let result = self.machine.write(now, conn, data);
+        if result == Err(crate::machine::StreamError::WouldBlock) {
+            // Before the flush: what it writes may make room, and the
+            // `Writable` that says so is routed by the dispatch below.
+            self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
+        }
         if let Some(socket) = self.machine.connection_socket(conn)
             && self.sockets.get(&socket).is_some_and(|s| s.close.is_none())
             && let Err(reason) = self.write_pending(socket, io)
@@ -572,10 +577,7 @@ impl Driver {
         self.dispatch();
         match result {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(crate::machine::StreamError::WouldBlock) => {
-                self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
-                Poll::Pending
-            }
+            Err(crate::machine::StreamError::WouldBlock) => Poll::Pending,
             Err(e) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!("{e:?}"),
@@ -1062,6 +1064,48 @@ mod tests {
         assert!(!d.machine_mut().delegate_reading(conn));
         io.eof = true;
         assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
+    }
+
+    #[test]
+    fn a_flushing_writer_that_must_wait_hears_of_the_room_its_flush_made() {
+        // A writer finds the transmit queue full, then its own flush drains
+        // it: the `Writable` comes from that flush, and must wake it (it was
+        // lost once, and a TLS writer then waited forever).
+        let limits = IoLimits::default();
+        let (mut d, conn, socket) = established(limits);
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut io = FakeIo {
+            full: true,
+            ..FakeIo::default()
+        };
+        let chunk = vec![3u8; 64 << 10];
+        // Earlier writes filled the queue while the socket was full; none
+        // of them had to wait.
+        let mut accepted = 0;
+        loop {
+            let now = d.now();
+            match d.machine_mut().write(now, conn, &chunk) {
+                Ok(n) => accepted += n,
+                Err(_) => break,
+            }
+            assert!(accepted <= 4 * limits.transmit_high_water, "never full");
+        }
+        d.dispatch();
+        let _ = d.socket_step(socket, &mut io);
+        assert_eq!(io.written, 0, "the socket took nothing yet");
+        let woken = counter.0.load(Ordering::SeqCst);
+        io.full = false;
+        assert!(
+            d.poll_write_flushing(conn, &chunk, &mut cx, &mut io)
+                .is_pending()
+        );
+        assert_eq!(io.written, accepted, "the flush wrote everything queued");
+        assert!(
+            counter.0.load(Ordering::SeqCst) > woken,
+            "the writer was woken for the room"
+        );
     }
 
     #[test]
