@@ -273,14 +273,7 @@ impl Resolver {
             } else {
                 DnsOutcome::Timeout
             };
-            self.notes.push_back(DnsNote::Settled {
-                conn,
-                slot,
-                qtype,
-                answer: None,
-                outcome,
-                lingering: false,
-            });
+            self.settle_unanswered((conn, slot), qtype, outcome, false);
             return None;
         };
         let id = rng.next_u16();
@@ -343,6 +336,24 @@ impl Resolver {
         self.on_message(now, txn, payload, name, rng);
     }
 
+    /// The question settles with no usable answer, for `outcome`.
+    fn settle_unanswered(
+        &mut self,
+        (conn, slot): (ConnectionId, u8),
+        qtype: QueryType,
+        outcome: DnsOutcome,
+        lingering: bool,
+    ) {
+        self.notes.push_back(DnsNote::Settled {
+            conn,
+            slot,
+            qtype,
+            answer: None,
+            outcome,
+            lingering,
+        });
+    }
+
     /// Bytes arrived on `txn`'s TCP connection.
     pub fn on_stream_data(
         &mut self,
@@ -395,14 +406,7 @@ impl Resolver {
                     DnsOutcome::CnameChainTooDeep
                 };
                 self.release(txn);
-                self.notes.push_back(DnsNote::Settled {
-                    conn,
-                    slot,
-                    qtype,
-                    answer: None,
-                    outcome,
-                    lingering,
-                });
+                self.settle_unanswered((conn, slot), qtype, outcome, lingering);
                 return;
             }
             Err(e) => {

@@ -532,20 +532,7 @@ impl Driver {
         data: &[u8],
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        let now = self.now();
-        let result = self.machine.write(now, conn, data);
-        self.dispatch();
-        match result {
-            Ok(n) => Poll::Ready(Ok(n)),
-            Err(crate::machine::StreamError::WouldBlock) => {
-                self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                format!("{e:?}"),
-            ))),
-        }
+        self.write_then_flush(conn, data, cx, None)
     }
 
     /// As [`Driver::poll_write`], then writes what the machine made of it
@@ -560,6 +547,18 @@ impl Driver {
         cx: &mut Context<'_>,
         io: &mut dyn NonBlockingIo,
     ) -> Poll<io::Result<usize>> {
+        self.write_then_flush(conn, data, cx, Some(io))
+    }
+
+    /// A stream write, then (with `io`) a flush of the socket's pending
+    /// bytes in the caller's task.
+    fn write_then_flush(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        cx: &mut Context<'_>,
+        io: Option<&mut dyn NonBlockingIo>,
+    ) -> Poll<io::Result<usize>> {
         let now = self.now();
         let result = self.machine.write(now, conn, data);
         if result == Err(crate::machine::StreamError::WouldBlock) {
@@ -567,7 +566,8 @@ impl Driver {
             // `Writable` that says so is routed by the dispatch below.
             self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
         }
-        if let Some(socket) = self.machine.connection_socket(conn)
+        if let Some(io) = io
+            && let Some(socket) = self.machine.connection_socket(conn)
             && self.sockets.get(&socket).is_some_and(|s| s.close.is_none())
             && let Err(reason) = self.write_pending(socket, io)
         {
@@ -896,6 +896,23 @@ mod tests {
     #[derive(Default)]
     struct CountingWaker(AtomicUsize);
 
+    /// A waker that counts its wake-ups, and the count.
+    fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        (counter, waker)
+    }
+
+    impl FakeIo {
+        /// A socket that takes nothing yet.
+        fn full() -> FakeIo {
+            FakeIo {
+                full: true,
+                ..FakeIo::default()
+            }
+        }
+    }
+
     impl Wake for CountingWaker {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -1073,13 +1090,9 @@ mod tests {
         // lost once, and a TLS writer then waited forever).
         let limits = IoLimits::default();
         let (mut d, conn, socket) = established(limits);
-        let counter = Arc::new(CountingWaker::default());
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
-        let mut io = FakeIo {
-            full: true,
-            ..FakeIo::default()
-        };
+        let mut io = FakeIo::full();
         let chunk = vec![3u8; 64 << 10];
         // Earlier writes filled the queue while the socket was full; none
         // of them had to wait.
@@ -1179,13 +1192,9 @@ mod tests {
             ..IoLimits::default()
         };
         let (mut d, conn, socket) = established(limits);
-        let counter = Arc::new(CountingWaker::default());
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
-        let mut io = FakeIo {
-            full: true,
-            ..FakeIo::default()
-        };
+        let mut io = FakeIo::full();
         let mut sent = 0;
         let pending = loop {
             let mut message = Some(Message::new(vec![7u8; 8 << 10]));
