@@ -25,7 +25,17 @@
 //!
 //! One `Taps` keeps the core's [`Driver`](super::driver::Driver) behind one
 //! mutex, taken only for synchronous calls and never across an await, so
-//! one slow connection never stalls the others.
+//! one slow connection never stalls the others. The stream pass-through's
+//! read(2) and write(2) run outside it (the lock only decides and
+//! accounts); TLS work runs inside it, so one instance does one
+//! connection's crypto at a time (see the README's performance notes).
+//!
+//! # Where socket work runs
+//!
+//! Each socket's task is parked (`parked`): polled by nobody until woken,
+//! then by its carrier, a runtime task; `initiate` and `close` claim their
+//! sockets' tasks and run them in the application's task, so a connect and
+//! an orderly close need no hand-over between tasks.
 
 mod adapter;
 mod connection;
