@@ -443,16 +443,7 @@ impl Machine {
         conn: ConnectionId,
         message: Message,
     ) -> Result<MessageId, SendError> {
-        let Some(c) = self.conns.get_mut(conn) else {
-            self.stats.stale_inputs += 1;
-            return Err(SendError::UnknownConnection);
-        };
-        if !matches!(
-            c.state,
-            ConnectionState::Establishing | ConnectionState::Established
-        ) {
-            return Err(SendError::NotOpen);
-        }
+        let c = self.sending_conn(conn)?;
         let id = c.io.enqueue(now, message)?;
         if c.state == ConnectionState::Established {
             self.pump(now, conn);
@@ -665,6 +656,12 @@ impl Machine {
     /// and `Writable` follows once the queue drains, so an adapter can keep
     /// the message and wait instead of losing it to a refused `send`.
     pub fn check_send(&mut self, conn: ConnectionId, len: usize) -> Result<(), SendError> {
+        self.sending_conn(conn)?.io.check_room(len)
+    }
+
+    /// `conn`, if it still takes messages (establishing or established);
+    /// an unknown id counts as a stale input.
+    fn sending_conn(&mut self, conn: ConnectionId) -> Result<&mut super::Conn, SendError> {
         let Some(c) = self.conns.get_mut(conn) else {
             self.stats.stale_inputs += 1;
             return Err(SendError::UnknownConnection);
@@ -675,7 +672,7 @@ impl Machine {
         ) {
             return Err(SendError::NotOpen);
         }
-        c.io.check_room(len)
+        Ok(c)
     }
 
     /// RFC 9622 §10 `Close`: queued messages go out, then TLS close_notify

@@ -160,8 +160,8 @@ pub trait NonBlockingIo {
 #[derive(Debug)]
 struct SocketSlot {
     signal: Arc<Signal>,
-    /// The connect's outcome was reported (by the socket's task or by an
-    /// application future waiting for it, whichever saw it first).
+    /// The connect's outcome was reported: `initiate` stops running the
+    /// socket's task (`Driver::awaiting_connect`).
     connect_reported: bool,
     close: Option<Close>,
     shutdown_wanted: bool,
@@ -657,9 +657,8 @@ impl Driver {
         self.sockets.get(&socket).map(|s| s.signal.clone())
     }
 
-    /// The adapter's connect finished (or failed). Reported once: a
-    /// second report (the socket's task and an application future both saw
-    /// the socket become writable) is ignored.
+    /// The adapter's connect finished (or failed). Reported once; a
+    /// second report, or one for a released socket, is ignored.
     pub fn connected(&mut self, socket: SocketId, result: Result<(), FailureReason>) {
         match self.sockets.get_mut(&socket) {
             Some(slot) if !slot.connect_reported => slot.connect_reported = true,
