@@ -924,3 +924,47 @@ fn stop_drops_connections_still_handshaking() {
     assert_eq!(net.machines[1].connection_count(), 0);
     assert_eq!(net.machines[1].socket_count(), 0, "its socket was closed");
 }
+
+#[test]
+fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
+    // rustls buffers at most 64 KiB of records by default and takes only
+    // part of a larger write; the stack must hand over every byte (RFC 9622
+    // §9.2: a message accepted by Send is sent whole), here 300 KiB
+    // messages framed and 256 KiB of stream bytes in one write.
+    let ca = TestCa::new();
+    let framer = FramerFactory::length_prefixed(1 << 20);
+    let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), Some(framer)))
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    let s = server_conn(&net).expect("ConnectionReceived");
+    let big: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..2 {
+        net.machines[0]
+            .send(net.now, c, Message::new(big.clone()))
+            .unwrap();
+        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+    }
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(received(&net, 1, s), vec![big.clone(), big]);
+
+    // Stream bytes, no framer: one write as large as the transmit queue.
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), None))
+        .unwrap();
+    net.run_for(Duration::from_secs(1));
+    let s = server_conn(&net).expect("ConnectionReceived");
+    let data: Vec<u8> = (0..256 * 1024).map(|i| (i % 253) as u8).collect();
+    let n = net.machines[0].write(net.now, c, &data).unwrap();
+    assert_eq!(n, data.len(), "the whole write fits the transmit queue");
+    net.run_for(Duration::from_secs(5));
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(k @ 1..) = net.machines[1].read(s, &mut buf) {
+        got.extend_from_slice(&buf[..k]);
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "stream bytes arrive in order and intact");
+}

@@ -277,7 +277,7 @@ impl ClientTls {
         let name =
             ServerName::try_from(server_name.to_string()).map_err(|_| TlsFailure::BadServerName)?;
         let conn = ClientConnection::new(self.config.clone(), name).map_err(|e| failure(&e))?;
-        Ok(TlsSession { conn: conn.into() })
+        Ok(TlsSession::new(conn.into()))
     }
 }
 
@@ -317,11 +317,21 @@ impl ServerTls {
 
     pub(crate) fn session(&self) -> Result<TlsSession, TlsFailure> {
         let conn = ServerConnection::new(self.config.clone()).map_err(|e| failure(&e))?;
-        Ok(TlsSession { conn: conn.into() })
+        Ok(TlsSession::new(conn.into()))
     }
 }
 
 impl TlsSession {
+    fn new(mut conn: rustls::Connection) -> TlsSession {
+        // rustls's own 64 KiB limit makes its writer take only part of a
+        // larger write, and `send` hands over whole messages: the rest was
+        // lost. The connection layer bounds what it hands over
+        // (`IoLimits`), and the records go straight on to the transmit
+        // queue, so rustls's buffers never hold more than one write.
+        conn.set_buffer_limit(None);
+        TlsSession { conn }
+    }
+
     /// Feeds bytes from the peer; decrypted application data is appended to
     /// `plaintext`. An error is final for the session.
     pub(crate) fn receive(
