@@ -14,7 +14,10 @@ use taps_core::Instant;
 use taps_core::connection::{IoLimits, Message, SendError};
 use taps_core::dns::config::parse_hosts;
 use taps_core::id::{ConnectionId, ListenerId};
-use taps_core::machine::{Config, Event, ListenerConfig, Machine, Preconnection};
+use taps_core::machine::{
+    Config, Event, ListenerConfig, Machine, Preconnection, StreamError, TlsCheckout, TlsRead,
+    TlsWrite,
+};
 use taps_core::race::RaceFailure;
 use taps_core::security::{SecurityParameters, spki_sha256};
 use taps_core::stack::framer::FramerFactory;
@@ -967,4 +970,321 @@ fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
     }
     assert_eq!(got.len(), data.len());
     assert!(got == data, "stream bytes arrive in order and intact");
+}
+
+// --- TLS stream pass-through (`Machine::check_out_tls`) ------------------
+//
+// An adapter checks an established TLS stream's session out for one read or
+// write, runs the crypto and the socket call itself, and checks it back in.
+// RFC 9622 §9.2-§9.3: the application's bytes arrive whole and in order;
+// RFC 8446 §5: the records of one session go out in the order they were
+// made, whoever writes them.
+
+/// An established TLS stream (no framer): (net, client conn, server conn).
+fn tls_stream(ca: &TestCa) -> (Net, ConnectionId, ConnectionId) {
+    let (mut net, _) = setup(ca, &["example.com"], None);
+    let c = net.machines[0]
+        .initiate(ms(0), &pre(client_security(ca), None))
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    let s = server_conn(&net).expect("ConnectionReceived");
+    assert!(ready(&net, 0, c));
+    (net, c, s)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Writes all of `data` from machine `m`'s `conn` through checkouts whose
+/// socket takes `room` bytes each time.
+fn write_through_all(net: &mut Net, m: usize, conn: ConnectionId, data: &[u8], room: usize) {
+    let mut sent = 0;
+    while sent < data.len() {
+        match net.tls_write_through(m, conn, &data[sent..], room) {
+            Some(Ok(TlsWrite::Accepted(n))) => sent += n,
+            // The machine's socket loop writes what was left meanwhile.
+            Some(Ok(TlsWrite::WouldBlock)) => net.run_for(Duration::from_millis(10)),
+            other => panic!("write through: {other:?}"),
+        }
+    }
+}
+
+/// Reads `conn` on machine `m` to the end of the stream in `buf_len`
+/// reads, through checkouts when `through` (else through the machine),
+/// falling back to the machine whenever a checkout is refused.
+fn read_to_end(
+    net: &mut Net,
+    m: usize,
+    conn: ConnectionId,
+    buf_len: usize,
+    through: bool,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; buf_len];
+    for _ in 0..100_000 {
+        if through {
+            match net.tls_read_through(m, conn, &mut buf) {
+                Some(Ok(TlsRead::Data(n))) => {
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+                Some(Ok(TlsRead::WouldBlock)) => {
+                    net.run_for(Duration::from_millis(10));
+                    continue;
+                }
+                Some(Ok(TlsRead::Ended)) | None => {}
+                Some(Err(e)) => panic!("read through: {e}"),
+            }
+        }
+        match net.machines[m].read(conn, &mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(StreamError::WouldBlock) => net.run_for(Duration::from_millis(10)),
+            Err(e) => panic!("read: {e:?}"),
+        }
+    }
+    panic!("the stream never ended ({} bytes read)", got.len());
+}
+
+#[test]
+fn tls_stream_bytes_arrive_whole_and_in_order_through_checkouts() {
+    let ca = TestCa::new();
+    // (bytes the socket takes per write, reader's buffer, reader checks
+    // out): a full socket leaves every record to the machine's loop; a
+    // small one splits records; a small read buffer leaves decrypted bytes
+    // over, which go to the machine's receive buffer.
+    let rows = [
+        (0, 64 * 1024, true),
+        (100, 64 * 1024, true),
+        (5_000, 1_000, true),
+        (17_000, 64 * 1024, false),
+        (usize::MAX, 7, true),
+        (usize::MAX, 64 * 1024, true),
+    ];
+    for (room, buf_len, through) in rows {
+        let (mut net, c, s) = tls_stream(&ca);
+        let data = pattern(if buf_len < 100 { 20_000 } else { 300_000 });
+        write_through_all(&mut net, 0, c, &data, room);
+        net.machines[0].close(net.now, c);
+        net.run_for(Duration::from_millis(50));
+        let got = read_to_end(&mut net, 1, s, buf_len, through);
+        assert_eq!(got.len(), data.len(), "room {room}, buffer {buf_len}");
+        assert!(got == data, "room {room}, buffer {buf_len}: bytes changed");
+        net.machines[1].close(net.now, s);
+        net.run_for(Duration::from_millis(100));
+        assert_eq!(net.events_of(0).last(), Some(&Event::Closed { conn: c }));
+    }
+}
+
+#[test]
+fn what_reaches_a_checked_out_stack_is_held_and_applied_in_order() {
+    let ca = TestCa::new();
+    let (mut net, c, s) = tls_stream(&ca);
+    let socket = net.machines[0].connection_socket(c).unwrap();
+
+    // Records arriving while a write is checked out: the socket loop still
+    // reads them, and they are decrypted at check-in.
+    let session = net.machines[0]
+        .check_out_tls(c, TlsCheckout::Write)
+        .unwrap();
+    net.machines[1].write(net.now, s, b"pong").unwrap();
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.unread((0, socket)), 0, "the loop read the records");
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        net.machines[0].read(c, &mut buf),
+        Err(StreamError::WouldBlock)
+    );
+    net.machines[0].check_in_tls(net.now, session);
+    assert_eq!(net.machines[0].read(c, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"pong");
+
+    // A message sent while a read is checked out is encrypted at check-in:
+    // nothing goes on the wire meanwhile, and never as plaintext.
+    let secret = b"a secret that must never cross the wire in the clear";
+    let session = net.machines[0].check_out_tls(c, TlsCheckout::Read).unwrap();
+    net.machines[0]
+        .send(net.now, c, Message::new(&secret[..]))
+        .unwrap();
+    assert!(net.machines[0].transmit_data(socket).is_empty());
+    net.machines[0].check_in_tls(net.now, session);
+    let wire = net.machines[0].transmit_data(socket).to_vec();
+    assert!(
+        !wire.is_empty(),
+        "the message's record waits for the socket"
+    );
+    assert!(
+        !wire.windows(secret.len()).any(|w| w == &secret[..]),
+        "plaintext on the wire"
+    );
+    net.run_for(Duration::from_millis(50));
+    let mut got = vec![0u8; 100];
+    let n = net.machines[1].read(s, &mut got).unwrap();
+    assert_eq!(&got[..n], &secret[..]);
+}
+
+#[test]
+fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
+    use TlsCheckout::{Read, Write};
+    let ca = TestCa::new();
+    type Setup = fn(&mut Net, ConnectionId, ConnectionId);
+    // (what happened, may a read check out, may a write check out)
+    let rows: [(&str, Setup, bool, bool); 8] = [
+        ("nothing: an idle stream", |_, _, _| {}, true, true),
+        (
+            "a receive request waits",
+            |n, c, _| {
+                n.machines[0].receive(n.now, c, 1, 100).unwrap();
+            },
+            false,
+            false,
+        ),
+        (
+            "decrypted bytes wait in the buffer",
+            |n, _, s| {
+                n.machines[1].write(n.now, s, b"unread").unwrap();
+                n.run_for(Duration::from_millis(50));
+            },
+            false,
+            false,
+        ),
+        (
+            "a message is in flight",
+            |n, c, _| {
+                n.machines[0]
+                    .send(n.now, c, Message::new(&b"m"[..]))
+                    .unwrap();
+            },
+            true,
+            false,
+        ),
+        (
+            "the write side was shut (final message)",
+            |n, c, _| {
+                n.machines[0]
+                    .send(n.now, c, Message::new(Vec::new()).final_message())
+                    .unwrap();
+                n.run_for(Duration::from_millis(50));
+            },
+            true,
+            false,
+        ),
+        (
+            "the peer sent close_notify and FIN",
+            |n, _, s| {
+                n.machines[1].close(n.now, s);
+                n.run_for(Duration::from_millis(50));
+            },
+            false,
+            false,
+        ),
+        (
+            "closing",
+            |n, c, _| n.machines[0].close(n.now, c),
+            false,
+            false,
+        ),
+        (
+            "aborted",
+            |n, c, _| n.machines[0].abort(n.now, c),
+            false,
+            false,
+        ),
+    ];
+    for (what, make, read, write) in rows {
+        let (mut net, c, s) = tls_stream(&ca);
+        make(&mut net, c, s);
+        for (purpose, expected) in [(Read, read), (Write, write)] {
+            let out = net.machines[0].check_out_tls(c, purpose);
+            assert_eq!(out.is_some(), expected, "{what}: {purpose:?}");
+            if let Some(session) = out {
+                assert!(
+                    net.machines[0].check_out_tls(c, Read).is_none(),
+                    "{what}: one checkout at a time"
+                );
+                net.machines[0].check_in_tls(net.now, session);
+            }
+        }
+    }
+
+    // Not TLS streams: plain TCP, framed messages, a connection still
+    // racing.
+    let (mut net, _) = setup(&ca, &["example.com"], None);
+    let plain = net.machines[0]
+        .initiate(
+            ms(0),
+            &Preconnection::new("example.com:443".parse().unwrap()),
+        )
+        .unwrap();
+    assert!(
+        net.machines[0].check_out_tls(plain, Read).is_none(),
+        "establishing"
+    );
+    net.run_for(Duration::from_millis(200));
+    assert!(ready(&net, 0, plain));
+    assert!(
+        net.machines[0].check_out_tls(plain, Read).is_none(),
+        "plain"
+    );
+    let framer = FramerFactory::length_prefixed(1 << 20);
+    let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
+    let framed = net.machines[0]
+        .initiate(ms(0), &pre(client_security(&ca), Some(framer)))
+        .unwrap();
+    net.run_for(Duration::from_millis(200));
+    assert!(ready(&net, 0, framed));
+    assert!(
+        net.machines[0].check_out_tls(framed, Write).is_none(),
+        "framed"
+    );
+}
+
+#[test]
+fn a_checked_out_read_hands_the_end_and_failures_to_the_machine() {
+    let ca = TestCa::new();
+    // Records that are not TLS: the connection fails with the TLS reason.
+    let (mut net, c, _) = tls_stream(&ca);
+    let mut session = net.machines[0].check_out_tls(c, TlsCheckout::Read).unwrap();
+    let mut garbage: &[u8] = &[0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        session.read(&mut garbage, &mut buf).unwrap(),
+        TlsRead::Ended
+    );
+    net.machines[0].check_in_tls(net.now, session);
+    net.drain();
+    assert!(
+        matches!(
+            net.events_of(0).last(),
+            Some(Event::ConnectionError { conn, reason: FailureReason::Tls(_) }) if *conn == c
+        ),
+        "{:?}",
+        net.events_of(0).last()
+    );
+
+    // The socket's end (FIN without close_notify): the stream ends.
+    let (mut net, c, _) = tls_stream(&ca);
+    let mut session = net.machines[0].check_out_tls(c, TlsCheckout::Read).unwrap();
+    let mut end: &[u8] = &[];
+    assert_eq!(session.read(&mut end, &mut buf).unwrap(), TlsRead::Ended);
+    net.machines[0].check_in_tls(net.now, session);
+    assert_eq!(net.machines[0].read(c, &mut buf), Ok(0));
+
+    // The connection went while the session was out: its check-in is a
+    // stale input, and nothing else is disturbed.
+    let (mut net, c, s) = tls_stream(&ca);
+    let session = net.machines[0]
+        .check_out_tls(c, TlsCheckout::Write)
+        .unwrap();
+    net.machines[0].abort(net.now, c);
+    net.machines[0].check_in_tls(net.now, session);
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(
+        net.events_of(1).last(),
+        Some(&Event::ConnectionError {
+            conn: s,
+            reason: FailureReason::Reset
+        })
+    );
 }

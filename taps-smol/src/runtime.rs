@@ -84,6 +84,9 @@ impl ReadyTcp for Tcp {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         (&mut self.0.get_ref()).write(buf)
     }
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&mut self.0.get_ref()).write_vectored(bufs)
+    }
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_readable(cx)
     }

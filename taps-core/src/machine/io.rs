@@ -108,7 +108,7 @@ impl Machine {
         }
     }
 
-    fn note_read_capacity(&mut self, socket: SocketId) {
+    pub(super) fn note_read_capacity(&mut self, socket: SocketId) {
         let capacity = self.read_capacity(socket);
         let Some(s) = self.sockets.get_mut(socket) else {
             return;
@@ -584,15 +584,20 @@ impl Machine {
     /// one reader at a time: the adapter must not read the same socket
     /// elsewhere meanwhile.
     pub fn read_through(&self, conn: ConnectionId) -> Option<SocketId> {
-        self.stream_socket_idle_for_reading(
+        let socket = self.stream_socket_idle_for_reading(
             conn,
             &[ConnectionState::Established, ConnectionState::Closing],
-        )
+        )?;
+        self.sockets
+            .get(socket)
+            .is_some_and(|s| s.stack.is_plain())
+            .then_some(socket)
     }
 
     /// Hands the reading of `conn`'s socket to the adapter's application
-    /// side, for as long as [`Machine::read_through`] would apply to an
-    /// established connection: `read_capacity` is 0 meanwhile, so the
+    /// side, for as long as [`Machine::read_through`] (or, with TLS,
+    /// [`Machine::check_out_tls`]) would apply to an established
+    /// connection: `read_capacity` is 0 meanwhile, so the
     /// adapter's own socket loop stops reading (and stops waiting for
     /// readability), and only the application reads, straight into its
     /// buffer, waiting on the socket's readiness itself. Without this the
@@ -629,10 +634,11 @@ impl Machine {
                 .is_some()
     }
 
-    /// The socket of `conn` when it is a plain TCP stream in one of
-    /// `states` with nothing buffered or requested on the receiving side:
-    /// what both pass-through rules ask.
-    fn stream_socket_idle_for_reading(
+    /// The socket of `conn` when it is a stream (plain or TLS, no framer)
+    /// in one of `states` with nothing buffered or requested on the
+    /// receiving side and the peer not ended: what every pass-through rule
+    /// asks (plain reads, delegated reading, TLS checkouts).
+    pub(super) fn stream_socket_idle_for_reading(
         &self,
         conn: ConnectionId,
         states: &[ConnectionState],
@@ -644,11 +650,11 @@ impl Machine {
         let socket = c.socket?;
         let s = self.sockets.get(socket)?;
         (s.connected
-            && s.stack.is_plain()
             && !s.stack.has_framer()
             && s.stack.rx.is_empty()
-            && !s.stack.peer_eof)
-            .then_some(socket)
+            && !s.stack.peer_eof
+            && !s.stack.tls_peer_closed())
+        .then_some(socket)
     }
 
     /// Whether [`Machine::send`] would accept a message of `len` bytes now,

@@ -32,6 +32,7 @@
 //! `AbortSocket`. `ShutdownWrite` comes after the last `Transmit` bytes: write
 //! them, then shut the write side down (FIN).
 
+mod checkout;
 mod establish;
 mod io;
 mod listen;
@@ -62,6 +63,7 @@ use crate::stack::tls::{ClientTls, TlsConfigError};
 use crate::time::Instant;
 use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
 
+pub use checkout::{CheckedOutTls, TlsCheckout, TlsRead, TlsWrite};
 pub use io::ReceiveError;
 pub use listen::{AcceptError, ListenError, ListenerConfig};
 

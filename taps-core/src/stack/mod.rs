@@ -18,6 +18,19 @@ use crate::trace::{FailureReason, FramingFailure};
 use framer::{Framer, Progress};
 use tls::TlsSession;
 
+/// What reaches a stack while its TLS session is checked out
+/// ([`Stack::check_out_tls`]), applied in order when it comes back, so a
+/// checked-out stack never mistakes itself for a plain one (which would
+/// put plaintext on the wire or ciphertext in `rx`).
+#[derive(Debug, Default)]
+struct HeldForTls {
+    /// Bytes to encrypt (a queued message pumped meanwhile).
+    plaintext: Vec<u8>,
+    /// Records the socket's loop read meanwhile (during a write).
+    records: Vec<u8>,
+    close_notify: bool,
+}
+
 /// Where the stack stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StackState {
@@ -30,7 +43,11 @@ pub(crate) enum StackState {
 }
 
 pub(crate) struct Stack {
-    tls: Option<TlsSession>,
+    /// Boxed: a checkout moves it out and back on every stream read or
+    /// write.
+    tls: Option<Box<TlsSession>>,
+    /// `Some` while the TLS session is checked out.
+    held: Option<HeldForTls>,
     framer: Option<Box<dyn Framer>>,
     framer_ready: bool,
     transport_up: bool,
@@ -62,7 +79,8 @@ impl core::fmt::Debug for Stack {
 impl Stack {
     pub(crate) fn new(tls: Option<TlsSession>, framer: Option<Box<dyn Framer>>) -> Self {
         Stack {
-            tls,
+            tls: tls.map(Box::new),
+            held: None,
             framer,
             framer_ready: false,
             transport_up: false,
@@ -78,7 +96,7 @@ impl Stack {
     pub(crate) fn state(&self) -> StackState {
         if !self.transport_up {
             StackState::Connecting
-        } else if self.tls.as_ref().is_some_and(TlsSession::is_handshaking)
+        } else if self.tls.as_deref().is_some_and(TlsSession::is_handshaking)
             || (self.framer.is_some() && !self.framer_ready)
         {
             StackState::Handshaking
@@ -92,7 +110,54 @@ impl Stack {
     }
 
     pub(crate) fn has_tls(&self) -> bool {
-        self.tls.is_some()
+        self.tls.is_some() || self.held.is_some()
+    }
+
+    /// Whether the TLS session has seen the peer's close_notify.
+    pub(crate) fn tls_peer_closed(&self) -> bool {
+        self.tls.as_deref().is_some_and(TlsSession::peer_closed)
+    }
+
+    /// Takes the TLS session out, for stream I/O run outside the machine
+    /// (`Machine::check_out_tls`); with `take_tx`, the wire bytes waiting
+    /// too, which go out before any new record. Until
+    /// [`Stack::check_in_tls`], what reaches the stack is held.
+    pub(crate) fn check_out_tls(
+        &mut self,
+        take_tx: bool,
+    ) -> Option<(Box<TlsSession>, VecDeque<u8>)> {
+        let tls = self.tls.take()?;
+        self.held = Some(HeldForTls::default());
+        let tx = if take_tx {
+            core::mem::take(&mut self.tx)
+        } else {
+            VecDeque::new()
+        };
+        Some((tls, tx))
+    }
+
+    /// Puts the session back: `pending` (wire bytes not written yet) goes
+    /// before anything queued meanwhile, `written` record bytes went
+    /// straight to the socket; then what was held is applied, and
+    /// decrypted bytes the session still holds move to `rx`.
+    pub(crate) fn check_in_tls(
+        &mut self,
+        tls: Box<TlsSession>,
+        mut pending: VecDeque<u8>,
+        written: u64,
+    ) -> Result<(), FailureReason> {
+        let held = self.held.take().unwrap_or_default();
+        self.tls = Some(tls);
+        self.tx_total += written;
+        pending.append(&mut self.tx);
+        self.tx = pending;
+        if !held.plaintext.is_empty() {
+            self.write_raw(&held.plaintext);
+        }
+        if held.close_notify {
+            self.close_notify();
+        }
+        self.on_data(&held.records).map(|_| ())
     }
 
     /// Moves any TLS records into `tx`.
@@ -120,6 +185,10 @@ impl Stack {
 
     /// Bytes arrived from the peer.
     pub(crate) fn on_data(&mut self, data: &[u8]) -> Result<StackState, FailureReason> {
+        if let Some(held) = self.held.as_mut() {
+            held.records.extend_from_slice(data);
+            return Ok(self.state());
+        }
         match self.tls.as_mut() {
             Some(tls) => {
                 let result = tls.receive(data, &mut self.rx);
@@ -136,7 +205,7 @@ impl Stack {
     fn advance_framer(&mut self) -> Result<(), FailureReason> {
         if self.framer_ready
             || !self.transport_up
-            || self.tls.as_ref().is_some_and(TlsSession::is_handshaking)
+            || self.tls.as_deref().is_some_and(TlsSession::is_handshaking)
         {
             return Ok(());
         }
@@ -167,11 +236,15 @@ impl Stack {
 
     /// No TLS: the wire bytes are the application's own.
     pub(crate) fn is_plain(&self) -> bool {
-        self.tls.is_none()
+        !self.has_tls()
     }
 
     /// Writes already-framed bytes through TLS (or straight to the wire).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
+        if let Some(held) = self.held.as_mut() {
+            held.plaintext.extend_from_slice(bytes);
+            return;
+        }
         match self.tls.as_mut() {
             Some(tls) => {
                 tls.send(bytes);
@@ -275,6 +348,10 @@ impl Stack {
 
     /// Starts an orderly close of the upper layers (TLS close_notify).
     pub(crate) fn close_notify(&mut self) {
+        if let Some(held) = self.held.as_mut() {
+            held.close_notify = true;
+            return;
+        }
         if let Some(tls) = self.tls.as_mut() {
             tls.close_notify();
             self.flush_tls();
@@ -283,11 +360,11 @@ impl Stack {
 
     /// The negotiated ALPN protocol, if TLS negotiated one.
     pub(crate) fn alpn(&self) -> Option<&[u8]> {
-        self.tls.as_ref().and_then(TlsSession::alpn)
+        self.tls.as_deref().and_then(TlsSession::alpn)
     }
 
     /// Whether TLS resumed a session.
     pub(crate) fn resumed(&self) -> bool {
-        self.tls.as_ref().is_some_and(TlsSession::resumed)
+        self.tls.as_deref().is_some_and(TlsSession::resumed)
     }
 }

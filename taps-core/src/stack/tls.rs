@@ -12,6 +12,10 @@
 //!   (`take_tls13_ticket`), so one ticket is never used by two attempts.
 //! - Certificate pinning wraps the WebPKI verifier: the chain is verified
 //!   first, then the end-entity SPKI must match a pin.
+//! - An established stream's session can also be driven straight against
+//!   a socket (`read_records`/`write_records`, for
+//!   [`crate::machine::CheckedOutTls`]), so its crypto runs where the
+//!   application's read or write runs.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -36,6 +40,19 @@ const MAX_EARLY_DATA: u32 = 16 * 1024;
 /// A TLS session as the protocol stack sees it.
 pub(crate) struct TlsSession {
     conn: rustls::Connection,
+    /// The peer's close_notify was processed: no more application data.
+    peer_closed: bool,
+}
+
+/// What [`TlsSession::read_plaintext`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plaintext {
+    /// This many bytes were copied out.
+    Data(usize),
+    /// Nothing decrypted is waiting: more records are needed.
+    Empty,
+    /// The peer closed (close_notify) and everything was read.
+    Closed,
 }
 
 /// Why a TLS configuration could not be built.
@@ -329,7 +346,47 @@ impl TlsSession {
         // (`IoLimits`), and the records go straight on to the transmit
         // queue, so rustls's buffers never hold more than one write.
         conn.set_buffer_limit(None);
-        TlsSession { conn }
+        TlsSession {
+            conn,
+            peer_closed: false,
+        }
+    }
+
+    /// Reads TLS records from `wire` (one read; `Ok(0)` is its end).
+    pub(crate) fn read_records(&mut self, wire: &mut dyn Read) -> std::io::Result<usize> {
+        self.conn.read_tls(wire)
+    }
+
+    /// Decrypts the records read. An error is final for the session.
+    pub(crate) fn process_records(&mut self) -> Result<(), TlsFailure> {
+        let state = self.conn.process_new_packets().map_err(|e| failure(&e))?;
+        self.peer_closed |= state.peer_has_closed();
+        Ok(())
+    }
+
+    /// Copies decrypted application data into `buf` (not empty).
+    pub(crate) fn read_plaintext(&mut self, buf: &mut [u8]) -> Plaintext {
+        match self.conn.reader().read(buf) {
+            Ok(0) if !buf.is_empty() => Plaintext::Closed,
+            Ok(n) => Plaintext::Data(n),
+            Err(_) if self.peer_closed => Plaintext::Closed,
+            Err(_) => Plaintext::Empty,
+        }
+    }
+
+    /// The peer's close_notify was processed.
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Whether records are waiting to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Writes waiting records to `wire` (as much as it takes).
+    pub(crate) fn write_records(&mut self, wire: &mut dyn Write) -> std::io::Result<usize> {
+        self.conn.write_tls(wire)
     }
 
     /// Feeds bytes from the peer; decrypted application data is appended to
@@ -351,7 +408,7 @@ impl TlsSession {
                     Err(_) => return Err(TlsFailure::ProtocolError),
                 }
             }
-            self.conn.process_new_packets().map_err(|e| failure(&e))?;
+            self.process_records()?;
             // A server reads 0-RTT data through its own reader.
             if let rustls::Connection::Server(server) = &mut self.conn
                 && let Some(mut early) = server.early_data()
@@ -386,8 +443,8 @@ impl TlsSession {
     /// Encrypts application data (buffered by rustls until the handshake is
     /// done).
     pub(crate) fn send(&mut self, data: &[u8]) {
-        // rustls buffers plaintext without limit before the handshake; the
-        // connection layer bounds what it hands over.
+        // Without rustls's buffer limit (see `new`) the writer takes all
+        // of it; the connection layer bounds what it hands over.
         let _ = self.conn.writer().write_all(data);
     }
 

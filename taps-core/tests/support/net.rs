@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use taps_core::Instant;
-use taps_core::id::{ListenerId, SocketId};
-use taps_core::machine::{Event, Input, Machine, Output};
+use taps_core::id::{ConnectionId, ListenerId, SocketId};
+use taps_core::machine::{Event, Input, Machine, Output, TlsCheckout, TlsRead, TlsWrite};
 use taps_core::trace::FailureReason;
 
 /// One end of a TCP connection: (machine index, socket).
@@ -400,6 +400,83 @@ impl Net {
         self.now = self.now.max(until);
     }
 
+    /// As an adapter's stream write through a checked-out TLS session
+    /// (`Machine::check_out_tls`): the socket takes at most `room` bytes
+    /// now (then `WouldBlock`), the rest stays with the machine. `None`
+    /// when the connection does not qualify.
+    pub fn tls_write_through(
+        &mut self,
+        m: usize,
+        conn: ConnectionId,
+        data: &[u8],
+        room: usize,
+    ) -> Option<std::io::Result<TlsWrite>> {
+        let mut session = self.machines[m].check_out_tls(conn, TlsCheckout::Write)?;
+        let end = (m, session.socket());
+        let mut wire = LimitedWire {
+            taken: Vec::new(),
+            room,
+        };
+        let result = session.write(&mut wire, data);
+        self.machines[m].check_in_tls(self.now, session);
+        self.send_wire(end, wire.taken);
+        self.drain();
+        Some(result)
+    }
+
+    /// As an adapter's stream read through a checked-out TLS session: the
+    /// socket holds what was delivered to `conn`'s end and not yet read.
+    pub fn tls_read_through(
+        &mut self,
+        m: usize,
+        conn: ConnectionId,
+        buf: &mut [u8],
+    ) -> Option<std::io::Result<TlsRead>> {
+        let mut session = self.machines[m].check_out_tls(conn, TlsCheckout::Read)?;
+        let end = (m, session.socket());
+        let state = self.ends.get_mut(&end)?;
+        let mut wire = InboxWire {
+            inbox: &mut state.inbox,
+            eof: state.eof_pending,
+        };
+        let result = session.read(&mut wire, buf);
+        if let Some(state) = self.ends.get_mut(&end)
+            && state.eof_pending
+            && state.inbox.is_empty()
+            && matches!(result, Ok(TlsRead::Ended))
+        {
+            // The session read the end itself; the machine hears it at
+            // check-in, not again from the net.
+            state.eof_pending = false;
+        }
+        self.machines[m].check_in_tls(self.now, session);
+        // The window opened: the peer may send more.
+        if let Some(peer) = self.ends.get(&end).and_then(|e| e.peer) {
+            self.flush(peer.0, peer.1);
+        }
+        self.drain();
+        Some(result)
+    }
+
+    /// Puts bytes an end wrote itself into the pipe to its peer.
+    fn send_wire(&mut self, end: End, data: Vec<u8>) {
+        if data.is_empty() {
+            return;
+        }
+        let Some(peer) = self.ends.get(&end).and_then(|e| e.peer) else {
+            return;
+        };
+        if let Some(p) = self.ends.get_mut(&peer) {
+            p.in_flight += data.len();
+        }
+        self.schedule(self.now + self.delay, Due::Data(peer, data));
+    }
+
+    /// Bytes delivered to `end` that its machine has not read.
+    pub fn unread(&self, end: End) -> usize {
+        self.ends.get(&end).map_or(0, |e| e.inbox.len())
+    }
+
     /// Events of machine `m`, in order.
     pub fn events_of(&self, m: usize) -> Vec<Event> {
         self.events
@@ -407,5 +484,49 @@ impl Net {
             .filter(|(_, mm, _)| *mm == m)
             .map(|(_, _, e)| e.clone())
             .collect()
+    }
+}
+
+/// A socket's send side that takes `room` more bytes, then would block.
+struct LimitedWire {
+    taken: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for LimitedWire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        self.taken.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A socket's receive side: what was delivered, then its end.
+struct InboxWire<'a> {
+    inbox: &'a mut VecDeque<u8>,
+    eof: bool,
+}
+
+impl std::io::Read for InboxWire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inbox.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = buf.len().min(self.inbox.len());
+        for (slot, b) in buf.iter_mut().zip(self.inbox.drain(..n)) {
+            *slot = b;
+        }
+        Ok(n)
     }
 }

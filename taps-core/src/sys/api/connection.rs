@@ -13,14 +13,15 @@ use std::task::{Context, Poll};
 
 use crate::connection::{Message, MessageId, SendError};
 use crate::id::ConnectionId;
-use crate::machine::{ConnectionState, ReceiveError};
+use crate::machine::{ConnectionState, ReceiveError, TlsRead, TlsWrite};
 use crate::properties::EffectiveProperties;
 use crate::trace::{FailureReason, Trace};
 
 use super::IoWait;
 use super::error::{Error, reason_to_io};
 use super::parked::Claim;
-use super::shared::{Shared, Terminal};
+use super::shared::{Shared, Terminal, Through};
+use super::tasks::StreamIo;
 
 /// Something the application should hear about an established connection
 /// (RFC 9622 §8.3 soft errors and path changes, §9.2.2 send events, §10
@@ -480,9 +481,12 @@ impl Connection {
     /// Stream read: copies what arrived into `buf`; `Ok(0)` at the end of
     /// the peer's data (and once the connection closed in order).
     ///
-    /// A plain TCP connection with nothing buffered reads straight from
-    /// its socket and, when that is empty, waits on the socket's readiness
-    /// itself (`Inner::stream_reader`), as a `TcpStream` does.
+    /// With nothing buffered, a stream reads through, as a `TcpStream` or
+    /// a TLS stream over one does: a plain connection straight from its
+    /// socket, a TLS one through its session checked out of the machine
+    /// (its decryption runs here, not under the instance's lock); when the
+    /// socket is empty it waits on the socket's readiness itself
+    /// ([`Through`]).
     ///
     /// # Errors
     ///
@@ -491,34 +495,55 @@ impl Connection {
         // A wait left by an earlier poll is over: this poll looks afresh.
         lock_waits(&mut self.waits).read = None;
         let result = loop {
-            let (socket, stream) = {
+            let through = {
                 let mut g = self.shared.lock();
                 match g.driver.poll_read(self.id, buf, cx) {
                     // Nothing buffered (the waker stays with the driver for
-                    // the connection's end): read the socket directly.
-                    Poll::Pending => match g.stream_reader(self.id) {
-                        Some(reader) => reader,
+                    // the connection's end): read through.
+                    Poll::Pending => match g.reader(self.id) {
+                        Some(through) => through,
                         None => break Poll::Pending,
                     },
                     ready => break ready,
                 }
             };
-            match stream.try_read(buf) {
-                Ok(n) if n > 0 => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut wait = stream.wait_readable();
-                    match wait.as_mut().poll(cx) {
-                        Poll::Pending => {
-                            lock_waits(&mut self.waits).read = Some(wait);
-                            return Poll::Pending;
+            let empty = match through {
+                Through::Plain(socket, io) => match io.try_read(buf) {
+                    Ok(n) if n > 0 => return Poll::Ready(Ok(n)),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => io,
+                    // The end, or an error: the machine has it; read it
+                    // there.
+                    ended => {
+                        self.shared.lock().through_ended(socket, ended);
+                        continue;
+                    }
+                },
+                Through::Tls(io, mut session) => {
+                    let socket = session.socket();
+                    let outcome = session.read(&mut StreamIo(&*io), buf);
+                    let mut g = self.shared.lock();
+                    g.check_in_tls(session);
+                    match outcome {
+                        Ok(TlsRead::Data(n)) => return Poll::Ready(Ok(n)),
+                        Ok(TlsRead::WouldBlock) => io,
+                        // The machine heard how it ended; read it there.
+                        Ok(TlsRead::Ended) => continue,
+                        Err(e) => {
+                            g.through_ended(socket, Err(e));
+                            continue;
                         }
-                        Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-                        Poll::Ready(Ok(())) => {}
                     }
                 }
-                // The end, or an error: the machine has it; read it there.
-                ended => self.shared.lock().read_failed(socket, ended),
+            };
+            let mut wait = empty.wait_readable();
+            match wait.as_mut().poll(cx) {
+                Poll::Pending => {
+                    lock_waits(&mut self.waits).read = Some(wait);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
             }
         };
         match result {
@@ -533,9 +558,10 @@ impl Connection {
     }
 
     /// Stream write: takes what fits the send queue (back-pressure:
-    /// `Pending` while it is full). A plain TCP connection with nothing
-    /// queued writes straight to its socket, and waits on the socket when
-    /// it is full (`Inner::stream_writer`).
+    /// `Pending` while it is full). With nothing queued, a stream writes
+    /// through ([`Through`]): a plain connection straight to its socket, a
+    /// TLS one through its checked-out session (encrypting here, not under
+    /// the instance's lock), waiting on the socket when it is full.
     ///
     /// # Errors
     ///
@@ -550,38 +576,53 @@ impl Connection {
         }
         lock_waits(&mut self.waits).write = None;
         let result = loop {
-            let stream = {
+            let through = {
                 let mut g = self.shared.lock();
-                match g.stream_writer(self.id) {
-                    Some(stream) => stream,
+                match g.writer(self.id) {
+                    Some(through) => through,
                     None => break g.write_via_machine(self.id, data, cx),
                 }
             };
-            match stream.try_write(data) {
-                Ok(n) if n > 0 => {
-                    self.shared.lock().wrote_through(self.id, n);
-                    break Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Woken by the socket, or by the connection's end.
-                    self.shared
-                        .lock()
-                        .driver
-                        .register_writer(self.id, cx.waker());
-                    let mut wait = stream.wait_writable();
-                    match wait.as_mut().poll(cx) {
-                        Poll::Pending => {
-                            lock_waits(&mut self.waits).write = Some(wait);
-                            return Poll::Pending;
+            let full = match through {
+                Through::Plain(_, io) => match io.try_write(data) {
+                    Ok(n) if n > 0 => {
+                        self.shared.lock().wrote_through(self.id, n);
+                        break Poll::Ready(Ok(n));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => io,
+                    // An error (or nothing taken): the machine's path,
+                    // where the socket's task meets it too and reports it.
+                    _ => break self.shared.lock().driver.poll_write(self.id, data, cx),
+                },
+                Through::Tls(io, mut session) => {
+                    let socket = session.socket();
+                    let outcome = session.write(&mut StreamIo(&*io), data);
+                    let mut g = self.shared.lock();
+                    g.check_in_tls(session);
+                    match outcome {
+                        Ok(TlsWrite::Accepted(n)) => break Poll::Ready(Ok(n)),
+                        Ok(TlsWrite::WouldBlock) => io,
+                        Err(e) => {
+                            g.through_ended(socket, Err(e));
+                            break g.driver.poll_write(self.id, data, cx);
                         }
-                        Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-                        Poll::Ready(Ok(())) => {}
                     }
                 }
-                // An error (or nothing taken): the machine's path, where
-                // the socket's task meets it too and reports it.
-                _ => break self.shared.lock().driver.poll_write(self.id, data, cx),
+            };
+            // Woken by the socket, or by the connection's end.
+            self.shared
+                .lock()
+                .driver
+                .register_writer(self.id, cx.waker());
+            let mut wait = full.wait_writable();
+            match wait.as_mut().poll(cx) {
+                Poll::Pending => {
+                    lock_waits(&mut self.waits).write = Some(wait);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
             }
         };
         match result {

@@ -140,6 +140,19 @@ pub trait ReadyTcp: Send + Sync {
     ///
     /// As write(2).
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes from `bufs` in order, as one writev(2) where the runtime
+    /// offers it (TLS records go out several at a time); the default
+    /// writes the first non-empty one.
+    ///
+    /// # Errors
+    ///
+    /// As writev(2).
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) => self.try_write(first),
+            None => Ok(0),
+        }
+    }
     /// Ready when the socket may be readable.
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Ready when the socket may be writable.

@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::id::{ConnectionId, ListenerId, SocketId};
-use crate::machine::Input;
-use crate::machine::{EstablishmentError, Event};
+use crate::machine::{CheckedOutTls, EstablishmentError, Event, Input, TlsCheckout};
 use crate::sys::driver::{Driver, Signal, Work};
 use crate::trace::FailureReason;
 
@@ -326,7 +325,53 @@ impl ConnSide {
     }
 }
 
+/// Where an application's stream read or write goes when it can bypass
+/// the machine's buffers (the pass-through).
+pub(crate) enum Through {
+    /// Straight to or from a plain TCP stream's socket.
+    Plain(SocketId, Arc<dyn ReadyTcp>),
+    /// Through a TLS stream's session, checked out of the machine so its
+    /// crypto runs without this lock; check it back in
+    /// ([`Inner::check_in_tls`]) before waiting.
+    Tls(Arc<dyn ReadyTcp>, CheckedOutTls),
+}
+
 impl Inner {
+    /// A stream read's pass-through for `conn`: the plain socket
+    /// ([`Inner::stream_reader`]) or the TLS session
+    /// (`Machine::check_out_tls`), reading delegated either way.
+    pub(crate) fn reader(&mut self, conn: ConnectionId) -> Option<Through> {
+        if let Some((socket, io)) = self.stream_reader(conn) {
+            return Some(Through::Plain(socket, io));
+        }
+        self.check_out_tls(conn, TlsCheckout::Read)
+    }
+
+    /// A stream write's pass-through for `conn`: the plain socket
+    /// ([`Inner::stream_writer`]) or the TLS session.
+    pub(crate) fn writer(&mut self, conn: ConnectionId) -> Option<Through> {
+        if let Some((socket, io)) = self.stream_writer(conn) {
+            return Some(Through::Plain(socket, io));
+        }
+        self.check_out_tls(conn, TlsCheckout::Write)
+    }
+
+    fn check_out_tls(&mut self, conn: ConnectionId, purpose: TlsCheckout) -> Option<Through> {
+        let socket = self.driver.machine().connection_socket(conn)?;
+        let io = self.io.get(&socket)?.clone();
+        let session = self.driver.machine_mut().check_out_tls(conn, purpose)?;
+        self.driver.dispatch();
+        Some(Through::Tls(io, session))
+    }
+
+    /// Gives a checked-out TLS session back to the machine, which acts on
+    /// what its read or write did.
+    pub(crate) fn check_in_tls(&mut self, session: CheckedOutTls) {
+        let now = self.driver.now();
+        self.driver.machine_mut().check_in_tls(now, session);
+        self.driver.dispatch();
+    }
+
     /// The socket of a plain TCP connection with nothing queued
     /// (`Machine::write_through`), for a stream write straight to it, made
     /// without this lock (the syscall's copy is the write's cost, and both
@@ -337,9 +382,9 @@ impl Inner {
     /// Nothing else writes to it meanwhile: the machine has nothing of this
     /// connection to write, and the writer holds the connection exclusively
     /// (`&mut`), so no send, close or shutdown can queue any.
-    pub(crate) fn stream_writer(&self, conn: ConnectionId) -> Option<Arc<dyn ReadyTcp>> {
+    fn stream_writer(&self, conn: ConnectionId) -> Option<(SocketId, Arc<dyn ReadyTcp>)> {
         let socket = self.driver.machine().write_through(conn)?;
-        self.io.get(&socket).cloned()
+        Some((socket, self.io.get(&socket)?.clone()))
     }
 
     /// A stream write through the machine (TLS, a framer, or bytes
@@ -378,11 +423,8 @@ impl Inner {
     /// socket's task keeps off it and no bytes are reordered; the reader
     /// holds the connection exclusively, so no receive or close can take
     /// the delegation back meanwhile. The end of the stream and errors go
-    /// to the machine ([`Inner::read_failed`]).
-    pub(crate) fn stream_reader(
-        &mut self,
-        conn: ConnectionId,
-    ) -> Option<(SocketId, Arc<dyn ReadyTcp>)> {
+    /// to the machine ([`Inner::through_ended`]).
+    fn stream_reader(&mut self, conn: ConnectionId) -> Option<(SocketId, Arc<dyn ReadyTcp>)> {
         let socket = self.driver.machine().read_through(conn)?;
         let io = self.io.get(&socket)?.clone();
         self.driver
@@ -391,9 +433,10 @@ impl Inner {
             .then_some((socket, io))
     }
 
-    /// A pass-through read met the end of the stream (`Ok(0)`) or an
-    /// error: the machine hears it as from the socket's task.
-    pub(crate) fn read_failed(&mut self, socket: SocketId, result: std::io::Result<usize>) {
+    /// A pass-through read met the end of the stream (`Ok(0)`), or a read
+    /// or write met an error: the machine hears it as from the socket's
+    /// task.
+    pub(crate) fn through_ended(&mut self, socket: SocketId, result: std::io::Result<usize>) {
         match result {
             Ok(_) => self.driver.handle(Input::SocketEof { socket }),
             Err(e) => {

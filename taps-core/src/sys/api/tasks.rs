@@ -171,6 +171,26 @@ impl NonBlockingIo for StreamIo<'_> {
     }
 }
 
+/// For TLS records read and written outside the machine
+/// (`CheckedOutTls`).
+impl io::Read for StreamIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl io::Write for StreamIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// For a socket that never opened: nothing is ever ready.
 struct NoIo;
 
