@@ -52,6 +52,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
+use taps_core::connection::Message;
 use taps_core::dns::responder::{build_response, parse_query};
 use taps_core::dns::wire::{Answer, QueryType};
 use taps_core::endpoint::LocalEndpoint;
@@ -162,6 +163,10 @@ impl Topology {
         for ns in [c, s] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
+        // TCP Fast Open on the server side for every listener (0x400, set
+        // before they listen) and on the client side (1): see
+        // [`fast_open`]. The setting is the namespace's own.
+        in_namespace(s, "echo 1027 > /proc/sys/net/ipv4/tcp_fastopen");
         ip(&[
             "-n",
             s,
@@ -394,7 +399,38 @@ pub fn dns_server(socket: UdpSocket, queries: Arc<Mutex<u32>>) {
     });
 }
 
+/// Runs a shell command in namespace `ns`; panics on failure.
+fn in_namespace(ns: &str, command: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", command])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "in {ns}: {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A `TcpExt` counter of namespace `ns`'s kernel (`/proc/net/netstat`).
+fn tcp_ext_counter(ns: &str, name: &str) -> u64 {
+    let netstat = in_namespace(ns, "cat /proc/net/netstat");
+    let mut rows = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (rows.next(), rows.next()) else {
+        panic!("no TcpExt rows in {ns}'s /proc/net/netstat");
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TcpExt counter {name}"))
+}
+
 /// Answers every connection with `from <source address>`; remembers them.
+/// Each connection is served on its own thread: one whose client's end
+/// never arrives (its link went down) must not hold up the next.
 pub fn tcp_server(listener: TcpListener, seen: Arc<Mutex<Vec<SocketAddr>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -403,9 +439,12 @@ pub fn tcp_server(listener: TcpListener, seen: Arc<Mutex<Vec<SocketAddr>>>) {
                 continue;
             };
             seen.lock().unwrap().push(peer);
-            let _ = stream.write_all(format!("from {}\n", peer.ip()).as_bytes());
-            let mut rest = Vec::new();
-            let _ = stream.read_to_end(&mut rest);
+            std::thread::spawn(move || {
+                let _ = stream.write_all(format!("from {}\n", peer.ip()).as_bytes());
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest);
+            });
         }
     });
 }
@@ -654,6 +693,30 @@ pub fn path_events(net: &Network) {
     assert!(t < Duration::from_secs(8), "took {t:?}");
 }
 
+/// The adapters' own client only (`--send-first`): `InitiateWithSend`
+/// (RFC 9622 §7.2) with a safely replayable first message uses TCP Fast
+/// Open (RFC 7413) over a real path. The first connection gets a cookie
+/// (its data follows the handshake); the second carries its first message
+/// in the SYN, as the server's kernel counts it (`TCPFastOpenPassive`).
+pub fn fast_open(net: &Network) {
+    let topo = &net.topo;
+    let target = format!("[{SERVICE_V6}]:8080");
+    let args = ["--interface", "tA", "--send-first", "hello", &target];
+    let before = tcp_ext_counter(&topo.server, "TCPFastOpenPassive");
+    for _ in 0..2 {
+        let (out, t) = topo.run_client(&args);
+        assert_eq!(
+            expect_ok(&out, t, Duration::from_secs(2), "fast open"),
+            "2001:db8:a::1"
+        );
+    }
+    let after = tcp_ext_counter(&topo.server, "TCPFastOpenPassive");
+    assert!(
+        after > before,
+        "no SYN carried data: TCPFastOpenPassive {before} -> {after}"
+    );
+}
+
 /// The environment variable that makes [`client_child`] act: the client's
 /// arguments, separated by `\x1f`.
 pub const CHILD_ENV: &str = "TAPS_CONFORMANCE_NETNS_CLIENT";
@@ -672,6 +735,7 @@ pub fn racing<S: Shim>() {
     if let Some(net) = Network::start(test, command) {
         scenarios(&net);
         path_events(&net);
+        fast_open(&net);
     }
 }
 
@@ -682,7 +746,8 @@ const EXIT_CONNECTION: i32 = 4;
 
 /// The client side of [`racing`], in the child process: a tapscat subset
 /// (`--trace`, `--trace-json FILE`, `--interface`, `--require`,
-/// `--prohibit`, `--timeout`, `--attempt-delay`, then `HOST:PORT`) over
+/// `--prohibit`, `--timeout`, `--attempt-delay`, and its own
+/// `--down-after-connect DEV` and `--send-first TEXT`, then `HOST:PORT`) over
 /// adapter `S`. It connects, ends its sending side, prints what the server
 /// sent, and exits with tapscat's statuses. Does nothing unless
 /// [`CHILD_ENV`] is set.
@@ -704,6 +769,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
     let mut pre_local = None;
     let (mut timeout, mut delay) = (None, None);
     let mut down_after_connect: Option<String> = None;
+    let mut send_first: Option<String> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().unwrap_or_default();
@@ -724,6 +790,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
             "--timeout" => timeout = value().parse::<f64>().ok(),
             "--attempt-delay" => delay = value().parse::<u64>().ok(),
             "--down-after-connect" => down_after_connect = Some(value()),
+            "--send-first" => send_first = Some(value()),
             other if !other.starts_with('-') => target = Some(other.to_owned()),
             other => {
                 eprintln!("client: unknown option {other}");
@@ -765,7 +832,14 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
             let _ = std::fs::write(path, trace::to_json(t, &target, &name) + "\n");
         }
     };
-    let mut conn: S::Connection = match pre.initiate(&taps).await {
+    let connected = match send_first {
+        Some(first) => {
+            let message = Message::new(first.into_bytes()).safely_replayable();
+            pre.initiate_with_send(&taps, message).await
+        }
+        None => pre.initiate(&taps).await,
+    };
+    let mut conn: S::Connection = match connected {
         Ok(c) => c,
         Err(Error::Establishment(f)) => {
             report(&f.trace);

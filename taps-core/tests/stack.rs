@@ -1288,3 +1288,33 @@ fn a_checked_out_read_hands_the_end_and_failures_to_the_machine() {
         })
     );
 }
+
+#[test]
+fn an_empty_first_message_does_not_ask_for_fast_open() {
+    // A Fast Open socket sends its SYN with its first data (tcp(7),
+    // TCP_FASTOPEN_CONNECT); with nothing to carry the connect would never
+    // start. An empty stream message goes after the handshake instead.
+    let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+    net.machines[1]
+        .listen(ms(0), ListenerConfig::on(vec![V4.parse().unwrap()]))
+        .unwrap();
+    net.drain();
+    let p = Preconnection::new("192.0.2.10:443".parse().unwrap());
+    let (c, m) = net.machines[0]
+        .initiate_with_send(ms(0), &p, Message::new(Vec::new()).safely_replayable())
+        .unwrap();
+    net.run_for(Duration::from_millis(100));
+    assert!(ready(&net, 0, c));
+    assert!(
+        !net.opened[0].3,
+        "OpenTcp asked for fast open with nothing to send"
+    );
+    assert!(
+        net.events_of(0).contains(&Event::Sent {
+            conn: c,
+            message: m
+        }),
+        "{:?}",
+        net.events_of(0)
+    );
+}

@@ -717,7 +717,9 @@ impl Machine {
         if let Some((_, data)) = &c.io.early {
             match stack.frame(data) {
                 Ok(framed) => {
-                    fast_open = !stack.has_tls();
+                    // An empty first message has nothing to carry: a
+                    // Fast Open socket sends its SYN only with data.
+                    fast_open = !stack.has_tls() && !framed.is_empty();
                     if stack.send_early(&framed, fast_open) > 0 {
                         self.stats.early_data_attempts += 1;
                     }

@@ -148,6 +148,21 @@ fn check_connect(g: &mut Inner, socket: SocketId, stream: &dyn ReadyTcp) -> bool
     true
 }
 
+/// Waits until `signal` is raised (`true`) or `stream` may be writable
+/// (`false`).
+async fn signal_or_writable(signal: &Signal, stream: &dyn ReadyTcp) -> bool {
+    poll_fn(|cx| {
+        if signal.poll_wait(cx).is_ready() {
+            Poll::Ready(true)
+        } else if stream.poll_writable(cx).is_ready() {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Starts a socket's task parked ([`Parked`]), where `initiate` and
 /// `close` can claim it.
 fn start_parked(shared: &Arc<Shared>, socket: SocketId, task: super::Task) {
@@ -228,24 +243,23 @@ async fn connect_task(
 ) {
     if started == ConnectProgress::Deferred {
         // TCP Fast Open with a cookie: the SYN leaves with the first write,
-        // so the early data must be written before waiting.
-        if let Step::Close(how) = owned_step(&shared, id, &mut StreamIo(&*stream)) {
-            return close(&*stream, how);
+        // so the early data must be written before the connect is waited
+        // for. Until then the socket reads as writable; a write the
+        // runtime turns away (tokio's readiness not seen yet) waits for
+        // that, and is tried again, or no SYN would ever leave.
+        loop {
+            match owned_step(&shared, id, &mut StreamIo(&*stream)) {
+                Step::Close(how) => return close(&*stream, how),
+                Step::Wait { write: true, .. } => {
+                    signal_or_writable(&signal, &*stream).await;
+                }
+                Step::Wait { write: false, .. } => break,
+            }
         }
     }
     if started != ConnectProgress::Connected {
         loop {
-            let signalled = poll_fn(|cx| {
-                if signal.poll_wait(cx).is_ready() {
-                    Poll::Ready(true)
-                } else if stream.poll_writable(cx).is_ready() {
-                    Poll::Ready(false)
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            if signalled {
+            if signal_or_writable(&signal, &*stream).await {
                 // The attempt may have been cancelled (it lost the race).
                 if let Step::Close(how) = owned_step(&shared, id, &mut StreamIo(&*stream)) {
                     return close(&*stream, how);
