@@ -25,10 +25,14 @@
 //!
 //! One `Taps` keeps the core's [`Driver`](super::driver::Driver) behind one
 //! mutex, taken only for synchronous calls and never across an await, so
-//! one slow connection never stalls the others. The stream pass-through's
-//! read(2) and write(2) run outside it (the lock only decides and
-//! accounts); TLS work runs inside it, so one instance does one
-//! connection's crypto at a time (see the README's performance notes).
+//! one slow connection never stalls the others. A stream's reads and
+//! writes pass through it when nothing is buffered: a plain stream's
+//! read(2) and write(2), and a TLS stream's records and crypto (its
+//! session checked out of the machine for the call,
+//! `Machine::check_out_tls`), run outside the lock, which only decides and
+//! accounts. So the connections of one instance encrypt and decrypt in
+//! parallel. What still runs under it: handshakes, framers, messages, and
+//! stream bytes that arrive while the application is not reading.
 //!
 //! # Where socket work runs
 //!
