@@ -15,7 +15,7 @@
 //! for one of these synchronous calls, and never holds the lock across an
 //! await: one slow connection cannot stall the others.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +29,7 @@ use crate::connection::{Message, MessageId, SendError};
 use crate::dns::{DnsAction, DnsSend, DnsTransport};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
 use crate::machine::{ConnectionState, Event, Input, Machine, Output};
+use crate::sys::IdMap;
 use crate::time::Instant;
 use crate::trace::FailureReason;
 
@@ -218,10 +219,10 @@ const READ_CHUNK: usize = 1 << 20;
 pub struct Driver {
     machine: Machine,
     origin: std::time::Instant,
-    sockets: HashMap<SocketId, SocketSlot>,
-    dns: HashMap<DnsTxnId, DnsSlot>,
-    conns: HashMap<ConnectionId, Waiters>,
-    listeners: HashMap<ListenerId, Waiters>,
+    sockets: IdMap<SocketId, SocketSlot>,
+    dns: IdMap<DnsTxnId, DnsSlot>,
+    conns: IdMap<ConnectionId, Waiters>,
+    listeners: IdMap<ListenerId, Waiters>,
     stopped_listeners: Vec<ListenerId>,
     work: VecDeque<Work>,
     work_signal: Arc<Signal>,
@@ -236,10 +237,10 @@ impl Driver {
         Driver {
             machine,
             origin: std::time::Instant::now(),
-            sockets: HashMap::new(),
-            dns: HashMap::new(),
-            conns: HashMap::new(),
-            listeners: HashMap::new(),
+            sockets: IdMap::default(),
+            dns: IdMap::default(),
+            conns: IdMap::default(),
+            listeners: IdMap::default(),
             stopped_listeners: Vec::new(),
             work: VecDeque::new(),
             work_signal: Signal::new(),

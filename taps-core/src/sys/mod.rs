@@ -64,6 +64,9 @@ pub mod monitor;
 pub mod roots;
 pub mod socket;
 
+mod id_map;
+pub(crate) use id_map::IdMap;
+
 /// At what step an operation failed; decides whether an error is a socket
 /// setup failure or a failure of the connection itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //! whichever task touched the driver starts the work at once, without a
 //! hop through a dispatcher task.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::id::{ConnectionId, ListenerId, SocketId};
 use crate::machine::{CheckedOutTls, EstablishmentError, Event, Input, TlsCheckout};
+use crate::sys::IdMap;
 use crate::sys::driver::{Driver, Signal, Work};
 use crate::trace::FailureReason;
 
@@ -52,15 +53,15 @@ impl Drop for Shared {
 /// What the mutex protects.
 pub(crate) struct Inner {
     pub(crate) driver: Driver,
-    pub(crate) conns: HashMap<ConnectionId, ConnSide>,
-    pub(crate) listeners: HashMap<ListenerId, ListenSide>,
+    pub(crate) conns: IdMap<ConnectionId, ConnSide>,
+    pub(crate) listeners: IdMap<ListenerId, ListenSide>,
     /// The connected sockets, shared with their tasks, for the stream
     /// pass-through ([`Inner::stream_writer`], [`Inner::stream_reader`]);
     /// each task removes its own before it closes it.
-    pub(crate) io: HashMap<SocketId, Arc<dyn ReadyTcp>>,
+    pub(crate) io: IdMap<SocketId, Arc<dyn ReadyTcp>>,
     /// Each socket's task, which application futures may claim
     /// ([`super::parked`]); each task removes its own before it ends.
-    pub(crate) socket_tasks: HashMap<SocketId, Arc<Parked>>,
+    pub(crate) socket_tasks: IdMap<SocketId, Arc<Parked>>,
 }
 
 impl Shared {
@@ -69,10 +70,10 @@ impl Shared {
         Arc::new(Shared {
             inner: Mutex::new(Inner {
                 driver,
-                conns: HashMap::new(),
-                listeners: HashMap::new(),
-                io: HashMap::new(),
-                socket_tasks: HashMap::new(),
+                conns: IdMap::default(),
+                listeners: IdMap::default(),
+                io: IdMap::default(),
+                socket_tasks: IdMap::default(),
             }),
             runtime,
             stop: Signal::new(),
