@@ -119,15 +119,15 @@ impl Machine {
             }
             _ => None,
         };
-        let server_name = pre
-            .security
-            .as_ref()
-            .and_then(|s| s.server_name.clone())
-            .or_else(|| match &host {
+        // Only TLS uses it (`start_attempt`): a plain connection does not
+        // spell out its address.
+        let server_name = pre.security.as_ref().and_then(|s| {
+            s.server_name.clone().or_else(|| match &host {
                 Host::Name(n) => Some(n.as_str().to_string()),
                 Host::Ip(ip) => Some(ip.to_string()),
                 Host::Service(_) => None,
-            });
+            })
+        });
         let mut io = ConnIo::new(self.config.io);
         let first_id = match first {
             None => None,
