@@ -99,9 +99,9 @@ impl ReadyTcp for Tcp {
     fn wait_writable(self: Arc<Self>) -> IoWait {
         Box::pin(async move { self.0.writable().await })
     }
-    fn connect_progress(&self) -> io::Result<ConnectProgress> {
+    fn connect_progress(&self, confirm: bool) -> io::Result<ConnectProgress> {
         // Nothing to clear: the next poll_writable registers afresh.
-        connect_result(&SockRef::from(self.0.get_ref()))
+        connect_result(&SockRef::from(self.0.get_ref()), confirm)
     }
     fn socket(&self) -> SockRef<'_> {
         SockRef::from(self.0.get_ref())

@@ -91,11 +91,11 @@ impl ReadyTcp for Tcp {
     fn wait_writable(self: Arc<Self>) -> IoWait {
         Box::pin(async move { self.0.writable().await })
     }
-    fn connect_progress(&self) -> io::Result<ConnectProgress> {
+    fn connect_progress(&self, confirm: bool) -> io::Result<ConnectProgress> {
         // Inside try_io, so that "still in progress" clears the readiness
         // it was woken by (a spurious wake-up, or Fast Open waiting).
         self.0.try_io(Interest::WRITABLE, || {
-            match connect_result(&SockRef::from(&self.0))? {
+            match connect_result(&SockRef::from(&self.0), confirm)? {
                 ConnectProgress::Connected => Ok(ConnectProgress::Connected),
                 _ => Err(io::ErrorKind::WouldBlock.into()),
             }

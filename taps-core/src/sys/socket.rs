@@ -172,16 +172,25 @@ pub fn open_dns_tcp(server: SocketAddr) -> io::Result<OpenedTcp> {
 /// socket became writable.
 ///
 /// Reads and clears `SO_ERROR` (socket2's `take_error`): a failed connect is
-/// returned as the error, once. Without a pending error the socket is
-/// connected if it has a peer address; otherwise (`ENOTCONN`: a spurious
-/// wake-up, or a Fast Open connect still waiting for its first write) it is
-/// still [`ConnectProgress::InProgress`].
-pub fn connect_result(socket: &Socket) -> io::Result<ConnectProgress> {
+/// returned as the error, once. Without a pending error, and with
+/// `confirm` false, the socket is connected: connect(2) says that a socket
+/// whose connect returned `EINPROGRESS` becomes writable once the connect
+/// has finished, and `SO_ERROR` then tells how (tokio and async-io trust
+/// the same). With `confirm` true the socket is connected only if it has a
+/// peer address (getpeername(2), one syscall more); otherwise (`ENOTCONN`)
+/// it is still [`ConnectProgress::InProgress`]. Confirm when writability
+/// does not prove the end of the connect: a Fast Open connect deferred to
+/// the first write ([`ConnectProgress::Deferred`]: writable at once), or a
+/// check made before the socket was reported writable.
+pub fn connect_result(socket: &Socket, confirm: bool) -> io::Result<ConnectProgress> {
     if let Some(err) = socket
         .take_error()
         .map_err(|e| context(e, Stage::Other, "read SO_ERROR"))?
     {
         return Err(context(err, Stage::Connect, connect_what(socket)));
+    }
+    if !confirm {
+        return Ok(ConnectProgress::Connected);
     }
     match socket.peer_addr() {
         Ok(_) => Ok(ConnectProgress::Connected),

@@ -169,13 +169,14 @@ pub trait ReadyTcp: Send + Sync {
     fn wait_readable(self: Arc<Self>) -> IoWait;
     /// As [`ReadyTcp::wait_readable`], for writability.
     fn wait_writable(self: Arc<Self>) -> IoWait;
-    /// How a non-blocking connect is doing, once writable; "in progress"
-    /// must clear the write readiness it was woken by.
+    /// How a non-blocking connect is doing, once writable
+    /// ([`connect_result`](super::socket::connect_result) with `confirm`);
+    /// "in progress" must clear the write readiness it was woken by.
     ///
     /// # Errors
     ///
     /// The connect's failure (`SO_ERROR`).
-    fn connect_progress(&self) -> io::Result<ConnectProgress>;
+    fn connect_progress(&self, confirm: bool) -> io::Result<ConnectProgress>;
     /// The socket, for options and shutdown.
     fn socket(&self) -> SockRef<'_>;
 }

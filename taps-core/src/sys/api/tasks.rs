@@ -133,14 +133,21 @@ fn open_attempt(
 /// Looks at a connecting socket that became writable and reports how its
 /// connect ended, once (the socket's task and the application's
 /// `initiate` both wait on it; whoever looks first reports). `false`
-/// while it is still connecting (a spurious wake-up).
-fn check_connect(g: &mut Inner, socket: SocketId, stream: &dyn ReadyTcp) -> bool {
+/// while it is still connecting (Fast Open waiting for its first write).
+/// `started` is what connect(2) said: after `InProgress`, writability
+/// itself means the connect ended (no getpeername, see `connect_result`).
+fn check_connect(
+    g: &mut Inner,
+    socket: SocketId,
+    stream: &dyn ReadyTcp,
+    started: ConnectProgress,
+) -> bool {
     if !g.driver.awaiting_connect(socket) {
         return true;
     }
-    match stream.connect_progress() {
+    match stream.connect_progress(started == ConnectProgress::Deferred) {
         Ok(ConnectProgress::Connected) => g.driver.connected(socket, Ok(())),
-        // A spurious wake-up, or Fast Open waiting.
+        // Fast Open waiting.
         Ok(_) => return false,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
         Err(e) => g.driver.connected(socket, Err(failure_reason(&e))),
@@ -266,7 +273,7 @@ async fn connect_task(
                 }
                 continue;
             }
-            if check_connect(&mut shared.lock(), id, &*stream) {
+            if check_connect(&mut shared.lock(), id, &*stream, started) {
                 break;
             }
         }
@@ -444,7 +451,8 @@ async fn dns_tcp(
     let stream = shared.runtime.tcp(opened.socket.into())?;
     if started != ConnectProgress::Connected {
         retry(
-            || match stream.connect_progress()? {
+            // Tried before the first wait: confirmed.
+            || match stream.connect_progress(true)? {
                 ConnectProgress::Connected => Ok(()),
                 _ => Err(io::ErrorKind::WouldBlock.into()),
             },

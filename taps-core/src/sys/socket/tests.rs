@@ -15,7 +15,8 @@ const BOUND: Duration = Duration::from_secs(5);
 fn wait_connected(socket: &Socket) -> io::Result<()> {
     let deadline = Instant::now() + BOUND;
     loop {
-        match connect_result(socket)? {
+        // Polled without waiting for writability: confirmed.
+        match connect_result(socket, true)? {
             ConnectProgress::Connected => return Ok(()),
             _ if Instant::now() > deadline => panic!("connect did not finish within {BOUND:?}"),
             _ => sleep(Duration::from_millis(5)),
@@ -131,6 +132,46 @@ fn closed_port_is_refused() {
         assert_eq!(failure_reason(&err), FailureReason::Refused, "{err}");
         assert!(err.to_string().contains("connect"), "{err}");
     }
+}
+
+/// Waits (bounded) until poll(2) reports `socket` writable, leaving
+/// `SO_ERROR` as it is.
+fn wait_writable(socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(BOUND.as_millis()).unwrap();
+    // SAFETY: `pfd` is one live, initialised pollfd and the count says
+    // one; the descriptor belongs to `socket`, which outlives the call.
+    let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    assert_eq!(n, 1, "not writable within {BOUND:?}");
+}
+
+#[test]
+fn once_writable_so_error_alone_tells_how_the_connect_ended() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let opened = open_tcp(listener.local_addr().unwrap(), &TcpOptions::default()).unwrap();
+    wait_writable(&opened.socket);
+    assert_eq!(
+        connect_result(&opened.socket, false).unwrap(),
+        ConnectProgress::Connected
+    );
+    let mut server = accept_from(&listener, &opened.socket);
+    exchange(&opened.socket, &mut server, b"no getpeername needed");
+
+    let closed = listener.local_addr().unwrap();
+    drop((listener, server));
+    let err = match open_tcp(closed, &TcpOptions::default()) {
+        Err(e) => e,
+        Ok(opened) => {
+            wait_writable(&opened.socket);
+            connect_result(&opened.socket, false).unwrap_err()
+        }
+    };
+    assert_eq!(failure_reason(&err), FailureReason::Refused, "{err}");
 }
 
 #[test]
