@@ -97,7 +97,9 @@ pub enum Work {
         socket: SocketId,
         /// Where to.
         remote: SocketAddr,
-        /// Interface to bind to, by name (`SO_BINDTODEVICE`).
+        /// Interface to bind to, by name (`SO_BINDTODEVICE`). `None` also
+        /// when the path's interface is the only way to the address anyway
+        /// ([`binding_needed`](super::socket::binding_needed)).
         interface: Option<String>,
         /// Local address to bind.
         local: Option<SocketAddr>,
@@ -352,7 +354,10 @@ impl Driver {
                     local,
                     fast_open,
                 } => {
-                    let interface = interface.and_then(|i| self.machine.interface_name(i));
+                    let interface = interface
+                        .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
+                        .filter(|x| super::socket::binding_needed(x, remote.ip()))
+                        .map(|x| x.name.clone());
                     self.sockets.insert(
                         socket,
                         SocketSlot {
@@ -941,6 +946,27 @@ mod tests {
             Poll::Ready(Event::Ready { .. })
         ));
         (d, conn, socket)
+    }
+
+    #[test]
+    fn an_attempt_is_bound_to_its_path_unless_loopback_reaches_only_loopback() {
+        use crate::path::{Interface, InterfaceKind};
+        let mut d = Driver::new(Machine::new(Config::default()));
+        let lo = Interface::new("lo", 1, InterfaceKind::Loopback, &["127.0.0.1/8"]).unwrap();
+        let eth = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.2/24"]).unwrap();
+        d.handle(Input::InterfacesChanged(vec![lo, eth]));
+        let mut bound = |remote: &str| {
+            let pre = Preconnection::new(remote.parse().unwrap());
+            let now = d.now();
+            d.machine_mut().initiate(now, &pre).unwrap();
+            d.dispatch();
+            match d.take_work() {
+                Some(Work::OpenTcp { interface, .. }) => interface,
+                other => panic!("no OpenTcp: {other:?}"),
+            }
+        };
+        assert_eq!(bound("127.0.0.1:80"), None);
+        assert_eq!(bound("192.0.2.1:80").as_deref(), Some("eth0"));
     }
 
     #[test]

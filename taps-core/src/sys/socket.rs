@@ -25,6 +25,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{Stage, context, is_setup_error, os_error_code};
+use crate::path::Interface;
 use crate::trace::FailureReason;
 
 /// How to set up an outgoing TCP socket.
@@ -160,6 +161,20 @@ pub fn open_tcp(remote: SocketAddr, opts: &TcpOptions) -> io::Result<OpenedTcp> 
         fast_open,
         connect_started,
     })
+}
+
+/// Whether a connection to `remote` over the path of `interface` needs
+/// `SO_BINDTODEVICE` to leave by that interface. Not when both are
+/// loopback: a loopback address (127.0.0.0/8, ::1) is never sent outside
+/// the host (RFC 1122 §3.2.1.3, RFC 4291 §2.5.3), so Linux routes it only
+/// through the loopback interface (the `local` routing table, looked up
+/// first), and the path derivation races a loopback address over nothing
+/// else (`race::order::reachable`). The binding then changes nothing and
+/// costs a setsockopt(2) with a device lookup per connect. Every other
+/// pair is bound, so each path's attempt leaves by its interface or fails
+/// (a loopback address over a wired path, say).
+pub fn binding_needed(interface: &Interface, remote: IpAddr) -> bool {
+    !(interface.is_loopback() && remote.is_loopback())
 }
 
 /// Opens a non-blocking TCP socket to a DNS server (for queries whose UDP

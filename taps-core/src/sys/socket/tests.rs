@@ -175,6 +175,31 @@ fn once_writable_so_error_alone_tells_how_the_connect_ended() {
 }
 
 #[test]
+fn only_a_loopback_address_on_the_loopback_path_goes_unbound() {
+    use crate::path::InterfaceKind;
+    let lo = Interface::new(
+        "lo",
+        1,
+        InterfaceKind::Loopback,
+        &["127.0.0.1/8", "::1/128"],
+    )
+    .unwrap();
+    let eth = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.2/24"]).unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(!binding_needed(&lo, ip("127.0.0.1")));
+    assert!(!binding_needed(&lo, ip("127.1.2.3")));
+    assert!(!binding_needed(&lo, ip("::1")));
+    // The host's own address on another interface also routes through lo,
+    // but only because of that interface's address: bound.
+    assert!(binding_needed(&lo, ip("192.0.2.2")));
+    // A mapped address is not loopback to the IPv6 stack.
+    assert!(binding_needed(&lo, ip("::ffff:127.0.0.1")));
+    // Another path must really be taken, or fail.
+    assert!(binding_needed(&eth, ip("127.0.0.1")));
+    assert!(binding_needed(&eth, ip("192.0.2.1")));
+}
+
+#[test]
 fn binds_to_the_loopback_interface_and_a_local_address() {
     let opts = TcpOptions {
         bind_interface: Some("lo".into()),
