@@ -74,6 +74,9 @@ pub fn localhost_prefers_ipv6_and_falls_back_to_ipv4<S: Shim>() {
                 assert!(started.elapsed() < Duration::from_secs(2));
                 let waterfall = conn.waterfall().unwrap();
                 assert!(waterfall.contains("connection refused"), "{waterfall}");
+                // Named as the application asked, not by the address won.
+                let named = format!("race to localhost:{} ", at.port());
+                assert!(waterfall.starts_with(&named), "{waterfall}");
             }
         }
     });

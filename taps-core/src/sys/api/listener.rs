@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use crate::id::ListenerId;
 
+use super::connection::PeerName;
 use super::shared::{ConnSide, Shared};
 use super::{Connection, Error};
 
@@ -72,7 +73,7 @@ impl Listener {
                 conn,
                 remote,
                 None,
-                remote.to_string(),
+                PeerName::Address,
             )));
         }
         if side.stopped {

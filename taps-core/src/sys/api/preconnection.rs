@@ -2,6 +2,7 @@
 //! exists (RFC 9622 §6): the remote endpoint, transport properties,
 //! security parameters and a framer.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::connection::Message;
@@ -115,10 +116,13 @@ impl Preconnection {
     }
 
     /// The preconnection the core is given: the system's roots filled in
-    /// where the application named none.
-    pub(crate) fn resolved(&self) -> Result<crate::machine::Preconnection, Error> {
-        let mut pre = self.inner.clone();
-        if let Some(security) = pre.security.as_mut() {
+    /// where the application named none. Borrowed when there is nothing to
+    /// fill in (no copy per connect).
+    pub(crate) fn resolved(&self) -> Result<Cow<'_, crate::machine::Preconnection>, Error> {
+        let mut pre = Cow::Borrowed(&self.inner);
+        if self.inner.security.as_ref().is_some_and(needs_roots)
+            && let Some(security) = pre.to_mut().security.as_mut()
+        {
             fill_roots(security)?;
         }
         Ok(pre)
@@ -127,10 +131,13 @@ impl Preconnection {
 
 /// Gives `security` the system's roots when it verifies without any.
 pub(crate) fn fill_roots(security: &mut SecurityParameters) -> Result<(), Error> {
-    if security.trusted_roots.is_empty()
-        && security.verification() == CertificateVerification::Verify
-    {
+    if needs_roots(security) {
         security.trusted_roots = roots::system_roots()?;
     }
     Ok(())
+}
+
+/// Whether `security` verifies without roots of its own.
+fn needs_roots(security: &SecurityParameters) -> bool {
+    security.trusted_roots.is_empty() && security.verification() == CertificateVerification::Verify
 }

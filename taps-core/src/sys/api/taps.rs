@@ -13,6 +13,7 @@ use crate::path::Interface;
 use crate::sys::driver::Driver;
 use crate::sys::monitor::PathMonitor;
 
+use super::connection::PeerName;
 use super::parked::Claim;
 use super::shared::{ConnSide, ListenSide, Shared, Terminal};
 use super::{Connection, Error, EstablishmentFailure, Listener, Preconnection, Runtime, tasks};
@@ -141,7 +142,6 @@ impl Taps {
         first: Option<Message>,
     ) -> Result<Connection, Error> {
         let core = pre.resolved()?;
-        let host = core.remote.to_string();
         let id = {
             let mut g = self.shared.lock();
             let now = g.driver.now();
@@ -189,7 +189,7 @@ impl Taps {
                             EstablishmentFailure {
                                 error: *error,
                                 trace,
-                                remote: host.clone(),
+                                remote: core.remote.to_string(),
                             },
                         ))));
                     }
@@ -219,7 +219,7 @@ impl Taps {
                 id,
                 ready.remote,
                 ready.interface,
-                host,
+                PeerName::Endpoint(core.remote.clone()),
             )),
             Err(e) => {
                 // Free the failed connection's id in the core.
