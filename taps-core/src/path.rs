@@ -479,33 +479,51 @@ impl Rules<'_> {
     /// Why `iface` is excluded; empty if it is eligible.
     fn exclusions(&self, iface: &Interface, duplicate: bool) -> Vec<ExclusionReason> {
         let mut reasons = Vec::new();
+        self.each_exclusion(iface, duplicate, |r| reasons.push(r));
+        reasons
+    }
+
+    /// Whether `iface` is eligible, without spelling out why not (the
+    /// reasons are only for the error when no interface is).
+    fn eligible(&self, iface: &Interface, duplicate: bool) -> bool {
+        let mut eligible = true;
+        self.each_exclusion(iface, duplicate, |_| eligible = false);
+        eligible
+    }
+
+    /// Calls `reason` with each reason `iface` is excluded for.
+    fn each_exclusion(
+        &self,
+        iface: &Interface,
+        duplicate: bool,
+        mut reason: impl FnMut(ExclusionReason),
+    ) {
         if !iface.up {
-            reasons.push(ExclusionReason::Down);
+            reason(ExclusionReason::Down);
         }
         if iface.addrs.is_empty() {
-            reasons.push(ExclusionReason::NoAddresses);
+            reason(ExclusionReason::NoAddresses);
         }
         if duplicate {
-            reasons.push(ExclusionReason::DuplicateIndex);
+            reason(ExclusionReason::DuplicateIndex);
         }
         for (selector, preference) in &self.prefs {
             if *preference == Preference::Prohibit && selector.matches(iface) {
-                reasons.push(ExclusionReason::Prohibited((*selector).clone()));
+                reason(ExclusionReason::Prohibited((*selector).clone()));
             }
         }
         if self.prohibit_expensive && iface.expensive {
-            reasons.push(ExclusionReason::Expensive);
+            reason(ExclusionReason::Expensive);
         }
         if self.prohibit_constrained && iface.constrained {
-            reasons.push(ExclusionReason::Constrained);
+            reason(ExclusionReason::Constrained);
         }
         if self.bound.is_some_and(|b| b != iface.name) {
-            reasons.push(ExclusionReason::NotBound);
+            reason(ExclusionReason::NotBound);
         }
         if self.has_require() && !self.matches(iface, Preference::Require) {
-            reasons.push(ExclusionReason::NotRequired);
+            reason(ExclusionReason::NotRequired);
         }
-        reasons
     }
 
     /// Sort key: smaller is tried first (see the module doc, rule 5).
@@ -560,23 +578,29 @@ pub fn derive_paths(
         return Ok(smallvec![PathBranch::DEFAULT]);
     }
 
+    let duplicate = |i: usize| {
+        interfaces[..i]
+            .iter()
+            .any(|o| o.index == interfaces[i].index)
+    };
     let mut kept: SmallVec<[(Rank, u32); 8]> = SmallVec::new();
-    let mut excluded = Vec::new();
     for (i, iface) in interfaces.iter().enumerate() {
-        let duplicate = interfaces[..i].iter().any(|o| o.index == iface.index);
-        let reasons = rules.exclusions(iface, duplicate);
-        if reasons.is_empty() {
+        if rules.eligible(iface, duplicate(i)) {
             kept.push((rules.rank(iface), iface.index));
-        } else {
-            excluded.push(ExcludedInterface {
-                name: iface.name.clone(),
-                kind: iface.kind,
-                reasons,
-            });
         }
     }
 
     if kept.is_empty() {
+        // Every interface is excluded: the error says each one's reasons.
+        let excluded: Vec<ExcludedInterface> = interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| ExcludedInterface {
+                name: iface.name.clone(),
+                kind: iface.kind,
+                reasons: rules.exclusions(iface, duplicate(i)),
+            })
+            .collect();
         return Err(if constrained_by_requirement {
             PathError::NoInterfaceMeetsRequirement {
                 requirement: rules.requirement(),
