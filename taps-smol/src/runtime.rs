@@ -59,6 +59,15 @@ impl Runtime for SmolRuntime {
 /// started on first use, runs every instance's tasks (as smol's own
 /// global executor does), so the application's futures work under any
 /// executor, `smol::block_on` included.
+///
+/// The thread only runs tasks; it never drives async-io's reactor (it
+/// parks with `futures_lite`'s `block_on`, not async-io's). An idle
+/// `async_io::block_on` takes the reactor and keeps it while it waits, so
+/// this mostly idle thread would sit in epoll_wait(2) and every readiness
+/// the application waits for (a connect, a close) would reach the
+/// application's thread through it, one wake-up later. The application's
+/// own `smol::block_on` drives the reactor while it waits, and async-io's
+/// thread whenever nobody does, so the tasks here are woken all the same.
 pub(crate) fn global_executor() -> io::Result<Arc<Executor<'static>>> {
     static GLOBAL: OnceLock<Result<Arc<Executor<'static>>, String>> = OnceLock::new();
     GLOBAL
@@ -67,7 +76,9 @@ pub(crate) fn global_executor() -> io::Result<Arc<Executor<'static>>> {
             let runner = executor.clone();
             std::thread::Builder::new()
                 .name("taps-smol".into())
-                .spawn(move || async_io::block_on(runner.run(std::future::pending::<()>())))
+                .spawn(move || {
+                    futures_lite::future::block_on(runner.run(std::future::pending::<()>()))
+                })
                 .map(|_| executor)
                 .map_err(|e| format!("start the taps-smol executor thread: {e}"))
         })

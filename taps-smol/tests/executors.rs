@@ -44,7 +44,8 @@ async fn round_trip(taps: &Taps) {
 #[test]
 fn works_under_an_executor_without_a_reactor() {
     // futures-lite's block_on only parks the thread: no async-io reactor
-    // runs here, the global executor's thread does that.
+    // runs here, nor on the global executor's thread; async-io's own
+    // thread drives it whenever no `async_io::block_on` does.
     future::block_on(async {
         let taps = Taps::new().unwrap();
         round_trip(&taps).await;
