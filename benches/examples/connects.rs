@@ -5,7 +5,8 @@
 //! `connects serve` runs the peer (reads each connection to its end, then
 //! closes it) and prints its address; then
 //! `connects <tokio|taps-tokio|async-io|taps-smol> <drop|await> <n> <addr>`
-//! connects `n` times to it.
+//! connects `n` times to it (`here` instead of the address: the peer on
+//! a thread of this process, as the benches run it).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -15,13 +16,21 @@ use async_io::Async;
 use futures_lite::AsyncReadExt;
 
 fn serve() {
+    let listener = bind();
+    println!("{}", listener.local_addr().unwrap());
+    run_server(listener);
+}
+
+fn bind() -> TcpListener {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket
         .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .unwrap();
     socket.listen(4096).unwrap();
-    let listener = TcpListener::from(socket);
-    println!("{}", listener.local_addr().unwrap());
+    TcpListener::from(socket)
+}
+
+fn run_server(listener: TcpListener) {
     let ex = async_executor::Executor::new();
     let listener = Async::new(listener).unwrap();
     async_io::block_on(ex.run(async {
@@ -43,7 +52,15 @@ fn main() {
     let kind = args[0].as_str();
     let wait = args[1] == "await";
     let n: usize = args[2].parse().unwrap();
-    let at: SocketAddr = args[3].parse().unwrap();
+    // "here": the server on a thread of this process, as in the benches.
+    let at: SocketAddr = if args[3] == "here" {
+        let listener = bind();
+        let at = listener.local_addr().unwrap();
+        std::thread::spawn(move || run_server(listener));
+        at
+    } else {
+        args[3].parse().unwrap()
+    };
     let start = Instant::now();
     match kind {
         "tokio" | "taps-tokio" => {
