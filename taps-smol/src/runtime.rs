@@ -36,10 +36,10 @@ impl Runtime for SmolRuntime {
         })
     }
 
-    fn tcp(&self, socket: TcpStream) -> io::Result<Box<dyn ReadyTcp>> {
+    fn tcp(&self, socket: TcpStream) -> io::Result<Arc<dyn ReadyTcp>> {
         // Made non-blocking by taps_core::sys::socket (or by accept's
         // caller below); registering must not touch it again.
-        Ok(Box::new(Tcp(Async::new_nonblocking(socket)?)))
+        Ok(Arc::new(Tcp(Async::new_nonblocking(socket)?)))
     }
 
     fn udp(&self, socket: UdpSocket) -> io::Result<Box<dyn ReadyUdp>> {
@@ -142,7 +142,7 @@ impl ReadyListener for Listen {
     fn poll_accept(
         &self,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(Box<dyn ReadyTcp>, SocketAddr)>> {
+    ) -> Poll<io::Result<(Arc<dyn ReadyTcp>, SocketAddr)>> {
         loop {
             match self.0.get_ref().accept() {
                 Ok((stream, remote)) => {
@@ -151,7 +151,7 @@ impl ReadyListener for Listen {
                         .set_nonblocking(true)
                         .and_then(|()| Async::new_nonblocking(stream));
                     return Poll::Ready(
-                        registered.map(|s| (Box::new(Tcp(s)) as Box<dyn ReadyTcp>, remote)),
+                        registered.map(|s| (Arc::new(Tcp(s)) as Arc<dyn ReadyTcp>, remote)),
                     );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -39,9 +39,9 @@ impl Runtime for TokioRuntime {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 
-    fn tcp(&self, socket: std::net::TcpStream) -> io::Result<Box<dyn ReadyTcp>> {
+    fn tcp(&self, socket: std::net::TcpStream) -> io::Result<Arc<dyn ReadyTcp>> {
         let _guard = self.handle.enter();
-        Ok(Box::new(Tcp(TcpStream::from_std(socket)?)))
+        Ok(Arc::new(Tcp(TcpStream::from_std(socket)?)))
     }
 
     fn udp(&self, socket: std::net::UdpSocket) -> io::Result<Box<dyn ReadyUdp>> {
@@ -129,10 +129,10 @@ impl ReadyListener for Listen {
     fn poll_accept(
         &self,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(Box<dyn ReadyTcp>, SocketAddr)>> {
+    ) -> Poll<io::Result<(Arc<dyn ReadyTcp>, SocketAddr)>> {
         self.0
             .poll_accept(cx)
-            .map_ok(|(stream, remote)| (Box::new(Tcp(stream)) as Box<dyn ReadyTcp>, remote))
+            .map_ok(|(stream, remote)| (Arc::new(Tcp(stream)) as Arc<dyn ReadyTcp>, remote))
     }
 }
 

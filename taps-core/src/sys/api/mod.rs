@@ -95,12 +95,14 @@ pub trait Runtime: Send + Sync + 'static {
     fn sleep_until(&self, deadline: std::time::Instant) -> Task;
 
     /// Registers a non-blocking TCP socket (connecting, connected or
-    /// accepted) with the reactor.
+    /// accepted) with the reactor. Shared from the start (an `Arc`, not a
+    /// `Box` to convert): the socket's task and the stream pass-through
+    /// both hold it.
     ///
     /// # Errors
     ///
     /// When the reactor refuses it.
-    fn tcp(&self, socket: TcpStream) -> io::Result<Box<dyn ReadyTcp>>;
+    fn tcp(&self, socket: TcpStream) -> io::Result<Arc<dyn ReadyTcp>>;
 
     /// Registers a non-blocking, connected UDP socket.
     ///
@@ -207,7 +209,7 @@ pub trait ReadyListener: Send + Sync {
     fn poll_accept(
         &self,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(Box<dyn ReadyTcp>, SocketAddr)>>;
+    ) -> Poll<io::Result<(Arc<dyn ReadyTcp>, SocketAddr)>>;
 }
 
 /// A descriptor waited on for readability only.

@@ -316,7 +316,7 @@ mod tests {
         fn sleep_until(&self, _: std::time::Instant) -> Task {
             Box::pin(std::future::pending())
         }
-        fn tcp(&self, _: TcpStream) -> io::Result<Box<dyn ReadyTcp>> {
+        fn tcp(&self, _: TcpStream) -> io::Result<Arc<dyn ReadyTcp>> {
             Err(io::ErrorKind::Unsupported.into())
         }
         fn udp(&self, _: UdpSocket) -> io::Result<Box<dyn ReadyUdp>> {

@@ -107,7 +107,7 @@ fn open_attempt(
     opts: &TcpOptions,
 ) -> Option<(ConnectProgress, Arc<dyn ReadyTcp>)> {
     let opened = open_tcp(remote, opts).and_then(|o| {
-        let stream: Arc<dyn ReadyTcp> = shared.runtime.tcp(o.socket.into())?.into();
+        let stream = shared.runtime.tcp(o.socket.into())?;
         Ok((o.connect_started, stream))
     });
     let mut g = shared.lock();
@@ -571,7 +571,7 @@ async fn listen_task(
 fn accept_one(
     shared: &Arc<Shared>,
     listener: ListenerId,
-    stream: Box<dyn ReadyTcp>,
+    stream: Arc<dyn ReadyTcp>,
     remote: SocketAddr,
 ) {
     // The core hands whole messages and TLS records to the socket and wants
@@ -582,7 +582,7 @@ fn accept_one(
     let accepted = shared.lock().driver.accept(listener, remote);
     // Refused (limit reached, stopped): dropping the socket closes it.
     if let Some((id, signal)) = accepted {
-        let task = run_socket(shared.clone(), id, signal, stream.into());
+        let task = run_socket(shared.clone(), id, signal, stream);
         start_parked(shared, id, Box::pin(task));
     }
 }
