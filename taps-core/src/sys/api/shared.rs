@@ -16,6 +16,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
+use smallvec::SmallVec;
+
 use crate::id::{ConnectionId, ListenerId, SocketId};
 use crate::machine::{CheckedOutTls, EstablishmentError, Event, Input, TlsCheckout};
 use crate::sys::IdMap;
@@ -26,6 +28,12 @@ use super::ConnectionEvent;
 use super::parked::{Claim, Parked};
 use super::tasks;
 use super::{ReadyTcp, Runtime};
+
+/// The race attempts' tasks an `initiate` runs (`Inner::claim_attempts`).
+/// These lists, the work started when a lock ends, the waiters of a
+/// connection and its attempts are short, and kept inline: no allocation
+/// for them per connect.
+pub(crate) type Claims = SmallVec<[(SocketId, Claim); 2]>;
 
 /// Bound on events kept for an application that does not read them; past
 /// it the oldest go (the same rule as the driver's own queues).
@@ -135,7 +143,7 @@ impl Drop for Locked<'_> {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
-        let mut starts: Vec<Start> = Vec::new();
+        let mut starts: SmallVec<[Start; 2]> = SmallVec::new();
         while let Some(work) = guard.driver.take_work() {
             let start = match &work {
                 Work::OpenTcp { socket, .. } => guard
@@ -171,7 +179,7 @@ impl Drop for Locked<'_> {
 /// and an event stream may all wait at once.
 #[derive(Default)]
 pub(crate) struct MultiWake {
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<SmallVec<[Waker; 2]>>,
 }
 
 impl MultiWake {
@@ -243,7 +251,7 @@ pub(crate) struct ConnSide {
     pub(crate) closing: bool,
     /// The race's sockets, while they connect: `initiate` runs their tasks
     /// itself, so the winner's connect wakes the application directly.
-    pub(crate) attempts: Vec<SocketId>,
+    pub(crate) attempts: SmallVec<[SocketId; 2]>,
 }
 
 impl ConnSide {
@@ -259,7 +267,7 @@ impl ConnSide {
             framed,
             eof: false,
             closing: false,
-            attempts: Vec::new(),
+            attempts: SmallVec::new(),
         }
     }
 
@@ -456,11 +464,7 @@ impl Inner {
 
     /// Claims the parked tasks of `conn`'s race attempts not claimed yet
     /// (`claimed` lists those that are), for `initiate`.
-    pub(crate) fn claim_attempts(
-        &mut self,
-        conn: ConnectionId,
-        claimed: &mut Vec<(SocketId, Claim)>,
-    ) {
+    pub(crate) fn claim_attempts(&mut self, conn: ConnectionId, claimed: &mut Claims) {
         let Some(side) = self.conns.get_mut(&conn) else {
             return;
         };

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use crate::connection::Message;
-use crate::id::{ConnectionId, SocketId};
+use crate::id::ConnectionId;
 use crate::machine::{Config, Input, ListenerConfig, Machine, Stats};
 use crate::path::Interface;
 use crate::sys::driver::Driver;
 use crate::sys::monitor::PathMonitor;
 
 use super::connection::PeerName;
-use super::parked::Claim;
-use super::shared::{ConnSide, ListenSide, Shared, Terminal};
+use super::shared::{Claims, ConnSide, ListenSide, Shared, Terminal};
 use super::{Connection, Error, EstablishmentFailure, Listener, Preconnection, Runtime, tasks};
 
 /// One Transport Services instance: one core machine, with its DNS cache,
@@ -165,7 +164,7 @@ impl Taps {
         // `super::parked`): the winner's connect wakes this task directly,
         // and is reported from it, with no hand-over. Handed back at the
         // end (the winner's task carries on with the connection).
-        let mut claims: Vec<(SocketId, Claim)> = Vec::new();
+        let mut claims = Claims::new();
         let outcome = poll_fn(|cx| {
             let mut polled = false;
             loop {
