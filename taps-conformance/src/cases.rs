@@ -205,6 +205,31 @@ pub fn message_mode_with_lines_and_length_prefixes<S: Shim>() {
     });
 }
 
+/// A peer that speaks first, at once (a banner), then ends: its message
+/// and its end are received (RFC 9622 §9.3), though the connection's
+/// socket task waits for readability after the connect instead of trying
+/// a read, and the bytes may be there before that wait begins.
+pub fn a_peer_that_speaks_at_once_is_heard<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let at = raw_server("127.0.0.1:0", |mut s| {
+            write_quietly(&mut s, b"220 ready\n");
+        });
+        for _ in 0..20 {
+            let pre = pre(at).with_framer(FramerFactory::lines(1024));
+            let conn = connect::<S>(&taps, &pre).await;
+            let banner = within::<S, _>(PEER_TIMEOUT, conn.receive())
+                .await
+                .expect("the banner was received")
+                .unwrap()
+                .unwrap();
+            assert_eq!(banner.data, b"220 ready");
+            let end = within::<S, _>(PEER_TIMEOUT, conn.receive()).await;
+            assert!(matches!(end, Some(Ok(None))), "{end:?}");
+        }
+    });
+}
+
 /// RFC 9622 §7.2 `InitiateWithSend`: a safely replayable first message
 /// asks for TCP Fast Open and reaches the server.
 pub fn initiate_with_send_carries_the_first_message_with_fast_open<S: Shim>() {

@@ -107,6 +107,7 @@ macro_rules! conformance_tests {
             stream_mode_echoes_a_megabyte_both_ways,
             tls_with_a_test_ca_and_a_clear_error_for_an_unknown_one,
             message_mode_with_lines_and_length_prefixes,
+            a_peer_that_speaks_at_once_is_heard,
             initiate_with_send_carries_the_first_message_with_fast_open,
             a_listener_serves_many_clients_at_once,
             close_waits_for_the_peer_and_abort_resets,

@@ -174,3 +174,39 @@ impl ReadyFd for Fd {
         self.0.poll_readable(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::io::Write;
+    use std::time::Duration;
+
+    use futures_lite::FutureExt;
+
+    use super::*;
+
+    /// The `ReadyTcp` contract the shared socket task relies on when it
+    /// waits on a socket that has just connected without reading first:
+    /// bytes that arrived before the first `poll_readable` are reported.
+    #[test]
+    fn readiness_from_before_the_first_wait_is_reported() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(b"x").unwrap();
+        // On loopback the byte is in the client's socket once write returns.
+        client.set_nonblocking(true).unwrap();
+        let runtime = SmolRuntime {
+            executor: Arc::new(Executor::new()),
+        };
+        let stream = runtime.tcp(client).unwrap();
+        let ready =
+            async_io::block_on(poll_fn(|cx| stream.poll_readable(cx).map(Some)).or(async {
+                Timer::after(Duration::from_secs(5)).await;
+                None
+            }));
+        assert!(matches!(ready, Some(Ok(()))), "not reported: {ready:?}");
+        let mut buf = [0u8; 4];
+        assert_eq!(stream.try_read(&mut buf).unwrap(), 1);
+    }
+}

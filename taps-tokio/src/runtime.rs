@@ -152,3 +152,37 @@ impl ReadyFd for Fd {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::io::Write;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The `ReadyTcp` contract the shared socket task relies on when it
+    /// waits on a socket that has just connected without reading first:
+    /// bytes that arrived before the first `poll_readable` are reported.
+    #[tokio::test]
+    async fn readiness_from_before_the_first_wait_is_reported() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(b"x").unwrap();
+        // On loopback the byte is in the client's socket once write returns.
+        client.set_nonblocking(true).unwrap();
+        let runtime = TokioRuntime {
+            handle: tokio::runtime::Handle::current(),
+        };
+        let stream = runtime.tcp(client).unwrap();
+        let ready = tokio::time::timeout(
+            Duration::from_secs(5),
+            poll_fn(|cx| stream.poll_readable(cx)),
+        )
+        .await;
+        assert!(matches!(ready, Ok(Ok(()))), "not reported: {ready:?}");
+        let mut buf = [0u8; 4];
+        assert_eq!(stream.try_read(&mut buf).unwrap(), 1);
+    }
+}

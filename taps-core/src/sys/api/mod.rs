@@ -132,6 +132,10 @@ pub trait Runtime: Send + Sync + 'static {
 /// The readiness contract: after `try_read`/`try_write` met `WouldBlock`,
 /// `poll_readable`/`poll_writable` wake the task once the socket may have
 /// become ready; a spurious `Ready` is harmless (the task tries again).
+/// Readiness that came before the first `poll_readable` counts too: a
+/// socket that has just connected is waited on without a read tried
+/// first (tokio keeps the readiness since registration; async-io arms
+/// epoll, which reports a socket already readable).
 pub trait ReadyTcp: Send + Sync {
     /// Reads into `buf`; `WouldBlock` when nothing is there (clearing the
     /// runtime's readiness if it keeps one).

@@ -213,6 +213,22 @@ impl io::Write for StreamIo<'_> {
     }
 }
 
+/// A socket in the first step after its connect ended: writes go out, no
+/// read is tried (see [`run_socket`]).
+struct JustConnected<'a>(&'a dyn ReadyTcp);
+
+impl NonBlockingIo for JustConnected<'_> {
+    fn try_read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        StreamIo(self.0).shutdown_write()
+    }
+}
+
 /// For a socket that never opened: nothing is ever ready.
 struct NoIo;
 
@@ -278,7 +294,7 @@ async fn connect_task(
             }
         }
     }
-    run_socket(shared, id, signal, stream).await
+    run_socket(shared, id, signal, stream, true).await
 }
 
 /// One step by the socket's own task. On `Step::Close` the socket leaves
@@ -300,15 +316,30 @@ fn owned_step(shared: &Arc<Shared>, id: SocketId, io: &mut dyn NonBlockingIo) ->
 /// `Inner::stream_reader`: only while the machine has nothing of it to
 /// write, and with its reading delegated); only this
 /// task closes it.
+///
+/// The first step of a socket whose connect has just ended (`connected`)
+/// tries no read: it waits for readability instead, which reports
+/// whatever the peer sent meanwhile (the [`ReadyTcp`] contract). A read
+/// tried there almost always finds nothing, and a connect that is then
+/// dropped pays a recv(2) for it (with async-io; tokio's readiness flag
+/// already spares it). An accepted socket reads at once: its peer has
+/// usually spoken first.
 async fn run_socket(
     shared: Arc<Shared>,
     id: SocketId,
     signal: Arc<Signal>,
     stream: Arc<dyn ReadyTcp>,
+    connected: bool,
 ) {
     shared.lock().io.insert(id, stream.clone());
+    let mut first = connected;
     loop {
-        match owned_step(&shared, id, &mut StreamIo(&*stream)) {
+        let step = if std::mem::take(&mut first) {
+            owned_step(&shared, id, &mut JustConnected(&*stream))
+        } else {
+            owned_step(&shared, id, &mut StreamIo(&*stream))
+        };
+        match step {
             Step::Close(how) => return close(&*stream, how),
             Step::Wait { read, write } => {
                 poll_fn(|cx| {
@@ -582,7 +613,7 @@ fn accept_one(
     let accepted = shared.lock().driver.accept(listener, remote);
     // Refused (limit reached, stopped): dropping the socket closes it.
     if let Some((id, signal)) = accepted {
-        let task = run_socket(shared.clone(), id, signal, stream);
+        let task = run_socket(shared.clone(), id, signal, stream, false);
         start_parked(shared, id, Box::pin(task));
     }
 }
