@@ -19,6 +19,7 @@
 pub mod connection;
 pub mod dns;
 pub mod endpoint;
+mod hash;
 pub mod id;
 pub mod machine;
 pub mod path;

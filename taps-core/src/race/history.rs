@@ -19,12 +19,14 @@
 
 use core::time::Duration;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher};
-
-/// A fixed-key hasher: iteration order, and so eviction ties, must not vary
-/// between runs (DESIGN.md rule 1).
-type DeterministicState = BuildHasherDefault<DefaultHasher>;
 use std::net::IpAddr;
+
+/// A fixed hasher: iteration order, and so eviction ties, must not vary
+/// between runs (DESIGN.md rule 1). Fx ([`crate::hash`]): cheap for the
+/// lookups of every race, and keys that collide (addresses a DNS server
+/// picked to) cost at most a longer probe in a table of
+/// [`HistoryConfig::max_entries`].
+type DeterministicState = crate::hash::FxBuildHasher;
 
 use super::order::HistoryHint;
 use crate::time::Instant;
