@@ -332,6 +332,13 @@ fn report(what: &str, other: &str, total: u64, mut taps: Vec<Duration>, mut them
         rate(total, km),
         km.as_secs_f64() / tm.as_secs_f64()
     );
+    let rounds = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.2}", rate(total, *d)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("    every round (GiB/s): taps {}; {other} {}", rounds(&taps), rounds(&them));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
