@@ -338,7 +338,11 @@ fn report(what: &str, other: &str, total: u64, mut taps: Vec<Duration>, mut them
             .collect::<Vec<_>>()
             .join(" ")
     };
-    println!("    every round (GiB/s): taps {}; {other} {}", rounds(&taps), rounds(&them));
+    println!(
+        "    every round (GiB/s): taps {}; {other} {}",
+        rounds(&taps),
+        rounds(&them)
+    );
 }
 
 fn runtime() -> tokio::runtime::Runtime {

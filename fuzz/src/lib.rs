@@ -48,7 +48,10 @@ use taps_core::dns::wire::{
 use taps_core::dns::{DnsAction, DnsConfig, DnsSend, DnsTransport};
 use taps_core::endpoint::{EndpointParseError, HostName, LocalEndpoint, RemoteEndpoint};
 use taps_core::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
-use taps_core::machine::{Config, Event, Input, ListenerConfig, Machine, Output, Preconnection};
+use taps_core::machine::{
+    Config, Event, Input, ListenerConfig, Machine, Output, Preconnection, TlsCheckout, TlsRead,
+    TlsWrite,
+};
 use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
 use taps_core::race::{Policy, RaceConfig, RacingMode};
 use taps_core::security::{Identity, SecurityParameters};
@@ -1671,6 +1674,124 @@ impl Pair {
             h.advance(d);
         }
     }
+
+    /// As an adapter's stream read through machine `i`'s checked-out TLS
+    /// session: the socket holds the bytes queued to `i`, then its peer's
+    /// end. The peer only ever writes `p`s, so any other plaintext is a
+    /// broken invariant.
+    pub fn read_through(&mut self, i: usize, max: usize) {
+        let Some(conn) = self.conn[i] else { return };
+        let Some(mut session) = self.h[i].m.check_out_tls(conn, TlsCheckout::Read) else {
+            return;
+        };
+        let end = self.end_to[i].filter(|_| !self.end_told[i]);
+        let mut wire = QueuedWire {
+            queue: &mut self.to[i],
+            end,
+            ended: false,
+        };
+        let mut buf = vec![0; max.max(1)];
+        let result = session.read(&mut wire, &mut buf);
+        let ended = wire.ended;
+        let now = self.h[i].now;
+        self.h[i].m.check_in_tls(now, session);
+        if ended {
+            self.end_told[i] = true;
+        }
+        match result {
+            Ok(TlsRead::Data(n)) => {
+                if buf[..n].iter().any(|&b| b != b'p') {
+                    violated!("a checked-out read returned plaintext the peer never wrote");
+                }
+            }
+            Ok(TlsRead::WouldBlock | TlsRead::Ended) => {}
+            Err(_) => self.h[i].handle(Input::SocketFailed {
+                socket: self.sock[i],
+                reason: FailureReason::Reset,
+            }),
+        }
+        self.h[i].drain();
+    }
+
+    /// As an adapter's stream write through machine `i`'s checked-out TLS
+    /// session, to a socket that takes at most `room` bytes now.
+    pub fn write_through(&mut self, i: usize, data: &[u8], room: usize) {
+        let Some(conn) = self.conn[i] else { return };
+        let Some(mut session) = self.h[i].m.check_out_tls(conn, TlsCheckout::Write) else {
+            return;
+        };
+        let mut wire = RoomyWire {
+            out: Vec::new(),
+            room,
+        };
+        let result = session.write(&mut wire, data);
+        let now = self.h[i].now;
+        self.h[i].m.check_in_tls(now, session);
+        match result {
+            Ok(TlsWrite::Accepted(n)) if n > data.len() => {
+                violated!("a checked-out write took {n} of {} bytes", data.len())
+            }
+            Ok(_) => {}
+            Err(e) => violated!("a socket that only fills up failed: {e}"),
+        }
+        if !wire.out.is_empty() {
+            self.to[1 - i].extend(wire.out.iter().copied());
+            self.sent[i].push(wire.out);
+        }
+        self.h[i].drain();
+    }
+}
+
+/// The receiving side of a [`Pair`]'s socket: the bytes queued to it, then
+/// the peer's end (FIN as the end of the stream, RST as a reset).
+struct QueuedWire<'a> {
+    queue: &'a mut VecDeque<u8>,
+    end: Option<SocketEnd>,
+    ended: bool,
+}
+
+impl std::io::Read for QueuedWire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.queue.is_empty() {
+            let n = buf.len().min(self.queue.len());
+            for (slot, b) in buf.iter_mut().zip(self.queue.drain(..n)) {
+                *slot = b;
+            }
+            return Ok(n);
+        }
+        match self.end {
+            None => Err(std::io::ErrorKind::WouldBlock.into()),
+            Some(end) => {
+                self.ended = true;
+                match end {
+                    SocketEnd::Abort => Err(std::io::ErrorKind::ConnectionReset.into()),
+                    SocketEnd::Shutdown | SocketEnd::Close => Ok(0),
+                }
+            }
+        }
+    }
+}
+
+/// The sending side of a [`Pair`]'s socket: takes `room` more bytes, then
+/// would block.
+struct RoomyWire {
+    out: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for RoomyWire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        self.out.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1732,6 +1853,14 @@ pub enum TlsOp {
     Eof,
     /// Both clocks advance by this many times 10 ms.
     Tick(u8),
+    /// The machine under test reads up to this many bytes through its
+    /// checked-out TLS session, from the bytes queued to it, as an
+    /// adapter's stream read does (`Machine::check_out_tls`).
+    ReadThrough(u16),
+    /// The machine under test writes this many bytes through its
+    /// checked-out TLS session to a socket that takes at most the second
+    /// number of bytes.
+    WriteThrough(u16, u16),
 }
 
 impl TlsOp {
@@ -1783,6 +1912,14 @@ impl TlsOp {
                     Some(&t) => (TlsOp::Tick(t), 1),
                     None => break,
                 },
+                13 => match u16_at(rest) {
+                    Some(n) => (TlsOp::ReadThrough(n), 2),
+                    None => break,
+                },
+                14 => match (u16_at(rest), rest.get(2..).and_then(u16_at)) {
+                    (Some(n), Some(room)) => (TlsOp::WriteThrough(n, room), 4),
+                    _ => break,
+                },
                 _ => break,
             };
             ops.push(op);
@@ -1816,6 +1953,11 @@ impl TlsOp {
                 TlsOp::Close => out.push(10),
                 TlsOp::Eof => out.push(11),
                 TlsOp::Tick(t) => out.extend_from_slice(&[12, *t]),
+                TlsOp::ReadThrough(n) => push_op16(&mut out, 13, *n),
+                TlsOp::WriteThrough(n, room) => {
+                    push_op16(&mut out, 14, *n);
+                    out.extend_from_slice(&room.to_be_bytes());
+                }
             }
         }
         out
@@ -2009,6 +2151,10 @@ fn tls_established(server: bool, ops: &[u8]) {
                 socket: pair.sock[t],
             }),
             TlsOp::Tick(n) => pair.tick(Duration::from_millis(10 * u64::from(n))),
+            TlsOp::ReadThrough(n) => pair.read_through(t, usize::from(n)),
+            TlsOp::WriteThrough(n, room) => {
+                pair.write_through(t, &vec![b't'; usize::from(n)], usize::from(room));
+            }
         }
         pair.flow(Some(t));
     }
@@ -3677,6 +3823,39 @@ pub mod seeds {
                         Deliver(100),
                         Tick(255),
                         Read(4096),
+                    ],
+                ),
+            ),
+            seed(
+                "tls_records",
+                "client-reads-and-writes-through-checkouts",
+                ops(
+                    false,
+                    &[
+                        PeerWrite(3000),
+                        ReadThrough(1000),
+                        ReadThrough(0xffff),
+                        WriteThrough(40_000, 500),
+                        WriteThrough(100, 0xffff),
+                        Flip(10, 1),
+                        PeerWrite(10),
+                        ReadThrough(64),
+                        PeerClose,
+                        ReadThrough(64),
+                    ],
+                ),
+            ),
+            seed(
+                "tls_records",
+                "server-checkout-meets-the-peers-reset",
+                ops(
+                    true,
+                    &[
+                        PeerWrite(100),
+                        WriteThrough(2000, 0),
+                        PeerAbort,
+                        ReadThrough(4096),
+                        WriteThrough(10, 10),
                     ],
                 ),
             ),
