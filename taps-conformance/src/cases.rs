@@ -521,3 +521,91 @@ pub fn the_system_hosts_file_answers_localhost<S: Shim>() {
         assert!(conn.remote_addr().ip().is_loopback());
     });
 }
+
+/// DNS over UDP, then over TCP when the answer comes back truncated (RFC
+/// 1035 §4.2.1, RFC 7766 §5): a resolver on loopback sets TC on every UDP
+/// answer and leaves it empty, and answers in full over TCP (2-byte length
+/// prefixes, several queries on one connection allowed). The name
+/// resolves, the connection is made to what the TCP answer said, and both
+/// transports were asked.
+pub fn a_truncated_dns_answer_is_asked_again_over_tcp<S: Shim>() {
+    use std::net::{IpAddr, UdpSocket};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use taps_core::dns::responder::{build_response, parse_query};
+    use taps_core::dns::wire::{Answer, QueryType};
+
+    fn answer(qtype: QueryType) -> Answer {
+        match qtype {
+            QueryType::A => Answer::Addresses {
+                addrs: vec![IpAddr::from([127, 0, 0, 1])].into(),
+                ttl: 5,
+            },
+            _ => Answer::NoData { negative_ttl: 5 },
+        }
+    }
+
+    S::block_on(async {
+        let service = raw_server("127.0.0.1:0", |mut s| {
+            write_quietly(&mut s, b"served");
+        });
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let resolver = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(resolver).unwrap();
+        let (over_udp, over_tcp) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let counted = over_udp.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = udp.recv_from(&mut buf) {
+                if let Ok(q) = parse_query(&buf[..n]) {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = udp.send_to(&build_response(&q, &answer(q.qtype), true), from);
+                }
+            }
+        });
+        let counted = over_tcp.clone();
+        std::thread::spawn(move || {
+            for stream in tcp.incoming() {
+                let Ok(mut s) = stream else { return };
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+                    let mut len = [0u8; 2];
+                    while s.read_exact(&mut len).is_ok() {
+                        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if s.read_exact(&mut query).is_err() {
+                            return;
+                        }
+                        let Ok(q) = parse_query(&query) else { return };
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let reply = build_response(&q, &answer(q.qtype), false);
+                        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&reply);
+                        if s.write_all(&framed).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let mut config = taps_core::sys::api::Taps::system_config().unwrap();
+        config.dns.servers = vec![resolver];
+        config.hosts = Default::default();
+        let taps = S::taps(config).unwrap();
+        let pre = Preconnection::parse(&format!("tcp.taps.test:{}", service.port())).unwrap();
+        let mut conn = within::<S, _>(Duration::from_secs(10), connect::<S>(&taps, &pre))
+            .await
+            .expect("resolved over TCP and connected within 10 s");
+        assert_eq!(conn.remote_addr(), service);
+        let mut said = [0u8; 6];
+        S::read_exact(&mut conn, &mut said).await.unwrap();
+        assert_eq!(&said, b"served");
+        assert!(over_udp.load(Ordering::SeqCst) >= 1, "asked over UDP first");
+        assert!(
+            over_tcp.load(Ordering::SeqCst) >= 1,
+            "asked again over TCP after the truncated answer"
+        );
+        let trace = conn.waterfall().unwrap();
+        assert!(trace.contains("127.0.0.1"), "{trace}");
+    });
+}

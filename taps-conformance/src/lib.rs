@@ -23,7 +23,7 @@
 //! one, InitiateWithSend with TCP Fast Open, `localhost` over both
 //! families, a listener with many clients, close and abort as the peer
 //! sees them, a peer that resets, one that stalls and one that sends
-//! garbage; and ([`netns`]) racing over real paths in network namespaces:
+//! garbage, DNS over TCP after a truncated UDP answer; and ([`netns`]) racing over real paths in network namespaces:
 //! IPv6 blackhole, IPv6 refused, a dead first interface, and interface
 //! prohibit/require checked from the server's side (root and `ip` needed,
 //! otherwise the test prints why and skips).
@@ -116,6 +116,7 @@ macro_rules! conformance_tests {
             a_stalled_tls_peer_times_out_with_the_reason,
             garbage_fails_only_the_connection_that_got_it,
             the_system_hosts_file_answers_localhost,
+            a_truncated_dns_answer_is_asked_again_over_tcp,
         );
         /// Racing over real paths in network namespaces; skips (saying
         /// why) without root and `ip`.
