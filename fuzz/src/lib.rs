@@ -38,6 +38,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
+#[path = "../wire.rs"]
+mod wire;
 use taps_core::Instant;
 use taps_core::connection::{IoLimits, Message};
 use taps_core::dns::responder::{Question, build_response, parse_query};
@@ -57,6 +59,7 @@ use taps_core::race::{Policy, RaceConfig, RacingMode};
 use taps_core::security::{Identity, SecurityParameters};
 use taps_core::stack::framer::{Decoded, Delimited, Framer, FramerFactory, LengthPrefixed};
 use taps_core::trace::{FailureReason, FramingFailure};
+use wire::{LimitedWire, QueueWire, WireEnd};
 
 /// A target's body.
 pub type Target = fn(&[u8]);
@@ -1684,8 +1687,12 @@ impl Pair {
         let Some(mut session) = self.h[i].m.check_out_tls(conn, TlsCheckout::Read) else {
             return;
         };
-        let end = self.end_to[i].filter(|_| !self.end_told[i]);
-        let mut wire = QueuedWire {
+        let end = match self.end_to[i].filter(|_| !self.end_told[i]) {
+            None => WireEnd::Open,
+            Some(SocketEnd::Abort) => WireEnd::Reset,
+            Some(SocketEnd::Shutdown | SocketEnd::Close) => WireEnd::Fin,
+        };
+        let mut wire = QueueWire {
             queue: &mut self.to[i],
             end,
             ended: false,
@@ -1720,8 +1727,8 @@ impl Pair {
         let Some(mut session) = self.h[i].m.check_out_tls(conn, TlsCheckout::Write) else {
             return;
         };
-        let mut wire = RoomyWire {
-            out: Vec::new(),
+        let mut wire = LimitedWire {
+            taken: Vec::new(),
             room,
         };
         let result = session.write(&mut wire, data);
@@ -1734,63 +1741,11 @@ impl Pair {
             Ok(_) => {}
             Err(e) => violated!("a socket that only fills up failed: {e}"),
         }
-        if !wire.out.is_empty() {
-            self.to[1 - i].extend(wire.out.iter().copied());
-            self.sent[i].push(wire.out);
+        if !wire.taken.is_empty() {
+            self.to[1 - i].extend(wire.taken.iter().copied());
+            self.sent[i].push(wire.taken);
         }
         self.h[i].drain();
-    }
-}
-
-/// The receiving side of a [`Pair`]'s socket: the bytes queued to it, then
-/// the peer's end (FIN as the end of the stream, RST as a reset).
-struct QueuedWire<'a> {
-    queue: &'a mut VecDeque<u8>,
-    end: Option<SocketEnd>,
-    ended: bool,
-}
-
-impl std::io::Read for QueuedWire<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if !self.queue.is_empty() {
-            let n = buf.len().min(self.queue.len());
-            for (slot, b) in buf.iter_mut().zip(self.queue.drain(..n)) {
-                *slot = b;
-            }
-            return Ok(n);
-        }
-        match self.end {
-            None => Err(std::io::ErrorKind::WouldBlock.into()),
-            Some(end) => {
-                self.ended = true;
-                match end {
-                    SocketEnd::Abort => Err(std::io::ErrorKind::ConnectionReset.into()),
-                    SocketEnd::Shutdown | SocketEnd::Close => Ok(0),
-                }
-            }
-        }
-    }
-}
-
-/// The sending side of a [`Pair`]'s socket: takes `room` more bytes, then
-/// would block.
-struct RoomyWire {
-    out: Vec<u8>,
-    room: usize,
-}
-
-impl std::io::Write for RoomyWire {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.room == 0 {
-            return Err(std::io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.room);
-        self.room -= n;
-        self.out.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

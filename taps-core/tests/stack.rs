@@ -935,14 +935,8 @@ fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
     // §9.2: a message accepted by Send is sent whole), here 300 KiB
     // messages framed and 256 KiB of stream bytes in one write.
     let ca = TestCa::new();
-    let framer = FramerFactory::length_prefixed(1 << 20);
-    let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
-    let c = net.machines[0]
-        .initiate(ms(0), &pre(client_security(&ca), Some(framer)))
-        .unwrap();
-    net.run_for(Duration::from_secs(1));
-    let s = server_conn(&net).expect("ConnectionReceived");
-    let big: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+    let (mut net, c, s) = tls_pair(&ca, Some(FramerFactory::length_prefixed(1 << 20)));
+    let big = pattern(300 * 1024);
     for _ in 0..2 {
         net.machines[0]
             .send(net.now, c, Message::new(big.clone()))
@@ -953,13 +947,8 @@ fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
     assert_eq!(received(&net, 1, s), vec![big.clone(), big]);
 
     // Stream bytes, no framer: one write as large as the transmit queue.
-    let (mut net, _) = setup(&ca, &["example.com"], None);
-    let c = net.machines[0]
-        .initiate(ms(0), &pre(client_security(&ca), None))
-        .unwrap();
-    net.run_for(Duration::from_secs(1));
-    let s = server_conn(&net).expect("ConnectionReceived");
-    let data: Vec<u8> = (0..256 * 1024).map(|i| (i % 253) as u8).collect();
+    let (mut net, c, s) = tls_stream(&ca);
+    let data = pattern(256 * 1024);
     let n = net.machines[0].write(net.now, c, &data).unwrap();
     assert_eq!(n, data.len(), "the whole write fits the transmit queue");
     net.run_for(Duration::from_secs(5));
@@ -982,9 +971,14 @@ fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
 
 /// An established TLS stream (no framer): (net, client conn, server conn).
 fn tls_stream(ca: &TestCa) -> (Net, ConnectionId, ConnectionId) {
-    let (mut net, _) = setup(ca, &["example.com"], None);
+    tls_pair(ca, None)
+}
+
+/// An established TLS connection with `framer` on both ends.
+fn tls_pair(ca: &TestCa, framer: Option<FramerFactory>) -> (Net, ConnectionId, ConnectionId) {
+    let (mut net, _) = setup(ca, &["example.com"], framer.clone());
     let c = net.machines[0]
-        .initiate(ms(0), &pre(client_security(ca), None))
+        .initiate(ms(0), &pre(client_security(ca), framer))
         .unwrap();
     net.run_for(Duration::from_millis(200));
     let s = server_conn(&net).expect("ConnectionReceived");

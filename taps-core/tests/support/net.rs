@@ -15,6 +15,10 @@ use taps_core::id::{ConnectionId, ListenerId, SocketId};
 use taps_core::machine::{Event, Input, Machine, Output, TlsCheckout, TlsRead, TlsWrite};
 use taps_core::trace::FailureReason;
 
+#[path = "../../../fuzz/wire.rs"]
+mod wire;
+use wire::{LimitedWire, QueueWire, WireEnd};
+
 /// One end of a TCP connection: (machine index, socket).
 pub type End = (usize, SocketId);
 
@@ -435,15 +439,18 @@ impl Net {
         let mut session = self.machines[m].check_out_tls(conn, TlsCheckout::Read)?;
         let end = (m, session.socket());
         let state = self.ends.get_mut(&end)?;
-        let mut wire = InboxWire {
-            inbox: &mut state.inbox,
-            eof: state.eof_pending,
+        let mut wire = QueueWire {
+            queue: &mut state.inbox,
+            end: if state.eof_pending {
+                WireEnd::Fin
+            } else {
+                WireEnd::Open
+            },
+            ended: false,
         };
         let result = session.read(&mut wire, buf);
-        if let Some(state) = self.ends.get_mut(&end)
-            && state.eof_pending
-            && state.inbox.is_empty()
-            && matches!(result, Ok(TlsRead::Ended))
+        if wire.ended
+            && let Some(state) = self.ends.get_mut(&end)
         {
             // The session read the end itself; the machine hears it at
             // check-in, not again from the net.
@@ -484,49 +491,5 @@ impl Net {
             .filter(|(_, mm, _)| *mm == m)
             .map(|(_, _, e)| e.clone())
             .collect()
-    }
-}
-
-/// A socket's send side that takes `room` more bytes, then would block.
-struct LimitedWire {
-    taken: Vec<u8>,
-    room: usize,
-}
-
-impl std::io::Write for LimitedWire {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.room == 0 {
-            return Err(std::io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.room);
-        self.room -= n;
-        self.taken.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A socket's receive side: what was delivered, then its end.
-struct InboxWire<'a> {
-    inbox: &'a mut VecDeque<u8>,
-    eof: bool,
-}
-
-impl std::io::Read for InboxWire<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.inbox.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(std::io::ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = buf.len().min(self.inbox.len());
-        for (slot, b) in buf.iter_mut().zip(self.inbox.drain(..n)) {
-            *slot = b;
-        }
-        Ok(n)
     }
 }
