@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+#[path = "../peer/closing.rs"]
+mod closing;
+
 const CHUNK: usize = 64 * 1024;
 const ROUNDS: usize = 5;
 const CONNECTS: usize = 1000;
@@ -142,35 +145,6 @@ async fn tokio_stream(taps: &taps_tokio::Taps, server: &taps_tokio::Taps, total:
     let d = start.elapsed();
     let _ = c.close().await;
     d
-}
-
-/// A plain server (its own thread and executor) that reads each connection
-/// to its end, then closes it: the same peer for every client kind. Its
-/// backlog is deep, so that clients that drop their connections without
-/// waiting never outrun its accepts into a full queue (a dropped SYN costs
-/// a 1 s retransmission).
-fn closing_server() -> SocketAddr {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    socket.listen(4096).unwrap();
-    let listener = TcpListener::from(socket);
-    let at = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let ex = async_executor::Executor::new();
-        let listener = Async::new(listener).unwrap();
-        async_io::block_on(ex.run(async {
-            while let Ok((mut s, _)) = listener.accept().await {
-                ex.spawn(async move {
-                    let mut buf = [0u8; 64];
-                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-                })
-                .detach();
-            }
-        }));
-    });
-    at
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -317,7 +291,7 @@ fn main() {
         }
     }
     if wanted("establish") {
-        let at = closing_server();
+        let at = closing::spawn();
         for how in [CloseHow::Drop, CloseHow::Await] {
             let all = rounds(|| {
                 let raw = smol::block_on(raw_connects(at, how));

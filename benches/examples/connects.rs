@@ -9,39 +9,19 @@
 //! a thread of this process, as the benches run it).
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use async_io::Async;
 use futures_lite::AsyncReadExt;
 
+#[path = "../peer/closing.rs"]
+mod closing;
+
 fn serve() {
-    let listener = bind();
+    let listener = closing::bind();
     println!("{}", listener.local_addr().unwrap());
-    run_server(listener);
-}
-
-fn bind() -> TcpListener {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    socket.listen(4096).unwrap();
-    TcpListener::from(socket)
-}
-
-fn run_server(listener: TcpListener) {
-    let ex = async_executor::Executor::new();
-    let listener = Async::new(listener).unwrap();
-    async_io::block_on(ex.run(async {
-        while let Ok((mut s, _)) = listener.accept().await {
-            ex.spawn(async move {
-                let mut buf = [0u8; 64];
-                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-            })
-            .detach();
-        }
-    }));
+    closing::run(listener);
 }
 
 fn main() {
@@ -54,10 +34,7 @@ fn main() {
     let n: usize = args[2].parse().unwrap();
     // "here": the server on a thread of this process, as in the benches.
     let at: SocketAddr = if args[3] == "here" {
-        let listener = bind();
-        let at = listener.local_addr().unwrap();
-        std::thread::spawn(move || run_server(listener));
-        at
+        closing::spawn()
     } else {
         args[3].parse().unwrap()
     };
