@@ -245,6 +245,19 @@ fn report(what: &str, all: &[[f64; 3]], target: f64) {
     println!(
         "  taps-smol / async-io: best {best_raw:.3}, median {median_raw:.3} (target >= {target:.2}); taps-smol / taps-tokio: best {best_tokio:.3}, median {median_tokio:.3}"
     );
+    // The spread within each kind is what moves the ratios between runs.
+    let kind = |i: usize| {
+        all.iter()
+            .map(|r| format!("{:.2}", r[i]))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "    every round: async-io {}; taps-smol {}; taps-tokio {}",
+        kind(0),
+        kind(1),
+        kind(2)
+    );
 }
 
 fn main() {
