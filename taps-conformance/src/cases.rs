@@ -609,3 +609,57 @@ pub fn a_truncated_dns_answer_is_asked_again_over_tcp<S: Shim>() {
         assert!(trace.contains("127.0.0.1"), "{trace}");
     });
 }
+
+/// Many TLS connections on one `Taps`, client and server ends both: each
+/// echoes its own 256 KiB through a TLS listener of the same instance, all
+/// at once. Their sessions are checked out of the one machine for every
+/// read and write (crypto outside its lock, in parallel); no connection's
+/// bytes may reach another, be lost or be reordered, and every socket is
+/// released afterwards.
+pub fn many_tls_connections_on_one_taps_keep_their_bytes_apart<S: Shim>() {
+    S::block_on(async {
+        let taps = system::<S>();
+        let ca = TestCa::new("taps conformance CA");
+        let config = ListenerConfig::on(vec![addr("127.0.0.1:0")])
+            .with_security(SecurityParameters::server(ca.leaf(&["localhost"])));
+        let at = echo_listener::<S>(&taps, config).await;
+        let pre = Preconnection::parse(&format!("localhost:{}", at.port()))
+            .unwrap()
+            .with_security(SecurityParameters::with_roots(vec![ca.root()]));
+        let clients: u32 = 24;
+        let (tx, rx) = mpsc::channel();
+        for i in 0..clients {
+            let (taps, pre, tx) = (taps.clone(), pre.clone(), tx.clone());
+            S::spawn(async move {
+                let conn = connect::<S>(&taps, &pre).await;
+                let data: Vec<u8> = (0..256 * 1024u32)
+                    .map(|k| (k.wrapping_mul(31).wrapping_add(i * 97) % 251) as u8)
+                    .collect();
+                let back = S::exchange(conn, data.clone()).await.unwrap();
+                assert_eq!(back.len(), data.len(), "client {i}");
+                assert!(back == data, "client {i}: bytes changed");
+                tx.send(i).unwrap();
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut done = 0;
+        while done < clients {
+            match rx.try_recv() {
+                Ok(_) => done += 1,
+                Err(mpsc::TryRecvError::Empty) => {
+                    assert!(Instant::now() < deadline, "only {done} clients finished");
+                    S::sleep(Duration::from_millis(5)).await;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    panic!("a client failed after {done} finished")
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while taps.live_sockets() > 0 && Instant::now() < deadline {
+            S::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(taps.live_sockets(), 0, "sockets left behind");
+    });
+}

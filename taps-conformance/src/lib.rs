@@ -117,6 +117,7 @@ macro_rules! conformance_tests {
             garbage_fails_only_the_connection_that_got_it,
             the_system_hosts_file_answers_localhost,
             a_truncated_dns_answer_is_asked_again_over_tcp,
+            many_tls_connections_on_one_taps_keep_their_bytes_apart,
         );
         /// Racing over real paths in network namespaces; skips (saying
         /// why) without root and `ip`.
