@@ -2337,6 +2337,29 @@ enum MachineOp {
     },
     /// `handle_timeout` at the current time, due or not.
     TimeoutNow,
+    /// The application takes over reading a plain stream's socket
+    /// (`Machine::delegate_reading`).
+    DelegateReading {
+        conn: Pick,
+    },
+    /// A plain stream's pass-through: with `write`, up to `len` bytes go
+    /// straight to the linked partner (`write_through`, `wrote_through`);
+    /// else up to `len` bytes are read straight from what the partner
+    /// sent (`read_through`).
+    PlainThrough {
+        conn: Pick,
+        write: bool,
+        len: u16,
+    },
+    /// A TLS stream's checked-out session (`check_out_tls`) reads up to
+    /// `len` bytes from the partner, or writes `len` bytes to a socket that
+    /// takes at most `room` of them now.
+    TlsThrough {
+        conn: Pick,
+        write: bool,
+        len: u16,
+        room: u16,
+    },
 }
 
 /// Op codes are taken modulo this, which must never change (room for new
@@ -2450,6 +2473,20 @@ impl<'a> Arbitrary<'a> for MachineOp {
                 as_input: u.arbitrary()?,
             },
             27 => Advance { ms: u.arbitrary()? },
+            28 => DelegateReading {
+                conn: u.arbitrary()?,
+            },
+            29 => PlainThrough {
+                conn: u.arbitrary()?,
+                write: u.arbitrary()?,
+                len: u.arbitrary()?,
+            },
+            30 => TlsThrough {
+                conn: u.arbitrary()?,
+                write: u.arbitrary()?,
+                len: u.arbitrary()?,
+                room: u.arbitrary()?,
+            },
             _ => TimeoutNow,
         })
     }
@@ -2825,6 +2862,9 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         | MachineOp::Receive { conn, .. }
         | MachineOp::Read { conn, .. }
         | MachineOp::Write { conn, .. }
+        | MachineOp::DelegateReading { conn }
+        | MachineOp::PlainThrough { conn, .. }
+        | MachineOp::TlsThrough { conn, .. }
         | MachineOp::Close { conn }
         | MachineOp::Bulk { conn, .. }
         | MachineOp::Abort { conn } => Some(pick(&seen.conns, *conn, ConnectionId::from_raw)),
@@ -3020,6 +3060,28 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
             }
         }
         MachineOp::Flow => flow_links(h, seen),
+        MachineOp::DelegateReading { conn: p } => {
+            h.m.delegate_reading(conn(seen, *p));
+            h.drain();
+        }
+        MachineOp::PlainThrough {
+            conn: p,
+            write,
+            len,
+        } => plain_through(h, seen, conn(seen, *p), *write, usize::from(*len)),
+        MachineOp::TlsThrough {
+            conn: p,
+            write,
+            len,
+            room,
+        } => tls_through(
+            h,
+            seen,
+            conn(seen, *p),
+            *write,
+            usize::from(*len),
+            usize::from(*room),
+        ),
         MachineOp::Trickle { chunk } => {
             let chunk = usize::from(*chunk).max(1);
             for i in 0..seen.links.len() {
@@ -3144,6 +3206,160 @@ fn preconnection(spec: &InitiateSpec) -> Option<Preconnection> {
         .conn_timeout_ms
         .map(|ms| Duration::from_millis(u64::from(ms)));
     Some(pre.with_properties(props))
+}
+
+/// The socket linked to `socket`, if any.
+fn partner(seen: &Seen, socket: SocketId) -> Option<SocketId> {
+    seen.links.iter().find_map(|&(a, b)| {
+        if a == socket {
+            Some(b)
+        } else if b == socket {
+            Some(a)
+        } else {
+            None
+        }
+    })
+}
+
+/// [`MachineOp::PlainThrough`]: what an adapter's plain stream
+/// pass-through does, against the linked partner (bytes to an unlinked
+/// socket vanish, as with `Transmitted`).
+fn plain_through(h: &mut Harness, seen: &Seen, conn: ConnectionId, write: bool, len: usize) {
+    let now = h.now;
+    if write {
+        let Some(socket) = h.m.write_through(conn) else {
+            return;
+        };
+        let n = match partner(seen, socket) {
+            Some(to) => {
+                let n = len.min(h.m.read_capacity(to));
+                let data = vec![b'w'; n];
+                h.handle(Input::SocketData {
+                    socket: to,
+                    data: &data,
+                });
+                n
+            }
+            None => len,
+        };
+        if n > 0 {
+            h.m.wrote_through(now, conn, n);
+        }
+        h.drain();
+    } else {
+        let Some(socket) = h.m.read_through(conn) else {
+            return;
+        };
+        if let Some(from) = partner(seen, socket) {
+            let n = h.m.transmit_data(from).len().min(len);
+            if n > 0 {
+                h.m.transmitted(now, from, n);
+            }
+        }
+        h.drain();
+    }
+}
+
+/// The partner's side of a link as a socket for a checked-out session:
+/// reads take what the partner has to send; writes arrive at the partner,
+/// as far as `room` and its read capacity allow.
+struct LinkWire<'a> {
+    m: &'a mut Machine,
+    now: Instant,
+    partner: Option<SocketId>,
+    room: usize,
+}
+
+impl std::io::Read for LinkWire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(from) = self.partner else {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        };
+        let data = self.m.transmit_data(from);
+        let n = data.len().min(buf.len());
+        if n == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        buf[..n].copy_from_slice(&data[..n]);
+        self.m.transmitted(self.now, from, n);
+        Ok(n)
+    }
+}
+
+impl std::io::Write for LinkWire<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = match self.partner {
+            Some(to) => buf.len().min(self.room).min(self.m.read_capacity(to)),
+            None => buf.len().min(self.room),
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        self.room -= n;
+        if let Some(to) = self.partner {
+            self.m.handle(
+                self.now,
+                Input::SocketData {
+                    socket: to,
+                    data: &buf[..n],
+                },
+            );
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`MachineOp::TlsThrough`]: one stream read or write through a checked-out
+/// TLS session, checked back in at once.
+fn tls_through(
+    h: &mut Harness,
+    seen: &Seen,
+    conn: ConnectionId,
+    write: bool,
+    len: usize,
+    room: usize,
+) {
+    let purpose = if write {
+        TlsCheckout::Write
+    } else {
+        TlsCheckout::Read
+    };
+    let Some(mut session) = h.m.check_out_tls(conn, purpose) else {
+        return;
+    };
+    let now = h.now;
+    let mut wire = LinkWire {
+        partner: partner(seen, session.socket()),
+        m: &mut h.m,
+        now,
+        room,
+    };
+    if write {
+        match session.write(&mut wire, &vec![b'w'; len]) {
+            Ok(TlsWrite::Accepted(n)) if n > len => {
+                violated!("a checked-out write took {n} of {len} bytes")
+            }
+            Ok(_) => {}
+            Err(e) => violated!("a link that only fills up failed: {e}"),
+        }
+    } else {
+        let mut buf = vec![0; len.max(1)];
+        match session.read(&mut wire, &mut buf) {
+            Ok(TlsRead::Data(n)) if n > buf.len() => {
+                violated!(
+                    "a checked-out read returned {n} for a {}-byte buffer",
+                    buf.len()
+                )
+            }
+            Ok(_) => {}
+            Err(e) => violated!("a link that only runs dry failed: {e}"),
+        }
+    }
+    h.m.check_in_tls(now, session);
+    h.drain();
 }
 
 /// Moves bytes along every link, both ways, until nothing moves; a FIN or
@@ -4026,6 +4242,21 @@ mod script {
         pub(super) fn timeout_now(&mut self) -> &mut Self {
             self.op(31)
         }
+        pub(super) fn delegate_reading(&mut self, conn: P) -> &mut Self {
+            self.op(28).pick(conn)
+        }
+        pub(super) fn plain_through(&mut self, conn: P, write: bool, len: u16) -> &mut Self {
+            self.op(29).pick(conn).bool(write).u16(len)
+        }
+        pub(super) fn tls_through(
+            &mut self,
+            conn: P,
+            write: bool,
+            len: u16,
+            room: u16,
+        ) -> &mut Self {
+            self.op(30).pick(conn).bool(write).u16(len).u16(room)
+        }
     }
 }
 
@@ -4071,6 +4302,29 @@ fn machine_scripts() -> Vec<seeds::Seed> {
                 .read(P::Nth(0), 100)
                 .close(P::Latest)
                 .flow();
+            e.advance(3000);
+        }),
+        s("plain-stream-pass-through", &|e| {
+            e.default_config().connect(false, None, None);
+            e.plain_through(P::Nth(0), true, 3000)
+                .delegate_reading(P::Latest)
+                .plain_through(P::Latest, false, 4096)
+                .plain_through(P::Latest, true, 500)
+                .receive(P::Latest)
+                .flow();
+            e.close(P::Nth(0)).flow().advance(3000);
+        }),
+        s("tls-stream-checked-out", &|e| {
+            e.default_config().connect(true, None, None);
+            e.tls_through(P::Nth(0), true, 40_000, 1000)
+                .tls_through(P::Latest, false, 700, 0)
+                .tls_through(P::Latest, false, 0xffff, 0)
+                .flow()
+                .tls_through(P::Latest, true, 10, 0xffff)
+                .tls_through(P::Nth(0), false, 64, 0)
+                .close(P::Latest)
+                .flow()
+                .tls_through(P::Nth(0), false, 64, 0);
             e.advance(3000);
         }),
         s("tls-early-data", &|e| {
