@@ -279,26 +279,38 @@ pub fn a_listener_serves_many_clients_at_once<S: Shim>() {
             });
         }
         drop(tx);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut done = 0;
-        while done < clients {
-            match rx.try_recv() {
-                Ok(_) => done += 1,
-                Err(mpsc::TryRecvError::Empty) => {
-                    assert!(Instant::now() < deadline, "only {done} clients finished");
-                    S::sleep(Duration::from_millis(5)).await;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    panic!("a client failed after {done} finished")
-                }
+        all_clients_finish::<S>(&rx, clients, Duration::from_secs(30)).await;
+        sockets_released::<S>(&taps, Duration::from_secs(5)).await;
+    });
+}
+
+/// Waits until `clients` spawned clients reported on `rx`; fails when one
+/// failed (its sender went without a report) or after `limit`.
+async fn all_clients_finish<S: Shim>(rx: &mpsc::Receiver<u32>, clients: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut done = 0;
+    while done < clients {
+        match rx.try_recv() {
+            Ok(_) => done += 1,
+            Err(mpsc::TryRecvError::Empty) => {
+                assert!(Instant::now() < deadline, "only {done} clients finished");
+                S::sleep(Duration::from_millis(5)).await;
+            }
+            Err(mpsc::TryRecvError::Disconnected) => {
+                panic!("a client failed after {done} finished")
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while taps.live_sockets() > 0 && Instant::now() < deadline {
-            S::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(taps.live_sockets(), 0);
-    });
+    }
+}
+
+/// Waits (at most `limit`) until `taps` holds no socket, and fails if one
+/// is left.
+async fn sockets_released<S: Shim>(taps: &S::Taps, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while taps.live_sockets() > 0 && Instant::now() < deadline {
+        S::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(taps.live_sockets(), 0, "sockets left behind");
 }
 
 /// RFC 9622 §10: `Close` sends what was queued, then FIN, and returns once
@@ -642,24 +654,7 @@ pub fn many_tls_connections_on_one_taps_keep_their_bytes_apart<S: Shim>() {
             });
         }
         drop(tx);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut done = 0;
-        while done < clients {
-            match rx.try_recv() {
-                Ok(_) => done += 1,
-                Err(mpsc::TryRecvError::Empty) => {
-                    assert!(Instant::now() < deadline, "only {done} clients finished");
-                    S::sleep(Duration::from_millis(5)).await;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    panic!("a client failed after {done} finished")
-                }
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while taps.live_sockets() > 0 && Instant::now() < deadline {
-            S::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(taps.live_sockets(), 0, "sockets left behind");
+        all_clients_finish::<S>(&rx, clients, Duration::from_secs(60)).await;
+        sockets_released::<S>(&taps, Duration::from_secs(10)).await;
     });
 }
