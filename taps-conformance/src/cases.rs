@@ -561,9 +561,16 @@ pub fn a_truncated_dns_answer_is_asked_again_over_tcp<S: Shim>() {
         let service = raw_server("127.0.0.1:0", |mut s| {
             write_quietly(&mut s, b"served");
         });
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // One port for both transports: the system picks a free UDP port,
+        // whose TCP twin may be taken by another test's socket; try again.
+        let (udp, tcp) = (0..100)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let tcp = TcpListener::bind(udp.local_addr().ok()?).ok()?;
+                Some((udp, tcp))
+            })
+            .expect("a port free for both UDP and TCP");
         let resolver = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(resolver).unwrap();
         let (over_udp, over_tcp) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
         let counted = over_udp.clone();
         std::thread::spawn(move || {
