@@ -22,7 +22,6 @@ use super::IoWait;
 use super::error::{Error, reason_to_io};
 use super::parked::Claim;
 use super::shared::{Shared, Terminal, Through};
-use super::tasks::StreamIo;
 
 /// What [`Connection::waterfall`] names the peer by, spelled out only
 /// when a waterfall is asked for (formatting it for every connection was a
@@ -535,11 +534,10 @@ impl Connection {
                         continue;
                     }
                 },
-                Through::Tls(io, mut session) => {
-                    let socket = session.socket();
-                    let outcome = session.read(&mut StreamIo(&*io), buf);
-                    let mut g = self.shared.lock();
-                    g.check_in_tls(session);
+                Through::Tls(io, session) => {
+                    let (socket, outcome, mut g) =
+                        self.shared
+                            .through_tls(&*io, session, |s, w| s.read(w, buf));
                     match outcome {
                         Ok(TlsRead::Data(n)) => return Poll::Ready(Ok(n)),
                         Ok(TlsRead::WouldBlock) => io,
@@ -611,11 +609,10 @@ impl Connection {
                     // where the socket's task meets it too and reports it.
                     _ => break self.shared.lock().driver.poll_write(self.id, data, cx),
                 },
-                Through::Tls(io, mut session) => {
-                    let socket = session.socket();
-                    let outcome = session.write(&mut StreamIo(&*io), data);
-                    let mut g = self.shared.lock();
-                    g.check_in_tls(session);
+                Through::Tls(io, session) => {
+                    let (socket, outcome, mut g) =
+                        self.shared
+                            .through_tls(&*io, session, |s, w| s.write(w, data));
                     match outcome {
                         Ok(TlsWrite::Accepted(n)) => break Poll::Ready(Ok(n)),
                         Ok(TlsWrite::WouldBlock) => io,

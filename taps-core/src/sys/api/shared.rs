@@ -99,6 +99,24 @@ impl Shared {
         }
     }
 
+    /// Runs `op` (one read or write) on a checked-out TLS session and its
+    /// socket without the lock, then checks the session back in: the one
+    /// way both stream directions use a checkout, so none forgets to give
+    /// it back. Returns the socket, what `op` did, and the lock, still held
+    /// for what the caller does next.
+    pub(crate) fn through_tls<R>(
+        self: &Arc<Self>,
+        io: &dyn ReadyTcp,
+        mut session: CheckedOutTls,
+        op: impl FnOnce(&mut CheckedOutTls, &mut tasks::StreamIo<'_>) -> R,
+    ) -> (SocketId, R, Locked<'_>) {
+        let socket = session.socket();
+        let outcome = op(&mut session, &mut tasks::StreamIo(io));
+        let mut g = self.lock();
+        g.check_in_tls(session);
+        (socket, outcome, g)
+    }
+
     /// Closes `conn` in the core (freeing its id) and forgets the
     /// adapter's side of it: for a race given up or failed.
     pub(crate) fn release(self: &Arc<Self>, conn: ConnectionId) {
