@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::io;
 
+use taps_core::machine::{CheckedOutTls, TlsRead};
+
 /// A socket's sending side that takes `room` more bytes, then would block.
 #[derive(Debug, Default)]
 pub struct LimitedWire {
@@ -74,4 +76,67 @@ impl io::Read for QueueWire<'_> {
             }
         }
     }
+}
+
+/// What one stream read or write through a checked-out TLS session did,
+/// as an adapter sees it (`taps-io` does the same over real sockets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Through {
+    /// Read: this many plaintext bytes are in the buffer. Write: this
+    /// many plaintext bytes were taken.
+    Done(usize),
+    /// Nothing to read yet, or the wire is full with earlier records.
+    WouldBlock,
+    /// The peer's data ended or TLS failed; the machine hears it at
+    /// check-in.
+    Ended,
+}
+
+/// A stream read through `session`: records from `wire` until some
+/// plaintext fills `buf`.
+pub fn read_through(
+    session: &mut CheckedOutTls,
+    wire: &mut impl io::Read,
+    buf: &mut [u8],
+) -> io::Result<Through> {
+    loop {
+        match session.read(buf) {
+            TlsRead::Data(n) => return Ok(Through::Done(n)),
+            TlsRead::Ended => return Ok(Through::Ended),
+            TlsRead::NeedsRecords => {}
+        }
+        match wire.read(session.record_space()) {
+            Ok(n) => session.records_read(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Through::WouldBlock),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A stream write through `session`: the records owed first (nothing new
+/// is taken while any wait), then `data` encrypted and written as far as
+/// `wire` takes it.
+pub fn write_through(
+    session: &mut CheckedOutTls,
+    wire: &mut impl io::Write,
+    data: &[u8],
+) -> io::Result<Through> {
+    if !send_records(session, wire)? {
+        return Ok(Through::WouldBlock);
+    }
+    let taken = session.encrypt(data);
+    send_records(session, wire)?;
+    Ok(Through::Done(taken))
+}
+
+fn send_records(session: &mut CheckedOutTls, wire: &mut impl io::Write) -> io::Result<bool> {
+    while !session.records_to_send().is_empty() {
+        match wire.write(session.records_to_send()) {
+            Ok(0) => return Ok(false),
+            Ok(n) => session.records_sent(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }

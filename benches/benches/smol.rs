@@ -112,7 +112,10 @@ async fn smol_stream(taps: &taps_smol::Taps, server: &taps_smol::Taps, total: u6
 /// taps-tokio on both ends, on a tokio runtime: the time to move `total`
 /// bytes.
 async fn tokio_stream(taps: &taps_tokio::Taps, server: &taps_tokio::Taps, total: u64) -> Duration {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // taps-smol's Connection is taps-tokio's (both are taps-io's, with
+    // both runtimes' traits in this build): futures_lite's extension
+    // traits are in scope too, so tokio's are named.
+    use tokio::io::{AsyncReadExt as TokioRead, AsyncWriteExt as TokioWrite};
     let config = taps_tokio::ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);
     let mut listener = server.listen(config).await.unwrap();
     let at = listener.local_addrs()[0];
@@ -121,7 +124,7 @@ async fn tokio_stream(taps: &taps_tokio::Taps, server: &taps_tokio::Taps, total:
         let mut buf = vec![0u8; CHUNK];
         let mut n = 0u64;
         loop {
-            let k = conn.read(&mut buf).await.unwrap();
+            let k = TokioRead::read(&mut conn, &mut buf).await.unwrap();
             if k == 0 {
                 break;
             }
@@ -137,10 +140,10 @@ async fn tokio_stream(taps: &taps_tokio::Taps, server: &taps_tokio::Taps, total:
     let mut left = total;
     while left > 0 {
         let n = left.min(CHUNK as u64) as usize;
-        c.write_all(&chunk[..n]).await.unwrap();
+        TokioWrite::write_all(&mut c, &chunk[..n]).await.unwrap();
         left -= n as u64;
     }
-    c.shutdown().await.unwrap();
+    TokioWrite::shutdown(&mut c).await.unwrap();
     assert_eq!(server.await.unwrap(), total);
     let d = start.elapsed();
     let _ = c.close().await;
@@ -269,13 +272,13 @@ fn main() {
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f));
     let total = total_bytes();
     let rt = tokio_rt();
-    let smol_taps = smol::block_on(async { taps_smol::Taps::new().unwrap() });
-    let tokio_taps = on_tokio(&rt, async { taps_tokio::Taps::new().unwrap() });
+    let smol_taps = smol::block_on(async { taps_smol::new().unwrap() });
+    let tokio_taps = on_tokio(&rt, async { taps_tokio::new().unwrap() });
 
     // The server end on its own `Taps` (as a server in another process),
     // and on the client's (one instance's lock then serves both ends).
-    let smol_server = smol::block_on(async { taps_smol::Taps::new().unwrap() });
-    let tokio_server = on_tokio(&rt, async { taps_tokio::Taps::new().unwrap() });
+    let smol_server = smol::block_on(async { taps_smol::new().unwrap() });
+    let tokio_server = on_tokio(&rt, async { taps_tokio::new().unwrap() });
     if wanted("throughput") {
         for (what, smol_end, tokio_end) in [
             ("each end its own Taps", &smol_server, &tokio_server),

@@ -272,7 +272,7 @@ async fn memory_child(kind: &str) {
             let _ = tx.send(s);
         }
     });
-    let taps = Taps::new().unwrap();
+    let taps = taps_tokio::new().unwrap();
     let pre = Preconnection::parse(&at.to_string()).unwrap();
     // Warm up both kinds once, so one-off allocations are not counted.
     let warm = taps.initiate(&pre).await.unwrap();
@@ -368,11 +368,11 @@ fn main() {
     let rt = runtime();
     let pki = Pki::new();
     rt.block_on(async {
-        let taps = Taps::new().unwrap();
+        let taps = taps_tokio::new().unwrap();
         println!("taps-tokio vs tokio, {ROUNDS} alternating rounds, best of each");
         // Each end its own `Taps` (as a client and a server in two
         // processes), and both ends on one (whose one lock both then take).
-        let server_taps = Taps::new().unwrap();
+        let server_taps = taps_tokio::new().unwrap();
         if wanted("stream") {
             let (mut t, mut s1, mut k) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..ROUNDS {

@@ -59,7 +59,7 @@ fn main() {
                         }
                     }
                 } else {
-                    let taps = taps_tokio::Taps::new().unwrap();
+                    let taps = taps_tokio::new().unwrap();
                     let pre = taps_tokio::Preconnection::parse(&at.to_string()).unwrap();
                     for _ in 0..n {
                         let c = taps.initiate(&pre).await.unwrap();
@@ -85,7 +85,7 @@ fn main() {
             }
         }),
         "taps-smol" => smol::block_on(async {
-            let taps = taps_smol::Taps::new().unwrap();
+            let taps = taps_smol::new().unwrap();
             let pre = taps_smol::Preconnection::parse(&at.to_string()).unwrap();
             for _ in 0..n {
                 let c = taps.initiate(&pre).await.unwrap();

@@ -58,7 +58,7 @@ impl DualStackEstablishment {
                 servers: vec![SERVER.parse().expect("literal")],
                 ..DnsConfig::default()
             },
-            ..Config::default()
+            ..Config::new(0)
         });
         let name = HostName::new("example.com").expect("literal");
         let v6: IpAddr = "2001:db8::1".parse().expect("literal");
@@ -141,7 +141,7 @@ impl DualStackEstablishment {
             ready |= matches!(out, Output::Event(Event::Ready { .. }));
         }
         assert!(ready, "the establishment completed");
-        m.close(t_win, conn);
+        m.connection(conn).close(t_win);
         while m.poll().is_some() {}
         self.now = t_win + Duration::from_secs(2);
         // Let lingering DNS finish so every iteration starts alike.

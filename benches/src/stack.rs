@@ -47,19 +47,25 @@ fn shuttle(
             };
             let (src, dst) = if side { (a, b) } else { (b, a) };
             loop {
-                let data = from.transmit_data(src);
+                let data = from.socket(src).transmit_data();
                 if data.is_empty() {
                     break;
                 }
                 moved = true;
-                let n = data.len().min(to.read_capacity(dst));
+                let n = data.len().min(to.socket(dst).read_capacity());
                 if n == 0 {
                     break;
                 }
                 // The receiving machine copies into its own buffers, so the
                 // slice can be passed straight across.
                 let chunk = data[..n].to_vec();
-                from.transmitted(now, src, n);
+                from.handle(
+                    now,
+                    Input::Transmitted {
+                        socket: src,
+                        len: n,
+                    },
+                );
                 to.handle(
                     now,
                     Input::SocketData {
@@ -90,7 +96,8 @@ fn complete(
     };
     link.server = Some(
         server
-            .accept(now, l, "198.51.100.1:40000".parse().expect("literal"))
+            .listener(l)
+            .accept(now, "198.51.100.1:40000".parse().expect("literal"))
             .expect("accept"),
     );
     client.handle(now, Input::SocketConnected { socket: c });
@@ -131,10 +138,10 @@ fn connect(
     security: Option<(SecurityParameters, SecurityParameters)>,
     framer: Option<FramerFactory>,
 ) -> Pair {
-    let mut client = Machine::new(Config::default());
+    let mut client = Machine::new(Config::new(0));
     let mut server = Machine::new(Config {
         seed: 2,
-        ..Config::default()
+        ..Config::new(0)
     });
     let mut link = Link::default();
     let mut events = Vec::new();
@@ -147,7 +154,7 @@ fn connect(
         listener.security = Some(s);
         pre.security = Some(c);
     }
-    server.listen(now, listener).expect("listen");
+    server.listen(listener).expect("listen");
     let conn = client.initiate(now, &pre).expect("initiate");
     shuttle(now, &mut client, &mut server, &mut link, &mut events);
     let server_conn = complete(now, &mut client, &mut server, &mut link, &mut events);
@@ -174,10 +181,12 @@ impl Pair {
     pub fn round(&mut self, count: usize, size: usize) -> usize {
         for i in 0..count {
             self.client
-                .send(self.now, self.conn, Message::new(vec![0x5a; size]))
+                .connection(self.conn)
+                .send(self.now, Message::new(vec![0x5a; size]))
                 .expect("send");
             self.server
-                .receive(self.now, self.server_conn, 1, 1 << 20)
+                .connection(self.server_conn)
+                .receive(self.now, 1, 1 << 20)
                 .expect("receive");
             // Move bytes in batches, as an adapter does per readiness event,
             // and within the receive-request bound.
@@ -259,15 +268,15 @@ impl Pki {
     /// caches its TLS configuration and the server keeps its listener, as a
     /// running application would.
     pub fn machines(&self) -> TlsPair {
-        let mut client = Machine::new(Config::default());
+        let mut client = Machine::new(Config::new(0));
         let mut server = Machine::new(Config {
             seed: 2,
-            ..Config::default()
+            ..Config::new(0)
         });
         let now = Instant::from_millis(1);
         let mut listener = ListenerConfig::on(vec![SERVER.parse().expect("literal")]);
         listener.security = Some(self.server());
-        let l = server.listen(now, listener).expect("listen");
+        let l = server.listen(listener).expect("listen");
         while server.poll().is_some() {}
         let pre = Preconnection::new(SERVER.parse().expect("literal")).with_security(self.client());
         let _ = &mut client;
@@ -366,8 +375,8 @@ impl TlsPair {
             &mut link,
             &mut events,
         );
-        self.client.abort(self.now, conn);
-        self.server.abort(self.now, server_conn);
+        self.client.connection(conn).abort(self.now);
+        self.server.connection(server_conn).abort(self.now);
         while self.client.poll().is_some() {}
         while self.server.poll().is_some() {}
     }

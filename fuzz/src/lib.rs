@@ -51,15 +51,14 @@ use taps_core::dns::{DnsAction, DnsConfig, DnsSend, DnsTransport};
 use taps_core::endpoint::{EndpointParseError, HostName, LocalEndpoint, RemoteEndpoint};
 use taps_core::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
 use taps_core::machine::{
-    Config, Event, Input, ListenerConfig, Machine, Output, Preconnection, TlsCheckout, TlsRead,
-    TlsWrite,
+    Config, Event, Input, ListenerConfig, Machine, Output, Preconnection, TlsCheckout,
 };
 use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
 use taps_core::race::{Policy, RaceConfig, RacingMode};
 use taps_core::security::{Identity, SecurityParameters};
 use taps_core::stack::framer::{Decoded, Delimited, Framer, FramerFactory, LengthPrefixed};
 use taps_core::trace::{FailureReason, FramingFailure};
-use wire::{LimitedWire, QueueWire, WireEnd};
+use wire::{LimitedWire, QueueWire, Through, WireEnd, read_through, write_through};
 
 /// A target's body.
 pub type Target = fn(&[u8]);
@@ -541,10 +540,10 @@ impl Harness {
                 _ => {}
             }
         }
-        if self.m.socket_count() != self.check.live_sockets() {
+        if self.m.stats().live_sockets != self.check.live_sockets() {
             violated!(
                 "the machine holds {} sockets, its outputs leave {} open",
-                self.m.socket_count(),
+                self.m.stats().live_sockets,
                 self.check.live_sockets()
             );
         }
@@ -576,7 +575,7 @@ impl Harness {
 
     /// `listen`, recorded.
     pub fn listen(&mut self, config: ListenerConfig) -> Option<ListenerId> {
-        match self.m.listen(self.now, config) {
+        match self.m.listen(config) {
             Ok(l) => {
                 self.check.listened(l);
                 self.drain();
@@ -591,7 +590,7 @@ impl Harness {
 
     /// `accept`, recorded.
     pub fn accept(&mut self, listener: ListenerId, remote: SocketAddr) -> Option<SocketId> {
-        match self.m.accept(self.now, listener, remote) {
+        match self.m.listener(listener).accept(self.now, remote) {
             Ok(s) => {
                 self.check.accepted(s);
                 self.drain();
@@ -651,8 +650,8 @@ impl Harness {
     pub fn pipe(&mut self, from: SocketId, to: SocketId, max: usize) -> usize {
         let mut moved = 0;
         while moved < max {
-            let room = self.m.read_capacity(to).min(max - moved);
-            let data = self.m.transmit_data(from);
+            let room = self.m.socket(to).read_capacity().min(max - moved);
+            let data = self.m.socket(from).transmit_data();
             let n = data.len().min(room);
             if n == 0 {
                 break;
@@ -661,7 +660,13 @@ impl Harness {
             if tracing() {
                 eprintln!("  pipe {from:?} -> {to:?}: {n} of {} bytes", data.len());
             }
-            self.m.transmitted(self.now, from, n);
+            self.m.handle(
+                self.now,
+                Input::Transmitted {
+                    socket: from,
+                    len: n,
+                },
+            );
             self.drain();
             self.handle(Input::SocketData {
                 socket: to,
@@ -678,11 +683,11 @@ impl Harness {
     /// armed (DESIGN.md rule 4: nothing grows or lingers without bound).
     pub fn finish(&mut self) {
         for conn in self.check.connections() {
-            self.m.abort(self.now, conn);
+            self.m.connection(conn).abort(self.now);
             self.drain();
         }
         for listener in self.check.live_listeners() {
-            self.m.stop(self.now, listener);
+            self.m.listener(listener).stop();
             self.drain();
         }
         self.settle();
@@ -697,8 +702,11 @@ impl Harness {
                     self.check.live_txns()
                 },
             ),
-            ("connections left in the machine", self.m.connection_count()),
-            ("sockets left in the machine", self.m.socket_count()),
+            (
+                "connections left in the machine",
+                self.m.stats().live_connections,
+            ),
+            ("sockets left in the machine", self.m.stats().live_sockets),
         ];
         for (what, n) in leaks {
             if n != 0 {
@@ -958,7 +966,7 @@ fn dns_machine(seed: u64) -> Harness {
             servers: DNS_SERVERS.iter().map(|s| addr(s)).collect(),
             ..DnsConfig::default()
         },
-        ..Config::default()
+        ..Config::new(0)
     })
 }
 
@@ -1129,7 +1137,7 @@ fn dns_through_machine(payload: &[u8], mode: DnsMode) {
             violated!("connected to {remote}, which no answer gave (believed: {believed:?})");
         }
     }
-    h.m.close(h.now, conn);
+    h.m.connection(conn).close(h.now);
     h.drain();
     h.finish();
 }
@@ -1414,7 +1422,7 @@ pub fn framer(data: &[u8]) {
 
 /// The framer case through a real accepted connection.
 fn framer_through_machine(case: &FramerCase, chunk: usize, expected: &Decoding) {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(Config::new(0));
     let listen = ListenerConfig::on(vec![addr("192.0.2.10:443")]).with_framer(case.factory());
     let Some(listener) = h.listen(listen) else {
         violated!("listen refused");
@@ -1431,14 +1439,14 @@ fn framer_through_machine(case: &FramerCase, chunk: usize, expected: &Decoding) 
     let want = usize::from(case.max).max(1);
     let pending = h.m.config().io.max_pending_receives;
     for _ in 0..pending {
-        if h.m.receive(h.now, conn, 1, want).is_err() {
+        if h.m.connection(conn).receive(h.now, 1, want).is_err() {
             violated!("receive refused on a fresh connection");
         }
     }
     let mut received = 0;
     let mut rest = &case.stream[..];
     while !rest.is_empty() {
-        let room = h.m.read_capacity(socket).min(chunk);
+        let room = h.m.socket(socket).read_capacity().min(chunk);
         if room == 0 {
             break;
         }
@@ -1451,7 +1459,7 @@ fn framer_through_machine(case: &FramerCase, chunk: usize, expected: &Decoding) 
         // Keep the receive requests topped up.
         let now_received = count_received(&h.events, conn);
         for _ in received..now_received {
-            let _ = h.m.receive(h.now, conn, 1, want);
+            let _ = h.m.connection(conn).receive(h.now, 1, want);
         }
         received = now_received;
         h.drain();
@@ -1461,7 +1469,7 @@ fn framer_through_machine(case: &FramerCase, chunk: usize, expected: &Decoding) 
     // read than there were requests waiting.
     for _ in 0..=expected.messages.len() {
         let before = count_received(&h.events, conn);
-        if h.m.receive(h.now, conn, 1, want).is_err() {
+        if h.m.connection(conn).receive(h.now, 1, want).is_err() {
             break;
         }
         h.drain();
@@ -1497,7 +1505,7 @@ fn framer_through_machine(case: &FramerCase, chunk: usize, expected: &Decoding) 
             expected.messages
         );
     }
-    h.m.close(h.now, conn);
+    h.m.connection(conn).close(h.now);
     h.drain();
     h.finish();
 }
@@ -1547,7 +1555,7 @@ impl Pair {
     pub fn establish(tls: bool) -> Option<Pair> {
         let mut server = Harness::new(Config {
             seed: 2,
-            ..Config::default()
+            ..Config::new(0)
         });
         let mut lc = ListenerConfig::on(vec![addr(SERVER_ADDR)]);
         if tls {
@@ -1556,7 +1564,7 @@ impl Pair {
         let listener = server.listen(lc)?;
         let mut client = Harness::new(Config {
             seed: 1,
-            ..Config::default()
+            ..Config::new(0)
         });
         let mut pre = Preconnection::new(SERVER_ADDR.parse().expect("constant endpoint"));
         if tls {
@@ -1594,13 +1602,19 @@ impl Pair {
         let sock = self.sock[i];
         let mut moved = false;
         loop {
-            let data = self.h[i].m.transmit_data(sock);
+            let data = self.h[i].m.socket(sock).transmit_data();
             if data.is_empty() {
                 break;
             }
             let piece = data.to_vec();
             self.to[1 - i].extend(piece.iter().copied());
-            self.h[i].m.transmitted(self.h[i].now, sock, piece.len());
+            self.h[i].m.handle(
+                self.h[i].now,
+                Input::Transmitted {
+                    socket: sock,
+                    len: piece.len(),
+                },
+            );
             self.sent[i].push(piece);
             self.h[i].drain();
             moved = true;
@@ -1625,7 +1639,8 @@ impl Pair {
         let sock = self.sock[i];
         let room = self.h[i]
             .m
-            .read_capacity(sock)
+            .socket(sock)
+            .read_capacity()
             .min(max)
             .min(self.to[i].len());
         let mut moved = false;
@@ -1684,7 +1699,11 @@ impl Pair {
     /// broken invariant.
     pub fn read_through(&mut self, i: usize, max: usize) {
         let Some(conn) = self.conn[i] else { return };
-        let Some(mut session) = self.h[i].m.check_out_tls(conn, TlsCheckout::Read) else {
+        let Some(mut session) = self.h[i]
+            .m
+            .connection(conn)
+            .check_out_tls(TlsCheckout::Read)
+        else {
             return;
         };
         let end = match self.end_to[i].filter(|_| !self.end_told[i]) {
@@ -1698,20 +1717,20 @@ impl Pair {
             ended: false,
         };
         let mut buf = vec![0; max.max(1)];
-        let result = session.read(&mut wire, &mut buf);
+        let result = read_through(&mut session, &mut wire, &mut buf);
         let ended = wire.ended;
         let now = self.h[i].now;
-        self.h[i].m.check_in_tls(now, session);
+        self.h[i].m.handle(now, Input::TlsCheckIn(session));
         if ended {
             self.end_told[i] = true;
         }
         match result {
-            Ok(TlsRead::Data(n)) => {
+            Ok(Through::Done(n)) => {
                 if buf[..n].iter().any(|&b| b != b'p') {
                     violated!("a checked-out read returned plaintext the peer never wrote");
                 }
             }
-            Ok(TlsRead::WouldBlock | TlsRead::Ended) => {}
+            Ok(Through::WouldBlock | Through::Ended) => {}
             Err(_) => self.h[i].handle(Input::SocketFailed {
                 socket: self.sock[i],
                 reason: FailureReason::Reset,
@@ -1724,18 +1743,22 @@ impl Pair {
     /// session, to a socket that takes at most `room` bytes now.
     pub fn write_through(&mut self, i: usize, data: &[u8], room: usize) {
         let Some(conn) = self.conn[i] else { return };
-        let Some(mut session) = self.h[i].m.check_out_tls(conn, TlsCheckout::Write) else {
+        let Some(mut session) = self.h[i]
+            .m
+            .connection(conn)
+            .check_out_tls(TlsCheckout::Write)
+        else {
             return;
         };
         let mut wire = LimitedWire {
             taken: Vec::new(),
             room,
         };
-        let result = session.write(&mut wire, data);
+        let result = write_through(&mut session, &mut wire, data);
         let now = self.h[i].now;
-        self.h[i].m.check_in_tls(now, session);
+        self.h[i].m.handle(now, Input::TlsCheckIn(session));
         match result {
-            Ok(TlsWrite::Accepted(n)) if n > data.len() => {
+            Ok(Through::Done(n)) if n > data.len() => {
                 violated!("a checked-out write took {n} of {} bytes", data.len())
             }
             Ok(_) => {}
@@ -1961,7 +1984,7 @@ pub fn tls_records(data: &[u8]) {
 }
 
 fn tls_raw_client(bytes: &[u8], chunk: usize) {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(Config::new(0));
     let pre = Preconnection::new(SERVER_ADDR.parse().expect("constant endpoint"))
         .with_security(client_tls());
     let Some(conn) = h.initiate(&pre) else {
@@ -1996,13 +2019,13 @@ fn tls_raw_client(bytes: &[u8], chunk: usize) {
             nonempty(&error);
         }
     }
-    h.m.close(h.now, conn);
+    h.m.connection(conn).close(h.now);
     h.drain();
     h.finish();
 }
 
 fn tls_raw_server(bytes: &[u8], chunk: usize) {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(Config::new(0));
     let lc = ListenerConfig::on(vec![addr(SERVER_ADDR)]).with_security(server_tls());
     let Some(listener) = h.listen(lc) else {
         violated!("listen with TLS refused");
@@ -2017,10 +2040,10 @@ fn tls_raw_server(bytes: &[u8], chunk: usize) {
         });
     }
     h.handle(Input::SocketEof { socket });
-    if h.m.connection_count() != 0 || h.m.stats().failed_handshakes != 1 {
+    if h.m.stats().live_connections != 0 || h.m.stats().failed_handshakes != 1 {
         violated!(
             "after bytes and EOF the listener holds {} connections, counted {} failed handshakes",
-            h.m.connection_count(),
+            h.m.stats().live_connections,
             h.m.stats().failed_handshakes
         );
     }
@@ -2043,7 +2066,11 @@ fn tls_established(server: bool, ops: &[u8]) {
                 pair.deliver(t, usize::from(n));
             }
             TlsOp::Inject(bytes) => {
-                let room = pair.h[t].m.read_capacity(pair.sock[t]).min(bytes.len());
+                let room = pair.h[t]
+                    .m
+                    .socket(pair.sock[t])
+                    .read_capacity()
+                    .min(bytes.len());
                 pair.h[t].handle(Input::SocketData {
                     socket: pair.sock[t],
                     data: &bytes[..room],
@@ -2061,44 +2088,44 @@ fn tls_established(server: bool, ops: &[u8]) {
             }
             TlsOp::PeerWrite(n) => {
                 if let Some(c) = pair.conn[p] {
-                    let _ = pair.h[p].m.write(now, c, &vec![b'p'; usize::from(n)]);
+                    let _ = pair.h[p].m.connection(c).write(&vec![b'p'; usize::from(n)]);
                     pair.h[p].drain();
                 }
             }
             TlsOp::PeerClose => {
                 if let Some(c) = pair.conn[p] {
-                    pair.h[p].m.close(now, c);
+                    pair.h[p].m.connection(c).close(now);
                     pair.h[p].drain();
                 }
             }
             TlsOp::PeerAbort => {
                 if let Some(c) = pair.conn[p] {
-                    pair.h[p].m.abort(now, c);
+                    pair.h[p].m.connection(c).abort(now);
                     pair.h[p].drain();
                 }
             }
             TlsOp::Receive => {
                 if let Some(c) = pair.conn[t] {
-                    let _ = pair.h[t].m.receive(now, c, 1, 1 << 16);
+                    let _ = pair.h[t].m.connection(c).receive(now, 1, 1 << 16);
                     pair.h[t].drain();
                 }
             }
             TlsOp::Read(n) => {
                 if let Some(c) = pair.conn[t] {
                     let mut buf = vec![0; usize::from(n)];
-                    let _ = pair.h[t].m.read(c, &mut buf);
+                    let _ = pair.h[t].m.connection(c).read(&mut buf);
                     pair.h[t].drain();
                 }
             }
             TlsOp::Write(n) => {
                 if let Some(c) = pair.conn[t] {
-                    let _ = pair.h[t].m.write(now, c, &vec![b't'; usize::from(n)]);
+                    let _ = pair.h[t].m.connection(c).write(&vec![b't'; usize::from(n)]);
                     pair.h[t].drain();
                 }
             }
             TlsOp::Close => {
                 if let Some(c) = pair.conn[t] {
-                    pair.h[t].m.close(now, c);
+                    pair.h[t].m.connection(c).close(now);
                     pair.h[t].drain();
                 }
             }
@@ -2119,7 +2146,7 @@ fn tls_established(server: bool, ops: &[u8]) {
     for i in 0..2 {
         if let Some(c) = pair.conn[i] {
             let now = pair.h[i].now;
-            pair.h[i].m.close(now, c);
+            pair.h[i].m.connection(c).close(now);
             pair.h[i].drain();
         }
     }
@@ -2806,7 +2833,7 @@ pub fn machine(data: &[u8]) {
         ),
         max_connections,
         io,
-        ..Config::default()
+        ..Config::new(0)
     };
     let mut h = Harness::new(config);
     let mut seen = Seen::default();
@@ -2820,10 +2847,10 @@ pub fn machine(data: &[u8]) {
         machine_op(&mut h, &mut seen, op);
         h.drain();
         note_ids(&h, &mut seen);
-        if h.m.connection_count() > max_connections {
+        if h.m.stats().live_connections > max_connections {
             violated!(
                 "{} connections live, the limit is {max_connections}",
-                h.m.connection_count()
+                h.m.stats().live_connections
             );
         }
     }
@@ -2871,7 +2898,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         _ => None,
     };
     if let Some(id) = conn_id {
-        let live = h.m.state(id).is_some();
+        let live = h.m.connection_info(id).map(|c| c.state()).is_some();
         h.check.forged(id, live);
     }
     let conn = |seen: &Seen, p: Pick| pick(&seen.conns, p, ConnectionId::from_raw);
@@ -2898,17 +2925,18 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
             }
         }
         MachineOp::Send { conn: p, msg } => {
-            if let Err(e) = h.m.send(now, conn(seen, *p), msg.message()) {
+            if let Err(e) = h.m.connection(conn(seen, *p)).send(now, msg.message()) {
                 nonempty(&e);
             }
         }
         MachineOp::Receive { conn: p, min, max } => {
             let _ =
-                h.m.receive(now, conn(seen, *p), usize::from(*min), usize::from(*max));
+                h.m.connection(conn(seen, *p))
+                    .receive(now, usize::from(*min), usize::from(*max));
         }
         MachineOp::Read { conn: p, len } => {
             let mut buf = vec![0; usize::from(*len)];
-            if let Ok(n) = h.m.read(conn(seen, *p), &mut buf)
+            if let Ok(n) = h.m.connection(conn(seen, *p)).read(&mut buf)
                 && n > buf.len()
             {
                 violated!("read returned {n} for a {}-byte buffer", buf.len());
@@ -2916,14 +2944,14 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         }
         MachineOp::Write { conn: p, len } => {
             let data = vec![b'w'; usize::from(*len)];
-            if let Ok(n) = h.m.write(now, conn(seen, *p), &data)
+            if let Ok(n) = h.m.connection(conn(seen, *p)).write(&data)
                 && n > data.len()
             {
                 violated!("write took {n} of {} bytes", data.len());
             }
         }
-        MachineOp::Close { conn: p } => h.m.close(now, conn(seen, *p)),
-        MachineOp::Abort { conn: p } => h.m.abort(now, conn(seen, *p)),
+        MachineOp::Close { conn: p } => h.m.connection(conn(seen, *p)).close(now),
+        MachineOp::Abort { conn: p } => h.m.connection(conn(seen, *p)).abort(now),
         MachineOp::Listen(spec) => {
             let v4 = addr(SERVER_ADDR);
             let v6 = addr("[2001:db8::10]:443");
@@ -2954,9 +2982,10 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
                 seen.sockets.push(s);
             }
         }
-        MachineOp::Stop { listener: p } => h.m.stop(now, listener(seen, *p)),
+        MachineOp::Stop { listener: p } => h.m.listener(listener(seen, *p)).stop(),
         MachineOp::SetConnectionLimit { listener: p, limit } => {
-            h.m.set_new_connection_limit(listener(seen, *p), limit.map(usize::from));
+            h.m.listener(listener(seen, *p))
+                .set_new_connection_limit(limit.map(usize::from));
         }
         MachineOp::ListenFailed {
             listener: p,
@@ -3042,7 +3071,13 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         }),
         MachineOp::Transmitted { socket: p, n } => {
             let s = socket(seen, *p);
-            h.m.transmitted(now, s, usize::from(*n));
+            h.m.handle(
+                now,
+                Input::Transmitted {
+                    socket: s,
+                    len: usize::from(*n),
+                },
+            );
         }
         MachineOp::Link {
             socket: p,
@@ -3061,7 +3096,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         }
         MachineOp::Flow => flow_links(h, seen),
         MachineOp::DelegateReading { conn: p } => {
-            h.m.delegate_reading(conn(seen, *p));
+            h.m.connection(conn(seen, *p)).delegate_reading();
             h.drain();
         }
         MachineOp::PlainThrough {
@@ -3141,7 +3176,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         } => {
             let id = conn(seen, *p);
             for _ in 0..*count {
-                if h.m.send(now, id, msg.message()).is_err() {
+                if h.m.connection(id).send(now, msg.message()).is_err() {
                     break;
                 }
             }
@@ -3162,7 +3197,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
             if *as_input {
                 h.handle(Input::InterfacesChanged(list));
             } else {
-                h.m.set_interfaces(now, list);
+                h.m.handle(now, Input::InterfacesChanged(list));
             }
         }
         MachineOp::Advance { ms } => h.advance(Duration::from_millis(u64::from(*ms))),
@@ -3227,12 +3262,12 @@ fn partner(seen: &Seen, socket: SocketId) -> Option<SocketId> {
 fn plain_through(h: &mut Harness, seen: &Seen, conn: ConnectionId, write: bool, len: usize) {
     let now = h.now;
     if write {
-        let Some(socket) = h.m.write_through(conn) else {
+        let Some(socket) = h.m.connection_info(conn).and_then(|c| c.write_through()) else {
             return;
         };
         let n = match partner(seen, socket) {
             Some(to) => {
-                let n = len.min(h.m.read_capacity(to));
+                let n = len.min(h.m.socket(to).read_capacity());
                 let data = vec![b'w'; n];
                 h.handle(Input::SocketData {
                     socket: to,
@@ -3243,17 +3278,23 @@ fn plain_through(h: &mut Harness, seen: &Seen, conn: ConnectionId, write: bool, 
             None => len,
         };
         if n > 0 {
-            h.m.wrote_through(now, conn, n);
+            h.m.handle(now, Input::WroteThrough { conn, len: n });
         }
         h.drain();
     } else {
-        let Some(socket) = h.m.read_through(conn) else {
+        let Some(socket) = h.m.connection_info(conn).and_then(|c| c.read_through()) else {
             return;
         };
         if let Some(from) = partner(seen, socket) {
-            let n = h.m.transmit_data(from).len().min(len);
+            let n = h.m.socket(from).transmit_data().len().min(len);
             if n > 0 {
-                h.m.transmitted(now, from, n);
+                h.m.handle(
+                    now,
+                    Input::Transmitted {
+                        socket: from,
+                        len: n,
+                    },
+                );
             }
         }
         h.drain();
@@ -3275,13 +3316,19 @@ impl std::io::Read for LinkWire<'_> {
         let Some(from) = self.partner else {
             return Err(std::io::ErrorKind::WouldBlock.into());
         };
-        let data = self.m.transmit_data(from);
+        let data = self.m.socket(from).transmit_data();
         let n = data.len().min(buf.len());
         if n == 0 {
             return Err(std::io::ErrorKind::WouldBlock.into());
         }
         buf[..n].copy_from_slice(&data[..n]);
-        self.m.transmitted(self.now, from, n);
+        self.m.handle(
+            self.now,
+            Input::Transmitted {
+                socket: from,
+                len: n,
+            },
+        );
         Ok(n)
     }
 }
@@ -3289,7 +3336,10 @@ impl std::io::Read for LinkWire<'_> {
 impl std::io::Write for LinkWire<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = match self.partner {
-            Some(to) => buf.len().min(self.room).min(self.m.read_capacity(to)),
+            Some(to) => buf
+                .len()
+                .min(self.room)
+                .min(self.m.socket(to).read_capacity()),
             None => buf.len().min(self.room),
         };
         if n == 0 {
@@ -3327,7 +3377,7 @@ fn tls_through(
     } else {
         TlsCheckout::Read
     };
-    let Some(mut session) = h.m.check_out_tls(conn, purpose) else {
+    let Some(mut session) = h.m.connection(conn).check_out_tls(purpose) else {
         return;
     };
     let now = h.now;
@@ -3338,8 +3388,8 @@ fn tls_through(
         room,
     };
     if write {
-        match session.write(&mut wire, &vec![b'w'; len]) {
-            Ok(TlsWrite::Accepted(n)) if n > len => {
+        match write_through(&mut session, &mut wire, &vec![b'w'; len]) {
+            Ok(Through::Done(n)) if n > len => {
                 violated!("a checked-out write took {n} of {len} bytes")
             }
             Ok(_) => {}
@@ -3347,8 +3397,8 @@ fn tls_through(
         }
     } else {
         let mut buf = vec![0; len.max(1)];
-        match session.read(&mut wire, &mut buf) {
-            Ok(TlsRead::Data(n)) if n > buf.len() => {
+        match read_through(&mut session, &mut wire, &mut buf) {
+            Ok(Through::Done(n)) if n > buf.len() => {
                 violated!(
                     "a checked-out read returned {n} for a {}-byte buffer",
                     buf.len()
@@ -3358,7 +3408,7 @@ fn tls_through(
             Err(e) => violated!("a link that only runs dry failed: {e}"),
         }
     }
-    h.m.check_in_tls(now, session);
+    h.m.handle(now, Input::TlsCheckIn(session));
     h.drain();
 }
 
@@ -3398,7 +3448,7 @@ fn flow_links(h: &mut Harness, seen: &mut Seen) {
         let mut i = 0;
         while i < seen.owed.len() {
             let (to, from, end) = seen.owed[i];
-            if end != SocketEnd::Abort && !h.m.transmit_data(from).is_empty() {
+            if end != SocketEnd::Abort && !h.m.socket(from).transmit_data().is_empty() {
                 i += 1;
                 continue;
             }

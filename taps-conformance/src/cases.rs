@@ -11,8 +11,8 @@ use taps_core::endpoint::RemoteEndpoint;
 use taps_core::machine::{Config, ListenerConfig};
 use taps_core::security::SecurityParameters;
 use taps_core::stack::framer::FramerFactory;
-use taps_core::sys::api::{ConnectionEvent, Error, Preconnection};
 use taps_core::trace::FailureReason;
+use taps_io::{ConnectionEvent, Error, Preconnection};
 
 use crate::Shim;
 use crate::support::{
@@ -23,26 +23,26 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn system<S: Shim>() -> S::Taps {
-    S::taps(taps_core::sys::api::Taps::system_config().unwrap()).unwrap()
+fn system<S: Shim>() -> taps_io::Taps {
+    S::taps(taps_io::Taps::system_config().unwrap()).unwrap()
 }
 
 fn pre(at: SocketAddr) -> Preconnection {
     Preconnection::new(RemoteEndpoint::new().with_ip(at.ip()).with_port(at.port()))
 }
 
-async fn connect<S: Shim>(taps: &S::Taps, pre: &Preconnection) -> S::Connection {
+async fn connect(taps: &taps_io::Taps, pre: &Preconnection) -> taps_io::Connection {
     pre.initiate(taps).await.unwrap()
 }
 
 /// A taps listener that echoes every stream byte back, through the
 /// adapter's own stream traits.
-async fn echo_listener<S: Shim>(taps: &S::Taps, config: ListenerConfig) -> SocketAddr {
+async fn echo_listener<S: Shim>(taps: &taps_io::Taps, config: ListenerConfig) -> SocketAddr {
     let mut listener = taps.listen(config).await.unwrap();
     let at = listener.local_addrs()[0];
     S::spawn(async move {
         while let Some(conn) = listener.accept().await {
-            S::spawn(S::echo(S::Connection::from(conn)));
+            S::spawn(S::echo(conn));
         }
     });
     at
@@ -54,7 +54,7 @@ pub fn localhost_prefers_ipv6_and_falls_back_to_ipv4<S: Shim>() {
     S::block_on(async {
         let config = Config {
             hosts: Default::default(),
-            ..taps_core::sys::api::Taps::system_config().unwrap()
+            ..taps_io::Taps::system_config().unwrap()
         };
         let taps = S::taps(config).unwrap();
         for (listen, v6) in [("[::1]:0", true), ("127.0.0.1:0", false)] {
@@ -64,7 +64,7 @@ pub fn localhost_prefers_ipv6_and_falls_back_to_ipv4<S: Shim>() {
             });
             let started = Instant::now();
             let pre = Preconnection::parse(&format!("localhost:{}", at.port())).unwrap();
-            let conn = connect::<S>(&taps, &pre).await;
+            let conn = connect(&taps, &pre).await;
             assert_eq!(conn.remote_addr().is_ipv6(), v6, "{}", conn.remote_addr());
             assert_eq!(rx.recv_timeout(PEER_TIMEOUT).unwrap().is_ipv6(), v6);
             if !v6 {
@@ -89,7 +89,7 @@ pub fn stream_mode_echoes_a_megabyte_both_ways<S: Shim>() {
         let taps = system::<S>();
         for local in ["127.0.0.1:0", "[::1]:0"] {
             let at = echo_listener::<S>(&taps, ListenerConfig::on(vec![addr(local)])).await;
-            let conn = connect::<S>(&taps, &pre(at)).await;
+            let conn = connect(&taps, &pre(at)).await;
             assert_eq!(conn.remote_addr(), at);
             let props = conn.properties().unwrap();
             assert!(props.reliability && props.preserve_order);
@@ -113,7 +113,7 @@ pub fn tls_with_a_test_ca_and_a_clear_error_for_an_unknown_one<S: Shim>() {
         let pre = Preconnection::parse(&format!("localhost:{}", at.port()))
             .unwrap()
             .with_security(SecurityParameters::with_roots(vec![ca.root()]).alpn(["taps-test"]));
-        let mut conn = connect::<S>(&taps, &pre).await;
+        let mut conn = connect(&taps, &pre).await;
         assert_eq!(conn.alpn().as_deref(), Some(&b"taps-test"[..]));
         S::write_all(&mut conn, b"over TLS").await.unwrap();
         let mut buf = [0u8; 8];
@@ -126,7 +126,7 @@ pub fn tls_with_a_test_ca_and_a_clear_error_for_an_unknown_one<S: Shim>() {
         // order, whether a read or write ran through the checked-out
         // session or through the machine (the echo reads in 8 KiB pieces,
         // smaller than a record).
-        let mut conn = connect::<S>(&taps, &pre).await;
+        let mut conn = connect(&taps, &pre).await;
         S::write_all(&mut conn, b"head:").await.unwrap();
         conn.send(Message::new(b"message:".to_vec())).await.unwrap();
         let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 13 % 251) as u8).collect();
@@ -175,7 +175,7 @@ pub fn message_mode_with_lines_and_length_prefixes<S: Shim>() {
                 }
                 conn.close().await.unwrap();
             });
-            let mut conn = connect::<S>(&taps, &pre(at).with_framer(framer)).await;
+            let mut conn = connect(&taps, &pre(at).with_framer(framer)).await;
             let mut ids = Vec::new();
             for i in 0..100u32 {
                 ids.push(
@@ -217,7 +217,7 @@ pub fn a_peer_that_speaks_at_once_is_heard<S: Shim>() {
         });
         for _ in 0..20 {
             let pre = pre(at).with_framer(FramerFactory::lines(1024));
-            let conn = connect::<S>(&taps, &pre).await;
+            let conn = connect(&taps, &pre).await;
             let banner = within::<S, _>(PEER_TIMEOUT, conn.receive())
                 .await
                 .expect("the banner was received")
@@ -268,7 +268,7 @@ pub fn a_listener_serves_many_clients_at_once<S: Shim>() {
             let taps = taps.clone();
             let tx = tx.clone();
             S::spawn(async move {
-                let mut conn = connect::<S>(&taps, &pre(at)).await;
+                let mut conn = connect(&taps, &pre(at)).await;
                 let line = format!("client {i}\n");
                 S::write_all(&mut conn, line.as_bytes()).await.unwrap();
                 S::shutdown(&mut conn).await.unwrap();
@@ -305,7 +305,7 @@ async fn all_clients_finish<S: Shim>(rx: &mpsc::Receiver<u32>, clients: u32, lim
 
 /// Waits (at most `limit`) until `taps` holds no socket, and fails if one
 /// is left.
-async fn sockets_released<S: Shim>(taps: &S::Taps, limit: Duration) {
+async fn sockets_released<S: Shim>(taps: &taps_io::Taps, limit: Duration) {
     let deadline = Instant::now() + limit;
     while taps.live_sockets() > 0 && Instant::now() < deadline {
         S::sleep(Duration::from_millis(20)).await;
@@ -328,7 +328,7 @@ pub fn close_waits_for_the_peer_and_abort_resets<S: Shim>() {
             let _ = tx.send((got, end.map_err(|e| e.kind())));
         });
         // Close: every byte arrives before the peer sees the end.
-        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let mut conn = connect(&taps, &pre(at)).await;
         let data = vec![0x5a_u8; 256 << 10];
         S::write_all(&mut conn, &data).await.unwrap();
         conn.close().await.unwrap();
@@ -341,7 +341,7 @@ pub fn close_waits_for_the_peer_and_abort_resets<S: Shim>() {
         assert!(S::write_all(&mut conn, b"late").await.is_err());
 
         // Abort: the peer sees a reset, the connection its own abort.
-        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let mut conn = connect(&taps, &pre(at)).await;
         S::write_all(&mut conn, b"partial").await.unwrap();
         S::sleep(Duration::from_millis(50)).await;
         conn.abort();
@@ -372,7 +372,7 @@ pub fn stream_waits_on_the_socket_give_way_to_receive_and_abort<S: Shim>() {
             s.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
             let _ = read_until_end(&mut s);
         });
-        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let mut conn = connect(&taps, &pre(at)).await;
         let mut hello = [0u8; 5];
         S::read_exact(&mut conn, &mut hello).await.unwrap();
         assert_eq!(&hello, b"hello");
@@ -399,7 +399,7 @@ pub fn stream_waits_on_the_socket_give_way_to_receive_and_abort<S: Shim>() {
             let (_, end) = read_until_end(&mut s);
             let _ = tx.send(end.map_err(|e| e.kind()));
         });
-        let mut conn = connect::<S>(&taps, &pre(at)).await;
+        let mut conn = connect(&taps, &pre(at)).await;
         let chunk = vec![0x33_u8; 64 << 10];
         let mut blocked = false;
         for _ in 0..4096 {
@@ -422,7 +422,7 @@ pub fn a_vanishing_peer_is_a_clear_error_and_disturbs_nothing_else<S: Shim>() {
     S::block_on(async {
         let taps = system::<S>();
         let at = echo_listener::<S>(&taps, ListenerConfig::on(vec![addr("127.0.0.1:0")])).await;
-        let mut healthy = connect::<S>(&taps, &pre(at)).await;
+        let mut healthy = connect(&taps, &pre(at)).await;
         let raw_at = raw_server("127.0.0.1:0", |s| {
             socket2::SockRef::from(&s)
                 .set_linger(Some(Duration::ZERO))
@@ -430,7 +430,7 @@ pub fn a_vanishing_peer_is_a_clear_error_and_disturbs_nothing_else<S: Shim>() {
             std::thread::sleep(Duration::from_millis(50));
             drop(s);
         });
-        let mut doomed = connect::<S>(&taps, &pre(raw_at)).await;
+        let mut doomed = connect(&taps, &pre(raw_at)).await;
         let mut buf = [0u8; 16];
         let err = S::read_exact(&mut doomed, &mut buf).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
@@ -492,7 +492,7 @@ pub fn garbage_fails_only_the_connection_that_got_it<S: Shim>() {
             std::thread::sleep(Duration::from_secs(5));
         });
         let framed = pre(at).with_framer(FramerFactory::length_prefixed(1024));
-        let conn = connect::<S>(&taps, &framed).await;
+        let conn = connect(&taps, &framed).await;
         match conn.receive().await {
             Err(Error::Connection(reason)) => {
                 assert!(reason.to_string().contains("framing"), "{reason}")
@@ -509,7 +509,7 @@ pub fn garbage_fails_only_the_connection_that_got_it<S: Shim>() {
         let pre = Preconnection::parse(&format!("localhost:{}", at.port()))
             .unwrap()
             .with_security(SecurityParameters::with_roots(vec![ca.root()]));
-        let mut good = connect::<S>(&taps, &pre).await;
+        let mut good = connect(&taps, &pre).await;
         S::write_all(&mut good, b"ok").await.unwrap();
         let mut back = [0u8; 2];
         S::read_exact(&mut good, &mut back).await.unwrap();
@@ -529,7 +529,7 @@ pub fn the_system_hosts_file_answers_localhost<S: Shim>() {
             let _ = v4.accept();
         });
         let pre = Preconnection::parse(&format!("localhost:{port}")).unwrap();
-        let conn = connect::<S>(&taps, &pre).await;
+        let conn = connect(&taps, &pre).await;
         assert!(conn.remote_addr().ip().is_loopback());
     });
 }
@@ -607,12 +607,12 @@ pub fn a_truncated_dns_answer_is_asked_again_over_tcp<S: Shim>() {
                 });
             }
         });
-        let mut config = taps_core::sys::api::Taps::system_config().unwrap();
+        let mut config = taps_io::Taps::system_config().unwrap();
         config.dns.servers = vec![resolver];
         config.hosts = Default::default();
         let taps = S::taps(config).unwrap();
         let pre = Preconnection::parse(&format!("tcp.taps.test:{}", service.port())).unwrap();
-        let mut conn = within::<S, _>(Duration::from_secs(10), connect::<S>(&taps, &pre))
+        let mut conn = within::<S, _>(Duration::from_secs(10), connect(&taps, &pre))
             .await
             .expect("resolved over TCP and connected within 10 s");
         assert_eq!(conn.remote_addr(), service);
@@ -650,7 +650,7 @@ pub fn many_tls_connections_on_one_taps_keep_their_bytes_apart<S: Shim>() {
         for i in 0..clients {
             let (taps, pre, tx) = (taps.clone(), pre.clone(), tx.clone());
             S::spawn(async move {
-                let conn = connect::<S>(&taps, &pre).await;
+                let conn = connect(&taps, &pre).await;
                 let data: Vec<u8> = (0..256 * 1024u32)
                     .map(|k| (k.wrapping_mul(31).wrapping_add(i * 97) % 251) as u8)
                     .collect();

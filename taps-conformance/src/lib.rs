@@ -12,8 +12,8 @@
 //! taps_conformance::conformance_tests!(Tokio);
 //! ```
 //!
-//! Everything else goes through the API all adapters share
-//! (`taps_core::sys::api`, reached through the adapter's `Deref`), and the
+//! Everything else goes through the API all adapters share (`taps-io`'s
+//! `Taps` and `Connection`, which every adapter hands out), and the
 //! peers that misbehave (stall, reset, send garbage) are plain blocking
 //! std sockets on threads, so no case names a runtime. A third adapter
 //! needs only its shim (about 80 lines).
@@ -37,64 +37,50 @@ pub mod support;
 
 use std::future::Future;
 use std::io;
-use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use taps_core::machine::Config;
-use taps_core::sys::api::{self, Adapter, Error};
+use taps_io::{Connection, Error, Taps};
 
 /// What the suite needs from one adapter and its runtime.
 pub trait Shim: 'static {
-    /// The adapter's `Taps`.
-    type Taps: Adapter<Connection = Self::Connection>
-        + Deref<Target = api::Taps>
-        + Clone
-        + Send
-        + Sync
-        + 'static;
-    /// The adapter's `Connection`: its runtime's stream traits over the
-    /// core connection.
-    type Connection: DerefMut<Target = api::Connection> + From<api::Connection> + Send + 'static;
-
     /// Runs `future` to completion on the runtime (a test's body).
     fn block_on<F: Future>(future: F) -> F::Output;
     /// Runs `future` in the background; called inside [`Shim::block_on`].
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F);
     /// The runtime's timer.
     fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
-    /// The adapter's `Taps` with this configuration; called inside
+    /// A `Taps` on the adapter's runtime with this configuration; called inside
     /// [`Shim::block_on`].
     ///
     /// # Errors
     ///
     /// As the adapter's constructor.
-    fn taps(config: Config) -> Result<Self::Taps, Error>;
+    fn taps(config: Config) -> Result<Taps, Error>;
 
     /// Writes all of `data` with the adapter's `AsyncWrite`.
     fn write_all<'a>(
-        conn: &'a mut Self::Connection,
+        conn: &'a mut Connection,
         data: &'a [u8],
     ) -> impl Future<Output = io::Result<()>> + Send + 'a;
     /// Fills `buf` with the adapter's `AsyncRead`.
     fn read_exact<'a>(
-        conn: &'a mut Self::Connection,
+        conn: &'a mut Connection,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<()>> + Send + 'a;
     /// Reads until the end of the stream.
-    fn read_to_end(
-        conn: &mut Self::Connection,
-    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send + '_;
+    fn read_to_end(conn: &mut Connection) -> impl Future<Output = io::Result<Vec<u8>>> + Send + '_;
     /// Ends the sending side (`shutdown`, or `futures_io`'s `close`).
-    fn shutdown(conn: &mut Self::Connection) -> impl Future<Output = io::Result<()>> + Send + '_;
+    fn shutdown(conn: &mut Connection) -> impl Future<Output = io::Result<()>> + Send + '_;
     /// Splits `conn` into halves, writes `data` and ends the sending side
     /// while reading to the end, and returns what was read.
     fn exchange(
-        conn: Self::Connection,
+        conn: Connection,
         data: Vec<u8>,
     ) -> impl Future<Output = io::Result<Vec<u8>>> + Send + 'static;
     /// Splits `conn` and copies everything it reads back to it, then ends
     /// the sending side (an echo server's connection).
-    fn echo(conn: Self::Connection) -> impl Future<Output = ()> + Send + 'static;
+    fn echo(conn: Connection) -> impl Future<Output = ()> + Send + 'static;
 }
 
 /// Instantiates every conformance test for the [`Shim`] `$shim`, as

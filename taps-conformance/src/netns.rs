@@ -59,7 +59,7 @@ use taps_core::endpoint::LocalEndpoint;
 use taps_core::path::InterfaceKind;
 use taps_core::properties::TransportProperties;
 use taps_core::race::{Policy, RaceConfig};
-use taps_core::sys::api::{Error, Preconnection, trace};
+use taps_io::{Config, Error, Preconnection, trace};
 
 use crate::Shim;
 use crate::support::within;
@@ -816,7 +816,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
     if let Some(secs) = timeout {
         pre = pre.with_timeout(Duration::from_secs_f64(secs));
     }
-    let taps = match S::taps(taps_core::sys::api::Taps::system_config().unwrap_or_default()) {
+    let taps = match S::taps(taps_io::Taps::system_config().unwrap_or_else(|_| Config::new(0))) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("client: {e}");
@@ -839,7 +839,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
         }
         None => pre.initiate(&taps).await,
     };
-    let mut conn: S::Connection = match connected {
+    let mut conn: taps_io::Connection = match connected {
         Ok(c) => c,
         Err(Error::Establishment(f)) => {
             report(&f.trace);
@@ -884,7 +884,7 @@ async fn child_main<S: Shim>(args: &[String]) -> i32 {
 /// `--down-after-connect DEV`: takes the connection's interface down and
 /// prints the connection events that follow (RFC 9622 §8.3: a soft error,
 /// then a path change; the connection stays), then brings it back up.
-async fn path_events_after_down<S: Shim>(conn: &mut S::Connection, dev: &str) -> i32 {
+async fn path_events_after_down<S: Shim>(conn: &mut taps_io::Connection, dev: &str) -> i32 {
     let set = |state: &str| {
         Command::new("ip")
             .args(["link", "set", "dev", dev, state])

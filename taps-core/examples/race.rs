@@ -27,7 +27,7 @@ fn main() {
                 servers: vec![DNS.parse().expect("literal")],
                 ..DnsConfig::default()
             },
-            ..Config::default()
+            ..Config::new(0)
         });
         let mut w = World::new(machine);
         w.rule(
@@ -57,10 +57,19 @@ fn main() {
         let conn = w.machine.initiate(ms(0), &pre).expect("initiate");
         w.run_until(ms(600_000));
         println!("== policy {} ==", policy.name());
-        let trace = w.machine.trace(conn).expect("connection");
+        let trace = w
+            .machine
+            .connection_info(conn)
+            .map(|c| c.trace())
+            .expect("connection");
         print!(
             "{}",
-            trace.waterfall("example.com:443", &|i| w.machine.interface_name(i))
+            trace.waterfall("example.com:443", &|i| w
+                .machine
+                .interfaces()
+                .iter()
+                .find(|x| x.index == i)
+                .map(|x| x.name.clone()))
         );
         match w.ready(conn) {
             Some((at, remote, _)) => println!("ready via {remote} after {at}\n"),

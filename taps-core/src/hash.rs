@@ -1,12 +1,12 @@
 //! [`FxBuildHasher`]: a fast, fixed hash for the tables whose lookups come
-//! on every connection (the adapter's tables keyed by ids,
-//! `sys::IdMap`; the connection history, `race::history`).
+//! on every connection (the adapters' tables keyed by ids,
+//! [`IdMap`](crate::id::IdMap); the connection history, `race::history`).
 
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Builds [`FxHasher`]s: no per-table keys, so a table's iteration order is
 /// the same in every run (DESIGN.md rule 1).
-pub(crate) type FxBuildHasher = BuildHasherDefault<FxHasher>;
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 
 /// One multiply per word (the Fx hash of rustc and Firefox) and a
 /// finaliser, instead of std's SipHash, which was a fifth of a connect's user-space work.
@@ -14,7 +14,7 @@ pub(crate) type FxBuildHasher = BuildHasherDefault<FxHasher>;
 /// deterministic table cannot have anyway; each table using this one says
 /// why collisions cannot hurt it.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct FxHasher(u64);
+pub struct FxHasher(u64);
 
 impl FxHasher {
     const K: u64 = 0x517c_c1b7_2722_0a95;

@@ -6,7 +6,19 @@
 //! naming the new occupant. A stale id in an input is ignored and counted.
 
 use core::fmt;
+use std::collections::HashMap;
+
 use slab::Slab;
+
+pub use crate::hash::{FxBuildHasher as IdBuildHasher, FxHasher as IdHasher};
+
+/// A hash map keyed by the machine's ids, for the tables an adapter keeps
+/// beside the machine (its sockets, transactions, connections), whose
+/// lookups come on every step of every connection. Fx-hashed
+/// ([`IdHasher`]) rather than SipHash: the machine issues every id (a
+/// dense slab slot and a generation), so nobody outside picks the keys,
+/// and a fixed hash keeps iteration order the same in every run.
+pub type IdMap<K, V> = HashMap<K, V, IdBuildHasher>;
 
 macro_rules! handle {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -188,5 +200,18 @@ mod tests {
         assert_eq!(t.get(a), None);
         assert_eq!(t.remove(a), None);
         assert_eq!(t.get(b), Some(&"b"));
+    }
+
+    #[test]
+    fn an_id_map_finds_live_ids_and_misses_stale_ones() {
+        let mut map: IdMap<SocketId, u32> = IdMap::default();
+        for i in 0..1000 {
+            map.insert(SocketId::from_raw(i, i / 7), i);
+        }
+        assert!((0..1000).all(|i| map.get(&SocketId::from_raw(i, i / 7)) == Some(&i)));
+        assert_eq!(map.get(&SocketId::from_raw(30, 1)), None);
+        map.retain(|_, v| *v % 2 == 0);
+        assert_eq!(map.len(), 500);
+        assert!(map.contains_key(&SocketId::from_raw(998, 998 / 7)));
     }
 }

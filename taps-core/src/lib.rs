@@ -9,10 +9,7 @@
 //!
 //! Architecture: RFC 9621. API: RFC 9622. Implementation: RFC 9623.
 //! Racing: Happy Eyeballs v3 (draft-ietf-happy-happyeyeballs-v3-04).
-// Unsafe code is forbidden, except in `sys` (only built with the `sys`
-// feature), whose FFI calls each carry a `// SAFETY:` comment.
-#![cfg_attr(not(feature = "sys"), forbid(unsafe_code))]
-#![cfg_attr(feature = "sys", deny(unsafe_code))]
+#![forbid(unsafe_code)]
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -28,9 +25,6 @@ pub mod race;
 pub mod rng;
 pub mod security;
 pub mod stack;
-#[cfg(feature = "sys")]
-#[allow(unsafe_code)]
-pub mod sys;
 pub mod time;
 pub mod trace;
 

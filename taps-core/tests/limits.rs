@@ -86,8 +86,11 @@ fn accepted(
     if let Some(f) = framer {
         lc = lc.with_framer(f);
     }
-    let l = m.listen(Instant::ZERO, lc).unwrap();
-    let socket = m.accept(Instant::ZERO, l, PEER.parse().unwrap()).unwrap();
+    let l = m.listen(lc).unwrap();
+    let socket = m
+        .listener(l)
+        .accept(Instant::ZERO, PEER.parse().unwrap())
+        .unwrap();
     let conn = outputs(&mut m)
         .into_iter()
         .find_map(|o| match o {
@@ -238,7 +241,7 @@ fn cname_depth_fails_the_question_with_its_reason() {
                 servers: vec![DNS.parse().unwrap()],
                 ..DnsConfig::default()
             },
-            ..Config::default()
+            ..Config::new(0)
         }));
         w.rule(
             DNS,
@@ -299,16 +302,16 @@ fn candidates_per_connection() {
                 max_candidates: max,
                 ..RaceConfig::default()
             },
-            ..Config::default()
+            ..Config::new(0)
         });
-        m.set_interfaces(Instant::ZERO, interfaces(3));
+        m.handle(Instant::ZERO, Input::InterfacesChanged(interfaces(3)));
         let c = m
             .initiate(
                 Instant::ZERO,
                 &Preconnection::new("many.example:443".parse().unwrap()),
             )
             .unwrap();
-        let race = m.race(c).unwrap();
+        let race = m.connection_info(c).and_then(|c| c.race()).unwrap();
         assert_eq!(race.candidates().len(), usize::from(max));
         // Counted per rebuild of the tree (each answer), so at least once
         // per leaf left out.
@@ -330,8 +333,8 @@ fn paths_per_connection() {
     let paths = derive_paths(&all, &selection.selection, None).unwrap();
     assert_eq!(paths.len(), MAX_PATHS_PER_CONNECTION);
 
-    let mut w = World::new(Machine::new(Config::default()));
-    w.machine.set_interfaces(ms(0), all);
+    let mut w = World::new(Machine::new(Config::new(0)));
+    w.machine.handle(ms(0), Input::InterfacesChanged(all));
     // Refused, so every path is tried (blackholed attempts would hold the
     // concurrent-attempt limit).
     w.tcp("192.0.2.77:443", Tcp::Refuse(Duration::from_millis(5)));
@@ -396,7 +399,7 @@ fn concurrent_attempts() {
                 path_mode: RacingMode::Simultaneous,
                 ..RaceConfig::default()
             },
-            ..Config::default()
+            ..Config::new(0)
         }));
         w.machine
             .initiate(
@@ -433,13 +436,13 @@ fn receive_buffer() {
     let (mut m, conn, socket) = accepted(
         Config {
             io: limits,
-            ..Config::default()
+            ..Config::new(0)
         },
         None,
     );
     let mut taken = 0;
-    while m.read_capacity(socket) > 0 {
-        let n = m.read_capacity(socket).min(3000);
+    while m.socket(socket).read_capacity() > 0 {
+        let n = m.socket(socket).read_capacity().min(3000);
         m.handle(
             Instant::ZERO,
             Input::SocketData {
@@ -452,8 +455,8 @@ fn receive_buffer() {
     assert_eq!(taken, limits.max_receive_buffer);
     outputs(&mut m);
     let mut buf = vec![0; 4000];
-    assert_eq!(m.read(conn, &mut buf), Ok(4000));
-    assert_eq!(m.read_capacity(socket), 4000);
+    assert_eq!(m.connection(conn).read(&mut buf), Ok(4000));
+    assert_eq!(m.socket(socket).read_capacity(), 4000);
     assert!(outputs(&mut m).contains(&Output::ResumeReading { socket }));
 }
 
@@ -463,11 +466,11 @@ fn receive_buffer() {
 #[test]
 fn transmit_high_water() {
     let limits = IoLimits::default();
-    let (mut m, conn, socket) = accepted(Config::default(), None);
+    let (mut m, conn, socket) = accepted(Config::new(0), None);
     let chunk = vec![1; 64 * 1024];
     let mut written = 0;
     loop {
-        match m.write(Instant::ZERO, conn, &chunk) {
+        match m.connection(conn).write(&chunk) {
             Ok(n) => written += n,
             Err(StreamError::WouldBlock) => break,
             Err(e) => panic!("{e:?}"),
@@ -475,9 +478,9 @@ fn transmit_high_water() {
     }
     assert_eq!(written, limits.transmit_high_water);
     outputs(&mut m);
-    while !m.transmit_data(socket).is_empty() {
-        let n = m.transmit_data(socket).len();
-        m.transmitted(Instant::ZERO, socket, n);
+    while !m.socket(socket).transmit_data().is_empty() {
+        let n = m.socket(socket).transmit_data().len();
+        m.handle(Instant::ZERO, Input::Transmitted { socket, len: n });
     }
     assert!(outputs(&mut m).contains(&Output::Event(Event::Writable { conn })));
 }
@@ -490,14 +493,17 @@ fn transmit_high_water() {
 #[test]
 fn send_queue() {
     let limits = IoLimits::default();
-    let mut m = Machine::new(Config::default());
+    let mut m = Machine::new(Config::new(0));
     let pre = Preconnection::new(SERVER.parse().unwrap());
     let c = m.initiate(Instant::ZERO, &pre).unwrap();
     for i in 0..limits.max_queued_messages {
-        m.send(Instant::ZERO, c, Message::new(vec![0; 8]))
+        m.connection(c)
+            .send(Instant::ZERO, Message::new(vec![0; 8]))
             .unwrap_or_else(|e| panic!("message {i}: {e}"));
     }
-    let refused = m.send(Instant::ZERO, c, Message::new(vec![0; 8]));
+    let refused = m
+        .connection(c)
+        .send(Instant::ZERO, Message::new(vec![0; 8]));
     assert_eq!(refused, Err(SendError::BufferFull));
     assert_eq!(
         SendError::BufferFull.to_string(),
@@ -507,11 +513,13 @@ fn send_queue() {
     let c = m.initiate(Instant::ZERO, &pre).unwrap();
     let big = limits.max_queued_bytes / 4;
     for _ in 0..4 {
-        m.send(Instant::ZERO, c, Message::new(vec![0; big]))
+        m.connection(c)
+            .send(Instant::ZERO, Message::new(vec![0; big]))
             .unwrap();
     }
     assert_eq!(
-        m.send(Instant::ZERO, c, Message::new(vec![0; 1])),
+        m.connection(c)
+            .send(Instant::ZERO, Message::new(vec![0; 1])),
         Err(SendError::BufferFull)
     );
 }
@@ -520,13 +528,13 @@ fn send_queue() {
 #[test]
 fn pending_receives() {
     let limits = IoLimits::default();
-    let (mut m, conn, _) = accepted(Config::default(), None);
+    let (mut m, conn, _) = accepted(Config::new(0), None);
     for _ in 0..limits.max_pending_receives {
-        m.receive(Instant::ZERO, conn, 1, 100).unwrap();
+        m.connection(conn).receive(Instant::ZERO, 1, 100).unwrap();
     }
     // `ReceiveError` lives in a private module and is not re-exported, so
     // its variant can only be checked through `Debug` here.
-    let refused = m.receive(Instant::ZERO, conn, 1, 100);
+    let refused = m.connection(conn).receive(Instant::ZERO, 1, 100);
     assert_eq!(format!("{refused:?}"), "Err(TooManyPending)");
 }
 
@@ -538,10 +546,8 @@ fn pending_receives() {
 /// message too large to send is refused with a framing error.
 #[test]
 fn message_size() {
-    let (mut m, conn, socket) = accepted(
-        Config::default(),
-        Some(FramerFactory::length_prefixed(1024)),
-    );
+    let (mut m, conn, socket) =
+        accepted(Config::new(0), Some(FramerFactory::length_prefixed(1024)));
     m.handle(
         Instant::ZERO,
         Input::SocketData {
@@ -559,7 +565,7 @@ fn message_size() {
     })));
     assert!(events.contains(&Output::CloseSocket { socket }));
 
-    let (mut m, conn, socket) = accepted(Config::default(), Some(FramerFactory::lines(16)));
+    let (mut m, conn, socket) = accepted(Config::new(0), Some(FramerFactory::lines(16)));
     m.handle(
         Instant::ZERO,
         Input::SocketData {
@@ -575,12 +581,10 @@ fn message_size() {
         })
     )));
 
-    let (mut m, conn2, _) = accepted(
-        Config::default(),
-        Some(FramerFactory::length_prefixed(1024)),
-    );
+    let (mut m, conn2, _) = accepted(Config::new(0), Some(FramerFactory::length_prefixed(1024)));
     let id = m
-        .send(Instant::ZERO, conn2, Message::new(vec![0; 1025]))
+        .connection(conn2)
+        .send(Instant::ZERO, Message::new(vec![0; 1025]))
         .unwrap();
     assert!(outputs(&mut m).contains(&Output::Event(Event::SendError {
         conn: conn2,
@@ -599,15 +603,15 @@ fn message_size() {
 /// `AcceptError::LimitReached` (and counted); raising it accepts again.
 #[test]
 fn connections_per_listener() {
-    let mut m = Machine::new(Config::default());
+    let mut m = Machine::new(Config::new(0));
     let mut lc = ListenerConfig::on(vec![SERVER.parse().unwrap()]);
     lc.connection_limit = Some(2);
-    let l = m.listen(Instant::ZERO, lc).unwrap();
+    let l = m.listen(lc).unwrap();
     let peer = |i: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 40000 + i);
-    assert!(m.accept(Instant::ZERO, l, peer(1)).is_ok());
-    assert!(m.accept(Instant::ZERO, l, peer(2)).is_ok());
+    assert!(m.listener(l).accept(Instant::ZERO, peer(1)).is_ok());
+    assert!(m.listener(l).accept(Instant::ZERO, peer(2)).is_ok());
     assert_eq!(
-        m.accept(Instant::ZERO, l, peer(3)),
+        m.listener(l).accept(Instant::ZERO, peer(3)),
         Err(AcceptError::LimitReached)
     );
     assert_eq!(
@@ -615,9 +619,9 @@ fn connections_per_listener() {
         "the listener's new-connection limit is reached"
     );
     assert_eq!(m.stats().accepts_refused, 1);
-    assert_eq!(m.connection_count(), 2);
-    m.set_new_connection_limit(l, None);
-    assert!(m.accept(Instant::ZERO, l, peer(4)).is_ok());
+    assert_eq!(m.stats().live_connections, 2);
+    m.listener(l).set_new_connection_limit(None);
+    assert!(m.listener(l).accept(Instant::ZERO, peer(4)).is_ok());
 }
 
 /// `Config::max_connections`: initiate and accept both refuse clearly.
@@ -625,7 +629,7 @@ fn connections_per_listener() {
 fn connections_per_machine() {
     let mut m = Machine::new(Config {
         max_connections: 2,
-        ..Config::default()
+        ..Config::new(0)
     });
     let pre = Preconnection::new(SERVER.parse().unwrap());
     m.initiate(Instant::ZERO, &pre).unwrap();
@@ -637,13 +641,10 @@ fn connections_per_machine() {
         "the machine already holds its limit of 2 connections"
     );
     let l = m
-        .listen(
-            Instant::ZERO,
-            ListenerConfig::on(vec![SERVER.parse().unwrap()]),
-        )
+        .listen(ListenerConfig::on(vec![SERVER.parse().unwrap()]))
         .unwrap();
     assert_eq!(
-        m.accept(Instant::ZERO, l, PEER.parse().unwrap()),
+        m.listener(l).accept(Instant::ZERO, PEER.parse().unwrap()),
         Err(AcceptError::TooManyConnections)
     );
 }
@@ -653,20 +654,23 @@ fn connections_per_machine() {
 #[test]
 fn handshake_time() {
     let ca = TestCa::new();
-    let mut m = Machine::new(Config::default());
+    let mut m = Machine::new(Config::new(0));
     let lc = ListenerConfig::on(vec![SERVER.parse().unwrap()])
         .with_security(SecurityParameters::server(ca.leaf(&["192.0.2.10"])));
-    let l = m.listen(Instant::ZERO, lc).unwrap();
-    let socket = m.accept(Instant::ZERO, l, PEER.parse().unwrap()).unwrap();
+    let l = m.listen(lc).unwrap();
+    let socket = m
+        .listener(l)
+        .accept(Instant::ZERO, PEER.parse().unwrap())
+        .unwrap();
     outputs(&mut m);
     let timeout = m.config().handshake_timeout;
     m.handle_timeout(Instant::ZERO + timeout - Duration::from_millis(1));
-    assert_eq!(m.connection_count(), 1);
+    assert_eq!(m.stats().live_connections, 1);
     let deadline = m.poll_timeout().unwrap();
     assert_eq!(deadline, Instant::ZERO + timeout);
     m.handle_timeout(deadline);
     assert!(outputs(&mut m).contains(&Output::CloseSocket { socket }));
-    assert_eq!(m.connection_count(), 0);
+    assert_eq!(m.stats().live_connections, 0);
     assert_eq!(m.stats().failed_handshakes, 1);
 }
 
@@ -681,7 +685,7 @@ fn history_entries() {
             max_entries: 3,
             ..Default::default()
         },
-        ..Config::default()
+        ..Config::new(0)
     });
     for i in 0..6 {
         let pre = Preconnection::new(format!("192.0.2.{i}:443").parse().unwrap());
@@ -694,7 +698,10 @@ fn history_entries() {
             })
             .unwrap();
         m.handle(Instant::ZERO, Input::SocketConnected { socket });
-        assert_eq!(m.state(c), Some(ConnectionState::Established));
+        assert_eq!(
+            m.connection_info(c).map(|c| c.state()),
+            Some(ConnectionState::Established)
+        );
         assert!(m.history().len() <= 3);
     }
     assert_eq!(m.history().len(), 3);
@@ -712,7 +719,7 @@ fn dns_cache_capacity() {
             ..Default::default()
         },
         race: RaceConfig::sequential(),
-        ..Config::default()
+        ..Config::new(0)
     }));
     for (i, host) in ["a.example", "b.example", "c.example"].iter().enumerate() {
         w.rule(

@@ -9,7 +9,7 @@ use support::world::{Forgery, Tcp, World, addrs, ms};
 use taps_core::dns::DnsConfig;
 use taps_core::dns::config::parse_hosts;
 use taps_core::dns::wire::{Answer, QueryType};
-use taps_core::machine::{Config, Event, InitiateError, Machine, Preconnection};
+use taps_core::machine::{Config, Event, InitiateError, Input, Machine, Preconnection};
 use taps_core::path::{Interface, InterfaceKind};
 use taps_core::properties::TransportProperties;
 use taps_core::race::RaceFailure;
@@ -25,7 +25,7 @@ fn machine(servers: &[&str]) -> Machine {
             servers: servers.iter().map(|s| s.parse().unwrap()).collect(),
             ..DnsConfig::default()
         },
-        ..Config::default()
+        ..Config::new(0)
     })
 }
 
@@ -95,7 +95,7 @@ fn ipv6_blackhole_falls_back_after_one_attempt_delay_and_history_skips_it_next_t
     let (at, remote, _) = w.ready(c).unwrap();
     assert_eq!((at, remote), (ms(280), "192.0.2.1:443".parse().unwrap()));
     assert_eq!(w.closed_sockets.len(), 1, "the IPv6 attempt was cancelled");
-    w.machine.close(ms(1000), c);
+    w.machine.connection(c).close(ms(1000));
     w.drain();
 
     // Second connection: answered from the cache, and history demotes the
@@ -136,7 +136,7 @@ fn forged_answers_are_dropped_counted_and_do_not_end_the_query() {
         9,
         "three forgeries for each of three queries"
     );
-    let trace = w.machine.trace(c).unwrap();
+    let trace = w.machine.connection_info(c).map(|c| c.trace()).unwrap();
     let reasons: Vec<DropReason> = trace
         .events
         .iter()
@@ -344,12 +344,12 @@ fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interfa
 #[test]
 fn interfaces_race_as_paths_and_prohibitions_hold() {
     let mut w = World::new(machine(&[DNS1]));
-    w.machine.set_interfaces(
+    w.machine.handle(
         ms(0),
-        vec![
+        Input::InterfacesChanged(vec![
             iface("wlan0", 2, InterfaceKind::Wifi, &["192.168.1.10/24"]),
             iface("rmnet0", 3, InterfaceKind::Cellular, &["100.64.0.7/10"]),
-        ],
+        ]),
     );
     w.rule(
         DNS1,
@@ -378,20 +378,24 @@ fn interfaces_race_as_paths_and_prohibitions_hold() {
         "secondary path after the 1 s path delay"
     );
     // Before establishment nothing reads back as "in effect".
-    assert_eq!(w.machine.properties(c), None);
-    let cellular = last_socket(&w);
-    w.inject_at(
-        ms(1200),
-        taps_core::machine::Input::SocketConnected { socket: cellular },
+    assert_eq!(
+        w.machine.connection_info(c).and_then(|c| c.properties()),
+        None
     );
+    let cellular = last_socket(&w);
+    w.inject_at(ms(1200), Input::SocketConnected { socket: cellular });
     w.run_until(ms(1300));
     // RFC 9622 §8.1: once established, properties read back as in effect.
-    let effective = w.machine.properties(c).expect("established");
+    let effective = w
+        .machine
+        .connection_info(c)
+        .and_then(|c| c.properties())
+        .expect("established");
     assert_eq!(effective.interface.as_deref(), Some("rmnet0"));
     assert_eq!(effective.interface_kind, Some(InterfaceKind::Cellular));
     assert!(effective.expensive && effective.reliability && effective.preserve_order);
     assert!(!effective.preserve_msg_boundaries, "TCP without a framer");
-    w.machine.close(w.now, c);
+    w.machine.connection(c).close(w.now);
     w.drain();
 
     // Prohibit cellular: only wlan0 is ever used.
@@ -403,7 +407,7 @@ fn interfaces_race_as_paths_and_prohibitions_hold() {
         .unwrap();
     w.run_until(ms(5000));
     assert!(w.opened.iter().all(|o| o.2 == Some(2)));
-    w.machine.close(w.now, c);
+    w.machine.connection(c).close(w.now);
     w.drain();
 
     // Require a kind nobody has: fails at once, naming the requirement.
@@ -444,9 +448,9 @@ fn stale_and_unknown_ids_are_ignored_and_counted() {
     // An established connection closes gracefully: FIN, then `Closed` when
     // the peer's FIN comes or `close_timeout` (2 s) passes — here nobody
     // answers. After that its id is stale.
-    w.machine.close(w.now, c);
+    w.machine.connection(c).close(w.now);
     w.run_until(w.now + Duration::from_secs(3));
-    w.machine.close(w.now, c);
+    w.machine.connection(c).close(w.now);
     assert_eq!(w.machine.stats().stale_inputs, before + 3);
     w.drain();
     assert!(matches!(w.events.last(), Some((_, Event::Closed { .. }))));
@@ -584,7 +588,7 @@ fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
     w.run_until(ms(250));
     assert!(w.error(c).is_some());
     assert!(!w.live_dns.is_empty(), "the AAAA query still lingers");
-    w.machine.close(w.now, c);
+    w.machine.connection(c).close(w.now);
     w.run_until(ms(60_000));
     assert!(
         w.live_dns.is_empty(),
@@ -600,19 +604,22 @@ fn receive_errors_can_be_named_and_matched() {
     // `Machine::receive` returns a `ReceiveError`; applications and adapters
     // must be able to name it to match on it.
     use taps_core::machine::ReceiveError;
-    let mut m = Machine::new(Config::default());
+    let mut m = Machine::new(Config::new(0));
     let now = taps_core::Instant::from_nanos(0);
     let c = m
         .initiate(now, &Preconnection::new("192.0.2.1:80".parse().unwrap()))
         .unwrap();
     let limit = m.config().io.max_pending_receives;
     for _ in 0..limit {
-        m.receive(now, c, 1, 100).unwrap();
+        m.connection(c).receive(now, 1, 100).unwrap();
     }
-    assert_eq!(m.receive(now, c, 1, 100), Err(ReceiveError::TooManyPending));
-    m.abort(now, c);
     assert_eq!(
-        m.receive(now, c, 1, 100),
+        m.connection(c).receive(now, 1, 100),
+        Err(ReceiveError::TooManyPending)
+    );
+    m.connection(c).abort(now);
+    assert_eq!(
+        m.connection(c).receive(now, 1, 100),
         Err(ReceiveError::UnknownConnection)
     );
 }
@@ -631,8 +638,10 @@ fn path_changes_and_soft_errors_reach_only_the_connections_on_that_interface() {
         i
     };
     let eth = iface("eth0", 4, InterfaceKind::Wired, &["10.0.0.2/24"]);
-    w.machine
-        .set_interfaces(ms(0), vec![wlan(1500, true, &["192.168.1.10/24"])]);
+    w.machine.handle(
+        ms(0),
+        Input::InterfacesChanged(vec![wlan(1500, true, &["192.168.1.10/24"])]),
+    );
     w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(5)));
     let c = w.machine.initiate(ms(0), &pre("192.0.2.1:443")).unwrap();
     w.run_until(ms(50));
@@ -695,23 +704,25 @@ fn path_changes_and_soft_errors_reach_only_the_connections_on_that_interface() {
     for (what, list, expected) in cases {
         let from = w.events.len();
         let now = w.now;
-        w.machine.set_interfaces(now, list);
+        w.machine.handle(now, Input::InterfacesChanged(list));
         w.drain();
         assert_eq!(path_events(&w, from), expected, "{what}");
         assert_eq!(
-            w.machine.state(c),
+            w.machine.connection_info(c).map(|c| c.state()),
             Some(taps_core::machine::ConnectionState::Established),
             "{what}: the connection stays"
         );
     }
     // Closed: nothing more, whatever happens to the path.
-    w.machine.close(w.now, c);
-    w.machine.abort(w.now, c);
+    w.machine.connection(c).close(w.now);
+    w.machine.connection(c).abort(w.now);
     w.drain();
     let from = w.events.len();
     let now = w.now;
-    w.machine
-        .set_interfaces(now, vec![wlan(1500, true, &["192.168.1.10/24"])]);
+    w.machine.handle(
+        now,
+        Input::InterfacesChanged(vec![wlan(1500, true, &["192.168.1.10/24"])]),
+    );
     w.drain();
     assert_eq!(path_events(&w, from), vec![]);
 }

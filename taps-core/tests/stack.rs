@@ -8,15 +8,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::net::{Behaviour, Net};
+use support::net::{Behaviour, Net, Through, read_through};
 use support::pki::TestCa;
 use taps_core::Instant;
 use taps_core::connection::{IoLimits, Message, SendError};
 use taps_core::dns::config::parse_hosts;
 use taps_core::id::{ConnectionId, ListenerId};
 use taps_core::machine::{
-    Config, Event, ListenerConfig, Machine, Preconnection, StreamError, TlsCheckout, TlsRead,
-    TlsWrite,
+    Config, Event, Input, ListenerConfig, Machine, Preconnection, StreamError, TlsCheckout,
 };
 use taps_core::race::RaceFailure;
 use taps_core::security::{SecurityParameters, spki_sha256};
@@ -30,7 +29,7 @@ fn machine(seed: u64) -> Machine {
     Machine::new(Config {
         seed,
         hosts: parse_hosts("2001:db8::10 example.com\n192.0.2.10 example.com\n"),
-        ..Config::default()
+        ..Config::new(0)
     })
 }
 
@@ -46,7 +45,7 @@ fn setup(ca: &TestCa, names: &[&str], framer: Option<FramerFactory>) -> (Net, Li
     let mut config =
         ListenerConfig::on(vec![V6.parse().unwrap(), V4.parse().unwrap()]).with_security(server);
     config.framer = framer;
-    let listener = net.machines[1].listen(ms(0), config).unwrap();
+    let listener = net.machines[1].listen(config).unwrap();
     net.drain();
     (net, listener)
 }
@@ -118,10 +117,19 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
     net.run_for(Duration::from_secs(1));
     assert!(ready(&net, 0, c), "{:?}", net.events_of(0));
     let s = server_conn(&net).expect("ConnectionReceived");
-    assert_eq!(net.machines[0].alpn(c), Some(&b"h2"[..]));
-    assert_eq!(net.machines[1].alpn(s), Some(&b"h2"[..]));
+    assert_eq!(
+        net.machines[0].connection_info(c).and_then(|c| c.alpn()),
+        Some(&b"h2"[..])
+    );
+    assert_eq!(
+        net.machines[1].connection_info(s).and_then(|c| c.alpn()),
+        Some(&b"h2"[..])
+    );
     // The attempt won only after TLS: TCP up at 20 ms, TLS 1.3 one more RTT.
-    let trace = net.machines[0].trace(c).unwrap();
+    let trace = net.machines[0]
+        .connection_info(c)
+        .map(|c| c.trace())
+        .unwrap();
     let winner_at = trace
         .events
         .iter()
@@ -137,10 +145,16 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
     );
 
     for m in [&b"hello"[..], &[][..], &[7u8; 5000][..]] {
-        net.machines[0].send(net.now, c, Message::new(m)).unwrap();
+        net.machines[0]
+            .connection(c)
+            .send(net.now, Message::new(m))
+            .unwrap();
     }
     for _ in 0..3 {
-        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+        net.machines[1]
+            .connection(s)
+            .receive(net.now, 1, 1 << 20)
+            .unwrap();
     }
     net.run_for(Duration::from_secs(1));
     assert_eq!(
@@ -148,9 +162,13 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
         vec![b"hello".to_vec(), vec![], vec![7u8; 5000]]
     );
     net.machines[1]
-        .send(net.now, s, Message::new(&b"pong"[..]))
+        .connection(s)
+        .send(net.now, Message::new(&b"pong"[..]))
         .unwrap();
-    net.machines[0].receive(net.now, c, 1, 100).unwrap();
+    net.machines[0]
+        .connection(c)
+        .receive(net.now, 1, 100)
+        .unwrap();
     net.run_for(Duration::from_secs(1));
     assert_eq!(received(&net, 0, c), vec![b"pong".to_vec()]);
     // Sent events came in order for all three.
@@ -190,10 +208,7 @@ fn certificate_failures_reach_establishment_error_with_a_reason() {
         let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
         let server = SecurityParameters::server(leaf(&ca));
         net.machines[1]
-            .listen(
-                ms(0),
-                ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server),
-            )
+            .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server))
             .unwrap();
         net.drain();
         let c = net.machines[0]
@@ -229,7 +244,6 @@ fn pinning_passes_with_the_right_key_and_fails_with_another() {
         };
         net.machines[1]
             .listen(
-                ms(0),
                 ListenerConfig::on(vec![V4.parse().unwrap()])
                     .with_security(SecurityParameters::server(id)),
             )
@@ -287,8 +301,13 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
     // First connection: full handshake, tickets arrive.
     let first = net.machines[0].initiate(ms(0), &p).unwrap();
     net.run_for(Duration::from_millis(500));
-    assert!(ready(&net, 0, first) && !net.machines[0].resumed(first));
-    net.machines[0].close(net.now, first);
+    assert!(
+        ready(&net, 0, first)
+            && !net.machines[0]
+                .connection_info(first)
+                .is_some_and(|c| c.resumed())
+    );
+    net.machines[0].connection(first).close(net.now);
     net.run_for(Duration::from_secs(3));
 
     // Second: resumed, the safely replayable first message rides early.
@@ -302,13 +321,20 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
         .unwrap();
     net.run_for(Duration::from_millis(500));
     assert!(ready(&net, 0, c));
-    assert!(net.machines[0].resumed(c));
+    assert!(
+        net.machines[0]
+            .connection_info(c)
+            .is_some_and(|c| c.resumed())
+    );
     assert!(
         net.machines[0].stats().early_data_attempts > before,
         "early data went out"
     );
     let s = last_server_conn(&net);
-    net.machines[1].receive(net.now, s, 1, 1000).unwrap();
+    net.machines[1]
+        .connection(s)
+        .receive(net.now, 1, 1000)
+        .unwrap();
     net.run_for(Duration::from_millis(100));
     assert_eq!(received(&net, 1, s), vec![b"GET / early".to_vec()]);
     assert!(
@@ -316,7 +342,7 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
             .iter()
             .any(|e| matches!(e, Event::Sent { conn, message } if *conn == c && *message == msg))
     );
-    net.machines[0].close(net.now, c);
+    net.machines[0].connection(c).close(net.now);
     net.run_for(Duration::from_secs(3));
 
     // Not safely replayable: never early, still delivered after the handshake.
@@ -328,7 +354,10 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
     assert!(ready(&net, 0, c));
     assert_eq!(net.machines[0].stats().early_data_attempts, before);
     let s = last_server_conn(&net);
-    net.machines[1].receive(net.now, s, 1, 1000).unwrap();
+    net.machines[1]
+        .connection(s)
+        .receive(net.now, 1, 1000)
+        .unwrap();
     net.run_for(Duration::from_millis(100));
     assert_eq!(received(&net, 1, s), vec![b"POST /pay".to_vec()]);
 }
@@ -338,10 +367,7 @@ fn tcp_fast_open_carries_a_replayable_first_message_on_plain_tcp() {
     let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
     let framer = FramerFactory::lines(1024);
     net.machines[1]
-        .listen(
-            ms(0),
-            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
-        )
+        .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()))
         .unwrap();
     net.drain();
     let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
@@ -353,7 +379,10 @@ fn tcp_fast_open_carries_a_replayable_first_message_on_plain_tcp() {
     assert!(ready(&net, 0, c));
     assert!(net.opened[0].3, "OpenTcp asked for fast open");
     let s = server_conn(&net).unwrap();
-    net.machines[1].receive(net.now, s, 1, 100).unwrap();
+    net.machines[1]
+        .connection(s)
+        .receive(net.now, 1, 100)
+        .unwrap();
     net.run_for(Duration::from_millis(10));
     assert_eq!(received(&net, 1, s), vec![b"hi".to_vec()]);
 }
@@ -379,7 +408,10 @@ fn a_tcp_up_but_tls_stalled_attempt_loses_to_one_that_finishes_tls() {
         unreachable!()
     };
     assert_eq!(*remote, V4.parse().unwrap());
-    let trace = net.machines[0].trace(c).unwrap();
+    let trace = net.machines[0]
+        .connection_info(c)
+        .map(|c| c.trace())
+        .unwrap();
     let kinds: Vec<TraceKind> = trace.events.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&TraceKind::AttemptTransportUp { attempt: 1 }));
     assert!(kinds.contains(&TraceKind::AttemptCancelled { attempt: 1 }));
@@ -409,10 +441,7 @@ fn message_properties_priority_lifetime_and_final() {
     let framer = FramerFactory::length_prefixed(1 << 16);
     let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
     net.machines[1]
-        .listen(
-            ms(0),
-            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
-        )
+        .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()))
         .unwrap();
     net.drain();
     let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
@@ -422,34 +451,39 @@ fn message_properties_priority_lifetime_and_final() {
     // 1 ms lifetime lapses before the 20 ms handshake (§9.1.3.1).
     let m = &mut net.machines[0];
     let low = m
-        .send(ms(0), c, Message::new(&b"low"[..]).priority(200))
+        .connection(c)
+        .send(ms(0), Message::new(&b"low"[..]).priority(200))
         .unwrap();
     let gone = m
+        .connection(c)
         .send(
             ms(0),
-            c,
             Message::new(&b"stale"[..]).lifetime(Duration::from_millis(1)),
         )
         .unwrap();
     let high = m
-        .send(ms(0), c, Message::new(&b"high"[..]).priority(1))
+        .connection(c)
+        .send(ms(0), Message::new(&b"high"[..]).priority(1))
         .unwrap();
     let last = m
+        .connection(c)
         .send(
             ms(0),
-            c,
             Message::new(&b"bye"[..]).priority(300).final_message(),
         )
         .unwrap();
     assert_eq!(
-        m.send(ms(0), c, Message::new(&b"late"[..])),
+        m.connection(c).send(ms(0), Message::new(&b"late"[..])),
         Err(SendError::NotOpen),
         "nothing after final"
     );
     net.run_for(Duration::from_millis(100));
     let s = server_conn(&net).unwrap();
     for _ in 0..4 {
-        net.machines[1].receive(net.now, s, 1, 100).unwrap();
+        net.machines[1]
+            .connection(s)
+            .receive(net.now, 1, 100)
+            .unwrap();
     }
     net.run_for(Duration::from_millis(100));
     assert_eq!(
@@ -493,17 +527,14 @@ fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
     let config = |seed| Config {
         seed,
         io: limits,
-        ..Config::default()
+        ..Config::new(0)
     };
     let mut net = Net::new(
         vec![Machine::new(config(1)), Machine::new(config(2))],
         Duration::from_millis(5),
     );
     net.machines[1]
-        .listen(
-            ms(0),
-            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
-        )
+        .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()))
         .unwrap();
     net.drain();
     let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
@@ -514,7 +545,10 @@ fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
     let mut accepted = 0;
     let mut refused = false;
     for _ in 0..1000 {
-        match net.machines[0].send(net.now, c, Message::new(vec![1u8; 16 * 1024])) {
+        match net.machines[0]
+            .connection(c)
+            .send(net.now, Message::new(vec![1u8; 16 * 1024]))
+        {
             Ok(_) => accepted += 1,
             Err(SendError::BufferFull) => {
                 refused = true;
@@ -536,7 +570,10 @@ fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
     // The server starts reading: the client hears Writable and can send.
     let s = server_conn(&net).unwrap();
     for _ in 0..accepted {
-        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+        net.machines[1]
+            .connection(s)
+            .receive(net.now, 1, 1 << 20)
+            .unwrap();
         net.run_for(Duration::from_millis(5));
     }
     net.run_for(Duration::from_millis(100));
@@ -544,7 +581,8 @@ fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
     assert_eq!(received(&net, 1, s).len(), accepted);
     assert!(
         net.machines[0]
-            .send(net.now, c, Message::new(vec![2u8; 10]))
+            .connection(c)
+            .send(net.now, Message::new(vec![2u8; 10]))
             .is_ok()
     );
 }
@@ -564,17 +602,14 @@ fn check_send_reports_back_pressure_without_taking_the_message() {
     let config = |seed| Config {
         seed,
         io: limits,
-        ..Config::default()
+        ..Config::new(0)
     };
     let mut net = Net::new(
         vec![Machine::new(config(1)), Machine::new(config(2))],
         Duration::from_millis(5),
     );
     net.machines[1]
-        .listen(
-            ms(0),
-            ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()),
-        )
+        .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_framer(framer.clone()))
         .unwrap();
     net.drain();
     let mut p = Preconnection::new("192.0.2.10:443".parse().unwrap());
@@ -584,10 +619,11 @@ fn check_send_reports_back_pressure_without_taking_the_message() {
     let size = 16 * 1024;
     let mut accepted = 0;
     loop {
-        match net.machines[0].check_send(c, size) {
+        match net.machines[0].connection(c).check_send(size) {
             Ok(()) => {
                 net.machines[0]
-                    .send(net.now, c, Message::new(vec![1u8; size]))
+                    .connection(c)
+                    .send(net.now, Message::new(vec![1u8; size]))
                     .expect("check_send said it fits");
                 accepted += 1;
             }
@@ -599,22 +635,28 @@ fn check_send_reports_back_pressure_without_taking_the_message() {
     }
     // Asking again changes nothing and is not an error of its own.
     assert_eq!(
-        net.machines[0].check_send(c, size),
+        net.machines[0].connection(c).check_send(size),
         Err(SendError::BufferFull)
     );
     let s = server_conn(&net).unwrap();
     for _ in 0..accepted {
-        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+        net.machines[1]
+            .connection(s)
+            .receive(net.now, 1, 1 << 20)
+            .unwrap();
         net.run_for(Duration::from_millis(5));
     }
     net.run_for(Duration::from_millis(100));
     // The refusal by check_send alone armed Writable.
     assert!(net.events_of(0).contains(&Event::Writable { conn: c }));
-    assert_eq!(net.machines[0].check_send(c, size), Ok(()));
+    assert_eq!(net.machines[0].connection(c).check_send(size), Ok(()));
     assert_eq!(received(&net, 1, s).len(), accepted);
     // Unknown and closed connections are refused as send refuses them.
-    net.machines[0].close(net.now, c);
-    assert_eq!(net.machines[0].check_send(c, 1), Err(SendError::NotOpen));
+    net.machines[0].connection(c).close(net.now);
+    assert_eq!(
+        net.machines[0].connection(c).check_send(1),
+        Err(SendError::NotOpen)
+    );
 }
 
 #[test]
@@ -628,15 +670,18 @@ fn close_and_abort_on_both_sides() {
         .unwrap();
     net.run_for(Duration::from_millis(200));
     let s = server_conn(&net).unwrap();
-    net.machines[0].close(net.now, c);
-    net.machines[1].receive(net.now, s, 1, 100).unwrap();
+    net.machines[0].connection(c).close(net.now);
+    net.machines[1]
+        .connection(s)
+        .receive(net.now, 1, 100)
+        .unwrap();
     net.run_for(Duration::from_millis(100));
     assert!(net.events_of(1).contains(&Event::ReceivedPartial {
         conn: s,
         data: vec![],
         end_of_message: true
     }));
-    net.machines[1].close(net.now, s);
+    net.machines[1].connection(s).close(net.now);
     net.run_for(Duration::from_millis(100));
     assert_eq!(net.events_of(0).last(), Some(&Event::Closed { conn: c }));
     assert_eq!(net.events_of(1).last(), Some(&Event::Closed { conn: s }));
@@ -648,7 +693,7 @@ fn close_and_abort_on_both_sides() {
         .unwrap();
     net.run_for(Duration::from_millis(200));
     let s = last_server_conn(&net);
-    net.machines[1].abort(net.now, s);
+    net.machines[1].connection(s).abort(net.now);
     net.run_for(Duration::from_millis(100));
     assert_eq!(
         net.events_of(1).last(),
@@ -676,7 +721,9 @@ fn close_and_abort_on_both_sides() {
 fn listener_limit_stop_and_hostile_clients() {
     let ca = TestCa::new();
     let (mut net, listener) = setup(&ca, &["example.com"], None);
-    net.machines[1].set_new_connection_limit(listener, Some(2));
+    net.machines[1]
+        .listener(listener)
+        .set_new_connection_limit(Some(2));
     // A client that speaks plain TCP garbage to the TLS listener.
     let plain = Preconnection::new("192.0.2.10:443".parse().unwrap());
     let (g, _) = net.machines[0]
@@ -700,7 +747,7 @@ fn listener_limit_stop_and_hostile_clients() {
     }
     assert_eq!(ok, 1, "the garbage connection used one of the two");
     assert!(net.machines[1].stats().accepts_refused >= 1);
-    net.machines[1].stop(net.now, listener);
+    net.machines[1].listener(listener).stop();
     net.drain();
     assert_eq!(net.events_of(1).last(), Some(&Event::Stopped { listener }));
 }
@@ -714,10 +761,7 @@ fn mutual_tls_with_a_client_certificate() {
     server.trusted_roots = vec![ca.root()];
     server.require_client_certificate = true;
     net.machines[1]
-        .listen(
-            ms(0),
-            ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server),
-        )
+        .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server))
         .unwrap();
     net.drain();
     // Without a certificate the server refuses the handshake.
@@ -750,7 +794,7 @@ fn one_ticket_is_never_used_by_two_attempts() {
     let client = Machine::new(Config {
         seed: 1,
         hosts: parse_hosts(hosts),
-        ..Config::default()
+        ..Config::new(0)
     });
     let mut net = Net::new(vec![client, machine(2)], Duration::from_millis(10));
     let addrs: Vec<std::net::SocketAddr> = ["192.0.2.10:443", "192.0.2.11:443", "192.0.2.12:443"]
@@ -759,7 +803,6 @@ fn one_ticket_is_never_used_by_two_attempts() {
         .collect();
     net.machines[1]
         .listen(
-            ms(0),
             ListenerConfig::on(addrs.clone())
                 .with_security(SecurityParameters::server(ca.leaf(&["example.com"]))),
         )
@@ -769,7 +812,7 @@ fn one_ticket_is_never_used_by_two_attempts() {
     let first = net.machines[0].initiate(ms(0), &p).unwrap();
     net.run_for(Duration::from_millis(300));
     assert!(ready(&net, 0, first));
-    net.machines[0].close(net.now, first);
+    net.machines[0].connection(first).close(net.now);
     net.run_for(Duration::from_secs(3));
 
     net.behaviour.insert(addrs[0], Behaviour::StallAfterTcp);
@@ -801,7 +844,7 @@ fn a_first_message_larger_than_early_data_arrives_whole_once() {
     let p = pre(client_security(&ca), Some(framer));
     let first = net.machines[0].initiate(ms(0), &p).unwrap();
     net.run_for(Duration::from_millis(300));
-    net.machines[0].close(net.now, first);
+    net.machines[0].connection(first).close(net.now);
     net.run_for(Duration::from_secs(3));
     let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
     let (c, _) = net.machines[0]
@@ -809,10 +852,20 @@ fn a_first_message_larger_than_early_data_arrives_whole_once() {
         .unwrap();
     net.run_for(Duration::from_millis(500));
     assert!(ready(&net, 0, c));
-    assert!(net.machines[0].resumed(c));
+    assert!(
+        net.machines[0]
+            .connection_info(c)
+            .is_some_and(|c| c.resumed())
+    );
     let s = last_server_conn(&net);
-    net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
-    net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+    net.machines[1]
+        .connection(s)
+        .receive(net.now, 1, 1 << 20)
+        .unwrap();
+    net.machines[1]
+        .connection(s)
+        .receive(net.now, 1, 1 << 20)
+        .unwrap();
     net.run_for(Duration::from_millis(200));
     assert_eq!(received(&net, 1, s), vec![big]);
 }
@@ -833,7 +886,7 @@ fn deterministic_tls_replays_byte_for_byte() {
             } else {
                 TlsEnvironment::system()
             },
-            ..Config::default()
+            ..Config::new(0)
         };
         let mut net = Net::new(
             vec![Machine::new(config(1)), Machine::new(config(2))],
@@ -841,10 +894,7 @@ fn deterministic_tls_replays_byte_for_byte() {
         );
         let server = SecurityParameters::server(ca.leaf(&["example.com"]));
         net.machines[1]
-            .listen(
-                ms(0),
-                ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server),
-            )
+            .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server))
             .unwrap();
         net.drain();
         let c = net.machines[0]
@@ -885,18 +935,23 @@ fn bytes_after_the_peers_close_notify_are_ignored_not_looped_on() {
         })
         .unwrap();
     let s = server_conn(&net).unwrap();
-    net.machines[1].close(net.now, s);
+    net.machines[1].connection(s).close(net.now);
     net.run_for(Duration::from_millis(20));
     let now = net.now;
     net.machines[0].handle(
         now,
-        taps_core::machine::Input::SocketData {
+        Input::SocketData {
             socket,
             data: &[0x17, 3, 3, 0, 1, 0],
         },
     );
     net.drain();
-    assert!(net.machines[0].state(c).is_some());
+    assert!(
+        net.machines[0]
+            .connection_info(c)
+            .map(|c| c.state())
+            .is_some()
+    );
 }
 
 #[test]
@@ -911,11 +966,11 @@ fn stop_drops_connections_still_handshaking() {
     // TCP is accepted at 10 ms (one-way delay); TLS would finish at 40 ms.
     net.run_for(Duration::from_millis(15));
     assert_eq!(
-        net.machines[1].connection_count(),
+        net.machines[1].stats().live_connections,
         1,
         "one connection handshaking"
     );
-    net.machines[1].stop(net.now, listener);
+    net.machines[1].listener(listener).stop();
     net.run_for(Duration::from_secs(1));
     let server_events = net.events_of(1);
     assert_eq!(server_events.last(), Some(&Event::Stopped { listener }));
@@ -924,8 +979,12 @@ fn stop_drops_connections_still_handshaking() {
             .iter()
             .any(|e| matches!(e, Event::ConnectionReceived { .. }))
     );
-    assert_eq!(net.machines[1].connection_count(), 0);
-    assert_eq!(net.machines[1].socket_count(), 0, "its socket was closed");
+    assert_eq!(net.machines[1].stats().live_connections, 0);
+    assert_eq!(
+        net.machines[1].stats().live_sockets,
+        0,
+        "its socket was closed"
+    );
 }
 
 #[test]
@@ -939,9 +998,13 @@ fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
     let big = pattern(300 * 1024);
     for _ in 0..2 {
         net.machines[0]
-            .send(net.now, c, Message::new(big.clone()))
+            .connection(c)
+            .send(net.now, Message::new(big.clone()))
             .unwrap();
-        net.machines[1].receive(net.now, s, 1, 1 << 20).unwrap();
+        net.machines[1]
+            .connection(s)
+            .receive(net.now, 1, 1 << 20)
+            .unwrap();
     }
     net.run_for(Duration::from_secs(5));
     assert_eq!(received(&net, 1, s), vec![big.clone(), big]);
@@ -949,12 +1012,12 @@ fn messages_and_stream_writes_larger_than_the_tls_buffer_arrive_whole() {
     // Stream bytes, no framer: one write as large as the transmit queue.
     let (mut net, c, s) = tls_stream(&ca);
     let data = pattern(256 * 1024);
-    let n = net.machines[0].write(net.now, c, &data).unwrap();
+    let n = net.machines[0].connection(c).write(&data).unwrap();
     assert_eq!(n, data.len(), "the whole write fits the transmit queue");
     net.run_for(Duration::from_secs(5));
     let mut got = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    while let Ok(k @ 1..) = net.machines[1].read(s, &mut buf) {
+    while let Ok(k @ 1..) = net.machines[1].connection(s).read(&mut buf) {
         got.extend_from_slice(&buf[..k]);
     }
     assert_eq!(got.len(), data.len());
@@ -996,9 +1059,9 @@ fn write_through_all(net: &mut Net, m: usize, conn: ConnectionId, data: &[u8], r
     let mut sent = 0;
     while sent < data.len() {
         match net.tls_write_through(m, conn, &data[sent..], room) {
-            Some(Ok(TlsWrite::Accepted(n))) => sent += n,
+            Some(Ok(Through::Done(n))) => sent += n,
             // The machine's socket loop writes what was left meanwhile.
-            Some(Ok(TlsWrite::WouldBlock)) => net.run_for(Duration::from_millis(10)),
+            Some(Ok(Through::WouldBlock)) => net.run_for(Duration::from_millis(10)),
             other => panic!("write through: {other:?}"),
         }
     }
@@ -1019,19 +1082,19 @@ fn read_to_end(
     for _ in 0..100_000 {
         if through {
             match net.tls_read_through(m, conn, &mut buf) {
-                Some(Ok(TlsRead::Data(n))) => {
+                Some(Ok(Through::Done(n))) => {
                     got.extend_from_slice(&buf[..n]);
                     continue;
                 }
-                Some(Ok(TlsRead::WouldBlock)) => {
+                Some(Ok(Through::WouldBlock)) => {
                     net.run_for(Duration::from_millis(10));
                     continue;
                 }
-                Some(Ok(TlsRead::Ended)) | None => {}
+                Some(Ok(Through::Ended)) | None => {}
                 Some(Err(e)) => panic!("read through: {e}"),
             }
         }
-        match net.machines[m].read(conn, &mut buf) {
+        match net.machines[m].connection(conn).read(&mut buf) {
             Ok(0) => return got,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(StreamError::WouldBlock) => net.run_for(Duration::from_millis(10)),
@@ -1060,12 +1123,12 @@ fn tls_stream_bytes_arrive_whole_and_in_order_through_checkouts() {
         let (mut net, c, s) = tls_stream(&ca);
         let data = pattern(if buf_len < 100 { 20_000 } else { 300_000 });
         write_through_all(&mut net, 0, c, &data, room);
-        net.machines[0].close(net.now, c);
+        net.machines[0].connection(c).close(net.now);
         net.run_for(Duration::from_millis(50));
         let got = read_to_end(&mut net, 1, s, buf_len, through);
         assert_eq!(got.len(), data.len(), "room {room}, buffer {buf_len}");
         assert!(got == data, "room {room}, buffer {buf_len}: bytes changed");
-        net.machines[1].close(net.now, s);
+        net.machines[1].connection(s).close(net.now);
         net.run_for(Duration::from_millis(100));
         assert_eq!(net.events_of(0).last(), Some(&Event::Closed { conn: c }));
     }
@@ -1075,35 +1138,43 @@ fn tls_stream_bytes_arrive_whole_and_in_order_through_checkouts() {
 fn what_reaches_a_checked_out_stack_is_held_and_applied_in_order() {
     let ca = TestCa::new();
     let (mut net, c, s) = tls_stream(&ca);
-    let socket = net.machines[0].connection_socket(c).unwrap();
+    let socket = net.machines[0]
+        .connection_info(c)
+        .and_then(|c| c.socket())
+        .unwrap();
 
     // Records arriving while a write is checked out: the socket loop still
     // reads them, and they are decrypted at check-in.
     let session = net.machines[0]
-        .check_out_tls(c, TlsCheckout::Write)
+        .connection(c)
+        .check_out_tls(TlsCheckout::Write)
         .unwrap();
-    net.machines[1].write(net.now, s, b"pong").unwrap();
+    net.machines[1].connection(s).write(b"pong").unwrap();
     net.run_for(Duration::from_millis(50));
     assert_eq!(net.unread((0, socket)), 0, "the loop read the records");
     let mut buf = [0u8; 16];
     assert_eq!(
-        net.machines[0].read(c, &mut buf),
+        net.machines[0].connection(c).read(&mut buf),
         Err(StreamError::WouldBlock)
     );
-    net.machines[0].check_in_tls(net.now, session);
-    assert_eq!(net.machines[0].read(c, &mut buf), Ok(4));
+    net.machines[0].handle(net.now, Input::TlsCheckIn(session));
+    assert_eq!(net.machines[0].connection(c).read(&mut buf), Ok(4));
     assert_eq!(&buf[..4], b"pong");
 
     // A message sent while a read is checked out is encrypted at check-in:
     // nothing goes on the wire meanwhile, and never as plaintext.
     let secret = b"a secret that must never cross the wire in the clear";
-    let session = net.machines[0].check_out_tls(c, TlsCheckout::Read).unwrap();
-    net.machines[0]
-        .send(net.now, c, Message::new(&secret[..]))
+    let session = net.machines[0]
+        .connection(c)
+        .check_out_tls(TlsCheckout::Read)
         .unwrap();
-    assert!(net.machines[0].transmit_data(socket).is_empty());
-    net.machines[0].check_in_tls(net.now, session);
-    let wire = net.machines[0].transmit_data(socket).to_vec();
+    net.machines[0]
+        .connection(c)
+        .send(net.now, Message::new(&secret[..]))
+        .unwrap();
+    assert!(net.machines[0].socket(socket).transmit_data().is_empty());
+    net.machines[0].handle(net.now, Input::TlsCheckIn(session));
+    let wire = net.machines[0].socket(socket).transmit_data().to_vec();
     assert!(
         !wire.is_empty(),
         "the message's record waits for the socket"
@@ -1114,7 +1185,7 @@ fn what_reaches_a_checked_out_stack_is_held_and_applied_in_order() {
     );
     net.run_for(Duration::from_millis(50));
     let mut got = vec![0u8; 100];
-    let n = net.machines[1].read(s, &mut got).unwrap();
+    let n = net.machines[1].connection(s).read(&mut got).unwrap();
     assert_eq!(&got[..n], &secret[..]);
 }
 
@@ -1129,7 +1200,7 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
         (
             "a receive request waits",
             |n, c, _| {
-                n.machines[0].receive(n.now, c, 1, 100).unwrap();
+                n.machines[0].connection(c).receive(n.now, 1, 100).unwrap();
             },
             false,
             false,
@@ -1137,7 +1208,7 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
         (
             "decrypted bytes wait in the buffer",
             |n, _, s| {
-                n.machines[1].write(n.now, s, b"unread").unwrap();
+                n.machines[1].connection(s).write(b"unread").unwrap();
                 n.run_for(Duration::from_millis(50));
             },
             false,
@@ -1147,7 +1218,8 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
             "a message is in flight",
             |n, c, _| {
                 n.machines[0]
-                    .send(n.now, c, Message::new(&b"m"[..]))
+                    .connection(c)
+                    .send(n.now, Message::new(&b"m"[..]))
                     .unwrap();
             },
             true,
@@ -1157,7 +1229,8 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
             "the write side was shut (final message)",
             |n, c, _| {
                 n.machines[0]
-                    .send(n.now, c, Message::new(Vec::new()).final_message())
+                    .connection(c)
+                    .send(n.now, Message::new(Vec::new()).final_message())
                     .unwrap();
                 n.run_for(Duration::from_millis(50));
             },
@@ -1167,7 +1240,7 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
         (
             "the peer sent close_notify and FIN",
             |n, _, s| {
-                n.machines[1].close(n.now, s);
+                n.machines[1].connection(s).close(n.now);
                 n.run_for(Duration::from_millis(50));
             },
             false,
@@ -1175,13 +1248,13 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
         ),
         (
             "closing",
-            |n, c, _| n.machines[0].close(n.now, c),
+            |n, c, _| n.machines[0].connection(c).close(n.now),
             false,
             false,
         ),
         (
             "aborted",
-            |n, c, _| n.machines[0].abort(n.now, c),
+            |n, c, _| n.machines[0].connection(c).abort(n.now),
             false,
             false,
         ),
@@ -1190,14 +1263,14 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
         let (mut net, c, s) = tls_stream(&ca);
         make(&mut net, c, s);
         for (purpose, expected) in [(Read, read), (Write, write)] {
-            let out = net.machines[0].check_out_tls(c, purpose);
+            let out = net.machines[0].connection(c).check_out_tls(purpose);
             assert_eq!(out.is_some(), expected, "{what}: {purpose:?}");
             if let Some(session) = out {
                 assert!(
-                    net.machines[0].check_out_tls(c, Read).is_none(),
+                    net.machines[0].connection(c).check_out_tls(Read).is_none(),
                     "{what}: one checkout at a time"
                 );
-                net.machines[0].check_in_tls(net.now, session);
+                net.machines[0].handle(net.now, Input::TlsCheckIn(session));
             }
         }
     }
@@ -1212,13 +1285,19 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
         )
         .unwrap();
     assert!(
-        net.machines[0].check_out_tls(plain, Read).is_none(),
+        net.machines[0]
+            .connection(plain)
+            .check_out_tls(Read)
+            .is_none(),
         "establishing"
     );
     net.run_for(Duration::from_millis(200));
     assert!(ready(&net, 0, plain));
     assert!(
-        net.machines[0].check_out_tls(plain, Read).is_none(),
+        net.machines[0]
+            .connection(plain)
+            .check_out_tls(Read)
+            .is_none(),
         "plain"
     );
     let framer = FramerFactory::length_prefixed(1 << 20);
@@ -1229,7 +1308,10 @@ fn a_session_is_checked_out_only_when_nothing_the_machine_holds_needs_it() {
     net.run_for(Duration::from_millis(200));
     assert!(ready(&net, 0, framed));
     assert!(
-        net.machines[0].check_out_tls(framed, Write).is_none(),
+        net.machines[0]
+            .connection(framed)
+            .check_out_tls(Write)
+            .is_none(),
         "framed"
     );
 }
@@ -1239,14 +1321,17 @@ fn a_checked_out_read_hands_the_end_and_failures_to_the_machine() {
     let ca = TestCa::new();
     // Records that are not TLS: the connection fails with the TLS reason.
     let (mut net, c, _) = tls_stream(&ca);
-    let mut session = net.machines[0].check_out_tls(c, TlsCheckout::Read).unwrap();
+    let mut session = net.machines[0]
+        .connection(c)
+        .check_out_tls(TlsCheckout::Read)
+        .unwrap();
     let mut garbage: &[u8] = &[0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
     let mut buf = [0u8; 64];
     assert_eq!(
-        session.read(&mut garbage, &mut buf).unwrap(),
-        TlsRead::Ended
+        read_through(&mut session, &mut garbage, &mut buf).unwrap(),
+        Through::Ended
     );
-    net.machines[0].check_in_tls(net.now, session);
+    net.machines[0].handle(net.now, Input::TlsCheckIn(session));
     net.drain();
     assert!(
         matches!(
@@ -1259,20 +1344,27 @@ fn a_checked_out_read_hands_the_end_and_failures_to_the_machine() {
 
     // The socket's end (FIN without close_notify): the stream ends.
     let (mut net, c, _) = tls_stream(&ca);
-    let mut session = net.machines[0].check_out_tls(c, TlsCheckout::Read).unwrap();
+    let mut session = net.machines[0]
+        .connection(c)
+        .check_out_tls(TlsCheckout::Read)
+        .unwrap();
     let mut end: &[u8] = &[];
-    assert_eq!(session.read(&mut end, &mut buf).unwrap(), TlsRead::Ended);
-    net.machines[0].check_in_tls(net.now, session);
-    assert_eq!(net.machines[0].read(c, &mut buf), Ok(0));
+    assert_eq!(
+        read_through(&mut session, &mut end, &mut buf).unwrap(),
+        Through::Ended
+    );
+    net.machines[0].handle(net.now, Input::TlsCheckIn(session));
+    assert_eq!(net.machines[0].connection(c).read(&mut buf), Ok(0));
 
     // The connection went while the session was out: its check-in is a
     // stale input, and nothing else is disturbed.
     let (mut net, c, s) = tls_stream(&ca);
     let session = net.machines[0]
-        .check_out_tls(c, TlsCheckout::Write)
+        .connection(c)
+        .check_out_tls(TlsCheckout::Write)
         .unwrap();
-    net.machines[0].abort(net.now, c);
-    net.machines[0].check_in_tls(net.now, session);
+    net.machines[0].connection(c).abort(net.now);
+    net.machines[0].handle(net.now, Input::TlsCheckIn(session));
     net.run_for(Duration::from_millis(50));
     assert_eq!(
         net.events_of(1).last(),
@@ -1290,7 +1382,7 @@ fn an_empty_first_message_does_not_ask_for_fast_open() {
     // start. An empty stream message goes after the handshake instead.
     let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
     net.machines[1]
-        .listen(ms(0), ListenerConfig::on(vec![V4.parse().unwrap()]))
+        .listen(ListenerConfig::on(vec![V4.parse().unwrap()]))
         .unwrap();
     net.drain();
     let p = Preconnection::new("192.0.2.10:443".parse().unwrap());

@@ -32,11 +32,11 @@ fn pair(
         vec![
             Machine::new(Config {
                 seed,
-                ..Config::default()
+                ..Config::new(0)
             }),
             Machine::new(Config {
                 seed: seed + 1,
-                ..Config::default()
+                ..Config::new(0)
             }),
         ],
         Duration::from_millis(delay_ms),
@@ -48,7 +48,7 @@ fn pair(
         listener = listener.with_security(SecurityParameters::server(ca.leaf(&["192.0.2.10"])));
         p = p.with_security(SecurityParameters::with_roots(vec![ca.root()]));
     }
-    net.machines[1].listen(Instant::ZERO, listener).unwrap();
+    net.machines[1].listen(listener).unwrap();
     net.drain();
     (net, p)
 }
@@ -129,12 +129,12 @@ proptest! {
         let (mut net, p) = pair(tls.then_some(&ca), &framer, 3, chunk, 5);
         let c = net.machines[0].initiate(Instant::ZERO, &p).unwrap();
         for m in &messages {
-            net.machines[0].send(Instant::ZERO, c, Message::new(m.clone())).unwrap();
+            net.machines[0].connection(c).send(Instant::ZERO, Message::new(m.clone())).unwrap();
         }
         net.run_for(Duration::from_millis(200));
         let s = net.events_of(1).iter().find_map(|e| match e { Event::ConnectionReceived { conn, .. } => Some(*conn), _ => None }).unwrap();
         for _ in &messages {
-            net.machines[1].receive(net.now, s, 1, 1 << 16).unwrap();
+            net.machines[1].connection(s).receive(net.now, 1, 1 << 16).unwrap();
         }
         net.run_for(Duration::from_millis(200));
         let got: Vec<Vec<u8>> = net.events_of(1).into_iter().filter_map(|e| match e { Event::Received { data, .. } => Some(data), _ => None }).collect();
@@ -154,14 +154,14 @@ proptest! {
             let now = net.now;
             let s = net.events_of(1).iter().find_map(|e| match e { Event::ConnectionReceived { conn, .. } => Some(*conn), _ => None });
             match op {
-                Op::Send(n) => { let _ = net.machines[0].send(now, c, Message::new(vec![b'a'; n as usize])); }
-                Op::Receive => { let _ = net.machines[0].receive(now, c, 1, 4096); }
-                Op::ServerSend(n) => if let Some(s) = s { let _ = net.machines[1].send(now, s, Message::new(vec![b'b'; n as usize])); },
-                Op::ServerReceive => if let Some(s) = s { let _ = net.machines[1].receive(now, s, 1, 4096); },
-                Op::Close => net.machines[0].close(now, c),
-                Op::ServerClose => if let Some(s) = s { net.machines[1].close(now, s) },
-                Op::Abort => net.machines[0].abort(now, c),
-                Op::ServerAbort => if let Some(s) = s { net.machines[1].abort(now, s) },
+                Op::Send(n) => { let _ = net.machines[0].connection(c).send(now, Message::new(vec![b'a'; n as usize])); }
+                Op::Receive => { let _ = net.machines[0].connection(c).receive(now, 1, 4096); }
+                Op::ServerSend(n) => if let Some(s) = s { let _ = net.machines[1].connection(s).send(now, Message::new(vec![b'b'; n as usize])); },
+                Op::ServerReceive => if let Some(s) = s { let _ = net.machines[1].connection(s).receive(now, 1, 4096); },
+                Op::Close => net.machines[0].connection(c).close(now),
+                Op::ServerClose => if let Some(s) = s { net.machines[1].connection(s).close(now) },
+                Op::Abort => net.machines[0].connection(c).abort(now),
+                Op::ServerAbort => if let Some(s) = s { net.machines[1].connection(s).abort(now) },
                 Op::Wait(ms) => net.run_for(Duration::from_millis(u64::from(ms))),
             }
             net.drain();
@@ -176,7 +176,7 @@ proptest! {
     #[test]
     fn garbage_tls_records_fail_the_attempt(garbage in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 1..4)) {
         let ca = TestCa::new();
-        let mut m = Machine::new(Config::default());
+        let mut m = Machine::new(Config::new(0));
         let p = Preconnection::new(V4.parse().unwrap()).with_security(SecurityParameters::with_roots(vec![ca.root()]));
         let c = m.initiate(Instant::ZERO, &p).unwrap();
         let mut socket = None;
@@ -197,7 +197,7 @@ proptest! {
         if let Some(error) = failed {
             prop_assert!(error.attempts.iter().all(|a| matches!(a.failure, Some(FailureReason::Tls(_)))), "{}", error);
         } else {
-            prop_assert!(m.state(c) == Some(taps_core::machine::ConnectionState::Establishing));
+            prop_assert!(m.connection_info(c).map(|c| c.state()) == Some(taps_core::machine::ConnectionState::Establishing));
         }
     }
 
@@ -206,15 +206,15 @@ proptest! {
     #[test]
     fn garbage_from_a_client_never_hurts_the_listener(garbage in proptest::collection::vec(any::<u8>(), 1..2000)) {
         let ca = TestCa::new();
-        let mut m = Machine::new(Config::default());
-        let l = m.listen(Instant::ZERO, ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(SecurityParameters::server(ca.leaf(&["x.example"])))).unwrap();
+        let mut m = Machine::new(Config::new(0));
+        let l = m.listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(SecurityParameters::server(ca.leaf(&["x.example"])))).unwrap();
         while m.poll().is_some() {}
-        let s = m.accept(Instant::ZERO, l, "198.51.100.1:5000".parse().unwrap()).unwrap();
+        let s = m.listener(l).accept(Instant::ZERO, "198.51.100.1:5000".parse().unwrap()).unwrap();
         m.handle(Instant::ZERO, Input::SocketData { socket: s, data: &garbage });
         m.handle(Instant::from_millis(1), Input::SocketEof { socket: s });
         while m.poll().is_some() {}
         prop_assert_eq!(m.stats().failed_handshakes, 1);
-        prop_assert_eq!(m.connection_count(), 0);
-        prop_assert!(m.accept(Instant::from_millis(2), l, "198.51.100.2:5000".parse().unwrap()).is_ok());
+        prop_assert_eq!(m.stats().live_connections, 0);
+        prop_assert!(m.listener(l).accept(Instant::from_millis(2), "198.51.100.2:5000".parse().unwrap()).is_ok());
     }
 }

@@ -156,15 +156,12 @@ impl RealTls {
             let mut machine = Machine::new(Config {
                 seed: host_seed,
                 tls: TlsEnvironment::deterministic(host_seed, TLS_CLOCK_UNIX),
-                ..Config::default()
+                ..Config::new(0)
             });
             let security =
                 SecurityParameters::server(identity).alpn(sc.connect.alpn.iter().cloned());
             let listener = machine
-                .listen(
-                    Instant::ZERO,
-                    ListenerConfig::on(s.listen.clone()).with_security(security),
-                )
+                .listen(ListenerConfig::on(s.listen.clone()).with_security(security))
                 .map_err(|e| PkiError(format!("server[{i}]: {e}")))?;
             // The world knows where each server listens: the `Listen`
             // outputs need no sockets.

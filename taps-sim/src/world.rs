@@ -492,7 +492,7 @@ impl World {
                 attempts: sc.dns.attempts,
                 ..DnsConfig::default()
             },
-            ..Config::default()
+            ..Config::new(0)
         };
         let mut pre = sc.connect.preconnection(opts.policy);
         if let Some(r) = &real {
@@ -508,8 +508,10 @@ impl World {
             pre,
             real,
         };
-        cx.machine
-            .set_interfaces(Instant::ZERO, sc.client.interfaces.clone());
+        cx.machine.handle(
+            Instant::ZERO,
+            Input::InterfacesChanged(sc.client.interfaces.clone()),
+        );
         self.drain(&mut cx);
         // Scenario events first, so one due at 0 applies before the first
         // connection starts.
@@ -721,7 +723,12 @@ impl World {
         let c = &mut self.conns[i];
         c.settled = Some(now);
         c.outcome = outcome;
-        c.trace = cx.machine.trace(conn).cloned().unwrap_or_default();
+        c.trace = cx
+            .machine
+            .connection_info(conn)
+            .map(|c| c.trace())
+            .cloned()
+            .unwrap_or_default();
         self.settle_next(cx, i);
     }
 
@@ -1324,7 +1331,7 @@ impl World {
         };
         let mut data = Vec::new();
         loop {
-            let chunk = cx.machine.transmit_data(socket);
+            let chunk = cx.machine.socket(socket).transmit_data();
             let n = chunk.len();
             if n == 0 {
                 break;
@@ -1332,7 +1339,8 @@ impl World {
             if carry {
                 data.extend_from_slice(chunk);
             }
-            cx.machine.transmitted(self.now, socket, n);
+            cx.machine
+                .handle(self.now, Input::Transmitted { socket, len: n });
         }
         if !data.is_empty() {
             self.wire_send(cx, FlowKey::Sock(socket), Dir::Up, Some(data.into()));
@@ -1524,7 +1532,8 @@ impl World {
             }
             let n = cx
                 .machine
-                .read_capacity(socket)
+                .socket(socket)
+                .read_capacity()
                 .min(w.down.inbox.len())
                 .min(READ_CHUNK);
             if n == 0 {
@@ -1569,7 +1578,8 @@ impl World {
             }
             let n = host
                 .machine
-                .read_capacity(ss)
+                .socket(ss)
+                .read_capacity()
                 .min(w.up.inbox.len())
                 .min(READ_CHUNK);
             if n == 0 {
@@ -1634,7 +1644,8 @@ impl World {
         let port = 32768 + (socket.to_raw().0 % 28000) as u16;
         match host
             .machine
-            .accept(self.now, host.listener, SocketAddr::new(ip, port))
+            .listener(host.listener)
+            .accept(self.now, SocketAddr::new(ip, port))
         {
             Ok(ss) => {
                 w.server_sock = Some(ss);
@@ -1663,7 +1674,7 @@ impl World {
                     let client = host.clients.get(&ss).copied();
                     let mut data = Vec::new();
                     loop {
-                        let chunk = host.machine.transmit_data(ss);
+                        let chunk = host.machine.socket(ss).transmit_data();
                         let n = chunk.len();
                         if n == 0 {
                             break;
@@ -1671,7 +1682,8 @@ impl World {
                         if client.is_some() {
                             data.extend_from_slice(chunk);
                         }
-                        host.machine.transmitted(now, ss, n);
+                        host.machine
+                            .handle(now, Input::Transmitted { socket: ss, len: n });
                     }
                     let Some(client) = client else { continue };
                     let key = FlowKey::Sock(client);
@@ -1770,7 +1782,12 @@ impl World {
         for (n, c) in self.conns.iter_mut().enumerate() {
             if c.settled.is_none() {
                 if let Some(id) = c.id {
-                    c.trace = cx.machine.trace(id).cloned().unwrap_or_default();
+                    c.trace = cx
+                        .machine
+                        .connection_info(id)
+                        .map(|c| c.trace())
+                        .cloned()
+                        .unwrap_or_default();
                 }
                 continue;
             }
@@ -1787,7 +1804,7 @@ impl World {
         // would need the world to run on for the FIN exchange).
         let ids: Vec<ConnectionId> = self.conns.iter().filter_map(|c| c.id).collect();
         for id in ids {
-            cx.machine.abort(self.now, id);
+            cx.machine.connection(id).abort(self.now);
             self.drain(cx);
         }
         if self.socks.len != 0 {

@@ -8,7 +8,7 @@
 //! ```
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use taps_smol::{Preconnection, Taps};
+use taps_smol::Preconnection;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let line = args.next().unwrap_or_else(|| "hello, taps".into());
 
     smol::block_on(async {
-        let taps = Taps::new()?;
+        let taps = taps_smol::new()?;
         let pre = Preconnection::parse(&target)?;
         let mut conn = taps.initiate(&pre).await?;
         eprintln!("connected to {} ({target})", conn.remote_addr());

@@ -6,12 +6,12 @@
 //! ```
 
 use futures_lite::{AsyncWriteExt, io};
-use taps_smol::{ListenerConfig, Taps};
+use taps_smol::ListenerConfig;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::args().nth(1).map_or(Ok(7007), |p| p.parse())?;
     smol::block_on(async {
-        let taps = Taps::new()?;
+        let taps = taps_smol::new()?;
         let mut listener = taps
             .listen(ListenerConfig::on(vec![
                 ([0, 0, 0, 0, 0, 0, 0, 1], port).into(),

@@ -14,12 +14,12 @@
 //! ```no_run
 //! # fn main() -> Result<(), taps_smol::Error> {
 //! use taps_smol::framer::FramerFactory;
-//! use taps_smol::{Message, Preconnection, Taps};
+//! use taps_smol::{Message, Preconnection};
 //!
 //! smol::block_on(async {
 //!     // One Taps per application: it shares its DNS cache, connection
 //!     // history and configuration across all of its connections.
-//!     let taps = Taps::new()?;
+//!     let taps = taps_smol::new()?;
 //!     let pre = Preconnection::parse("chat.example:7000")
 //!         .expect("an endpoint")
 //!         .with_framer(FramerFactory::lines(64 * 1024));
@@ -35,14 +35,14 @@
 //! # How it is built
 //!
 //! All policy (the racing timers, DNS, TLS, framing, back-pressure, the
-//! order of events) lives in the sans-IO core, `taps_core`, and the whole
-//! async API and the tasks that perform the core's work are
-//! `taps_core::sys::api`, shared with `taps-tokio` (see `DESIGN.md`,
-//! "Adapters"). This crate is that API's
-//! [`Runtime`](taps_core::sys::api::Runtime) over async-io: sockets
-//! registered as `async_io::Async`, timers as `async_io::Timer`, and
-//! `futures_io`'s traits for [`Connection`]. No tokio anywhere in its
-//! dependency tree (CI checks).
+//! order of events) lives in the sans-IO core, `taps-core`; the async API
+//! and the tasks that perform the core's work are `taps-io`, shared with
+//! `taps-tokio` (ARCHITECTURE.md "Layers"). This crate is only
+//! [`SmolRuntime`], that API's [`Runtime`] over async-io (sockets
+//! registered as `async_io::Async`, timers as `async_io::Timer`), and
+//! re-exports `taps-io` with its `futures-io` feature on, so
+//! [`Connection`] implements `futures_io`'s `AsyncRead`/`AsyncWrite`. No
+//! tokio anywhere in its dependency tree (CI checks).
 //!
 //! # Executors
 //!
@@ -50,12 +50,12 @@
 //! socket, plus a timer and a path monitor per [`Taps`]) run on an
 //! `async_executor::Executor`:
 //!
-//! - [`Taps::new`] and [`Taps::with_config`] use a global one, run by one
+//! - [`new`] and [`with_config`] use a global one, run by one
 //!   background thread started on first use (as smol's own global executor
 //!   is). The futures the application awaits only wait on wakers, so they
 //!   work under `smol::block_on`, `async_io::block_on`,
 //!   `futures::executor::block_on`, or any executor at all.
-//! - [`Taps::with_executor`] spawns on the application's own executor
+//! - [`with_executor`] spawns on the application's own executor
 //!   instead, which the application must keep running (for example with
 //!   `smol::block_on(ex.run(main))` or threads calling `ex.run`): nothing
 //!   moves while it is not polled.
@@ -65,38 +65,46 @@
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-mod connection;
 mod runtime;
 
 use std::sync::Arc;
 
 pub use async_executor::Executor;
-taps_core::adapter_types!();
+pub use runtime::SmolRuntime;
+pub use taps_io::*;
 
-impl Taps {
-    /// A `Taps` with this configuration, on the global executor. The
-    /// interfaces still come from the system, and are watched.
-    ///
-    /// The seed picks DNS query ids, so it must be unpredictable for
-    /// queries that cross a network (RFC 5452); [`Taps::system_config`]
-    /// makes one.
-    ///
-    /// # Errors
-    ///
-    /// When the interface list cannot be read, or the executor's thread
-    /// cannot be started.
-    pub fn with_config(config: Config) -> Result<Taps, Error> {
-        Taps::with_executor(config, runtime::global_executor()?)
-    }
+/// A [`Taps`] configured from the system (`/etc/resolv.conf`, `/etc/hosts`,
+/// the interfaces with their changes from netlink, a random seed) on the
+/// global executor: [`with_config`] with [`Taps::system_config`].
+///
+/// # Errors
+///
+/// As [`with_config`], and when the system's DNS configuration cannot be
+/// read.
+pub fn new() -> Result<Taps, Error> {
+    with_config(Taps::system_config()?)
+}
 
-    /// A `Taps` whose tasks run on `executor`, which the application keeps
-    /// running (see the crate's "Executors").
-    ///
-    /// # Errors
-    ///
-    /// When the interface list cannot be read.
-    pub fn with_executor(config: Config, executor: Arc<Executor<'static>>) -> Result<Taps, Error> {
-        let runtime = Arc::new(runtime::SmolRuntime { executor });
-        taps_core::sys::api::Taps::with_runtime(config, runtime).map(Taps::from_core)
-    }
+/// A [`Taps`] with this configuration, on the global executor. The
+/// interfaces still come from the system, and are watched.
+///
+/// The seed picks DNS query ids, so it must be unpredictable for queries
+/// that cross a network (RFC 5452); [`Taps::system_config`] makes one.
+///
+/// # Errors
+///
+/// When the interface list cannot be read, or the executor's thread
+/// cannot be started.
+pub fn with_config(config: Config) -> Result<Taps, Error> {
+    with_executor(config, runtime::global_executor()?)
+}
+
+/// A [`Taps`] whose tasks run on `executor`, which the application keeps
+/// running (see the crate's "Executors").
+///
+/// # Errors
+///
+/// When the interface list cannot be read.
+pub fn with_executor(config: Config, executor: Arc<Executor<'static>>) -> Result<Taps, Error> {
+    Taps::with_runtime(config, Arc::new(SmolRuntime { executor }))
 }

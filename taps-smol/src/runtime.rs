@@ -1,6 +1,6 @@
 //! The runtime half of the adapter: [`Runtime`] over async-io's reactor and
 //! timers, spawning on an `async_executor::Executor`. The tasks themselves
-//! (socket, DNS, accept, timer, path monitor) are `taps_core::sys::api`'s.
+//! (socket, DNS, accept, timer, path monitor) are `taps_io`'s.
 //!
 //! async-io's readiness is per wake-up: after an operation met
 //! `WouldBlock`, `poll_readable`/`poll_writable` register interest and
@@ -16,11 +16,16 @@ use std::task::{Context, Poll};
 use async_executor::Executor;
 use async_io::{Async, Timer};
 use socket2::SockRef;
-use taps_core::sys::api::{IoWait, ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
-use taps_core::sys::socket::{ConnectProgress, connect_result};
+use taps_io::{
+    ConnectProgress, IoWait, ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task,
+    connect_result,
+};
 
-/// Spawns on one executor.
-pub(crate) struct SmolRuntime {
+/// taps-io's [`Runtime`] over async-io: tasks spawned on one
+/// `async_executor::Executor`, sockets registered as `async_io::Async`,
+/// timers as `async_io::Timer`. Made by [`with_executor`](crate::with_executor).
+#[derive(Debug)]
+pub struct SmolRuntime {
     pub(crate) executor: Arc<Executor<'static>>,
 }
 
@@ -37,7 +42,7 @@ impl Runtime for SmolRuntime {
     }
 
     fn tcp(&self, socket: TcpStream) -> io::Result<Arc<dyn ReadyTcp>> {
-        // Made non-blocking by taps_core::sys::socket (or by accept's
+        // Made non-blocking by taps_sys::socket (or by accept's
         // caller below); registering must not touch it again.
         Ok(Arc::new(Tcp(Async::new_nonblocking(socket)?)))
     }
@@ -94,9 +99,6 @@ impl ReadyTcp for Tcp {
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         (&mut self.0.get_ref()).write(buf)
-    }
-    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        (&mut self.0.get_ref()).write_vectored(bufs)
     }
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_readable(cx)

@@ -12,9 +12,6 @@ use taps_smol::{Config, Connection, Error, Taps};
 struct Smol;
 
 impl taps_conformance::Shim for Smol {
-    type Taps = Taps;
-    type Connection = Connection;
-
     fn block_on<F: Future>(f: F) -> F::Output {
         smol::block_on(f)
     }
@@ -25,7 +22,7 @@ impl taps_conformance::Shim for Smol {
         async_io_sleep(duration).await;
     }
     fn taps(config: Config) -> Result<Taps, Error> {
-        Taps::with_config(config)
+        taps_smol::with_config(config)
     }
     async fn write_all(conn: &mut Connection, data: &[u8]) -> io::Result<()> {
         AsyncWriteExt::write_all(conn, data).await

@@ -47,7 +47,7 @@ fn works_under_an_executor_without_a_reactor() {
     // runs here, nor on the global executor's thread; async-io's own
     // thread drives it whenever no `async_io::block_on` does.
     future::block_on(async {
-        let taps = Taps::new().unwrap();
+        let taps = taps_smol::new().unwrap();
         round_trip(&taps).await;
     });
 }
@@ -55,11 +55,11 @@ fn works_under_an_executor_without_a_reactor() {
 #[test]
 fn with_executor_runs_every_task_on_the_applications_executor() {
     let ex = Arc::new(Executor::new());
-    let taps = Taps::with_executor(Taps::system_config().unwrap(), ex.clone()).unwrap();
+    let taps = taps_smol::with_executor(Taps::system_config().unwrap(), ex.clone()).unwrap();
     // Nothing runs the executor yet: a listener's accept task cannot
     // start, so `listen` (which returns once the socket is bound) cannot
     // get anywhere. (A connect would: `initiate` runs its attempts' socket
-    // work in its own future, see taps_core::sys::api::parked.)
+    // work in its own future, see taps_io::parked.)
     let stalled = future::block_on(future::or(
         async {
             let config = ListenerConfig::on(vec!["127.0.0.1:0".parse().unwrap()]);

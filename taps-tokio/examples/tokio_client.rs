@@ -7,7 +7,7 @@
 //! cargo run -p taps-tokio --example tokio_client -- localhost:7007 "hello, taps"
 //! ```
 
-use taps_tokio::{Preconnection, Taps};
+use taps_tokio::Preconnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = args.next().unwrap_or_else(|| "localhost:7007".into());
     let line = args.next().unwrap_or_else(|| "hello, taps".into());
 
-    let taps = Taps::new()?;
+    let taps = taps_tokio::new()?;
     let pre = Preconnection::parse(&target)?;
     let mut conn = taps.initiate(&pre).await?;
     eprintln!("connected to {} ({target})", conn.remote_addr());

@@ -5,12 +5,12 @@
 //! cargo run -p taps-tokio --example tokio_echo_server -- 7007
 //! ```
 
-use taps_tokio::{ListenerConfig, Taps};
+use taps_tokio::ListenerConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::args().nth(1).map_or(Ok(7007), |p| p.parse())?;
-    let taps = Taps::new()?;
+    let taps = taps_tokio::new()?;
     let mut listener = taps
         .listen(ListenerConfig::on(vec![
             ([0, 0, 0, 0, 0, 0, 0, 1], port).into(),

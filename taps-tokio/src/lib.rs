@@ -10,12 +10,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), taps_tokio::Error> {
-//! use taps_tokio::{Message, Preconnection, Taps};
 //! use taps_tokio::framer::FramerFactory;
+//! use taps_tokio::{Message, Preconnection};
 //!
 //! // One Taps per application: it shares its DNS cache, connection
 //! // history and configuration across all of its connections.
-//! let taps = Taps::new()?;
+//! let taps = taps_tokio::new()?;
 //! let pre = Preconnection::parse("chat.example:7000")
 //!     .expect("an endpoint")
 //!     .with_framer(FramerFactory::lines(64 * 1024));
@@ -30,16 +30,12 @@
 //! # How it is built
 //!
 //! All policy (the racing timers, DNS, TLS, framing, back-pressure, the
-//! order of events) lives in the sans-IO core, `taps_core`; this crate only
-//! performs the core's work on tokio (see `DESIGN.md`, "Adapters"). The
-//! runtime-independent half of that, the whole async API included, is
-//! `taps_core::sys::api` (shared with `taps-smol`); here are its
-//! [`Runtime`](taps_core::sys::api::Runtime) over tokio's spawner, timer and
-//! reactor, and tokio's `AsyncRead`/`AsyncWrite` for [`Connection`]. The
-//! tasks: one per socket, per DNS transaction and per listening socket,
-//! plus a timer and a path monitor per [`Taps`]. The core sits behind one
-//! mutex per `Taps`, taken only for synchronous calls and never across an
-//! await, so one slow connection never stalls the others.
+//! order of events) lives in the sans-IO core, `taps-core`; the async API
+//! and the tasks that perform the core's work are `taps-io`, shared with
+//! `taps-smol` (ARCHITECTURE.md "Layers"). This crate is only
+//! [`TokioRuntime`], that API's [`Runtime`] over tokio's spawner, timer
+//! and reactor, and re-exports `taps-io` with its `tokio` feature on, so
+//! [`Connection`] implements tokio's `AsyncRead`/`AsyncWrite`.
 //!
 //! Everything runs on the tokio runtime that was current when the `Taps`
 //! was made (a multi-threaded runtime spreads the sockets over its
@@ -50,37 +46,55 @@
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-mod connection;
 mod runtime;
 
 use std::io;
 use std::sync::Arc;
 
-taps_core::adapter_types!();
+pub use runtime::TokioRuntime;
+pub use taps_io::*;
 
-impl Taps {
-    /// A `Taps` with this configuration. The interfaces still come from the
-    /// system, and are watched.
-    ///
-    /// It must be made inside a tokio runtime: its tasks run on the
-    /// runtime that is current now (a multi-threaded runtime spreads the
-    /// sockets over its workers), from wherever they are started later.
-    ///
-    /// The seed picks DNS query ids, so it must be unpredictable for
-    /// queries that cross a network (RFC 5452); [`Taps::system_config`]
-    /// makes one.
+/// A [`Taps`] configured from the system (`/etc/resolv.conf`, `/etc/hosts`,
+/// the interfaces with their changes from netlink, a random seed) on the
+/// tokio runtime that is current now: [`with_config`] with
+/// [`Taps::system_config`].
+///
+/// # Errors
+///
+/// As [`with_config`], and when the system's DNS configuration cannot be
+/// read.
+pub fn new() -> Result<Taps, Error> {
+    with_config(Taps::system_config()?)
+}
+
+/// A [`Taps`] with this configuration on the tokio runtime that is current
+/// now. The interfaces still come from the system, and are watched.
+///
+/// Its tasks run on that runtime (a multi-threaded runtime spreads the
+/// sockets over its workers), from wherever they are started later.
+///
+/// The seed picks DNS query ids, so it must be unpredictable for queries
+/// that cross a network (RFC 5452); [`Taps::system_config`] makes one.
+///
+/// # Errors
+///
+/// When called outside a tokio runtime, or when the interface list cannot
+/// be read.
+pub fn with_config(config: Config) -> Result<Taps, Error> {
+    let runtime = TokioRuntime::current().map_err(Error::Io)?;
+    Taps::with_runtime(config, Arc::new(runtime))
+}
+
+impl TokioRuntime {
+    /// The tokio runtime that is current now.
     ///
     /// # Errors
     ///
-    /// When called outside a tokio runtime, or when the interface list
-    /// cannot be read.
-    pub fn with_config(config: Config) -> Result<Taps, Error> {
+    /// When called outside a tokio runtime.
+    pub fn current() -> io::Result<TokioRuntime> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::Io(io::Error::other(
-                "taps_tokio::Taps must be made inside a tokio runtime",
-            ))
+            io::Error::other("taps_tokio::Taps must be made inside a tokio runtime")
         })?;
-        let runtime = Arc::new(runtime::TokioRuntime { handle });
-        taps_core::sys::api::Taps::with_runtime(config, runtime).map(Taps::from_core)
+        Ok(TokioRuntime { handle })
     }
 }

@@ -1,6 +1,6 @@
 //! The runtime half of the adapter: [`Runtime`] over tokio. The tasks
 //! themselves (socket, DNS, accept, timer, path monitor) are
-//! `taps_core::sys::api`'s; this only spawns them on the runtime that was
+//! `taps_io`'s; this only spawns them on the runtime that was
 //! current when the `Taps` was made, and registers their sockets with
 //! tokio's reactor.
 //!
@@ -17,15 +17,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use socket2::SockRef;
-use taps_core::sys::api::{IoWait, ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task};
-use taps_core::sys::socket::{ConnectProgress, connect_result};
+use taps_io::{
+    ConnectProgress, IoWait, ReadyFd, ReadyListener, ReadyTcp, ReadyUdp, Runtime, Task,
+    connect_result,
+};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-/// Spawns on one tokio runtime (captured at `Taps::new`, so work can be
-/// spawned from any thread, including a `Drop` outside the runtime).
-pub(crate) struct TokioRuntime {
+/// taps-io's [`Runtime`] over tokio: tasks spawned on one tokio runtime
+/// (captured when it is made, so work can be spawned from any thread,
+/// including a `Drop` outside the runtime), sockets registered with its
+/// reactor, timers from its timer.
+#[derive(Debug)]
+pub struct TokioRuntime {
     pub(crate) handle: tokio::runtime::Handle,
 }
 
@@ -75,9 +80,6 @@ impl ReadyTcp for Tcp {
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
-    }
-    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
     }
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_read_ready(cx)

@@ -12,9 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Tokio;
 
 impl taps_conformance::Shim for Tokio {
-    type Taps = Taps;
-    type Connection = Connection;
-
     fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -30,7 +27,7 @@ impl taps_conformance::Shim for Tokio {
         tokio::time::sleep(duration).await;
     }
     fn taps(config: Config) -> Result<Taps, Error> {
-        Taps::with_config(config)
+        taps_tokio::with_config(config)
     }
     async fn write_all(conn: &mut Connection, data: &[u8]) -> io::Result<()> {
         AsyncWriteExt::write_all(conn, data).await

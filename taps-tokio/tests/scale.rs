@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{open_fds, rss_kib};
-use taps_tokio::{Preconnection, Taps};
+use taps_tokio::Preconnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Barrier, Semaphore};
 
@@ -106,7 +106,7 @@ fn ten_thousand_concurrent_connections_from_one_taps() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let taps = Taps::new().unwrap();
+        let taps = taps_tokio::new().unwrap();
         let pre = Arc::new(Preconnection::parse(&format!("127.0.0.1:{port}")).unwrap());
         // One connection first, closed again: the runtime and the Taps open
         // their own descriptors (epoll, the netlink monitor, started by a

@@ -18,7 +18,6 @@
 //! connection whole between calls.
 
 use std::collections::VecDeque;
-use std::io;
 
 use super::{ConnectionState, Machine};
 use crate::id::{ConnectionId, SocketId};
@@ -30,8 +29,9 @@ use crate::trace::{FailureReason, TlsFailure};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsCheckout {
     /// A stream read: reading the socket is delegated to the application
-    /// (as [`Machine::delegate_reading`] does for plain streams), so the
-    /// adapter's socket loop keeps off it until a receive or close.
+    /// (as [`ConnectionView::delegate_reading`](super::ConnectionView::delegate_reading)
+    /// does for plain streams), so the adapter's socket loop keeps off it
+    /// until a receive or close.
     Read,
     /// A stream write: the wire bytes waiting go with the session and are
     /// written before any new record.
@@ -39,16 +39,35 @@ pub enum TlsCheckout {
 }
 
 /// An established TLS stream's session, checked out by
-/// [`Machine::check_out_tls`]; give it back with [`Machine::check_in_tls`]
+/// [`ConnectionView::check_out_tls`](super::ConnectionView::check_out_tls);
+/// give it back with [`Input::TlsCheckIn`](super::Input::TlsCheckIn)
 /// before waiting on anything.
+///
+/// It never touches a socket: the adapter moves the bytes. Reading:
+/// [`CheckedOutTls::read`] gives plaintext, or asks for records, which the
+/// adapter reads from the socket into [`CheckedOutTls::record_space`] and
+/// reports with [`CheckedOutTls::records_read`]. Writing:
+/// [`CheckedOutTls::encrypt`] turns plaintext into records, which the
+/// adapter writes from [`CheckedOutTls::records_to_send`] and reports with
+/// [`CheckedOutTls::records_sent`]. Whatever it leaves (records not sent,
+/// ciphertext not yet decrypted) goes back to the machine at check-in, so
+/// no byte is lost however the adapter goes on.
 pub struct CheckedOutTls {
     conn: ConnectionId,
     socket: SocketId,
     tls: Box<TlsSession>,
-    /// Wire bytes owed to the socket before any new record (a write's).
-    pending: VecDeque<u8>,
-    /// Record bytes written straight to the socket.
-    written: u64,
+    /// Records owed to the socket, from `outgoing_sent` on: the wire bytes
+    /// that waited at checkout, then this checkout's.
+    outgoing: Vec<u8>,
+    outgoing_sent: usize,
+    /// Ciphertext from the socket: `incoming[incoming_fed..incoming_filled]`
+    /// is not yet handed to rustls.
+    incoming: Vec<u8>,
+    incoming_fed: usize,
+    incoming_filled: usize,
+    /// Record bytes this checkout made (written or not): they join the
+    /// stream's transmit count at check-in.
+    encrypted: u64,
     /// The most plaintext one write takes (`IoLimits::transmit_high_water`,
     /// as a write through the machine).
     max_write: usize,
@@ -61,8 +80,9 @@ impl core::fmt::Debug for CheckedOutTls {
         f.debug_struct("CheckedOutTls")
             .field("conn", &self.conn)
             .field("socket", &self.socket)
-            .field("pending", &self.pending.len())
-            .field("written", &self.written)
+            .field("outgoing", &(self.outgoing.len() - self.outgoing_sent))
+            .field("incoming", &(self.incoming_filled - self.incoming_fed))
+            .field("encrypted", &self.encrypted)
             .finish_non_exhaustive()
     }
 }
@@ -76,27 +96,32 @@ enum ReadEnd {
     Failed(TlsFailure),
 }
 
-/// What [`CheckedOutTls::read`] did.
+/// What [`CheckedOutTls::read`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsRead {
     /// This many plaintext bytes are in the buffer.
     Data(usize),
-    /// Nothing yet: wait until the socket is readable.
-    WouldBlock,
+    /// Nothing decrypted waits: read records from the socket into
+    /// [`CheckedOutTls::record_space`] (or wait until it is readable).
+    NeedsRecords,
     /// The peer's data ended (close_notify, FIN) or TLS failed: check the
     /// session in and read on through the machine, which now knows.
     Ended,
 }
 
-/// What [`CheckedOutTls::write`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsWrite {
-    /// This many plaintext bytes were taken (their records are written or
-    /// go to the machine at check-in).
-    Accepted(usize),
-    /// The socket is full with earlier records: wait until it is writable.
-    WouldBlock,
-}
+/// How much ciphertext one socket read may bring: one TLS record at its
+/// largest on the wire (RFC 8446 §5.2: 2^14 bytes of plaintext, 256 of
+/// expansion, a 5-byte header), so one read feeds rustls one record's
+/// worth, as rustls's own reads do.
+const RECORD_READ: usize = (1 << 14) + 256 + 5;
+
+/// Record buffers the machine keeps for checkouts, so a stream read or
+/// write allocates none; one per checkout at a time is in use.
+pub(super) const MAX_POOLED_BUFFERS: usize = 64;
+
+/// A pooled buffer larger than this is dropped instead of kept (one large
+/// write should not pin its memory).
+const MAX_POOLED_CAPACITY: usize = 4 * RECORD_READ;
 
 impl CheckedOutTls {
     /// The socket this session's records go over.
@@ -109,90 +134,103 @@ impl CheckedOutTls {
         self.conn
     }
 
-    /// Reads records from `wire` until some plaintext fills `buf` (not
-    /// empty).
-    ///
-    /// # Errors
-    ///
-    /// The socket's own errors; report them to the machine after check-in
-    /// (`Input::SocketFailed`).
-    pub fn read(&mut self, wire: &mut dyn io::Read, buf: &mut [u8]) -> io::Result<TlsRead> {
+    /// Copies decrypted bytes into `buf` (not empty), decrypting records
+    /// already read first.
+    pub fn read(&mut self, buf: &mut [u8]) -> TlsRead {
         loop {
             if self.ended.is_some() {
-                return Ok(TlsRead::Ended);
+                return TlsRead::Ended;
             }
             match self.tls.read_plaintext(buf) {
-                Plaintext::Data(n) => return Ok(TlsRead::Data(n)),
+                Plaintext::Data(n) => return TlsRead::Data(n),
                 Plaintext::Closed => {
                     self.ended = Some(ReadEnd::CloseNotify);
                     continue;
                 }
                 Plaintext::Empty => {}
             }
-            match self.tls.read_records(wire) {
-                Ok(0) => self.ended = Some(ReadEnd::Eof),
-                Ok(_) => {
+            if self.incoming_fed == self.incoming_filled {
+                return TlsRead::NeedsRecords;
+            }
+            let unfed = &self.incoming[self.incoming_fed..self.incoming_filled];
+            match self.tls.feed_records(unfed) {
+                // rustls takes nothing after the peer's close_notify; RFC
+                // 8446 §6.1 says to ignore what follows it.
+                Ok(0) => self.incoming_fed = self.incoming_filled,
+                Ok(n) => {
+                    self.incoming_fed += n;
                     if let Err(failure) = self.tls.process_records() {
                         self.ended = Some(ReadEnd::Failed(failure));
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::WouldBlock),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // rustls refuses records it cannot buffer (a hostile
                 // length, say): the session's failure, not the socket's.
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    self.ended = Some(ReadEnd::Failed(TlsFailure::ProtocolError));
-                }
-                Err(e) => return Err(e),
+                Err(_) => self.ended = Some(ReadEnd::Failed(TlsFailure::ProtocolError)),
             }
         }
     }
 
-    /// Encrypts as much of `data` as one write takes and writes the records to
-    /// `wire`, after any bytes still owed to it. What the socket does not
-    /// take goes to the machine at check-in (its loop writes it), so taken
-    /// bytes are never lost however the caller goes on.
-    ///
-    /// # Errors
-    ///
-    /// The socket's own errors (report them after check-in). Bytes taken
-    /// before the error count as taken: the connection is failing anyway.
-    pub fn write(&mut self, wire: &mut dyn io::Write, data: &[u8]) -> io::Result<TlsWrite> {
-        while !self.pending.is_empty() {
-            match wire.write(self.pending.as_slices().0) {
-                Ok(0) => return Ok(TlsWrite::WouldBlock),
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsWrite::WouldBlock),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    /// Where the next socket read goes: room for one record's worth of
+    /// ciphertext. Report what the read brought with
+    /// [`CheckedOutTls::records_read`].
+    pub fn record_space(&mut self) -> &mut [u8] {
+        if self.incoming_fed > 0 {
+            self.incoming
+                .copy_within(self.incoming_fed..self.incoming_filled, 0);
+            self.incoming_filled -= self.incoming_fed;
+            self.incoming_fed = 0;
         }
+        let want = self.incoming_filled + RECORD_READ;
+        if self.incoming.len() < want {
+            self.incoming.resize(want, 0);
+        }
+        &mut self.incoming[self.incoming_filled..want]
+    }
+
+    /// The socket read `n` bytes into [`CheckedOutTls::record_space`];
+    /// `0` is the peer's FIN.
+    pub fn records_read(&mut self, n: usize) {
+        if n == 0 {
+            self.ended.get_or_insert(ReadEnd::Eof);
+            return;
+        }
+        self.incoming_filled = (self.incoming_filled + n).min(self.incoming.len());
+    }
+
+    /// Encrypts as much of `data` as one write takes, appending its records
+    /// to [`CheckedOutTls::records_to_send`]; returns how many plaintext
+    /// bytes it took. Those count as written whatever happens to the
+    /// records: what the socket does not take goes to the machine at
+    /// check-in, and the machine's loop writes it.
+    pub fn encrypt(&mut self, data: &[u8]) -> usize {
         let take = data.len().min(self.max_write);
         self.tls.send(&data[..take]);
-        while self.tls.wants_write() {
-            match self.tls.write_records(wire) {
-                Ok(0) => break,
-                Ok(n) => self.written += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let before = self.outgoing.len();
+        self.tls.take_records(&mut self.outgoing);
+        self.encrypted += (self.outgoing.len() - before) as u64;
+        take
+    }
+
+    /// The records the socket should take next, in order: the wire bytes
+    /// that waited at checkout, then what [`CheckedOutTls::encrypt`] made.
+    pub fn records_to_send(&self) -> &[u8] {
+        &self.outgoing[self.outgoing_sent..]
+    }
+
+    /// The socket took `n` bytes of [`CheckedOutTls::records_to_send`].
+    pub fn records_sent(&mut self, n: usize) {
+        let n = n.min(self.outgoing.len() - self.outgoing_sent);
+        self.outgoing_sent += n;
+        if self.outgoing_sent == self.outgoing.len() {
+            self.outgoing.clear();
+            self.outgoing_sent = 0;
         }
-        Ok(TlsWrite::Accepted(take))
     }
 }
 
 impl Machine {
-    /// Checks `conn`'s TLS session out for one stream read or write outside
-    /// the machine (see the module docs), when the connection is an
-    /// established TLS stream (no framer) and nothing the machine holds
-    /// depends on the session: nothing decrypted or requested on the
-    /// receiving side, the peer not ended; for [`TlsCheckout::Write`],
-    /// nothing queued to send and the write side open. `None` otherwise:
-    /// go through [`Machine::read`] and [`Machine::write`].
-    pub fn check_out_tls(
+    /// See [`ConnectionView::check_out_tls`](super::ConnectionView::check_out_tls).
+    pub(super) fn check_out_tls(
         &mut self,
         conn: ConnectionId,
         purpose: TlsCheckout,
@@ -203,35 +241,60 @@ impl Machine {
         if purpose == TlsCheckout::Write && (s.shut || !c.io.idle_for_write_through()) {
             return None;
         }
-        let (tls, pending) = s.stack.check_out_tls(purpose == TlsCheckout::Write)?;
+        let (tls, waiting) = s.stack.check_out_tls(purpose == TlsCheckout::Write)?;
         if purpose == TlsCheckout::Read {
             c.io.reads_delegated = true;
             self.note_read_capacity(socket);
         }
+        let outgoing = if waiting.is_empty() {
+            self.tls_buffers.pop().unwrap_or_default()
+        } else {
+            Vec::from(waiting)
+        };
+        let incoming = match purpose {
+            TlsCheckout::Read => self.tls_buffers.pop().unwrap_or_default(),
+            TlsCheckout::Write => Vec::new(),
+        };
         Some(CheckedOutTls {
             conn,
             socket,
             tls,
-            pending,
-            written: 0,
+            outgoing,
+            outgoing_sent: 0,
+            incoming,
+            incoming_fed: 0,
+            incoming_filled: 0,
+            encrypted: 0,
             max_write: self.config.io.transmit_high_water.max(1),
             ended: None,
         })
     }
 
-    /// Puts a checked-out session back and acts on what its read or write
-    /// did: records written count as transmitted, records left over go to
-    /// the transmit queue (`Transmit`), decrypted bytes beyond the
-    /// caller's buffer go to the receive buffer, and the end of the peer's
-    /// data or a TLS failure is handled as if the socket's loop had met
-    /// it. A session whose socket is gone meanwhile is dropped.
-    pub fn check_in_tls(&mut self, now: Instant, session: CheckedOutTls) {
+    /// Keeps a checkout's buffer for the next one, within the pool's
+    /// bounds.
+    fn recycle_tls_buffer(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0
+            || buffer.capacity() > MAX_POOLED_CAPACITY
+            || self.tls_buffers.len() >= MAX_POOLED_BUFFERS
+        {
+            return;
+        }
+        buffer.clear();
+        self.tls_buffers.push(buffer);
+    }
+
+    /// [`Input::TlsCheckIn`](super::Input::TlsCheckIn).
+    pub(super) fn check_in_tls(&mut self, now: Instant, session: CheckedOutTls) {
         let CheckedOutTls {
             conn,
             socket,
             tls,
-            pending,
-            written,
+            mut outgoing,
+            outgoing_sent,
+            incoming,
+            incoming_fed,
+            incoming_filled,
+            encrypted,
             ended,
             ..
         } = session;
@@ -239,7 +302,21 @@ impl Machine {
             self.stats.stale_inputs += 1;
             return;
         };
-        let held = s.stack.check_in_tls(tls, pending, written);
+        let unsent = if outgoing_sent < outgoing.len() {
+            outgoing.drain(..outgoing_sent);
+            VecDeque::from(core::mem::take(&mut outgoing))
+        } else {
+            VecDeque::new()
+        };
+        let unread = incoming
+            .get(incoming_fed..incoming_filled)
+            .unwrap_or_default();
+        let held = s.stack.check_in_tls(tls, unsent, encrypted, unread);
+        self.recycle_tls_buffer(outgoing);
+        self.recycle_tls_buffer(incoming);
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
         // Everything is accounted again: a `Transmit` owed is announced
         // anew (the checkout may have taken the bytes it was for).
         s.announced = false;

@@ -312,7 +312,7 @@ impl Machine {
 
     /// Replaces the interface list; attempts on interfaces that went down or
     /// vanished fail, and later paths take over.
-    pub fn set_interfaces(&mut self, now: Instant, list: Vec<Interface>) {
+    pub(super) fn set_interfaces(&mut self, now: Instant, list: Vec<Interface>) {
         let gone: SmallVec<[u32; 4]> = self
             .interfaces
             .iter()

@@ -47,14 +47,14 @@ impl Machine {
 
     /// The bytes `socket` should write next (a contiguous prefix of what is
     /// pending; call again after [`Machine::transmitted`]).
-    pub fn transmit_data(&self, socket: SocketId) -> &[u8] {
+    pub(super) fn transmit_data(&self, socket: SocketId) -> &[u8] {
         self.sockets
             .get(socket)
             .map_or(&[][..], |s| s.stack.tx.as_slices().0)
     }
 
     /// The adapter wrote `n` bytes of [`Machine::transmit_data`].
-    pub fn transmitted(&mut self, now: Instant, socket: SocketId, n: usize) {
+    pub(super) fn transmitted(&mut self, now: Instant, socket: SocketId, n: usize) {
         let Some(s) = self.sockets.get_mut(socket) else {
             self.stats.stale_inputs += 1;
             return;
@@ -88,7 +88,7 @@ impl Machine {
 
     /// How many bytes the adapter may read from `socket` now; 0 means pause
     /// until `ResumeReading`.
-    pub fn read_capacity(&self, socket: SocketId) -> usize {
+    pub(super) fn read_capacity(&self, socket: SocketId) -> usize {
         let Some(s) = self.sockets.get(socket) else {
             return 0;
         };
@@ -437,7 +437,7 @@ impl Machine {
 
     /// RFC 9622 §9.2 `Send`. Before the connection is ready the message
     /// waits in the queue; `SendError::BufferFull` is back-pressure.
-    pub fn send(
+    pub(super) fn send(
         &mut self,
         now: Instant,
         conn: ConnectionId,
@@ -456,7 +456,7 @@ impl Machine {
 
     /// RFC 9622 §9.3 `Receive(minIncompleteLength, maxLength)`: one
     /// `Received` or `ReceivedPartial` will answer it.
-    pub fn receive(
+    pub(super) fn receive(
         &mut self,
         now: Instant,
         conn: ConnectionId,
@@ -484,7 +484,11 @@ impl Machine {
 
     /// Stream read: copies received bytes into `buf`. `Ok(0)` means the
     /// peer closed and everything was read.
-    pub fn read(&mut self, conn: ConnectionId, buf: &mut [u8]) -> Result<usize, StreamError> {
+    pub(super) fn read(
+        &mut self,
+        conn: ConnectionId,
+        buf: &mut [u8],
+    ) -> Result<usize, StreamError> {
         let c = self
             .conns
             .get_mut(conn)
@@ -512,12 +516,7 @@ impl Machine {
 
     /// Stream write: queues as much of `data` as fits; `WouldBlock` when
     /// nothing fits (wait for `Writable`).
-    pub fn write(
-        &mut self,
-        now: Instant,
-        conn: ConnectionId,
-        data: &[u8],
-    ) -> Result<usize, StreamError> {
+    pub(super) fn write(&mut self, conn: ConnectionId, data: &[u8]) -> Result<usize, StreamError> {
         let c = self
             .conns
             .get_mut(conn)
@@ -532,7 +531,6 @@ impl Machine {
             .ok_or(StreamError::NotEstablished)?;
         let n = c.io.write(&mut s.stack, data);
         self.announce(socket);
-        let _ = now;
         match n {
             0 if !data.is_empty() => Err(StreamError::WouldBlock),
             n => Ok(n),
@@ -547,7 +545,7 @@ impl Machine {
     /// message). The adapter reports what the socket took with
     /// [`Machine::wrote_through`]; when it took nothing, [`Machine::write`]
     /// as usual.
-    pub fn write_through(&self, conn: ConnectionId) -> Option<SocketId> {
+    pub(super) fn write_through(&self, conn: ConnectionId) -> Option<SocketId> {
         let c = self.conns.get(conn)?;
         if c.state != ConnectionState::Established || !c.io.idle_for_write_through() {
             return None;
@@ -559,7 +557,7 @@ impl Machine {
 
     /// `n` stream bytes went straight to the socket of `conn` (see
     /// [`Machine::write_through`]): they count as written and transmitted.
-    pub fn wrote_through(&mut self, now: Instant, conn: ConnectionId, n: usize) {
+    pub(super) fn wrote_through(&mut self, now: Instant, conn: ConnectionId, n: usize) {
         let Some(c) = self.conns.get_mut(conn) else {
             self.stats.stale_inputs += 1;
             return;
@@ -583,7 +581,7 @@ impl Machine {
     /// reported as usual (`Input::SocketEof`, `Input::SocketFailed`). Only
     /// one reader at a time: the adapter must not read the same socket
     /// elsewhere meanwhile.
-    pub fn read_through(&self, conn: ConnectionId) -> Option<SocketId> {
+    pub(super) fn read_through(&self, conn: ConnectionId) -> Option<SocketId> {
         let socket = self.stream_socket_idle_for_reading(
             conn,
             &[ConnectionState::Established, ConnectionState::Closing],
@@ -612,7 +610,7 @@ impl Machine {
     /// at the next read or write, as with a plain `TcpStream`.
     ///
     /// Returns whether reading is now delegated.
-    pub fn delegate_reading(&mut self, conn: ConnectionId) -> bool {
+    pub(super) fn delegate_reading(&mut self, conn: ConnectionId) -> bool {
         let Some(socket) =
             self.stream_socket_idle_for_reading(conn, &[ConnectionState::Established])
         else {
@@ -661,7 +659,7 @@ impl Machine {
     /// without handing it over: `SendError::BufferFull` is back-pressure,
     /// and `Writable` follows once the queue drains, so an adapter can keep
     /// the message and wait instead of losing it to a refused `send`.
-    pub fn check_send(&mut self, conn: ConnectionId, len: usize) -> Result<(), SendError> {
+    pub(super) fn check_send(&mut self, conn: ConnectionId, len: usize) -> Result<(), SendError> {
         self.sending_conn(conn)?.io.check_room(len)
     }
 
@@ -685,7 +683,7 @@ impl Machine {
     /// and FIN; `Closed` follows once the peer has closed too (or after
     /// `close_timeout`). Closing a connection that is still establishing
     /// cancels its race; closing one that failed frees its id.
-    pub fn close(&mut self, now: Instant, conn: ConnectionId) {
+    pub(super) fn close(&mut self, now: Instant, conn: ConnectionId) {
         let Some(c) = self.conns.get_mut(conn) else {
             self.stats.stale_inputs += 1;
             return;
@@ -730,7 +728,7 @@ impl Machine {
     /// socket is closed without waiting for the peer's end. The system
     /// finishes the close, as for a dropped `TcpStream`; waiting for the
     /// peer would hold the socket (and a task) for nothing anyone sees.
-    pub fn detach(&mut self, now: Instant, conn: ConnectionId) {
+    pub(super) fn detach(&mut self, now: Instant, conn: ConnectionId) {
         let Some(c) = self.conns.get_mut(conn) else {
             self.stats.stale_inputs += 1;
             return;
@@ -744,7 +742,7 @@ impl Machine {
 
     /// RFC 9622 §10 `Abort`: every socket is reset and
     /// `ConnectionError("local abort")` is the last event. The id is freed.
-    pub fn abort(&mut self, now: Instant, conn: ConnectionId) {
+    pub(super) fn abort(&mut self, now: Instant, conn: ConnectionId) {
         if !self.conns.contains(conn) {
             self.stats.stale_inputs += 1;
             return;

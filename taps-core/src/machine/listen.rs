@@ -150,11 +150,12 @@ impl fmt::Debug for ServerTls {
 
 impl Machine {
     /// RFC 9622 §7.2 `Listen`: outputs one `Listen` per local address.
-    pub fn listen(
-        &mut self,
-        _now: Instant,
-        config: ListenerConfig,
-    ) -> Result<ListenerId, ListenError> {
+    ///
+    /// # Errors
+    ///
+    /// [`ListenError`]: no local address, or a TLS identity that makes no
+    /// server configuration.
+    pub fn listen(&mut self, config: ListenerConfig) -> Result<ListenerId, ListenError> {
         if config.local.is_empty() {
             return Err(ListenError::NoAddress);
         }
@@ -185,7 +186,7 @@ impl Machine {
     /// The adapter accepted a TCP connection on one of `listener`'s sockets.
     /// On success the socket is the machine's (quote the id); on error the
     /// adapter closes it.
-    pub fn accept(
+    pub(super) fn accept(
         &mut self,
         now: Instant,
         listener: ListenerId,
@@ -272,7 +273,7 @@ impl Machine {
 
     /// RFC 9622 §7.2 `SetNewConnectionLimit`: deliver at most `limit` more
     /// connections (`None`: no limit).
-    pub fn set_new_connection_limit(&mut self, listener: ListenerId, limit: Option<usize>) {
+    pub(super) fn set_new_connection_limit(&mut self, listener: ListenerId, limit: Option<usize>) {
         match self.listeners.get_mut(listener) {
             Some(l) => l.remaining = limit,
             None => self.stats.stale_inputs += 1,
@@ -281,7 +282,7 @@ impl Machine {
 
     /// RFC 9622 §7.2 `Stop`: no new connections; `Stopped` follows.
     /// Connections already received carry on.
-    pub fn stop(&mut self, _now: Instant, listener: ListenerId) {
+    pub(super) fn stop(&mut self, listener: ListenerId) {
         if self.listeners.remove(listener).is_none() {
             self.stats.stale_inputs += 1;
             return;

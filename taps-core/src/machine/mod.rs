@@ -36,6 +36,7 @@ mod checkout;
 mod establish;
 mod io;
 mod listen;
+mod view;
 
 use core::fmt;
 use core::time::Duration;
@@ -52,7 +53,7 @@ use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
 use crate::endpoint::{HostName, LocalEndpoint, RemoteEndpoint};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId, Table};
 use crate::path::{Interface, PathError};
-use crate::properties::{EffectiveProperties, PropertyConflict, TransportProperties};
+use crate::properties::{PropertyConflict, TransportProperties};
 use crate::race::history::{History, HistoryConfig};
 use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
 use crate::rng::Rng;
@@ -63,9 +64,10 @@ use crate::stack::tls::{ClientTls, TlsConfigError};
 use crate::time::Instant;
 use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
 
-pub use checkout::{CheckedOutTls, TlsCheckout, TlsRead, TlsWrite};
+pub use checkout::{CheckedOutTls, TlsCheckout, TlsRead};
 pub use io::ReceiveError;
 pub use listen::{AcceptError, ListenError, ListenerConfig};
+pub use view::{ConnectionInfo, ConnectionView, ListenerView, SocketView};
 
 /// Settings of one machine.
 #[derive(Clone, Debug)]
@@ -95,10 +97,14 @@ pub struct Config {
     pub tls: crate::security::TlsEnvironment,
 }
 
-impl Default for Config {
-    fn default() -> Self {
+impl Config {
+    /// The defaults of every setting, with `seed` for every random choice.
+    /// The seed picks DNS query ids, so on a real network it must be
+    /// unpredictable (RFC 5452 §9.2); in a simulation or test, a fixed seed
+    /// makes the run repeat exactly.
+    pub fn new(seed: u64) -> Self {
         Config {
-            seed: 0,
+            seed,
             race: RaceConfig::default(),
             dns: DnsConfig::default(),
             hosts: HostsFile::default(),
@@ -220,7 +226,8 @@ impl fmt::Display for InitiateError {
 impl std::error::Error for InitiateError {}
 
 /// Something the world reports to the machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub enum Input<'a> {
     /// A datagram arrived on a DNS transaction's socket.
     DnsDatagram {
@@ -274,7 +281,34 @@ pub enum Input<'a> {
         /// Why.
         reason: FailureReason,
     },
-    /// The interface list changed (the adapter's path monitor).
+    /// The socket took `len` bytes of its
+    /// [`transmit_data`](SocketView::transmit_data).
+    Transmitted {
+        /// The socket.
+        socket: SocketId,
+        /// How many bytes it took.
+        len: usize,
+    },
+    /// `len` stream bytes of `conn` went straight to its socket (see
+    /// [`ConnectionView::write_through`]): they count as written and
+    /// transmitted.
+    WroteThrough {
+        /// The connection.
+        conn: ConnectionId,
+        /// How many bytes the socket took.
+        len: usize,
+    },
+    /// A session checked out with [`ConnectionView::check_out_tls`] comes
+    /// back, with what its read or write did: records written count as
+    /// transmitted, records left over go to the transmit queue
+    /// (`Transmit`), ciphertext read but not yet decrypted and plaintext
+    /// beyond the caller's buffer go to the receive side, and the end of
+    /// the peer's data or a TLS failure is handled as if the socket's loop
+    /// had met it. A session whose socket is gone meanwhile is dropped.
+    TlsCheckIn(CheckedOutTls),
+    /// The interface list changed (the adapter's path monitor); attempts
+    /// on interfaces that went down or vanished fail, and later paths take
+    /// over.
     InterfacesChanged(Vec<Interface>),
 }
 
@@ -625,6 +659,11 @@ pub struct Stats {
     pub accepts_refused: u64,
     /// Accepted connections that failed their handshake.
     pub failed_handshakes: u64,
+    /// Connections alive now (establishing, established, closing, or
+    /// failed and not yet freed).
+    pub live_connections: usize,
+    /// Sockets alive now (attempts, established and accepted).
+    pub live_sockets: usize,
 }
 
 /// Lifecycle (RFC 9622 §11).
@@ -794,6 +833,9 @@ pub struct Machine {
     /// TLS client configurations by security parameters (bounded, most
     /// recently used last), so sessions resume across connections.
     client_tls: Vec<(SecurityParameters, ClientTls)>,
+    /// Record buffers for TLS checkouts, reused (bounded by
+    /// `checkout::MAX_POOLED_BUFFERS`).
+    tls_buffers: Vec<Vec<u8>>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -815,6 +857,7 @@ impl Machine {
             cache: Cache::new(config.dns.cache_capacity),
             history: History::new(config.history),
             client_tls: Vec::new(),
+            tls_buffers: Vec::new(),
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -837,68 +880,40 @@ impl Machine {
         Stats {
             dns_dropped: self.resolver.dropped,
             dns_sent: self.resolver.sent,
+            live_connections: self.conns.len(),
+            live_sockets: self.sockets.len(),
             ..self.stats
         }
     }
 
-    /// The connection's lifecycle state.
-    pub fn state(&self, conn: ConnectionId) -> Option<ConnectionState> {
-        self.conns.get(conn).map(|c| c.state)
+    /// One connection, borrowed for commands: send, receive, stream
+    /// reads and writes, close, abort (see [`ConnectionView`]). The view
+    /// of an unknown or freed id refuses its commands, as a stale input.
+    pub fn connection(&mut self, id: ConnectionId) -> ConnectionView<'_> {
+        ConnectionView { machine: self, id }
     }
 
-    /// The connection's socket, once established (the race's winner, or
-    /// the accepted one).
-    pub fn connection_socket(&self, conn: ConnectionId) -> Option<SocketId> {
-        self.conns.get(conn).and_then(|c| c.socket)
+    /// What can be read about one connection (state, trace, properties);
+    /// `None` for an unknown or freed id.
+    pub fn connection_info(&self, id: ConnectionId) -> Option<ConnectionInfo<'_>> {
+        let conn = self.conns.get(id)?;
+        Some(ConnectionInfo {
+            machine: self,
+            conn,
+            id,
+        })
     }
 
-    /// The connection a socket belongs to (an attempt's, or an established
-    /// or accepted connection's).
-    pub fn socket_connection(&self, socket: SocketId) -> Option<ConnectionId> {
-        self.sockets.get(socket).map(|s| s.conn)
+    /// One listener, borrowed for accepting, its limit and `Stop` (see
+    /// [`ListenerView`]).
+    pub fn listener(&mut self, id: ListenerId) -> ListenerView<'_> {
+        ListenerView { machine: self, id }
     }
 
-    /// The connection's trace (the race, for initiated connections).
-    pub fn trace(&self, conn: ConnectionId) -> Option<&Trace> {
-        self.conns.get(conn).map(Conn::trace)
-    }
-
-    /// The connection's race, for initiated connections.
-    pub fn race(&self, conn: ConnectionId) -> Option<&Race> {
-        self.conns.get(conn).and_then(Conn::race)
-    }
-
-    /// The properties actually in effect, once established (RFC 9622 §8.1).
-    pub fn properties(&self, conn: ConnectionId) -> Option<EffectiveProperties> {
-        let c = self.conns.get(conn)?;
-        if c.state != ConnectionState::Established {
-            return None;
-        }
-        let interface = c.race().and_then(|r| {
-            let winner = r.winner()?;
-            r.candidate(winner).and_then(|w| r.path_interface(w.path))
-        });
-        let iface = interface.and_then(|i| self.interfaces.iter().find(|x| x.index == i));
-        let has_framer = c
-            .socket
-            .and_then(|s| self.sockets.get(s))
-            .is_some_and(|s| s.stack.has_framer());
-        Some(c.properties.effective_for_tcp(has_framer, iface))
-    }
-
-    /// The ALPN protocol the connection's TLS negotiated.
-    pub fn alpn(&self, conn: ConnectionId) -> Option<&[u8]> {
-        let socket = self.conns.get(conn)?.socket?;
-        self.sockets.get(socket)?.stack.alpn()
-    }
-
-    /// Whether the connection's TLS resumed an earlier session.
-    pub fn resumed(&self, conn: ConnectionId) -> bool {
-        self.conns
-            .get(conn)
-            .and_then(|c| c.socket)
-            .and_then(|s| self.sockets.get(s))
-            .is_some_and(|s| s.stack.resumed())
+    /// One socket, for the adapter that performs its I/O: what to write
+    /// and how much to read (see [`SocketView`]).
+    pub fn socket(&self, id: SocketId) -> SocketView<'_> {
+        SocketView { machine: self, id }
     }
 
     /// The machine's connection history.
@@ -909,16 +924,6 @@ impl Machine {
     /// Forgets every cached DNS answer.
     pub fn flush_dns_cache(&mut self) {
         self.cache.clear();
-    }
-
-    /// Live connections.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// Live sockets (attempts, established and accepted).
-    pub fn socket_count(&self) -> usize {
-        self.sockets.len()
     }
 
     /// Whether nothing is in flight: no connection establishing or closing,
@@ -932,14 +937,6 @@ impl Machine {
                     ConnectionState::Establishing | ConnectionState::Closing
                 )
             })
-    }
-
-    /// The name of interface `index`, for waterfalls.
-    pub fn interface_name(&self, index: u32) -> Option<String> {
-        self.interfaces
-            .iter()
-            .find(|i| i.index == index)
-            .map(|i| i.name.clone())
     }
 
     /// The next output. Drain until `None` after every call.
@@ -965,6 +962,9 @@ impl Machine {
             Input::SocketEof { socket } => self.on_socket_eof(now, socket),
             Input::SocketFailed { socket, reason } => self.on_socket_failed(now, socket, reason),
             Input::ListenFailed { listener, reason } => self.on_listen_failed(listener, reason),
+            Input::Transmitted { socket, len } => self.transmitted(now, socket, len),
+            Input::WroteThrough { conn, len } => self.wrote_through(now, conn, len),
+            Input::TlsCheckIn(session) => self.check_in_tls(now, session),
             Input::InterfacesChanged(list) => self.set_interfaces(now, list),
         }
         self.purge_timers();

@@ -137,18 +137,20 @@ impl Stack {
     }
 
     /// Puts the session back: `pending` (wire bytes not written yet) goes
-    /// before anything queued meanwhile, `written` record bytes went
-    /// straight to the socket; then what was held is applied, and
-    /// decrypted bytes the session still holds move to `rx`.
+    /// before anything queued meanwhile, `encrypted` record bytes were made
+    /// outside (written straight to the socket, or among `pending`), `unread` (ciphertext the checkout read but
+    /// did not decrypt) is received before what was held; then decrypted
+    /// bytes the session still holds move to `rx`.
     pub(crate) fn check_in_tls(
         &mut self,
         tls: Box<TlsSession>,
         mut pending: VecDeque<u8>,
-        written: u64,
+        encrypted: u64,
+        unread: &[u8],
     ) -> Result<(), FailureReason> {
         let held = self.held.take().unwrap_or_default();
         self.tls = Some(tls);
-        self.tx_total += written;
+        self.tx_total += encrypted;
         pending.append(&mut self.tx);
         self.tx = pending;
         if !held.plaintext.is_empty() {
@@ -156,6 +158,9 @@ impl Stack {
         }
         if held.close_notify {
             self.close_notify();
+        }
+        if !unread.is_empty() {
+            self.on_data(unread)?;
         }
         self.on_data(&held.records).map(|_| ())
     }

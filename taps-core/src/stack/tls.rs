@@ -352,9 +352,11 @@ impl TlsSession {
         }
     }
 
-    /// Reads TLS records from `wire` (one read; `Ok(0)` is its end).
-    pub(crate) fn read_records(&mut self, wire: &mut dyn Read) -> std::io::Result<usize> {
-        self.conn.read_tls(wire)
+    /// Hands rustls records read from the socket; returns how many bytes
+    /// it took (it takes at most one read's worth, and nothing after the
+    /// peer's close_notify). Follow with [`TlsSession::process_records`].
+    pub(crate) fn feed_records(&mut self, mut records: &[u8]) -> std::io::Result<usize> {
+        self.conn.read_tls(&mut records)
     }
 
     /// Decrypts the records read. An error is final for the session.
@@ -379,14 +381,14 @@ impl TlsSession {
         self.peer_closed
     }
 
-    /// Whether records are waiting to be written.
-    pub(crate) fn wants_write(&self) -> bool {
-        self.conn.wants_write()
-    }
-
-    /// Writes waiting records to `wire` (as much as it takes).
-    pub(crate) fn write_records(&mut self, wire: &mut dyn Write) -> std::io::Result<usize> {
-        self.conn.write_tls(wire)
+    /// Appends every waiting record to `wire`.
+    pub(crate) fn take_records(&mut self, wire: &mut Vec<u8>) {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(wire) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Feeds bytes from the peer; decrypted application data is appended to

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use taps_core::Instant;
 use taps_core::id::{ConnectionId, ListenerId, SocketId};
-use taps_core::machine::{Event, Input, Machine, Output, TlsCheckout, TlsRead, TlsWrite};
+use taps_core::machine::{Event, Input, Machine, Output, TlsCheckout};
 use taps_core::trace::FailureReason;
 
 #[path = "../../../fuzz/wire.rs"]
 mod wire;
 use wire::{LimitedWire, QueueWire, WireEnd};
+pub use wire::{Through, read_through, write_through};
 
 /// One end of a TCP connection: (machine index, socket).
 pub type End = (usize, SocketId);
@@ -222,13 +223,13 @@ impl Net {
                 None if end.stalled => usize::MAX,
                 None => self.window.saturating_sub(end.early.len()),
             };
-            let pending = self.machines[m].transmit_data(socket);
+            let pending = self.machines[m].socket(socket).transmit_data();
             let n = pending.len().min(room);
             if n == 0 {
                 return;
             }
             let data = pending[..n].to_vec();
-            self.machines[m].transmitted(self.now, socket, n);
+            self.machines[m].handle(self.now, Input::Transmitted { socket, len: n });
             let end = self.ends.get_mut(&(m, socket)).unwrap();
             if end.stalled {
                 continue;
@@ -252,7 +253,7 @@ impl Net {
             let Some(state) = self.ends.get_mut(&end) else {
                 return;
             };
-            let capacity = self.machines[end.0].read_capacity(end.1);
+            let capacity = self.machines[end.0].socket(end.1).read_capacity();
             if state.inbox.is_empty() || capacity == 0 {
                 break;
             }
@@ -295,7 +296,7 @@ impl Net {
                 if !self.ends.contains_key(&client) {
                     return;
                 }
-                match self.machines[server].accept(now, listener, from) {
+                match self.machines[server].listener(listener).accept(now, from) {
                     Ok(sock) => {
                         let server_end = (server, sock);
                         self.ends.insert(
@@ -414,15 +415,17 @@ impl Net {
         conn: ConnectionId,
         data: &[u8],
         room: usize,
-    ) -> Option<std::io::Result<TlsWrite>> {
-        let mut session = self.machines[m].check_out_tls(conn, TlsCheckout::Write)?;
+    ) -> Option<std::io::Result<Through>> {
+        let mut session = self.machines[m]
+            .connection(conn)
+            .check_out_tls(TlsCheckout::Write)?;
         let end = (m, session.socket());
         let mut wire = LimitedWire {
             taken: Vec::new(),
             room,
         };
-        let result = session.write(&mut wire, data);
-        self.machines[m].check_in_tls(self.now, session);
+        let result = write_through(&mut session, &mut wire, data);
+        self.machines[m].handle(self.now, Input::TlsCheckIn(session));
         self.send_wire(end, wire.taken);
         self.drain();
         Some(result)
@@ -435,8 +438,10 @@ impl Net {
         m: usize,
         conn: ConnectionId,
         buf: &mut [u8],
-    ) -> Option<std::io::Result<TlsRead>> {
-        let mut session = self.machines[m].check_out_tls(conn, TlsCheckout::Read)?;
+    ) -> Option<std::io::Result<Through>> {
+        let mut session = self.machines[m]
+            .connection(conn)
+            .check_out_tls(TlsCheckout::Read)?;
         let end = (m, session.socket());
         let state = self.ends.get_mut(&end)?;
         let mut wire = QueueWire {
@@ -448,7 +453,7 @@ impl Net {
             },
             ended: false,
         };
-        let result = session.read(&mut wire, buf);
+        let result = read_through(&mut session, &mut wire, buf);
         if wire.ended
             && let Some(state) = self.ends.get_mut(&end)
         {
@@ -456,7 +461,7 @@ impl Net {
             // check-in, not again from the net.
             state.eof_pending = false;
         }
-        self.machines[m].check_in_tls(self.now, session);
+        self.machines[m].handle(self.now, Input::TlsCheckIn(session));
         // The window opened: the peer may send more.
         if let Some(peer) = self.ends.get(&end).and_then(|e| e.peer) {
             self.flush(peer.0, peer.1);

@@ -40,7 +40,7 @@ pub enum Tcp {
     Blackhole,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 enum Pending {
     Datagram {
         txn: DnsTxnId,
@@ -213,11 +213,12 @@ impl World {
                 }
                 // This world has no payload traffic: bytes written vanish.
                 Output::Transmit { socket } => loop {
-                    let n = self.machine.transmit_data(socket).len();
+                    let n = self.machine.socket(socket).transmit_data().len();
                     if n == 0 {
                         break;
                     }
-                    self.machine.transmitted(self.now, socket, n);
+                    self.machine
+                        .handle(self.now, Input::Transmitted { socket, len: n });
                 },
                 Output::ShutdownWrite { .. }
                 | Output::ResumeReading { .. }

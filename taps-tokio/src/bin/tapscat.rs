@@ -290,7 +290,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(o: Options) -> Result<(), Failure> {
-    let taps = Taps::new().map_err(|e| Failure::local(e.to_string()))?;
+    let taps = taps_tokio::new().map_err(|e| Failure::local(e.to_string()))?;
     let conn = if o.listen {
         accept_one(&taps, &o).await?
     } else {

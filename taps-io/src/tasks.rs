@@ -1,11 +1,11 @@
 //! The tasks that perform the core's work, over any [`Runtime`]. They hold
 //! no policy: each opens what the machine asked for with
-//! [`crate::sys::socket`], reports what happened, and does whatever the
+//! [`taps_sys::socket`], reports what happened, and does whatever the
 //! driver's [`Step`] says next.
 //!
 //! - a **socket task** per TCP socket: connect (non-blocking, then
 //!   `connect_result` once writable), then loop: one
-//!   [`Driver::socket_step`](crate::sys::driver::Driver::socket_step), then
+//!   [`Driver::socket_step`](crate::driver::Driver::socket_step), then
 //!   wait for the readiness it asks for or the socket's signal; on
 //!   `Step::Close` close (an abort resets with `SO_LINGER` 0) and end;
 //! - a **DNS task** per DNS transaction: a connected UDP socket from a
@@ -28,12 +28,12 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::dns::DnsTransport;
-use crate::id::{DnsTxnId, ListenerId, SocketId};
-use crate::machine::Input;
-use crate::sys::driver::{Close, NonBlockingIo, Signal, Step, Work};
-use crate::sys::monitor::{POLL_INTERVAL, PathMonitor};
-use crate::sys::socket::{
+use crate::driver::{Close, NonBlockingIo, Signal, Step, Work};
+use taps_core::dns::DnsTransport;
+use taps_core::id::{DnsTxnId, ListenerId, SocketId};
+use taps_core::machine::Input;
+use taps_sys::monitor::{POLL_INTERVAL, PathMonitor};
+use taps_sys::socket::{
     ConnectProgress, ListenOptions, TcpOptions, failure_reason, open_dns_tcp, open_dns_udp,
     open_listener, open_tcp,
 };
@@ -121,7 +121,7 @@ fn open_attempt(
     g.io.insert(socket, stream.clone());
     if started == ConnectProgress::Connected {
         g.driver.connected(socket, Ok(()));
-    } else if let Some(conn) = g.driver.machine().socket_connection(socket)
+    } else if let Some(conn) = g.driver.machine().socket(socket).connection()
         && let Some(side) = g.conns.get_mut(&conn)
     {
         side.attempts.push(socket);
@@ -190,26 +190,6 @@ impl NonBlockingIo for StreamIo<'_> {
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.0.socket().shutdown(Shutdown::Write)
-    }
-}
-
-/// For TLS records read and written outside the machine
-/// (`CheckedOutTls`).
-impl io::Read for StreamIo<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
-    }
-}
-
-impl io::Write for StreamIo<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -584,17 +564,13 @@ async fn listen_task(
         match accepted {
             None => {}
             Some(Ok((stream, remote))) => accept_one(&shared, listener, stream, remote),
-            Some(Err(e)) => {
-                // Out of descriptors or memory: the connection stays in
-                // the backlog, and retrying at once would spin.
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                ) {
-                    let at = std::time::Instant::now() + Duration::from_millis(50);
-                    shared.runtime.sleep_until(at).await;
-                }
+            // Out of descriptors or memory: the connection stays in the
+            // backlog, and retrying at once would spin.
+            Some(Err(e)) if taps_sys::socket::is_resource_exhaustion(&e) => {
+                let at = std::time::Instant::now() + Duration::from_millis(50);
+                shared.runtime.sleep_until(at).await;
             }
+            Some(Err(_)) => {}
         }
     }
 }

@@ -16,8 +16,8 @@ use std::io;
 use std::path::Path;
 
 use super::{Stage, context};
-use crate::dns::DnsConfig;
-use crate::dns::config::{HostsFile, ResolvConf, parse_hosts, parse_resolv_conf};
+use taps_core::dns::DnsConfig;
+use taps_core::dns::config::{HostsFile, ResolvConf, parse_hosts, parse_resolv_conf};
 
 /// Where resolv.conf lives.
 pub const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
@@ -65,7 +65,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::endpoint::HostName;
+    use taps_core::endpoint::HostName;
 
     /// A directory under the system's temp dir, removed on drop.
     struct TempDir(PathBuf);

@@ -5,22 +5,22 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use crate::connection::Message;
-use crate::endpoint::{EndpointParseError, LocalEndpoint, RemoteEndpoint};
-use crate::properties::TransportProperties;
-use crate::race::RaceConfig;
-use crate::security::{CertificateVerification, SecurityParameters};
-use crate::stack::framer::FramerFactory;
+use taps_core::connection::Message;
+use taps_core::endpoint::{EndpointParseError, LocalEndpoint, RemoteEndpoint};
+use taps_core::properties::TransportProperties;
+use taps_core::race::RaceConfig;
+use taps_core::security::{CertificateVerification, SecurityParameters};
+use taps_core::stack::framer::FramerFactory;
 
 use super::error::Error;
-use super::taps::Adapter;
-use crate::sys::roots;
+use super::{Connection, Taps};
+use taps_sys::roots;
 
 /// A connection to be: build it, then initiate it with an adapter's
 /// `Taps` ([`Preconnection::initiate`]).
 #[derive(Clone, Debug)]
 pub struct Preconnection {
-    pub(crate) inner: crate::machine::Preconnection,
+    pub(crate) inner: taps_core::machine::Preconnection,
 }
 
 impl Preconnection {
@@ -28,7 +28,7 @@ impl Preconnection {
     /// ordered stream) and no TLS.
     pub fn new(remote: RemoteEndpoint) -> Self {
         Preconnection {
-            inner: crate::machine::Preconnection::new(remote),
+            inner: taps_core::machine::Preconnection::new(remote),
         }
     }
 
@@ -84,41 +84,38 @@ impl Preconnection {
     }
 
     /// The core's preconnection.
-    pub fn core(&self) -> &crate::machine::Preconnection {
+    pub fn core(&self) -> &taps_core::machine::Preconnection {
         &self.inner
     }
 
-    /// [`Taps::initiate`](super::Taps::initiate) with this preconnection,
-    /// on any adapter's `Taps`; the connection is the adapter's.
+    /// RFC 9622 §7.1 `Initiate` of this preconnection on `taps`
+    /// ([`Taps::initiate`](super::Taps::initiate)).
     ///
     /// # Errors
     ///
     /// As [`Taps::initiate`](super::Taps::initiate).
-    pub async fn initiate<A: Adapter>(&self, taps: &A) -> Result<A::Connection, Error> {
-        taps.core().initiate(self).await.map(A::Connection::from)
+    pub async fn initiate(&self, taps: &Taps) -> Result<Connection, Error> {
+        taps.initiate(self).await
     }
 
-    /// [`Taps::initiate_with_send`](super::Taps::initiate_with_send) with
-    /// this preconnection, on any adapter's `Taps`.
+    /// RFC 9622 §7.2 `InitiateWithSend` of this preconnection on `taps`
+    /// ([`Taps::initiate_with_send`](super::Taps::initiate_with_send)).
     ///
     /// # Errors
     ///
     /// As [`Taps::initiate`](super::Taps::initiate).
-    pub async fn initiate_with_send<A: Adapter>(
+    pub async fn initiate_with_send(
         &self,
-        taps: &A,
+        taps: &Taps,
         message: Message,
-    ) -> Result<A::Connection, Error> {
-        taps.core()
-            .initiate_with_send(self, message)
-            .await
-            .map(A::Connection::from)
+    ) -> Result<Connection, Error> {
+        taps.initiate_with_send(self, message).await
     }
 
     /// The preconnection the core is given: the system's roots filled in
     /// where the application named none. Borrowed when there is nothing to
     /// fill in (no copy per connect).
-    pub(crate) fn resolved(&self) -> Result<Cow<'_, crate::machine::Preconnection>, Error> {
+    pub(crate) fn resolved(&self) -> Result<Cow<'_, taps_core::machine::Preconnection>, Error> {
         let mut pre = Cow::Borrowed(&self.inner);
         if self.inner.security.as_ref().is_some_and(needs_roots)
             && let Some(security) = pre.to_mut().security.as_mut()

@@ -22,7 +22,7 @@
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
-//! use taps_core::sys::monitor::{PathMonitor, POLL_INTERVAL};
+//! use taps_sys::monitor::{PathMonitor, POLL_INTERVAL};
 //!
 //! let mut monitor = PathMonitor::new()?;
 //! let initial = monitor.interfaces().to_vec();
@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use super::interfaces::list_interfaces;
 use super::{Stage, context};
-use crate::path::Interface;
+use taps_core::path::Interface;
 
 /// How often to call [`PathMonitor::poll_change`] on a polling monitor.
 /// Two seconds notices a lost Wi-Fi well before a connection attempt

@@ -6,12 +6,12 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::task::Poll;
 
-use crate::connection::Message;
-use crate::id::ConnectionId;
-use crate::machine::{Config, Input, ListenerConfig, Machine, Stats};
-use crate::path::Interface;
-use crate::sys::driver::Driver;
-use crate::sys::monitor::PathMonitor;
+use crate::driver::Driver;
+use taps_core::connection::Message;
+use taps_core::id::ConnectionId;
+use taps_core::machine::{Config, Input, ListenerConfig, Machine, Stats};
+use taps_core::path::Interface;
+use taps_sys::monitor::PathMonitor;
 
 use super::connection::PeerName;
 use super::shared::{Claims, ConnSide, ListenSide, Shared, Terminal};
@@ -23,8 +23,7 @@ use super::{Connection, Error, EstablishmentFailure, Listener, Preconnection, Ru
 ///
 /// Its background tasks (a timer, the path monitor, and a task per socket)
 /// run on the [`Runtime`] it was made with, and end when the last handle,
-/// connection and listener are gone. Adapters wrap it (`taps_tokio::Taps`,
-/// `taps_smol::Taps`) to hand out their own connection type.
+/// connection and listener are gone.
 #[derive(Clone)]
 pub struct Taps {
     pub(crate) shared: Arc<Shared>,
@@ -33,24 +32,6 @@ pub struct Taps {
 impl std::fmt::Debug for Taps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Taps").finish_non_exhaustive()
-    }
-}
-
-/// An adapter's `Taps`, for calls written once over every adapter
-/// ([`Preconnection::initiate`], test suites): the core instance inside,
-/// and the adapter's own connection type made from a core connection.
-pub trait Adapter {
-    /// The adapter's connection (its runtime's I/O traits over
-    /// [`Connection`]).
-    type Connection: From<Connection>;
-    /// The instance inside.
-    fn core(&self) -> &Taps;
-}
-
-impl Adapter for Taps {
-    type Connection = Connection;
-    fn core(&self) -> &Taps {
-        self
     }
 }
 
@@ -63,12 +44,11 @@ impl Taps {
     ///
     /// When resolv.conf or the hosts file exists but cannot be read.
     pub fn system_config() -> Result<Config, Error> {
-        let (dns, hosts) = crate::sys::dns_config::system_dns()?;
+        let (dns, hosts) = taps_sys::dns_config::system_dns()?;
         Ok(Config {
-            seed: random_seed(),
             dns,
             hosts,
-            ..Config::default()
+            ..Config::new(random_seed())
         })
     }
 
@@ -143,13 +123,10 @@ impl Taps {
         let core = pre.resolved()?;
         let id = {
             let mut g = self.shared.lock();
-            let now = g.driver.now();
-            let machine = g.driver.machine_mut();
-            let started = match first {
+            let started = g.driver.command(|machine, now| match first {
                 None => machine.initiate(now, &core),
                 Some(m) => machine.initiate_with_send(now, &core, m).map(|(id, _)| id),
-            };
-            g.driver.dispatch();
+            });
             let id = started.map_err(Error::Initiate)?;
             g.conns.insert(id, ConnSide::new(core.framer.is_some()));
             id
@@ -181,8 +158,8 @@ impl Taps {
                         let trace = inner
                             .driver
                             .machine()
-                            .trace(id)
-                            .cloned()
+                            .connection_info(id)
+                            .map(|c| c.trace().clone())
                             .unwrap_or_default();
                         return Poll::Ready(Err(Error::Establishment(Box::new(
                             EstablishmentFailure {
@@ -231,7 +208,7 @@ impl Taps {
     /// RFC 9622 §7.2 `Listen`: opens the listening sockets and returns once
     /// they are bound (so [`Listener::local_addrs`] has the ports the
     /// system chose for port 0). With TLS, give the server's identity
-    /// ([`SecurityParameters::server`](crate::security::SecurityParameters::server)).
+    /// ([`SecurityParameters::server`](taps_core::security::SecurityParameters::server)).
     ///
     /// # Errors
     ///
@@ -242,15 +219,13 @@ impl Taps {
         let count = config.local.len();
         let id = {
             let mut g = self.shared.lock();
-            let now = g.driver.now();
             let id = g
                 .driver
-                .machine_mut()
-                .listen(now, config)
+                .command(|m, _| m.listen(config))
                 .map_err(Error::Listen)?;
-            // Registered before dispatch starts the accept tasks.
+            // Registered before the lock ends, which starts the accept
+            // tasks.
             g.listeners.insert(id, ListenSide::new(count, framed));
-            g.driver.dispatch();
             id
         };
         let mut listener = Listener::new(self.shared.clone(), id);
@@ -265,7 +240,12 @@ impl Taps {
 
     /// The name of interface `index`.
     pub fn interface_name(&self, index: u32) -> Option<String> {
-        self.shared.lock().driver.machine().interface_name(index)
+        let g = self.shared.lock();
+        let interfaces = g.driver.machine().interfaces();
+        interfaces
+            .iter()
+            .find(|i| i.index == index)
+            .map(|i| i.name.clone())
     }
 
     /// The core's counters.
@@ -275,7 +255,7 @@ impl Taps {
 
     /// Live connections in the core (establishing, established, closing).
     pub fn connection_count(&self) -> usize {
-        self.shared.lock().driver.machine().connection_count()
+        self.shared.lock().driver.machine().stats().live_connections
     }
 
     /// Sockets the adapter holds open (for leak checks).
@@ -285,16 +265,17 @@ impl Taps {
 
     /// Forgets every cached DNS answer.
     pub fn flush_dns_cache(&self) {
-        self.shared.lock().driver.machine_mut().flush_dns_cache();
+        self.shared
+            .lock()
+            .driver
+            .command(|m, _| m.flush_dns_cache());
     }
 
     /// The text waterfall of an establishment failure's trace.
     pub fn waterfall(&self, failure: &EstablishmentFailure) -> String {
-        let g = self.shared.lock();
-        let machine = g.driver.machine();
         failure
             .trace
-            .waterfall(&failure.remote, &|i| machine.interface_name(i))
+            .waterfall(&failure.remote, &|i| self.interface_name(i))
     }
 }
 

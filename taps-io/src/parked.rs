@@ -250,8 +250,8 @@ mod tests {
     use std::os::fd::OwnedFd;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use super::super::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp};
     use super::*;
+    use crate::{ReadyFd, ReadyListener, ReadyTcp, ReadyUdp};
 
     /// A runtime task of [`Executor`]: runnable when woken.
     struct Spawned {

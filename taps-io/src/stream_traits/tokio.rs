@@ -1,5 +1,5 @@
-//! tokio's stream traits for [`Connection`], over the core connection's
-//! polling.
+//! tokio's stream traits for [`Connection`] (feature `tokio`), over its
+//! own polling.
 
 use std::io;
 use std::pin::Pin;
@@ -13,11 +13,10 @@ use crate::Connection;
 /// and write from different tasks.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), taps_tokio::Error> {
-/// use taps_tokio::{Preconnection, Taps};
+/// # async fn demo(taps: &taps_io::Taps) -> Result<(), taps_io::Error> {
+/// use taps_io::Preconnection;
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// let taps = Taps::new()?;
 /// let pre = Preconnection::parse("example.com:80").expect("an endpoint");
 /// let mut conn = taps.initiate(&pre).await?;
 /// conn.write_all(b"GET / HTTP/1.0\r\nHost: example.com\r\n\r\n").await?;
@@ -33,8 +32,7 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        match this.inner.poll_read(cx, buf.initialize_unfilled()) {
+        match Connection::poll_read(self.get_mut(), cx, buf.initialize_unfilled()) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
@@ -54,7 +52,7 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().inner.poll_write(cx, data)
+        Connection::poll_write(self.get_mut(), cx, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -64,6 +62,6 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().inner.poll_shutdown(cx)
+        Connection::poll_shutdown(self.get_mut(), cx)
     }
 }

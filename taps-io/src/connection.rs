@@ -11,17 +11,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use crate::connection::{Message, MessageId, SendError};
-use crate::endpoint::RemoteEndpoint;
-use crate::id::ConnectionId;
-use crate::machine::{ConnectionState, ReceiveError, TlsRead, TlsWrite};
-use crate::properties::EffectiveProperties;
-use crate::trace::{FailureReason, Trace};
+use taps_core::connection::{Message, MessageId, SendError};
+use taps_core::endpoint::RemoteEndpoint;
+use taps_core::id::ConnectionId;
+use taps_core::machine::{ConnectionState, ReceiveError};
+use taps_core::properties::EffectiveProperties;
+use taps_core::trace::{FailureReason, Trace};
 
 use super::IoWait;
 use super::error::{Error, reason_to_io};
 use super::parked::Claim;
-use super::shared::{Shared, Terminal, Through};
+use super::shared::{Shared, Terminal, Through, TlsThrough, read_tls, write_tls};
 
 /// What [`Connection::waterfall`] names the peer by, spelled out only
 /// when a waterfall is asked for (formatting it for every connection was a
@@ -159,12 +159,17 @@ impl Connection {
     /// The interface the connection left by, when it was bound to one.
     pub fn interface(&self) -> Option<String> {
         let index = self.interface?;
-        self.shared.lock().driver.machine().interface_name(index)
+        interface_name(self.shared.lock().driver.machine(), index)
     }
 
     /// The properties in effect (RFC 9622 §8.1), while established.
     pub fn properties(&self) -> Option<EffectiveProperties> {
-        self.shared.lock().driver.machine().properties(self.id)
+        self.shared
+            .lock()
+            .driver
+            .machine()
+            .connection_info(self.id)?
+            .properties()
     }
 
     /// The negotiated ALPN protocol, with TLS.
@@ -173,36 +178,44 @@ impl Connection {
             .lock()
             .driver
             .machine()
-            .alpn(self.id)
+            .connection_info(self.id)?
+            .alpn()
             .map(<[u8]>::to_vec)
     }
 
     /// Whether TLS resumed an earlier session.
     pub fn resumed(&self) -> bool {
-        self.shared.lock().driver.machine().resumed(self.id)
+        self.shared
+            .lock()
+            .driver
+            .machine()
+            .connection_info(self.id)
+            .is_some_and(|c| c.resumed())
     }
 
     /// The race trace (for accepted connections: their handshake), while
     /// the connection exists in the core.
     pub fn trace(&self) -> Option<Trace> {
-        self.shared.lock().driver.machine().trace(self.id).cloned()
+        let g = self.shared.lock();
+        Some(g.driver.machine().connection_info(self.id)?.trace().clone())
     }
 
     /// The trace as a text waterfall, as `tapscat --trace` prints it.
     pub fn waterfall(&self) -> Option<String> {
         let g = self.shared.lock();
         let machine = g.driver.machine();
-        let trace = machine.trace(self.id)?;
+        let trace = machine.connection_info(self.id)?.trace();
         let host = match &self.host {
             PeerName::Endpoint(endpoint) => endpoint.to_string(),
             PeerName::Address => self.remote.to_string(),
         };
-        Some(trace.waterfall(&host, &|i| machine.interface_name(i)))
+        Some(trace.waterfall(&host, &|i| interface_name(machine, i)))
     }
 
     /// The lifecycle state (RFC 9622 §11); `None` once the core freed it.
     pub fn state(&self) -> Option<ConnectionState> {
-        self.shared.lock().driver.machine().state(self.id)
+        let g = self.shared.lock();
+        Some(g.driver.machine().connection_info(self.id)?.state())
     }
 
     /// RFC 9622 §9.2 `Send`: queues `message`, waiting while the send queue
@@ -326,13 +339,9 @@ impl Connection {
                     return Poll::Pending;
                 }
                 asked = true;
-                let now = inner.driver.now();
-                let result =
-                    inner
-                        .driver
-                        .machine_mut()
-                        .receive(now, self.id, min_incomplete, max_len);
-                inner.driver.dispatch();
+                let result = inner
+                    .driver
+                    .command(|m, now| m.connection(self.id).receive(now, min_incomplete, max_len));
                 match result {
                     Ok(()) => {}
                     Err(ReceiveError::TooManyPending) => {
@@ -371,9 +380,9 @@ impl Connection {
                 if let Some(side) = inner.conns.get_mut(&self.id) {
                     side.closing = true;
                 }
-                let now = inner.driver.now();
-                inner.driver.machine_mut().close(now, self.id);
-                inner.driver.dispatch();
+                inner
+                    .driver
+                    .command(|m, now| m.connection(self.id).close(now));
             }
         }
         let result = poll_fn(|cx| {
@@ -425,9 +434,9 @@ impl Connection {
             .pump(self.id)
             .is_some_and(|side| side.terminal.is_none())
         {
-            let now = inner.driver.now();
-            inner.driver.machine_mut().abort(now, self.id);
-            inner.driver.dispatch();
+            inner
+                .driver
+                .command(|m, now| m.connection(self.id).abort(now));
         }
     }
 
@@ -537,12 +546,12 @@ impl Connection {
                 Through::Tls(io, session) => {
                     let (socket, outcome, mut g) =
                         self.shared
-                            .through_tls(&*io, session, |s, w| s.read(w, buf));
+                            .through_tls(&*io, session, |s, io| read_tls(s, io, buf));
                     match outcome {
-                        Ok(TlsRead::Data(n)) => return Poll::Ready(Ok(n)),
-                        Ok(TlsRead::WouldBlock) => io,
+                        Ok(TlsThrough::Done(n)) => return Poll::Ready(Ok(n)),
+                        Ok(TlsThrough::WouldBlock) => io,
                         // The machine heard how it ended; read it there.
-                        Ok(TlsRead::Ended) => continue,
+                        Ok(TlsThrough::Ended) => continue,
                         Err(e) => {
                             g.through_ended(socket, Err(e));
                             continue;
@@ -612,10 +621,10 @@ impl Connection {
                 Through::Tls(io, session) => {
                     let (socket, outcome, mut g) =
                         self.shared
-                            .through_tls(&*io, session, |s, w| s.write(w, data));
+                            .through_tls(&*io, session, |s, io| write_tls(s, io, data));
                     match outcome {
-                        Ok(TlsWrite::Accepted(n)) => break Poll::Ready(Ok(n)),
-                        Ok(TlsWrite::WouldBlock) => io,
+                        Ok(TlsThrough::Done(n)) => break Poll::Ready(Ok(n)),
+                        Ok(TlsThrough::WouldBlock | TlsThrough::Ended) => io,
                         Err(e) => {
                             g.through_ended(socket, Err(e));
                             break g.driver.poll_write(self.id, data, cx);
@@ -677,30 +686,52 @@ impl Drop for Connection {
     fn drop(&mut self) {
         let mut g = self.shared.lock();
         let inner = &mut *g;
-        let state = inner.driver.machine().state(self.id);
+        let id = self.id;
+        let state = inner
+            .driver
+            .machine()
+            .connection_info(id)
+            .map(|c| c.state());
         // Established: close in order in the background. Failed (state
         // Closed): close frees the id. Closing or gone: nothing to do.
         let mut claim = None;
-        if matches!(
+        let close = matches!(
             state,
-            Some(ConnectionState::Establishing | ConnectionState::Established)
-                | Some(ConnectionState::Closed)
-        ) {
+            Some(
+                ConnectionState::Establishing
+                    | ConnectionState::Established
+                    | ConnectionState::Closed
+            )
+        );
+        if close {
             // The socket's task takes its first step (FIN) here, when the
             // claim is handed back below, instead of on another thread.
-            claim = inner.claim_socket_task(self.id);
-            let now = inner.driver.now();
-            inner.driver.machine_mut().close(now, self.id);
+            claim = inner.claim_socket_task(id);
         }
-        if inner.driver.machine().state(self.id) == Some(ConnectionState::Closing) {
-            // Nobody will see `Closed` (`Machine::detach`).
-            let now = inner.driver.now();
-            inner.driver.machine_mut().detach(now, self.id);
-        }
-        inner.driver.dispatch();
-        inner.conns.remove(&self.id);
-        inner.driver.forget(self.id);
+        inner.driver.command(|m, now| {
+            if close {
+                m.connection(id).close(now);
+            }
+            let closing = m
+                .connection_info(id)
+                .is_some_and(|c| c.state() == ConnectionState::Closing);
+            if closing {
+                // Nobody will see `Closed` (`ConnectionView::detach`).
+                m.connection(id).detach(now);
+            }
+        });
+        inner.conns.remove(&id);
+        inner.driver.forget(id);
         drop(g);
         drop(claim);
     }
+}
+
+/// The name of interface `index` as the machine last heard of it.
+fn interface_name(machine: &taps_core::machine::Machine, index: u32) -> Option<String> {
+    machine
+        .interfaces()
+        .iter()
+        .find(|i| i.index == index)
+        .map(|i| i.name.clone())
 }

@@ -25,29 +25,29 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use crate::connection::{Message, MessageId, SendError};
-use crate::dns::{DnsAction, DnsSend, DnsTransport};
-use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
-use crate::machine::{ConnectionState, Event, Input, Machine, Output};
-use crate::sys::IdMap;
-use crate::time::Instant;
-use crate::trace::FailureReason;
+use crate::IdMap;
+use taps_core::connection::{Message, MessageId, SendError};
+use taps_core::dns::{DnsAction, DnsSend, DnsTransport};
+use taps_core::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
+use taps_core::machine::{ConnectionState, Event, Input, Machine, Output};
+use taps_core::time::Instant;
+use taps_core::trace::FailureReason;
 
 /// A wake-up flag one task sets and another awaits; runtime independent.
 #[derive(Debug, Default)]
-pub struct Signal {
+pub(crate) struct Signal {
     raised: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
 impl Signal {
     /// A new, lowered signal.
-    pub fn new() -> Arc<Signal> {
+    pub(crate) fn new() -> Arc<Signal> {
         Arc::new(Signal::default())
     }
 
     /// Raises the signal and wakes the waiting task.
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.raised.store(true, Ordering::Release);
         let waker = self.waker.lock().map(|mut w| w.take()).unwrap_or(None);
         if let Some(w) = waker {
@@ -56,7 +56,7 @@ impl Signal {
     }
 
     /// Ready (and lowered again) once the signal was raised.
-    pub fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.raised.swap(false, Ordering::AcqRel) {
             return Poll::Ready(());
         }
@@ -72,14 +72,14 @@ impl Signal {
     }
 
     /// Waits until the signal is raised.
-    pub fn wait(self: &Arc<Self>) -> SignalWait {
+    pub(crate) fn wait(self: &Arc<Self>) -> SignalWait {
         SignalWait(self.clone())
     }
 }
 
 /// The future of [`Signal::wait`].
 #[derive(Debug)]
-pub struct SignalWait(Arc<Signal>);
+pub(crate) struct SignalWait(Arc<Signal>);
 
 impl Future for SignalWait {
     type Output = ();
@@ -90,7 +90,7 @@ impl Future for SignalWait {
 
 /// Something the adapter must start with its runtime.
 #[derive(Debug)]
-pub enum Work {
+pub(crate) enum Work {
     /// Open a socket and connect; then run [`Driver::socket_step`] on it.
     OpenTcp {
         /// The machine's id for it.
@@ -99,7 +99,7 @@ pub enum Work {
         remote: SocketAddr,
         /// Interface to bind to, by name (`SO_BINDTODEVICE`). `None` also
         /// when the path's interface is the only way to the address anyway
-        /// ([`binding_needed`](super::socket::binding_needed)).
+        /// ([`binding_needed`](taps_sys::socket::binding_needed)).
         interface: Option<String>,
         /// Local address to bind.
         local: Option<SocketAddr>,
@@ -129,7 +129,7 @@ pub enum Work {
 
 /// How a socket's task should end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Close {
+pub(crate) enum Close {
     /// FIN after the written bytes.
     Graceful,
     /// RST (`SO_LINGER` 0).
@@ -138,7 +138,7 @@ pub enum Close {
 
 /// What a socket's task should do after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Wait for readiness (read and/or write) or the socket's signal.
     Wait {
         /// Wait until readable.
@@ -151,7 +151,7 @@ pub enum Step {
 }
 
 /// Non-blocking socket operations, as each runtime's socket offers them.
-pub trait NonBlockingIo {
+pub(crate) trait NonBlockingIo {
     /// Reads into `buf`; `WouldBlock` when nothing is ready; `Ok(0)` at EOF.
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes from `buf`; `WouldBlock` when the socket is full.
@@ -218,7 +218,7 @@ const READ_CHUNK: usize = 1 << 20;
 
 /// The machine plus the routing every adapter needs.
 #[derive(Debug)]
-pub struct Driver {
+pub(crate) struct Driver {
     machine: Machine,
     origin: std::time::Instant,
     sockets: IdMap<SocketId, SocketSlot>,
@@ -227,7 +227,6 @@ pub struct Driver {
     listeners: IdMap<ListenerId, Waiters>,
     stopped_listeners: Vec<ListenerId>,
     work: VecDeque<Work>,
-    work_signal: Arc<Signal>,
     timer_signal: Arc<Signal>,
     armed: Option<Instant>,
     buf: Vec<u8>,
@@ -235,7 +234,7 @@ pub struct Driver {
 
 impl Driver {
     /// Wraps `machine`; time starts now.
-    pub fn new(machine: Machine) -> Self {
+    pub(crate) fn new(machine: Machine) -> Self {
         Driver {
             machine,
             origin: std::time::Instant::now(),
@@ -245,7 +244,6 @@ impl Driver {
             listeners: IdMap::default(),
             stopped_listeners: Vec::new(),
             work: VecDeque::new(),
-            work_signal: Signal::new(),
             timer_signal: Signal::new(),
             armed: None,
             // One read takes up to this much (and no more than the
@@ -257,42 +255,42 @@ impl Driver {
     }
 
     /// The machine, for calls that need no routing (queries).
-    pub fn machine(&self) -> &Machine {
+    pub(crate) fn machine(&self) -> &Machine {
         &self.machine
     }
 
-    /// The machine, to call a command on; call [`Driver::dispatch`] after.
-    pub fn machine_mut(&mut self) -> &mut Machine {
-        &mut self.machine
+    /// Runs one command on the machine at the time now, then routes what
+    /// it asked for: the one way the async layer changes the machine, so
+    /// no caller can forget the routing.
+    pub(crate) fn command<R>(&mut self, command: impl FnOnce(&mut Machine, Instant) -> R) -> R {
+        let now = self.now();
+        let result = command(&mut self.machine, now);
+        self.dispatch();
+        result
     }
 
     /// The core's time now.
-    pub fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Instant {
         Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// A core instant as a std instant, for runtime timers.
-    pub fn to_std(&self, t: Instant) -> std::time::Instant {
+    pub(crate) fn to_std(&self, t: Instant) -> std::time::Instant {
         self.origin + std::time::Duration::from_nanos(t.as_nanos())
     }
 
-    /// Raised when [`Driver::take_work`] has something.
-    pub fn work_signal(&self) -> Arc<Signal> {
-        self.work_signal.clone()
-    }
-
     /// Raised when the machine's next deadline moved earlier.
-    pub fn timer_signal(&self) -> Arc<Signal> {
+    pub(crate) fn timer_signal(&self) -> Arc<Signal> {
         self.timer_signal.clone()
     }
 
     /// The next thing to start.
-    pub fn take_work(&mut self) -> Option<Work> {
+    pub(crate) fn take_work(&mut self) -> Option<Work> {
         self.work.pop_front()
     }
 
     /// Runs due timers.
-    pub fn on_timer(&mut self) {
+    pub(crate) fn on_timer(&mut self) {
         let now = self.now();
         self.armed = None;
         self.machine.handle_timeout(now);
@@ -300,22 +298,22 @@ impl Driver {
     }
 
     /// The deadline the timer task should sleep until.
-    pub fn deadline(&mut self) -> Option<std::time::Instant> {
+    pub(crate) fn deadline(&mut self) -> Option<std::time::Instant> {
         let t = self.machine.poll_timeout();
         self.armed = t;
         t.map(|t| self.to_std(t))
     }
 
     /// Feeds an input and dispatches.
-    pub fn handle(&mut self, input: Input<'_>) {
+    pub(crate) fn handle(&mut self, input: Input<'_>) {
         let now = self.now();
         self.machine.handle(now, input);
         self.dispatch();
     }
 
-    /// Drains the machine and routes every output. Call after every
-    /// command on [`Driver::machine_mut`].
-    pub fn dispatch(&mut self) {
+    /// Drains the machine and routes every output: after every call into
+    /// the machine.
+    fn dispatch(&mut self) {
         while let Some(out) = self.machine.poll() {
             match out {
                 Output::Dns(DnsAction::Send(DnsSend {
@@ -339,7 +337,6 @@ impl Driver {
                             server,
                             transport,
                         });
-                        self.work_signal.notify();
                     }
                 },
                 Output::Dns(DnsAction::Release(txn)) => {
@@ -356,7 +353,7 @@ impl Driver {
                 } => {
                     let interface = interface
                         .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
-                        .filter(|x| super::socket::binding_needed(x, remote.ip()))
+                        .filter(|x| taps_sys::socket::binding_needed(x, remote.ip()))
                         .map(|x| x.name.clone());
                     self.sockets.insert(
                         socket,
@@ -375,12 +372,12 @@ impl Driver {
                         local,
                         fast_open,
                     });
-                    self.work_signal.notify();
                 }
                 // Nothing left to write (an application's task wrote it
                 // already, `poll_write_flushing`): no need to wake the
                 // socket's task.
-                Output::Transmit { socket } if self.machine.transmit_data(socket).is_empty() => {}
+                Output::Transmit { socket }
+                    if self.machine.socket(socket).transmit_data().is_empty() => {}
                 Output::Transmit { socket } | Output::ResumeReading { socket } => self.poke(socket),
                 Output::ShutdownWrite { socket } => {
                     if let Some(s) = self.sockets.get_mut(&socket) {
@@ -410,7 +407,6 @@ impl Driver {
                         local,
                         v6_only,
                     });
-                    self.work_signal.notify();
                 }
                 Output::StopListening { listener } => self.stopped_listeners.push(listener),
                 Output::Event(event) => self.route(event),
@@ -481,7 +477,7 @@ impl Driver {
     }
 
     /// The next event for `conn`, or `Pending` (the waker is kept).
-    pub fn poll_event(&mut self, conn: ConnectionId, cx: &mut Context<'_>) -> Poll<Event> {
+    pub(crate) fn poll_event(&mut self, conn: ConnectionId, cx: &mut Context<'_>) -> Poll<Event> {
         let w = self.conns.entry(conn).or_default();
         match w.events.pop_front() {
             Some(e) => Poll::Ready(e),
@@ -493,7 +489,7 @@ impl Driver {
     }
 
     /// The next event for `listener`, or `Pending`.
-    pub fn poll_listener_event(
+    pub(crate) fn poll_listener_event(
         &mut self,
         listener: ListenerId,
         cx: &mut Context<'_>,
@@ -510,17 +506,17 @@ impl Driver {
 
     /// Stream read for `conn`; on `WouldBlock` the waker is kept and woken
     /// when data (or the end) arrives.
-    pub fn poll_read(
+    pub(crate) fn poll_read(
         &mut self,
         conn: ConnectionId,
         buf: &mut [u8],
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        let result = self.machine.read(conn, buf);
+        let result = self.machine.connection(conn).read(buf);
         self.dispatch();
         match result {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(crate::machine::StreamError::WouldBlock) => {
+            Err(taps_core::machine::StreamError::WouldBlock) => {
                 self.conns.entry(conn).or_default().read = Some(cx.waker().clone());
                 Poll::Pending
             }
@@ -532,7 +528,7 @@ impl Driver {
     }
 
     /// Stream write for `conn`; on `WouldBlock` the waker is kept.
-    pub fn poll_write(
+    pub(crate) fn poll_write(
         &mut self,
         conn: ConnectionId,
         data: &[u8],
@@ -546,7 +542,7 @@ impl Driver {
     /// caller's task, as far as the socket takes it: a stream writer on a
     /// connection that cannot pass through does not wait for a hand-over
     /// to the socket's task, which is woken only for what is left.
-    pub fn poll_write_flushing(
+    pub(crate) fn poll_write_flushing(
         &mut self,
         conn: ConnectionId,
         data: &[u8],
@@ -566,14 +562,14 @@ impl Driver {
         io: Option<&mut dyn NonBlockingIo>,
     ) -> Poll<io::Result<usize>> {
         let now = self.now();
-        let result = self.machine.write(now, conn, data);
-        if result == Err(crate::machine::StreamError::WouldBlock) {
+        let result = self.machine.connection(conn).write(data);
+        if result == Err(taps_core::machine::StreamError::WouldBlock) {
             // Before the flush: what it writes may make room, and the
             // `Writable` that says so is routed by the dispatch below.
             self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
         }
         if let Some(io) = io
-            && let Some(socket) = self.machine.connection_socket(conn)
+            && let Some(socket) = self.machine.connection_info(conn).and_then(|c| c.socket())
             && self.sockets.get(&socket).is_some_and(|s| s.close.is_none())
             && let Err(reason) = self.write_pending(socket, io)
         {
@@ -583,7 +579,7 @@ impl Driver {
         self.dispatch();
         match result {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(crate::machine::StreamError::WouldBlock) => Poll::Pending,
+            Err(taps_core::machine::StreamError::WouldBlock) => Poll::Pending,
             Err(e) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!("{e:?}"),
@@ -594,7 +590,7 @@ impl Driver {
     /// Keeps `waker` as `conn`'s writer, woken with `Writable` and the
     /// connection's end: for a writer that waits on the socket itself (the
     /// adapters' stream pass-through) but must hear of a failure too.
-    pub fn register_writer(&mut self, conn: ConnectionId, waker: &Waker) {
+    pub(crate) fn register_writer(&mut self, conn: ConnectionId, waker: &Waker) {
         self.conns.entry(conn).or_default().write = Some(waker.clone());
     }
 
@@ -603,11 +599,11 @@ impl Driver {
     /// A connection that has not ended yet (closing, say) still emits
     /// events, the last of them terminal; they are dropped, and the entry
     /// is removed with the terminal one instead of being made anew by it.
-    pub fn forget(&mut self, conn: ConnectionId) {
+    pub(crate) fn forget(&mut self, conn: ConnectionId) {
         let ended = self
             .machine
-            .state(conn)
-            .is_none_or(|s| s == ConnectionState::Closed);
+            .connection_info(conn)
+            .is_none_or(|c| c.state() == ConnectionState::Closed);
         if ended {
             self.conns.remove(&conn);
         } else {
@@ -620,7 +616,8 @@ impl Driver {
     }
 
     /// Connections whose events the driver holds (for leak checks).
-    pub fn tracked_connections(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked_connections(&self) -> usize {
         self.conns.len()
     }
 
@@ -629,7 +626,7 @@ impl Driver {
     /// full the message stays with the caller, the waker is kept and woken
     /// once the connection is writable again (RFC 9622 §9.2: `send` never
     /// drops a message for lack of room). Any other refusal is final.
-    pub fn poll_send(
+    pub(crate) fn poll_send(
         &mut self,
         conn: ConnectionId,
         message: &mut Option<Message>,
@@ -638,7 +635,7 @@ impl Driver {
         let Some(len) = message.as_ref().map(|m| m.data.len()) else {
             return Poll::Ready(Err(SendError::NotOpen));
         };
-        match self.machine.check_send(conn, len) {
+        match self.machine.connection(conn).check_send(len) {
             Ok(()) => {}
             Err(SendError::BufferFull) => {
                 self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
@@ -653,19 +650,19 @@ impl Driver {
             return Poll::Ready(Err(SendError::NotOpen));
         };
         let now = self.now();
-        let result = self.machine.send(now, conn, message);
+        let result = self.machine.connection(conn).send(now, message);
         self.dispatch();
         Poll::Ready(result)
     }
 
     /// The signal of `socket`'s task, while the socket is live.
-    pub fn socket_signal(&self, socket: SocketId) -> Option<Arc<Signal>> {
+    pub(crate) fn socket_signal(&self, socket: SocketId) -> Option<Arc<Signal>> {
         self.sockets.get(&socket).map(|s| s.signal.clone())
     }
 
     /// The adapter's connect finished (or failed). Reported once; a
     /// second report, or one for a released socket, is ignored.
-    pub fn connected(&mut self, socket: SocketId, result: Result<(), FailureReason>) {
+    pub(crate) fn connected(&mut self, socket: SocketId, result: Result<(), FailureReason>) {
         match self.sockets.get_mut(&socket) {
             Some(slot) if !slot.connect_reported => slot.connect_reported = true,
             // Already reported, or released: the machine has its answer.
@@ -679,7 +676,7 @@ impl Driver {
 
     /// Whether `socket` is live and its connect's outcome not yet
     /// reported.
-    pub fn awaiting_connect(&self, socket: SocketId) -> bool {
+    pub(crate) fn awaiting_connect(&self, socket: SocketId) -> bool {
         self.sockets
             .get(&socket)
             .is_some_and(|slot| !slot.connect_reported && slot.close.is_none())
@@ -688,7 +685,7 @@ impl Driver {
     /// One non-blocking step of a live socket: write what the machine has,
     /// shut down when asked, read what it can take. The task then waits as
     /// [`Step`] says, or ends.
-    pub fn socket_step(&mut self, socket: SocketId, io: &mut dyn NonBlockingIo) -> Step {
+    pub(crate) fn socket_step(&mut self, socket: SocketId, io: &mut dyn NonBlockingIo) -> Step {
         let Some(slot) = self.sockets.get(&socket) else {
             return Step::Close(Close::Abort);
         };
@@ -706,7 +703,7 @@ impl Driver {
             self.dispatch();
             return self.after_failure(socket);
         }
-        let pending_empty = self.machine.transmit_data(socket).is_empty();
+        let pending_empty = self.machine.socket(socket).transmit_data().is_empty();
         if let Some(s) = self.sockets.get_mut(&socket)
             && s.shutdown_wanted
             && !s.shutdown_done
@@ -718,7 +715,11 @@ impl Driver {
         }
         let mut want_read = false;
         loop {
-            let capacity = self.machine.read_capacity(socket).min(self.buf.len());
+            let capacity = self
+                .machine
+                .socket(socket)
+                .read_capacity()
+                .min(self.buf.len());
             if capacity == 0 {
                 break;
             }
@@ -741,7 +742,7 @@ impl Driver {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let reason = super::socket::failure_reason(&e);
+                    let reason = taps_sys::socket::failure_reason(&e);
                     self.machine
                         .handle(now, Input::SocketFailed { socket, reason });
                     self.dispatch();
@@ -752,7 +753,7 @@ impl Driver {
         self.dispatch();
         // Output produced by what was read (TLS replies) is written at once.
         if !want_write
-            && !self.machine.transmit_data(socket).is_empty()
+            && !self.machine.socket(socket).transmit_data().is_empty()
             && let Some(s) = self.sockets.get(&socket)
         {
             s.signal.notify();
@@ -795,23 +796,25 @@ impl Driver {
     ) -> Result<bool, FailureReason> {
         let now = self.now();
         loop {
-            let data = self.machine.transmit_data(socket);
+            let data = self.machine.socket(socket).transmit_data();
             if data.is_empty() {
                 return Ok(false);
             }
             match io.try_write(data) {
                 Ok(0) => return Ok(true),
-                Ok(n) => self.machine.transmitted(now, socket, n),
+                Ok(n) => self
+                    .machine
+                    .handle(now, Input::Transmitted { socket, len: n }),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(super::socket::failure_reason(&e)),
+                Err(e) => return Err(taps_sys::socket::failure_reason(&e)),
             }
         }
     }
 
     /// The next message a DNS transaction's task should send; `None` with
     /// `live == false` when the transaction was released.
-    pub fn dns_outbox(&mut self, txn: DnsTxnId) -> (Option<Vec<u8>>, bool) {
+    pub(crate) fn dns_outbox(&mut self, txn: DnsTxnId) -> (Option<Vec<u8>>, bool) {
         match self.dns.get_mut(&txn) {
             Some(slot) => (slot.outbox.pop_front(), true),
             None => (None, false),
@@ -819,24 +822,24 @@ impl Driver {
     }
 
     /// The signal of a DNS transaction's task.
-    pub fn dns_signal(&self, txn: DnsTxnId) -> Option<Arc<Signal>> {
+    pub(crate) fn dns_signal(&self, txn: DnsTxnId) -> Option<Arc<Signal>> {
         self.dns.get(&txn).map(|s| s.signal.clone())
     }
 
     /// Whether a listener was stopped (its accept task should end).
-    pub fn listener_stopped(&self, listener: ListenerId) -> bool {
+    pub(crate) fn listener_stopped(&self, listener: ListenerId) -> bool {
         self.stopped_listeners.contains(&listener)
     }
 
     /// An accepted TCP connection: the machine's socket id for it, with
     /// its signal, or `None` when the listener refused it (close it).
-    pub fn accept(
+    pub(crate) fn accept(
         &mut self,
         listener: ListenerId,
         remote: SocketAddr,
     ) -> Option<(SocketId, Arc<Signal>)> {
         let now = self.now();
-        let socket = self.machine.accept(now, listener, remote).ok()?;
+        let socket = self.machine.listener(listener).accept(now, remote).ok()?;
         let signal = Signal::new();
         self.sockets.insert(
             socket,
@@ -854,7 +857,7 @@ impl Driver {
     }
 
     /// Number of live sockets the driver tracks (for leak checks).
-    pub fn live_sockets(&self) -> usize {
+    pub(crate) fn live_sockets(&self) -> usize {
         self.sockets.len()
     }
 }
@@ -865,8 +868,8 @@ mod tests {
     use std::task::Wake;
 
     use super::*;
-    use crate::connection::IoLimits;
-    use crate::machine::{Config, Preconnection};
+    use taps_core::connection::IoLimits;
+    use taps_core::machine::{Config, Preconnection};
 
     /// A peer that takes every byte and answers with EOF once told to.
     #[derive(Default)]
@@ -929,12 +932,10 @@ mod tests {
     fn established(limits: IoLimits) -> (Driver, ConnectionId, SocketId) {
         let mut d = Driver::new(Machine::new(Config {
             io: limits,
-            ..Config::default()
+            ..Config::new(0)
         }));
         let pre = Preconnection::new("192.0.2.1:80".parse().unwrap());
-        let now = d.now();
-        let conn = d.machine_mut().initiate(now, &pre).unwrap();
-        d.dispatch();
+        let conn = d.command(|m, now| m.initiate(now, &pre).unwrap());
         let Some(Work::OpenTcp { socket, .. }) = d.take_work() else {
             panic!("no OpenTcp");
         };
@@ -950,16 +951,14 @@ mod tests {
 
     #[test]
     fn an_attempt_is_bound_to_its_path_unless_loopback_reaches_only_loopback() {
-        use crate::path::{Interface, InterfaceKind};
-        let mut d = Driver::new(Machine::new(Config::default()));
+        use taps_core::path::{Interface, InterfaceKind};
+        let mut d = Driver::new(Machine::new(Config::new(0)));
         let lo = Interface::new("lo", 1, InterfaceKind::Loopback, &["127.0.0.1/8"]).unwrap();
         let eth = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.2/24"]).unwrap();
         d.handle(Input::InterfacesChanged(vec![lo, eth]));
         let mut bound = |remote: &str| {
             let pre = Preconnection::new(remote.parse().unwrap());
-            let now = d.now();
-            d.machine_mut().initiate(now, &pre).unwrap();
-            d.dispatch();
+            d.command(|m, now| m.initiate(now, &pre).unwrap());
             match d.take_work() {
                 Some(Work::OpenTcp { interface, .. }) => interface,
                 other => panic!("no OpenTcp: {other:?}"),
@@ -974,9 +973,7 @@ mod tests {
         // Dropping a handle mid-close used to leave an entry: the later
         // Closed event made it anew, and nobody would ever remove it.
         let (mut d, conn, socket) = established(IoLimits::default());
-        let now = d.now();
-        d.machine_mut().close(now, conn);
-        d.dispatch();
+        d.command(|m, now| m.connection(conn).close(now));
         d.forget(conn);
         assert_eq!(d.tracked_connections(), 1, "kept until the end");
         let mut io = FakeIo::default();
@@ -985,14 +982,12 @@ mod tests {
         // The peer's FIN ends the close: Closed is emitted and dropped.
         let step = d.socket_step(socket, &mut io);
         assert_eq!(step, Step::Close(Close::Graceful));
-        assert_eq!(d.machine().state(conn), None);
+        assert_eq!(d.machine().connection_info(conn).map(|c| c.state()), None);
         assert_eq!(d.tracked_connections(), 0);
         assert_eq!(d.live_sockets(), 0);
         // Forgetting an ended connection removes it at once.
         let (mut d, conn, _) = established(IoLimits::default());
-        let now = d.now();
-        d.machine_mut().abort(now, conn);
-        d.dispatch();
+        d.command(|m, now| m.connection(conn).abort(now));
         d.forget(conn);
         assert_eq!(d.tracked_connections(), 0);
     }
@@ -1003,19 +998,32 @@ mod tests {
         let counter = Arc::new(CountingWaker::default());
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
-        assert_eq!(d.machine().write_through(conn), Some(socket));
-        assert_eq!(d.machine().read_through(conn), Some(socket));
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.write_through()),
+            Some(socket)
+        );
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.read_through()),
+            Some(socket)
+        );
         // Bytes the socket took directly count as written: a message sent
         // after them is Sent once its own bytes are transmitted.
-        let now = d.now();
-        d.machine_mut().wrote_through(now, conn, 1000);
-        d.dispatch();
+        d.command(|m, now| m.handle(now, Input::WroteThrough { conn, len: 1000 }));
         let mut message = Some(Message::new(vec![1u8; 10]));
         let Poll::Ready(Ok(id)) = d.poll_send(conn, &mut message, &mut cx) else {
             panic!("send refused");
         };
         // Something waits to be written: no pass-through until it is out.
-        assert_eq!(d.machine().write_through(conn), None);
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.write_through()),
+            None
+        );
         let mut io = FakeIo::default();
         let _ = d.socket_step(socket, &mut io);
         assert_eq!(io.written, 10, "only the message went through the queue");
@@ -1023,28 +1031,43 @@ mod tests {
             d.poll_event(conn, &mut cx),
             Poll::Ready(Event::Sent { message, .. }) if message == id
         ));
-        assert_eq!(d.machine().write_through(conn), Some(socket));
-        // Received bytes wait in the buffer: they are read first.
-        let now = d.now();
-        d.machine_mut().handle(
-            now,
-            Input::SocketData {
-                socket,
-                data: b"abc",
-            },
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.write_through()),
+            Some(socket)
         );
-        d.dispatch();
-        assert_eq!(d.machine().read_through(conn), None);
+        // Received bytes wait in the buffer: they are read first.
+        d.handle(Input::SocketData {
+            socket,
+            data: b"abc",
+        });
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.read_through()),
+            None
+        );
         let mut buf = [0u8; 8];
         assert!(matches!(
             d.poll_read(conn, &mut buf, &mut cx),
             Poll::Ready(Ok(3))
         ));
-        assert_eq!(d.machine().read_through(conn), Some(socket));
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.read_through()),
+            Some(socket)
+        );
         // After the peer's end, nothing more to read from the socket.
         io.eof = true;
         let _ = d.socket_step(socket, &mut io);
-        assert_eq!(d.machine().read_through(conn), None);
+        assert_eq!(
+            d.machine()
+                .connection_info(conn)
+                .and_then(|c| c.read_through()),
+            None
+        );
     }
 
     /// Whether `socket`'s task was told to step again (and clears it).
@@ -1062,8 +1085,8 @@ mod tests {
         let mut io = FakeIo::default();
         let _ = d.socket_step(socket, &mut io);
         let _ = signalled(&d, socket);
-        assert!(d.machine_mut().delegate_reading(conn));
-        assert_eq!(d.machine().read_capacity(socket), 0);
+        assert!(d.command(|m, _| m.connection(conn).delegate_reading()));
+        assert_eq!(d.machine().socket(socket).read_capacity(), 0);
         let reads = io.reads;
         assert_eq!(
             d.socket_step(socket, &mut io),
@@ -1075,36 +1098,29 @@ mod tests {
         );
         assert_eq!(io.reads, reads, "the socket is the application's to read");
         // A receive request is answered from the buffer: the loop reads again.
-        let now = d.now();
-        d.machine_mut().receive(now, conn, 1, 100).unwrap();
-        d.dispatch();
+        d.command(|m, now| m.connection(conn).receive(now, 1, 100).unwrap());
         assert!(signalled(&d, socket), "ResumeReading wakes the loop");
-        assert!(d.machine().read_capacity(socket) > 0);
+        assert!(d.machine().socket(socket).read_capacity() > 0);
         let _ = d.socket_step(socket, &mut io);
         assert!(io.reads > reads);
         // Not delegated while a request waits, nor while bytes are buffered.
-        assert!(!d.machine_mut().delegate_reading(conn));
+        assert!(!d.command(|m, _| m.connection(conn).delegate_reading()));
         for data in [&b"abc"[..], b"def"] {
             // The first answers the request; the second stays buffered.
-            let now = d.now();
-            d.machine_mut()
-                .handle(now, Input::SocketData { socket, data });
-            d.dispatch();
+            d.handle(Input::SocketData { socket, data });
         }
-        assert!(!d.machine_mut().delegate_reading(conn));
+        assert!(!d.command(|m, _| m.connection(conn).delegate_reading()));
         let mut buf = [0u8; 8];
         let waker = Waker::from(Arc::new(CountingWaker::default()));
         let _ = d.poll_read(conn, &mut buf, &mut Context::from_waker(&waker));
-        assert!(d.machine_mut().delegate_reading(conn));
-        assert_eq!(d.machine().read_capacity(socket), 0);
+        assert!(d.command(|m, _| m.connection(conn).delegate_reading()));
+        assert_eq!(d.machine().socket(socket).read_capacity(), 0);
         // Close: the machine must see the peer's end, so the loop reads.
         let _ = signalled(&d, socket);
-        let now = d.now();
-        d.machine_mut().close(now, conn);
-        d.dispatch();
+        d.command(|m, now| m.connection(conn).close(now));
         assert!(signalled(&d, socket));
-        assert!(d.machine().read_capacity(socket) > 0);
-        assert!(!d.machine_mut().delegate_reading(conn));
+        assert!(d.machine().socket(socket).read_capacity() > 0);
+        assert!(!d.command(|m, _| m.connection(conn).delegate_reading()));
         io.eof = true;
         assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
     }
@@ -1123,15 +1139,10 @@ mod tests {
         // Earlier writes filled the queue while the socket was full; none
         // of them had to wait.
         let mut accepted = 0;
-        loop {
-            let now = d.now();
-            match d.machine_mut().write(now, conn, &chunk) {
-                Ok(n) => accepted += n,
-                Err(_) => break,
-            }
+        while let Ok(n) = d.command(|m, _| m.connection(conn).write(&chunk)) {
+            accepted += n;
             assert!(accepted <= 4 * limits.transmit_high_water, "never full");
         }
-        d.dispatch();
         let _ = d.socket_step(socket, &mut io);
         assert_eq!(io.written, 0, "the socket took nothing yet");
         let woken = counter.0.load(Ordering::SeqCst);
@@ -1151,18 +1162,17 @@ mod tests {
     fn a_detached_close_ends_once_written_without_waiting_for_the_peer() {
         // Attached: the orderly close waits for the peer's end.
         let (mut d, conn, socket) = established(IoLimits::default());
-        let now = d.now();
-        d.machine_mut().close(now, conn);
-        d.dispatch();
+        d.command(|m, now| m.connection(conn).close(now));
         let mut io = FakeIo::default();
         assert!(matches!(d.socket_step(socket, &mut io), Step::Wait { .. }));
-        assert_eq!(d.machine().state(conn), Some(ConnectionState::Closing));
+        assert_eq!(
+            d.machine().connection_info(conn).map(|c| c.state()),
+            Some(ConnectionState::Closing)
+        );
         // Detached (the handle was dropped): the socket closes gracefully
         // at once, since nothing waits to be written.
-        let now = d.now();
-        d.machine_mut().detach(now, conn);
-        d.dispatch();
-        assert_eq!(d.machine().state(conn), None);
+        d.command(|m, now| m.connection(conn).detach(now));
+        assert_eq!(d.machine().connection_info(conn).map(|c| c.state()), None);
         assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
 
         // With bytes the socket has not taken yet, it waits for them.
@@ -1175,15 +1185,18 @@ mod tests {
         };
         let mut message = Some(Message::new(vec![7u8; 100]));
         assert!(d.poll_send(conn, &mut message, &mut cx).is_ready());
-        let now = d.now();
-        d.machine_mut().close(now, conn);
-        d.machine_mut().detach(now, conn);
-        d.dispatch();
+        d.command(|m, now| {
+            m.connection(conn).close(now);
+            m.connection(conn).detach(now);
+        });
         assert!(matches!(
             d.socket_step(socket, &mut io),
             Step::Wait { write: true, .. }
         ));
-        assert_eq!(d.machine().state(conn), Some(ConnectionState::Closing));
+        assert_eq!(
+            d.machine().connection_info(conn).map(|c| c.state()),
+            Some(ConnectionState::Closing)
+        );
         io.full = false;
         assert_eq!(d.socket_step(socket, &mut io), Step::Close(Close::Graceful));
         assert_eq!(io.written, 100, "every byte before the close");
@@ -1253,9 +1266,7 @@ mod tests {
         // No framer: every byte of every accepted message reached the peer.
         assert_eq!(io.written, (sent + 1) * (8 << 10));
         // A refusal that waiting cannot cure is final and consumes it.
-        let now = d.now();
-        d.machine_mut().close(now, conn);
-        d.dispatch();
+        d.command(|m, now| m.connection(conn).close(now));
         let mut message = Some(Message::new(vec![1u8]));
         assert_eq!(
             d.poll_send(conn, &mut message, &mut cx),

@@ -3,9 +3,9 @@
 use core::fmt;
 use std::io;
 
-use crate::connection::SendError;
-use crate::machine::{EstablishmentError, InitiateError, ListenError, ReceiveError};
-use crate::trace::{FailureReason, Trace};
+use taps_core::connection::SendError;
+use taps_core::machine::{EstablishmentError, InitiateError, ListenError, ReceiveError};
+use taps_core::trace::{FailureReason, Trace};
 
 /// Why establishment failed (RFC 9622 §7.1 `EstablishmentError`), with the
 /// race's trace for a waterfall (see [`super::trace`]).
@@ -36,7 +36,7 @@ pub enum Error {
     /// A message was refused (framing limits, a final message was sent).
     Send(SendError),
     /// A message is larger than the whole send queue
-    /// ([`IoLimits::max_queued_bytes`](crate::connection::IoLimits)):
+    /// ([`IoLimits::max_queued_bytes`](taps_core::connection::IoLimits)):
     /// it could never be sent.
     MessageTooLarge {
         /// Its size.

@@ -25,8 +25,8 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{Stage, context, is_setup_error, os_error_code};
-use crate::path::Interface;
-use crate::trace::FailureReason;
+use taps_core::path::Interface;
+use taps_core::trace::FailureReason;
 
 /// How to set up an outgoing TCP socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -316,6 +316,16 @@ pub fn open_dns_udp(server: SocketAddr) -> io::Result<UdpSocket> {
         .connect(server)
         .map_err(|e| context(e, Stage::Connect, format!("connect to DNS server {server}")))?;
     Ok(socket)
+}
+
+/// Whether `err` says the process or the system ran out of descriptors
+/// or memory (accept(2): `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the
+/// connection waits in the backlog, and retrying at once would spin.
+pub fn is_resource_exhaustion(err: &io::Error) -> bool {
+    matches!(
+        os_error_code(err),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// The core's reason for an attempt's failure, from the error that

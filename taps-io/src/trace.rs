@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
-use crate::trace::{LocalSource, qtype_name};
+use taps_core::trace::{LocalSource, qtype_name};
 
-pub use crate::trace::{FailureReason, Trace, TraceEvent, TraceKind};
+pub use taps_core::trace::{FailureReason, Trace, TraceEvent, TraceKind};
 
 /// The text waterfall: the event log, then one bar per attempt.
 pub fn waterfall(
@@ -168,7 +168,7 @@ fn string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Instant;
+    use taps_core::Instant;
 
     #[test]
     fn json_names_every_attempt_and_escapes_strings() {

@@ -41,13 +41,14 @@
 //! sockets' tasks and run them in the application's task, so a connect and
 //! an orderly close need no hand-over between tasks.
 
-mod adapter;
 mod connection;
+mod driver;
 mod error;
 mod listener;
 mod parked;
 mod preconnection;
 mod shared;
+mod stream_traits;
 mod taps;
 mod tasks;
 pub mod trace;
@@ -69,9 +70,29 @@ pub use error::{Error, EstablishmentFailure, reason_to_io};
 pub use futures_core::Stream;
 pub use listener::Listener;
 pub use preconnection::Preconnection;
-pub use taps::{Adapter, Taps};
+pub use taps::Taps;
+pub use taps_core::connection::{IoLimits, Message, MessageId, SendError};
+pub use taps_core::endpoint::{LocalEndpoint, RemoteEndpoint};
+pub use taps_core::machine::{Config, EstablishmentError, ListenerConfig};
+pub use taps_core::path::InterfaceKind;
+pub use taps_core::properties::{EffectiveProperties, Preference, TransportProperties};
+pub use taps_core::race::{Policy, RaceConfig};
+pub use taps_core::security::{Identity, SecurityParameters};
+/// How a runtime reports a non-blocking connect (for [`ReadyTcp`]
+/// implementations), from the OS glue.
+pub use taps_sys::socket::{ConnectProgress, connect_result};
 
-use super::socket::ConnectProgress;
+use taps_core::id::IdMap;
+
+/// Message framers (RFC 9622 §9.1.2), from the core.
+pub mod framer {
+    pub use taps_core::stack::framer::{Framer, FramerFactory};
+}
+
+/// The system's trusted root certificates, from the OS glue.
+pub mod roots {
+    pub use taps_sys::roots::*;
+}
 
 /// A task for [`Runtime::spawn`].
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -150,19 +171,6 @@ pub trait ReadyTcp: Send + Sync {
     ///
     /// As write(2).
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
-    /// Writes from `bufs` in order, as one writev(2) where the runtime
-    /// offers it (TLS records go out several at a time); the default
-    /// writes the first non-empty one.
-    ///
-    /// # Errors
-    ///
-    /// As writev(2).
-    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match bufs.iter().find(|b| !b.is_empty()) {
-            Some(first) => self.try_write(first),
-            None => Ok(0),
-        }
-    }
     /// Ready when the socket may be readable.
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Ready when the socket may be writable.
@@ -176,7 +184,7 @@ pub trait ReadyTcp: Send + Sync {
     /// As [`ReadyTcp::wait_readable`], for writability.
     fn wait_writable(self: Arc<Self>) -> IoWait;
     /// How a non-blocking connect is doing, once writable
-    /// ([`connect_result`](super::socket::connect_result) with `confirm`);
+    /// ([`connect_result`](taps_sys::socket::connect_result) with `confirm`);
     /// "in progress" must clear the write readiness it was woken by.
     ///
     /// # Errors

@@ -8,10 +8,10 @@
 //!
 //! - [`socket`]: TCP, listener and DNS sockets through socket2 (socket(2),
 //!   connect(2), socket(7), tcp(7), ipv6(7), mptcp(7)), and the mapping of
-//!   OS errors to [`FailureReason`](crate::trace::FailureReason).
+//!   OS errors to [`FailureReason`](taps_core::trace::FailureReason).
 //! - [`interfaces`]: the interface list from getifaddrs(3), classified
 //!   through `/sys/class/net` (sysfs-class-net), as
-//!   [`Interface`](crate::path::Interface) values for path derivation
+//!   [`Interface`](taps_core::path::Interface) values for path derivation
 //!   (RFC 9623 §4.1.1.2).
 //! - [`dns_config`]: `/etc/resolv.conf` (resolv.conf(5)) and `/etc/hosts`
 //!   (hosts(5)) read from disk and parsed by the core's own parsers.
@@ -47,6 +47,7 @@
 //! [`socket::failure_reason`] turns an error into the core's failure reason.
 
 // Every unsafe block must say why it is sound (DESIGN.md); clippy checks.
+#![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::error::Error;
@@ -54,18 +55,13 @@ use std::fmt;
 use std::io;
 
 #[cfg(not(unix))]
-compile_error!("taps_core::sys (the `sys` feature) supports Unix only");
+compile_error!("taps-sys supports Unix only");
 
-pub mod api;
 pub mod dns_config;
-pub mod driver;
 pub mod interfaces;
 pub mod monitor;
 pub mod roots;
 pub mod socket;
-
-mod id_map;
-pub(crate) use id_map::IdMap;
 
 /// At what step an operation failed; decides whether an error is a socket
 /// setup failure or a failure of the connection itself.

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::id::ListenerId;
+use taps_core::id::ListenerId;
 
 use super::connection::PeerName;
 use super::shared::{ConnSide, Shared};
@@ -86,11 +86,11 @@ impl Listener {
     /// RFC 9622 §7.2 `SetNewConnectionLimit`: deliver at most `limit` more
     /// connections (`None`: no limit); further clients are refused.
     pub fn set_new_connection_limit(&self, limit: Option<usize>) {
+        let id = self.id;
         self.shared
             .lock()
             .driver
-            .machine_mut()
-            .set_new_connection_limit(self.id, limit);
+            .command(|m, _| m.listener(id).set_new_connection_limit(limit));
     }
 
     /// RFC 9622 §7.2 `Stop`: no new connections; those already accepted
@@ -100,10 +100,9 @@ impl Listener {
             return;
         }
         self.stopped = true;
+        let id = self.id;
         let mut g = self.shared.lock();
-        let now = g.driver.now();
-        g.driver.machine_mut().stop(now, self.id);
-        g.driver.dispatch();
+        g.driver.command(|m, _| m.listener(id).stop());
         if let Some(side) = g.pump_listener(self.id) {
             for stop in side.stops.drain(..) {
                 stop.notify();
@@ -111,8 +110,7 @@ impl Listener {
             // Accepted but not handed out: nobody will take them now.
             let orphans: Vec<_> = side.incoming.drain(..).collect();
             for (conn, _) in orphans {
-                g.driver.machine_mut().abort(now, conn);
-                g.driver.dispatch();
+                g.driver.command(|m, now| m.connection(conn).abort(now));
                 g.driver.forget(conn);
             }
         }

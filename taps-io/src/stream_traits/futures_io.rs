@@ -1,5 +1,6 @@
-//! `futures_io`'s stream traits for [`Connection`], over the core
-//! connection's polling.
+//! `futures_io`'s stream traits for [`Connection`] (feature `futures-io`),
+//! over its own polling: what smol, async-std and the `futures` crate
+//! read and write through.
 
 use std::io;
 use std::pin::Pin;
@@ -13,11 +14,10 @@ use crate::Connection;
 /// `futures::io::split`) to read and write from different tasks.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), taps_smol::Error> {
+/// # async fn demo(taps: &taps_io::Taps) -> Result<(), taps_io::Error> {
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use taps_smol::{Preconnection, Taps};
+/// use taps_io::Preconnection;
 ///
-/// let taps = Taps::new()?;
 /// let pre = Preconnection::parse("example.com:80").expect("an endpoint");
 /// let mut conn = taps.initiate(&pre).await?;
 /// conn.write_all(b"GET / HTTP/1.0\r\nHost: example.com\r\n\r\n").await?;
@@ -35,7 +35,7 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().inner.poll_read(cx, buf)
+        Connection::poll_read(self.get_mut(), cx, buf)
     }
 }
 
@@ -54,7 +54,7 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().inner.poll_write(cx, data)
+        Connection::poll_write(self.get_mut(), cx, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -64,24 +64,6 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().inner.poll_shutdown(cx)
-    }
-}
-
-impl Connection {
-    /// RFC 9622 §10 `Close`: everything queued goes out, then TLS
-    /// close_notify and FIN; returns once the peer has closed too (or after
-    /// the machine's `close_timeout`).
-    ///
-    /// Defined here as well as on the core connection so that `conn.close()`
-    /// means this, not `futures_io`'s `AsyncWriteExt::close` (which ends
-    /// only the sending side, see [`AsyncWrite`]): inherent methods win.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Connection`](crate::Error::Connection) when the connection
-    /// broke (or was aborted) instead of closing in order.
-    pub async fn close(&self) -> Result<(), crate::Error> {
-        self.inner.close().await
+        Connection::poll_shutdown(self.get_mut(), cx)
     }
 }

@@ -18,11 +18,11 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use smallvec::SmallVec;
 
-use crate::id::{ConnectionId, ListenerId, SocketId};
-use crate::machine::{CheckedOutTls, EstablishmentError, Event, Input, TlsCheckout};
-use crate::sys::IdMap;
-use crate::sys::driver::{Driver, Signal, Work};
-use crate::trace::FailureReason;
+use crate::IdMap;
+use crate::driver::{Driver, Signal, Work};
+use taps_core::id::{ConnectionId, ListenerId, SocketId};
+use taps_core::machine::{CheckedOutTls, EstablishmentError, Event, Input, TlsCheckout, TlsRead};
+use taps_core::trace::FailureReason;
 
 use super::ConnectionEvent;
 use super::parked::{Claim, Parked};
@@ -108,10 +108,10 @@ impl Shared {
         self: &Arc<Self>,
         io: &dyn ReadyTcp,
         mut session: CheckedOutTls,
-        op: impl FnOnce(&mut CheckedOutTls, &mut tasks::StreamIo<'_>) -> R,
+        op: impl FnOnce(&mut CheckedOutTls, &dyn ReadyTcp) -> R,
     ) -> (SocketId, R, Locked<'_>) {
         let socket = session.socket();
-        let outcome = op(&mut session, &mut tasks::StreamIo(io));
+        let outcome = op(&mut session, io);
         let mut g = self.lock();
         g.check_in_tls(session);
         (socket, outcome, g)
@@ -121,9 +121,7 @@ impl Shared {
     /// adapter's side of it: for a race given up or failed.
     pub(crate) fn release(self: &Arc<Self>, conn: ConnectionId) {
         let mut g = self.lock();
-        let now = g.driver.now();
-        g.driver.machine_mut().close(now, conn);
-        g.driver.dispatch();
+        g.driver.command(|m, now| m.connection(conn).close(now));
         g.conns.remove(&conn);
         g.driver.forget(conn);
     }
@@ -384,23 +382,22 @@ impl Inner {
     }
 
     fn check_out_tls(&mut self, conn: ConnectionId, purpose: TlsCheckout) -> Option<Through> {
-        let socket = self.driver.machine().connection_socket(conn)?;
+        let socket = self.driver.machine().connection_info(conn)?.socket()?;
         let io = self.io.get(&socket)?.clone();
-        let session = self.driver.machine_mut().check_out_tls(conn, purpose)?;
-        self.driver.dispatch();
+        let session = self
+            .driver
+            .command(|m, _| m.connection(conn).check_out_tls(purpose))?;
         Some(Through::Tls(io, session))
     }
 
     /// Gives a checked-out TLS session back to the machine, which acts on
     /// what its read or write did.
     pub(crate) fn check_in_tls(&mut self, session: CheckedOutTls) {
-        let now = self.driver.now();
-        self.driver.machine_mut().check_in_tls(now, session);
-        self.driver.dispatch();
+        self.driver.handle(Input::TlsCheckIn(session));
     }
 
     /// The socket of a plain TCP connection with nothing queued
-    /// (`Machine::write_through`), for a stream write straight to it, made
+    /// (`ConnectionInfo::write_through`), for a stream write straight to it, made
     /// without this lock (the syscall's copy is the write's cost, and both
     /// ends of a loopback connection share one instance): one copy less
     /// than through the transmit queue, and no hand-over to the socket's
@@ -410,7 +407,11 @@ impl Inner {
     /// connection to write, and the writer holds the connection exclusively
     /// (`&mut`), so no send, close or shutdown can queue any.
     fn stream_writer(&self, conn: ConnectionId) -> Option<(SocketId, Arc<dyn ReadyTcp>)> {
-        let socket = self.driver.machine().write_through(conn)?;
+        let socket = self
+            .driver
+            .machine()
+            .connection_info(conn)?
+            .write_through()?;
         Some((socket, self.io.get(&socket)?.clone()))
     }
 
@@ -426,7 +427,8 @@ impl Inner {
         let io = self
             .driver
             .machine()
-            .connection_socket(conn)
+            .connection_info(conn)
+            .and_then(|c| c.socket())
             .and_then(|socket| self.io.get(&socket).cloned());
         match io {
             Some(io) => self
@@ -438,25 +440,26 @@ impl Inner {
 
     /// `n` bytes went straight to `conn`'s socket ([`Inner::stream_writer`]).
     pub(crate) fn wrote_through(&mut self, conn: ConnectionId, n: usize) {
-        let now = self.driver.now();
-        self.driver.machine_mut().wrote_through(now, conn, n);
-        self.driver.dispatch();
+        self.driver.handle(Input::WroteThrough { conn, len: n });
     }
 
     /// The socket of an established plain TCP connection with nothing
-    /// received waiting (`Machine::read_through`), handed to the
+    /// received waiting (`ConnectionInfo::read_through`), handed to the
     /// application to read straight into its buffer, without this lock:
-    /// reading is delegated first (`Machine::delegate_reading`), so the
+    /// reading is delegated first (`ConnectionView::delegate_reading`), so the
     /// socket's task keeps off it and no bytes are reordered; the reader
     /// holds the connection exclusively, so no receive or close can take
     /// the delegation back meanwhile. The end of the stream and errors go
     /// to the machine ([`Inner::through_ended`]).
     fn stream_reader(&mut self, conn: ConnectionId) -> Option<(SocketId, Arc<dyn ReadyTcp>)> {
-        let socket = self.driver.machine().read_through(conn)?;
+        let socket = self
+            .driver
+            .machine()
+            .connection_info(conn)?
+            .read_through()?;
         let io = self.io.get(&socket)?.clone();
         self.driver
-            .machine_mut()
-            .delegate_reading(conn)
+            .command(|m, _| m.connection(conn).delegate_reading())
             .then_some((socket, io))
     }
 
@@ -467,7 +470,7 @@ impl Inner {
         match result {
             Ok(_) => self.driver.handle(Input::SocketEof { socket }),
             Err(e) => {
-                let reason = crate::sys::socket::failure_reason(&e);
+                let reason = taps_sys::socket::failure_reason(&e);
                 self.driver.handle(Input::SocketFailed { socket, reason });
             }
         }
@@ -476,7 +479,7 @@ impl Inner {
     /// The parked task of `conn`'s socket, for `close` to run in its own
     /// task (see [`super::parked`]); `None` when it is running elsewhere.
     pub(crate) fn claim_socket_task(&self, conn: ConnectionId) -> Option<Claim> {
-        let socket = self.driver.machine().connection_socket(conn)?;
+        let socket = self.driver.machine().connection_info(conn)?.socket()?;
         self.socket_tasks.get(&socket)?.claim()
     }
 
@@ -562,4 +565,83 @@ impl ListenSide {
             framed,
         }
     }
+}
+
+/// What a stream read or write through a checked-out TLS session did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsThrough {
+    /// A read: this many plaintext bytes are in the buffer. A write: this
+    /// many plaintext bytes were taken (their records are written, or go
+    /// to the machine at check-in).
+    Done(usize),
+    /// The socket has nothing to read, or is full with earlier records:
+    /// wait on its readiness.
+    WouldBlock,
+    /// The peer's data ended (close_notify, FIN) or TLS failed: the
+    /// machine hears it at check-in; read on through it.
+    Ended,
+}
+
+/// A stream read through a checked-out session: records from the socket
+/// until some plaintext fills `buf` (not empty).
+///
+/// # Errors
+///
+/// The socket's own errors; the machine hears of them after check-in.
+pub(crate) fn read_tls(
+    session: &mut CheckedOutTls,
+    io: &dyn ReadyTcp,
+    buf: &mut [u8],
+) -> std::io::Result<TlsThrough> {
+    loop {
+        match session.read(buf) {
+            TlsRead::Data(n) => return Ok(TlsThrough::Done(n)),
+            TlsRead::Ended => return Ok(TlsThrough::Ended),
+            TlsRead::NeedsRecords => {}
+        }
+        match io.try_read(session.record_space()) {
+            Ok(n) => session.records_read(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Ok(TlsThrough::WouldBlock);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A stream write through a checked-out session: records owed from
+/// earlier go first; while any wait, nothing new is taken. Then as much of
+/// `data` as one write takes is encrypted and its records written as far
+/// as the socket takes them.
+///
+/// # Errors
+///
+/// The socket's own errors; bytes taken before one count as taken (the
+/// connection is failing anyway).
+pub(crate) fn write_tls(
+    session: &mut CheckedOutTls,
+    io: &dyn ReadyTcp,
+    data: &[u8],
+) -> std::io::Result<TlsThrough> {
+    if !send_records(session, io)? {
+        return Ok(TlsThrough::WouldBlock);
+    }
+    let taken = session.encrypt(data);
+    send_records(session, io)?;
+    Ok(TlsThrough::Done(taken))
+}
+
+/// Writes the session's waiting records to the socket; whether all went.
+fn send_records(session: &mut CheckedOutTls, io: &dyn ReadyTcp) -> std::io::Result<bool> {
+    while !session.records_to_send().is_empty() {
+        match io.try_write(session.records_to_send()) {
+            Ok(0) => return Ok(false),
+            Ok(n) => session.records_sent(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
