@@ -58,7 +58,7 @@ impl DualStackEstablishment {
                 servers: vec![SERVER.parse().expect("literal")],
                 ..DnsConfig::default()
             },
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         });
         let name = HostName::new("example.com").expect("literal");
         let v6: IpAddr = "2001:db8::1".parse().expect("literal");

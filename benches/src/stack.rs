@@ -138,10 +138,10 @@ fn connect(
     security: Option<(SecurityParameters, SecurityParameters)>,
     framer: Option<FramerFactory>,
 ) -> Pair {
-    let mut client = Machine::new(Config::new(0));
+    let mut client = Machine::new(taps_testkit::config(0));
     let mut server = Machine::new(Config {
         seed: 2,
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     });
     let mut link = Link::default();
     let mut events = Vec::new();
@@ -268,10 +268,10 @@ impl Pki {
     /// caches its TLS configuration and the server keeps its listener, as a
     /// running application would.
     pub fn machines(&self) -> TlsPair {
-        let mut client = Machine::new(Config::new(0));
+        let mut client = Machine::new(taps_testkit::config(0));
         let mut server = Machine::new(Config {
             seed: 2,
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         });
         let now = Instant::from_millis(1);
         let mut listener = ListenerConfig::on(vec![SERVER.parse().expect("literal")]);

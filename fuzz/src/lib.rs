@@ -494,8 +494,10 @@ pub enum SocketEnd {
 }
 
 impl Harness {
-    /// A harness around a fresh machine.
-    pub fn new(config: Config) -> Self {
+    /// A harness around a fresh machine; TLS runs with ring and the wall
+    /// clock unless `config` names another environment.
+    pub fn new(mut config: Config) -> Self {
+        config.tls.get_or_insert_with(taps_testkit::tls::wall_clock);
         Harness {
             m: Machine::new(config),
             now: Instant::ZERO,

@@ -27,7 +27,7 @@ fn main() {
                 servers: vec![DNS.parse().expect("literal")],
                 ..DnsConfig::default()
             },
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         });
         let mut w = World::new(machine);
         w.rule(

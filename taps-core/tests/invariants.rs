@@ -104,7 +104,7 @@ fn build(s: &Scenario) -> World {
             servers: vec![DNS.parse().unwrap()],
             ..DnsConfig::default()
         },
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     });
     let mut w = World::new(machine);
     for (qtype, r, pool) in [

@@ -241,7 +241,7 @@ fn cname_depth_fails_the_question_with_its_reason() {
                 servers: vec![DNS.parse().unwrap()],
                 ..DnsConfig::default()
             },
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         }));
         w.rule(
             DNS,
@@ -302,7 +302,7 @@ fn candidates_per_connection() {
                 max_candidates: max,
                 ..RaceConfig::default()
             },
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         });
         m.handle(Instant::ZERO, Input::InterfacesChanged(interfaces(3)));
         let c = m
@@ -333,7 +333,7 @@ fn paths_per_connection() {
     let paths = derive_paths(&all, &selection.selection, None).unwrap();
     assert_eq!(paths.len(), MAX_PATHS_PER_CONNECTION);
 
-    let mut w = World::new(Machine::new(Config::new(0)));
+    let mut w = World::new(Machine::new(taps_testkit::config(0)));
     w.machine.handle(ms(0), Input::InterfacesChanged(all));
     // Refused, so every path is tried (blackholed attempts would hold the
     // concurrent-attempt limit).
@@ -399,7 +399,7 @@ fn concurrent_attempts() {
                 path_mode: RacingMode::Simultaneous,
                 ..RaceConfig::default()
             },
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         }));
         w.machine
             .initiate(
@@ -436,7 +436,7 @@ fn receive_buffer() {
     let (mut m, conn, socket) = accepted(
         Config {
             io: limits,
-            ..Config::new(0)
+            ..taps_testkit::config(0)
         },
         None,
     );
@@ -466,7 +466,7 @@ fn receive_buffer() {
 #[test]
 fn transmit_high_water() {
     let limits = IoLimits::default();
-    let (mut m, conn, socket) = accepted(Config::new(0), None);
+    let (mut m, conn, socket) = accepted(taps_testkit::config(0), None);
     let chunk = vec![1; 64 * 1024];
     let mut written = 0;
     loop {
@@ -493,7 +493,7 @@ fn transmit_high_water() {
 #[test]
 fn send_queue() {
     let limits = IoLimits::default();
-    let mut m = Machine::new(Config::new(0));
+    let mut m = Machine::new(taps_testkit::config(0));
     let pre = Preconnection::new(SERVER.parse().unwrap());
     let c = m.initiate(Instant::ZERO, &pre).unwrap();
     for i in 0..limits.max_queued_messages {
@@ -528,7 +528,7 @@ fn send_queue() {
 #[test]
 fn pending_receives() {
     let limits = IoLimits::default();
-    let (mut m, conn, _) = accepted(Config::new(0), None);
+    let (mut m, conn, _) = accepted(taps_testkit::config(0), None);
     for _ in 0..limits.max_pending_receives {
         m.connection(conn).receive(Instant::ZERO, 1, 100).unwrap();
     }
@@ -546,8 +546,10 @@ fn pending_receives() {
 /// message too large to send is refused with a framing error.
 #[test]
 fn message_size() {
-    let (mut m, conn, socket) =
-        accepted(Config::new(0), Some(FramerFactory::length_prefixed(1024)));
+    let (mut m, conn, socket) = accepted(
+        taps_testkit::config(0),
+        Some(FramerFactory::length_prefixed(1024)),
+    );
     m.handle(
         Instant::ZERO,
         Input::SocketData {
@@ -565,7 +567,7 @@ fn message_size() {
     })));
     assert!(events.contains(&Output::CloseSocket { socket }));
 
-    let (mut m, conn, socket) = accepted(Config::new(0), Some(FramerFactory::lines(16)));
+    let (mut m, conn, socket) = accepted(taps_testkit::config(0), Some(FramerFactory::lines(16)));
     m.handle(
         Instant::ZERO,
         Input::SocketData {
@@ -581,7 +583,10 @@ fn message_size() {
         })
     )));
 
-    let (mut m, conn2, _) = accepted(Config::new(0), Some(FramerFactory::length_prefixed(1024)));
+    let (mut m, conn2, _) = accepted(
+        taps_testkit::config(0),
+        Some(FramerFactory::length_prefixed(1024)),
+    );
     let id = m
         .connection(conn2)
         .send(Instant::ZERO, Message::new(vec![0; 1025]))
@@ -603,7 +608,7 @@ fn message_size() {
 /// `AcceptError::LimitReached` (and counted); raising it accepts again.
 #[test]
 fn connections_per_listener() {
-    let mut m = Machine::new(Config::new(0));
+    let mut m = Machine::new(taps_testkit::config(0));
     let mut lc = ListenerConfig::on(vec![SERVER.parse().unwrap()]);
     lc.connection_limit = Some(2);
     let l = m.listen(lc).unwrap();
@@ -629,7 +634,7 @@ fn connections_per_listener() {
 fn connections_per_machine() {
     let mut m = Machine::new(Config {
         max_connections: 2,
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     });
     let pre = Preconnection::new(SERVER.parse().unwrap());
     m.initiate(Instant::ZERO, &pre).unwrap();
@@ -654,7 +659,7 @@ fn connections_per_machine() {
 #[test]
 fn handshake_time() {
     let ca = TestCa::new();
-    let mut m = Machine::new(Config::new(0));
+    let mut m = Machine::new(taps_testkit::config(0));
     let lc = ListenerConfig::on(vec![SERVER.parse().unwrap()])
         .with_security(SecurityParameters::server(ca.leaf(&["192.0.2.10"])));
     let l = m.listen(lc).unwrap();
@@ -685,7 +690,7 @@ fn history_entries() {
             max_entries: 3,
             ..Default::default()
         },
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     });
     for i in 0..6 {
         let pre = Preconnection::new(format!("192.0.2.{i}:443").parse().unwrap());
@@ -719,7 +724,7 @@ fn dns_cache_capacity() {
             ..Default::default()
         },
         race: RaceConfig::sequential(),
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     }));
     for (i, host) in ["a.example", "b.example", "c.example"].iter().enumerate() {
         w.rule(

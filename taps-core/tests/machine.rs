@@ -25,7 +25,7 @@ fn machine(servers: &[&str]) -> Machine {
             servers: servers.iter().map(|s| s.parse().unwrap()).collect(),
             ..DnsConfig::default()
         },
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     })
 }
 
@@ -604,7 +604,7 @@ fn receive_errors_can_be_named_and_matched() {
     // `Machine::receive` returns a `ReceiveError`; applications and adapters
     // must be able to name it to match on it.
     use taps_core::machine::ReceiveError;
-    let mut m = Machine::new(Config::new(0));
+    let mut m = Machine::new(taps_testkit::config(0));
     let now = taps_core::Instant::from_nanos(0);
     let c = m
         .initiate(now, &Preconnection::new("192.0.2.1:80".parse().unwrap()))

@@ -18,7 +18,7 @@ use taps_core::machine::{
     Config, Event, Input, ListenerConfig, Machine, Preconnection, StreamError, TlsCheckout,
 };
 use taps_core::race::RaceFailure;
-use taps_core::security::{SecurityParameters, spki_sha256};
+use taps_core::security::SecurityParameters;
 use taps_core::stack::framer::FramerFactory;
 use taps_core::trace::{FailureReason, TlsFailure, TraceKind};
 
@@ -29,7 +29,7 @@ fn machine(seed: u64) -> Machine {
     Machine::new(Config {
         seed,
         hosts: parse_hosts("2001:db8::10 example.com\n192.0.2.10 example.com\n"),
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     })
 }
 
@@ -235,7 +235,9 @@ fn pinning_passes_with_the_right_key_and_fails_with_another() {
     // RFC 7469-style SPKI pins are checked after chain verification.
     let ca = TestCa::new();
     let leaf = ca.leaf(&["example.com"]);
-    let pin = spki_sha256(&leaf.chain[0]).unwrap();
+    let pin = taps_testkit::tls::wall_clock()
+        .spki_sha256(&leaf.chain[0])
+        .unwrap();
     for (pins, ok) in [(pin, true), ([0u8; 32], false)] {
         let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
         let id = taps_core::security::Identity {
@@ -527,7 +529,7 @@ fn back_pressure_keeps_memory_flat_when_the_peer_stops_reading() {
     let config = |seed| Config {
         seed,
         io: limits,
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     };
     let mut net = Net::new(
         vec![Machine::new(config(1)), Machine::new(config(2))],
@@ -602,7 +604,7 @@ fn check_send_reports_back_pressure_without_taking_the_message() {
     let config = |seed| Config {
         seed,
         io: limits,
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     };
     let mut net = Net::new(
         vec![Machine::new(config(1)), Machine::new(config(2))],
@@ -794,7 +796,7 @@ fn one_ticket_is_never_used_by_two_attempts() {
     let client = Machine::new(Config {
         seed: 1,
         hosts: parse_hosts(hosts),
-        ..Config::new(0)
+        ..taps_testkit::config(0)
     });
     let mut net = Net::new(vec![client, machine(2)], Duration::from_millis(10));
     let addrs: Vec<std::net::SocketAddr> = ["192.0.2.10:443", "192.0.2.11:443", "192.0.2.12:443"]
@@ -875,18 +877,17 @@ fn deterministic_tls_replays_byte_for_byte() {
     // DESIGN.md rule 1: same inputs and seed give the same outputs. With the
     // simulator's TLS environment (seeded randomness, fixed clock, Ed25519
     // certificates) even the TLS bytes repeat.
-    use taps_core::security::TlsEnvironment;
     fn run(seeded: bool) -> (Vec<u8>, u64) {
         let ca = TestCa::deterministic(7);
         let config = |seed| Config {
             seed,
             hosts: parse_hosts("192.0.2.10 example.com\n"),
-            tls: if seeded {
-                TlsEnvironment::deterministic(seed, 1_780_000_000)
+            tls: Some(if seeded {
+                taps_testkit::tls::seeded(seed, 1_780_000_000)
             } else {
-                TlsEnvironment::system()
-            },
-            ..Config::new(0)
+                taps_testkit::tls::wall_clock()
+            }),
+            ..taps_testkit::config(0)
         };
         let mut net = Net::new(
             vec![Machine::new(config(1)), Machine::new(config(2))],

@@ -32,11 +32,11 @@ fn pair(
         vec![
             Machine::new(Config {
                 seed,
-                ..Config::new(0)
+                ..taps_testkit::config(0)
             }),
             Machine::new(Config {
                 seed: seed + 1,
-                ..Config::new(0)
+                ..taps_testkit::config(0)
             }),
         ],
         Duration::from_millis(delay_ms),
@@ -176,7 +176,7 @@ proptest! {
     #[test]
     fn garbage_tls_records_fail_the_attempt(garbage in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 1..4)) {
         let ca = TestCa::new();
-        let mut m = Machine::new(Config::new(0));
+        let mut m = Machine::new(taps_testkit::config(0));
         let p = Preconnection::new(V4.parse().unwrap()).with_security(SecurityParameters::with_roots(vec![ca.root()]));
         let c = m.initiate(Instant::ZERO, &p).unwrap();
         let mut socket = None;
@@ -206,7 +206,7 @@ proptest! {
     #[test]
     fn garbage_from_a_client_never_hurts_the_listener(garbage in proptest::collection::vec(any::<u8>(), 1..2000)) {
         let ca = TestCa::new();
-        let mut m = Machine::new(Config::new(0));
+        let mut m = Machine::new(taps_testkit::config(0));
         let l = m.listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(SecurityParameters::server(ca.leaf(&["x.example"])))).unwrap();
         while m.poll().is_some() {}
         let s = m.listener(l).accept(Instant::ZERO, "198.51.100.1:5000".parse().unwrap()).unwrap();

@@ -37,8 +37,8 @@ impl std::fmt::Debug for Taps {
 
 impl Taps {
     /// The system's configuration (DNS servers and timing from
-    /// resolv.conf, the hosts file), with a fresh random seed and the
-    /// core's defaults for everything else.
+    /// resolv.conf, the hosts file), the system's TLS environment, a fresh
+    /// random seed, and the core's defaults for everything else.
     ///
     /// # Errors
     ///
@@ -48,12 +48,15 @@ impl Taps {
         Ok(Config {
             dns,
             hosts,
+            tls: Some(taps_sys::tls::system_environment()),
             ..Config::new(random_seed())
         })
     }
 
     /// A `Taps` with this configuration whose tasks run on `runtime`. The
-    /// interfaces come from the system, and are watched.
+    /// interfaces come from the system, and are watched. TLS runs in the
+    /// system's environment unless the configuration names one
+    /// ([`Config::tls`]).
     ///
     /// The seed picks DNS query ids, so it must be unpredictable for
     /// queries that cross a network (RFC 5452); [`Taps::system_config`]
@@ -62,7 +65,10 @@ impl Taps {
     /// # Errors
     ///
     /// When the interface list cannot be read.
-    pub fn with_runtime(config: Config, runtime: Arc<dyn Runtime>) -> Result<Taps, Error> {
+    pub fn with_runtime(mut config: Config, runtime: Arc<dyn Runtime>) -> Result<Taps, Error> {
+        config
+            .tls
+            .get_or_insert_with(taps_sys::tls::system_environment);
         let monitor = PathMonitor::new()?;
         let mut driver = Driver::new(Machine::new(config));
         driver.handle(Input::InterfacesChanged(monitor.interfaces().to_vec()));

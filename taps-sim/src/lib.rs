@@ -49,7 +49,7 @@
 //!   world carries their real bytes over the links, so certificate failures
 //!   end attempts with their TLS reason, and a stalled TLS server shows the
 //!   attempt's TCP up before it is cancelled. Every TLS byte is seeded
-//!   (`TlsEnvironment::deterministic`, Ed25519 keys, a fixed clock): runs
+//!   (`taps_testkit::tls::seeded`, Ed25519 keys, a fixed clock): runs
 //!   replay byte for byte. A scenario cannot mix real and modelled servers.
 //! - **Modelled**: the TLS 1.3 full handshake's one round trip plus the
 //!   server's `tls_time`, no bytes and no crypto, after which the world

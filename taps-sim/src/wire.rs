@@ -12,7 +12,7 @@
 //! bytes; a FIN travels in the same order, after the last byte.
 //!
 //! Determinism: the client and every server host get their own
-//! [`TlsEnvironment::deterministic`] (seeded randomness, X25519 from seeded
+//! [`taps_testkit::tls::seeded`] (seeded randomness, X25519 from seeded
 //! secrets, the fixed clock [`TLS_CLOCK_UNIX`]), and certificates come from
 //! [`Pki`], so every TLS byte repeats from the run's seed.
 
@@ -154,9 +154,8 @@ impl RealTls {
             let identity = pki.leaf(&sc.certificate_names(s), s.cert)?;
             let host_seed = seed ^ ENV_SALT ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut machine = Machine::new(Config {
-                seed: host_seed,
-                tls: TlsEnvironment::deterministic(host_seed, TLS_CLOCK_UNIX),
-                ..Config::new(0)
+                tls: Some(taps_testkit::tls::seeded(host_seed, TLS_CLOCK_UNIX)),
+                ..Config::new(host_seed)
             });
             let security =
                 SecurityParameters::server(identity).alpn(sc.connect.alpn.iter().cloned());
@@ -178,7 +177,7 @@ impl RealTls {
         Ok(RealTls {
             hosts,
             by_server,
-            client_env: TlsEnvironment::deterministic(seed ^ ENV_SALT, TLS_CLOCK_UNIX),
+            client_env: taps_testkit::tls::seeded(seed ^ ENV_SALT, TLS_CLOCK_UNIX),
             security: SecurityParameters::with_roots(vec![pki.root()])
                 .alpn(sc.connect.alpn.iter().cloned()),
         })

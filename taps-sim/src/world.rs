@@ -496,7 +496,7 @@ impl World {
         };
         let mut pre = sc.connect.preconnection(opts.policy);
         if let Some(r) = &real {
-            config.tls = r.client_env.clone();
+            config.tls = Some(r.client_env.clone());
             pre = pre.with_security(r.security.clone());
         }
         let mut cx = Ctx {

@@ -18,6 +18,8 @@
 //! - [`monitor`]: interface changes from rtnetlink(7) (Linux), with a
 //!   polling fallback elsewhere.
 //! - [`roots`]: the system's trusted root certificates.
+//! - [`tls`]: the system's TLS environment (ring, the OS's randomness and
+//!   the wall clock), which the core is handed.
 //! - [`driver`]: the runtime-independent half of an adapter (routing the
 //!   machine's outputs, one non-blocking socket step).
 //! - [`api`]: the async API every adapter offers (`Taps`, `Preconnection`,
@@ -62,6 +64,7 @@ pub mod interfaces;
 pub mod monitor;
 pub mod roots;
 pub mod socket;
+pub mod tls;
 
 /// At what step an operation failed; decides whether an error is a socket
 /// setup failure or a failure of the connection itself.

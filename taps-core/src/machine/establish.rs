@@ -203,7 +203,7 @@ impl Machine {
             self.client_tls.push(entry);
             return Ok(tls);
         }
-        let tls = ClientTls::new(params, &self.config.tls)?;
+        let tls = ClientTls::new(params, self.config.tls.as_ref())?;
         if self.client_tls.len() >= MAX_TLS_CONFIGS {
             self.client_tls.remove(0);
         }

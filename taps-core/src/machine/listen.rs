@@ -161,7 +161,7 @@ impl Machine {
         }
         let tls = match &config.security {
             Some(params) => {
-                Some(ServerTls::new(params, &self.config.tls).map_err(ListenError::Tls)?)
+                Some(ServerTls::new(params, self.config.tls.as_ref()).map_err(ListenError::Tls)?)
             }
             None => None,
         };

@@ -92,9 +92,10 @@ pub struct Config {
     /// How long an accepted connection may take to finish its TLS and framer
     /// handshakes before the listener drops it. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Where TLS takes randomness and time: the system's by default, a
-    /// seeded one in the simulator.
-    pub tls: crate::security::TlsEnvironment,
+    /// Where TLS takes its cryptography, randomness and clock from. `None`
+    /// (the default): TLS is refused with an error that says so; `taps-io`
+    /// fills in the system's, the simulator a seeded one.
+    pub tls: Option<crate::security::TlsEnvironment>,
 }
 
 impl Config {
@@ -113,7 +114,7 @@ impl Config {
             io: IoLimits::default(),
             close_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
-            tls: crate::security::TlsEnvironment::system(),
+            tls: None,
         }
     }
 }

@@ -24,11 +24,12 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::crypto::hash::{Hash, HashAlgorithm};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, Error, RootCertStore,
-    ServerConfig, ServerConnection, SignatureScheme,
+    ServerConfig, ServerConnection, SignatureScheme, SupportedCipherSuite,
 };
 
 use crate::security::{CertificateVerification, SecurityParameters};
@@ -85,17 +86,14 @@ pub(crate) struct ServerTls {
     config: Arc<ServerConfig>,
 }
 
-/// Where TLS takes its randomness and its clock from.
+/// Where TLS takes its cryptography, randomness and clock from: a rustls
+/// [`CryptoProvider`] and a [`TimeProvider`](rustls::time_provider::TimeProvider).
 ///
-/// [`TlsEnvironment::system`] (the default) is the operating system's: ring's
-/// CSPRNG and the wall clock. [`TlsEnvironment::deterministic`] is for the
-/// simulator: every random byte (ClientHello random, key shares, session
-/// ids) comes from a seed and the clock is fixed, so a run with real TLS
-/// replays byte for byte. It offers only X25519 key exchange (x25519-dalek
-/// with seeded secrets; ring's own key generation cannot take a seeded
-/// source), and servers must sign with Ed25519 keys, whose signatures are
-/// deterministic. Its randomness is **not secure**: never use it on a
-/// network.
+/// The core never reaches for the operating system's randomness or clock
+/// (ARCHITECTURE.md "The core contract"), so it is handed both: `taps-sys`
+/// makes the system's (ring and the wall clock), which `taps-io` fills in
+/// when a configuration names none; the simulator and the test kit make
+/// seeded ones, so a run with real TLS replays byte for byte.
 #[derive(Clone)]
 pub struct TlsEnvironment {
     provider: Arc<CryptoProvider>,
@@ -110,124 +108,43 @@ impl core::fmt::Debug for TlsEnvironment {
     }
 }
 
-impl Default for TlsEnvironment {
-    fn default() -> Self {
-        TlsEnvironment::system()
-    }
-}
-
 impl TlsEnvironment {
-    /// The operating system's randomness and clock.
-    pub fn system() -> Self {
-        TlsEnvironment {
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
-            time: Arc::new(rustls::time_provider::DefaultTimeProvider),
-        }
+    /// TLS with `provider`'s algorithms and randomness, and `time`'s clock
+    /// for certificate validity.
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        time: Arc<dyn rustls::time_provider::TimeProvider>,
+    ) -> Self {
+        TlsEnvironment { provider, time }
     }
 
-    /// Seeded randomness and a fixed clock (`unix_seconds`), for simulation.
-    /// rustls wants its random source and key-exchange groups `'static`, so
-    /// each call leaks two small allocations: make one environment per
-    /// simulated host, not one per connection.
-    pub fn deterministic(seed: u64, unix_seconds: u64) -> Self {
-        let rng = Arc::new(SeededRandom(std::sync::Mutex::new(crate::rng::Rng::new(
-            seed,
-        ))));
-        let base = rustls::crypto::ring::default_provider();
-        let provider = CryptoProvider {
-            kx_groups: vec![Box::leak(Box::new(SeededX25519(rng.clone())))],
-            secure_random: Box::leak(Box::new(SeededRandomRef(rng))),
-            ..base
+    /// The hash RFC 7469 §2.4 pins: SHA-256 over the DER
+    /// SubjectPublicKeyInfo of a certificate, with the provider's SHA-256.
+    /// `None` if the certificate cannot be parsed or the provider has no
+    /// SHA-256.
+    pub fn spki_sha256(&self, cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+        spki_sha256(sha256(&self.provider)?, cert)
+    }
+}
+
+/// The provider's SHA-256, from any of its cipher suites that hashes with it.
+fn sha256(provider: &CryptoProvider) -> Option<&'static dyn Hash> {
+    provider.cipher_suites.iter().find_map(|suite| {
+        let hash = match suite {
+            SupportedCipherSuite::Tls13(s) => s.common.hash_provider,
+            SupportedCipherSuite::Tls12(s) => s.common.hash_provider,
         };
-        TlsEnvironment {
-            provider: Arc::new(provider),
-            time: Arc::new(FixedTime(unix_seconds)),
-        }
-    }
+        (hash.algorithm() == HashAlgorithm::SHA256).then_some(hash)
+    })
 }
 
-/// A seeded byte source shared by the random and key-exchange parts.
-#[derive(Debug)]
-struct SeededRandom(std::sync::Mutex<crate::rng::Rng>);
-
-impl SeededRandom {
-    fn fill(&self, buf: &mut [u8]) {
-        if let Ok(mut rng) = self.0.lock() {
-            for chunk in buf.chunks_mut(8) {
-                let bytes = rng.next_u64().to_le_bytes();
-                chunk.copy_from_slice(&bytes[..chunk.len()]);
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SeededRandomRef(Arc<SeededRandom>);
-
-impl rustls::crypto::SecureRandom for SeededRandomRef {
-    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
-        self.0.fill(buf);
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct SeededX25519(Arc<SeededRandom>);
-
-impl rustls::crypto::SupportedKxGroup for SeededX25519 {
-    fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, Error> {
-        let mut secret = [0u8; 32];
-        self.0.fill(&mut secret);
-        let secret = x25519_dalek::StaticSecret::from(secret);
-        let public = x25519_dalek::PublicKey::from(&secret);
-        Ok(Box::new(X25519Exchange {
-            secret,
-            public: public.to_bytes(),
-        }))
-    }
-
-    fn name(&self) -> rustls::NamedGroup {
-        rustls::NamedGroup::X25519
-    }
-}
-
-struct X25519Exchange {
-    secret: x25519_dalek::StaticSecret,
-    public: [u8; 32],
-}
-
-impl rustls::crypto::ActiveKeyExchange for X25519Exchange {
-    fn complete(self: Box<Self>, peer: &[u8]) -> Result<rustls::crypto::SharedSecret, Error> {
-        let peer: [u8; 32] = peer
-            .try_into()
-            .map_err(|_| Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
-        let shared = self
-            .secret
-            .diffie_hellman(&x25519_dalek::PublicKey::from(peer));
-        if !shared.was_contributory() {
-            return Err(Error::from(rustls::PeerMisbehaved::InvalidKeyShare));
-        }
-        Ok(rustls::crypto::SharedSecret::from(&shared.as_bytes()[..]))
-    }
-
-    fn pub_key(&self) -> &[u8] {
-        &self.public
-    }
-
-    fn group(&self) -> rustls::NamedGroup {
-        rustls::NamedGroup::X25519
-    }
-}
-
-#[derive(Debug)]
-struct FixedTime(u64);
-
-impl rustls::time_provider::TimeProvider for FixedTime {
-    fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
-            self.0,
-        )))
-    }
+/// SHA-256 with `hash` over `cert`'s SubjectPublicKeyInfo.
+fn spki_sha256(hash: &dyn Hash, cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    hash.hash(cert.subject_public_key_info().as_ref())
+        .as_ref()
+        .try_into()
+        .ok()
 }
 
 fn roots(params: &SecurityParameters) -> Result<RootCertStore, TlsConfigError> {
@@ -240,11 +157,22 @@ fn roots(params: &SecurityParameters) -> Result<RootCertStore, TlsConfigError> {
     Ok(store)
 }
 
+/// The environment TLS runs in, or the error that says none was given.
+fn environment(env: Option<&TlsEnvironment>) -> Result<&TlsEnvironment, TlsConfigError> {
+    env.ok_or_else(|| {
+        TlsConfigError(
+            "the machine has no TLS environment (Config::tls); taps-io fills in the system's"
+                .into(),
+        )
+    })
+}
+
 impl ClientTls {
     pub(crate) fn new(
         params: &SecurityParameters,
-        env: &TlsEnvironment,
+        env: Option<&TlsEnvironment>,
     ) -> Result<Self, TlsConfigError> {
+        let env = environment(env)?;
         let provider = env.provider.clone();
         let builder = ClientConfig::builder_with_details(provider.clone(), env.time.clone())
             .with_safe_default_protocol_versions()
@@ -258,15 +186,22 @@ impl ClientTls {
                         "no trusted roots given; refusing to verify against nothing".into(),
                     ));
                 }
+                let pin_hash = sha256(&provider);
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(|e| TlsConfigError(e.to_string()))?;
                 if params.pinned_spki_sha256.is_empty() {
                     webpki
                 } else {
+                    let sha256 = pin_hash.ok_or_else(|| {
+                        TlsConfigError(
+                            "the crypto provider has no SHA-256 to check pins with".into(),
+                        )
+                    })?;
                     Arc::new(Pinned {
                         inner: webpki,
                         pins: params.pinned_spki_sha256.clone(),
+                        sha256,
                     })
                 }
             }
@@ -301,8 +236,9 @@ impl ClientTls {
 impl ServerTls {
     pub(crate) fn new(
         params: &SecurityParameters,
-        env: &TlsEnvironment,
+        env: Option<&TlsEnvironment>,
     ) -> Result<Self, TlsConfigError> {
+        let env = environment(env)?;
         let identity = params
             .server_identity
             .as_ref()
@@ -535,10 +471,19 @@ fn failure(e: &Error) -> TlsFailure {
 }
 
 /// Verifies the chain with WebPKI, then requires an SPKI pin match.
-#[derive(Debug)]
 struct Pinned {
     inner: Arc<WebPkiServerVerifier>,
     pins: Vec<[u8; 32]>,
+    /// The provider's SHA-256.
+    sha256: &'static dyn Hash,
+}
+
+impl core::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pinned")
+            .field("pins", &self.pins.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerCertVerifier for Pinned {
@@ -553,11 +498,9 @@ impl ServerCertVerifier for Pinned {
         let verified =
             self.inner
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let spki = cert.subject_public_key_info();
-        let digest = ring::digest::digest(&ring::digest::SHA256, spki.as_ref());
-        if self.pins.iter().any(|p| p[..] == *digest.as_ref()) {
+        let digest = spki_sha256(self.sha256, end_entity)
+            .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if self.pins.contains(&digest) {
             Ok(verified)
         } else {
             Err(Error::InvalidCertificate(
@@ -587,17 +530,6 @@ impl ServerCertVerifier for Pinned {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
-}
-
-/// The hash RFC 7469 §2.4 pins: SHA-256 over the DER SubjectPublicKeyInfo
-/// of a certificate. `None` if the certificate cannot be parsed.
-pub fn spki_sha256(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
-    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        cert.subject_public_key_info().as_ref(),
-    );
-    digest.as_ref().try_into().ok()
 }
 
 /// `danger_disable_verification`: checks signatures (so the handshake is
