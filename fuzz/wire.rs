@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io;
 
-use taps_core::machine::{CheckedOutTls, TlsRead};
+use taps_core::{CheckedOutTls, TlsRead};
 
 /// A socket's sending side that takes `room` more bytes, then would block.
 #[derive(Debug, Default)]

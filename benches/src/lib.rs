@@ -13,16 +13,14 @@ pub mod stack;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use taps_core::Instant;
-use taps_core::dns::responder::{build_response, parse_query};
-use taps_core::dns::wire::{Answer, QueryType, encode_query};
-use taps_core::dns::{DnsAction, DnsConfig};
-use taps_core::endpoint::HostName;
-use taps_core::id::SocketId;
-use taps_core::machine::{Config, Event, Input, Machine, Output, Preconnection};
-use taps_core::path::PathBranch;
-use taps_core::race::history::History;
-use taps_core::race::{AddressAnswer, Expected, Family, Race, RaceAction, RaceConfig, RaceEnv};
+use taps_core::{
+    Config, Event, HostName, Input, Instant, Machine, Output, PathBranch, Preconnection, SocketId,
+    dns::{Answer, QueryType, encode_query},
+    dns::{DnsAction, DnsConfig},
+    race::History,
+    race::{AddressAnswer, Expected, Family, Race, RaceAction, RaceConfig, RaceEnv},
+};
+use taps_testkit::dns::{build_response, parse_query};
 
 const SERVER: &str = "192.0.2.53:53";
 
@@ -154,7 +152,7 @@ impl DualStackEstablishment {
 #[derive(Default)]
 struct Seen {
     /// (transaction, DNS id) of the three queries, in send order.
-    sends: [(Option<taps_core::id::DnsTxnId>, u16); 3],
+    sends: [(Option<taps_core::DnsTxnId>, u16); 3],
     queries: usize,
     sockets: [Option<SocketId>; 2],
     attempts: usize,

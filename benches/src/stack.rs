@@ -7,12 +7,10 @@ use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use taps_core::Instant;
-use taps_core::connection::Message;
-use taps_core::id::{ConnectionId, ListenerId, SocketId};
-use taps_core::machine::{Config, Event, Input, ListenerConfig, Machine, Output, Preconnection};
-use taps_core::security::{Identity, SecurityParameters};
-use taps_core::stack::framer::FramerFactory;
+use taps_core::{
+    Config, ConnectionId, Event, Identity, Input, Instant, ListenerConfig, ListenerId, Machine,
+    Message, Output, Preconnection, SecurityParameters, SocketId, framer::FramerFactory,
+};
 
 const SERVER: &str = "192.0.2.10:443";
 

@@ -5,7 +5,7 @@
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use taps_benches::{DualStackEstablishment, race_only};
-use taps_core::race::history::History;
+use taps_core::race::History;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;

@@ -40,24 +40,20 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 #[path = "../wire.rs"]
 mod wire;
-use taps_core::Instant;
-use taps_core::connection::{IoLimits, Message};
-use taps_core::dns::responder::{Question, build_response, parse_query};
-use taps_core::dns::wire::{
-    Answer, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_HTTPS_RECORDS_PER_ANSWER, MAX_NEGATIVE_TTL,
-    MAX_TTL, QueryType, encode_query, parse_response,
+use taps_core::{
+    Config, ConnectionId, DnsTxnId, EndpointParseError, Event, FailureReason, FramingFailure,
+    HostName, Identity, Input, Instant, Interface, InterfaceAddress, InterfaceKind, IoLimits,
+    ListenerConfig, ListenerId, LocalEndpoint, Machine, Message, Output, Preconnection,
+    RemoteEndpoint, SecurityParameters, SocketId, TlsCheckout,
+    dns::{
+        Answer, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_HTTPS_RECORDS_PER_ANSWER,
+        MAX_NEGATIVE_TTL, MAX_TTL, QueryType, encode_query, parse_response,
+    },
+    dns::{DnsAction, DnsConfig, DnsSend, DnsTransport},
+    framer::{Decoded, Delimited, Framer, FramerFactory, LengthPrefixed},
+    race::{Policy, RaceConfig, RacingMode},
 };
-use taps_core::dns::{DnsAction, DnsConfig, DnsSend, DnsTransport};
-use taps_core::endpoint::{EndpointParseError, HostName, LocalEndpoint, RemoteEndpoint};
-use taps_core::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
-use taps_core::machine::{
-    Config, Event, Input, ListenerConfig, Machine, Output, Preconnection, TlsCheckout,
-};
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
-use taps_core::race::{Policy, RaceConfig, RacingMode};
-use taps_core::security::{Identity, SecurityParameters};
-use taps_core::stack::framer::{Decoded, Delimited, Framer, FramerFactory, LengthPrefixed};
-use taps_core::trace::{FailureReason, FramingFailure};
+use taps_testkit::dns::{Question, build_response, parse_query};
 use wire::{LimitedWire, QueueWire, Through, WireEnd, read_through, write_through};
 
 /// A target's body.
@@ -345,6 +341,7 @@ impl Checker {
             Output::Listen { listener, .. } => self.live_listener(*listener, "Listen"),
             Output::StopListening { listener } => self.live_listener(*listener, "StopListening"),
             Output::Event(e) => self.event(e),
+            other => violated!("an output the contract checker does not know: {other:?}"),
         }
     }
 
@@ -415,6 +412,7 @@ impl Checker {
             Event::ConnectionError { conn, .. } | Event::Closed { conn } => {
                 self.conn(*conn, e).ended = true;
             }
+            other => violated!("an event the contract checker does not know: {other:?}"),
         }
     }
 
@@ -559,7 +557,7 @@ impl Harness {
 
     fn after_initiate<T>(
         &mut self,
-        result: Result<(ConnectionId, T), taps_core::machine::InitiateError>,
+        result: Result<(ConnectionId, T), taps_core::InitiateError>,
     ) -> Option<ConnectionId> {
         match result {
             Ok((conn, _)) => {
@@ -2830,7 +2828,7 @@ pub fn machine(data: &[u8]) {
             attempts: c.dns_attempts % 3,
             ..DnsConfig::default()
         },
-        hosts: taps_core::dns::config::parse_hosts(
+        hosts: taps_core::dns::parse_hosts(
             "192.0.2.20 hosts.example\n2001:db8::20 hosts.example\n",
         ),
         max_connections,
@@ -2919,7 +2917,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
                 Some(msg) => h.m.initiate_with_send(now, &pre, msg.message()),
                 None => {
                     h.m.initiate(now, &pre)
-                        .map(|c| (c, taps_core::connection::MessageId(0)))
+                        .map(|c| (c, taps_core::MessageId(0)))
                 }
             };
             if let Some(c) = h.after_initiate(result) {
@@ -3153,7 +3151,7 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
                 Some(msg) => h.m.initiate_with_send(now, &pre, msg.message()),
                 None => {
                     h.m.initiate(now, &pre)
-                        .map(|c| (c, taps_core::connection::MessageId(0)))
+                        .map(|c| (c, taps_core::MessageId(0)))
                 }
             };
             let Some(c) = h.after_initiate(result) else {
@@ -3231,7 +3229,7 @@ fn preconnection(spec: &InitiateSpec) -> Option<Preconnection> {
     if let Some(r) = spec.race {
         pre = pre.with_race(r.config());
     }
-    let mut props = taps_core::properties::TransportProperties::default();
+    let mut props = taps_core::TransportProperties::default();
     if spec.prohibit_expensive {
         props = props.prohibit_expensive();
     }
@@ -3781,7 +3779,7 @@ pub mod seeds {
     }
 
     /// One hop more than the parser follows.
-    const MAX_CNAME_DEPTH_SEED: usize = taps_core::dns::wire::MAX_CNAME_DEPTH;
+    const MAX_CNAME_DEPTH_SEED: usize = taps_core::dns::MAX_CNAME_DEPTH;
 
     fn ip4(text: &str) -> Ipv4Addr {
         text.parse().expect("constant address")

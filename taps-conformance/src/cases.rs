@@ -6,12 +6,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use taps_core::connection::Message;
-use taps_core::endpoint::RemoteEndpoint;
-use taps_core::machine::{Config, ListenerConfig};
-use taps_core::security::SecurityParameters;
-use taps_core::stack::framer::FramerFactory;
-use taps_core::trace::FailureReason;
+use taps_core::{
+    Config, FailureReason, ListenerConfig, Message, RemoteEndpoint, SecurityParameters,
+    framer::FramerFactory,
+};
 use taps_io::{ConnectionEvent, Error, Preconnection};
 
 use crate::Shim;
@@ -544,8 +542,8 @@ pub fn a_truncated_dns_answer_is_asked_again_over_tcp<S: Shim>() {
     use std::net::{IpAddr, UdpSocket};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use taps_core::dns::responder::{build_response, parse_query};
-    use taps_core::dns::wire::{Answer, QueryType};
+    use taps_core::dns::{Answer, QueryType};
+    use taps_testkit::dns::{build_response, parse_query};
 
     fn answer(qtype: QueryType) -> Answer {
         match qtype {

@@ -39,7 +39,7 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use taps_core::machine::Config;
+use taps_core::Config;
 use taps_io::{Connection, Error, Taps};
 
 /// What the suite needs from one adapter and its runtime.

@@ -52,14 +52,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
-use taps_core::connection::Message;
-use taps_core::dns::responder::{build_response, parse_query};
-use taps_core::dns::wire::{Answer, QueryType};
-use taps_core::endpoint::LocalEndpoint;
-use taps_core::path::InterfaceKind;
-use taps_core::properties::TransportProperties;
-use taps_core::race::{Policy, RaceConfig};
+use taps_core::{
+    InterfaceKind, LocalEndpoint, Message, TransportProperties,
+    dns::{Answer, QueryType},
+    race::{Policy, RaceConfig},
+};
 use taps_io::{Config, Error, Preconnection, trace};
+use taps_testkit::dns::{build_response, parse_query};
 
 use crate::Shim;
 use crate::support::within;

@@ -10,10 +10,12 @@ mod world;
 
 use std::time::Duration;
 
-use taps_core::dns::DnsConfig;
-use taps_core::dns::wire::{Answer, QueryType};
-use taps_core::machine::{Config, Machine, Preconnection};
-use taps_core::race::{Policy, RaceConfig};
+use taps_core::{
+    Config, Machine, Preconnection,
+    dns::DnsConfig,
+    dns::{Answer, QueryType},
+    race::{Policy, RaceConfig},
+};
 use world::{Tcp, World, addrs, ms};
 
 const DNS: &str = "192.168.1.1:53";

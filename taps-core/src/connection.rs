@@ -75,6 +75,7 @@ pub struct MessageId(pub u64);
 
 /// Why a send was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection is not open for sending (closed, closing, or a final
     /// message was sent).

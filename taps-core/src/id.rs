@@ -69,7 +69,7 @@ macro_rules! handle {
 }
 
 /// What every id type offers the [`Table`].
-pub trait Handle: Copy {
+pub(crate) trait Handle: Copy {
     /// Makes an id from a slot and a generation.
     fn new(index: u32, generation: u32) -> Self;
     /// The slot.
@@ -82,11 +82,6 @@ handle!(
     /// Names one connection (from `initiate` until it is freed).
     ConnectionId,
     "conn"
-);
-handle!(
-    /// Names one connection attempt: one candidate's protocol stack.
-    AttemptId,
-    "attempt"
 );
 handle!(
     /// Names one socket the adapter opened on the machine's behalf.
@@ -106,7 +101,7 @@ handle!(
 
 /// A slab whose ids carry generations, so stale ids miss instead of aliasing.
 #[derive(Debug)]
-pub struct Table<H, T> {
+pub(crate) struct Table<H, T> {
     slots: Slab<(u32, T)>,
     next_generation: u32,
     _handle: core::marker::PhantomData<H>,
@@ -124,12 +119,12 @@ impl<H: Handle, T> Default for Table<H, T> {
 
 impl<H: Handle, T> Table<H, T> {
     /// Stores `value` and returns its new id.
-    pub fn insert(&mut self, value: T) -> H {
+    pub(crate) fn insert(&mut self, value: T) -> H {
         self.insert_with(|_| value)
     }
 
     /// Stores the value `make` builds from its own id.
-    pub fn insert_with(&mut self, make: impl FnOnce(H) -> T) -> H {
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce(H) -> T) -> H {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1);
         let entry = self.slots.vacant_entry();
@@ -142,7 +137,7 @@ impl<H: Handle, T> Table<H, T> {
     }
 
     /// The value `id` names, unless `id` is stale.
-    pub fn get(&self, id: H) -> Option<&T> {
+    pub(crate) fn get(&self, id: H) -> Option<&T> {
         match self.slots.get(id.index() as usize) {
             Some((g, v)) if *g == id.generation() => Some(v),
             _ => None,
@@ -150,7 +145,7 @@ impl<H: Handle, T> Table<H, T> {
     }
 
     /// The value `id` names, mutably, unless `id` is stale.
-    pub fn get_mut(&mut self, id: H) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, id: H) -> Option<&mut T> {
         match self.slots.get_mut(id.index() as usize) {
             Some((g, v)) if *g == id.generation() => Some(v),
             _ => None,
@@ -158,28 +153,28 @@ impl<H: Handle, T> Table<H, T> {
     }
 
     /// Removes and returns the value `id` names, unless `id` is stale.
-    pub fn remove(&mut self, id: H) -> Option<T> {
+    pub(crate) fn remove(&mut self, id: H) -> Option<T> {
         self.get(id)?;
         Some(self.slots.remove(id.index() as usize).1)
     }
 
     /// Whether `id` names a live value.
-    pub fn contains(&self, id: H) -> bool {
+    pub(crate) fn contains(&self, id: H) -> bool {
         self.get(id).is_some()
     }
 
     /// Number of live values.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
     /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// Every live id and value.
-    pub fn iter(&self) -> impl Iterator<Item = (H, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (H, &T)> {
         self.slots
             .iter()
             .map(|(i, (g, v))| (H::new(i as u32, *g), v))

@@ -29,7 +29,7 @@ use core::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::path::{Interface, InterfaceKind, InterfaceSelector};
+use crate::interface::{Interface, InterfaceKind, InterfaceSelector};
 
 /// How strongly the application wants a property (RFC 9622 §6.2, Table 1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -949,12 +949,10 @@ pub struct EffectiveProperties {
     pub conn_priority: u32,
 }
 
-pub use crate::security::{CertificateVerification, SecurityParameters};
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::path::InterfaceAddress;
+    use crate::interface::InterfaceAddress;
     use Preference::*;
     use SelectionProperty as P;
 

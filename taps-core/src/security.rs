@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-pub use crate::stack::tls::TlsEnvironment;
+pub use crate::stack::tls::{TlsConfigError, TlsEnvironment};
 
 /// How server certificates are checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

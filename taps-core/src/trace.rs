@@ -14,6 +14,7 @@ use crate::time::Instant;
 
 /// Why an attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FailureReason {
     /// The peer refused the connection (TCP RST to our SYN).
     Refused,
@@ -43,6 +44,7 @@ pub enum FailureReason {
 
 /// Why TLS failed, in words a person can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsFailure {
     /// The certificate's validity period is over.
     CertificateExpired,
@@ -102,8 +104,11 @@ impl fmt::Display for TlsFailure {
     }
 }
 
+impl std::error::Error for TlsFailure {}
+
 /// Why a framer failed (RFC 9622 §9.1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FramingFailure {
     /// A frame announced or reached more bytes than the limit.
     TooLarge {
@@ -130,6 +135,8 @@ impl fmt::Display for FramingFailure {
     }
 }
 
+impl std::error::Error for FramingFailure {}
+
 impl fmt::Display for FailureReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -148,6 +155,8 @@ impl fmt::Display for FailureReason {
         }
     }
 }
+
+impl std::error::Error for FailureReason {}
 
 /// What a DNS question came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -386,7 +395,7 @@ impl Trace {
                 } => writeln!(
                     out,
                     "dns      {:<5} query to {server}{}{}",
-                    qtype_name(qtype),
+                    qtype.name(),
                     if tcp { " over TCP" } else { "" },
                     if retransmit { " (retransmit)" } else { "" }
                 ),
@@ -397,7 +406,7 @@ impl Trace {
                 } => writeln!(
                     out,
                     "dns      {:<5} {outcome}{}",
-                    qtype_name(qtype),
+                    qtype.name(),
                     match local {
                         None => "",
                         Some(LocalSource::Cache) => " (cache)",
@@ -407,17 +416,13 @@ impl Trace {
                     }
                 ),
                 TraceKind::DnsRetry { qtype, outcome } => {
-                    writeln!(
-                        out,
-                        "dns      {:<5} {outcome}: asking again",
-                        qtype_name(qtype)
-                    )
+                    writeln!(out, "dns      {:<5} {outcome}: asking again", qtype.name())
                 }
                 TraceKind::DnsDropped { qtype, reason } => {
                     writeln!(
                         out,
                         "dns      {:<5} dropped a datagram: {reason:?}",
-                        qtype_name(qtype)
+                        qtype.name()
                     )
                 }
                 TraceKind::ResolutionDelayStarted => {
@@ -497,7 +502,7 @@ impl Trace {
                 None => (end, "unanswered".to_string()),
             };
             let bar = bar(col(from), col(to), WIDTH, '-', '|');
-            let _ = writeln!(out, "  dns {:<31} [{bar}] {label}", qtype_name(qtype));
+            let _ = writeln!(out, "  dns {:<31} [{bar}] {label}", qtype.name());
         }
         for e in &self.events {
             let TraceKind::AttemptStarted {
@@ -549,13 +554,4 @@ fn bar(from: usize, to: usize, width: usize, fill: char, mark: char) -> String {
         });
     }
     s
-}
-
-/// The record type's usual name.
-pub fn qtype_name(q: QueryType) -> &'static str {
-    match q {
-        QueryType::A => "A",
-        QueryType::Aaaa => "AAAA",
-        QueryType::Https => "HTTPS",
-    }
 }

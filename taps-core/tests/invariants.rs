@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use support::world::{Tcp, World, addrs, ms};
-use taps_core::dns::DnsConfig;
-use taps_core::dns::wire::{Answer, QueryType};
-use taps_core::machine::{Config, Event, Input, Machine, Preconnection};
-use taps_core::properties::TransportProperties;
-use taps_core::race::{Policy, RaceConfig};
-use taps_core::trace::TraceKind;
+use taps_core::{
+    Config, Event, Input, Machine, Preconnection, TraceKind, TransportProperties,
+    dns::DnsConfig,
+    dns::{Answer, QueryType},
+    race::{Policy, RaceConfig},
+};
 
 const DNS: &str = "192.168.1.1:53";
 const V6: [&str; 3] = ["2001:db8::1", "2001:db8::2", "2001:db8::3"];
@@ -156,7 +156,7 @@ proptest! {
     #[test]
     fn race_invariants_hold_in_random_worlds(s in scenario()) {
         let w = run(&s);
-        let conn = taps_core::id::ConnectionId::from_raw(0, 0);
+        let conn = taps_core::ConnectionId::from_raw(0, 0);
         let trace = w.machine.connection_info(conn).map(|c| c.trace()).expect("connection still held").clone();
 
         // At most one winner, and never both a winner and an error.

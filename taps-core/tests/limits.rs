@@ -12,25 +12,20 @@ use hickory_proto::rr::rdata::{A, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support::pki::TestCa;
 use support::world::{Tcp, World, ms};
-use taps_core::Instant;
-use taps_core::connection::{IoLimits, Message, SendError};
-use taps_core::dns::DnsConfig;
-use taps_core::dns::config::parse_hosts;
-use taps_core::dns::responder::{build_response, parse_query};
-use taps_core::dns::wire::{
-    Answer, DnsWireError, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_CNAME_DEPTH,
-    MAX_HTTPS_RECORDS_PER_ANSWER, QueryType, encode_query, parse_response,
+use taps_core::{
+    AcceptError, Config, ConnectionState, Event, FailureReason, FramingFailure, HostName,
+    InitiateError, Input, Instant, IoLimits, ListenerConfig, Machine, Message, Output,
+    Preconnection, SecurityParameters, SendError, SocketId, StreamError,
+    dns::DnsConfig,
+    dns::parse_hosts,
+    dns::{
+        Answer, DnsWireError, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_CNAME_DEPTH,
+        MAX_HTTPS_RECORDS_PER_ANSWER, QueryType, encode_query, parse_response,
+    },
+    framer::FramerFactory,
+    race::{RaceConfig, RacingMode},
 };
-use taps_core::endpoint::HostName;
-use taps_core::id::SocketId;
-use taps_core::machine::{
-    AcceptError, Config, ConnectionState, Event, InitiateError, Input, ListenerConfig, Machine,
-    Output, Preconnection, StreamError,
-};
-use taps_core::race::{RaceConfig, RacingMode};
-use taps_core::security::SecurityParameters;
-use taps_core::stack::framer::FramerFactory;
-use taps_core::trace::{FailureReason, FramingFailure};
+use taps_testkit::dns::{build_response, parse_query};
 
 const NAME: &str = "www.example.com";
 const SERVER: &str = "192.0.2.10:443";
@@ -80,7 +75,7 @@ fn outputs(m: &mut Machine) -> Vec<Output> {
 fn accepted(
     config: Config,
     framer: Option<FramerFactory>,
-) -> (Machine, taps_core::id::ConnectionId, SocketId) {
+) -> (Machine, taps_core::ConnectionId, SocketId) {
     let mut m = Machine::new(config);
     let mut lc = ListenerConfig::on(vec![SERVER.parse().unwrap()]);
     if let Some(f) = framer {
@@ -219,10 +214,10 @@ fn cname_depth() {
 /// forged, which would leave the question to time out).
 #[test]
 fn cname_depth_fails_the_question_with_its_reason() {
-    fn deep(q: &taps_core::dns::responder::Question) -> Vec<u8> {
+    fn deep(q: &taps_testkit::dns::Question) -> Vec<u8> {
         with_id(response(QueryType::A, chain(MAX_CNAME_DEPTH + 1)), q.id)
     }
-    fn looped(q: &taps_core::dns::responder::Question) -> Vec<u8> {
+    fn looped(q: &taps_testkit::dns::Question) -> Vec<u8> {
         let records = vec![
             cname(&format!("{NAME}."), "a.example.net."),
             cname("a.example.net.", &format!("{NAME}.")),
@@ -326,8 +321,8 @@ fn candidates_per_connection() {
 /// others never get an attempt, and nothing wraps.
 #[test]
 fn paths_per_connection() {
-    use taps_core::path::{MAX_PATHS_PER_CONNECTION, derive_paths};
-    use taps_core::properties::TransportProperties;
+    use taps_core::TransportProperties;
+    use taps_core::{MAX_PATHS_PER_CONNECTION, derive_paths};
     let all = interfaces(300);
     let selection = TransportProperties::default();
     let paths = derive_paths(&all, &selection.selection, None).unwrap();
@@ -353,8 +348,8 @@ fn paths_per_connection() {
     assert_eq!(error.attempts.len(), MAX_PATHS_PER_CONNECTION);
 }
 
-fn interfaces(n: u32) -> Vec<taps_core::path::Interface> {
-    use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
+fn interfaces(n: u32) -> Vec<taps_core::Interface> {
+    use taps_core::{Interface, InterfaceAddress, InterfaceKind};
     (1..=n)
         .map(|i| Interface {
             name: format!("eth{i}"),
@@ -686,7 +681,7 @@ fn handshake_time() {
 #[test]
 fn history_entries() {
     let mut m = Machine::new(Config {
-        history: taps_core::race::history::HistoryConfig {
+        history: taps_core::race::HistoryConfig {
             max_entries: 3,
             ..Default::default()
         },

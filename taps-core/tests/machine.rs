@@ -6,14 +6,14 @@ mod support;
 use std::time::Duration;
 
 use support::world::{Forgery, Tcp, World, addrs, ms};
-use taps_core::dns::DnsConfig;
-use taps_core::dns::config::parse_hosts;
-use taps_core::dns::wire::{Answer, QueryType};
-use taps_core::machine::{Config, Event, InitiateError, Input, Machine, Preconnection};
-use taps_core::path::{Interface, InterfaceKind};
-use taps_core::properties::TransportProperties;
-use taps_core::race::RaceFailure;
-use taps_core::trace::{DropReason, FailureReason, TraceKind};
+use taps_core::{
+    Config, DropReason, Event, FailureReason, InitiateError, Input, Interface, InterfaceKind,
+    Machine, Preconnection, TraceKind, TransportProperties,
+    dns::DnsConfig,
+    dns::parse_hosts,
+    dns::{Answer, QueryType},
+    race::RaceFailure,
+};
 
 const DNS1: &str = "192.168.1.1:53";
 const DNS2: &str = "192.168.1.2:53";
@@ -329,7 +329,7 @@ fn conn_timeout_lists_every_attempt_with_its_reason() {
     assert!(w.live_sockets.is_empty(), "every socket closed");
 }
 
-fn last_socket(w: &World) -> taps_core::id::SocketId {
+fn last_socket(w: &World) -> taps_core::SocketId {
     *w.live_sockets
         .iter()
         .max_by_key(|(s, _)| s.to_raw())
@@ -422,8 +422,8 @@ fn interfaces_race_as_paths_and_prohibitions_hold() {
 
 #[test]
 fn stale_and_unknown_ids_are_ignored_and_counted() {
-    use taps_core::id::{DnsTxnId, SocketId};
-    use taps_core::machine::Input;
+    use taps_core::Input;
+    use taps_core::{DnsTxnId, SocketId};
     let mut w = World::new(machine(&[DNS1]));
     dual_stack(&mut w, DNS1, 10);
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
@@ -461,8 +461,8 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
     // HEv3 §4.2.1: "clients are still required to issue A and AAAA queries
     // for those TargetNames"; "they replace the hints".
     use smallvec::smallvec;
-    use taps_core::dns::wire::HttpsRecord;
-    use taps_core::endpoint::HostName;
+    use taps_core::HostName;
+    use taps_core::dns::HttpsRecord;
     let mut w = World::new(machine(&[DNS1]));
     let record = HttpsRecord {
         priority: 1,
@@ -603,7 +603,7 @@ fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
 fn receive_errors_can_be_named_and_matched() {
     // `Machine::receive` returns a `ReceiveError`; applications and adapters
     // must be able to name it to match on it.
-    use taps_core::machine::ReceiveError;
+    use taps_core::ReceiveError;
     let mut m = Machine::new(taps_testkit::config(0));
     let now = taps_core::Instant::from_nanos(0);
     let c = m
@@ -709,7 +709,7 @@ fn path_changes_and_soft_errors_reach_only_the_connections_on_that_interface() {
         assert_eq!(path_events(&w, from), expected, "{what}");
         assert_eq!(
             w.machine.connection_info(c).map(|c| c.state()),
-            Some(taps_core::machine::ConnectionState::Established),
+            Some(taps_core::ConnectionState::Established),
             "{what}: the connection stays"
         );
     }

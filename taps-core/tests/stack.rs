@@ -10,17 +10,11 @@ use std::time::Duration;
 
 use support::net::{Behaviour, Net, Through, read_through};
 use support::pki::TestCa;
-use taps_core::Instant;
-use taps_core::connection::{IoLimits, Message, SendError};
-use taps_core::dns::config::parse_hosts;
-use taps_core::id::{ConnectionId, ListenerId};
-use taps_core::machine::{
-    Config, Event, Input, ListenerConfig, Machine, Preconnection, StreamError, TlsCheckout,
+use taps_core::{
+    Config, ConnectionId, Event, FailureReason, Input, Instant, IoLimits, ListenerConfig,
+    ListenerId, Machine, Message, Preconnection, SecurityParameters, SendError, StreamError,
+    TlsCheckout, TlsFailure, TraceKind, dns::parse_hosts, framer::FramerFactory, race::RaceFailure,
 };
-use taps_core::race::RaceFailure;
-use taps_core::security::SecurityParameters;
-use taps_core::stack::framer::FramerFactory;
-use taps_core::trace::{FailureReason, TlsFailure, TraceKind};
 
 const V6: &str = "[2001:db8::10]:443";
 const V4: &str = "192.0.2.10:443";
@@ -84,10 +78,7 @@ fn ready(net: &Net, m: usize, conn: ConnectionId) -> bool {
         .any(|e| matches!(e, Event::Ready { conn: c, .. } if *c == conn))
 }
 
-fn establishment_error(
-    net: &Net,
-    conn: ConnectionId,
-) -> Option<taps_core::machine::EstablishmentError> {
+fn establishment_error(net: &Net, conn: ConnectionId) -> Option<taps_core::EstablishmentError> {
     net.events_of(0).into_iter().find_map(|e| match e {
         Event::EstablishmentError { conn: c, error } if c == conn => Some(error),
         _ => None,
@@ -185,7 +176,7 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
 
 #[test]
 fn certificate_failures_reach_establishment_error_with_a_reason() {
-    type MakeLeaf = Box<dyn Fn(&TestCa) -> taps_core::security::Identity>;
+    type MakeLeaf = Box<dyn Fn(&TestCa) -> taps_core::Identity>;
     let cases: [(&str, MakeLeaf, TlsFailure); 3] = [
         (
             "expired",
@@ -240,7 +231,7 @@ fn pinning_passes_with_the_right_key_and_fails_with_another() {
         .unwrap();
     for (pins, ok) in [(pin, true), ([0u8; 32], false)] {
         let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
-        let id = taps_core::security::Identity {
+        let id = taps_core::Identity {
             chain: leaf.chain.clone(),
             key: leaf.key.clone_key(),
         };

@@ -11,13 +11,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use support::net::Net;
 use support::pki::TestCa;
-use taps_core::Instant;
-use taps_core::connection::Message;
-use taps_core::id::ConnectionId;
-use taps_core::machine::{Config, Event, Input, ListenerConfig, Machine, Output, Preconnection};
-use taps_core::security::SecurityParameters;
-use taps_core::stack::framer::FramerFactory;
-use taps_core::trace::FailureReason;
+use taps_core::{
+    Config, ConnectionId, Event, FailureReason, Input, Instant, ListenerConfig, Machine, Message,
+    Output, Preconnection, SecurityParameters, framer::FramerFactory,
+};
 
 const V4: &str = "192.0.2.10:443";
 
@@ -197,7 +194,7 @@ proptest! {
         if let Some(error) = failed {
             prop_assert!(error.attempts.iter().all(|a| matches!(a.failure, Some(FailureReason::Tls(_)))), "{}", error);
         } else {
-            prop_assert!(m.connection_info(c).map(|c| c.state()) == Some(taps_core::machine::ConnectionState::Establishing));
+            prop_assert!(m.connection_info(c).map(|c| c.state()) == Some(taps_core::ConnectionState::Establishing));
         }
     }
 

@@ -11,12 +11,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use taps_core::connection::{Message, MessageId, SendError};
-use taps_core::endpoint::RemoteEndpoint;
-use taps_core::id::ConnectionId;
-use taps_core::machine::{ConnectionState, ReceiveError};
-use taps_core::properties::EffectiveProperties;
-use taps_core::trace::{FailureReason, Trace};
+use taps_core::{
+    ConnectionId, ConnectionState, EffectiveProperties, FailureReason, Message, MessageId,
+    ReceiveError, RemoteEndpoint, SendError, Trace,
+};
 
 use super::IoWait;
 use super::error::{Error, reason_to_io};
@@ -728,7 +726,7 @@ impl Drop for Connection {
 }
 
 /// The name of interface `index` as the machine last heard of it.
-fn interface_name(machine: &taps_core::machine::Machine, index: u32) -> Option<String> {
+fn interface_name(machine: &taps_core::Machine, index: u32) -> Option<String> {
     machine
         .interfaces()
         .iter()

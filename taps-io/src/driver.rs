@@ -26,12 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use crate::IdMap;
-use taps_core::connection::{Message, MessageId, SendError};
-use taps_core::dns::{DnsAction, DnsSend, DnsTransport};
-use taps_core::id::{ConnectionId, DnsTxnId, ListenerId, SocketId};
-use taps_core::machine::{ConnectionState, Event, Input, Machine, Output};
-use taps_core::time::Instant;
-use taps_core::trace::FailureReason;
+use taps_core::{
+    ConnectionId, ConnectionState, DnsTxnId, Event, FailureReason, Input, Instant, ListenerId,
+    Machine, Message, MessageId, Output, SendError, SocketId,
+    dns::{DnsAction, DnsSend, DnsTransport},
+};
 
 /// A wake-up flag one task sets and another awaits; runtime independent.
 #[derive(Debug, Default)]
@@ -410,6 +409,10 @@ impl Driver {
                 }
                 Output::StopListening { listener } => self.stopped_listeners.push(listener),
                 Output::Event(event) => self.route(event),
+                // A kind of work this layer does not perform (a newer core's):
+                // nothing is opened, so nothing answers, and the machine's
+                // timers fail what waits on it.
+                _ => {}
             }
         }
         let next = self.machine.poll_timeout();
@@ -516,7 +519,7 @@ impl Driver {
         self.dispatch();
         match result {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(taps_core::machine::StreamError::WouldBlock) => {
+            Err(taps_core::StreamError::WouldBlock) => {
                 self.conns.entry(conn).or_default().read = Some(cx.waker().clone());
                 Poll::Pending
             }
@@ -563,7 +566,7 @@ impl Driver {
     ) -> Poll<io::Result<usize>> {
         let now = self.now();
         let result = self.machine.connection(conn).write(data);
-        if result == Err(taps_core::machine::StreamError::WouldBlock) {
+        if result == Err(taps_core::StreamError::WouldBlock) {
             // Before the flush: what it writes may make room, and the
             // `Writable` that says so is routed by the dispatch below.
             self.conns.entry(conn).or_default().write = Some(cx.waker().clone());
@@ -579,7 +582,7 @@ impl Driver {
         self.dispatch();
         match result {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(taps_core::machine::StreamError::WouldBlock) => Poll::Pending,
+            Err(taps_core::StreamError::WouldBlock) => Poll::Pending,
             Err(e) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!("{e:?}"),
@@ -868,8 +871,8 @@ mod tests {
     use std::task::Wake;
 
     use super::*;
-    use taps_core::connection::IoLimits;
-    use taps_core::machine::{Config, Preconnection};
+    use taps_core::IoLimits;
+    use taps_core::{Config, Preconnection};
 
     /// A peer that takes every byte and answers with EOF once told to.
     #[derive(Default)]
@@ -951,7 +954,7 @@ mod tests {
 
     #[test]
     fn an_attempt_is_bound_to_its_path_unless_loopback_reaches_only_loopback() {
-        use taps_core::path::{Interface, InterfaceKind};
+        use taps_core::{Interface, InterfaceKind};
         let mut d = Driver::new(Machine::new(Config::new(0)));
         let lo = Interface::new("lo", 1, InterfaceKind::Loopback, &["127.0.0.1/8"]).unwrap();
         let eth = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.2/24"]).unwrap();

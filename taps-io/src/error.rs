@@ -3,9 +3,9 @@
 use core::fmt;
 use std::io;
 
-use taps_core::connection::SendError;
-use taps_core::machine::{EstablishmentError, InitiateError, ListenError, ReceiveError};
-use taps_core::trace::{FailureReason, Trace};
+use taps_core::{
+    EstablishmentError, FailureReason, InitiateError, ListenError, ReceiveError, SendError, Trace,
+};
 
 /// Why establishment failed (RFC 9622 §7.1 `EstablishmentError`), with the
 /// race's trace for a waterfall (see [`super::trace`]).
@@ -36,7 +36,7 @@ pub enum Error {
     /// A message was refused (framing limits, a final message was sent).
     Send(SendError),
     /// A message is larger than the whole send queue
-    /// ([`IoLimits::max_queued_bytes`](taps_core::connection::IoLimits)):
+    /// ([`IoLimits::max_queued_bytes`](taps_core::IoLimits)):
     /// it could never be sent.
     MessageTooLarge {
         /// Its size.
@@ -69,7 +69,7 @@ impl fmt::Display for Error {
                 f,
                 "a {len}-byte message can never fit the {limit}-byte send queue"
             ),
-            Error::Receive(e) => write!(f, "receive refused: {e:?}"),
+            Error::Receive(e) => write!(f, "receive refused: {e}"),
             Error::Listen(e) => write!(f, "cannot listen: {e}"),
             Error::Listener(e) => write!(f, "listener failed: {e}"),
             Error::Io(e) => write!(f, "{e}"),
@@ -77,18 +77,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Initiate(e) => Some(e),
-            Error::Establishment(e) => Some(&e.error),
-            Error::Send(e) => Some(e),
-            Error::Listen(e) => Some(e),
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// Each variant's Display already carries the message of what it wraps, so
+/// `source` gives nothing more: the text appears once in a chain.
+impl std::error::Error for Error {}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
@@ -119,7 +110,7 @@ pub fn reason_to_io(reason: FailureReason) -> io::Error {
         FailureReason::Unreachable => K::NetworkUnreachable,
         FailureReason::InterfaceDown => K::NetworkDown,
         FailureReason::Tls(_) | FailureReason::Framing(_) => K::InvalidData,
-        FailureReason::SocketSetup(_) | FailureReason::Os(_) => K::Other,
+        _ => K::Other,
     };
     io::Error::new(kind, format!("connection failed: {reason}"))
 }

@@ -71,22 +71,22 @@ pub use futures_core::Stream;
 pub use listener::Listener;
 pub use preconnection::Preconnection;
 pub use taps::Taps;
-pub use taps_core::connection::{IoLimits, Message, MessageId, SendError};
-pub use taps_core::endpoint::{LocalEndpoint, RemoteEndpoint};
-pub use taps_core::machine::{Config, EstablishmentError, ListenerConfig};
-pub use taps_core::path::InterfaceKind;
-pub use taps_core::properties::{EffectiveProperties, Preference, TransportProperties};
+pub use taps_core::InterfaceKind;
 pub use taps_core::race::{Policy, RaceConfig};
-pub use taps_core::security::{Identity, SecurityParameters};
+pub use taps_core::{Config, EstablishmentError, ListenerConfig};
+pub use taps_core::{EffectiveProperties, Preference, TransportProperties};
+pub use taps_core::{Identity, SecurityParameters};
+pub use taps_core::{IoLimits, Message, MessageId, SendError};
+pub use taps_core::{LocalEndpoint, RemoteEndpoint};
 /// How a runtime reports a non-blocking connect (for [`ReadyTcp`]
 /// implementations), from the OS glue.
 pub use taps_sys::socket::{ConnectProgress, connect_result};
 
-use taps_core::id::IdMap;
+use taps_core::IdMap;
 
 /// Message framers (RFC 9622 §9.1.2), from the core.
 pub mod framer {
-    pub use taps_core::stack::framer::{Framer, FramerFactory};
+    pub use taps_core::framer::{Framer, FramerFactory};
 }
 
 /// The system's trusted root certificates, from the OS glue.

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use taps_core::id::ListenerId;
+use taps_core::ListenerId;
 
 use super::connection::PeerName;
 use super::shared::{ConnSide, Shared};

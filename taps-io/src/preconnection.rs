@@ -5,12 +5,10 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use taps_core::connection::Message;
-use taps_core::endpoint::{EndpointParseError, LocalEndpoint, RemoteEndpoint};
-use taps_core::properties::TransportProperties;
-use taps_core::race::RaceConfig;
-use taps_core::security::{CertificateVerification, SecurityParameters};
-use taps_core::stack::framer::FramerFactory;
+use taps_core::{
+    CertificateVerification, EndpointParseError, LocalEndpoint, Message, RemoteEndpoint,
+    SecurityParameters, TransportProperties, framer::FramerFactory, race::RaceConfig,
+};
 
 use super::error::Error;
 use super::{Connection, Taps};
@@ -20,7 +18,7 @@ use taps_sys::roots;
 /// `Taps` ([`Preconnection::initiate`]).
 #[derive(Clone, Debug)]
 pub struct Preconnection {
-    pub(crate) inner: taps_core::machine::Preconnection,
+    pub(crate) inner: taps_core::Preconnection,
 }
 
 impl Preconnection {
@@ -28,7 +26,7 @@ impl Preconnection {
     /// ordered stream) and no TLS.
     pub fn new(remote: RemoteEndpoint) -> Self {
         Preconnection {
-            inner: taps_core::machine::Preconnection::new(remote),
+            inner: taps_core::Preconnection::new(remote),
         }
     }
 
@@ -84,7 +82,7 @@ impl Preconnection {
     }
 
     /// The core's preconnection.
-    pub fn core(&self) -> &taps_core::machine::Preconnection {
+    pub fn core(&self) -> &taps_core::Preconnection {
         &self.inner
     }
 
@@ -115,7 +113,7 @@ impl Preconnection {
     /// The preconnection the core is given: the system's roots filled in
     /// where the application named none. Borrowed when there is nothing to
     /// fill in (no copy per connect).
-    pub(crate) fn resolved(&self) -> Result<Cow<'_, taps_core::machine::Preconnection>, Error> {
+    pub(crate) fn resolved(&self) -> Result<Cow<'_, taps_core::Preconnection>, Error> {
         let mut pre = Cow::Borrowed(&self.inner);
         if self.inner.security.as_ref().is_some_and(needs_roots)
             && let Some(security) = pre.to_mut().security.as_mut()

@@ -20,9 +20,10 @@ use smallvec::SmallVec;
 
 use crate::IdMap;
 use crate::driver::{Driver, Signal, Work};
-use taps_core::id::{ConnectionId, ListenerId, SocketId};
-use taps_core::machine::{CheckedOutTls, EstablishmentError, Event, Input, TlsCheckout, TlsRead};
-use taps_core::trace::FailureReason;
+use taps_core::{
+    CheckedOutTls, ConnectionId, EstablishmentError, Event, FailureReason, Input, ListenerId,
+    SocketId, TlsCheckout, TlsRead,
+};
 
 use super::ConnectionEvent;
 use super::parked::{Claim, Parked};
@@ -334,12 +335,9 @@ impl ConnSide {
             }
             Event::PathChange { .. } => Some(ConnectionEvent::PathChange),
             Event::SoftError { reason, .. } => Some(ConnectionEvent::SoftError(reason)),
-            // Not queued by the driver (wakers only), or listener events.
-            Event::Readable { .. }
-            | Event::Writable { .. }
-            | Event::ConnectionReceived { .. }
-            | Event::ListenerError { .. }
-            | Event::Stopped { .. } => None,
+            // Not queued by the driver (wakers only), listener events, and
+            // events of a newer core this layer does not offer yet.
+            _ => None,
         };
         if let Some(e) = app {
             if self.events.len() >= MAX_APP_EVENTS {

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use crate::driver::Driver;
-use taps_core::connection::Message;
-use taps_core::id::ConnectionId;
-use taps_core::machine::{Config, Input, ListenerConfig, Machine, Stats};
-use taps_core::path::Interface;
+use taps_core::{Config, ConnectionId, Input, Interface, ListenerConfig, Machine, Message, Stats};
 use taps_sys::monitor::PathMonitor;
 
 use super::connection::PeerName;
@@ -214,7 +211,7 @@ impl Taps {
     /// RFC 9622 §7.2 `Listen`: opens the listening sockets and returns once
     /// they are bound (so [`Listener::local_addrs`] has the ports the
     /// system chose for port 0). With TLS, give the server's identity
-    /// ([`SecurityParameters::server`](taps_core::security::SecurityParameters::server)).
+    /// ([`SecurityParameters::server`](taps_core::SecurityParameters::server)).
     ///
     /// # Errors
     ///

@@ -29,9 +29,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::driver::{Close, NonBlockingIo, Signal, Step, Work};
-use taps_core::dns::DnsTransport;
-use taps_core::id::{DnsTxnId, ListenerId, SocketId};
-use taps_core::machine::Input;
+use taps_core::{DnsTxnId, Input, ListenerId, SocketId, dns::DnsTransport};
 use taps_sys::monitor::{POLL_INTERVAL, PathMonitor};
 use taps_sys::socket::{
     ConnectProgress, ListenOptions, TcpOptions, failure_reason, open_dns_tcp, open_dns_udp,

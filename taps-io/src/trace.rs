@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
-use taps_core::trace::{LocalSource, qtype_name};
+use taps_core::LocalSource;
 
-pub use taps_core::trace::{FailureReason, Trace, TraceEvent, TraceKind};
+pub use taps_core::{FailureReason, Trace, TraceEvent, TraceKind};
 
 /// The text waterfall: the event log, then one bar per attempt.
 pub fn waterfall(
@@ -52,7 +52,7 @@ pub fn to_json(
                 retransmit,
             } => {
                 kind(&mut out, "dns_query");
-                field(&mut out, "qtype", qtype_name(qtype));
+                field(&mut out, "qtype", qtype.name());
                 field(&mut out, "server", &server.to_string());
                 let _ = write!(out, ",\"tcp\":{tcp},\"retransmit\":{retransmit}");
             }
@@ -62,7 +62,7 @@ pub fn to_json(
                 local,
             } => {
                 kind(&mut out, "dns_answer");
-                field(&mut out, "qtype", qtype_name(qtype));
+                field(&mut out, "qtype", qtype.name());
                 field(&mut out, "outcome", &outcome.to_string());
                 out.push_str(",\"local\":");
                 match local {
@@ -80,12 +80,12 @@ pub fn to_json(
             }
             TraceKind::DnsRetry { qtype, outcome } => {
                 kind(&mut out, "dns_retry");
-                field(&mut out, "qtype", qtype_name(qtype));
+                field(&mut out, "qtype", qtype.name());
                 field(&mut out, "outcome", &outcome.to_string());
             }
             TraceKind::DnsDropped { qtype, reason } => {
                 kind(&mut out, "dns_dropped");
-                field(&mut out, "qtype", qtype_name(qtype));
+                field(&mut out, "qtype", qtype.name());
                 field(&mut out, "reason", &format!("{reason:?}"));
             }
             TraceKind::ResolutionDelayStarted => kind(&mut out, "resolution_delay"),

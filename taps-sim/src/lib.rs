@@ -1,6 +1,6 @@
 //! taps-sim: the deterministic network simulator of taps.
 //!
-//! The same `taps_core::machine::Machine` that runs under tokio and smol
+//! The same `taps_core::Machine` that runs under tokio and smol
 //! runs here against a simulated world on a virtual clock (DESIGN.md,
 //! "Simulator"). The world replays any network condition exactly from a
 //! seed, in milliseconds of wall time, and compares racing policies side by

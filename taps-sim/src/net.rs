@@ -9,9 +9,7 @@
 use core::time::Duration;
 use std::net::IpAddr;
 
-use taps_core::Instant;
-use taps_core::path::Interface;
-use taps_core::rng::Rng;
+use taps_core::{Instant, Interface, Rng};
 
 use crate::scenario::{Action, Change, Direction, Link, LinkParams};
 
@@ -248,7 +246,7 @@ impl Net {
 mod tests {
     use super::*;
     use crate::scenario::Prefix;
-    use taps_core::path::{InterfaceAddress, InterfaceKind};
+    use taps_core::{InterfaceAddress, InterfaceKind};
 
     fn iface(index: u32, addrs: &[&str]) -> Interface {
         Interface {

@@ -32,11 +32,7 @@
 use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
 
-use taps_core::Instant;
-use taps_core::dns::wire::QueryType;
-use taps_core::endpoint::Host;
-use taps_core::path::derive_paths;
-use taps_core::trace::{DnsOutcome, Trace, TraceKind};
+use taps_core::{DnsOutcome, Host, Instant, Trace, TraceKind, derive_paths, dns::QueryType};
 
 use crate::net::{
     CONTROL_BYTES, DATA_RETRIES, Dir, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES, SYN_RTO,

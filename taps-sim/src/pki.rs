@@ -18,8 +18,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use taps_core::rng::Rng;
-use taps_core::security::Identity;
+use taps_core::{Identity, Rng};
 
 use crate::scenario::Cert;
 

@@ -43,11 +43,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant as WallInstant;
 
 use serde::Serialize;
-use taps_core::Instant;
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
-use taps_core::race::Policy;
-use taps_core::rng::Rng;
-use taps_core::trace::TraceKind;
+use taps_core::{
+    Instant, Interface, InterfaceAddress, InterfaceKind, Rng, TraceKind, race::Policy,
+};
 
 use crate::POLICIES;
 use crate::oracle::oracle;
@@ -258,7 +256,7 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
             .push(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1 + i as u16));
     }
     if chance(rng, 0.15) {
-        r.https.push(taps_core::dns::wire::HttpsRecord {
+        r.https.push(taps_core::dns::HttpsRecord {
             priority: 1,
             target: None,
             alpn: vec!["h2".into()],

@@ -14,10 +14,8 @@ use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
-use taps_core::Instant;
-use taps_core::dns::wire::QueryType;
-use taps_core::trace::{
-    DnsOutcome, DropReason, FailureReason, LocalSource, Trace, TraceKind, qtype_name,
+use taps_core::{
+    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, Trace, TraceKind, dns::QueryType,
 };
 
 use crate::scenario::Scenario;
@@ -364,7 +362,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "  {:<5} {:<24} sent {:>12}  answered {:>12}  {}",
-                    qtype_name(d.qtype),
+                    d.qtype.name(),
                     dns_name(&self.qname, d.qtype, self.port),
                     d.sent.map_or_else(|| "-".into(), ms),
                     d.answered.map_or_else(|| "-".into(), ms),
@@ -477,7 +475,7 @@ impl Report {
                     .iter()
                     .map(|d| JsonDns {
                         name: dns_name(&self.qname, d.qtype, self.port),
-                        qtype: qtype_name(d.qtype),
+                        qtype: d.qtype.name(),
                         sent_ms: d.sent.map(millis),
                         answered_ms: d.answered.map(millis),
                         result: d.result(),
@@ -685,6 +683,13 @@ impl Fnv {
             }
             FailureReason::PeerClosed => self.u8(10),
             FailureReason::LocalAbort => self.u8(11),
+            // A reason of a newer core: its text names it.
+            other => {
+                self.u8(255);
+                for b in other.to_string().bytes() {
+                    self.u8(b);
+                }
+            }
         }
     }
 }

@@ -45,14 +45,12 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Deserialize;
-use taps_core::dns::wire::{
-    HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_HTTPS_RECORDS_PER_ANSWER, QueryType,
+use taps_core::{
+    Host, HostName, Interface, InterfaceAddress, InterfaceKind, InterfaceSelector, Preconnection,
+    Preference, RemoteEndpoint, TransportProperties,
+    dns::{HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_HTTPS_RECORDS_PER_ANSWER, QueryType},
+    race::{Policy, RaceConfig},
 };
-use taps_core::endpoint::{Host, HostName, RemoteEndpoint};
-use taps_core::machine::Preconnection;
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind, InterfaceSelector};
-use taps_core::properties::{Preference, TransportProperties};
-use taps_core::race::{Policy, RaceConfig};
 
 use crate::units::{parse_bandwidth, parse_duration};
 
@@ -1071,7 +1069,7 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
         let kind: InterfaceKind =
             r.kind
                 .parse()
-                .map_err(|e: taps_core::path::UnknownInterfaceKind| {
+                .map_err(|e: taps_core::UnknownInterfaceKind| {
                     invalid(format!("{key}.kind"), e.to_string())
                 })?;
         if r.addrs.len() > 64 {

@@ -36,8 +36,8 @@ use std::rc::Rc;
 
 use std::net::IpAddr;
 
-use taps_core::dns::responder::{Question, build_response, parse_query};
-use taps_core::dns::wire::{Answer, MAX_NEGATIVE_TTL, QueryType};
+use taps_core::dns::{Answer, MAX_NEGATIVE_TTL, QueryType};
+use taps_testkit::dns::{Question, build_response, parse_query};
 
 use crate::scenario::{Accept, Dns, DnsFail, Records, Server, ServerTls};
 
@@ -315,8 +315,8 @@ fn encode_answer(a: &Answer, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::scenario::Scenario;
-    use taps_core::dns::wire::{encode_query, parse_response};
-    use taps_core::endpoint::HostName;
+    use taps_core::HostName;
+    use taps_core::dns::{encode_query, parse_response};
 
     fn scenario() -> Scenario {
         Scenario::parse(

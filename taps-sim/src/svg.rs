@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use crate::report::{AttemptEnd, Report};
 use crate::units::millis;
-use taps_core::trace::{DnsOutcome, qtype_name};
+use taps_core::DnsOutcome;
 
 const WIDTH: f64 = 1120.0;
 const LABEL_W: f64 = 330.0;
@@ -157,7 +157,7 @@ pub fn render(report: &Report) -> String {
                 d.outcome,
                 Some(DnsOutcome::Positive { .. } | DnsOutcome::NoData)
             );
-            let label = format!("dns {} {}", qtype_name(d.qtype), report.qname);
+            let label = format!("dns {} {}", d.qtype.name(), report.qname);
             bar(
                 &mut body,
                 row,

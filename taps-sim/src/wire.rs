@@ -20,10 +20,10 @@ use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use taps_core::Instant;
-use taps_core::id::{ListenerId, SocketId};
-use taps_core::machine::{Config, ListenerConfig, Machine};
-use taps_core::security::{SecurityParameters, TlsEnvironment};
+use taps_core::{
+    Config, Instant, ListenerConfig, ListenerId, Machine, SecurityParameters, SocketId,
+    TlsEnvironment,
+};
 
 use crate::pki::{Pki, PkiError, TLS_CLOCK_UNIX};
 use crate::scenario::{Accept, Scenario, ServerTls};

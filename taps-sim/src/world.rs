@@ -67,15 +67,12 @@ use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use taps_core::Instant;
-use taps_core::dns::{DnsAction, DnsConfig, DnsSend, DnsTransport};
-use taps_core::id::{ConnectionId, DnsTxnId, SocketId};
-use taps_core::machine::Preconnection;
-use taps_core::machine::{Config, EstablishmentError, Event, Input, Machine, Output, Stats};
-use taps_core::path::Interface;
-use taps_core::race::Policy;
-use taps_core::rng::Rng;
-use taps_core::trace::{FailureReason, Trace, TraceKind};
+use taps_core::{
+    Config, ConnectionId, DnsTxnId, EstablishmentError, Event, FailureReason, Input, Instant,
+    Interface, Machine, Output, Preconnection, Rng, SocketId, Stats, Trace, TraceKind,
+    dns::{DnsAction, DnsConfig, DnsSend, DnsTransport},
+    race::Policy,
+};
 
 use crate::net::{
     CONTROL_BYTES, DATA_RETRIES, Dir, Fate, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES,
@@ -693,6 +690,9 @@ impl World {
                 Output::ResumeReading { socket } => self.feed_client(cx, socket),
                 Output::Listen { .. } | Output::StopListening { .. } => {}
                 Output::Event(e) => self.on_event(cx, e),
+                other => self
+                    .violations
+                    .push(format!("an output the simulator cannot perform: {other:?}")),
             }
         }
     }
@@ -1718,6 +1718,9 @@ impl World {
                 | Output::Listen { .. }
                 | Output::StopListening { .. }
                 | Output::Event(_) => {}
+                other => self.violations.push(format!(
+                    "a server asked for what the simulator cannot do: {other:?}"
+                )),
             }
         }
     }

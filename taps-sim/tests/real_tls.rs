@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use taps_core::trace::{FailureReason, TlsFailure, TraceKind};
+use taps_core::{FailureReason, TlsFailure, TraceKind};
 use taps_sim::report::{AttemptEnd, attempts};
 use taps_sim::{RunOptions, Scenario, World, run_scenario};
 

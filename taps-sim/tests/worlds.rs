@@ -47,10 +47,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use taps_core::dns::wire::HttpsRecord;
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
-use taps_core::race::{Policy, RaceConfig};
-use taps_core::trace::TraceKind;
+use taps_core::{
+    Interface, InterfaceAddress, InterfaceKind, TraceKind,
+    dns::HttpsRecord,
+    race::{Policy, RaceConfig},
+};
 use taps_sim::oracle::oracle;
 use taps_sim::report::trace_hash;
 use taps_sim::scenario::{
@@ -470,7 +471,7 @@ proptest! {
 /// of racing reaches it exactly (see `the_bound_is_tight`).
 fn bounded_regret(
     sc: &Scenario,
-    trace: &taps_core::trace::Trace,
+    trace: &taps_core::Trace,
     remote: SocketAddr,
     interface: u32,
     o: Duration,

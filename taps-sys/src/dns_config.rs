@@ -16,8 +16,10 @@ use std::io;
 use std::path::Path;
 
 use super::{Stage, context};
-use taps_core::dns::DnsConfig;
-use taps_core::dns::config::{HostsFile, ResolvConf, parse_hosts, parse_resolv_conf};
+use taps_core::{
+    dns::DnsConfig,
+    dns::{HostsFile, ResolvConf, parse_hosts, parse_resolv_conf},
+};
 
 /// Where resolv.conf lives.
 pub const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
@@ -65,7 +67,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use taps_core::endpoint::HostName;
+    use taps_core::HostName;
 
     /// A directory under the system's temp dir, removed on drop.
     struct TempDir(PathBuf);

@@ -45,7 +45,7 @@ use std::path::Path;
 use std::ptr;
 
 use super::{Stage, context};
-use taps_core::path::{Interface, InterfaceAddress, InterfaceKind};
+use taps_core::{Interface, InterfaceAddress, InterfaceKind};
 
 /// Where sysfs lists network interfaces.
 pub const SYS_CLASS_NET: &str = "/sys/class/net";

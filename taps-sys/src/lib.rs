@@ -8,10 +8,10 @@
 //!
 //! - [`socket`]: TCP, listener and DNS sockets through socket2 (socket(2),
 //!   connect(2), socket(7), tcp(7), ipv6(7), mptcp(7)), and the mapping of
-//!   OS errors to [`FailureReason`](taps_core::trace::FailureReason).
+//!   OS errors to [`FailureReason`](taps_core::FailureReason).
 //! - [`interfaces`]: the interface list from getifaddrs(3), classified
 //!   through `/sys/class/net` (sysfs-class-net), as
-//!   [`Interface`](taps_core::path::Interface) values for path derivation
+//!   [`Interface`](taps_core::Interface) values for path derivation
 //!   (RFC 9623 §4.1.1.2).
 //! - [`dns_config`]: `/etc/resolv.conf` (resolv.conf(5)) and `/etc/hosts`
 //!   (hosts(5)) read from disk and parsed by the core's own parsers.
@@ -94,11 +94,10 @@ impl fmt::Display for Context {
     }
 }
 
-impl Error for Context {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.source)
-    }
-}
+/// The Display already ends with the cause's message, so `source` gives
+/// nothing more: the text appears once in a chain. [`os_error_code`]
+/// still finds the cause's code.
+impl Error for Context {}
 
 /// Wraps `err` with a description of what failed, keeping its kind.
 pub(crate) fn context(err: io::Error, stage: Stage, what: impl Into<String>) -> io::Error {

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use super::interfaces::list_interfaces;
 use super::{Stage, context};
-use taps_core::path::Interface;
+use taps_core::Interface;
 
 /// How often to call [`PathMonitor::poll_change`] on a polling monitor.
 /// Two seconds notices a lost Wi-Fi well before a connection attempt

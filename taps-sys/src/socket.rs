@@ -25,8 +25,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{Stage, context, is_setup_error, os_error_code};
-use taps_core::path::Interface;
-use taps_core::trace::FailureReason;
+use taps_core::{FailureReason, Interface};
 
 /// How to set up an outgoing TCP socket.
 #[derive(Clone, Debug, PartialEq, Eq)]

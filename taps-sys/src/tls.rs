@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use taps_core::security::TlsEnvironment;
+use taps_core::TlsEnvironment;
 
 /// The operating system's randomness and clock, with ring's algorithms.
 pub fn system_environment() -> TlsEnvironment {

@@ -19,8 +19,7 @@ use rustls::crypto::{GetRandomFailed, SupportedKxGroup};
 use rustls::pki_types::UnixTime;
 use rustls::time_provider::TimeProvider;
 use rustls::{Error, NamedGroup, PeerMisbehaved};
-use taps_core::rng::Rng;
-use taps_core::security::TlsEnvironment;
+use taps_core::{Rng, TlsEnvironment};
 
 /// ring's algorithms and randomness, and the wall clock.
 pub fn wall_clock() -> TlsEnvironment {

@@ -58,14 +58,14 @@ impl Slot {
 
 /// A bounded TTL cache of settled DNS answers.
 #[derive(Debug)]
-pub struct Cache {
+pub(crate) struct Cache {
     slots: HashMap<HostName, Slot, BuildHasherDefault<DefaultHasher>>,
     capacity: usize,
 }
 
 impl Cache {
     /// A cache holding at most `capacity` names.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Cache {
             slots: HashMap::default(),
             capacity,
@@ -74,7 +74,12 @@ impl Cache {
 
     /// The cached answer for (`name`, `q`), if fresh at `now`, with the TTL it
     /// has left.
-    pub fn get(&self, now: Instant, name: &HostName, q: QueryType) -> Option<(&Answer, u32)> {
+    pub(crate) fn get(
+        &self,
+        now: Instant,
+        name: &HostName,
+        q: QueryType,
+    ) -> Option<(&Answer, u32)> {
         let c = self.slots.get(name)?.get(q)?;
         (c.expires > now).then(|| {
             let left = c.expires.saturating_duration_since(now).as_secs();
@@ -83,7 +88,7 @@ impl Cache {
     }
 
     /// Stores `answer` if it is cacheable and has a TTL.
-    pub fn insert(&mut self, now: Instant, name: &HostName, q: QueryType, answer: &Answer) {
+    pub(crate) fn insert(&mut self, now: Instant, name: &HostName, q: QueryType, answer: &Answer) {
         let ttl = match answer {
             Answer::Addresses { ttl, .. } | Answer::Https { ttl, .. } => *ttl,
             Answer::NoData { negative_ttl } | Answer::NxDomain { negative_ttl } => *negative_ttl,
@@ -123,17 +128,13 @@ impl Cache {
     }
 
     /// Number of cached names.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Drops every entry.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.slots.clear();
     }
 }

@@ -15,10 +15,19 @@
 //! other datagram is dropped, counted and traced, and the query keeps waiting:
 //! a forged answer must not be able to end a lookup.
 
-pub mod cache;
-pub mod config;
-pub mod responder;
-pub mod wire;
+pub(crate) mod cache;
+pub(crate) mod config;
+pub(crate) mod wire;
+
+pub use config::{
+    HostsFile, MAX_NAMESERVERS, MAX_SEARCH_DOMAINS, MAX_WARNINGS, ResolvConf, localhost_addresses,
+    parse_hosts, parse_resolv_conf,
+};
+pub use wire::{
+    Answer, DnsWireError, EDNS_UDP_PAYLOAD, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_CNAME_DEPTH,
+    MAX_HTTPS_RECORDS_PER_ANSWER, MAX_NEGATIVE_TTL, MAX_TTL, MalformedError, MalformedReason,
+    QueryType, Response, TcpResponseReader, encode_query, frame_for_tcp, parse_response,
+};
 
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -29,7 +38,6 @@ use crate::id::{ConnectionId, DnsTxnId, Table};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::trace::{DnsOutcome, DropReason};
-use wire::{Answer, DnsWireError, QueryType, TcpResponseReader};
 
 /// How DNS queries are sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,7 +192,7 @@ struct Txn {
 
 /// The DNS transactions of one machine.
 #[derive(Debug)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     config: DnsConfig,
     txns: Table<DnsTxnId, Txn>,
     actions: VecDeque<DnsAction>,
@@ -197,7 +205,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver with no transactions.
-    pub fn new(config: DnsConfig) -> Self {
+    pub(crate) fn new(config: DnsConfig) -> Self {
         Resolver {
             config,
             txns: Table::default(),
@@ -208,44 +216,34 @@ impl Resolver {
         }
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &DnsConfig {
-        &self.config
-    }
-
     /// The next action for the adapter. Drain after every call.
-    pub fn poll_action(&mut self) -> Option<DnsAction> {
+    pub(crate) fn poll_action(&mut self) -> Option<DnsAction> {
         self.actions.pop_front()
     }
 
     /// The next note for the machine. Drain after every call.
-    pub fn poll_note(&mut self) -> Option<DnsNote> {
+    pub(crate) fn poll_note(&mut self) -> Option<DnsNote> {
         self.notes.pop_front()
     }
 
     /// The connection, name slot and record type a transaction serves.
-    pub fn txn_owner(&self, txn: DnsTxnId) -> Option<(ConnectionId, u8, QueryType)> {
+    pub(crate) fn txn_owner(&self, txn: DnsTxnId) -> Option<(ConnectionId, u8, QueryType)> {
         self.txns.get(txn).map(|t| (t.conn, t.slot, t.qtype))
     }
 
     /// The transaction's deadline, to validate a timer.
-    pub fn deadline(&self, txn: DnsTxnId) -> Option<Instant> {
+    pub(crate) fn deadline(&self, txn: DnsTxnId) -> Option<Instant> {
         self.txns.get(txn).map(|t| t.deadline)
     }
 
-    /// Live transactions.
-    pub fn len(&self) -> usize {
-        self.txns.len()
-    }
-
     /// Whether no transaction is live.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.txns.is_empty()
     }
 
     /// Sends the question (`name`, `qtype`) for name `slot` of `conn` to the
     /// first server.
-    pub fn query(
+    pub(crate) fn query(
         &mut self,
         now: Instant,
         (conn, slot): (ConnectionId, u8),
@@ -310,7 +308,7 @@ impl Resolver {
 
     /// A datagram arrived on `txn`'s socket from `from`. `name` is the name
     /// the query asked about.
-    pub fn on_datagram(
+    pub(crate) fn on_datagram(
         &mut self,
         now: Instant,
         txn: DnsTxnId,
@@ -355,7 +353,7 @@ impl Resolver {
     }
 
     /// Bytes arrived on `txn`'s TCP connection.
-    pub fn on_stream_data(
+    pub(crate) fn on_stream_data(
         &mut self,
         now: Instant,
         txn: DnsTxnId,
@@ -508,7 +506,7 @@ impl Resolver {
     }
 
     /// The adapter could not send on, or lost the connection of, `txn`.
-    pub fn on_transport_failed(
+    pub(crate) fn on_transport_failed(
         &mut self,
         now: Instant,
         txn: DnsTxnId,
@@ -521,7 +519,13 @@ impl Resolver {
     }
 
     /// `txn`'s deadline passed: retransmit, move on, or give up.
-    pub fn on_timeout(&mut self, now: Instant, txn: DnsTxnId, name: &HostName, rng: &mut Rng) {
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        name: &HostName,
+        rng: &mut Rng,
+    ) {
         let Some(t) = self.txns.get_mut(txn) else {
             return;
         };
@@ -560,7 +564,7 @@ impl Resolver {
 
     /// The race of `conn` settled: its queries may run on for the linger
     /// time to fill the cache, without retransmissions or further servers.
-    pub fn linger(&mut self, now: Instant, conn: ConnectionId, txns: &[DnsTxnId]) {
+    pub(crate) fn linger(&mut self, now: Instant, conn: ConnectionId, txns: &[DnsTxnId]) {
         let until = now + self.config.linger;
         for id in txns {
             if let Some(t) = self.txns.get_mut(*id).filter(|t| t.conn == conn) {
@@ -571,7 +575,7 @@ impl Resolver {
     }
 
     /// Drops `txns` at once (their connection is gone).
-    pub fn abandon(&mut self, txns: &[DnsTxnId]) {
+    pub(crate) fn abandon(&mut self, txns: &[DnsTxnId]) {
         for id in txns {
             self.release(*id);
         }
@@ -598,7 +602,7 @@ fn encode(id: u16, name: &HostName, qtype: QueryType, transport: DnsTransport) -
 }
 
 /// The trace summary of an answer.
-pub fn outcome_of(answer: &Answer) -> DnsOutcome {
+pub(crate) fn outcome_of(answer: &Answer) -> DnsOutcome {
     match answer {
         Answer::Addresses { addrs, ttl } => DnsOutcome::Positive {
             count: addrs.len() as u16,

@@ -96,6 +96,16 @@ impl QueryType {
         }
     }
 
+    /// The type's usual name (RFC 1035 §3.2.2, RFC 3596 §2.1, RFC 9460
+    /// §14.3.2): `A`, `AAAA`, `HTTPS`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            QueryType::A => "A",
+            QueryType::Aaaa => "AAAA",
+            QueryType::Https => "HTTPS",
+        }
+    }
+
     /// The same type as hickory-proto names it.
     pub fn record_type(self) -> RecordType {
         RecordType::from(self.code())
@@ -104,11 +114,7 @@ impl QueryType {
 
 impl fmt::Display for QueryType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            QueryType::A => "A",
-            QueryType::Aaaa => "AAAA",
-            QueryType::Https => "HTTPS",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -207,6 +213,7 @@ pub struct Response {
 
 /// What exactly is wrong with a malformed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MalformedReason {
     /// Shorter than the 12-byte header.
     ShortHeader,
@@ -282,9 +289,12 @@ impl fmt::Display for MalformedError {
     }
 }
 
+impl std::error::Error for MalformedError {}
+
 /// Why a response was rejected. Every variant is `Copy` data so rejecting a
 /// spoofed or broken packet costs no allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DnsWireError {
     /// The bytes are not a well-formed DNS message.
     Malformed(MalformedError),
@@ -396,7 +406,7 @@ pub fn frame_for_tcp(msg: &[u8], out: &mut Vec<u8>) {
 /// stops consuming once a message is complete, until it is taken. Usage:
 ///
 /// ```
-/// # use taps_core::dns::wire::TcpResponseReader;
+/// # use taps_core::dns::TcpResponseReader;
 /// # let mut reader = TcpResponseReader::new();
 /// # let received: &[u8] = &[0, 1, 7, 0, 1, 7];
 /// let mut data = received;

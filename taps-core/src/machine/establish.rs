@@ -19,7 +19,8 @@ use crate::dns::wire::{Answer, QueryType};
 use crate::dns::{DnsNote, outcome_of};
 use crate::endpoint::{Host, HostName};
 use crate::id::{ConnectionId, DnsTxnId};
-use crate::path::{Interface, PathBranch, derive_paths};
+use crate::interface::Interface;
+use crate::path::{PathBranch, derive_paths};
 use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
 };

@@ -16,6 +16,7 @@ use crate::trace::{FailureReason, TraceKind};
 
 /// Why a `receive` could not be registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReceiveError {
     /// The connection id is unknown or freed.
     UnknownConnection,
@@ -24,6 +25,20 @@ pub enum ReceiveError {
     /// Too many receive requests are pending (see `IoLimits`).
     TooManyPending,
 }
+
+impl core::fmt::Display for ReceiveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ReceiveError::UnknownConnection => "no such connection (unknown or freed id)",
+            ReceiveError::Closed => "the connection is closed",
+            ReceiveError::TooManyPending => {
+                "too many receive requests are pending (IoLimits::max_pending_receives)"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ReceiveError {}
 
 impl Machine {
     /// Outputs `Transmit` when the socket holds bytes it may write now.

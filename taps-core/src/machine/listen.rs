@@ -83,6 +83,7 @@ impl ListenerConfig {
 
 /// Why `listen` refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ListenError {
     /// No address to listen on.
     NoAddress,
@@ -109,6 +110,7 @@ impl std::error::Error for ListenError {}
 
 /// Why `accept` refused a socket; the adapter closes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AcceptError {
     /// No such listener (stopped and freed, or never existed).
     UnknownListener,

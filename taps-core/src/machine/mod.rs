@@ -52,7 +52,8 @@ use crate::dns::wire::QueryType;
 use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
 use crate::endpoint::{HostName, LocalEndpoint, RemoteEndpoint};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId, Table};
-use crate::path::{Interface, PathError};
+use crate::interface::Interface;
+use crate::path::PathError;
 use crate::properties::{PropertyConflict, TransportProperties};
 use crate::race::history::{History, HistoryConfig};
 use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
@@ -182,6 +183,7 @@ impl Preconnection {
 
 /// Why `initiate` refused at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InitiateError {
     /// The remote endpoint names no host or address.
     NoHost,
@@ -315,6 +317,7 @@ pub enum Input<'a> {
 
 /// Something the machine wants done or said.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// A DNS action: send a query or release a transaction's socket.
     Dns(DnsAction),
@@ -381,6 +384,7 @@ pub enum Output {
 /// `ConnectionReceived`) but `EstablishmentError`, and nothing after
 /// `Closed`, `EstablishmentError` or `ConnectionError`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The connection is established over `socket`.
     Ready {
@@ -528,6 +532,7 @@ impl Event {
 
 /// Why a stream `read` or `write` could not proceed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamError {
     /// Nothing to read yet / no room to write: wait for `Readable` or
     /// `Writable`.
@@ -537,6 +542,18 @@ pub enum StreamError {
     /// The connection id is unknown or freed.
     UnknownConnection,
 }
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StreamError::WouldBlock => "nothing to read or no room to write yet",
+            StreamError::NotEstablished => "the connection is not established",
+            StreamError::UnknownConnection => "no such connection (unknown or freed id)",
+        })
+    }
+}
+
+impl std::error::Error for StreamError {}
 
 /// How one attempt ended, for [`EstablishmentError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -610,18 +627,9 @@ impl EstablishmentError {
 
 impl fmt::Display for EstablishmentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.reason {
-            RaceFailure::NoAddresses => f.write_str("the name resolved to no address")?,
-            RaceFailure::NoReachableAddress => {
-                f.write_str("no resolved address is reachable over an allowed path")?
-            }
-            RaceFailure::AllAttemptsFailed => f.write_str("every connection attempt failed")?,
-            RaceFailure::Timeout => {
-                f.write_str("connTimeout expired before any attempt succeeded")?
-            }
-        }
+        write!(f, "{}", self.reason)?;
         for (q, o) in &self.dns {
-            write!(f, "; {} {o}", crate::trace::qtype_name(*q))?;
+            write!(f, "; {q} {o}")?;
         }
         for a in &self.attempts {
             let why = a

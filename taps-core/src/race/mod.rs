@@ -42,8 +42,10 @@
 //! (it failed or hung last time), `hev3` treats the answers as not yet
 //! sufficient and waits, at most the Resolution Delay, for the other family.
 
-pub mod history;
-pub mod order;
+pub(crate) mod history;
+pub(crate) mod order;
+
+pub use history::{History, HistoryConfig, Outcome};
 
 use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
@@ -51,11 +53,11 @@ use std::net::{IpAddr, SocketAddr};
 use smallvec::SmallVec;
 
 use crate::dns::wire::HttpsRecord;
-use crate::path::{Interface, PathBranch};
+use crate::interface::Interface;
+use crate::path::PathBranch;
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::trace::{FailureReason, Trace, TraceKind};
-use history::{History, Outcome};
 use order::{HistoryHint, SortKey};
 
 /// HEv3 §6: "a subsequent connection MUST NOT be started within 10
@@ -257,6 +259,7 @@ pub enum RaceAction {
 
 /// Why a race failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RaceFailure {
     /// Every DNS answer was negative: there is nothing to connect to.
     NoAddresses,
@@ -267,6 +270,21 @@ pub enum RaceFailure {
     /// `connTimeout` expired first.
     Timeout,
 }
+
+impl core::fmt::Display for RaceFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RaceFailure::NoAddresses => "the name resolved to no address",
+            RaceFailure::NoReachableAddress => {
+                "no resolved address is reachable over an allowed path"
+            }
+            RaceFailure::AllAttemptsFailed => "every connection attempt failed",
+            RaceFailure::Timeout => "connTimeout expired before any attempt succeeded",
+        })
+    }
+}
+
+impl std::error::Error for RaceFailure {}
 
 /// The answer to one address query.
 #[derive(Clone, Copy, Debug)]

@@ -25,7 +25,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::path::{Interface, InterfaceAddress};
+use crate::interface::{Interface, InterfaceAddress};
 
 /// RFC 6724 §3.1 scope values.
 mod scope {
@@ -37,7 +37,7 @@ mod scope {
 /// The ranking facts of one destination, compared lexicographically; smaller
 /// sorts first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SortKey {
+pub(crate) struct SortKey {
     unusable: bool,
     scope_mismatch: bool,
     deprecated_source: bool,
@@ -99,7 +99,7 @@ fn policy(addr: IpAddr) -> (i16, u8) {
 }
 
 /// RFC 6724 §3.1 / §3.2 scope of a unicast or multicast address.
-pub fn scope_of(addr: IpAddr) -> u8 {
+pub(crate) fn scope_of(addr: IpAddr) -> u8 {
     match addr {
         IpAddr::V4(a) => {
             if a.is_loopback() || a.is_link_local() {
@@ -125,7 +125,7 @@ pub fn scope_of(addr: IpAddr) -> u8 {
 
 /// Picks the source address the kernel would most likely use for `dest` among
 /// `sources` (simplified RFC 6724 §5).
-pub fn select_source<'a>(
+pub(crate) fn select_source<'a>(
     dest: IpAddr,
     sources: impl IntoIterator<Item = &'a InterfaceAddress>,
 ) -> Option<&'a InterfaceAddress> {
@@ -155,7 +155,7 @@ pub fn select_source<'a>(
 
 /// Computes the sort key of `dest` reached over `path` (`None`: the system's
 /// default path, whose sources are unknown).
-pub fn sort_key(dest: IpAddr, path: Option<&Interface>, history: HistoryHint) -> SortKey {
+pub(crate) fn sort_key(dest: IpAddr, path: Option<&Interface>, history: HistoryHint) -> SortKey {
     let (precedence, label) = policy(dest);
     let dest_scope = scope_of(dest);
     let mut key = SortKey {
@@ -193,10 +193,10 @@ pub fn sort_key(dest: IpAddr, path: Option<&Interface>, history: HistoryHint) ->
 /// Whether `dest` can be reached over `path` at all: loopback destinations
 /// only over loopback interfaces (or the default path), and only families the
 /// path has a source address for.
-pub fn reachable(dest: IpAddr, path: Option<&Interface>) -> bool {
+pub(crate) fn reachable(dest: IpAddr, path: Option<&Interface>) -> bool {
     let Some(iface) = path else { return true };
     let dest_is_loopback = dest.is_loopback();
-    let iface_is_loopback = iface.kind == crate::path::InterfaceKind::Loopback;
+    let iface_is_loopback = iface.kind == crate::interface::InterfaceKind::Loopback;
     dest_is_loopback == iface_is_loopback
         && iface
             .addrs
@@ -207,7 +207,11 @@ pub fn reachable(dest: IpAddr, path: Option<&Interface>) -> bool {
 /// Reorders `items` (already sorted by preference) so that families alternate
 /// after the first `first_family_count` entries of the leading family
 /// (HEv3 §5.3). `is_v6` tells an item's family. Stable within each family.
-pub fn interleave<T: Copy>(items: &mut [T], first_family_count: usize, is_v6: impl Fn(&T) -> bool) {
+pub(crate) fn interleave<T: Copy>(
+    items: &mut [T],
+    first_family_count: usize,
+    is_v6: impl Fn(&T) -> bool,
+) {
     let Some(first) = items.first() else { return };
     let lead_v6 = is_v6(first);
     let mut out: smallvec::SmallVec<[T; 16]> = smallvec::SmallVec::with_capacity(items.len());
@@ -250,7 +254,7 @@ pub fn interleave<T: Copy>(items: &mut [T], first_family_count: usize, is_v6: im
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::path::InterfaceKind;
+    use crate::interface::InterfaceKind;
 
     fn iface(addrs: &[(&str, u8)]) -> Interface {
         Interface {

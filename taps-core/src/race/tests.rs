@@ -4,7 +4,7 @@
 //! exact log of what the race did and when.
 
 use super::*;
-use crate::path::InterfaceKind;
+use crate::interface::InterfaceKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Something the world does at a virtual time.

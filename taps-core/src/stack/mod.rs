@@ -9,7 +9,7 @@
 //! handshake complete, framer handshake complete (HEv3 §6.1: "an attempt
 //! wins only when its whole stack is ready").
 
-pub mod framer;
+pub(crate) mod framer;
 pub(crate) mod tls;
 
 use std::collections::VecDeque;

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use taps_core::Instant;
-use taps_core::id::{ConnectionId, ListenerId, SocketId};
-use taps_core::machine::{Event, Input, Machine, Output, TlsCheckout};
-use taps_core::trace::FailureReason;
+use taps_core::{
+    ConnectionId, Event, FailureReason, Input, Instant, ListenerId, Machine, Output, SocketId,
+    TlsCheckout,
+};
 
 #[path = "../../../fuzz/wire.rs"]
 mod wire;
@@ -206,6 +206,7 @@ impl Net {
             }
             Output::ResumeReading { socket } => self.feed((m, socket)),
             Output::Event(e) => self.events.push((now, m, e)),
+            other => panic!("an output this net cannot perform: {other:?}"),
         }
     }
 

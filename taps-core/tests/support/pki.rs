@@ -3,7 +3,7 @@
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use taps_core::security::Identity;
+use taps_core::Identity;
 
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,

@@ -10,13 +10,12 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use taps_core::Instant;
-use taps_core::dns::responder::{Question, build_response, parse_query};
-use taps_core::dns::wire::{Answer, QueryType};
-use taps_core::dns::{DnsAction, DnsTransport};
-use taps_core::id::{ConnectionId, DnsTxnId, SocketId};
-use taps_core::machine::{Event, Input, Machine, Output};
-use taps_core::trace::FailureReason;
+use taps_core::{
+    ConnectionId, DnsTxnId, Event, FailureReason, Input, Instant, Machine, Output, SocketId,
+    dns::{Answer, QueryType},
+    dns::{DnsAction, DnsTransport},
+};
+use taps_testkit::dns::{Question, build_response, parse_query};
 
 /// How a DNS server treats one record type of one name.
 #[derive(Clone, Debug)]
@@ -228,6 +227,7 @@ impl World {
                     self.log.push(format!("event {e:?}"));
                     self.events.push((self.now, e))
                 }
+                other => panic!("an output this world cannot perform: {other:?}"),
             }
         }
     }
@@ -384,7 +384,7 @@ impl World {
         })
     }
 
-    pub fn error(&self, conn: ConnectionId) -> Option<&taps_core::machine::EstablishmentError> {
+    pub fn error(&self, conn: ConnectionId) -> Option<&taps_core::EstablishmentError> {
         self.events.iter().find_map(|(_, e)| match e {
             Event::EstablishmentError { conn: c, error } if *c == conn => Some(error),
             _ => None,

@@ -8,7 +8,7 @@ use std::thread::sleep;
 use std::time::Instant;
 
 use super::*;
-use taps_core::path::InterfaceAddress;
+use taps_core::InterfaceAddress;
 
 /// Far above what a change needs to arrive; only there so a bug cannot hang
 /// the suite.

@@ -199,7 +199,7 @@ fn once_writable_so_error_alone_tells_how_the_connect_ended() {
 
 #[test]
 fn only_a_loopback_address_on_the_loopback_path_goes_unbound() {
-    use taps_core::path::InterfaceKind;
+    use taps_core::InterfaceKind;
     let lo = Interface::new(
         "lo",
         1,

@@ -2,7 +2,7 @@
 //! response that carries a given [`Answer`] (RFC 1035 §4.1, RFC 2308 §3 for
 //! the SOA of negative answers, RFC 9460 §2.2 for HTTPS records).
 //!
-//! It is the inverse of [`wire::parse_response`](super::wire::parse_response):
+//! It is the inverse of [`parse_response`](taps_core::dns::parse_response):
 //! for every answer `a`, parsing `build_response(q, a)` gives `a` back (the
 //! round-trip is a test). The simulator's DNS servers, the adapters'
 //! test servers and the fuzz corpora are built with it, so they all speak
@@ -18,8 +18,8 @@ use hickory_proto::rr::rdata::svcb::{
 use hickory_proto::rr::rdata::{A, AAAA, HTTPS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::wire::{Answer, HttpsRecord, QueryType};
-use crate::endpoint::HostName;
+use taps_core::HostName;
+use taps_core::dns::{Answer, HttpsRecord, QueryType};
 
 /// The question of a query message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,8 +194,8 @@ fn svcb(r: &HttpsRecord) -> SVCB {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::wire::{encode_query, parse_response};
     use smallvec::smallvec;
+    use taps_core::dns::{encode_query, parse_response};
 
     fn question(name: &str, qtype: QueryType) -> Question {
         let mut q = Vec::new();
