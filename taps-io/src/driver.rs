@@ -288,6 +288,11 @@ impl Driver {
         self.work.pop_front()
     }
 
+    /// Whether something waits to be started.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.work.is_empty()
+    }
+
     /// Runs due timers.
     pub(crate) fn on_timer(&mut self) {
         let now = self.now();

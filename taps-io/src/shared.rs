@@ -3,23 +3,21 @@
 //! per-connection and per-listener bookkeeping, behind one mutex.
 //!
 //! The lock is taken only around synchronous driver calls and never held
-//! across an await (DESIGN.md "Adapters"; the issue's "no lock is held
-//! across an await"). Every lock goes through [`Locked`], whose drop takes
-//! the work the machine asked for (sockets to open, DNS transactions,
-//! listeners) and spawns a task for each after the lock is released, so
-//! whichever task touched the driver starts the work at once, without a
-//! hop through a dispatcher task.
+//! across an await (ARCHITECTURE.md "The async layer"). Calls that may make
+//! the machine ask for new sockets, DNS transactions or listeners go
+//! through [`tasks::act`](super::tasks::act), which starts them once the
+//! lock is released, in the task that made the call (no hop through a
+//! dispatcher task); every other call takes [`Shared::lock`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use smallvec::SmallVec;
 
 use crate::IdMap;
-use crate::driver::{Driver, Signal, Work};
+use crate::driver::{Driver, NonBlockingIo, Signal};
 use taps_core::{
     CheckedOutTls, ConnectionId, EstablishmentError, Event, FailureReason, Input, ListenerId,
     SocketId, TlsCheckout, TlsRead,
@@ -27,7 +25,6 @@ use taps_core::{
 
 use super::ConnectionEvent;
 use super::parked::{Claim, Parked};
-use super::tasks;
 use super::{ReadyTcp, Runtime};
 
 /// The race attempts' tasks an `initiate` runs (`Inner::claim_attempts`).
@@ -90,14 +87,29 @@ impl Shared {
         })
     }
 
-    /// Locks the state. A panic in another holder does not make the state
-    /// unusable for everyone else: the driver's invariants hold between
-    /// calls, so the poison is ignored.
-    pub(crate) fn lock(self: &Arc<Self>) -> Locked<'_> {
-        Locked {
-            shared: self,
-            guard: Some(self.inner.lock().unwrap_or_else(PoisonError::into_inner)),
-        }
+    /// Locks the state, for a call that cannot make the machine ask for a
+    /// new socket, DNS transaction or listener (queries, stream and message
+    /// I/O, close, abort: the core opens things only while establishing or
+    /// listening); the others go through [`tasks::act`](super::tasks::act).
+    /// Debug builds check that no earlier holder left such work unstarted.
+    ///
+    /// A panic in another holder does not make the state unusable for
+    /// everyone else: the driver's invariants hold between calls, so the
+    /// poison is ignored.
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        let guard = self.lock_for_work();
+        debug_assert!(
+            !guard.driver.has_work(),
+            "work the machine asked for was left unstarted (a call that can \
+             start sockets must go through tasks::act)"
+        );
+        guard
+    }
+
+    /// Locks the state for [`tasks::act`](super::tasks::act), which starts
+    /// the work after.
+    pub(crate) fn lock_for_work(&self) -> Locked<'_> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `op` (one read or write) on a checked-out TLS session and its
@@ -106,7 +118,7 @@ impl Shared {
     /// it back. Returns the socket, what `op` did, and the lock, still held
     /// for what the caller does next.
     pub(crate) fn through_tls<R>(
-        self: &Arc<Self>,
+        &self,
         io: &dyn ReadyTcp,
         mut session: CheckedOutTls,
         op: impl FnOnce(&mut CheckedOutTls, &dyn ReadyTcp) -> R,
@@ -120,7 +132,7 @@ impl Shared {
 
     /// Closes `conn` in the core (freeing its id) and forgets the
     /// adapter's side of it: for a race given up or failed.
-    pub(crate) fn release(self: &Arc<Self>, conn: ConnectionId) {
+    pub(crate) fn release(&self, conn: ConnectionId) {
         let mut g = self.lock();
         g.driver.command(|m, now| m.connection(conn).close(now));
         g.conns.remove(&conn);
@@ -128,68 +140,8 @@ impl Shared {
     }
 }
 
-/// A locked [`Inner`]; on drop, starts the work the machine asked for.
-pub(crate) struct Locked<'a> {
-    shared: &'a Arc<Shared>,
-    guard: Option<MutexGuard<'a, Inner>>,
-}
-
-impl Deref for Locked<'_> {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        // Present until drop.
-        self.guard.as_deref().unwrap_or_else(|| unreachable!())
-    }
-}
-
-impl DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Inner {
-        self.guard.as_deref_mut().unwrap_or_else(|| unreachable!())
-    }
-}
-
-/// One piece of work with what its task needs from under the lock.
-pub(crate) enum Start {
-    Tcp(Work, Arc<Signal>),
-    Dns(Work, Arc<Signal>),
-    Listen(Work, Arc<Signal>),
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        let Some(mut guard) = self.guard.take() else {
-            return;
-        };
-        let mut starts: SmallVec<[Start; 2]> = SmallVec::new();
-        while let Some(work) = guard.driver.take_work() {
-            let start = match &work {
-                Work::OpenTcp { socket, .. } => guard
-                    .driver
-                    .socket_signal(*socket)
-                    .map(|s| Start::Tcp(work, s)),
-                Work::DnsOpen { txn, .. } => {
-                    guard.driver.dns_signal(*txn).map(|s| Start::Dns(work, s))
-                }
-                Work::Listen { listener, .. } => {
-                    // One signal per listening socket: a Signal wakes one
-                    // waiter, and a listener may have two sockets.
-                    let stop = Signal::new();
-                    guard.listeners.get_mut(listener).map(|l| {
-                        l.stops.push(stop.clone());
-                        Start::Listen(work, stop)
-                    })
-                }
-            };
-            // No signal: the machine already let go of it (a transaction
-            // answered from an earlier one, a listener stopped at once).
-            starts.extend(start);
-        }
-        drop(guard);
-        for start in starts {
-            tasks::start(self.shared, start);
-        }
-    }
-}
+/// The locked state.
+pub(crate) type Locked<'a> = MutexGuard<'a, Inner>;
 
 /// Wakes every task waiting on one connection or listener: the driver
 /// keeps one event waker per connection, while a receive, a send, a close
@@ -431,7 +383,7 @@ impl Inner {
         match io {
             Some(io) => self
                 .driver
-                .poll_write_flushing(conn, data, cx, &mut tasks::StreamIo(&*io)),
+                .poll_write_flushing(conn, data, cx, &mut StreamIo(&*io)),
             None => self.driver.poll_write(conn, data, cx),
         }
     }
@@ -642,4 +594,19 @@ fn send_records(session: &mut CheckedOutTls, io: &dyn ReadyTcp) -> std::io::Resu
         }
     }
     Ok(true)
+}
+
+/// A registered socket as the driver's [`NonBlockingIo`].
+pub(crate) struct StreamIo<'a>(pub(crate) &'a dyn ReadyTcp);
+
+impl NonBlockingIo for StreamIo<'_> {
+    fn try_read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.try_read(buf)
+    }
+    fn try_write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn shutdown_write(&mut self) -> std::io::Result<()> {
+        self.0.socket().shutdown(std::net::Shutdown::Write)
+    }
 }

@@ -124,16 +124,15 @@ impl Taps {
         first: Option<Message>,
     ) -> Result<Connection, Error> {
         let core = pre.resolved()?;
-        let id = {
-            let mut g = self.shared.lock();
+        let id = tasks::act(&self.shared, |g| {
             let started = g.driver.command(|machine, now| match first {
                 None => machine.initiate(now, &core),
                 Some(m) => machine.initiate_with_send(now, &core, m).map(|(id, _)| id),
             });
             let id = started.map_err(Error::Initiate)?;
             g.conns.insert(id, ConnSide::new(core.framer.is_some()));
-            id
-        };
+            Ok::<_, Error>(id)
+        })?;
         // Cancels the race if this future is dropped before it ends.
         let mut pending = Pending {
             shared: &self.shared,
@@ -220,17 +219,16 @@ impl Taps {
     pub async fn listen(&self, config: ListenerConfig) -> Result<Listener, Error> {
         let framed = config.framer.is_some();
         let count = config.local.len();
-        let id = {
-            let mut g = self.shared.lock();
+        let id = tasks::act(&self.shared, |g| {
             let id = g
                 .driver
                 .command(|m, _| m.listen(config))
                 .map_err(Error::Listen)?;
-            // Registered before the lock ends, which starts the accept
-            // tasks.
+            // Registered before the accept tasks start, which is when the
+            // lock is released.
             g.listeners.insert(id, ListenSide::new(count, framed));
-            id
-        };
+            Ok::<_, Error>(id)
+        })?;
         let mut listener = Listener::new(self.shared.clone(), id);
         listener.opened().await?;
         Ok(listener)

@@ -22,11 +22,13 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use smallvec::SmallVec;
 
 use crate::driver::{Close, NonBlockingIo, Signal, Step, Work};
 use taps_core::{DnsTxnId, Input, ListenerId, SocketId, dns::DnsTransport};
@@ -37,15 +39,66 @@ use taps_sys::socket::{
 };
 
 use super::parked::Parked;
-use super::shared::{Inner, Shared, Start};
+use super::shared::{Inner, Shared, StreamIo};
 use super::{ReadyFd, ReadyTcp, ReadyUdp, Runtime};
 
 /// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
 /// length prefix's limit).
 const DNS_BUF: usize = 65_535;
 
+/// Runs `call` under the lock, then, with the lock released, starts a
+/// task for every socket, DNS transaction and listener the machine asked
+/// for meanwhile: the way in for every call that may make it establish
+/// (initiate, listen, a socket's or a DNS transaction's step, the timer,
+/// interface changes). The work starts in the calling task, at once, with
+/// no hop through a dispatcher.
+pub(crate) fn act<R>(shared: &Arc<Shared>, call: impl FnOnce(&mut Inner) -> R) -> R {
+    let mut guard = shared.lock_for_work();
+    let result = call(&mut guard);
+    let starts = take_starts(&mut guard);
+    drop(guard);
+    for one in starts {
+        start(shared, one);
+    }
+    result
+}
+
+/// One piece of work with what its task needs from under the lock.
+enum Start {
+    Tcp(Work, Arc<Signal>),
+    Dns(Work, Arc<Signal>),
+    Listen(Work, Arc<Signal>),
+}
+
+/// The work the machine asked for, each piece with its signal.
+fn take_starts(inner: &mut Inner) -> SmallVec<[Start; 2]> {
+    let mut starts = SmallVec::new();
+    while let Some(work) = inner.driver.take_work() {
+        let start = match &work {
+            Work::OpenTcp { socket, .. } => inner
+                .driver
+                .socket_signal(*socket)
+                .map(|s| Start::Tcp(work, s)),
+            Work::DnsOpen { txn, .. } => inner.driver.dns_signal(*txn).map(|s| Start::Dns(work, s)),
+            Work::Listen { listener, .. } => {
+                // One signal per listening socket: a Signal wakes one
+                // waiter, and a listener may have two sockets.
+                let stop = Signal::new();
+                inner.listeners.get_mut(listener).map(|l| {
+                    l.stops.push(stop.clone());
+                    Start::Listen(work, stop)
+                })
+            }
+        };
+        // No signal: the machine already let go of it (a transaction
+        // answered from an earlier one, a listener stopped at once).
+        starts.extend(start);
+    }
+    starts
+}
+
 /// Starts the task for one piece of work.
-pub(crate) fn start(shared: &Arc<Shared>, start: Start) {
+fn start(shared: &Arc<Shared>, start: Start) {
     let s = shared.clone();
     let task: super::Task = match start {
         Start::Tcp(
@@ -108,24 +161,25 @@ fn open_attempt(
         let stream = shared.runtime.tcp(o.socket.into())?;
         Ok((o.connect_started, stream))
     });
-    let mut g = shared.lock();
-    let (started, stream) = match opened {
-        Ok(o) => o,
-        Err(e) => {
-            g.driver.connected(socket, Err(failure_reason(&e)));
-            return None;
+    act(shared, |g| {
+        let (started, stream) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                g.driver.connected(socket, Err(failure_reason(&e)));
+                return None;
+            }
+        };
+        g.io.insert(socket, stream.clone());
+        if started == ConnectProgress::Connected {
+            g.driver.connected(socket, Ok(()));
+        } else if let Some(conn) = g.driver.machine().socket(socket).connection()
+            && let Some(side) = g.conns.get_mut(&conn)
+        {
+            side.attempts.push(socket);
+            side.wake.wake_all();
         }
-    };
-    g.io.insert(socket, stream.clone());
-    if started == ConnectProgress::Connected {
-        g.driver.connected(socket, Ok(()));
-    } else if let Some(conn) = g.driver.machine().socket(socket).connection()
-        && let Some(side) = g.conns.get_mut(&conn)
-    {
-        side.attempts.push(socket);
-        side.wake.wake_all();
-    }
-    Some((started, stream))
+        Some((started, stream))
+    })
 }
 
 /// Looks at a connecting socket that became writable and reports how its
@@ -174,21 +228,6 @@ fn start_parked(shared: &Arc<Shared>, socket: SocketId, task: super::Task) {
     let parked = Parked::new(shared.runtime.clone());
     shared.lock().socket_tasks.insert(socket, parked.clone());
     parked.run(task);
-}
-
-/// A registered socket as [`NonBlockingIo`].
-pub(crate) struct StreamIo<'a>(pub(crate) &'a dyn ReadyTcp);
-
-impl NonBlockingIo for StreamIo<'_> {
-    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
-    }
-    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.0.socket().shutdown(Shutdown::Write)
-    }
 }
 
 /// A socket in the first step after its connect ended: writes go out, no
@@ -267,7 +306,7 @@ async fn connect_task(
                 }
                 continue;
             }
-            if check_connect(&mut shared.lock(), id, &*stream, started) {
+            if act(&shared, |g| check_connect(g, id, &*stream, started)) {
                 break;
             }
         }
@@ -279,13 +318,14 @@ async fn connect_task(
 /// the pass-through's and the claimers' reach ([`Inner::io`],
 /// [`Inner::socket_tasks`]) before the task closes it.
 fn owned_step(shared: &Arc<Shared>, id: SocketId, io: &mut dyn NonBlockingIo) -> Step {
-    let mut g = shared.lock();
-    let step = g.driver.socket_step(id, io);
-    if matches!(step, Step::Close(_)) {
-        g.io.remove(&id);
-        g.socket_tasks.remove(&id);
-    }
-    step
+    act(shared, |g| {
+        let step = g.driver.socket_step(id, io);
+        if matches!(step, Step::Close(_)) {
+            g.io.remove(&id);
+            g.socket_tasks.remove(&id);
+        }
+        step
+    })
 }
 
 /// The life of a connected (or accepted) socket: a driver step, then wait
@@ -396,10 +436,9 @@ async fn dns_task(
         DnsTransport::Tcp => dns_tcp(&shared, txn, &signal, server).await,
     };
     if result.is_err() {
-        shared
-            .lock()
-            .driver
-            .handle(Input::DnsTransportFailed { txn });
+        act(&shared, |g| {
+            g.driver.handle(Input::DnsTransportFailed { txn })
+        });
     }
     // Released, or failed: wait for the release so nothing lingers.
     loop {
@@ -440,10 +479,12 @@ async fn dns_udp(
             // The socket is connected: the kernel only passes datagrams
             // from the server, so `from` is the server.
             let n = received?;
-            shared.lock().driver.handle(Input::DnsDatagram {
-                txn,
-                from: server,
-                payload: &buf[..n],
+            act(shared, |g| {
+                g.driver.handle(Input::DnsDatagram {
+                    txn,
+                    from: server,
+                    payload: &buf[..n],
+                })
             });
         }
     }
@@ -499,9 +540,11 @@ async fn dns_tcp(
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        shared.lock().driver.handle(Input::DnsStreamData {
-            txn,
-            data: &buf[..n],
+        act(shared, |g| {
+            g.driver.handle(Input::DnsStreamData {
+                txn,
+                data: &buf[..n],
+            })
         });
     }
 }
@@ -584,7 +627,7 @@ fn accept_one(
     if stream.socket().set_tcp_nodelay(true).is_err() {
         return;
     }
-    let accepted = shared.lock().driver.accept(listener, remote);
+    let accepted = act(shared, |g| g.driver.accept(listener, remote));
     // Refused (limit reached, stopped): dropping the socket closes it.
     if let Some((id, signal)) = accepted {
         let task = run_socket(shared.clone(), id, signal, stream, false);
@@ -621,7 +664,7 @@ pub(crate) async fn timer_task(weak: Weak<Shared>, runtime: Arc<dyn Runtime>, si
                 let mut sleep = runtime.sleep_until(at);
                 if !signal_or(&signal, sleep.as_mut()).await {
                     match weak.upgrade() {
-                        Some(shared) => shared.lock().driver.on_timer(),
+                        Some(shared) => act(&shared, |g| g.driver.on_timer()),
                         None => return,
                     }
                 }
@@ -663,7 +706,7 @@ pub(crate) async fn monitor_task(
 ) {
     let report = |list| match weak.upgrade() {
         Some(shared) => {
-            shared.lock().driver.handle(Input::InterfacesChanged(list));
+            act(&shared, |g| g.driver.handle(Input::InterfacesChanged(list)));
             true
         }
         None => false,
