@@ -1,7 +1,8 @@
 //! Racing over a real (virtual) network: a client and a server network
 //! namespace joined by two dual-stack veth pairs, a real DNS server, and
 //! a client program in the client namespace. Needs root and `ip`
-//! (iproute2); otherwise the test prints why and skips. CI runs as root.
+//! (iproute2): the tests are `#[ignore]`d, and fail with the reason when
+//! asked for on a machine that cannot run them. CI runs them as root.
 //!
 //! The same [`scenarios`] run against any client that speaks tapscat's
 //! arguments and exit statuses: `tapscat` itself (taps-tokio's own test),
@@ -71,7 +72,7 @@ pub const SERVICE_V4: &str = "192.0.2.80";
 pub const SERVICE_V6: &str = "2001:db8:f::80";
 
 /// Why the namespace tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<String> {
+pub fn unmet_needs() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let uid = status
         .lines()
@@ -485,12 +486,16 @@ pub struct Network {
 
 impl Network {
     /// Builds the topology, starts the DNS and TCP servers, and waits
-    /// until every path works. `None` when this machine cannot (not root,
-    /// no `ip`), after printing why `test` skips.
-    pub fn start(test: &str, command: ClientCommand) -> Option<Network> {
-        if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED {test}: {why}");
-            return None;
+    /// until every path works.
+    ///
+    /// # Panics
+    ///
+    /// When this machine cannot (not root, no `ip`): the tests that call it
+    /// are `#[ignore]`d, so they run only when asked for, and then a
+    /// machine that cannot run them fails them rather than passing them.
+    pub fn start(test: &str, command: ClientCommand) -> Network {
+        if let Some(why) = unmet_needs() {
+            panic!("{test} needs root and `ip` (iproute2): {why}");
         }
         let topo = Topology::new(command);
         let queries = Arc::new(Mutex::new(0));
@@ -510,11 +515,11 @@ impl Network {
         tcp_server(both.1, seen.clone());
         tcp_server(v4_only, seen.clone());
         topo.settle();
-        Some(Network {
+        Network {
             topo,
             queries,
             seen,
-        })
+        }
     }
 }
 
@@ -727,15 +732,21 @@ pub fn racing<S: Shim>() {
     let exe = std::env::current_exe().unwrap();
     let command: ClientCommand = Box::new(move |args| {
         let mut c = Command::new(&exe);
-        c.args(["netns_client_child", "--nocapture", "--test-threads", "1"])
+        c.args([
+            "netns_client_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
             .env(CHILD_ENV, args.join("\x1f"));
         c
     });
-    if let Some(net) = Network::start(test, command) {
-        scenarios(&net);
-        path_events(&net);
-        fast_open(&net);
-    }
+    let net = Network::start(test, command);
+    scenarios(&net);
+    path_events(&net);
+    fast_open(&net);
 }
 
 /// Exit statuses, as tapscat's.
