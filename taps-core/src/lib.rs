@@ -1,6 +1,6 @@
 //! taps-core: the sans-IO heart of taps, Transport Services for Rust.
 //!
-//! One [`Machine`](machine::Machine) owns every connection, attempt, socket,
+//! One [`Machine`] owns every connection, attempt, socket,
 //! DNS transaction and timer of one stack instance. The world talks to it
 //! through `handle`, and everything it wants done comes out of `poll`; it never
 //! performs I/O, reads a clock or spawns a thread (see `DESIGN.md`). The same

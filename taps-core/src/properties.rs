@@ -280,7 +280,7 @@ pub struct SelectionProperties {
     pub keep_alive: Preference,
     /// §6.2.11 `interface`: (interface instance or type, preference) pairs;
     /// default empty. A later entry for the same selector overrides an
-    /// earlier one; see [`crate::path`] for how paths are derived from it.
+    /// earlier one; see the machine's path derivation (RFC 9623 §4.1.1.2) for how paths are derived from it.
     pub interface: Vec<(InterfaceSelector, Preference)>,
     /// §6.2.12 `pvd`: (provisioning domain, preference) pairs; default empty.
     /// taps learns no provisioning domains from the system, so Require fails

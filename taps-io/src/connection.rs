@@ -507,8 +507,7 @@ impl Connection {
     /// a TLS stream over one does: a plain connection straight from its
     /// socket, a TLS one through its session checked out of the machine
     /// (its decryption runs here, not under the instance's lock); when the
-    /// socket is empty it waits on the socket's readiness itself
-    /// ([`Through`]).
+    /// socket is empty it waits on the socket's readiness itself.
     ///
     /// # Errors
     ///
@@ -580,7 +579,7 @@ impl Connection {
 
     /// Stream write: takes what fits the send queue (back-pressure:
     /// `Pending` while it is full). With nothing queued, a stream writes
-    /// through ([`Through`]): a plain connection straight to its socket, a
+    /// through: a plain connection straight to its socket, a
     /// TLS one through its checked-out session (encrypting here, not under
     /// the instance's lock), waiting on the socket when it is full.
     ///

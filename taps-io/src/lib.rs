@@ -23,7 +23,7 @@
 //!
 //! # Locking
 //!
-//! One `Taps` keeps the core's [`Driver`](super::driver::Driver) behind one
+//! One `Taps` keeps the core's machine (inside its driver) behind one
 //! mutex, taken only for synchronous calls and never across an await, so
 //! one slow connection never stalls the others. A stream's reads and
 //! writes pass through it when nothing is buffered: a plain stream's
@@ -102,7 +102,7 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub type IoWait = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'static>>;
 
 /// What a runtime provides to the shared tasks: spawning, a timer, and its
-/// reactor's readiness for sockets made by [`super::socket`].
+/// reactor's readiness for sockets made by [`taps_sys::socket`].
 ///
 /// Object safe: a [`Taps`] holds an `Arc<dyn Runtime>`, so none of the API
 /// is generic over it.
@@ -184,7 +184,7 @@ pub trait ReadyTcp: Send + Sync {
     /// As [`ReadyTcp::wait_readable`], for writability.
     fn wait_writable(self: Arc<Self>) -> IoWait;
     /// How a non-blocking connect is doing, once writable
-    /// ([`connect_result`](taps_sys::socket::connect_result) with `confirm`);
+    /// ([`taps_sys::socket::connect_result`] with `confirm`);
     /// "in progress" must clear the write readiness it was woken by.
     ///
     /// # Errors

@@ -20,11 +20,6 @@
 //! - [`roots`]: the system's trusted root certificates.
 //! - [`tls`]: the system's TLS environment (ring, the OS's randomness and
 //!   the wall clock), which the core is handed.
-//! - [`driver`]: the runtime-independent half of an adapter (routing the
-//!   machine's outputs, one non-blocking socket step).
-//! - [`api`]: the async API every adapter offers (`Taps`, `Preconnection`,
-//!   `Connection`, `Listener`, errors) and the tasks that perform the
-//!   core's work, over a small [`api::Runtime`] trait per runtime.
 //!
 //! # Platforms
 //!

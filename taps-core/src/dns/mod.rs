@@ -1,11 +1,11 @@
 //! DNS for the core: queries built and parsed with hickory-proto, sent as
 //! datagram actions, and checked before they are believed.
 //!
-//! - [`wire`]: RFC 1035 messages, CNAME chains, RFC 2308 negative answers and
+//! - `wire`: RFC 1035 messages, CNAME chains, RFC 2308 negative answers and
 //!   RFC 9460 HTTPS records.
-//! - [`config`]: resolv.conf(5) and hosts(5) text, RFC 6761 `localhost`.
-//! - [`cache`]: the TTL cache.
-//! - this module: [`Resolver`], the transactions: one query message to one
+//! - `config`: resolv.conf(5) and hosts(5) text, RFC 6761 `localhost`.
+//! - `cache`: the TTL cache.
+//! - this module: the `Resolver`, the transactions: one query message to one
 //!   server, retransmitted on timeout, moved to the next server after
 //!   `attempts` tries or a SERVFAIL/REFUSED, and retried over TCP when the
 //!   answer is truncated (RFC 7766 §5).

@@ -293,7 +293,7 @@ pub enum Input<'a> {
         len: usize,
     },
     /// `len` stream bytes of `conn` went straight to its socket (see
-    /// [`ConnectionView::write_through`]): they count as written and
+    /// [`ConnectionInfo::write_through`](crate::ConnectionInfo::write_through)): they count as written and
     /// transmitted.
     WroteThrough {
         /// The connection.
@@ -336,7 +336,7 @@ pub enum Output {
         /// the SYN (`TCP_FASTOPEN_CONNECT`).
         fast_open: bool,
     },
-    /// The socket has bytes to write: see [`Machine::transmit_data`].
+    /// The socket has bytes to write: see [`SocketView::transmit_data`](crate::SocketView::transmit_data).
     Transmit {
         /// The socket.
         socket: SocketId,
@@ -361,7 +361,7 @@ pub enum Output {
         /// The socket.
         socket: SocketId,
     },
-    /// Listen on `local`; report accepted sockets with [`Machine::accept`].
+    /// Listen on `local`; report accepted sockets with [`ListenerView::accept`](crate::ListenerView::accept).
     Listen {
         /// The listener.
         listener: ListenerId,

@@ -13,7 +13,7 @@
 //! HTTPS records (HEv3 §5.1 and §5.2: grouped by ALPN set, sorted by SvcPriority,
 //! ties shuffled from the seed, unassociated addresses last) or one default
 //! option when there are none; endpoints are the addresses, ordered by
-//! [`order`] (RFC 6724, HEv3 history rules, family interleaving) and then by
+//! `order` (RFC 6724, HEv3 history rules, family interleaving) and then by
 //! history demotion.
 //!
 //! # Lanes
