@@ -1,5 +1,5 @@
 //! Criterion benchmarks of one whole dual-stack establishment through the
-//! machine, and of the racing layer alone (issue #2's targets: ≤ 5 µs and
+//! machine, and of the racing layer alone (targets: ≤ 5 µs and
 //! ≤ 32 allocations; ≤ 0.75 µs and ≤ 16 allocations). The allocation counts
 //! are printed once before the timing runs, measured with `stats_alloc`.
 #![allow(missing_docs)]

@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the simulator (issue #6's targets):
+//! Criterion benchmarks of the simulator (targets):
 //!
 //! - population establishments per wall second with modelled TLS (target
 //!   ≥ 100 000 on one core): `run_population` over the `seed-telemetry`

@@ -1,4 +1,4 @@
-//! Issue #3's benchmarks: framed message round trips between two machines
+//! Stack benchmarks: framed message round trips between two machines
 //! in memory (target ≥ 2 million 64-byte messages per second per core), and
 //! a TLS establishment through the core against bare rustls (target ratio
 //! ≤ 1.10).

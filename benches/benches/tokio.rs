@@ -1,4 +1,4 @@
-//! Issue #4's benchmarks: taps-tokio against plain tokio, side by side in
+//! taps-tokio's benchmarks: taps-tokio against plain tokio, side by side in
 //! one run, each printed as a ratio (taps / tokio for rates, so higher is
 //! better; bytes for memory):
 //!

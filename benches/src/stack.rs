@@ -1,4 +1,4 @@
-//! Workloads for issue #3's benchmarks: message round trips through the
+//! Workloads for the stack benchmarks: message round trips through the
 //! length-prefixed framer between two machines in memory, and one TLS
 //! establishment through the core next to a bare rustls handshake with the
 //! same configurations.

@@ -1,4 +1,4 @@
-//! Issue #2's allocation budgets, counted exactly (allocation counts are
+//! The allocation budgets of establishment, counted exactly (allocation counts are
 //! deterministic, unlike timings, so they belong in tests): at most 32 heap
 //! allocations per whole dual-stack establishment and at most 16 for the
 //! racing layer alone.

@@ -5,7 +5,7 @@
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Builds [`FxHasher`]s: no per-table keys, so a table's iteration order is
-/// the same in every run (DESIGN.md rule 1).
+/// the same in every run (ARCHITECTURE.md "The core contract" rule 1).
 pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 
 /// One multiply per word (the Fx hash of rustc and Firefox) and a

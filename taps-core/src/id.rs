@@ -1,6 +1,6 @@
 //! Handles: small copyable ids for everything the machine owns.
 //!
-//! DESIGN.md rule 2: connections, attempts, sockets and DNS transactions live
+//! ARCHITECTURE.md "The core contract" rule 2: connections, attempts, sockets and DNS transactions live
 //! in `slab` tables and are named by ids. Each id carries a generation, so an id
 //! whose slot was freed and reused is recognised as stale instead of silently
 //! naming the new occupant. A stale id in an input is ignored and counted.

@@ -3,7 +3,7 @@
 //! One [`Machine`] owns every connection, attempt, socket,
 //! DNS transaction and timer of one stack instance. The world talks to it
 //! through `handle`, and everything it wants done comes out of `poll`; it never
-//! performs I/O, reads a clock or spawns a thread (see `DESIGN.md`). The same
+//! performs I/O, reads a clock or spawns a thread (see `ARCHITECTURE.md`). The same
 //! machine therefore runs under tokio, smol, a caller's own loop and the
 //! simulator, and replays bit for bit from a seed.
 //!

@@ -1,6 +1,6 @@
 //! The machine's seeded random source.
 //!
-//! DESIGN.md rule 1 forbids global randomness in the state machine: DNS query
+//! ARCHITECTURE.md "The core contract" rule 1 forbids global randomness in the state machine: DNS query
 //! ids (RFC 5452 §9.2 asks for unpredictable ids) and tie shuffles draw from
 //! this generator, seeded at construction, so equal seeds give equal runs.
 //! The generator is SplitMix64 (Steele, Lea and Flood, 2014): tiny, fast and

@@ -1,6 +1,6 @@
 //! The core's own notion of time.
 //!
-//! The state machine never reads a clock (DESIGN.md rule 1). Adapters and the
+//! The state machine never reads a clock (ARCHITECTURE.md "The core contract" rule 1). Adapters and the
 //! simulator pass an [`Instant`] in with every call: nanoseconds from an origin
 //! of the caller's choosing, in the manner of smoltcp's `Instant`. Durations are
 //! plain [`core::time::Duration`]s.

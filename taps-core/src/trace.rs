@@ -1,5 +1,5 @@
 //! The race trace: every transition of one connection's establishment, with
-//! its time (DESIGN.md rule 5), and its rendering as a text waterfall.
+//! its time (ARCHITECTURE.md "The core contract" rule 5), and its rendering as a text waterfall.
 //!
 //! Events are small `Copy` values so recording never allocates beyond the
 //! trace's own vector, which is reserved once per connection. The same trace

@@ -1,7 +1,7 @@
 //! The runtime-independent half of every adapter: one [`Driver`] wraps the
 //! [`Machine`] and does everything an adapter does that is not about its
-//! runtime (DESIGN.md: "If two adapters would need the same logic, it
-//! belongs in taps-core or taps_core::sys").
+//! runtime (ARCHITECTURE.md "Layers": decisions go in taps-core,
+//! performing them goes in taps-io).
 //!
 //! - It reads the system clock and converts to the core's [`Instant`].
 //! - It drains the machine after every call and routes each output: socket

@@ -15,8 +15,8 @@
 //! [`Connection::poll_write`] and [`Connection::poll_shutdown`]. So two
 //! adapters cannot drift apart in behaviour: the order of events, the
 //! back-pressure, what `close` waits for and every error are the same code
-//! (DESIGN.md: "If two adapters would need the same logic, it belongs in
-//! taps-core or taps_core::sys").
+//! (ARCHITECTURE.md "Layers": logic two adapters would share is policy and
+//! lives a layer down).
 //!
 //! RFC 9622 §6 (preconnections), §7 (establishment, listening), §8
 //! (properties), §9 (data transfer), §10 (termination).

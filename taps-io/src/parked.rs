@@ -3,7 +3,7 @@
 //! future that waits for their outcome.
 //!
 //! Why: every socket has a task that performs the machine's actions on it
-//! (DESIGN.md "Adapters"). Spawned as an ordinary runtime task, it is woken
+//! (ARCHITECTURE.md "The async layer"). Spawned as an ordinary runtime task, it is woken
 //! by the same readiness as the application future waiting for the result
 //! (a connect, the peer's end after `close`), and the two then meet on the
 //! shared lock from two threads, and hand the outcome over with one more

@@ -1,12 +1,12 @@
 //! taps-sim: the deterministic network simulator of taps.
 //!
 //! The same `taps_core::Machine` that runs under tokio and smol
-//! runs here against a simulated world on a virtual clock (DESIGN.md,
-//! "Simulator"). The world replays any network condition exactly from a
+//! runs here against a simulated world on a virtual clock (ARCHITECTURE.md,
+//! "Tests, fuzzing, simulation"). The world replays any network condition exactly from a
 //! seed, in milliseconds of wall time, and compares racing policies side by
 //! side with each other and with an oracle.
 //!
-//! - [`scenario`]: the TOML scenario schema of issue #6, parsed and checked
+//! - [`scenario`]: the TOML scenario schema, parsed and checked
 //!   with errors that name the key.
 //! - [`world`]: the virtual clock and the world: interfaces, links, TCP with
 //!   the kernel's timers, DNS resolvers, servers with real or modelled TLS.
@@ -20,7 +20,7 @@
 //! - [`population`]: many random worlds drawn from a profile, and their
 //!   statistics per policy.
 //! - [`cli`]: the `taps-sim` command.
-//! - [`fuzz`]: the body of the `scenario` fuzz target (issue #7).
+//! - [`fuzz`]: the body of the `scenario` fuzz target.
 //!
 //! ```
 //! use taps_sim::{Scenario, run_scenario, RunOptions};

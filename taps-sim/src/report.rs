@@ -1,6 +1,6 @@
 //! Reports of a run: per-connection attempts and DNS rows read from the
-//! trace, the text report with the core's waterfall, the JSON object of
-//! issue #6, and the trace hash.
+//! trace, the text report with the core's waterfall, the JSON object
+//! (`--json`), and the trace hash.
 //!
 //! The trace hash is FNV-1a 64 (Fowler, Noll, Vo) over a canonical byte
 //! encoding of every connection's trace: times as nanoseconds, each event
@@ -441,7 +441,7 @@ impl Report {
         out
     }
 
-    /// The JSON object of issue #6.
+    /// The JSON report (`--json`): one object per run.
     pub fn json(&self) -> String {
         let conns = self
             .connections

@@ -1,4 +1,4 @@
-//! Scenario files: the TOML schema of issue #6, parsed and checked into a
+//! Scenario files: the TOML schema, parsed and checked into a
 //! typed [`Scenario`].
 //!
 //! ```toml
@@ -29,7 +29,7 @@
 //! the error (`link[1].to: "2001:db8::/129" is not a prefix: ...`). Nothing
 //! here panics on any input: the parser is a fuzz target.
 //!
-//! Extensions to the issue's schema, all optional: `description`;
+//! Optional keys beyond the core schema: `description`;
 //! `[dns] timeout`, `attempts`; per-name `forge = ["wrong-id",
 //! "wrong-source"]`; server `names` and `cert`; link `direction` and
 //! `bandwidth`; event

@@ -1,4 +1,4 @@
-//! Property tests over random worlds (issue #6).
+//! Property tests over random worlds.
 //!
 //! A random world has one or two client interfaces, up to three A and three
 //! AAAA records with random per-type delays (and, when it publishes no HTTPS
@@ -31,7 +31,7 @@
 //!    counting attempts to the oracle's own endpoint and interface, PD the
 //!    path delay (1 s) and `p` the position of the oracle's interface among
 //!    the connection's paths (0 for the primary). See
-//!    [`bounded_regret`] for why, and why the issue's first statement (the
+//!    [`bounded_regret`] for why, and why the naive statement (the
 //!    CADs of the attempts started before the *winner*) is not true.
 //! 4. **hev3 against sequential**: in the same worlds without connTimeout,
 //!    when the first address is fine, `T_hev3 ≤ T_sequential + RD`; see

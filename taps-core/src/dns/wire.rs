@@ -1736,7 +1736,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        // Bad input is an error, never a panic (DESIGN.md rule 3).
+        // Bad input is an error, never a panic (ARCHITECTURE.md "The core contract" rule 3).
         #[test]
         fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..600), id in any::<u16>()) {
             let _ = parse_response(&raw, id, &name("www.example.com"), QueryType::A);

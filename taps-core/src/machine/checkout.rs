@@ -5,7 +5,8 @@
 //! 8446 §5 for the records).
 //!
 //! This is the TLS counterpart of the plain pass-through
-//! ([`Machine::write_through`], [`Machine::read_through`]): one machine
+//! ([`ConnectionInfo::write_through`](crate::ConnectionInfo::write_through),
+//! [`ConnectionInfo::read_through`](crate::ConnectionInfo::read_through)): one machine
 //! serves many connections, and without it every connection's encryption
 //! and decryption would run one at a time under the adapter's lock. The
 //! rule that keeps it invisible: a session is checked out only when

@@ -1,6 +1,6 @@
 //! The machine: one sans-IO state machine that owns every connection,
 //! attempt, socket, listener, DNS transaction and timer of one stack
-//! instance (DESIGN.md "The core contract"; RFC 9623 §4 establishment, §5
+//! instance (ARCHITECTURE.md "The core contract"; RFC 9623 §4 establishment, §5
 //! data transfer, §4.4 listeners).
 //!
 //! ```text

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// A fixed hasher: iteration order, and so eviction ties, must not vary
-/// between runs (DESIGN.md rule 1). Fx ([`crate::hash`]): cheap for the
+/// between runs (ARCHITECTURE.md "The core contract" rule 1). Fx ([`crate::hash`]): cheap for the
 /// lookups of every race, and keys that collide (addresses a DNS server
 /// picked to) cost at most a longer probe in a table of
 /// [`HistoryConfig::max_entries`].

@@ -9,7 +9,8 @@
 //!   (smaller scope) and 9 (longest matching prefix, capped at the source's
 //!   prefix length as RFC 6724 §2.2 defines `CommonPrefixLen`). Rules 4 (home
 //!   addresses) and 7 (native transport) need information no adapter reports
-//!   and are skipped, as the issue allows.
+//!   and are skipped; both only reorder addresses that tie on every
+//!   rule before them.
 //! - HEv3 §5.3 ("Sorting Destination Endpoints Within Groups"): between rules 8
 //!   and 9, prefer lower historical RTT, then addresses used before.
 //! - HEv3 §5.3 interleaving with the Preferred ("First") Address Family Count.

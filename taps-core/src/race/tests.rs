@@ -554,7 +554,7 @@ fn svcb_hints_priority_and_ports() {
         },
         Row {
             name: "a late service naming addresses that already failed does not retry them",
-            quote: "issue #2: no (path, stack, address) is attempted twice; HEv3 §7: added endpoints are sorted in, not repeated",
+            quote: "taps: no (path, stack, address) is attempted twice; HEv3 §7: added endpoints are sorted in, not repeated",
             config: RaceConfig::hev3(),
             paths: DEFAULT_PATH,
             expected: ALL,
@@ -615,7 +615,7 @@ fn failures_wins_and_timeouts() {
     run(vec![
         Row {
             name: "a failed attempt starts the next at once",
-            quote: "issue #2: When an attempt fails, the next one starts at once",
+            quote: "RFC 9623 §4.2.2: If a child node fails to establish connectivity ... before the delay time has expired for the next child, the next child should be started immediately",
             config: RaceConfig::hev3(),
             paths: DEFAULT_PATH,
             expected: ALL,
@@ -788,7 +788,7 @@ fn interface_branches() {
         },
         Row {
             name: "the secondary path starts at once when the primary branch fails",
-            quote: "issue #2 §7: A secondary path starts when the primary branch fails",
+            quote: "RFC 9623 §4.2.2: If a child node fails ... the next child should be started immediately (the next child here is the secondary path)",
             config: RaceConfig::hev3(),
             paths: TWO_PATHS,
             expected: ALL,
@@ -804,7 +804,7 @@ fn interface_branches() {
         },
         Row {
             name: "an interface going down fails its attempts and hands over",
-            quote: "RFC 9623 §4.1.2 paths; issue #2: interface changes reach the core",
+            quote: "RFC 9623 §4.1.2 paths; taps: interface changes reach the core",
             config: RaceConfig::hev3(),
             paths: TWO_PATHS,
             expected: ALL,

@@ -363,7 +363,7 @@ mod tests {
     }
 
     proptest! {
-        /// Issue #3: arbitrary chunking of the byte stream yields the same
+        /// Arbitrary chunking of the byte stream yields the same
         /// messages.
         #[test]
         fn chunking_does_not_change_messages(
