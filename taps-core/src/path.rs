@@ -719,7 +719,7 @@ mod tests {
                 expect: Paths(&["wlan0", "eth0", "rmnet0", "lo"]),
             },
             Row {
-                rfc: "ARCHITECTURE.md "The core contract" rule 3: bad input is not a panic (duplicate index raced once)",
+                rfc: "ARCHITECTURE.md, the core contract, rule 3: bad input is not a panic (duplicate index raced once)",
                 interfaces: vec![iface("eth0", 2, Wired), iface("eth0:1", 2, Wired)],
                 selection: SelectionProperties::default(),
                 bound: None,
