@@ -7,6 +7,56 @@
 //! machine therefore runs under tokio, smol, a caller's own loop and the
 //! simulator, and replays bit for bit from a seed.
 //!
+//! # The drain loop
+//!
+//! Whoever embeds the machine owns the sockets and the clock. It reports
+//! what happened as an [`Input`], then drains [`Machine::poll`] and performs
+//! each [`Output`], and sleeps until [`Machine::poll_timeout`]. Here the
+//! "network" is this loop itself: every connect succeeds at once.
+//!
+//! ```
+//! use taps_core::{
+//!     Config, Event, Input, Instant, Interface, InterfaceKind, Machine, Output, Preconnection,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The seed makes DNS ids and tie shuffles; take it from the OS in
+//! // production (taps-io does), fix it in tests to replay a run.
+//! let mut machine = Machine::new(Config::new(7));
+//! let now = Instant::ZERO;
+//! let eth0 = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.10/24"])?;
+//! machine.handle(now, Input::InterfacesChanged(vec![eth0]));
+//!
+//! let pre = Preconnection::new("192.0.2.1:80".parse()?);
+//! let conn = machine.initiate(now, &pre)?;
+//! let mut connected = Vec::new();
+//! let mut ready = None;
+//! loop {
+//!     // Drain after every call that can change the machine.
+//!     while let Some(output) = machine.poll() {
+//!         match output {
+//!             // A real embedder opens a non-blocking socket here.
+//!             Output::OpenTcp { socket, remote, .. } => connected.push((socket, remote)),
+//!             Output::Event(Event::Ready { conn: c, remote, .. }) if c == conn => {
+//!                 ready = Some(remote)
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     match connected.pop() {
+//!         // ... and reports the connect when the socket becomes writable.
+//!         Some((socket, _)) => machine.handle(now, Input::SocketConnected { socket }),
+//!         // Nothing to report: sleep until the next deadline, if any.
+//!         None => match machine.poll_timeout() {
+//!             Some(deadline) if ready.is_none() => machine.handle_timeout(deadline),
+//!             _ => break,
+//!         },
+//!     }
+//! }
+//! assert_eq!(ready, Some("192.0.2.1:80".parse()?));
+//! # Ok(()) }
+//! ```
+//!
 //! Architecture: RFC 9621. API: RFC 9622. Implementation: RFC 9623.
 //! Racing: Happy Eyeballs v3 (draft-ietf-happy-happyeyeballs-v3-04).
 #![forbid(unsafe_code)]

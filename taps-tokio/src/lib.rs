@@ -48,6 +48,11 @@
 
 mod runtime;
 
+/// The repository README's Rust blocks, compiled so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::io;
 use std::sync::Arc;
 
