@@ -2,7 +2,7 @@
 //! RFC 9622 §6.2.11 interface types), as [`Interface`] values.
 //!
 //! OS facilities: getifaddrs(3) for names, flags and addresses;
-//! if_nametoindex(3) for the index; sysfs-class-net
+//! if_nametoindex(3) for the index (both through nix's safe wrappers); sysfs-class-net
 //! (`/sys/class/net/NAME/{type,mtu,wireless,phy80211,uevent,device/driver}`,
 //! Documentation/ABI/testing/sysfs-class-net in the kernel) for the MTU and
 //! the kind; `/proc/net/if_inet6` (proc(5)) for the deprecated flag of IPv6
@@ -34,15 +34,18 @@
 //! - Interfaces are sorted by index; addresses keep the kernel's order
 //!   (the primary IPv4 address first). An interface that vanished between
 //!   getifaddrs and if_nametoindex (index 0) is left out, as is a name that
-//!   is not UTF-8.
+//!   is not UTF-8 (nix hands such a name over with U+FFFD in place of the
+//!   bad bytes, so a name holding U+FFFD is left out).
 
 use std::collections::HashSet;
-use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
-use std::ptr;
+
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::{InterfaceFlags, if_nametoindex};
+use nix::sys::socket::SockaddrStorage;
 
 use super::{Stage, context};
 use taps_core::{Interface, InterfaceAddress, InterfaceKind};
@@ -95,9 +98,10 @@ pub(crate) fn list_interfaces_in(sys_net: &Path, if_inet6: &Path) -> io::Result<
         let position = match interfaces.iter().position(|i| i.name == entry.name) {
             Some(p) => p,
             None => {
-                let loopback = entry.flags & (libc::IFF_LOOPBACK as u32) != 0;
-                let up = entry.flags & (libc::IFF_UP as u32) != 0
-                    && entry.flags & (libc::IFF_RUNNING as u32) != 0;
+                let loopback = entry.flags.contains(InterfaceFlags::IFF_LOOPBACK);
+                let up = entry
+                    .flags
+                    .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING);
                 let kind = classify(sys_net, &entry.name, loopback);
                 interfaces.push(Interface {
                     index: 0,
@@ -215,105 +219,49 @@ pub(crate) fn parse_deprecated(text: &str) -> HashSet<(String, Ipv6Addr)> {
     out
 }
 
-/// One getifaddrs entry, copied out of the C list.
+/// One getifaddrs entry, as nix copied it out of the C list.
 struct RawEntry {
     name: String,
-    flags: u32,
+    flags: InterfaceFlags,
     /// The address and its prefix length, for IPv4 and IPv6 entries.
     addr: Option<(IpAddr, u8)>,
 }
 
-/// The list getifaddrs(3) allocated; freed on drop.
-struct IfAddrs(*mut libc::ifaddrs);
-
-impl Drop for IfAddrs {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: the pointer came from a successful getifaddrs call and
-            // is freed exactly once, here; no reference into the list
-            // outlives `self` (entries are copied out first).
-            unsafe { libc::freeifaddrs(self.0) };
-        }
-    }
-}
-
-/// Copies every entry of getifaddrs(3) out of the C list.
+/// Every entry of getifaddrs(3), through nix (which frees the C list).
+///
+/// nix turns a name that is not UTF-8 into a lossy string, with U+FFFD in
+/// place of the bad bytes; such an entry is left out, so that it can
+/// neither be mistaken for another interface nor looked up by a name the
+/// kernel does not know.
 fn getifaddrs_entries() -> io::Result<Vec<RawEntry>> {
-    let mut head: *mut libc::ifaddrs = ptr::null_mut();
-    // SAFETY: getifaddrs only writes a list pointer to `head`, a valid
-    // location for one; on failure it writes nothing we use.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(context(
-            io::Error::last_os_error(),
+    let list = getifaddrs().map_err(|errno| {
+        context(
+            io::Error::from(errno),
             Stage::Other,
             "list interfaces (getifaddrs)",
-        ));
-    }
-    let list = IfAddrs(head);
-    let mut out = Vec::new();
-    let mut current = list.0;
-    while !current.is_null() {
-        // SAFETY: `current` is a non-null node of the list getifaddrs built,
-        // which stays allocated until `list` drops after this loop; nodes
-        // are only read.
-        let node = unsafe { &*current };
-        current = node.ifa_next;
-        if node.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: `ifa_name` is a NUL-terminated string inside the same
-        // allocation, alive as long as the node.
-        let name = unsafe { CStr::from_ptr(node.ifa_name) };
-        let Ok(name) = name.to_str() else { continue };
-        // SAFETY: `ifa_addr` and `ifa_netmask` are null or point to
-        // sockaddrs of the family in their `sa_family`, in the same
-        // allocation.
-        let addr = unsafe { ip_of(node.ifa_addr) };
-        let addr = addr.map(|addr| {
-            // SAFETY: as above.
-            let mask = unsafe { ip_of(node.ifa_netmask) };
-            (addr, prefix_len(addr, mask))
-        });
-        out.push(RawEntry {
-            name: name.to_owned(),
-            flags: node.ifa_flags,
-            addr,
-        });
-    }
-    drop(list);
-    Ok(out)
+        )
+    })?;
+    Ok(list
+        .filter(|entry| !entry.interface_name.contains(char::REPLACEMENT_CHARACTER))
+        .map(|entry| {
+            let addr = ip_of(entry.address.as_ref())
+                .map(|addr| (addr, prefix_len(addr, ip_of(entry.netmask.as_ref()))));
+            RawEntry {
+                name: entry.interface_name,
+                flags: entry.flags,
+                addr,
+            }
+        })
+        .collect())
 }
 
-/// The IP address in a sockaddr, for `AF_INET` and `AF_INET6`.
-///
-/// # Safety
-///
-/// `sa` is null or points to a readable sockaddr whose size matches its
-/// `sa_family` (as getifaddrs provides).
-unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
-    if sa.is_null() {
-        return None;
+/// The IP address in a socket address, for `AF_INET` and `AF_INET6`.
+fn ip_of(sa: Option<&SockaddrStorage>) -> Option<IpAddr> {
+    let sa = sa?;
+    if let Some(sin) = sa.as_sockaddr_in() {
+        return Some(IpAddr::V4(sin.ip()));
     }
-    // SAFETY: non-null and readable per the contract; every sockaddr starts
-    // with `sa_family`. Unaligned reads make no assumption about the
-    // allocator's alignment.
-    let family = unsafe { ptr::read_unaligned(ptr::addr_of!((*sa).sa_family)) };
-    match i32::from(family) {
-        libc::AF_INET => {
-            // SAFETY: the family says it is a sockaddr_in, and the contract
-            // says the memory holds one.
-            let sin = unsafe { ptr::read_unaligned(sa.cast::<libc::sockaddr_in>()) };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                sin.sin_addr.s_addr,
-            ))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe { ptr::read_unaligned(sa.cast::<libc::sockaddr_in6>()) };
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-        }
-        _ => None,
-    }
+    sa.as_sockaddr_in6().map(|sin6| IpAddr::V6(sin6.ip()))
 }
 
 /// The prefix length of a netmask (its leading one bits), interpreted in
@@ -330,13 +278,9 @@ fn prefix_len(addr: IpAddr, mask: Option<IpAddr>) -> u8 {
 }
 
 /// if_nametoindex(3); `None` when the interface is gone (or the name
-/// cannot be a C string).
+/// cannot be a C string: nix refuses an interior NUL with `EINVAL`).
 fn name_to_index(name: &str) -> Option<u32> {
-    let c_name = CString::new(name).ok()?;
-    // SAFETY: `c_name` is a NUL-terminated string alive for the call, which
-    // only reads it.
-    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    (index != 0).then_some(index)
+    if_nametoindex(name).ok()
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! OS glue that every runtime adapter shares (the `sys` feature).
+//! OS glue that every runtime adapter shares: the one place where taps
+//! talks to the operating system.
 //!
-//! The state machine never imports this module: it only describes what it
-//! wants (open a TCP socket on this path, send a DNS datagram) and the
-//! adapters (`taps-tokio`, `taps-smol`) use the functions here to do it, so
-//! both runtimes open sockets, list interfaces and read the system's
-//! configuration the same way.
+//! The state machine (`taps-core`) never depends on this crate: it only
+//! describes what it wants (open a TCP socket on this path, send a DNS
+//! datagram) and the adapters (`taps-tokio`, `taps-smol`, through
+//! `taps-io`) use the functions here to do it, so both runtimes open
+//! sockets, list interfaces and read the system's configuration the same
+//! way.
 //!
 //! - [`socket`]: TCP, listener and DNS sockets through socket2 (socket(2),
 //!   connect(2), socket(7), tcp(7), ipv6(7), mptcp(7)), and the mapping of
@@ -16,7 +18,7 @@
 //! - [`dns_config`]: `/etc/resolv.conf` (resolv.conf(5)) and `/etc/hosts`
 //!   (hosts(5)) read from disk and parsed by the core's own parsers.
 //! - [`monitor`]: interface changes from rtnetlink(7) (Linux), with a
-//!   polling fallback elsewhere.
+//!   polling fallback elsewhere (RFC 9622 §8.3.2 path change events).
 //! - [`roots`]: the system's trusted root certificates.
 //! - [`tls`]: the system's TLS environment (ring, the OS's randomness and
 //!   the wall clock), which the core is handed.
@@ -29,12 +31,13 @@
 //! kinds fall back to the loopback flag (no `/sys/class/net`), and the path
 //! monitor polls instead of listening to netlink.
 //!
-//! # Unsafe code
+//! # No unsafe code
 //!
-//! This is the one module of taps where `unsafe` is allowed, for FFI calls
-//! that socket2 and std do not wrap: getifaddrs(3), if_nametoindex(3), the
-//! netlink bind(2) and the `TCP_FASTOPEN_CONNECT` setsockopt(2). Each block
-//! carries a `// SAFETY:` comment.
+//! The crate forbids `unsafe`. System calls go through std, socket2 and,
+//! for what those two do not wrap, nix's safe wrappers: getifaddrs(3) and
+//! if_nametoindex(3) (`nix::ifaddrs`, `nix::net::if_`), the netlink
+//! bind(2) (`nix::sys::socket::bind` with a `NetlinkAddr`) and the
+//! `TCP_FASTOPEN_CONNECT` setsockopt(2) (`nix::sys::socket::sockopt`).
 //!
 //! # Errors
 //!
@@ -43,9 +46,7 @@
 //! The OS error code stays reachable through [`os_error_code`], and
 //! [`socket::failure_reason`] turns an error into the core's failure reason.
 
-// Every unsafe block must say why it is sound (DESIGN.md); clippy checks.
-#![allow(unsafe_code)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 use std::error::Error;
 use std::fmt;

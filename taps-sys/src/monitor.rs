@@ -38,6 +38,9 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use nix::errno::Errno;
+
 use super::interfaces::list_interfaces;
 use super::{Stage, context};
 use taps_core::Interface;
@@ -155,7 +158,9 @@ impl PathMonitor {
                         Ok(_) => notified = true,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(notified),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => notified = true,
+                        Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => {
+                            notified = true
+                        }
                         Err(e) => {
                             return Err(context(e, Stage::Other, "read netlink notifications"));
                         }
@@ -183,16 +188,27 @@ impl AsRawFd for PathMonitor {
     }
 }
 
+/// `RTMGRP_LINK` from linux/rtnetlink.h: link (interface) changes.
+#[cfg(target_os = "linux")]
+const RTMGRP_LINK: u32 = 0x1;
+/// `RTMGRP_IPV4_IFADDR` from linux/rtnetlink.h: IPv4 address changes.
+#[cfg(target_os = "linux")]
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+/// `RTMGRP_IPV6_IFADDR` from linux/rtnetlink.h: IPv6 address changes.
+#[cfg(target_os = "linux")]
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+
 /// A non-blocking, close-on-exec netlink route socket bound to the link and
 /// address multicast groups.
 #[cfg(target_os = "linux")]
 fn netlink_socket() -> io::Result<socket2::Socket> {
+    use nix::sys::socket::{AddressFamily, NetlinkAddr, SockProtocol, bind};
     use socket2::{Domain, Protocol, Socket, Type};
 
     let socket = Socket::new(
-        Domain::from(libc::AF_NETLINK),
+        Domain::from(AddressFamily::Netlink as i32),
         Type::DGRAM,
-        Some(Protocol::from(libc::NETLINK_ROUTE)),
+        Some(Protocol::from(SockProtocol::NetlinkRoute as i32)),
     )
     .map_err(|e| context(e, Stage::Setup, "create a netlink route socket"))?;
     socket
@@ -202,30 +218,15 @@ fn netlink_socket() -> io::Result<socket2::Socket> {
     // such as a VPN coming up; failure only leaves the default.
     let _ = socket.set_recv_buffer_size(256 * 1024);
 
-    // SAFETY: sockaddr_nl is a plain C struct of integers, for which all
-    // zeroes is a valid value (and what netlink(7) asks for in the padding).
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
     // nl_pid 0: the kernel assigns the port id.
-    addr.nl_groups =
-        (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
-    // SAFETY: the descriptor belongs to `socket`, alive for the call; the
-    // address pointer and length describe `addr`, a live sockaddr_nl, which
-    // bind(2) only reads.
-    let rc = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            (&raw const addr).cast::<libc::sockaddr>(),
-            size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(context(
-            io::Error::last_os_error(),
+    let addr = NetlinkAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
+    bind(socket.as_raw_fd(), &addr).map_err(|errno| {
+        context(
+            io::Error::from(errno),
             Stage::Setup,
             "bind the netlink socket to the link and address groups",
-        ));
-    }
+        )
+    })?;
     Ok(socket)
 }
 

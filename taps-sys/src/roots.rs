@@ -1,7 +1,8 @@
 //! The system's trusted root certificates, loaded once per process and
 //! given to the core when an application asks for TLS without naming its
 //! own roots (the core uses exactly what it is given; see
-//! `SecurityParameters::trusted_roots`).
+//! `SecurityParameters::trusted_roots`). They are the trust anchors of
+//! certificate path validation (RFC 5280 §6.1.1 (d)).
 //!
 //! Where they come from, first found wins: the file named by
 //! `SSL_CERT_FILE` (OpenSSL's variable, which users already set to point

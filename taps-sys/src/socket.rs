@@ -22,6 +22,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{Stage, context, is_setup_error, os_error_code};
@@ -124,7 +125,7 @@ pub fn open_tcp(remote: SocketAddr, opts: &TcpOptions) -> io::Result<OpenedTcp> 
         && local.is_ipv4() != remote.is_ipv4()
     {
         return Err(context(
-            io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
+            io::Error::from_raw_os_error(Errno::EAFNOSUPPORT as i32),
             Stage::Setup,
             format!("bind to {local} for a connection to {remote} (address families differ)"),
         ));
@@ -322,8 +323,8 @@ pub fn open_dns_udp(server: SocketAddr) -> io::Result<UdpSocket> {
 /// connection waits in the backlog, and retrying at once would spin.
 pub fn is_resource_exhaustion(err: &io::Error) -> bool {
     matches!(
-        os_error_code(err),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        os_error_code(err).map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
     )
 }
 
@@ -375,11 +376,13 @@ fn configured_tcp(
     let mptcp = Some(protocol) == mptcp_protocol();
     let proto_name = if mptcp { "MPTCP" } else { "TCP" };
     // At socket(2), these codes mean "no MPTCP here" (mptcp(7)).
-    let create_refusals = [libc::EPROTONOSUPPORT, libc::EINVAL, libc::ENOPROTOOPT];
+    let create_refusals = [Errno::EPROTONOSUPPORT, Errno::EINVAL, Errno::ENOPROTOOPT];
     // At setsockopt(2), these mean "not on an MPTCP socket of this kernel".
-    let option_refusals = [libc::ENOPROTOOPT, libc::EOPNOTSUPP];
-    let fail = |e: io::Error, what: &str, refusals: &[i32]| Failed {
-        mptcp_refused: mptcp && e.raw_os_error().is_some_and(|c| refusals.contains(&c)),
+    let option_refusals = [Errno::ENOPROTOOPT, Errno::EOPNOTSUPP];
+    let fail = |e: io::Error, what: &str, refusals: &[Errno]| Failed {
+        mptcp_refused: mptcp
+            && e.raw_os_error()
+                .is_some_and(|c| refusals.contains(&Errno::from_raw(c))),
         err: context(e, Stage::Setup, format!("{what} ({proto_name} socket)")),
     };
 
@@ -444,28 +447,11 @@ fn bind_device(_socket: &Socket, _name: &str) -> io::Result<()> {
 }
 
 /// `TCP_FASTOPEN_CONNECT` (tcp(7), Linux 4.11+), which socket2 does not
-/// wrap.
+/// wrap; nix does.
 #[cfg(target_os = "linux")]
 fn set_fastopen_connect(socket: &Socket) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: the descriptor belongs to `socket`, which outlives the call;
-    // `optval` points to a live `c_int` and `optlen` is exactly its size, and
-    // setsockopt(2) only reads that many bytes from it.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_FASTOPEN_CONNECT,
-            (&raw const on).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    use nix::sys::socket::{setsockopt, sockopt::TcpFastOpenConnect};
+    setsockopt(socket, TcpFastOpenConnect, &true).map_err(io::Error::from)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -478,7 +464,7 @@ fn set_fastopen_connect(_socket: &Socket) -> io::Result<()> {
 
 /// Whether a non-blocking connect's error only means "started".
 fn connect_in_progress(err: &io::Error) -> bool {
-    err.raw_os_error() == Some(libc::EINPROGRESS)
+    err.raw_os_error() == Some(Errno::EINPROGRESS as i32)
 }
 
 /// Describes a connect for an error message, naming the peer when the

@@ -1,5 +1,6 @@
 //! The real loopback interface, and classification against a fake sysfs.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::*;

@@ -160,16 +160,11 @@ fn closed_port_is_refused() {
 /// Waits (bounded) until poll(2) reports `socket` writable, leaving
 /// `SO_ERROR` as it is.
 fn wait_writable(socket: &Socket) {
-    use std::os::fd::AsRawFd;
-    let mut pfd = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(BOUND.as_millis()).unwrap();
-    // SAFETY: `pfd` is one live, initialised pollfd and the count says
-    // one; the descriptor belongs to `socket`, which outlives the call.
-    let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
+    let timeout = PollTimeout::try_from(BOUND).unwrap();
+    let n = poll(&mut fds, timeout).unwrap_or(-1);
     assert_eq!(n, 1, "not writable within {BOUND:?}");
 }
 
@@ -242,7 +237,7 @@ fn an_unknown_interface_is_a_setup_failure() {
     let err = open_tcp("127.0.0.1:9".parse().unwrap(), &opts).unwrap_err();
     assert_eq!(
         failure_reason(&err),
-        FailureReason::SocketSetup(libc::ENODEV),
+        FailureReason::SocketSetup(Errno::ENODEV as i32),
         "{err}"
     );
     assert!(err.to_string().contains("tapsnope0"), "{err}");
@@ -257,7 +252,7 @@ fn mismatched_local_family_is_a_setup_failure() {
     let err = open_tcp("[::1]:9".parse().unwrap(), &opts).unwrap_err();
     assert_eq!(
         failure_reason(&err),
-        FailureReason::SocketSetup(libc::EAFNOSUPPORT)
+        FailureReason::SocketSetup(Errno::EAFNOSUPPORT as i32)
     );
 }
 
@@ -382,7 +377,7 @@ fn dual_stack_listener_takes_the_v4_port_too() {
     .unwrap_err();
     assert_eq!(
         failure_reason(&err),
-        FailureReason::SocketSetup(libc::EADDRINUSE)
+        FailureReason::SocketSetup(Errno::EADDRINUSE as i32)
     );
 }
 
@@ -458,14 +453,17 @@ fn dns_tcp_connects() {
 #[test]
 fn failure_reasons_by_code() {
     let cases = [
-        (libc::ECONNREFUSED, FailureReason::Refused),
-        (libc::ENETUNREACH, FailureReason::Unreachable),
-        (libc::EHOSTUNREACH, FailureReason::Unreachable),
-        (libc::ENETDOWN, FailureReason::Unreachable),
-        (libc::ETIMEDOUT, FailureReason::TimedOut),
-        (libc::ECONNRESET, FailureReason::Reset),
-        (libc::EPIPE, FailureReason::Reset),
-        (libc::EACCES, FailureReason::Os(libc::EACCES)),
+        (Errno::ECONNREFUSED as i32, FailureReason::Refused),
+        (Errno::ENETUNREACH as i32, FailureReason::Unreachable),
+        (Errno::EHOSTUNREACH as i32, FailureReason::Unreachable),
+        (Errno::ENETDOWN as i32, FailureReason::Unreachable),
+        (Errno::ETIMEDOUT as i32, FailureReason::TimedOut),
+        (Errno::ECONNRESET as i32, FailureReason::Reset),
+        (Errno::EPIPE as i32, FailureReason::Reset),
+        (
+            Errno::EACCES as i32,
+            FailureReason::Os(Errno::EACCES as i32),
+        ),
     ];
     for (code, reason) in cases {
         let err = io::Error::from_raw_os_error(code);
