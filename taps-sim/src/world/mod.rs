@@ -60,6 +60,7 @@
 //! idle when every connection has settled are recorded as
 //! [`RunResult::violations`].
 
+mod checks;
 mod run;
 
 pub use run::{
@@ -74,7 +75,7 @@ use std::rc::Rc;
 
 use taps_core::{
     Config, ConnectionId, DnsTxnId, Event, FailureReason, Input, Instant, Interface, Machine,
-    Output, Preconnection, Rng, SocketId, Trace, TraceKind,
+    Output, Preconnection, Rng, SocketId, Trace,
     dns::{DnsAction, DnsConfig, DnsSend, DnsTransport},
 };
 
@@ -88,6 +89,8 @@ use crate::server::{
     tls_reply,
 };
 use crate::wire::{READ_CHUNK, RealTls, Wire};
+
+use self::checks::Violations;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FlowKey {
@@ -286,7 +289,7 @@ pub struct World {
     responder: Responder,
     scratch: Vec<u8>,
     conns: Vec<ConnRun>,
-    violations: Vec<String>,
+    violations: Violations,
     settled: usize,
     /// Reads handed to a machine (taken while in use: feeding may recurse).
     rx: Vec<u8>,
@@ -435,7 +438,7 @@ impl World {
             connections: std::mem::take(&mut self.conns),
             end,
             steps,
-            violations: std::mem::take(&mut self.violations),
+            violations: self.violations.take(),
             stats: cx.machine.stats(),
             tls_flights: std::mem::take(&mut self.tls_flights),
             wire_bytes: self.wire_bytes,
@@ -508,8 +511,7 @@ impl World {
                     let udp = self.udp.remove(txn.to_raw()).is_some();
                     let tcp = self.dns_tcp.remove(txn.to_raw()).is_some();
                     if !udp && !tcp {
-                        self.violations
-                            .push(format!("Release of {txn:?}, which is not open"));
+                        self.violations.released_unopened(txn);
                     }
                 }
                 Output::OpenTcp {
@@ -546,9 +548,7 @@ impl World {
                 Output::ResumeReading { socket } => self.feed_client(cx, socket),
                 Output::Listen { .. } | Output::StopListening { .. } => {}
                 Output::Event(e) => self.on_event(cx, e),
-                other => self
-                    .violations
-                    .push(format!("an output the simulator cannot perform: {other:?}")),
+                other => self.violations.unperformable(&other),
             }
         }
     }
@@ -566,14 +566,11 @@ impl World {
         };
         let now = self.now;
         let Some(i) = self.conns.iter().position(|c| c.id == Some(conn)) else {
-            self.violations.push(format!(
-                "an event for {conn:?}, which the world never initiated"
-            ));
+            self.violations.unknown_connection(conn);
             return;
         };
         if self.conns[i].settled.is_some() {
-            self.violations
-                .push(format!("connection {} settled twice", i + 1));
+            self.violations.settled_twice(i + 1);
             return;
         }
         let c = &mut self.conns[i];
@@ -785,8 +782,7 @@ impl World {
             wire,
         };
         if !self.socks.insert(socket.to_raw(), flow) {
-            self.violations
-                .push(format!("OpenTcp of {socket:?}, which is already open"));
+            self.violations.opened_twice(socket);
         }
         match route {
             Some(_) => self.send_syn(cx, key),
@@ -1150,8 +1146,7 @@ impl World {
     /// sees, and so no event outlives the client's flow.
     fn client_closed(&mut self, cx: &mut Ctx<'_>, socket: SocketId, abort: bool) {
         let Some(flow) = self.socks.remove(socket.to_raw()) else {
-            self.violations
-                .push(format!("CloseSocket of {socket:?}, which is not open"));
+            self.violations.closed_unopened(socket);
             return;
         };
         let Some((h, ss)) = flow.wire.and_then(|w| Some((w.host?, w.server_sock?))) else {
@@ -1574,9 +1569,7 @@ impl World {
                 | Output::Listen { .. }
                 | Output::StopListening { .. }
                 | Output::Event(_) => {}
-                other => self.violations.push(format!(
-                    "a server asked for what the simulator cannot do: {other:?}"
-                )),
+                other => self.violations.unperformable_by_server(&other),
             }
         }
     }
@@ -1650,14 +1643,11 @@ impl World {
                 }
                 continue;
             }
-            check_trace(n + 1, &c.trace, &mut self.violations);
+            self.violations.check_trace(n + 1, &c.trace);
         }
         if all_settled && self.conns.len() == cx.sc.connect.repeat as usize && !cx.machine.is_idle()
         {
-            self.violations.push(
-                "every connection settled and the world is silent, but the machine is not idle"
-                    .into(),
-            );
+            self.violations.not_idle();
         }
         // The run is over: tear everything down at once (an orderly close
         // would need the world to run on for the FIN exchange).
@@ -1666,52 +1656,7 @@ impl World {
             cx.machine.connection(id).abort(self.now);
             self.drain(cx);
         }
-        if self.socks.len != 0 {
-            self.violations.push(format!(
-                "{} socket(s) opened and never closed",
-                self.socks.len
-            ));
-        }
-        if self.udp.len + self.dns_tcp.len != 0 {
-            self.violations.push(format!(
-                "{} DNS transaction(s) never released",
-                self.udp.len + self.dns_tcp.len
-            ));
-        }
-    }
-}
-
-/// The race's contracts, read from a settled trace: at most one winner, no
-/// attempt after the race settled, and every attempt ended.
-fn check_trace(n: usize, trace: &Trace, violations: &mut Vec<String>) {
-    let mut winners = 0;
-    let mut settled = false;
-    let mut open: Vec<u16> = Vec::new();
-    for e in &trace.events {
-        match e.kind {
-            TraceKind::Winner { .. } => {
-                winners += 1;
-                settled = true;
-            }
-            TraceKind::EstablishmentFailed => settled = true,
-            TraceKind::AttemptStarted { attempt, .. } => {
-                if settled {
-                    violations.push(format!(
-                        "connection {n}: attempt #{attempt} started after the race settled"
-                    ));
-                }
-                open.push(attempt);
-            }
-            TraceKind::AttemptFailed { attempt, .. }
-            | TraceKind::AttemptCancelled { attempt }
-            | TraceKind::AttemptConnected { attempt } => open.retain(|a| *a != attempt),
-            _ => {}
-        }
-    }
-    if winners > 1 {
-        violations.push(format!("connection {n}: {winners} winners"));
-    }
-    for a in open {
-        violations.push(format!("connection {n}: attempt #{a} never ended"));
+        self.violations
+            .leaks(self.socks.len, self.udp.len + self.dns_tcp.len);
     }
 }
