@@ -62,6 +62,7 @@
 
 mod checks;
 mod run;
+mod slots;
 
 pub use run::{
     ConnOutcome, ConnRun, DEFAULT_MAX_STEPS, HORIZON, RunOptions, RunResult, SimError, TlsFlights,
@@ -91,6 +92,7 @@ use crate::server::{
 use crate::wire::{READ_CHUNK, RealTls, Wire};
 
 use self::checks::Violations;
+use self::slots::SlotMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FlowKey {
@@ -179,64 +181,6 @@ impl Ord for Sched {
     }
 }
 
-/// A table keyed by a core handle's raw (index, generation), so lookups cost
-/// an index and a compare, and a reused slot never answers to an old id.
-#[derive(Debug)]
-struct IdMap<V> {
-    slots: Vec<Option<(u32, V)>>,
-    len: usize,
-}
-
-impl<V> Default for IdMap<V> {
-    fn default() -> Self {
-        IdMap {
-            slots: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<V> IdMap<V> {
-    fn clear(&mut self) {
-        self.slots.clear();
-        self.len = 0;
-    }
-    fn insert(&mut self, (index, generation): (u32, u32), value: V) -> bool {
-        let i = index as usize;
-        if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, || None);
-        }
-        let fresh = self.slots[i].is_none();
-        if fresh {
-            self.len += 1;
-        }
-        self.slots[i] = Some((generation, value));
-        fresh
-    }
-    fn get_mut(&mut self, (index, generation): (u32, u32)) -> Option<&mut V> {
-        match self.slots.get_mut(index as usize) {
-            Some(Some((g, v))) if *g == generation => Some(v),
-            _ => None,
-        }
-    }
-    fn get(&self, (index, generation): (u32, u32)) -> Option<&V> {
-        match self.slots.get(index as usize) {
-            Some(Some((g, v))) if *g == generation => Some(v),
-            _ => None,
-        }
-    }
-    fn contains(&self, (index, generation): (u32, u32)) -> bool {
-        matches!(self.slots.get(index as usize), Some(Some((g, _))) if *g == generation)
-    }
-    fn remove(&mut self, key: (u32, u32)) -> Option<V> {
-        if !self.contains(key) {
-            return None;
-        }
-        self.len -= 1;
-        self.slots[key.0 as usize].take().map(|(_, v)| v)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FlowState {
     SynSent,
@@ -283,9 +227,9 @@ pub struct World {
     seq: u64,
     now: Instant,
     net: Net,
-    socks: IdMap<Flow>,
-    dns_tcp: IdMap<Flow>,
-    udp: IdMap<UdpTxn>,
+    socks: SlotMap<Flow>,
+    dns_tcp: SlotMap<Flow>,
+    udp: SlotMap<UdpTxn>,
     responder: Responder,
     scratch: Vec<u8>,
     conns: Vec<ConnRun>,
@@ -1657,6 +1601,6 @@ impl World {
             self.drain(cx);
         }
         self.violations
-            .leaks(self.socks.len, self.udp.len + self.dns_tcp.len);
+            .leaks(self.socks.len(), self.udp.len() + self.dns_tcp.len());
     }
 }
