@@ -61,6 +61,7 @@
 //! [`RunResult::violations`].
 
 mod checks;
+mod dns;
 mod run;
 mod slots;
 
@@ -77,21 +78,19 @@ use std::rc::Rc;
 use taps_core::{
     Config, ConnectionId, DnsTxnId, Event, FailureReason, Input, Instant, Interface, Machine,
     Output, Preconnection, Rng, SocketId, Trace,
-    dns::{DnsAction, DnsConfig, DnsSend, DnsTransport},
+    dns::{DnsAction, DnsConfig},
 };
 
 use crate::net::{
     CONTROL_BYTES, DATA_RETRIES, Dir, Fate, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES,
-    SYN_RTO, TCP_OVERHEAD, UDP_OVERHEAD,
+    SYN_RTO, TCP_OVERHEAD,
 };
-use crate::scenario::{Forgery, Scenario};
-use crate::server::{
-    CLIENT_HELLO_BYTES, DnsReply, GARBAGE, Plan, Responder, SERVER_FLIGHT_BYTES, ServerReply,
-    tls_reply,
-};
+use crate::scenario::Scenario;
+use crate::server::{CLIENT_HELLO_BYTES, Responder, SERVER_FLIGHT_BYTES, ServerReply, tls_reply};
 use crate::wire::{READ_CHUNK, RealTls, Wire};
 
 use self::checks::Violations;
+use self::dns::{DnsFlow, UdpTxn};
 use self::slots::SlotMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,14 +189,6 @@ enum FlowState {
 }
 
 #[derive(Debug)]
-struct DnsFlow {
-    txn: DnsTxnId,
-    id: u16,
-    query_len: u32,
-    plan: Plan,
-}
-
-#[derive(Debug)]
 struct Flow {
     dns: Option<DnsFlow>,
     server: Option<usize>,
@@ -209,14 +200,6 @@ struct Flow {
     rto: Duration,
     /// Real bytes (a scenario with real TLS); `None`: modelled flights.
     wire: Option<Box<Wire>>,
-}
-
-#[derive(Debug)]
-struct UdpTxn {
-    server: SocketAddr,
-    interface: u32,
-    id: u16,
-    plan: Plan,
 }
 
 /// A reusable simulator: buffers survive from one run to the next, which
@@ -451,13 +434,7 @@ impl World {
         while let Some(out) = cx.machine.poll() {
             match out {
                 Output::Dns(DnsAction::Send(send)) => self.dns_send(cx, send),
-                Output::Dns(DnsAction::Release(txn)) => {
-                    let udp = self.udp.remove(txn.to_raw()).is_some();
-                    let tcp = self.dns_tcp.remove(txn.to_raw()).is_some();
-                    if !udp && !tcp {
-                        self.violations.released_unopened(txn);
-                    }
-                }
+                Output::Dns(DnsAction::Release(txn)) => self.dns_release(txn),
                 Output::OpenTcp {
                     socket,
                     remote,
@@ -627,61 +604,15 @@ impl World {
                 self.send_segment(cx, key, dir, seq, data, tries);
             }
             Ev::Fail(key, reason) => self.fail(cx, key, reason),
-            Ev::UdpAtServer(txn) => {
-                let Some(t) = self.udp.get_mut(txn.to_raw()) else {
-                    return;
-                };
-                match t.plan.reply {
-                    DnsReply::Silent => {}
-                    _ => {
-                        let at = now + t.plan.delay;
-                        self.schedule(at, Ev::UdpReplySend(txn));
-                    }
-                }
-            }
+            Ev::UdpAtServer(txn) => self.udp_at_server(txn),
             Ev::UdpReplySend(txn) => self.udp_reply(cx, txn),
             Ev::UdpAtClient {
                 txn,
                 forged_source,
                 bytes,
                 id,
-            } => {
-                let Some(t) = self.udp.get(txn.to_raw()) else {
-                    return;
-                };
-                let from = if forged_source {
-                    SocketAddr::new(t.server.ip(), 5353)
-                } else {
-                    t.server
-                };
-                self.scratch.clear();
-                match &bytes {
-                    Some(b) => {
-                        self.scratch.extend_from_slice(b);
-                        if self.scratch.len() >= 2 {
-                            self.scratch[..2].copy_from_slice(&id.to_be_bytes());
-                        }
-                    }
-                    None => self.scratch.extend_from_slice(GARBAGE),
-                }
-                let payload = std::mem::take(&mut self.scratch);
-                cx.machine.handle(
-                    now,
-                    Input::DnsDatagram {
-                        txn,
-                        from,
-                        payload: &payload,
-                    },
-                );
-                self.scratch = payload;
-                self.drain(cx);
-            }
-            Ev::UdpUnreachable(txn) => {
-                if self.udp.contains(txn.to_raw()) {
-                    cx.machine.handle(now, Input::DnsTransportFailed { txn });
-                    self.drain(cx);
-                }
-            }
+            } => self.udp_at_client(cx, txn, forged_source, bytes, id),
+            Ev::UdpUnreachable(txn) => self.udp_unreachable(cx, txn),
         }
     }
 
@@ -732,88 +663,6 @@ impl World {
             Some(_) => self.send_syn(cx, key),
             // No interface can reach the family: the kernel says so at once.
             None => self.schedule(self.now, Ev::Fail(key, FailureReason::Unreachable)),
-        }
-    }
-
-    fn dns_send(&mut self, cx: &mut Ctx<'_>, send: DnsSend) {
-        let DnsSend {
-            txn,
-            server,
-            transport,
-            payload,
-        } = send;
-        let route = self.net.route(server.ip(), None);
-        match transport {
-            DnsTransport::Udp => {
-                let id = payload
-                    .get(..2)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                let plan = self.responder.plan(&cx.sc.dns, &payload, false);
-                let Some(interface) = route else {
-                    self.udp.insert(
-                        txn.to_raw(),
-                        UdpTxn {
-                            server,
-                            interface: 0,
-                            id,
-                            plan,
-                        },
-                    );
-                    self.schedule(self.now, Ev::UdpUnreachable(txn));
-                    return;
-                };
-                self.udp.insert(
-                    txn.to_raw(),
-                    UdpTxn {
-                        server,
-                        interface,
-                        id,
-                        plan,
-                    },
-                );
-                let bytes = payload.len() as u32 + UDP_OVERHEAD;
-                match self.net.transmit(
-                    self.now,
-                    interface,
-                    server.ip(),
-                    Dir::Up,
-                    bytes,
-                    &mut cx.rng,
-                ) {
-                    Fate::Arrive(at) => self.schedule(at, Ev::UdpAtServer(txn)),
-                    Fate::Lost => {}
-                    Fate::Rejected(at) => self.schedule(at, Ev::UdpUnreachable(txn)),
-                }
-            }
-            DnsTransport::Tcp => {
-                let message = payload.get(2..).unwrap_or_default();
-                let id = message
-                    .get(..2)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                let plan = self.responder.plan(&cx.sc.dns, message, true);
-                let key = FlowKey::Dns(txn);
-                let flow = Flow {
-                    dns: Some(DnsFlow {
-                        txn,
-                        id,
-                        query_len: payload.len() as u32,
-                        plan,
-                    }),
-                    server: None,
-                    interface: route.unwrap_or(0),
-                    remote: server,
-                    state: FlowState::SynSent,
-                    syn_tries: 0,
-                    syn_sent_at: self.now,
-                    rto: SYN_RTO,
-                    wire: None,
-                };
-                self.dns_tcp.insert(txn.to_raw(), flow);
-                match route {
-                    Some(_) => self.send_syn(cx, key),
-                    None => self.schedule(self.now, Ev::Fail(key, FailureReason::Unreachable)),
-                }
-            }
         }
     }
 
@@ -948,11 +797,7 @@ impl World {
             Flight::ServerHello => SERVER_FLIGHT_BYTES,
             Flight::Ack => 0,
             Flight::DnsQuery => f.dns.as_ref().map_or(0, |d| d.query_len),
-            Flight::DnsReply => f.dns.as_ref().map_or(0, |d| match &d.plan.reply {
-                DnsReply::Message(m) => m.len() as u32 + 2,
-                DnsReply::Garbage => GARBAGE.len() as u32 + 2,
-                DnsReply::Silent => 0,
-            }),
+            Flight::DnsReply => f.dns.as_ref().map_or(0, DnsFlow::reply_bytes),
         }
     }
 
@@ -1020,18 +865,26 @@ impl World {
         arrival.map_or(Fate::Lost, Fate::Arrive)
     }
 
+    /// A flight reached the far end: a DNS flow's resolver or a
+    /// connection's server answers it.
     fn flight_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
-        let now = self.now;
         let Some(f) = self.flow_mut(key) else { return };
-        if let Some(d) = &f.dns {
-            let answer = (flight == Flight::DnsQuery && d.plan.reply != DnsReply::Silent)
-                .then_some(d.plan.delay);
-            if let Some(delay) = answer {
-                self.schedule(now + delay, Ev::ServerSend(key, Flight::DnsReply));
-            }
-            return;
+        if f.dns.is_some() {
+            self.dns_query_at_server(key, flight);
+        } else {
+            self.tls_flight_at_server(cx, key, flight);
         }
-        let Some(server) = f.server.and_then(|s| cx.sc.servers.get(s)) else {
+    }
+
+    /// The client's flight (its ClientHello, or the ACK of a client without
+    /// TLS) reached the server: it answers as its `accept` says.
+    fn tls_flight_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
+        let now = self.now;
+        let Some(server) = self
+            .flow_mut(key)
+            .and_then(|f| f.server)
+            .and_then(|s| cx.sc.servers.get(s))
+        else {
             return;
         };
         match tls_reply(server, flight == Flight::ClientHello) {
@@ -1044,42 +897,16 @@ impl World {
         }
     }
 
+    /// A flight reached the client: the server's completes a modelled
+    /// handshake, the resolver's answers a DNS transaction.
     fn flight_at_client(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
-        let now = self.now;
         let Some(f) = self.flow_mut(key) else { return };
         if f.state != FlowState::Open {
             return;
         }
         match flight {
             Flight::ServerHello => self.connected(cx, key),
-            Flight::DnsReply => {
-                let Some(d) = &f.dns else { return };
-                let (txn, id, reply) = (d.txn, d.id, d.plan.reply.clone());
-                f.state = FlowState::Done;
-                let mut data = std::mem::take(&mut self.scratch);
-                data.clear();
-                match &reply {
-                    DnsReply::Message(m) => {
-                        data.extend_from_slice(&(m.len() as u16).to_be_bytes());
-                        data.extend_from_slice(m);
-                        if data.len() >= 4 {
-                            data[2..4].copy_from_slice(&id.to_be_bytes());
-                        }
-                    }
-                    DnsReply::Garbage => {
-                        data.extend_from_slice(&(GARBAGE.len() as u16).to_be_bytes());
-                        data.extend_from_slice(GARBAGE);
-                    }
-                    DnsReply::Silent => {}
-                }
-                // Deliver segment by segment, as a socket read would.
-                for chunk in data.chunks(MSS as usize) {
-                    cx.machine
-                        .handle(now, Input::DnsStreamData { txn, data: chunk });
-                    self.drain(cx);
-                }
-                self.scratch = data;
-            }
+            Flight::DnsReply => self.dns_reply_at_client(cx, key),
             Flight::ClientHello | Flight::Ack | Flight::DnsQuery => {}
         }
     }
@@ -1516,59 +1343,6 @@ impl World {
                 other => self.violations.unperformable_by_server(&other),
             }
         }
-    }
-
-    fn udp_reply(&mut self, cx: &mut Ctx<'_>, txn: DnsTxnId) {
-        let now = self.now;
-        let Some(t) = self.udp.get_mut(txn.to_raw()) else {
-            return;
-        };
-        let (server, interface, id) = (t.server, t.interface, t.id);
-        let (bytes, size) = match &t.plan.reply {
-            DnsReply::Silent => return,
-            DnsReply::Message(m) => (Some(m.clone()), m.len()),
-            DnsReply::Garbage => (None, GARBAGE.len()),
-        };
-        let records = t.plan.records;
-        let size = size as u32 + UDP_OVERHEAD;
-        let Fate::Arrive(at) =
-            self.net
-                .transmit(now, interface, server.ip(), Dir::Down, size, &mut cx.rng)
-        else {
-            return;
-        };
-        let forge = records
-            .and_then(|r| cx.sc.dns.records.get(r))
-            .map(|r| r.forge.as_slice())
-            .unwrap_or_default();
-        if let Some(b) = &bytes {
-            for f in forge {
-                let ev = match f {
-                    Forgery::WrongId => Ev::UdpAtClient {
-                        txn,
-                        forged_source: false,
-                        bytes: Some(b.clone()),
-                        id: id.wrapping_add(1),
-                    },
-                    Forgery::WrongSource => Ev::UdpAtClient {
-                        txn,
-                        forged_source: true,
-                        bytes: Some(b.clone()),
-                        id,
-                    },
-                };
-                self.schedule(at, ev);
-            }
-        }
-        self.schedule(
-            at,
-            Ev::UdpAtClient {
-                txn,
-                forged_source: false,
-                bytes,
-                id,
-            },
-        );
     }
 
     /// Records what is left, checks the run's contracts, and closes every
