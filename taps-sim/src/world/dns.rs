@@ -13,12 +13,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use taps_core::{
-    DnsTxnId, FailureReason, Input,
+    DnsTxnId, Input,
     dns::{DnsSend, DnsTransport},
 };
 
-use super::{Ctx, Ev, Flight, Flow, FlowKey, FlowState, World};
-use crate::net::{Dir, Fate, MSS, SYN_RTO, UDP_OVERHEAD};
+use super::tcp::{Flight, Flow, FlowKey, FlowState};
+use super::{Ctx, Ev, World};
+use crate::net::{Dir, Fate, MSS, UDP_OVERHEAD};
 use crate::scenario::Forgery;
 use crate::server::{DnsReply, GARBAGE, Plan};
 
@@ -56,6 +57,8 @@ pub(super) struct UdpTxn {
 }
 
 impl World {
+    /// The machine sends a query: over UDP, a datagram to the resolver; over
+    /// TCP, a new flow whose first flight is the query.
     pub(super) fn dns_send(&mut self, cx: &mut Ctx<'_>, send: DnsSend) {
         let DnsSend {
             txn,
@@ -66,32 +69,21 @@ impl World {
         let route = self.net.route(server.ip(), None);
         match transport {
             DnsTransport::Udp => {
-                let id = payload
-                    .get(..2)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                let id = query_id(&payload);
                 let plan = self.responder.plan(&cx.sc.dns, &payload, false);
-                let Some(interface) = route else {
-                    self.udp.insert(
-                        txn.to_raw(),
-                        UdpTxn {
-                            server,
-                            interface: 0,
-                            id,
-                            plan,
-                        },
-                    );
-                    self.schedule(self.now, Ev::UdpUnreachable(txn));
-                    return;
-                };
                 self.udp.insert(
                     txn.to_raw(),
                     UdpTxn {
                         server,
-                        interface,
+                        interface: route.unwrap_or(0),
                         id,
                         plan,
                     },
                 );
+                let Some(interface) = route else {
+                    self.schedule(self.now, Ev::UdpUnreachable(txn));
+                    return;
+                };
                 let bytes = payload.len() as u32 + UDP_OVERHEAD;
                 match self.net.transmit(
                     self.now,
@@ -108,32 +100,18 @@ impl World {
             }
             DnsTransport::Tcp => {
                 let message = payload.get(2..).unwrap_or_default();
-                let id = message
-                    .get(..2)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                let id = query_id(message);
                 let plan = self.responder.plan(&cx.sc.dns, message, true);
                 let key = FlowKey::Dns(txn);
-                let flow = Flow {
-                    dns: Some(DnsFlow {
-                        txn,
-                        id,
-                        query_len: payload.len() as u32,
-                        plan,
-                    }),
-                    server: None,
-                    interface: route.unwrap_or(0),
-                    remote: server,
-                    state: FlowState::SynSent,
-                    syn_tries: 0,
-                    syn_sent_at: self.now,
-                    rto: SYN_RTO,
-                    wire: None,
+                let dns = DnsFlow {
+                    txn,
+                    id,
+                    query_len: payload.len() as u32,
+                    plan,
                 };
+                let flow = Flow::new(self.now, route.unwrap_or(0), server, None, Some(dns), None);
                 self.dns_tcp.insert(txn.to_raw(), flow);
-                match route {
-                    Some(_) => self.send_syn(cx, key),
-                    None => self.schedule(self.now, Ev::Fail(key, FailureReason::Unreachable)),
-                }
+                self.connect(cx, key, route);
             }
         }
     }
@@ -315,4 +293,11 @@ impl World {
         }
         self.scratch = data;
     }
+}
+
+/// The id of a DNS message (its first two bytes; 0 if it is shorter).
+fn query_id(message: &[u8]) -> u16 {
+    message
+        .get(..2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
 }

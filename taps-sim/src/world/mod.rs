@@ -65,50 +65,33 @@ mod dns;
 mod real_tls;
 mod run;
 mod slots;
+mod tcp;
+mod tls;
 
 pub use run::{
     ConnOutcome, ConnRun, DEFAULT_MAX_STEPS, HORIZON, RunOptions, RunResult, SimError, TlsFlights,
 };
 
 use core::cmp::Ordering;
-use core::time::Duration;
 use std::collections::BinaryHeap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use taps_core::{
     Config, ConnectionId, DnsTxnId, Event, FailureReason, Input, Instant, Interface, Machine,
-    Output, Preconnection, Rng, SocketId, Trace,
+    Output, Preconnection, Rng, Trace,
     dns::{DnsAction, DnsConfig},
 };
 
-use crate::net::{
-    CONTROL_BYTES, DATA_RETRIES, Dir, Fate, MSS, Net, RTO_AFTER_SYN_LOSS, RTO_MIN, SYN_RETRIES,
-    SYN_RTO, TCP_OVERHEAD,
-};
+use crate::net::{Dir, Net};
 use crate::scenario::Scenario;
-use crate::server::{CLIENT_HELLO_BYTES, Responder, SERVER_FLIGHT_BYTES, ServerReply, tls_reply};
-use crate::wire::{RealTls, Wire};
+use crate::server::Responder;
+use crate::wire::RealTls;
 
 use self::checks::Violations;
-use self::dns::{DnsFlow, UdpTxn};
+use self::dns::UdpTxn;
 use self::real_tls::{FNV_BASIS, Segment};
 use self::slots::SlotMap;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FlowKey {
-    Sock(SocketId),
-    Dns(DnsTxnId),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flight {
-    ClientHello,
-    ServerHello,
-    Ack,
-    DnsQuery,
-    DnsReply,
-}
+use self::tcp::{Flight, Flow, FlowKey, FlowState};
 
 #[derive(Clone, Debug)]
 enum Ev {
@@ -171,28 +154,6 @@ impl Ord for Sched {
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FlowState {
-    SynSent,
-    Open,
-    Done,
-    Dead,
-}
-
-#[derive(Debug)]
-struct Flow {
-    dns: Option<DnsFlow>,
-    server: Option<usize>,
-    interface: u32,
-    remote: SocketAddr,
-    state: FlowState,
-    syn_tries: u8,
-    syn_sent_at: Instant,
-    rto: Duration,
-    /// Real bytes (a scenario with real TLS); `None`: modelled flights.
-    wire: Option<Box<Wire>>,
 }
 
 /// A reusable simulator: buffers survive from one run to the next, which
@@ -412,13 +373,6 @@ impl World {
         }
     }
 
-    fn flow_mut(&mut self, key: FlowKey) -> Option<&mut Flow> {
-        match key {
-            FlowKey::Sock(s) => self.socks.get_mut(s.to_raw()),
-            FlowKey::Dns(t) => self.dns_tcp.get_mut(t.to_raw()),
-        }
-    }
-
     /// Performs every output the machine has.
     fn drain(&mut self, cx: &mut Ctx<'_>) {
         while let Some(out) = cx.machine.poll() {
@@ -434,28 +388,7 @@ impl World {
                 Output::CloseSocket { socket } => self.client_closed(cx, socket, false),
                 Output::AbortSocket { socket } => self.client_closed(cx, socket, true),
                 Output::Transmit { socket } => self.flush_client(cx, socket),
-                Output::ShutdownWrite { socket } => {
-                    let wired = self.socks.get(socket.to_raw()).map(|f| f.wire.is_some());
-                    match wired {
-                        // Real bytes: the FIN follows them up the pipe.
-                        Some(true) => {
-                            self.flush_client(cx, socket);
-                            self.wire_send(cx, FlowKey::Sock(socket), Dir::Up, None);
-                        }
-                        // The client closed its side: the modelled server
-                        // answers the FIN with its own, one round trip later.
-                        Some(false) => {
-                            if let Some(f) = self.socks.get(socket.to_raw()) {
-                                let rtt = self.net.rtt(f.interface, f.remote.ip());
-                                self.schedule(
-                                    self.now + rtt,
-                                    Ev::FinAtClient(FlowKey::Sock(socket)),
-                                );
-                            }
-                        }
-                        None => {}
-                    }
-                }
+                Output::ShutdownWrite { socket } => self.shutdown_write(cx, socket),
                 Output::ResumeReading { socket } => self.feed_client(cx, socket),
                 Output::Listen { .. } | Output::StopListening { .. } => {}
                 Output::Event(e) => self.on_event(cx, e),
@@ -531,44 +464,11 @@ impl World {
                 }
             }
             Ev::World(i) => self.world_event(cx, i),
-            Ev::SynTimer(key, tries) => {
-                let Some(f) = self.flow_mut(key) else { return };
-                if f.state != FlowState::SynSent || f.syn_tries != tries {
-                    return;
-                }
-                if tries >= SYN_RETRIES {
-                    self.fail(cx, key, FailureReason::TimedOut);
-                } else {
-                    f.syn_tries += 1;
-                    self.send_syn(cx, key);
-                }
-            }
+            Ev::SynTimer(key, tries) => self.syn_timer(cx, key, tries),
             Ev::SynAtServer(key) => self.syn_at_server(cx, key),
             Ev::SynAckAtClient(key) => self.syn_ack(cx, key),
-            Ev::RstAtClient(key) => {
-                let Some(f) = self.flow_mut(key) else { return };
-                let reason = match f.state {
-                    FlowState::SynSent => FailureReason::Refused,
-                    FlowState::Open | FlowState::Done => FailureReason::Reset,
-                    FlowState::Dead => return,
-                };
-                self.fail(cx, key, reason);
-            }
-            Ev::FinAtClient(key) => {
-                // An orderly close by the server: end of stream for a
-                // connection's socket; a DNS TCP transaction just failed.
-                let Some(f) = self.flow_mut(key) else { return };
-                if !matches!(f.state, FlowState::Open | FlowState::Done) {
-                    return;
-                }
-                match key {
-                    FlowKey::Sock(socket) => {
-                        cx.machine.handle(self.now, Input::SocketEof { socket });
-                        self.drain(cx);
-                    }
-                    FlowKey::Dns(_) => self.fail(cx, key, FailureReason::Reset),
-                }
-            }
+            Ev::RstAtClient(key) => self.rst_at_client(cx, key),
+            Ev::FinAtClient(key) => self.fin_at_client(cx, key),
             Ev::FlightAtServer(key, flight) => self.flight_at_server(cx, key, flight),
             Ev::FlightAtClient(key, flight) => self.flight_at_client(cx, key, flight),
             Ev::FlightTimer(key, flight, dir, tries) => {
@@ -612,302 +512,6 @@ impl World {
             let list: Vec<Interface> = self.net.interfaces().to_vec();
             cx.machine.handle(self.now, Input::InterfacesChanged(list));
             self.drain(cx);
-        }
-    }
-
-    fn open_tcp(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        socket: SocketId,
-        remote: SocketAddr,
-        bound: Option<u32>,
-    ) {
-        let key = FlowKey::Sock(socket);
-        let route = self.net.route(remote.ip(), bound);
-        let server = cx
-            .sc
-            .servers
-            .iter()
-            .position(|s| s.listen.contains(&remote));
-        let wire = cx.real.as_ref().map(|r| {
-            Box::new(Wire {
-                host: server.and_then(|s| r.by_server.get(s).copied().flatten()),
-                ..Wire::default()
-            })
-        });
-        let flow = Flow {
-            dns: None,
-            server,
-            interface: route.unwrap_or(0),
-            remote,
-            state: FlowState::SynSent,
-            syn_tries: 0,
-            syn_sent_at: self.now,
-            rto: SYN_RTO,
-            wire,
-        };
-        if !self.socks.insert(socket.to_raw(), flow) {
-            self.violations.opened_twice(socket);
-        }
-        match route {
-            Some(_) => self.send_syn(cx, key),
-            // No interface can reach the family: the kernel says so at once.
-            None => self.schedule(self.now, Ev::Fail(key, FailureReason::Unreachable)),
-        }
-    }
-
-    fn send_syn(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
-        let now = self.now;
-        let Some(f) = self.flow_mut(key) else { return };
-        f.syn_sent_at = now;
-        let tries = f.syn_tries;
-        let (interface, ip) = (f.interface, f.remote.ip());
-        self.schedule(now + SYN_RTO * (1u32 << tries), Ev::SynTimer(key, tries));
-        match self
-            .net
-            .transmit(now, interface, ip, Dir::Up, CONTROL_BYTES, &mut cx.rng)
-        {
-            Fate::Arrive(at) => self.schedule(at, Ev::SynAtServer(key)),
-            Fate::Lost => {}
-            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
-        }
-    }
-
-    /// Sends a control packet (SYN-ACK, RST, FIN) from the far end.
-    fn send_down(&mut self, cx: &mut Ctx<'_>, key: FlowKey, ev: Ev) {
-        let Some(f) = self.flow_mut(key) else { return };
-        let (interface, ip) = (f.interface, f.remote.ip());
-        if let Fate::Arrive(at) = self.net.transmit(
-            self.now,
-            interface,
-            ip,
-            Dir::Down,
-            CONTROL_BYTES,
-            &mut cx.rng,
-        ) {
-            self.schedule(at, ev);
-        }
-    }
-
-    fn syn_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
-        let Some(f) = self.flow_mut(key) else { return };
-        let (listening, ip) = match (&f.dns, f.server) {
-            (Some(_), _) => (true, f.remote.ip()),
-            (None, Some(_)) => (true, f.remote.ip()),
-            (None, None) => (false, f.remote.ip()),
-        };
-        if listening {
-            if !self.accept_at_host(cx, key) {
-                // The server machine refused the connection.
-                self.send_down(cx, key, Ev::RstAtClient(key));
-                return;
-            }
-            self.send_down(cx, key, Ev::SynAckAtClient(key));
-        } else if cx.sc.host_exists(ip) || cx.sc.client.resolvers.iter().any(|r| r.ip() == ip) {
-            // The host is there but nothing listens on the port.
-            self.send_down(cx, key, Ev::RstAtClient(key));
-        }
-        // No host has the address: the SYN vanishes and the client retries.
-    }
-
-    fn syn_ack(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
-        let now = self.now;
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.state != FlowState::SynSent {
-            return;
-        }
-        f.state = FlowState::Open;
-        f.rto = if f.syn_tries > 0 {
-            RTO_AFTER_SYN_LOSS
-        } else {
-            let rtt = now - f.syn_sent_at;
-            rtt + RTO_MIN.max(rtt * 2)
-        };
-        let server = f.server;
-        let wired = f.wire.is_some();
-        if f.dns.is_some() {
-            self.send_flight(cx, key, Flight::DnsQuery, Dir::Up, 0);
-            return;
-        }
-        if let (true, FlowKey::Sock(socket)) = (wired, key) {
-            self.wire_connected(cx, socket);
-            return;
-        }
-        if cx.sc.connect.tls {
-            self.send_flight(cx, key, Flight::ClientHello, Dir::Up, 0);
-            return;
-        }
-        // TCP alone: the stack is up.
-        self.connected(cx, key);
-        let reply = server
-            .and_then(|s| cx.sc.servers.get(s))
-            .map(|s| tls_reply(s, false));
-        if matches!(reply, Some(ServerReply::Reset | ServerReply::Close)) {
-            self.send_flight(cx, key, Flight::Ack, Dir::Up, 0);
-        }
-    }
-
-    fn connected(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
-        let Some(f) = self.flow_mut(key) else { return };
-        f.state = FlowState::Done;
-        if let FlowKey::Sock(socket) = key {
-            cx.machine
-                .handle(self.now, Input::SocketConnected { socket });
-            self.drain(cx);
-        }
-    }
-
-    fn fail(&mut self, cx: &mut Ctx<'_>, key: FlowKey, reason: FailureReason) {
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.state == FlowState::Dead {
-            return;
-        }
-        f.state = FlowState::Dead;
-        match key {
-            FlowKey::Sock(socket) => cx
-                .machine
-                .handle(self.now, Input::SocketFailed { socket, reason }),
-            FlowKey::Dns(txn) => cx
-                .machine
-                .handle(self.now, Input::DnsTransportFailed { txn }),
-        }
-        self.drain(cx);
-    }
-
-    fn flight_bytes(&mut self, key: FlowKey, flight: Flight) -> u32 {
-        let Some(f) = self.flow_mut(key) else {
-            return 0;
-        };
-        match flight {
-            Flight::ClientHello => CLIENT_HELLO_BYTES,
-            Flight::ServerHello => SERVER_FLIGHT_BYTES,
-            Flight::Ack => 0,
-            Flight::DnsQuery => f.dns.as_ref().map_or(0, |d| d.query_len),
-            Flight::DnsReply => f.dns.as_ref().map_or(0, DnsFlow::reply_bytes),
-        }
-    }
-
-    /// Sends a flight as MSS-sized segments. It arrives when its last
-    /// segment does; if any segment is lost the whole flight is resent after
-    /// the RTO (doubling per try), which is the delay a lost segment costs a
-    /// handshake that has no later data to trigger fast retransmit.
-    fn send_flight(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight, dir: Dir, tries: u8) {
-        let now = self.now;
-        let bytes = self.flight_bytes(key, flight);
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.state == FlowState::Dead {
-            return;
-        }
-        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
-        match self.train(cx, interface, ip, dir, bytes) {
-            Fate::Arrive(at) => {
-                let ev = match dir {
-                    Dir::Up => Ev::FlightAtServer(key, flight),
-                    Dir::Down => Ev::FlightAtClient(key, flight),
-                };
-                self.schedule(at, ev);
-            }
-            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
-            Fate::Lost if tries < DATA_RETRIES => {
-                let backoff = rto * (1u32 << tries.min(16));
-                self.schedule(now + backoff, Ev::FlightTimer(key, flight, dir, tries + 1));
-            }
-            Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
-        }
-    }
-
-    /// Puts `bytes` on the link now as MSS-sized segments (a bare ACK for
-    /// 0). The train arrives when its last segment does, is lost if any
-    /// segment is, or is rejected (the answer's arrival) at the first
-    /// segment a rejecting link answers.
-    fn train(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        interface: u32,
-        ip: std::net::IpAddr,
-        dir: Dir,
-        bytes: u32,
-    ) -> Fate {
-        let now = self.now;
-        let segments = bytes.div_ceil(MSS).max(1);
-        let mut arrival = Some(now);
-        for s in 0..segments {
-            let size = if bytes == 0 {
-                CONTROL_BYTES
-            } else {
-                (bytes - s * MSS).min(MSS) + TCP_OVERHEAD
-            };
-            // Every segment draws its fate, lost or not, so one loss does not
-            // shift the draws of later packets.
-            match self
-                .net
-                .transmit(now, interface, ip, dir, size, &mut cx.rng)
-            {
-                Fate::Arrive(at) => arrival = arrival.map(|a| a.max(at)),
-                Fate::Lost => arrival = None,
-                rejected @ Fate::Rejected(_) => return rejected,
-            }
-        }
-        arrival.map_or(Fate::Lost, Fate::Arrive)
-    }
-
-    /// A flight reached the far end: a DNS flow's resolver or a
-    /// connection's server answers it.
-    fn flight_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.dns.is_some() {
-            self.dns_query_at_server(key, flight);
-        } else {
-            self.tls_flight_at_server(cx, key, flight);
-        }
-    }
-
-    /// The client's flight (its ClientHello, or the ACK of a client without
-    /// TLS) reached the server: it answers as its `accept` says.
-    fn tls_flight_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
-        let now = self.now;
-        let Some(server) = self
-            .flow_mut(key)
-            .and_then(|f| f.server)
-            .and_then(|s| cx.sc.servers.get(s))
-        else {
-            return;
-        };
-        match tls_reply(server, flight == Flight::ClientHello) {
-            ServerReply::Flight { after, .. } => {
-                self.schedule(now + after, Ev::ServerSend(key, Flight::ServerHello));
-            }
-            ServerReply::Reset => self.send_down(cx, key, Ev::RstAtClient(key)),
-            ServerReply::Close => self.send_down(cx, key, Ev::FinAtClient(key)),
-            ServerReply::Silent => {}
-        }
-    }
-
-    /// A flight reached the client: the server's completes a modelled
-    /// handshake, the resolver's answers a DNS transaction.
-    fn flight_at_client(&mut self, cx: &mut Ctx<'_>, key: FlowKey, flight: Flight) {
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.state != FlowState::Open {
-            return;
-        }
-        match flight {
-            Flight::ServerHello => self.connected(cx, key),
-            Flight::DnsReply => self.dns_reply_at_client(cx, key),
-            Flight::ClientHello | Flight::Ack | Flight::DnsQuery => {}
-        }
-    }
-
-    /// The client closed or aborted `socket`; its flow ends here. A server
-    /// machine behind it learns at once, not a one-way delay later: what
-    /// the server makes of a closing connection changes nothing the client
-    /// sees, and so no event outlives the client's flow.
-    fn client_closed(&mut self, cx: &mut Ctx<'_>, socket: SocketId, abort: bool) {
-        let Some(flow) = self.socks.remove(socket.to_raw()) else {
-            self.violations.closed_unopened(socket);
-            return;
-        };
-        if let Some(w) = flow.wire {
-            self.host_lost_client(cx, &w, abort);
         }
     }
 

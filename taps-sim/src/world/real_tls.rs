@@ -24,7 +24,8 @@ use std::rc::Rc;
 
 use taps_core::{FailureReason, Input, Output, SocketId};
 
-use super::{Ctx, Ev, FlowKey, FlowState, TlsFlights, World};
+use super::tcp::{FlowKey, FlowState};
+use super::{Ctx, Ev, TlsFlights, World};
 use crate::net::{DATA_RETRIES, Dir, Fate};
 use crate::server::{ServerReply, tls_reply};
 use crate::wire::{READ_CHUNK, Wire};
