@@ -475,24 +475,8 @@ impl World {
                 self.send_flight(cx, key, flight, dir, tries)
             }
             Ev::ServerSend(key, flight) => self.send_flight(cx, key, flight, Dir::Down, 0),
-            Ev::Segment(s) => {
-                let Segment {
-                    key,
-                    dir,
-                    seq,
-                    data,
-                } = *s;
-                self.segment_arrived(cx, key, dir, seq, data);
-            }
-            Ev::SegmentTimer(s, tries) => {
-                let Segment {
-                    key,
-                    dir,
-                    seq,
-                    data,
-                } = *s;
-                self.send_segment(cx, key, dir, seq, data, tries);
-            }
+            Ev::Segment(seg) => self.segment_arrived(cx, *seg),
+            Ev::SegmentTimer(seg, tries) => self.send_segment(cx, *seg, tries),
             Ev::Fail(key, reason) => self.fail(cx, key, reason),
             Ev::UdpAtServer(txn) => self.udp_at_server(txn),
             Ev::UdpReplySend(txn) => self.udp_reply(cx, txn),

@@ -24,9 +24,9 @@ use std::rc::Rc;
 
 use taps_core::{FailureReason, Input, Output, SocketId};
 
-use super::tcp::{FlowKey, FlowState};
+use super::tcp::{FlowKey, FlowState, Sent};
 use super::{Ctx, Ev, TlsFlights, World};
-use crate::net::{DATA_RETRIES, Dir, Fate};
+use crate::net::Dir;
 use crate::server::{ServerReply, tls_reply};
 use crate::wire::{READ_CHUNK, Wire};
 
@@ -155,28 +155,24 @@ impl World {
                 None => self.tls_flights.push(t),
             }
         }
-        self.send_segment(cx, key, dir, seq, data, 0);
+        let seg = Segment {
+            key,
+            dir,
+            seq,
+            data,
+        };
+        self.send_segment(cx, seg, 0);
     }
 
-    /// Puts write `seq` on the link (try `tries`): like a modelled flight,
-    /// it arrives whole or is resent whole after the RTO, doubling. A server
+    /// Puts a write on the link (try `tries`): like a modelled flight
+    /// ([`World::send_data`]), it arrives whole or is resent whole. A server
     /// machine reads the client's writes its `tls_time` after they arrive.
-    pub(super) fn send_segment(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        key: FlowKey,
-        dir: Dir,
-        seq: u32,
-        data: Option<Rc<[u8]>>,
-        tries: u8,
-    ) {
-        let now = self.now;
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.state == FlowState::Dead {
-            return;
-        }
-        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
-        let processing = match (dir, f.wire.as_ref().and_then(|w| w.host)) {
+    pub(super) fn send_segment(&mut self, cx: &mut Ctx<'_>, seg: Segment, tries: u8) {
+        let host = self
+            .flow_mut(seg.key)
+            .and_then(|f| f.wire.as_ref())
+            .and_then(|w| w.host);
+        let processing = match (seg.dir, host) {
             (Dir::Up, Some(h)) => cx
                 .real
                 .as_ref()
@@ -184,50 +180,27 @@ impl World {
                 .map_or(Duration::ZERO, |h| h.delay),
             _ => Duration::ZERO,
         };
-        let bytes = data
+        let bytes = seg
+            .data
             .as_ref()
             .map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX));
-        match self.train(cx, interface, ip, dir, bytes) {
-            Fate::Arrive(at) => self.schedule(
-                at + processing,
-                Ev::Segment(Box::new(Segment {
-                    key,
-                    dir,
-                    seq,
-                    data,
-                })),
-            ),
-            Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
-            Fate::Lost if tries < DATA_RETRIES => {
-                let backoff = rto * (1u32 << tries.min(16));
-                self.schedule(
-                    now + backoff,
-                    Ev::SegmentTimer(
-                        Box::new(Segment {
-                            key,
-                            dir,
-                            seq,
-                            data,
-                        }),
-                        tries + 1,
-                    ),
-                );
-            }
-            Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
+        match self.send_data(cx, seg.key, seg.dir, bytes, tries) {
+            Some(Sent::Arrives(at)) => self.schedule(at + processing, Ev::Segment(Box::new(seg))),
+            Some(Sent::Lost(at)) => self.schedule(at, Ev::SegmentTimer(Box::new(seg), tries + 1)),
+            None => {}
         }
     }
 
     /// Write `seq` reached its far end: the client's or the server
     /// machine's socket reads it in order. A server without a machine
     /// reacts to the client's first bytes as its `accept` says.
-    pub(super) fn segment_arrived(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        key: FlowKey,
-        dir: Dir,
-        seq: u32,
-        data: Option<Rc<[u8]>>,
-    ) {
+    pub(super) fn segment_arrived(&mut self, cx: &mut Ctx<'_>, seg: Segment) {
+        let Segment {
+            key,
+            dir,
+            seq,
+            data,
+        } = seg;
         let FlowKey::Sock(socket) = key else { return };
         let Some(f) = self.socks.get_mut(socket.to_raw()) else {
             return;

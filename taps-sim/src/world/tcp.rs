@@ -77,6 +77,14 @@ pub(super) struct Flow {
     pub(super) wire: Option<Box<Wire>>,
 }
 
+/// What the caller of [`World::send_data`] schedules.
+pub(super) enum Sent {
+    /// The data arrives at this time.
+    Arrives(Instant),
+    /// The data was lost: send it again at this time.
+    Lost(Instant),
+}
+
 impl Flow {
     /// A flow about to send its first SYN by `interface` (0 when no route
     /// reaches `remote`: it fails before anything leaves).
@@ -343,10 +351,7 @@ impl World {
         }
     }
 
-    /// Sends a flight as MSS-sized segments. It arrives when its last
-    /// segment does; if any segment is lost the whole flight is resent after
-    /// the RTO (doubling per try), which is the delay a lost segment costs a
-    /// handshake that has no later data to trigger fast retransmit.
+    /// Sends a flight (try `tries`) with [`World::send_data`].
     pub(super) fn send_flight(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -355,28 +360,53 @@ impl World {
         dir: Dir,
         tries: u8,
     ) {
-        let now = self.now;
         let bytes = self.flight_bytes(key, flight);
-        let Some(f) = self.flow_mut(key) else { return };
-        if f.state == FlowState::Dead {
-            return;
-        }
-        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
-        match self.train(cx, interface, ip, dir, bytes) {
-            Fate::Arrive(at) => {
+        match self.send_data(cx, key, dir, bytes, tries) {
+            Some(Sent::Arrives(at)) => {
                 let ev = match dir {
                     Dir::Up => Ev::FlightAtServer(key, flight),
                     Dir::Down => Ev::FlightAtClient(key, flight),
                 };
                 self.schedule(at, ev);
             }
+            Some(Sent::Lost(at)) => {
+                self.schedule(at, Ev::FlightTimer(key, flight, dir, tries + 1));
+            }
+            None => {}
+        }
+    }
+
+    /// Sends `bytes` of data on flow `key` now, as try `tries` (from 0), as
+    /// MSS-sized segments. It arrives when its last segment does; if any
+    /// segment is lost the whole lot is resent after the RTO, doubling per
+    /// try, which is the delay a lost segment costs a handshake that has no
+    /// later data to trigger fast retransmit. A rejecting link's RST and the
+    /// kernel giving up after its last retry are scheduled here; then, and
+    /// on a dead flow, there is nothing for the caller to do (`None`).
+    pub(super) fn send_data(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: FlowKey,
+        dir: Dir,
+        bytes: u32,
+        tries: u8,
+    ) -> Option<Sent> {
+        let now = self.now;
+        let f = self.flow_mut(key)?;
+        if f.state == FlowState::Dead {
+            return None;
+        }
+        let (interface, ip, rto) = (f.interface, f.remote.ip(), f.rto);
+        match self.train(cx, interface, ip, dir, bytes) {
+            Fate::Arrive(at) => return Some(Sent::Arrives(at)),
             Fate::Rejected(at) => self.schedule(at, Ev::RstAtClient(key)),
             Fate::Lost if tries < DATA_RETRIES => {
                 let backoff = rto * (1u32 << tries.min(16));
-                self.schedule(now + backoff, Ev::FlightTimer(key, flight, dir, tries + 1));
+                return Some(Sent::Lost(now + backoff));
             }
             Fate::Lost => self.schedule(now, Ev::Fail(key, FailureReason::TimedOut)),
         }
+        None
     }
 
     /// Puts `bytes` on the link now as MSS-sized segments (a bare ACK for
