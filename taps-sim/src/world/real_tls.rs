@@ -34,9 +34,9 @@ use crate::wire::{READ_CHUNK, Wire};
 #[derive(Clone, Debug)]
 pub(super) struct Segment {
     pub(super) key: FlowKey,
-    pub(super) dir: Dir,
-    pub(super) seq: u32,
-    pub(super) data: Option<Rc<[u8]>>,
+    dir: Dir,
+    seq: u32,
+    data: Option<Rc<[u8]>>,
 }
 
 /// FNV-1a 64's offset basis.

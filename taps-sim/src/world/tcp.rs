@@ -72,7 +72,7 @@ pub(super) struct Flow {
     pub(super) state: FlowState,
     pub(super) syn_tries: u8,
     syn_sent_at: Instant,
-    pub(super) rto: Duration,
+    rto: Duration,
     /// Real bytes (a scenario with real TLS); `None`: modelled flights.
     pub(super) wire: Option<Box<Wire>>,
 }
@@ -154,7 +154,7 @@ impl World {
         }
     }
 
-    pub(super) fn send_syn(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
+    fn send_syn(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
         let now = self.now;
         let Some(f) = self.flow_mut(key) else { return };
         f.syn_sent_at = now;
@@ -338,7 +338,7 @@ impl World {
         }
     }
 
-    pub(super) fn flight_bytes(&mut self, key: FlowKey, flight: Flight) -> u32 {
+    fn flight_bytes(&mut self, key: FlowKey, flight: Flight) -> u32 {
         let Some(f) = self.flow_mut(key) else {
             return 0;
         };
@@ -413,7 +413,7 @@ impl World {
     /// 0). The train arrives when its last segment does, is lost if any
     /// segment is, or is rejected (the answer's arrival) at the first
     /// segment a rejecting link answers.
-    pub(super) fn train(
+    fn train(
         &mut self,
         cx: &mut Ctx<'_>,
         interface: u32,
