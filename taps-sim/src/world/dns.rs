@@ -1,13 +1,16 @@
 //! DNS between the client machine and the scenario's resolvers: queries
-//! over UDP, and over TCP on a flow of the TCP model, answered by the
-//! [`Responder`] after the delay its plan says, plus forged answers just
-//! before the real one when the scenario asks for them.
+//! over UDP, and over TCP on a flow of the TCP model (`tcp.rs`), answered
+//! by the [`Responder`] with real messages after the delay its plan says,
+//! plus forged answers just before the real one when the scenario asks for
+//! them. A datagram that cannot leave, or that a rejecting link answers,
+//! fails the transaction at once, as an ICMP unreachable would.
 //!
-//! Models RFC 1035 §4.2.1 (a query and its answer as one datagram each;
-//! an unreachable resolver fails the transaction at once), §4.2.2 with
-//! RFC 7766 §8 (over TCP, each message behind a two-byte length), and the
-//! off-path forgeries of RFC 5452 §9.1 (a wrong id, a wrong source port)
-//! the client must ignore.
+//! Models RFC 1035 §4.2.1 (over UDP, a query and its answer are one
+//! datagram each), §4.2.2 with RFC 7766 §8 (over TCP, each message behind
+//! its two-byte length), and the forgeries RFC 5452 §9.1 has the client
+//! ignore (an answer with the wrong id, or from the wrong source).
+//!
+//! [`Responder`]: crate::server::Responder
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -142,6 +145,8 @@ impl World {
         }
     }
 
+    /// The resolver sends its answer (or garbage) back; the scenario's
+    /// forgeries, if any, go just before it.
     pub(super) fn udp_reply(&mut self, cx: &mut Ctx<'_>, txn: DnsTxnId) {
         let now = self.now;
         let Some(t) = self.udp.get_mut(txn.to_raw()) else {

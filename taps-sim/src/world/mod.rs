@@ -1,5 +1,21 @@
-//! The simulated world and its virtual clock: runs one `taps_core` machine
-//! against a [`Scenario`].
+//! The simulated world and its virtual clock: [`World`] runs one
+//! `taps_core` machine against a [`Scenario`], performing every output the
+//! machine makes and feeding it what the simulated network does.
+//!
+//! This module is the clock and the event loop: the heap of events, the
+//! choice of what runs next, the connections a scenario starts, and the end
+//! of a run. It models no protocol itself, so it cites no RFC; each part of
+//! the world lives in a submodule that names the RFC sections it models:
+//!
+//! - `tcp.rs`: the TCP model, on which every flight and byte travels
+//!   (RFC 9293 §3.5, §3.6; RFC 6298 as Linux applies it);
+//! - `tls.rs`: modelled TLS flights (RFC 8446 §2);
+//! - `real_tls.rs`: real TLS bytes and the server machines behind them;
+//! - `dns.rs`: DNS over UDP and TCP (RFC 1035 §4.2, RFC 7766 §8,
+//!   RFC 5452 §9.1);
+//! - `checks.rs`: the contracts every run is checked against;
+//! - `run.rs`: what a run is asked and returns (re-exported here);
+//! - `slots.rs`: the tables of open sockets and DNS transactions.
 //!
 //! # Clock
 //!
@@ -93,6 +109,8 @@ use self::real_tls::{FNV_BASIS, Segment};
 use self::slots::SlotMap;
 use self::tcp::{Flight, Flow, FlowKey, FlowState};
 
+/// Everything the world schedules. Each names the flow or transaction it
+/// concerns, so that [`World::is_live`] can drop it unrun once that is gone.
 #[derive(Clone, Debug)]
 enum Ev {
     Initiate(usize),
@@ -132,6 +150,8 @@ enum Next {
     Host(usize),
 }
 
+/// An event in the heap: due at `at`, and among equal times in the order
+/// it was scheduled (`seq`), so runs repeat.
 struct Sched {
     at: Instant,
     seq: u64,
@@ -179,6 +199,8 @@ pub struct World {
     wire_hash: u64,
 }
 
+/// What one run works with, beside the world's reusable buffers: kept
+/// apart from [`World`] so a run can borrow both at once.
 struct Ctx<'s> {
     sc: &'s Scenario,
     machine: Machine,
@@ -324,6 +346,8 @@ impl World {
         })
     }
 
+    /// Queues `ev` for `at`, or for now if `at` has passed: time never
+    /// runs backwards.
     fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
         self.heap.push(Sched {
@@ -333,6 +357,7 @@ impl World {
         });
     }
 
+    /// Whether every connection the scenario asks for has settled.
     fn all_settled(&self, sc: &Scenario) -> bool {
         self.settled >= sc.connect.repeat as usize
     }
@@ -397,6 +422,8 @@ impl World {
         }
     }
 
+    /// Records a connection's settlement (ready or failed) with its trace,
+    /// and starts the next one.
     fn on_event(&mut self, cx: &mut Ctx<'_>, e: Event) {
         let (conn, outcome) = match e {
             Event::Ready {
@@ -429,6 +456,7 @@ impl World {
         self.settle_next(cx, i);
     }
 
+    /// Connection `i` settled: the next starts `connect.gap` later.
     fn settle_next(&mut self, cx: &Ctx<'_>, i: usize) {
         self.settled += 1;
         if i + 1 < cx.sc.connect.repeat as usize {
@@ -437,6 +465,8 @@ impl World {
         }
     }
 
+    /// Runs one event: starts a connection or hands the event to the part
+    /// of the world it belongs to.
     fn process(&mut self, cx: &mut Ctx<'_>, ev: Ev) {
         let now = self.now;
         match ev {
@@ -490,6 +520,8 @@ impl World {
         }
     }
 
+    /// Applies the scenario's `[[event]]` `i`; the machine hears of it only
+    /// when the interfaces changed.
     fn world_event(&mut self, cx: &mut Ctx<'_>, i: usize) {
         let Some(e) = cx.sc.events.get(i) else { return };
         if self.net.apply(&e.change) {

@@ -13,10 +13,9 @@
 //! machine reads is hashed, so `--check-determinism` can compare runs byte
 //! for byte.
 //!
-//! Models RFC 9293 §3.10 (a TCP connection delivers its bytes in order, a
-//! FIN after the last, a RST overtaking them) and RFC 6298 §5.5 (a lost
-//! write resent after the RTO, doubling); the TLS bytes themselves are
-//! RFC 8446 as rustls writes them.
+//! Models no RFC section of its own: the bytes are RFC 8446 as rustls and
+//! the server machines write them, and they travel by the TCP model's rules
+//! (`tcp.rs`).
 
 use core::time::Duration;
 use std::net::SocketAddr;
@@ -39,7 +38,7 @@ pub(super) struct Segment {
     data: Option<Rc<[u8]>>,
 }
 
-/// FNV-1a 64's offset basis.
+/// FNV-1a 64's offset basis: the wire hash of a run that read nothing.
 pub(super) const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 
 impl World {
@@ -239,6 +238,7 @@ impl World {
         }
     }
 
+    /// Adds bytes a machine read to the run's count and FNV-1a hash.
     fn hash_wire(&mut self, data: &[u8]) {
         self.wire_bytes += data.len() as u64;
         for b in data {

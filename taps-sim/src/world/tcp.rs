@@ -9,15 +9,15 @@
 //! rejecting link answers it with a RST one round trip later (`Refused`).
 //! A host that exists but does not listen on the port answers RST; an
 //! address no host has swallows SYNs. Data goes as MSS-sized segments that
-//! obey delay, bandwidth and loss; a lost flight is resent whole after the
-//! RTO, doubling.
+//! obey delay, bandwidth and loss; data lost is resent whole after the
+//! RTO, doubling, until the kernel gives up.
 //!
-//! Models RFC 9293 §3.5 (the three-way handshake; §3.5.2, a RST for a SYN
-//! to a port nobody listens on), §3.6 (a FIN closes one direction) and
-//! RFC 6298 as Linux applies it: §2.1 (the SYN's 1 s RTO), §2.2 (the first
-//! RTT sample gives RTO = RTT + max(G, 2 RTT), with Linux's 200 ms floor
-//! as G), §5.5 (doubling on each retransmission) and §5.7 (3 s after a lost
-//! SYN).
+//! Models RFC 9293 §3.5 (the three-way handshake; §3.5.2, the RST that
+//! answers a SYN to a port nobody listens on), §3.6 (a FIN closes one
+//! direction), and RFC 6298 as Linux applies it: §2.1 (the SYN's 1 s RTO),
+//! §2.2 (the first RTT sample R gives RTO = R + max(G, 2R), Linux's 200 ms
+//! floor standing for G), §5.5 (doubling on each retransmission) and §5.7
+//! (3 s once data starts after a lost SYN).
 
 use core::time::Duration;
 use std::net::SocketAddr;
@@ -40,7 +40,8 @@ pub(super) enum FlowKey {
     Dns(DnsTxnId),
 }
 
-/// A burst of data one side sends before waiting for the other.
+/// A burst of data one side sends before waiting for the other: a modelled
+/// TLS handshake's, or a DNS message over TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Flight {
     ClientHello,
@@ -50,6 +51,7 @@ pub(super) enum Flight {
     DnsReply,
 }
 
+/// Where a flow is, as far as the client can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum FlowState {
     SynSent,
@@ -61,6 +63,7 @@ pub(super) enum FlowState {
     Dead,
 }
 
+/// One TCP connection of the client's, as the world sees it.
 #[derive(Debug)]
 pub(super) struct Flow {
     /// The DNS transaction it carries; `None`: a connection's socket.
@@ -111,6 +114,7 @@ impl Flow {
 }
 
 impl World {
+    /// The open flow `key` names (a socket's or a DNS transaction's).
     pub(super) fn flow_mut(&mut self, key: FlowKey) -> Option<&mut Flow> {
         match key {
             FlowKey::Sock(s) => self.socks.get_mut(s.to_raw()),
@@ -118,6 +122,9 @@ impl World {
         }
     }
 
+    /// The machine opens a socket to `remote` (bound to an interface, or
+    /// routed): a new flow, carrying real bytes when the scenario runs real
+    /// TLS, sends its SYN.
     pub(super) fn open_tcp(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -154,6 +161,7 @@ impl World {
         }
     }
 
+    /// Sends SYN number `syn_tries` and arms its retransmission timer.
     fn send_syn(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
         let now = self.now;
         let Some(f) = self.flow_mut(key) else { return };
@@ -186,6 +194,8 @@ impl World {
         }
     }
 
+    /// A SYN reached the far end: a listener answers SYN-ACK (or RST when a
+    /// server machine refuses), a host without one RST, no host nothing.
     pub(super) fn syn_at_server(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
         let Some(f) = self.flow_mut(key) else { return };
         let (listening, ip) = match (&f.dns, f.server) {
@@ -223,6 +233,8 @@ impl World {
         }
     }
 
+    /// The SYN-ACK reached the client: the flow is open, its data RTO set
+    /// from the handshake, and what rides on it starts.
     pub(super) fn syn_ack(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
         let now = self.now;
         let Some(f) = self.flow_mut(key) else { return };
@@ -249,6 +261,8 @@ impl World {
         self.tls_start(cx, key, server);
     }
 
+    /// Everything the flow carries is up: a connection's socket is reported
+    /// connected.
     pub(super) fn connected(&mut self, cx: &mut Ctx<'_>, key: FlowKey) {
         let Some(f) = self.flow_mut(key) else { return };
         f.state = FlowState::Done;
@@ -259,6 +273,8 @@ impl World {
         }
     }
 
+    /// The flow failed: the machine hears it once, for a socket with
+    /// `reason`; the flow stays until the machine closes or releases it.
     pub(super) fn fail(&mut self, cx: &mut Ctx<'_>, key: FlowKey, reason: FailureReason) {
         let Some(f) = self.flow_mut(key) else { return };
         if f.state == FlowState::Dead {
@@ -338,6 +354,7 @@ impl World {
         }
     }
 
+    /// Bytes of `flight` on flow `key` (0: a bare ACK).
     fn flight_bytes(&mut self, key: FlowKey, flight: Flight) -> u32 {
         let Some(f) = self.flow_mut(key) else {
             return 0;
