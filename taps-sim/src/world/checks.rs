@@ -1,15 +1,14 @@
 //! The contracts the world checks the machines against, and the words a
 //! broken one is reported in ([`RunResult::violations`]).
 //!
-//! Two kinds: the client machine's outputs must name things that are open
-//! (a `CloseSocket` or `Release` of something it never opened, an `OpenTcp`
-//! of a socket already open) and the world must be able to perform them;
-//! and, read from the traces once the run is over, every connection settles
-//! once with at most one winner, starts no attempt after the race settled,
-//! ends every attempt, and leaves nothing open. The world performs outputs
-//! in the rest of [`crate::world`] and tells this module where a contract
-//! broke; a run has to keep going after one, so a violation is recorded,
-//! never a panic.
+//! Two kinds: the client machine's outputs must name what they may (no
+//! `CloseSocket` or `Release` of something not open, no `OpenTcp` of a
+//! socket already open) and be ones the world can perform; and, read from
+//! the traces once the run is over, every connection settles once with at
+//! most one winner, starts no attempt after the race settled, ends every
+//! attempt, and leaves nothing open. The world performs outputs in the rest
+//! of [`crate::world`] and tells this module where a contract broke; a run
+//! has to keep going after one, so a violation is recorded, never a panic.
 //!
 //! No RFC is modelled here: these are `taps_core`'s own contracts (see
 //! `taps_core::Output`), and the race's, which the traces show.
