@@ -41,6 +41,8 @@
 //! sockets' tasks and run them in the application's task, so a connect and
 //! an orderly close need no hand-over between tasks.
 
+#![forbid(unsafe_code)]
+
 mod connection;
 mod driver;
 mod error;
