@@ -38,8 +38,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-#[path = "../wire.rs"]
-mod wire;
 use taps_core::{
     Config, ConnectionId, DnsTxnId, EndpointParseError, Event, FailureReason, FramingFailure,
     HostName, Identity, Input, Instant, Interface, InterfaceAddress, InterfaceKind, IoLimits,
@@ -54,7 +52,7 @@ use taps_core::{
     race::{Policy, RaceConfig, RacingMode},
 };
 use taps_testkit::dns::{Question, build_response, parse_query};
-use wire::{LimitedWire, QueueWire, Through, WireEnd, read_through, write_through};
+use taps_testkit::wire::{LimitedWire, QueueWire, Through, WireEnd, read_through, write_through};
 
 /// A target's body.
 pub type Target = fn(&[u8]);

@@ -740,7 +740,7 @@ pub fn racing<S: Shim>() {
             "--test-threads",
             "1",
         ])
-            .env(CHILD_ENV, args.join("\x1f"));
+        .env(CHILD_ENV, args.join("\x1f"));
         c
     });
     let net = Network::start(test, command);

@@ -5,9 +5,6 @@
 //!
 //! Run with `cargo run -p taps-core --example race`.
 
-#[path = "../tests/support/world.rs"]
-mod world;
-
 use std::time::Duration;
 
 use taps_core::{
@@ -16,7 +13,7 @@ use taps_core::{
     dns::{Answer, QueryType},
     race::{Policy, RaceConfig},
 };
-use world::{Tcp, World, addrs, ms};
+use taps_testkit::world::{Tcp, World, addrs, ms};
 
 const DNS: &str = "192.168.1.1:53";
 

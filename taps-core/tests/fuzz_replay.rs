@@ -14,9 +14,7 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod taps_fuzz;
 
-#[allow(unreachable_pub)]
-#[path = "../../fuzz/replay.rs"]
-mod harness;
+use taps_testkit::replay as harness;
 
 use std::fs;
 use std::panic;

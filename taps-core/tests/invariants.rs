@@ -1,19 +1,17 @@
-//! Property tests of issue #2's invariants over random worlds: random
+//! Property tests of the racing invariants over random worlds: random
 //! answer timings, answer sets, attempt outcomes, policies and timers.
-
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use support::world::{Tcp, World, addrs, ms};
 use taps_core::{
     Config, Event, Input, Machine, Preconnection, TraceKind, TransportProperties,
     dns::DnsConfig,
     dns::{Answer, QueryType},
     race::{Policy, RaceConfig},
 };
+use taps_testkit::world::{Tcp, World, addrs, ms};
 
 const DNS: &str = "192.168.1.1:53";
 const V6: [&str; 3] = ["2001:db8::1", "2001:db8::2", "2001:db8::3"];

@@ -1,8 +1,6 @@
-//! Issue #7: every documented limit (README "Limits"), reached. Each test
+//! Every documented limit (README "Limits"), reached. Each test
 //! drives one bound to its edge and checks that crossing it gives a clear
 //! error or bounded behaviour, and that nothing grows past it.
-
-mod support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -10,8 +8,6 @@ use std::time::Duration;
 use hickory_proto::op::{Message as DnsMessage, OpCode, Query};
 use hickory_proto::rr::rdata::{A, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use support::pki::TestCa;
-use support::world::{Tcp, World, ms};
 use taps_core::{
     AcceptError, Config, ConnectionState, Event, FailureReason, FramingFailure, HostName,
     InitiateError, Input, Instant, IoLimits, ListenerConfig, Machine, Message, Output,
@@ -26,6 +22,8 @@ use taps_core::{
     race::{RaceConfig, RacingMode},
 };
 use taps_testkit::dns::{build_response, parse_query};
+use taps_testkit::pki::TestCa;
+use taps_testkit::world::{Tcp, World, ms};
 
 const NAME: &str = "www.example.com";
 const SERVER: &str = "192.0.2.10:443";
@@ -727,7 +725,7 @@ fn dns_cache_capacity() {
             host,
             QueryType::A,
             1,
-            support::world::addrs(&[&format!("192.0.2.{i}")], 600),
+            taps_testkit::world::addrs(&[&format!("192.0.2.{i}")], 600),
         );
         w.rule(
             dns,

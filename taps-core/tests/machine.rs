@@ -1,11 +1,8 @@
 //! The machine end to end in virtual time: real DNS messages, sockets as
-//! actions, every rule of issue #2 that crosses module boundaries.
-
-mod support;
+//! actions, every racing rule that crosses module boundaries.
 
 use std::time::Duration;
 
-use support::world::{Forgery, Tcp, World, addrs, ms};
 use taps_core::{
     Config, DropReason, Event, FailureReason, InitiateError, Input, Interface, InterfaceKind,
     Machine, Preconnection, TraceKind, TransportProperties,
@@ -14,6 +11,7 @@ use taps_core::{
     dns::{Answer, QueryType},
     race::RaceFailure,
 };
+use taps_testkit::world::{Forgery, Tcp, World, addrs, ms};
 
 const DNS1: &str = "192.168.1.1:53";
 const DNS2: &str = "192.168.1.2:53";

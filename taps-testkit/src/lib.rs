@@ -14,7 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod net;
+pub mod pki;
+pub mod replay;
 pub mod tls;
+pub mod wire;
+pub mod world;
 
 use taps_core::Config;
 

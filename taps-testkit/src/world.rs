@@ -1,21 +1,20 @@
-//! A tiny scripted world for driving one `Machine` in virtual time: a DNS
-//! server that answers with real messages (built by `dns::responder`) after
-//! set delays, and TCP destinations that connect, refuse or swallow SYNs.
-//! Integration tests and the `race` example share it; the full simulator is
+//! A scripted world for driving one `Machine` in virtual time: DNS servers
+//! that answer with real messages (built by [`crate::dns`]) after set
+//! delays, and TCP destinations that connect, refuse or swallow SYNs.
+//! Integration tests and the `race` example use it; the full simulator is
 //! `taps-sim`.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::dns::{Question, build_response, parse_query};
 use taps_core::{
     ConnectionId, DnsTxnId, Event, FailureReason, Input, Instant, Machine, Output, SocketId,
     dns::{Answer, QueryType},
     dns::{DnsAction, DnsTransport},
 };
-use taps_testkit::dns::{Question, build_response, parse_query};
 
 /// How a DNS server treats one record type of one name.
 #[derive(Clone, Debug)]
