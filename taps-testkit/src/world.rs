@@ -1,25 +1,33 @@
-//! A scripted world for driving one `Machine` in virtual time: DNS servers
-//! that answer with real messages (built by [`crate::dns`]) after set
-//! delays, and TCP destinations that connect, refuse or swallow SYNs.
-//! Integration tests and the `race` example use it; the full simulator is
-//! `taps-sim`.
+//! A scripted world around one `Machine`: the [`Harness`] with a
+//! [`Script`] network of DNS servers that answer with real messages (built
+//! by [`crate::dns`]) after set delays, and TCP destinations that connect,
+//! refuse or swallow SYNs. Racing tests and the `race` example use it; the
+//! full simulator is `taps-sim`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::dns::{Question, build_response, parse_query};
 use taps_core::{
-    ConnectionId, DnsTxnId, Event, FailureReason, Input, Instant, Machine, Output, SocketId,
+    DnsTxnId, FailureReason, Input, Instant, Machine, Output, SocketId,
     dns::{Answer, QueryType},
     dns::{DnsAction, DnsTransport},
 };
 
+use crate::dns::{Question, build_response};
+use crate::harness::{Harness, Network, question_of};
+
+/// A machine in a scripted world: the harness (every output checked and
+/// recorded) with a [`Script`] performing the outputs.
+pub type World = Harness<Script>;
+
 /// How a DNS server treats one record type of one name.
 #[derive(Clone, Debug)]
 pub struct DnsRule {
+    /// How long the answer takes.
     pub delay: Duration,
+    /// What it says.
     pub answer: Answer,
     /// Answer UDP with TC=1 (the TCP answer is complete).
     pub truncate: bool,
@@ -30,12 +38,39 @@ pub struct DnsRule {
     pub raw: Option<fn(&Question) -> Vec<u8>>,
 }
 
+impl DnsRule {
+    /// `answer` after `delay`, as it is.
+    fn answer(delay: Duration, answer: Answer) -> Self {
+        DnsRule {
+            delay,
+            answer,
+            truncate: false,
+            silent: false,
+            raw: None,
+        }
+    }
+}
+
 /// How a destination treats a SYN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tcp {
+    /// Connects after this long.
     Accept(Duration),
+    /// Refuses (RST) after this long.
     Refuse(Duration),
+    /// SYNs vanish; the kernel gives up after its retransmissions.
     Blackhole,
+}
+
+/// A datagram sent to every UDP query before the real answer.
+#[derive(Clone, Copy, Debug)]
+pub enum Forgery {
+    /// The right answer from the wrong address.
+    WrongSource(SocketAddr),
+    /// The right source with the id off by one.
+    WrongId,
+    /// Random garbage from the right source.
+    Garbage,
 }
 
 #[derive(Debug)]
@@ -54,61 +89,199 @@ enum Pending {
     Raw(Input<'static>),
 }
 
-pub struct World {
-    pub machine: Machine,
-    pub now: Instant,
+/// The scripted network: DNS rules, TCP destinations, and what it
+/// scheduled for the machine.
+#[derive(Debug, Default)]
+pub struct Script {
     /// (server, name, qtype) → rule; a missing rule is NXDOMAIN at once.
     pub dns: HashMap<(SocketAddr, String, QueryType), DnsRule>,
     /// Servers that never answer anything.
     pub dead_servers: Vec<SocketAddr>,
+    /// Destinations; a missing one is a blackhole.
     pub tcp: HashMap<SocketAddr, Tcp>,
+    /// Sent to every UDP query, before the real answer.
+    pub forgeries: Vec<Forgery>,
+    /// Every socket opened (`open <remote>`) and every event
+    /// (`event <Debug>`), in order: equal runs, equal logs.
+    pub log: Vec<String>,
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     pending: BTreeMap<u64, Pending>,
     seq: u64,
-    pub events: Vec<(Instant, Event)>,
-    pub opened: Vec<(Instant, SocketAddr, Option<u32>)>,
-    /// Every output in order: (sequence, is_open, is_ready).
-    pub log: Vec<String>,
-    pub queries: Vec<(Instant, SocketAddr, QueryType, DnsTransport)>,
-    pub live_dns: HashMap<DnsTxnId, SocketAddr>,
-    pub live_sockets: HashMap<SocketId, SocketAddr>,
-    pub closed_sockets: Vec<SocketId>,
-    /// Send these raw datagrams to every UDP query, before the real answer.
-    pub forgeries: Vec<Forgery>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum Forgery {
-    /// The right answer from the wrong address.
-    WrongSource(SocketAddr),
-    /// The right source with the id off by one.
-    WrongId,
-    /// Random garbage from the right source.
-    Garbage,
+impl Script {
+    fn schedule(&mut self, at: Instant, p: Pending) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.pending.insert(self.seq, p);
+    }
+
+    fn on_query(
+        &mut self,
+        now: Instant,
+        txn: DnsTxnId,
+        server: SocketAddr,
+        q: Question,
+        tcp: bool,
+    ) {
+        if self.dead_servers.contains(&server) {
+            return;
+        }
+        let rule = self
+            .dns
+            .get(&(server, q.name.as_str().to_string(), q.qtype))
+            .cloned()
+            .unwrap_or(DnsRule::answer(
+                Duration::ZERO,
+                Answer::NxDomain { negative_ttl: 0 },
+            ));
+        if rule.silent {
+            return;
+        }
+        let at = now + rule.delay;
+        if tcp {
+            let bytes = build_response(&q, &rule.answer, false);
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            // Deliver in two chunks to exercise reassembly.
+            let cut = framed.len() / 2;
+            self.schedule(
+                at,
+                Pending::Stream {
+                    txn,
+                    data: framed[..cut].to_vec(),
+                },
+            );
+            self.schedule(
+                at,
+                Pending::Stream {
+                    txn,
+                    data: framed[cut..].to_vec(),
+                },
+            );
+            return;
+        }
+        let bytes = match rule.raw {
+            Some(make) => make(&q),
+            None => build_response(&q, &rule.answer, rule.truncate),
+        };
+        for f in self.forgeries.clone() {
+            let (from, payload) = match f {
+                Forgery::WrongSource(src) => (src, bytes.clone()),
+                Forgery::WrongId => {
+                    let mut b = bytes.clone();
+                    b[1] = b[1].wrapping_add(1);
+                    (server, b)
+                }
+                Forgery::Garbage => (server, vec![0xde, 0xad, 0xbe, 0xef, 0, 1, 2]),
+            };
+            self.schedule(
+                at.max(now + Duration::from_micros(1)) - Duration::from_micros(1),
+                Pending::Datagram { txn, from, payload },
+            );
+        }
+        self.schedule(
+            at,
+            Pending::Datagram {
+                txn,
+                from: server,
+                payload: bytes,
+            },
+        );
+    }
 }
 
-impl World {
-    pub fn new(machine: Machine) -> Self {
-        World {
-            machine,
-            now: Instant::ZERO,
-            dns: HashMap::new(),
-            dead_servers: Vec::new(),
-            tcp: HashMap::new(),
-            queue: BinaryHeap::new(),
-            pending: BTreeMap::new(),
-            seq: 0,
-            events: Vec::new(),
-            opened: Vec::new(),
-            log: Vec::new(),
-            queries: Vec::new(),
-            live_dns: HashMap::new(),
-            live_sockets: HashMap::new(),
-            closed_sockets: Vec::new(),
-            forgeries: Vec::new(),
+impl Network for Script {
+    fn perform(&mut self, machine: &mut Machine, now: Instant, out: &Output) {
+        match out {
+            Output::Dns(DnsAction::Send(send)) => {
+                let tcp = send.transport == DnsTransport::Tcp;
+                self.on_query(now, send.txn, send.server, question_of(send), tcp);
+            }
+            Output::OpenTcp { socket, remote, .. } => {
+                let socket = *socket;
+                self.log.push(format!("open {remote}"));
+                match self.tcp.get(remote).copied().unwrap_or(Tcp::Blackhole) {
+                    Tcp::Accept(d) => self.schedule(now + d, Pending::Connected(socket)),
+                    Tcp::Refuse(d) => {
+                        self.schedule(now + d, Pending::Failed(socket, FailureReason::Refused))
+                    }
+                    // Linux gives up after 6 SYN retransmissions: 1+2+4+8+16+32+64 s.
+                    Tcp::Blackhole => self.schedule(
+                        now + Duration::from_secs(127),
+                        Pending::Failed(socket, FailureReason::TimedOut),
+                    ),
+                }
+            }
+            // This world has no payload traffic: bytes written vanish.
+            Output::Transmit { socket } => loop {
+                let n = machine.socket(*socket).transmit_data().len();
+                if n == 0 {
+                    break;
+                }
+                machine.handle(
+                    now,
+                    Input::Transmitted {
+                        socket: *socket,
+                        len: n,
+                    },
+                );
+            },
+            Output::Dns(DnsAction::Release(_))
+            | Output::CloseSocket { .. }
+            | Output::AbortSocket { .. }
+            | Output::ShutdownWrite { .. }
+            | Output::ResumeReading { .. }
+            | Output::Listen { .. }
+            | Output::StopListening { .. } => {}
+            Output::Event(e) => self.log.push(format!("event {e:?}")),
+            other => panic!("an output this world cannot perform: {other:?}"),
         }
     }
 
+    fn next_due(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn deliver_due(&mut self, machine: &mut Machine, now: Instant) -> bool {
+        let Some(Reverse((t, seq))) = self.queue.peek().copied() else {
+            return false;
+        };
+        if t > now {
+            return false;
+        }
+        self.queue.pop();
+        let p = self.pending.remove(&seq).expect("a scheduled delivery");
+        match p {
+            Pending::Datagram { txn, from, payload } => machine.handle(
+                now,
+                Input::DnsDatagram {
+                    txn,
+                    from,
+                    payload: &payload,
+                },
+            ),
+            Pending::Stream { txn, data } => {
+                machine.handle(now, Input::DnsStreamData { txn, data: &data })
+            }
+            Pending::Connected(socket) => machine.handle(now, Input::SocketConnected { socket }),
+            Pending::Failed(socket, reason) => {
+                machine.handle(now, Input::SocketFailed { socket, reason })
+            }
+            Pending::Raw(input) => machine.handle(now, input),
+        }
+        true
+    }
+}
+
+impl World {
+    /// `machine` in a world with no DNS rules and no destinations yet.
+    pub fn new(machine: Machine) -> Self {
+        Harness::with_network(machine, Script::default())
+    }
+
+    /// `server` answers `qtype` questions about `name` with `answer` after
+    /// `delay_ms`.
     pub fn rule(
         &mut self,
         server: &str,
@@ -117,20 +290,18 @@ impl World {
         delay_ms: u64,
         answer: Answer,
     ) {
-        self.dns.insert(
-            (server.parse().unwrap(), name.to_string(), qtype),
-            DnsRule {
-                delay: Duration::from_millis(delay_ms),
-                answer,
-                truncate: false,
-                silent: false,
-                raw: None,
-            },
+        self.net.dns.insert(
+            (
+                server.parse().expect("a server address"),
+                name.to_string(),
+                qtype,
+            ),
+            DnsRule::answer(Duration::from_millis(delay_ms), answer),
         );
     }
 
-    /// As [`World::rule`], answering with the bytes `make` builds from the
-    /// query.
+    /// As [`World::rule`], answering at once with the bytes `make` builds
+    /// from the query.
     pub fn raw_rule(
         &mut self,
         server: &str,
@@ -138,266 +309,44 @@ impl World {
         qtype: QueryType,
         make: fn(&Question) -> Vec<u8>,
     ) {
-        self.dns.insert(
-            (server.parse().unwrap(), name.to_string(), qtype),
+        self.net.dns.insert(
+            (
+                server.parse().expect("a server address"),
+                name.to_string(),
+                qtype,
+            ),
             DnsRule {
-                delay: Duration::ZERO,
-                answer: Answer::NxDomain { negative_ttl: 0 },
-                truncate: false,
-                silent: false,
                 raw: Some(make),
+                ..DnsRule::answer(Duration::ZERO, Answer::NxDomain { negative_ttl: 0 })
             },
         );
     }
 
+    /// How the destination `addr` treats a SYN.
     pub fn tcp(&mut self, addr: &str, behaviour: Tcp) {
-        self.tcp.insert(addr.parse().unwrap(), behaviour);
+        self.net
+            .tcp
+            .insert(addr.parse().expect("a socket address"), behaviour);
     }
 
-    fn schedule(&mut self, at: Instant, p: Pending) {
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq)));
-        self.pending.insert(self.seq, p);
-    }
-
+    /// Hands the machine `input` at `at`.
     pub fn inject_at(&mut self, at: Instant, input: Input<'static>) {
-        self.schedule(at, Pending::Raw(input));
-    }
-
-    /// Performs every output the machine has.
-    pub fn drain(&mut self) {
-        while let Some(out) = self.machine.poll() {
-            match out {
-                Output::Dns(DnsAction::Send(send)) => {
-                    self.on_query(send.txn, send.server, send.transport, &send.payload)
-                }
-                Output::Dns(DnsAction::Release(txn)) => {
-                    assert!(
-                        self.live_dns.remove(&txn).is_some(),
-                        "release of unknown {txn:?}"
-                    );
-                }
-                Output::OpenTcp {
-                    socket,
-                    remote,
-                    interface,
-                    ..
-                } => {
-                    assert!(
-                        self.live_sockets.insert(socket, remote).is_none(),
-                        "{socket:?} opened twice"
-                    );
-                    self.opened.push((self.now, remote, interface));
-                    self.log.push(format!("open {remote}"));
-                    match self.tcp.get(&remote).copied().unwrap_or(Tcp::Blackhole) {
-                        Tcp::Accept(d) => self.schedule(self.now + d, Pending::Connected(socket)),
-                        Tcp::Refuse(d) => self.schedule(
-                            self.now + d,
-                            Pending::Failed(socket, FailureReason::Refused),
-                        ),
-                        // Linux gives up after 6 SYN retransmissions: 1+2+4+8+16+32+64 s.
-                        Tcp::Blackhole => self.schedule(
-                            self.now + Duration::from_secs(127),
-                            Pending::Failed(socket, FailureReason::TimedOut),
-                        ),
-                    }
-                }
-                Output::CloseSocket { socket } | Output::AbortSocket { socket } => {
-                    assert!(
-                        self.live_sockets.remove(&socket).is_some(),
-                        "close of unknown {socket:?}"
-                    );
-                    self.closed_sockets.push(socket);
-                }
-                // This world has no payload traffic: bytes written vanish.
-                Output::Transmit { socket } => loop {
-                    let n = self.machine.socket(socket).transmit_data().len();
-                    if n == 0 {
-                        break;
-                    }
-                    self.machine
-                        .handle(self.now, Input::Transmitted { socket, len: n });
-                },
-                Output::ShutdownWrite { .. }
-                | Output::ResumeReading { .. }
-                | Output::Listen { .. }
-                | Output::StopListening { .. } => {}
-                Output::Event(e) => {
-                    self.log.push(format!("event {e:?}"));
-                    self.events.push((self.now, e))
-                }
-                other => panic!("an output this world cannot perform: {other:?}"),
-            }
-        }
-    }
-
-    fn on_query(
-        &mut self,
-        txn: DnsTxnId,
-        server: SocketAddr,
-        transport: DnsTransport,
-        payload: &[u8],
-    ) {
-        self.live_dns.insert(txn, server);
-        let message = match transport {
-            DnsTransport::Udp => payload,
-            DnsTransport::Tcp => &payload[2..],
-        };
-        let q = parse_query(message).expect("the machine sends valid queries");
-        self.queries.push((self.now, server, q.qtype, transport));
-        if self.dead_servers.contains(&server) {
-            return;
-        }
-        let rule = self
-            .dns
-            .get(&(server, q.name.as_str().to_string(), q.qtype))
-            .cloned()
-            .unwrap_or(DnsRule {
-                delay: Duration::ZERO,
-                answer: Answer::NxDomain { negative_ttl: 0 },
-                truncate: false,
-                silent: false,
-                raw: None,
-            });
-        if rule.silent {
-            return;
-        }
-        let at = self.now + rule.delay;
-        match transport {
-            DnsTransport::Udp => {
-                let bytes = match rule.raw {
-                    Some(make) => make(&q),
-                    None => build_response(&q, &rule.answer, rule.truncate),
-                };
-                for f in self.forgeries.clone() {
-                    let (from, payload) = match f {
-                        Forgery::WrongSource(src) => (src, bytes.clone()),
-                        Forgery::WrongId => {
-                            let mut b = bytes.clone();
-                            b[1] = b[1].wrapping_add(1);
-                            (server, b)
-                        }
-                        Forgery::Garbage => (server, vec![0xde, 0xad, 0xbe, 0xef, 0, 1, 2]),
-                    };
-                    self.schedule(
-                        at.max(self.now + Duration::from_micros(1)) - Duration::from_micros(1),
-                        Pending::Datagram { txn, from, payload },
-                    );
-                }
-                self.schedule(
-                    at,
-                    Pending::Datagram {
-                        txn,
-                        from: server,
-                        payload: bytes,
-                    },
-                );
-            }
-            DnsTransport::Tcp => {
-                let bytes = build_response(&q, &rule.answer, false);
-                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-                framed.extend_from_slice(&bytes);
-                // Deliver in two chunks to exercise reassembly.
-                let cut = framed.len() / 2;
-                self.schedule(
-                    at,
-                    Pending::Stream {
-                        txn,
-                        data: framed[..cut].to_vec(),
-                    },
-                );
-                self.schedule(
-                    at,
-                    Pending::Stream {
-                        txn,
-                        data: framed[cut..].to_vec(),
-                    },
-                );
-            }
-        }
-    }
-
-    /// Runs until nothing is scheduled and no timer is armed, or `limit`.
-    pub fn run_until(&mut self, limit: Instant) {
-        self.drain();
-        loop {
-            let next_event = self.queue.peek().map(|Reverse((t, _))| *t);
-            let next_timer = self.machine.poll_timeout();
-            let next = match (next_event, next_timer) {
-                (None, None) => break,
-                (a, b) => a.into_iter().chain(b).min().unwrap(),
-            };
-            if next > limit {
-                break;
-            }
-            assert!(next >= self.now, "time ran backwards");
-            self.now = next;
-            if next_timer == Some(next) {
-                self.machine.handle_timeout(next);
-                self.drain();
-            }
-            while let Some(Reverse((t, seq))) = self.queue.peek().copied() {
-                if t > self.now {
-                    break;
-                }
-                self.queue.pop();
-                let p = self.pending.remove(&seq).unwrap();
-                let now = self.now;
-                match p {
-                    Pending::Datagram { txn, from, payload } => self.machine.handle(
-                        now,
-                        Input::DnsDatagram {
-                            txn,
-                            from,
-                            payload: &payload,
-                        },
-                    ),
-                    Pending::Stream { txn, data } => self
-                        .machine
-                        .handle(now, Input::DnsStreamData { txn, data: &data }),
-                    Pending::Connected(socket) => {
-                        self.machine.handle(now, Input::SocketConnected { socket })
-                    }
-                    Pending::Failed(socket, reason) => self
-                        .machine
-                        .handle(now, Input::SocketFailed { socket, reason }),
-                    Pending::Raw(input) => self.machine.handle(now, input),
-                }
-                self.drain();
-            }
-        }
-        if self.now < limit && self.queue.is_empty() && self.machine.poll_timeout().is_none() {
-            // idle: leave the clock where the last event was
-        }
-    }
-
-    pub fn ready(&self, conn: ConnectionId) -> Option<(Instant, SocketAddr, Option<u32>)> {
-        self.events.iter().find_map(|(t, e)| match e {
-            Event::Ready {
-                conn: c,
-                remote,
-                interface,
-                ..
-            } if *c == conn => Some((*t, *remote, *interface)),
-            _ => None,
-        })
-    }
-
-    pub fn error(&self, conn: ConnectionId) -> Option<&taps_core::EstablishmentError> {
-        self.events.iter().find_map(|(_, e)| match e {
-            Event::EstablishmentError { conn: c, error } if *c == conn => Some(error),
-            _ => None,
-        })
+        self.net.schedule(at, Pending::Raw(input));
     }
 }
 
+/// An address answer of `list` (IP address literals) with `ttl`.
 pub fn addrs(list: &[&str], ttl: u32) -> Answer {
     Answer::Addresses {
-        addrs: list.iter().map(|a| a.parse::<IpAddr>().unwrap()).collect(),
+        addrs: list
+            .iter()
+            .map(|a| a.parse::<IpAddr>().expect("an IP address"))
+            .collect(),
         ttl,
     }
 }
 
+/// `v` milliseconds after time zero.
 pub fn ms(v: u64) -> Instant {
     Instant::from_millis(v)
 }
