@@ -1,5 +1,5 @@
 //! One `Machine` driven in virtual time, with every output checked by the
-//! [`Checker`](crate::contract::Checker) and recorded as it comes, then
+//! [`Checker`] and recorded as it comes, then
 //! handed to a [`Network`] to perform: [`Manual`] performs nothing (the
 //! fuzz targets move bytes and answer queries themselves), the
 //! [`world`](crate::world)'s scripted network answers DNS queries and SYNs

@@ -95,7 +95,7 @@ impl DnsMode {
 ///    `keep_id`), by UDP or, after a truncated answer, TCP in chunks; the
 ///    other questions get ordinary answers; attempts connect. Every address
 ///    the machine then connects to came from an answer (or an HTTPS hint),
-///    and every [`Checker`] invariant and the final leak check hold.
+///    and every [`Checker`](crate::contract::Checker) invariant and the final leak check hold.
 pub fn dns_answer(data: &[u8]) {
     let Some((&mode, payload)) = data.split_first() else {
         return;
@@ -168,7 +168,7 @@ fn check_answer(answer: &Answer, qtype: QueryType) {
 }
 
 /// The AliasMode form of `r`: priority 0, its target, nothing else.
-pub(crate) fn alias_only(r: &HttpsRecord) -> HttpsRecord {
+pub(super) fn alias_only(r: &HttpsRecord) -> HttpsRecord {
     HttpsRecord {
         priority: 0,
         target: r.target.clone(),
@@ -243,7 +243,7 @@ fn latest_query(
 }
 
 /// Answers `send` with `answer`, as its server would.
-pub(crate) fn answer_query(
+pub(super) fn answer_query(
     h: &mut Harness,
     send: &DnsSend,
     q: &Question,

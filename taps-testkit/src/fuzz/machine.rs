@@ -655,7 +655,7 @@ struct Seen {
 /// changes, and in-machine links that let real TLS and framer handshakes
 /// complete — with stale and unknown ids drawn as often as live ones.
 ///
-/// Checks, after every operation: the [`Checker`] invariants (no panic, at
+/// Checks, after every operation: the [`Checker`](crate::contract::Checker) invariants (no panic, at
 /// most one `Ready` per connection, RFC 9622 event order, no output naming
 /// a freed handle), the socket table agreeing with the outputs, `Ready`
 /// naming the remote its socket was opened to, and the connection bound.

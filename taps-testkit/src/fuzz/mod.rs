@@ -2,10 +2,10 @@
 //! corpora.
 //!
 //! Every byte that crosses taps' trust boundary is fed to the real
-//! `taps-core` code here: DNS answers ([`dns_answer`]), endpoint text
-//! ([`endpoint_parse`]), framed streams ([`framer`]), TLS records
-//! ([`tls_records`]), and whole sequences of application commands and
-//! network reports into the `Machine` ([`machine`]). Each target is a plain
+//! `taps-core` code here: DNS answers ([`dns_answer()`]), endpoint text
+//! ([`endpoint_parse()`]), framed streams ([`framer()`]), TLS records
+//! ([`tls_records()`]), and whole sequences of application commands and
+//! network reports into the `Machine` ([`machine()`]). Each target is a plain
 //! function of `&[u8]` that returns normally when every check holds and
 //! panics (naming the broken invariant) when one does not; the invariants
 //! of the machine's outputs are the [`Checker`](crate::contract::Checker)'s.

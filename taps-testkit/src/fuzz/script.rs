@@ -3,7 +3,7 @@
 //! bool is a byte's low bit, `Option` is a bool then the value, a `Vec` is
 //! a "more" bool before each element and a false one after, a derived
 //! enum's variant `i` of `n` is the `u32` whose `x * n >> 32` is `i`; ops use
-//! `MachineOp`'s fixed codes). It mirrors the types of [`super::machine`]:
+//! `MachineOp`'s fixed codes). It mirrors the types of [`super::machine`](mod@super::machine):
 //! a field added there must be added here.
 
 /// An input under construction.

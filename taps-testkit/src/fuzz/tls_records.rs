@@ -195,7 +195,7 @@ fn push_op16(out: &mut Vec<u8>, code: u8, n: u16) {
 /// [`TlsOp`]s act on what the machine under test receives: real records
 /// held, dropped, corrupted or delivered, garbage injected, the peer
 /// writing, closing or aborting, the machine receiving, writing, closing.
-/// Both machines' [`Checker`]s hold throughout, and at the end, after both
+/// Both machines' [`Checker`](crate::contract::Checker)s hold throughout, and at the end, after both
 /// sides closed and every timer ran, nothing is left (the leak check).
 pub fn tls_records(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
