@@ -1,6 +1,6 @@
 //! taps-testkit: what the tests, fuzz targets, benchmarks and simulator of
-//! taps share, so none of them carries its own copy and no `#[path]`
-//! include crosses a crate (ARCHITECTURE.md, "Tests, fuzzing, simulation").
+//! taps share, so none of them carries its own copy or includes another
+//! crate's files (ARCHITECTURE.md, "Tests, fuzzing, simulation").
 //!
 //! - [`dns`]: a DNS responder that answers real query messages with real
 //!   response messages (the simulator's servers, the namespace tests' DNS
