@@ -1,4 +1,4 @@
-//! Issue #5's benchmarks, side by side in one run, each printed as a ratio
+//! The adapter benchmarks, side by side in one run, each printed as a ratio
 //! (higher is better):
 //!
 //! - stream throughput on loopback, 1 GiB in 64 KiB writes: taps-smol
@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-#[path = "../peer/closing.rs"]
-mod closing;
+use taps_benches::closing;
 
 const CHUNK: usize = 64 * 1024;
 const ROUNDS: usize = 5;

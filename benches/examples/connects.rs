@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use futures_lite::AsyncReadExt;
 
-#[path = "../peer/closing.rs"]
-mod closing;
+use taps_benches::closing;
 
 fn serve() {
     let listener = closing::bind();

@@ -7,7 +7,9 @@
 //!   Connection Attempt Delay later, the IPv6 win, and close.
 //! - [`race_only`]: the racing layer alone, fed typed DNS results: HTTPS
 //!   negative, AAAA and A positive with one address each, IPv6 wins.
+//! - [`closing`]: the peer of the loopback connect benchmarks.
 
+pub mod closing;
 pub mod stack;
 
 use std::net::IpAddr;

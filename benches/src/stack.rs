@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use taps_core::{
     Config, ConnectionId, Event, Identity, Input, Instant, ListenerConfig, ListenerId, Machine,
     Message, Output, Preconnection, SecurityParameters, SocketId, framer::FramerFactory,
 };
+use taps_testkit::pki::TestCa;
 
 const SERVER: &str = "192.0.2.10:443";
 
@@ -229,21 +229,14 @@ impl Default for Pki {
 }
 
 impl Pki {
-    /// Fresh keys (ECDSA P-256, rcgen's default).
+    /// Fresh keys (ECDSA P-256, rcgen's default) from the test kit's CA.
     pub fn new() -> Self {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let issuer =
-            CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("ca");
-        let leaf_key = KeyPair::generate().expect("key");
-        let leaf = CertificateParams::new(vec!["example.com".to_string()])
-            .expect("params")
-            .signed_by(&leaf_key, &issuer)
-            .expect("leaf");
+        let ca = TestCa::new();
+        let leaf = ca.leaf(&["example.com"]);
         Pki {
-            root: issuer.der().clone(),
-            chain: vec![leaf.der().clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            root: ca.root(),
+            chain: leaf.chain,
+            key: leaf.key,
         }
     }
 

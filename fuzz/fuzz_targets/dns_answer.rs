@@ -1,5 +1,5 @@
 //! cargo-fuzz entry point for the `dns_answer` target; the body is
-//! [`taps_fuzz::dns_answer`], shared with the stable replay test.
+//! [`taps_testkit::fuzz::dns_answer`], shared with the stable replay test.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| taps_fuzz::dns_answer(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| taps_testkit::fuzz::dns_answer(data));

@@ -1,5 +1,5 @@
 //! cargo-fuzz entry point for the `endpoint_parse` target; the body is
-//! [`taps_fuzz::endpoint_parse`], shared with the stable replay test.
+//! [`taps_testkit::fuzz::endpoint_parse`], shared with the stable replay test.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| taps_fuzz::endpoint_parse(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| taps_testkit::fuzz::endpoint_parse(data));

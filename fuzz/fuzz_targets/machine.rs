@@ -1,5 +1,5 @@
 //! cargo-fuzz entry point for the `machine` target; the body is
-//! [`taps_fuzz::machine`], shared with the stable replay test.
+//! [`taps_testkit::fuzz::machine`], shared with the stable replay test.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| taps_fuzz::machine(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| taps_testkit::fuzz::machine(data));

@@ -5,9 +5,6 @@
 //!
 //! Run with `cargo run -p taps-core --example race`.
 
-#[path = "../tests/support/world.rs"]
-mod world;
-
 use std::time::Duration;
 
 use taps_core::{
@@ -16,7 +13,7 @@ use taps_core::{
     dns::{Answer, QueryType},
     race::{Policy, RaceConfig},
 };
-use world::{Tcp, World, addrs, ms};
+use taps_testkit::world::{Tcp, World, addrs, ms};
 
 const DNS: &str = "192.168.1.1:53";
 
@@ -56,7 +53,7 @@ fn main() {
         w.tcp("[2001:db8::1]:443", Tcp::Blackhole);
         w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(20)));
         let pre = Preconnection::new("example.com:443".parse().expect("literal"));
-        let conn = w.machine.initiate(ms(0), &pre).expect("initiate");
+        let conn = w.initiate(ms(0), &pre).expect("initiate");
         w.run_until(ms(600_000));
         println!("== policy {} ==", policy.name());
         let trace = w

@@ -1,35 +1,32 @@
-//! Regression replay of the fuzz corpora on stable Rust (issue #7).
+//! Regression replay of the fuzz corpora on stable Rust.
 //!
-//! The fuzz targets' bodies live in `fuzz/src/lib.rs`, compiled here as a
-//! module, so `cargo test` runs exactly what the fuzzer runs: every file in
-//! `fuzz/corpus/<target>/` (the seeds and what campaigns kept) and in
-//! `fuzz/artifacts/<target>/` (inputs that once crashed a target) goes
-//! through its target again. A failure names the file and prints it in hex.
+//! The fuzz targets' bodies are [`taps_testkit::fuzz`]'s functions, the
+//! ones the cargo-fuzz binaries call, so `cargo test` runs exactly what the
+//! fuzzer runs: every file in `fuzz/corpus/<target>/` (the seeds and what
+//! campaigns kept) and in `fuzz/artifacts/<target>/` (inputs that once
+//! crashed a target) goes through its target again
+//! ([`taps_testkit::replay`]). A failure names the file and prints it in
+//! hex.
 //!
-//! `seeds_are_checked_in` keeps the generated seeds (see `taps_fuzz::seeds`)
-//! in step with the generator; `TAPS_FUZZ_WRITE_SEEDS=1 cargo test -p
-//! taps-core --test fuzz_replay seeds` rewrites them.
-
-#[allow(unreachable_pub)]
-#[path = "../../fuzz/src/lib.rs"]
-mod taps_fuzz;
-
-#[allow(unreachable_pub)]
-#[path = "../../fuzz/replay.rs"]
-mod harness;
+//! `seeds_are_checked_in` keeps the generated seeds
+//! ([`taps_testkit::fuzz::seeds`]) in step with the generator;
+//! `TAPS_FUZZ_WRITE_SEEDS=1 cargo test -p taps-core --test fuzz_replay
+//! seeds` rewrites them.
 
 use std::fs;
 use std::panic;
 
-use harness::fuzz_dir;
+use taps_testkit::contract::{KNOWN_BUGS, strictly};
+use taps_testkit::fuzz::{TARGETS, seeds};
+use taps_testkit::replay::{self, fuzz_dir};
 
 /// Runs every corpus and artifact file of `target` through it.
 fn replay(target: &str) {
-    let (_, run) = taps_fuzz::TARGETS
+    let (_, run) = TARGETS
         .iter()
         .find(|(name, _)| *name == target)
         .expect("a registered target");
-    harness::replay(target, *run);
+    replay::replay(target, *run);
 }
 
 #[test]
@@ -57,9 +54,9 @@ fn machine() {
     replay("machine");
 }
 
-/// Fuzz binaries whose bodies live outside `fuzz/src/lib.rs`, and the test
-/// that replays each: `scenario` runs taps-sim, which this crate's tests
-/// cannot depend on.
+/// Fuzz binaries whose bodies live outside [`taps_testkit::fuzz`], and the
+/// test that replays each: `scenario` runs the simulator, which is built on
+/// the kit.
 const REPLAYED_ELSEWHERE: &[(&str, &str)] = &[("scenario", "taps-sim/tests/fuzz_replay.rs")];
 
 /// Every target listed in `TARGETS` has a replay test above, and every
@@ -73,7 +70,7 @@ fn every_target_is_replayed() {
         "tls_records",
         "machine",
     ];
-    let targets: Vec<&str> = taps_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
+    let targets: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(targets, REPLAYED);
     for t in REPLAYED {
         assert!(
@@ -112,16 +109,16 @@ fn every_target_is_replayed() {
 /// check on like any other artifact, guards the fix.
 #[test]
 fn known_bugs_still_reproduce() {
-    for bug in taps_fuzz::KNOWN_BUGS {
+    for bug in KNOWN_BUGS {
         let path = fuzz_dir().join("artifacts").join(bug.target).join(bug.name);
         let bytes = fs::read(&path).unwrap_or_else(|_| {
             panic!("known bug {} has no input at {}", bug.name, path.display())
         });
-        let (_, run) = taps_fuzz::TARGETS
+        let (_, run) = TARGETS
             .iter()
             .find(|(name, _)| *name == bug.target)
             .expect("a registered target");
-        let message = match panic::catch_unwind(|| taps_fuzz::strictly(|| run(&bytes))) {
+        let message = match panic::catch_unwind(|| strictly(|| run(&bytes))) {
             Ok(()) => None,
             Err(payload) => Some(
                 payload
@@ -134,7 +131,7 @@ fn known_bugs_still_reproduce() {
         assert!(
             message.as_ref().is_some_and(|m| m.contains(bug.signature)),
             "known bug {} no longer reproduces (got {message:?}): remove it from KNOWN_BUGS in \
-             fuzz/src/lib.rs ({})",
+             taps-testkit/src/contract.rs ({})",
             bug.name,
             bug.summary
         );
@@ -149,7 +146,7 @@ fn known_bugs_still_reproduce() {
 fn seeds_are_checked_in() {
     let write = std::env::var_os("TAPS_FUZZ_WRITE_SEEDS").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
-    for seed in taps_fuzz::seeds::all() {
+    for seed in seeds::all() {
         let dir = fuzz_dir().join(seed.dir).join(seed.target);
         let path = dir.join(&seed.name);
         let current = fs::read(&path).ok();

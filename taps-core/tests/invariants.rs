@@ -1,19 +1,17 @@
-//! Property tests of issue #2's invariants over random worlds: random
+//! Property tests of the racing invariants over random worlds: random
 //! answer timings, answer sets, attempt outcomes, policies and timers.
-
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use support::world::{Tcp, World, addrs, ms};
 use taps_core::{
     Config, Event, Input, Machine, Preconnection, TraceKind, TransportProperties,
     dns::DnsConfig,
     dns::{Answer, QueryType},
     race::{Policy, RaceConfig},
 };
+use taps_testkit::world::{Tcp, World, addrs, ms};
 
 const DNS: &str = "192.168.1.1:53";
 const V6: [&str; 3] = ["2001:db8::1", "2001:db8::2", "2001:db8::3"];
@@ -119,7 +117,8 @@ fn build(s: &Scenario) -> World {
             Reply::ServFail(d) => (*d, Answer::ServFail),
             Reply::Silent => {
                 w.rule(DNS, "example.com", qtype, 0, Answer::ServFail);
-                w.dns
+                w.net
+                    .dns
                     .get_mut(&(DNS.parse().unwrap(), "example.com".into(), qtype))
                     .unwrap()
                     .silent = true;
@@ -144,7 +143,7 @@ fn run(s: &Scenario) -> World {
     let mut props = TransportProperties::default();
     props.connection.conn_timeout = s.conn_timeout_ms.map(Duration::from_millis);
     let pre = Preconnection::new("example.com:443".parse().unwrap()).with_properties(props);
-    w.machine.initiate(ms(0), &pre).unwrap();
+    w.initiate(ms(0), &pre).unwrap();
     // Six sequential blackholes take 6 × 127 s; give them all time to end.
     w.run_until(ms(1_000_000));
     w
@@ -170,8 +169,8 @@ proptest! {
         prop_assert_eq!(ready + failed, 1, "the race settled");
 
         // No attempt starts after a win.
-        if let Some(pos) = w.log.iter().position(|l| l.starts_with("event Ready")) {
-            prop_assert!(!w.log[pos..].iter().any(|l| l.starts_with("open")), "{:?}", w.log);
+        if let Some(pos) = w.net.log.iter().position(|l| l.starts_with("event Ready")) {
+            prop_assert!(!w.net.log[pos..].iter().any(|l| l.starts_with("open")), "{:?}", w.net.log);
         }
 
         // Every started attempt ends as won, failed or cancelled.
@@ -185,23 +184,23 @@ proptest! {
             }
         }
         // ... and the adapter holds no socket but the winner's.
-        prop_assert!(w.live_sockets.len() == ready, "{:?}", w.live_sockets);
+        prop_assert!(w.live_sockets().len() == ready, "{:?}", w.live_sockets());
 
         // No (path, stack, address) is attempted twice.
         let mut seen = HashSet::new();
-        for (_, remote, iface) in &w.opened {
-            prop_assert!(seen.insert((*remote, *iface)), "{} attempted twice", remote);
+        for o in &w.opened {
+            prop_assert!(seen.insert((o.remote, o.interface)), "{} attempted twice", o.remote);
         }
 
         // Idle with no timer once settled.
         prop_assert!(w.machine.is_idle());
         prop_assert_eq!(w.machine.poll_timeout(), None);
-        prop_assert!(w.live_dns.is_empty());
+        prop_assert!(w.live_dns().is_empty());
 
         // The same seed and inputs give the same trace.
         let again = run(&s);
         prop_assert_eq!(again.machine.connection_info(conn).map(|c| c.trace()).unwrap(), &trace);
-        prop_assert_eq!(again.log, w.log);
+        prop_assert_eq!(again.net.log, w.net.log);
     }
 
     /// Arbitrary bytes as the answer to an in-flight query never panic, and
@@ -215,9 +214,9 @@ proptest! {
         };
         let mut w = build(&s);
         let pre = Preconnection::new("example.com:443".parse().unwrap());
-        let conn = w.machine.initiate(ms(0), &pre).unwrap();
+        let conn = w.initiate(ms(0), &pre).unwrap();
         w.drain();
-        let txns: Vec<_> = w.live_dns.iter().map(|(t, s)| (*t, *s)).collect();
+        let txns: Vec<_> = w.live_dns().iter().map(|(t, s)| (*t, *s)).collect();
         for (i, bytes) in garbage.iter().enumerate() {
             let (txn, server) = txns[i % txns.len()];
             w.machine.handle(ms(1), Input::DnsDatagram { txn, from: server, payload: bytes });

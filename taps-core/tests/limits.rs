@@ -1,8 +1,6 @@
-//! Issue #7: every documented limit (README "Limits"), reached. Each test
+//! Every documented limit (README "Limits"), reached. Each test
 //! drives one bound to its edge and checks that crossing it gives a clear
 //! error or bounded behaviour, and that nothing grows past it.
-
-mod support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -10,8 +8,6 @@ use std::time::Duration;
 use hickory_proto::op::{Message as DnsMessage, OpCode, Query};
 use hickory_proto::rr::rdata::{A, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use support::pki::TestCa;
-use support::world::{Tcp, World, ms};
 use taps_core::{
     AcceptError, Config, ConnectionState, Event, FailureReason, FramingFailure, HostName,
     InitiateError, Input, Instant, IoLimits, ListenerConfig, Machine, Message, Output,
@@ -26,6 +22,8 @@ use taps_core::{
     race::{RaceConfig, RacingMode},
 };
 use taps_testkit::dns::{build_response, parse_query};
+use taps_testkit::pki::TestCa;
+use taps_testkit::world::{Tcp, World, ms};
 
 const NAME: &str = "www.example.com";
 const SERVER: &str = "192.0.2.10:443";
@@ -254,7 +252,6 @@ fn cname_depth_fails_the_question_with_its_reason() {
         );
         w.raw_rule(DNS, NAME, QueryType::A, make);
         let c = w
-            .machine
             .initiate(
                 ms(0),
                 &Preconnection::new(format!("{NAME}:443").parse().unwrap()),
@@ -334,14 +331,14 @@ fn paths_per_connection() {
     // concurrent-attempt limit).
     w.tcp("192.0.2.77:443", Tcp::Refuse(Duration::from_millis(5)));
     let c = w
-        .machine
         .initiate(
             ms(0),
             &Preconnection::new("192.0.2.77:443".parse().unwrap()),
         )
         .unwrap();
     w.run_until(ms(60_000));
-    let used: std::collections::BTreeSet<u32> = w.opened.iter().filter_map(|o| o.2).collect();
+    let used: std::collections::BTreeSet<u32> =
+        w.opened.iter().filter_map(|o| o.interface).collect();
     let expected: std::collections::BTreeSet<u32> = (1..=16).collect();
     assert_eq!(used, expected, "attempts on the first 16 paths only");
     let error = w.error(c).expect("every path refused");
@@ -396,16 +393,15 @@ fn concurrent_attempts() {
             },
             ..taps_testkit::config(0)
         }));
-        w.machine
-            .initiate(
-                ms(0),
-                &Preconnection::new("many.example:443".parse().unwrap()),
-            )
-            .unwrap();
+        w.initiate(
+            ms(0),
+            &Preconnection::new("many.example:443".parse().unwrap()),
+        )
+        .unwrap();
         let mut most = 0;
         for t in (0..2000).step_by(5) {
             w.run_until(ms(t));
-            most = most.max(w.live_sockets.len());
+            most = most.max(w.live_sockets().len());
         }
         assert_eq!(most, usize::from(max), "with max_concurrent_attempts {max}");
         assert_eq!(
@@ -727,7 +723,7 @@ fn dns_cache_capacity() {
             host,
             QueryType::A,
             1,
-            support::world::addrs(&[&format!("192.0.2.{i}")], 600),
+            taps_testkit::world::addrs(&[&format!("192.0.2.{i}")], 600),
         );
         w.rule(
             dns,
@@ -740,7 +736,7 @@ fn dns_cache_capacity() {
     let queries = |w: &mut World, host: &str, at: u64| {
         let before = w.queries.len();
         let pre = Preconnection::new(format!("{host}:80").parse().unwrap());
-        w.machine.initiate(ms(at), &pre).unwrap();
+        w.initiate(ms(at), &pre).unwrap();
         w.run_until(ms(at + 100));
         w.queries.len() - before
     };

@@ -1,11 +1,8 @@
 //! The machine end to end in virtual time: real DNS messages, sockets as
-//! actions, every rule of issue #2 that crosses module boundaries.
-
-mod support;
+//! actions, every racing rule that crosses module boundaries.
 
 use std::time::Duration;
 
-use support::world::{Forgery, Tcp, World, addrs, ms};
 use taps_core::{
     Config, DropReason, Event, FailureReason, InitiateError, Input, Interface, InterfaceKind,
     Machine, Preconnection, TraceKind, TransportProperties,
@@ -14,6 +11,7 @@ use taps_core::{
     dns::{Answer, QueryType},
     race::RaceFailure,
 };
+use taps_testkit::world::{Forgery, Tcp, World, addrs, ms};
 
 const DNS1: &str = "192.168.1.1:53";
 const DNS2: &str = "192.168.1.2:53";
@@ -62,11 +60,11 @@ fn happy_dual_stack_queries_https_aaaa_a_back_to_back_and_wins_over_ipv6() {
     let mut w = World::new(machine(&[DNS1]));
     dual_stack(&mut w, DNS1, 10);
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(20)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     // HEv3 §4.1: "The order in which the queries are sent SHOULD be ... SVCB
     // or HTTPS query, AAAA query, A query", all at once.
-    let order: Vec<_> = w.queries.iter().map(|q| (q.0, q.2)).collect();
+    let order: Vec<_> = w.queries.iter().map(|q| (q.at, q.question.qtype)).collect();
     assert_eq!(
         order,
         [
@@ -81,7 +79,7 @@ fn happy_dual_stack_queries_https_aaaa_a_back_to_back_and_wins_over_ipv6() {
     );
     assert!(w.machine.is_idle());
     assert_eq!(w.machine.poll_timeout(), None, "no timer once settled");
-    assert!(w.live_dns.is_empty(), "every DNS transaction released");
+    assert!(w.live_dns().is_empty(), "every DNS transaction released");
 }
 
 #[test]
@@ -90,11 +88,15 @@ fn ipv6_blackhole_falls_back_after_one_attempt_delay_and_history_skips_it_next_t
     dual_stack(&mut w, DNS1, 10);
     w.tcp("[2001:db8::1]:443", Tcp::Blackhole);
     w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(20)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     let (at, remote, _) = w.ready(c).unwrap();
     assert_eq!((at, remote), (ms(280), "192.0.2.1:443".parse().unwrap()));
-    assert_eq!(w.closed_sockets.len(), 1, "the IPv6 attempt was cancelled");
+    assert_eq!(
+        w.closed_sockets().len(),
+        1,
+        "the IPv6 attempt was cancelled"
+    );
     w.machine.connection(c).close(ms(1000));
     w.drain();
 
@@ -102,10 +104,7 @@ fn ipv6_blackhole_falls_back_after_one_attempt_delay_and_history_skips_it_next_t
     // IPv6 address that hung: straight to IPv4.
     let queries_before = w.queries.len();
     w.now = ms(2000);
-    let c2 = w
-        .machine
-        .initiate(ms(2000), &pre("example.com:443"))
-        .unwrap();
+    let c2 = w.initiate(ms(2000), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     assert_eq!(w.queries.len(), queries_before, "cache answered everything");
     assert_eq!(
@@ -120,12 +119,12 @@ fn forged_answers_are_dropped_counted_and_do_not_end_the_query() {
     let mut w = World::new(machine(&[DNS1]));
     dual_stack(&mut w, DNS1, 10);
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
-    w.forgeries = vec![
+    w.net.forgeries = vec![
         Forgery::WrongSource("203.0.113.66:53".parse().unwrap()),
         Forgery::WrongId,
         Forgery::Garbage,
     ];
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     assert_eq!(
         w.ready(c).map(|r| r.1),
@@ -154,20 +153,21 @@ fn forged_answers_are_dropped_counted_and_do_not_end_the_query() {
 fn truncated_answer_is_retried_over_tcp() {
     let mut w = World::new(machine(&[DNS1]));
     dual_stack(&mut w, DNS1, 10);
-    w.dns
+    w.net
+        .dns
         .get_mut(&(DNS1.parse().unwrap(), "example.com".into(), QueryType::Aaaa))
         .unwrap()
         .truncate = true;
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     let tcp: Vec<_> = w
         .queries
         .iter()
-        .filter(|q| q.3 == taps_core::dns::DnsTransport::Tcp)
+        .filter(|q| q.send.transport == taps_core::dns::DnsTransport::Tcp)
         .collect();
     assert_eq!(tcp.len(), 1);
-    assert_eq!(tcp[0].2, QueryType::Aaaa);
+    assert_eq!(tcp[0].question.qtype, QueryType::Aaaa);
     assert_eq!(
         w.ready(c).map(|r| r.1),
         Some("[2001:db8::1]:443".parse().unwrap())
@@ -177,17 +177,17 @@ fn truncated_answer_is_retried_over_tcp() {
 #[test]
 fn silent_server_retransmits_then_moves_to_the_next_server() {
     let mut w = World::new(machine(&[DNS1, DNS2]));
-    w.dead_servers.push(DNS1.parse().unwrap());
+    w.net.dead_servers.push(DNS1.parse().unwrap());
     dual_stack(&mut w, DNS2, 10);
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     // DnsConfig default: 1 s per try, 2 tries per server.
     let aaaa: Vec<_> = w
         .queries
         .iter()
-        .filter(|q| q.2 == QueryType::Aaaa)
-        .map(|q| (q.0, q.1))
+        .filter(|q| q.question.qtype == QueryType::Aaaa)
+        .map(|q| (q.at, q.send.server))
         .collect();
     assert_eq!(
         aaaa,
@@ -226,15 +226,12 @@ fn servfail_moves_on_and_nxdomain_fails_with_the_dns_reasons() {
         Answer::NoData { negative_ttl: 60 },
     );
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
     assert_eq!(w.ready(c).map(|r| r.0), Some(ms(15)));
 
     // No rules for this name: NXDOMAIN everywhere.
-    let c2 = w
-        .machine
-        .initiate(w.now, &pre("missing.example:443"))
-        .unwrap();
+    let c2 = w.initiate(w.now, &pre("missing.example:443")).unwrap();
     w.run_until(ms(20_000));
     let err = w.error(c2).expect("an EstablishmentError");
     assert_eq!(err.reason, RaceFailure::NoAddresses);
@@ -269,7 +266,7 @@ fn ipv4_only_host_with_a_refused_first_address() {
     );
     w.tcp("192.0.2.1:443", Tcp::Refuse(Duration::from_millis(3)));
     w.tcp("192.0.2.2:443", Tcp::Accept(Duration::from_millis(3)));
-    let c = w.machine.initiate(ms(0), &pre("v4.example:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("v4.example:443")).unwrap();
     w.run_until(ms(10_000));
     // The refusal at 4 ms starts the next address at once (HEv3 min 10 ms
     // after the previous start applies: 1 + 10 = 11).
@@ -289,9 +286,9 @@ fn hosts_file_localhost_and_literals_send_no_query() {
     w.tcp("192.0.2.9:631", Tcp::Accept(Duration::from_millis(1)));
     w.tcp("[::1]:8080", Tcp::Accept(Duration::from_millis(1)));
     w.tcp("198.51.100.7:80", Tcp::Accept(Duration::from_millis(1)));
-    let a = w.machine.initiate(ms(0), &pre("printer.lan:631")).unwrap();
-    let b = w.machine.initiate(ms(0), &pre("localhost:8080")).unwrap();
-    let c = w.machine.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
+    let a = w.initiate(ms(0), &pre("printer.lan:631")).unwrap();
+    let b = w.initiate(ms(0), &pre("localhost:8080")).unwrap();
+    let c = w.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
     w.run_until(ms(1000));
     assert!(w.queries.is_empty());
     assert!(w.ready(a).is_some() && w.ready(b).is_some() && w.ready(c).is_some());
@@ -310,7 +307,6 @@ fn conn_timeout_lists_every_attempt_with_its_reason() {
     let mut props = TransportProperties::default();
     props.connection.conn_timeout = Some(Duration::from_secs(2));
     let c = w
-        .machine
         .initiate(ms(0), &pre("example.com:443").with_properties(props))
         .unwrap();
     w.run_until(ms(10_000));
@@ -326,15 +322,14 @@ fn conn_timeout_lists_every_attempt_with_its_reason() {
         text.contains("connection refused") && text.contains("connTimeout"),
         "{text}"
     );
-    assert!(w.live_sockets.is_empty(), "every socket closed");
+    assert!(w.live_sockets().is_empty(), "every socket closed");
 }
 
 fn last_socket(w: &World) -> taps_core::SocketId {
-    *w.live_sockets
-        .iter()
-        .max_by_key(|(s, _)| s.to_raw())
+    w.live_sockets()
+        .into_iter()
+        .max_by_key(|s| s.to_raw())
         .expect("a live socket")
-        .0
 }
 
 fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[&str]) -> Interface {
@@ -369,9 +364,9 @@ fn interfaces_race_as_paths_and_prohibitions_hold() {
     // blackholing the address, and the cellular attempt connects once the
     // path delay starts it — both go to the same address.
     w.tcp("192.0.2.1:443", Tcp::Blackhole);
-    let c = w.machine.initiate(ms(0), &pre("v4.example:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("v4.example:443")).unwrap();
     w.run_until(ms(1500));
-    let opened: Vec<_> = w.opened.iter().map(|o| (o.0, o.2)).collect();
+    let opened: Vec<_> = w.opened.iter().map(|o| (o.at, o.interface)).collect();
     assert_eq!(
         opened,
         [(ms(1), Some(2)), (ms(1001), Some(3))],
@@ -402,18 +397,16 @@ fn interfaces_race_as_paths_and_prohibitions_hold() {
     w.opened.clear();
     let props = TransportProperties::default().prohibit_interface_kind(InterfaceKind::Cellular);
     let c = w
-        .machine
         .initiate(w.now, &pre("v4.example:443").with_properties(props))
         .unwrap();
     w.run_until(ms(5000));
-    assert!(w.opened.iter().all(|o| o.2 == Some(2)));
+    assert!(w.opened.iter().all(|o| o.interface == Some(2)));
     w.machine.connection(c).close(w.now);
     w.drain();
 
     // Require a kind nobody has: fails at once, naming the requirement.
     let props = TransportProperties::default().require_interface_kind(InterfaceKind::Wired);
     let err = w
-        .machine
         .initiate(w.now, &pre("v4.example:443").with_properties(props))
         .unwrap_err();
     assert!(matches!(err, InitiateError::Path(_)));
@@ -427,7 +420,7 @@ fn stale_and_unknown_ids_are_ignored_and_counted() {
     let mut w = World::new(machine(&[DNS1]));
     dual_stack(&mut w, DNS1, 10);
     w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(5)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(1000));
     assert!(w.ready(c).is_some());
     let before = w.machine.stats().stale_inputs;
@@ -514,9 +507,9 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
     );
     w.tcp("192.0.2.77:8443", Tcp::Blackhole);
     w.tcp("192.0.2.88:8443", Tcp::Accept(Duration::from_millis(10)));
-    let c = w.machine.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
     w.run_until(ms(10_000));
-    let asked: Vec<_> = w.queries.iter().map(|q| (q.0, q.2)).collect();
+    let asked: Vec<_> = w.queries.iter().map(|q| (q.at, q.question.qtype)).collect();
     assert_eq!(
         asked,
         [
@@ -532,7 +525,7 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
     // when the answer contradicts it (HEv3 §7); the target's real address
     // joins the queue at 105 ms and starts when the Connection Attempt Delay
     // runs out (5 + 250 ms), the timer not being rescheduled by new answers.
-    let opened: Vec<_> = w.opened.iter().map(|o| (o.0, o.1)).collect();
+    let opened: Vec<_> = w.opened.iter().map(|o| (o.at, o.remote)).collect();
     assert_eq!(
         opened,
         [
@@ -572,7 +565,8 @@ fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
         0,
         Answer::NoData { negative_ttl: 0 },
     );
-    w.dns
+    w.net
+        .dns
         .get_mut(&(DNS1.parse().unwrap(), "example.com".into(), QueryType::Aaaa))
         .unwrap()
         .silent = true;
@@ -580,20 +574,19 @@ fn lingering_dns_is_released_when_a_failed_connection_is_freed() {
     let mut props = TransportProperties::default();
     props.connection.conn_timeout = Some(Duration::from_millis(200));
     let c = w
-        .machine
         .initiate(ms(0), &pre("example.com:443").with_properties(props))
         .unwrap();
     // connTimeout ends the race at 200 ms while AAAA is unanswered: the query
     // lingers (HEv3 §6), then the application frees the connection.
     w.run_until(ms(250));
     assert!(w.error(c).is_some());
-    assert!(!w.live_dns.is_empty(), "the AAAA query still lingers");
+    assert!(!w.live_dns().is_empty(), "the AAAA query still lingers");
     w.machine.connection(c).close(w.now);
     w.run_until(ms(60_000));
     assert!(
-        w.live_dns.is_empty(),
+        w.live_dns().is_empty(),
         "every DNS transaction released: {:?}",
-        w.live_dns
+        w.live_dns()
     );
     assert_eq!(w.machine.poll_timeout(), None);
     assert!(w.machine.is_idle());
@@ -643,7 +636,7 @@ fn path_changes_and_soft_errors_reach_only_the_connections_on_that_interface() {
         Input::InterfacesChanged(vec![wlan(1500, true, &["192.168.1.10/24"])]),
     );
     w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(5)));
-    let c = w.machine.initiate(ms(0), &pre("192.0.2.1:443")).unwrap();
+    let c = w.initiate(ms(0), &pre("192.0.2.1:443")).unwrap();
     w.run_until(ms(50));
     assert_eq!(w.ready(c).map(|r| r.2), Some(Some(2)), "won on wlan0");
     let path_events = |w: &World, from: usize| -> Vec<Event> {

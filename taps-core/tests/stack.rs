@@ -1,20 +1,19 @@
-//! Issue #3 end to end: in-memory client and server machines exchanging
+//! The stack end to end: in-memory client and server machines exchanging
 //! real bytes in virtual time — TLS 1.3 with rcgen certificates, ALPN,
 //! pinning, bad certificates, 0-RTT on resumed sessions, a TCP-up but
 //! TLS-stalled race, framed messages with their properties, back-pressure,
 //! close and abort on both sides, listener limits and hostile clients.
 
-mod support;
-
 use std::time::Duration;
 
-use support::net::{Behaviour, Net, Through, read_through};
-use support::pki::TestCa;
 use taps_core::{
     Config, ConnectionId, Event, FailureReason, Input, Instant, IoLimits, ListenerConfig,
     ListenerId, Machine, Message, Preconnection, SecurityParameters, SendError, StreamError,
     TlsCheckout, TlsFailure, TraceKind, dns::parse_hosts, framer::FramerFactory, race::RaceFailure,
 };
+use taps_testkit::net::{Behaviour, Net};
+use taps_testkit::pki::TestCa;
+use taps_testkit::wire::{Through, read_through};
 
 const V6: &str = "[2001:db8::10]:443";
 const V4: &str = "192.0.2.10:443";
@@ -706,7 +705,7 @@ fn close_and_abort_on_both_sides() {
     assert_eq!(
         FailureReason::LocalAbort.to_string(),
         "local abort",
-        "the reason reads as issue #3 asks"
+        "the reason reads as plain words"
     );
 }
 
@@ -865,9 +864,9 @@ fn a_first_message_larger_than_early_data_arrives_whole_once() {
 
 #[test]
 fn deterministic_tls_replays_byte_for_byte() {
-    // DESIGN.md rule 1: same inputs and seed give the same outputs. With the
-    // simulator's TLS environment (seeded randomness, fixed clock, Ed25519
-    // certificates) even the TLS bytes repeat.
+    // ARCHITECTURE.md, core contract rule 1: same inputs and seed give the
+    // same outputs. With the simulator's TLS environment (seeded randomness,
+    // fixed clock, Ed25519 certificates) even the TLS bytes repeat.
     fn run(seeded: bool) -> (Vec<u8>, u64) {
         let ca = TestCa::deterministic(7);
         let config = |seed| Config {

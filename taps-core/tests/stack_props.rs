@@ -1,20 +1,18 @@
-//! Issue #3 properties over random inputs: arbitrary chunking yields the
+//! Stack properties over random inputs: arbitrary chunking yields the
 //! same messages through whole client/server stacks; RFC 9622's event order
 //! holds whatever the application and the network do; arbitrary bytes as
 //! TLS records end in a failed attempt or dropped connection, never a panic.
-
-mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use support::net::Net;
-use support::pki::TestCa;
 use taps_core::{
     Config, ConnectionId, Event, FailureReason, Input, Instant, ListenerConfig, Machine, Message,
     Output, Preconnection, SecurityParameters, framer::FramerFactory,
 };
+use taps_testkit::net::Net;
+use taps_testkit::pki::TestCa;
 
 const V4: &str = "192.0.2.10:443";
 

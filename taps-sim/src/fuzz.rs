@@ -1,10 +1,9 @@
-//! The body of the `scenario` fuzz target (issue #7): arbitrary bytes as a
-//! scenario file, through the parser and, when they parse, through a short
-//! run of the simulator and every report a run feeds.
+//! The body of the `scenario` fuzz target: arbitrary bytes as a scenario
+//! file, through the parser and, when they parse, through a short run of
+//! the simulator and every report a run feeds.
 //!
-//! The other targets' bodies live in `fuzz/src/lib.rs`, but that file is
-//! also compiled into taps-core's tests, which cannot depend on taps-sim; so
-//! this one lives here. The cargo-fuzz binary `fuzz/fuzz_targets/scenario.rs`
+//! The other targets' bodies live in the test kit (`taps_testkit::fuzz`),
+//! which the simulator is built on; so this one lives here. The cargo-fuzz binary `fuzz/fuzz_targets/scenario.rs`
 //! is a one-line wrapper around [`scenario`], and
 //! `taps-sim/tests/fuzz_replay.rs` replays every file of
 //! `fuzz/corpus/scenario/` and `fuzz/artifacts/scenario/` through it on
@@ -61,6 +60,7 @@ use crate::scenario::{Scenario, ScenarioError};
 use crate::svg;
 use crate::world::{ConnOutcome, RunOptions, RunResult, SimError, World};
 use taps_core::race::Policy;
+use taps_testkit::violated;
 
 /// Bound on the steps of one fuzzed run. The library's scenarios take 9 to
 /// 28; a long run costs about 1.5 µs a step, so the bound keeps an input
@@ -82,14 +82,6 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "connect",
     "expect",
 ];
-
-/// Panics with a message that names the broken property; libFuzzer records
-/// the input, the replay test names the file.
-macro_rules! violated {
-    ($($arg:tt)*) => {
-        panic!("taps fuzz invariant violated: {}", format_args!($($arg)*))
-    };
-}
 
 /// The `scenario` fuzz target: returns when every check in the module docs
 /// holds, and panics naming the one that does not.
@@ -346,8 +338,8 @@ mod tests {
                 "{shown} passed"
             );
         }
-        // And the parser's own errors pass, on the text of the issue's
-        // mistakes: a typo, a bad value, a missing table.
+        // And the parser's own errors pass, on the usual mistakes: a typo,
+        // a bad value, a missing table.
         let base = std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/v6-blackhole.toml"),
         )

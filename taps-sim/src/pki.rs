@@ -4,8 +4,9 @@
 //!
 //! Everything here is a function of the seed, so a run replays byte for
 //! byte: keys are Ed25519 (RFC 8032 signatures are deterministic, unlike
-//! ECDSA's) made from 32 seeded bytes in RFC 8410 PKCS#8 framing, and
-//! serial numbers and validity dates are fixed. The TLS clock of the run
+//! ECDSA's) made from 32 seeded bytes, and serial numbers and validity
+//! dates are fixed; the test kit's [`taps_testkit::pki`] makes the keys and
+//! the authorities. The TLS clock of the run
 //! ([`TLS_CLOCK_UNIX`]) lies inside the normal validity period, so the
 //! `expired` and `not-yet-valid` certificates fail for the reason they name.
 //!
@@ -14,11 +15,10 @@
 
 use core::fmt;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SerialNumber,
-};
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, KeyPair, SerialNumber};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use taps_core::{Identity, Rng};
+use taps_testkit::pki::{self, ed25519_key};
 
 use crate::scenario::Cert;
 
@@ -64,33 +64,22 @@ impl fmt::Debug for Pki {
     }
 }
 
-/// An Ed25519 key pair from 32 seed bytes (RFC 8410 §7 PKCS#8 v1 framing).
+/// An Ed25519 key pair from the next 32 bytes of `rng`.
 fn ed25519(rng: &mut Rng) -> Result<KeyPair, PkiError> {
-    let mut der = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    for _ in 0..4 {
-        der.extend_from_slice(&rng.next_u64().to_le_bytes());
+    let mut seed = [0; 32];
+    for chunk in seed.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
     }
-    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(der),
-        &rcgen::PKCS_ED25519,
-    )?)
+    Ok(ed25519_key(seed)?)
 }
 
+/// A certificate authority with the next key of `rng`.
 fn authority(
     name: &str,
     serial: u8,
     rng: &mut Rng,
 ) -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.serial_number = Some(SerialNumber::from(vec![serial]));
-    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
-    Ok(CertifiedIssuer::self_signed(params, ed25519(rng)?)?)
+    Ok(pki::authority(name, serial, ed25519(rng)?)?)
 }
 
 impl Pki {

@@ -1,5 +1,4 @@
-//! Regression replay of the `scenario` fuzz target on stable Rust (issue
-//! #7).
+//! Regression replay of the `scenario` fuzz target on stable Rust.
 //!
 //! The target's body is [`taps_sim::fuzz::scenario`], the function the
 //! cargo-fuzz binary `fuzz/fuzz_targets/scenario.rs` calls, so `cargo test`
@@ -7,20 +6,17 @@
 //! (the scenario library as seeds) and of `fuzz/artifacts/scenario/`
 //! (inputs that once failed) goes through it again. A failure names the
 //! file and prints it in hex. The other targets are replayed by
-//! `taps-core/tests/fuzz_replay.rs`, with the same harness.
-
-#[allow(unreachable_pub, dead_code)]
-#[path = "../../fuzz/replay.rs"]
-mod harness;
+//! `taps-core/tests/fuzz_replay.rs`, through the same
+//! [`taps_testkit::replay`].
 
 use std::fs;
 
-use harness::{fuzz_dir, inputs};
 use taps_sim::cli::scenario_files;
+use taps_testkit::replay::{self, fuzz_dir, inputs};
 
 #[test]
 fn scenario() {
-    harness::replay("scenario", taps_sim::fuzz::scenario);
+    replay::replay("scenario", taps_sim::fuzz::scenario);
 }
 
 /// The seeds are the scenario library, byte for byte: a scenario added to

@@ -1,8 +1,7 @@
-//! The two sides of a socket in memory, for driving a checked-out TLS
-//! session (`Machine::check_out_tls`) the way an adapter does, without a
-//! socket. Shared through `#[path]` by the fuzz targets (`fuzz/src/lib.rs`)
-//! and taps-core's in-memory test network (`tests/support/net.rs`).
-#![allow(dead_code, unreachable_pub)]
+//! The two sides of a socket in memory, and the stream read and write an
+//! adapter does through a checked-out TLS session
+//! (`Machine::check_out_tls`), so tests drive one without a socket: the fuzz
+//! targets and the in-memory network ([`crate::net`]) use them.
 
 use std::collections::VecDeque;
 use std::io;

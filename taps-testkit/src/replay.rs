@@ -1,18 +1,14 @@
-//! Replaying fuzz inputs on stable Rust (issue #7): the part the stable
-//! replay tests share.
-//!
-//! Two test crates replay the fuzz corpora: `taps-core/tests/fuzz_replay.rs`
-//! for the targets in `fuzz/src/lib.rs`, and `taps-sim/tests/fuzz_replay.rs`
-//! for `scenario`, whose body lives in taps-sim. Both include this file with
-//! `#[path]` (it is not part of the fuzz crate's build), so they find,
-//! replay and report inputs the same way. Both crates sit one directory
-//! below the repository root, which `fuzz_dir` relies on.
+//! Replaying fuzz inputs on stable Rust: finding the files of
+//! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/`, running each
+//! through a target's body, and naming (in hex) every one that fails. The
+//! replay tests of taps-core (the targets of [`crate::fuzz`]) and of
+//! taps-sim (`scenario`) both use it, so they replay and report alike.
 
 use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
-/// The `fuzz/` directory.
+/// The `fuzz/` directory (beside this crate's in the repository).
 pub fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }

@@ -1,9 +1,9 @@
-//! In-memory client and server machines joined by byte pipes in virtual
+//! Client and server machines joined by in-memory byte pipes in virtual
 //! time: TCP as ordered, delayed byte delivery with FIN and RST, listeners,
-//! read back-pressure through `read_capacity`, and destinations that
-//! accept TCP but never answer (a stalled server). Issue #3's tests drive
-//! real rustls handshakes through it.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+//! a receive window, read back-pressure through `read_capacity`, and
+//! destinations that accept TCP but never answer (a stalled server). Real
+//! rustls handshakes run through it; stream reads and writes through a
+//! checked-out TLS session go through [`crate::wire`].
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -15,14 +15,12 @@ use taps_core::{
     TlsCheckout,
 };
 
-#[path = "../../../fuzz/wire.rs"]
-mod wire;
-use wire::{LimitedWire, QueueWire, WireEnd};
-pub use wire::{Through, read_through, write_through};
+use crate::wire::{LimitedWire, QueueWire, Through, WireEnd, read_through, write_through};
 
 /// One end of a TCP connection: (machine index, socket).
 pub type End = (usize, SocketId);
 
+/// How a destination address treats a SYN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
     /// A listener answers normally.
@@ -62,32 +60,43 @@ struct EndState {
     stalled: bool,
 }
 
+/// The machines, the pipes between their sockets, and the clock.
 pub struct Net {
+    /// Virtual time.
     pub now: Instant,
+    /// The machines; an index is a machine's address in the net.
     pub machines: Vec<Machine>,
+    /// One-way delay of every pipe.
     pub delay: Duration,
+    /// Who listens where: (machine, listener).
     pub listeners: HashMap<SocketAddr, (usize, ListenerId)>,
+    /// Destinations that do not serve normally.
     pub behaviour: HashMap<SocketAddr, Behaviour>,
     ends: HashMap<End, EndState>,
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     due: BTreeMap<u64, Due>,
     seq: u64,
+    /// Every event: when, which machine, what.
     pub events: Vec<(Instant, usize, Event)>,
-    /// (machine, socket, fast_open) for every OpenTcp.
+    /// (when, machine, remote, fast_open) for every OpenTcp.
     pub opened: Vec<(Instant, usize, SocketAddr, bool)>,
+    /// Bytes handed to machines as `SocketData`.
     pub bytes_delivered: u64,
     /// FNV-1a over every byte delivered, in order: equal runs, equal hash.
     pub wire_hash: u64,
+    /// Most bytes ever delivered to one end and not read by its machine.
     pub max_inbox: usize,
     /// Like a TCP receive window: a sender may have at most this many bytes
     /// in flight plus unread at its peer.
     pub window: usize,
     /// Largest piece handed to a machine in one `SocketData`.
     pub chunk: usize,
+    /// RSTs sent to a peer (an `AbortSocket` of a connected socket).
     pub resets: usize,
 }
 
 impl Net {
+    /// `machines` joined by pipes of one-way `delay`, at time zero.
     pub fn new(machines: Vec<Machine>, delay: Duration) -> Self {
         Net {
             now: Instant::ZERO,
@@ -400,6 +409,7 @@ impl Net {
         }
     }
 
+    /// Runs for `d`; the clock then reads `d` later even if all went quiet.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);

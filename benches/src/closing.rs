@@ -1,7 +1,7 @@
 //! The peer of the connect benchmarks: a plain async-io server on its own
 //! executor that reads each connection to its end, then closes it, the
-//! same for every client kind. Shared through `#[path]` by
-//! `benches/smol.rs` and `examples/connects.rs`.
+//! same for every client kind (the `smol` bench and the `connects`
+//! example).
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -11,7 +11,7 @@ use futures_lite::AsyncReadExt;
 /// A listening socket on 127.0.0.1 with a deep backlog, so clients that
 /// drop their connections without waiting never outrun its accepts into a
 /// full queue (a dropped SYN costs a 1 s retransmission).
-pub(crate) fn bind() -> TcpListener {
+pub fn bind() -> TcpListener {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket
         .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
@@ -21,7 +21,7 @@ pub(crate) fn bind() -> TcpListener {
 }
 
 /// Serves `listener` on this thread, forever.
-pub(crate) fn run(listener: TcpListener) {
+pub fn run(listener: TcpListener) {
     let ex = async_executor::Executor::new();
     let listener = Async::new(listener).unwrap();
     async_io::block_on(ex.run(async {
@@ -36,7 +36,7 @@ pub(crate) fn run(listener: TcpListener) {
 }
 
 /// The server on a thread of this process; its address.
-pub(crate) fn spawn() -> SocketAddr {
+pub fn spawn() -> SocketAddr {
     let listener = bind();
     let at = listener.local_addr().unwrap();
     std::thread::spawn(move || run(listener));

@@ -1,3 +1,0 @@
-pub mod net;
-pub mod pki;
-pub mod world;
