@@ -3,7 +3,9 @@
 //! rule, at the first one that breaks a promise of the core contract
 //! (ARCHITECTURE.md, "The core contract": handles, one winner, RFC 9622
 //! event order). The fuzz targets, the [`crate::harness`] and so the
-//! [`crate::world`] run every output through it.
+//! [`crate::world`] run every output through it, and so does the simulator,
+//! with a [`Checker::recording`] one: a simulated run has to keep going
+//! after a broken promise and report it with the run's result.
 //!
 //! A contract bug found and not yet fixed is listed in [`KNOWN_BUGS`], so
 //! fuzzing can go on past it; [`strictly`] enforces the list again.
@@ -98,19 +100,66 @@ struct ConnTrack {
 ///   `ConnectionReceived`; no `EstablishmentError` after `Ready`; nothing at
 ///   all after `Closed`, `EstablishmentError` or `ConnectionError`; no event
 ///   for a connection the application never heard of.
+///
+/// A [`Checker::default`] panics through [`violated!`](crate::violated) at
+/// the first broken rule; a [`Checker::recording`] one writes it down and
+/// carries on (see [`Checker::take_violations`]).
 #[derive(Debug, Default)]
 pub struct Checker {
     sockets: HashMap<SocketId, Life>,
     txns: HashMap<DnsTxnId, Life>,
     listeners: HashMap<ListenerId, Life>,
     conns: HashMap<ConnectionId, ConnTrack>,
+    /// `Some` when violations are recorded instead of panicking.
+    recorded: Option<Vec<String>>,
 }
 
 impl Checker {
+    /// A checker that records each broken rule, in the order seen, instead
+    /// of panicking.
+    pub fn recording() -> Self {
+        Checker {
+            recorded: Some(Vec::new()),
+            ..Checker::default()
+        }
+    }
+
+    /// Forgets every handle and recorded violation, keeping the tables'
+    /// memory (a simulator runs many small worlds with one checker).
+    pub fn clear(&mut self) {
+        self.sockets.clear();
+        self.txns.clear();
+        self.listeners.clear();
+        self.conns.clear();
+        if let Some(v) = &mut self.recorded {
+            v.clear();
+        }
+    }
+
+    /// Hands over the violations recorded so far (always none for a
+    /// panicking checker).
+    pub fn take_violations(&mut self) -> Vec<String> {
+        self.recorded
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// A broken contract found outside this checker (the simulator's own
+    /// checks), kept in order with the checker's: recorded, or a panic.
+    pub fn report(&mut self, what: impl Display) {
+        match &mut self.recorded {
+            Some(v) => v.push(what.to_string()),
+            None => violated!("{what}"),
+        }
+    }
+
     /// `initiate` returned `conn`: it must be a fresh id.
     pub fn initiated(&mut self, conn: ConnectionId) {
         if self.conns.contains_key(&conn) {
-            violated!("initiate returned {conn:?}, an id already issued");
+            self.report(format_args!(
+                "initiate returned {conn:?}, an id already issued"
+            ));
         }
         self.conns.insert(
             conn,
@@ -141,48 +190,70 @@ impl Checker {
     /// `accept` returned `socket`: it must be a fresh id.
     pub fn accepted(&mut self, socket: SocketId) {
         if self.sockets.insert(socket, Life::Live).is_some() {
-            violated!("accept returned {socket:?}, an id already issued");
+            self.report(format_args!(
+                "accept returned {socket:?}, an id already issued"
+            ));
         }
     }
 
     /// `listen` returned `listener`: it must be a fresh id.
     pub fn listened(&mut self, listener: ListenerId) {
         if self.listeners.insert(listener, Life::Live).is_some() {
-            violated!("listen returned {listener:?}, an id already issued");
+            self.report(format_args!(
+                "listen returned {listener:?}, an id already issued"
+            ));
         }
     }
 
-    fn live_socket(&self, socket: SocketId, what: &str) {
+    fn live_socket(&mut self, socket: SocketId, what: &str) {
         match self.sockets.get(&socket) {
             Some(Life::Live) => {}
-            Some(Life::Freed) => violated!("{what} names {socket:?} after it was closed"),
-            None => violated!("{what} names {socket:?}, which was never opened"),
+            Some(Life::Freed) => {
+                self.report(format_args!("{what} names {socket:?} after it was closed"))
+            }
+            None => self.report(format_args!(
+                "{what} names {socket:?}, which was never opened"
+            )),
         }
     }
 
-    fn live_listener(&self, listener: ListenerId, what: &str) {
+    fn live_listener(&mut self, listener: ListenerId, what: &str) {
         match self.listeners.get(&listener) {
             Some(Life::Live) => {}
-            Some(Life::Freed) => violated!("{what} names {listener:?} after Stopped"),
-            None => violated!("{what} names {listener:?}, which listen never returned"),
+            Some(Life::Freed) => {
+                self.report(format_args!("{what} names {listener:?} after Stopped"))
+            }
+            None => self.report(format_args!(
+                "{what} names {listener:?}, which listen never returned"
+            )),
         }
     }
 
-    fn conn(&mut self, conn: ConnectionId, what: &Event) -> &mut ConnTrack {
-        let Some(track) = self.conns.get_mut(&conn) else {
-            violated!("{what:?} for {conn:?}, a connection the application never heard of");
-        };
-        if track.ended {
-            violated!("{what:?} after the end of {conn:?}");
+    /// The track of a connection the application heard of and that has not
+    /// ended; `None` (after reporting it) otherwise.
+    fn conn(&mut self, conn: ConnectionId, what: &Event) -> Option<&mut ConnTrack> {
+        match self.conns.get(&conn) {
+            None => {
+                self.report(format_args!(
+                    "{what:?} for {conn:?}, a connection the application never heard of"
+                ));
+                None
+            }
+            Some(track) if track.ended => {
+                self.report(format_args!("{what:?} after the end of {conn:?}"));
+                None
+            }
+            Some(_) => self.conns.get_mut(&conn),
         }
-        track
     }
 
     /// Checks one output, in the order `poll` gave it.
     pub fn output(&mut self, out: &Output) {
         match out {
             Output::Dns(DnsAction::Send(send)) => match self.txns.get(&send.txn) {
-                Some(Life::Freed) => violated!("DNS send on {:?} after its Release", send.txn),
+                Some(Life::Freed) => {
+                    self.report(format_args!("DNS send on {:?} after its Release", send.txn))
+                }
                 Some(Life::Live) => {}
                 None => {
                     self.txns.insert(send.txn, Life::Live);
@@ -190,12 +261,14 @@ impl Checker {
             },
             Output::Dns(DnsAction::Release(txn)) => match self.txns.insert(*txn, Life::Freed) {
                 Some(Life::Live) => {}
-                Some(Life::Freed) => violated!("{txn:?} released twice"),
-                None => violated!("release of {txn:?}, which was never sent"),
+                Some(Life::Freed) => self.report(format_args!("{txn:?} released twice")),
+                None => self.report(format_args!("release of {txn:?}, which was never sent")),
             },
             Output::OpenTcp { socket, .. } => {
                 if self.sockets.insert(*socket, Life::Live).is_some() {
-                    violated!("OpenTcp names {socket:?}, an id already issued");
+                    self.report(format_args!(
+                        "OpenTcp names {socket:?}, an id already issued"
+                    ));
                 }
             }
             Output::Transmit { socket } => self.live_socket(*socket, "Transmit"),
@@ -208,7 +281,9 @@ impl Checker {
             Output::Listen { listener, .. } => self.live_listener(*listener, "Listen"),
             Output::StopListening { listener } => self.live_listener(*listener, "StopListening"),
             Output::Event(e) => self.event(e),
-            other => violated!("an output the contract checker does not know: {other:?}"),
+            other => self.report(format_args!(
+                "an output the contract checker does not know: {other:?}"
+            )),
         }
     }
 
@@ -228,7 +303,9 @@ impl Checker {
                 }
                 match self.conns.get_mut(conn) {
                     Some(t) if t.forged && !t.ready && !t.ended => t.ready = true,
-                    Some(_) => violated!("ConnectionReceived names {conn:?}, an id already issued"),
+                    Some(_) => self.report(format_args!(
+                        "ConnectionReceived names {conn:?}, an id already issued"
+                    )),
                     None => {
                         self.conns.insert(
                             *conn,
@@ -242,28 +319,37 @@ impl Checker {
             }
             Event::Ready { conn, socket, .. } => {
                 self.live_socket(*socket, "Ready");
-                let track = self.conn(*conn, e);
-                if !track.active {
-                    violated!("Ready for {conn:?}, which a listener delivered");
-                }
-                if track.ready {
-                    violated!("a second Ready for {conn:?}");
-                }
+                let Some(track) = self.conn(*conn, e) else {
+                    return;
+                };
+                let (active, ready) = (track.active, track.ready);
                 track.ready = true;
+                if !active {
+                    self.report(format_args!(
+                        "Ready for {conn:?}, which a listener delivered"
+                    ));
+                } else if ready {
+                    self.report(format_args!("a second Ready for {conn:?}"));
+                }
             }
             Event::EstablishmentError { conn, .. } => {
-                let track = self.conn(*conn, e);
-                if track.ready {
-                    violated!("EstablishmentError after Ready for {conn:?}");
-                }
+                let Some(track) = self.conn(*conn, e) else {
+                    return;
+                };
+                let ready = track.ready;
                 track.ended = true;
+                if ready {
+                    self.report(format_args!("EstablishmentError after Ready for {conn:?}"));
+                }
             }
             Event::Received { conn, .. }
             | Event::ReceivedPartial { conn, .. }
             | Event::Sent { conn, .. }
-            | Event::Readable { conn } => {
-                if !self.conn(*conn, e).ready {
-                    violated!("{e:?} before Ready");
+            | Event::Readable { conn }
+            | Event::PathChange { conn, .. }
+            | Event::SoftError { conn, .. } => {
+                if self.conn(*conn, e).is_some_and(|t| !t.ready) {
+                    self.report(format_args!("{e:?} before Ready"));
                 }
             }
             Event::Expired { conn, .. }
@@ -271,15 +357,14 @@ impl Checker {
             | Event::Writable { conn } => {
                 self.conn(*conn, e);
             }
-            Event::PathChange { conn, .. } | Event::SoftError { conn, .. } => {
-                if !self.conn(*conn, e).ready {
-                    violated!("{e:?} before Ready");
+            Event::ConnectionError { conn, .. } | Event::Closed { conn } => {
+                if let Some(track) = self.conn(*conn, e) {
+                    track.ended = true;
                 }
             }
-            Event::ConnectionError { conn, .. } | Event::Closed { conn } => {
-                self.conn(*conn, e).ended = true;
-            }
-            other => violated!("an event the contract checker does not know: {other:?}"),
+            other => self.report(format_args!(
+                "an event the contract checker does not know: {other:?}"
+            )),
         }
     }
 
@@ -335,5 +420,82 @@ impl Checker {
 pub fn nonempty(e: &dyn Display) {
     if e.to_string().trim().is_empty() {
         violated!("an error displays as empty text");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONN: ConnectionId = ConnectionId::from_raw(0, 0);
+    const SOCKET: SocketId = SocketId::from_raw(0, 0);
+
+    /// A connection's socket opened, then its `Ready` given twice.
+    fn won_twice() -> Vec<Output> {
+        let ready = Output::Event(Event::Ready {
+            conn: CONN,
+            socket: SOCKET,
+            remote: "192.0.2.1:443".parse().unwrap(),
+            interface: None,
+        });
+        vec![
+            Output::OpenTcp {
+                socket: SOCKET,
+                remote: "192.0.2.1:443".parse().unwrap(),
+                local: None,
+                interface: None,
+                fast_open: false,
+            },
+            ready.clone(),
+            ready,
+        ]
+    }
+
+    #[test]
+    fn a_recording_checker_writes_a_broken_rule_down_and_carries_on() {
+        let mut checker = Checker::recording();
+        checker.initiated(CONN);
+        for out in won_twice() {
+            checker.output(&out);
+        }
+        // The world's own finding lands after the checker's, in order.
+        checker.report("the machine is not idle");
+        checker.output(&Output::CloseSocket { socket: SOCKET });
+        assert_eq!(
+            checker.take_violations(),
+            [
+                format!("a second Ready for {CONN:?}"),
+                "the machine is not idle".to_string(),
+            ]
+        );
+        assert!(checker.take_violations().is_empty(), "taken once");
+        assert!(
+            !checker.is_live_socket(SOCKET),
+            "it kept following the outputs"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "taps fuzz invariant violated: a second Ready")]
+    fn a_default_checker_panics_at_the_first_broken_rule() {
+        let mut checker = Checker::default();
+        checker.initiated(CONN);
+        for out in won_twice() {
+            checker.output(&out);
+        }
+    }
+
+    #[test]
+    fn clear_forgets_handles_and_violations() {
+        let mut checker = Checker::recording();
+        checker.output(&Output::CloseSocket { socket: SOCKET });
+        checker.clear();
+        assert!(checker.take_violations().is_empty());
+        // Cleared, the same id is fresh again.
+        checker.initiated(CONN);
+        for out in won_twice().into_iter().take(2) {
+            checker.output(&out);
+        }
+        assert!(checker.take_violations().is_empty());
     }
 }

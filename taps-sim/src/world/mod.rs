@@ -70,11 +70,12 @@
 //!   [`Responder`] with real messages, plus forged answers (wrong id, wrong
 //!   source) just before the real one when the scenario asks for them.
 //!
-//! Every `Output` is performed and checked: a `CloseSocket` or `Release` for
-//! something not open, a second settlement of a connection, an attempt that
-//! starts after the race settled or never ends, or a machine that is not
-//! idle when every connection has settled are recorded as
-//! [`RunResult::violations`].
+//! Every `Output` is performed and checked: whatever breaks the core's
+//! output contract (the test kit's one checker: a `CloseSocket` or `Release`
+//! for something not open, a second settlement of a connection, an event out
+//! of RFC 9622 order), an attempt that starts after the race settled or
+//! never ends, or a machine that is not idle when every connection has
+//! settled are recorded as [`RunResult::violations`].
 
 mod checks;
 mod dns;
@@ -401,6 +402,7 @@ impl World {
     /// Performs every output the machine has.
     fn drain(&mut self, cx: &mut Ctx<'_>) {
         while let Some(out) = cx.machine.poll() {
+            self.violations.output(&out);
             match out {
                 Output::Dns(DnsAction::Send(send)) => self.dns_send(cx, send),
                 Output::Dns(DnsAction::Release(txn)) => self.dns_release(txn),
@@ -436,12 +438,13 @@ impl World {
             _ => return,
         };
         let now = self.now;
+        // An event for a connection never initiated, or a second
+        // settlement, broke the output contract, which the checker has
+        // reported; the world keeps the first settlement.
         let Some(i) = self.conns.iter().position(|c| c.id == Some(conn)) else {
-            self.violations.unknown_connection(conn);
             return;
         };
         if self.conns[i].settled.is_some() {
-            self.violations.settled_twice(i + 1);
             return;
         }
         let c = &mut self.conns[i];
@@ -481,6 +484,7 @@ impl World {
                 };
                 match result {
                     Ok(id) => {
+                        self.violations.initiated(id);
                         run.id = Some(id);
                         self.conns.push(run);
                         self.drain(cx);
