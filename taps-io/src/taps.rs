@@ -2,7 +2,6 @@
 //! establishment calls.
 
 use std::future::poll_fn;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -41,13 +40,7 @@ impl Taps {
     ///
     /// When resolv.conf or the hosts file exists but cannot be read.
     pub fn system_config() -> Result<Config, Error> {
-        let (dns, hosts) = taps_sys::dns_config::system_dns()?;
-        Ok(Config {
-            dns,
-            hosts,
-            tls: Some(taps_sys::tls::system_environment()),
-            ..Config::new(random_seed())
-        })
+        Ok(taps_sys::system_config()?)
     }
 
     /// A `Taps` with this configuration whose tasks run on `runtime`. The
@@ -293,13 +286,4 @@ impl Drop for Pending<'_> {
             self.shared.release(self.id);
         }
     }
-}
-
-/// A seed for DNS ids and tie shuffles that differs per process and per
-/// call: std's `RandomState` keys come from the OS's random source.
-fn random_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    RandomState::new().hash_one(nanos)
 }

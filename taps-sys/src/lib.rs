@@ -8,6 +8,9 @@
 //! sockets, list interfaces and read the system's configuration the same
 //! way.
 //!
+//! - [`system_config`]: the core's `Config` with this system's DNS servers,
+//!   hosts file, TLS environment and a fresh seed: where an embedder of
+//!   `taps-core` starts.
 //! - [`socket`]: TCP, listener and DNS sockets through socket2 (socket(2),
 //!   connect(2), socket(7), tcp(7), ipv6(7), mptcp(7)), and the mapping of
 //!   OS errors to [`FailureReason`](taps_core::FailureReason).
@@ -55,12 +58,15 @@ use std::io;
 #[cfg(not(unix))]
 compile_error!("taps-sys supports Unix only");
 
+mod config;
 pub mod dns_config;
 pub mod interfaces;
 pub mod monitor;
 pub mod roots;
 pub mod socket;
 pub mod tls;
+
+pub use config::{random_seed, system_config};
 
 /// At what step an operation failed; decides whether an error is a socket
 /// setup failure or a failure of the connection itself.

@@ -71,6 +71,13 @@ pub use listen::{AcceptError, ListenError, ListenerConfig};
 pub use view::{ConnectionInfo, ConnectionView, ListenerView, SocketView};
 
 /// Settings of one machine.
+///
+/// [`Config::new`] knows nothing of the system it runs on: no DNS servers,
+/// no hosts file, no TLS environment. On a real system, start from
+/// `taps_sys::system_config()`, which fills those in from resolv.conf,
+/// the hosts file and the OS (the core cannot read files); the interfaces
+/// then come in as [`Input::InterfacesChanged`]
+/// (`taps_sys::interfaces::list_interfaces()`).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Seed of every random choice (DNS ids, tie shuffles).
