@@ -94,6 +94,11 @@ impl ConnectionView<'_> {
     /// Stream read: copies received bytes into `buf`. `Ok(0)` means the
     /// peer closed and everything was read.
     ///
+    /// Reading goes on after [`ConnectionView::close`], until the `Closed`
+    /// event: that event frees the id, and a read after it is
+    /// [`StreamError::UnknownConnection`]. So read to `Ok(0)` first, then
+    /// close, as with a socket.
+    ///
     /// # Errors
     ///
     /// [`StreamError::WouldBlock`] when nothing waits (a `Readable` event
