@@ -26,8 +26,10 @@ pub enum Error {
     /// `initiate` was refused before anything was tried (no path meets the
     /// requirements, properties TCP cannot give, unusable TLS settings...).
     Initiate(InitiateError),
-    /// Every attempt failed, or `connTimeout` passed. The Display names
-    /// each attempt and its reason.
+    /// Every attempt failed, or `connTimeout` passed. The Display reads like
+    /// curl's (`failed to connect to localhost port 8001 after 0 ms:
+    /// connection refused`), one line per attempt when there were several;
+    /// the trace holds the rest.
     Establishment(Box<EstablishmentFailure>),
     /// The established connection broke, or was aborted.
     Connection(FailureReason),
@@ -59,9 +61,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Initiate(e) => write!(f, "cannot initiate: {e}"),
-            Error::Establishment(e) => {
-                write!(f, "cannot connect to {}: {}", e.remote, e.error)
-            }
+            // The core's error already names the host and port, curl-style.
+            Error::Establishment(e) => write!(f, "{}", e.error),
             Error::Connection(reason) => write!(f, "connection failed: {reason}"),
             Error::Closed => f.write_str("the connection is closed"),
             Error::Send(e) => write!(f, "message refused: {e}"),
