@@ -661,8 +661,9 @@ pub struct EstablishmentError {
     pub port: u16,
     /// From initiate to the failure.
     pub elapsed: Duration,
-    /// The DNS questions and what they came to.
-    pub dns: SmallVec<[DnsReport; 3]>,
+    /// The DNS questions and what they came to (a `Vec`: inline they
+    /// would make every `Event` large).
+    pub dns: Vec<DnsReport>,
     /// Every attempt.
     pub attempts: Vec<AttemptReport>,
 }
@@ -675,7 +676,7 @@ impl EstablishmentError {
         (host, port): (Host, u16),
         interface_name: &dyn Fn(u32) -> Option<String>,
     ) -> Self {
-        let mut dns: SmallVec<[DnsReport; 3]> = SmallVec::new();
+        let mut dns: Vec<DnsReport> = Vec::with_capacity(3);
         let mut asked: SmallVec<[(QueryType, SocketAddr); 3]> = SmallVec::new();
         let mut attempts: Vec<AttemptReport> = Vec::new();
         let since = |t: Instant| t.saturating_duration_since(trace.start);
@@ -1283,7 +1284,16 @@ mod tests {
     #[test]
     fn establishment_error_reads_like_curl() {
         let positive = DnsOutcome::Positive { count: 1, ttl: 0 };
-        let cases: &[(&str, &str, RaceFailure, &[(u64, TraceKind)], u64, &str)] = &[
+        // (what, host, reason, trace events at ms, failed at ms, text)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            RaceFailure,
+            &'a [(u64, TraceKind)],
+            u64,
+            &'a str,
+        );
+        let cases: &[Case<'_>] = &[
             (
                 "a literal address, refused: one line, no DNS",
                 "127.0.0.1",
