@@ -20,7 +20,7 @@
 //! |---|---|
 //! | 0 | success: both directions ended in order |
 //! | 1 | a local problem: a file could not be read, the system configuration or a listening socket failed |
-//! | 2 | bad usage |
+//! | 2 | bad usage, every mistake in `HOST:PORT` included (no port, a bad port, no host, IPv6 without brackets, a URL) |
 //! | 3 | establishment failed: every attempt failed (each is named with its reason), no path meets the requirements, or `--timeout` passed |
 //! | 4 | the connection failed after it was established (reset, TLS or framing error) |
 #![forbid(unsafe_code)]
