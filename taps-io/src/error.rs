@@ -19,6 +19,17 @@ pub struct EstablishmentFailure {
     pub remote: String,
 }
 
+/// The core's curl-style text; the trace and the remote text add nothing
+/// to it (the trace is for `-v`-style detail).
+impl fmt::Display for EstablishmentFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+/// The text appears once in a chain: no `source`.
+impl std::error::Error for EstablishmentFailure {}
+
 /// An error of the async API.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -62,7 +73,7 @@ impl fmt::Display for Error {
         match self {
             Error::Initiate(e) => write!(f, "cannot initiate: {e}"),
             // The core's error already names the host and port, curl-style.
-            Error::Establishment(e) => write!(f, "{}", e.error),
+            Error::Establishment(e) => write!(f, "{e}"),
             Error::Connection(reason) => write!(f, "connection failed: {reason}"),
             Error::Closed => f.write_str("the connection is closed"),
             Error::Send(e) => write!(f, "message refused: {e}"),
@@ -114,4 +125,18 @@ pub fn reason_to_io(reason: FailureReason) -> io::Error {
         _ => K::Other,
     };
     io::Error::new(kind, format!("connection failed: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error of the async API is a `std::error::Error`
+    /// (ARCHITECTURE.md "Conventions"): this does not compile otherwise.
+    #[test]
+    fn errors_are_std_errors() {
+        fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+        is_error::<Error>();
+        is_error::<EstablishmentFailure>();
+    }
 }
