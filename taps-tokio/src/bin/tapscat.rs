@@ -294,7 +294,10 @@ fn url_hint(target: &str, scheme: &str) -> String {
     let rest = target.split_once("://").map_or(target, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     // Credentials (`user@`) are not tapscat's business.
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let authority = match authority.rsplit_once('@').map_or(authority, |(_, a)| a) {
+        "" => "HOST",
+        a => a,
+    };
     let scheme = scheme.to_ascii_lowercase();
     let has_port = authority
         .rsplit_once(':')
@@ -713,6 +716,25 @@ mod tests {
         assert!(matches!(args("-h"), Err(Usage::Help)));
         assert!(matches!(args("--version"), Err(Usage::Version)));
         assert!(args("-v x:1").ok().unwrap().trace, "-v is --trace");
+    }
+
+    #[test]
+    fn urls_get_the_host_port_they_mean() {
+        for (url, hint) in [
+            ("https://example.com/a?b", "example.com:443 --tls"),
+            ("HTTPS://user@example.com:8443", "example.com:8443 --tls"),
+            ("https://[::1]/", "[::1]:443 --tls"),
+            ("http://example.com", "example.com:80"),
+            ("gopher://example.com", "example.com:PORT"),
+            ("https://", "HOST:443 --tls"),
+        ] {
+            let scheme = url.split_once("://").unwrap().0;
+            assert_eq!(
+                url_hint(url, scheme),
+                format!("takes HOST:PORT, not a URL: try {hint}"),
+                "{url}"
+            );
+        }
     }
 
     #[test]
