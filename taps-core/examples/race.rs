@@ -72,7 +72,10 @@ fn main() {
         );
         match w.ready(conn) {
             Some((at, remote, _)) => println!("ready via {remote} after {at}\n"),
-            None => println!("failed: {:?}\n", w.error(conn).map(ToString::to_string)),
+            None => match w.error(conn) {
+                Some(e) => println!("{e}\n"),
+                None => println!("neither ready nor failed\n"),
+            },
         }
     }
 }

@@ -378,15 +378,26 @@ impl Trace {
     /// attempt. `interface_name` turns an interface index into its name.
     pub fn waterfall(&self, host: &str, interface_name: &dyn Fn(u32) -> Option<String>) -> String {
         let mut out = String::new();
-        let ms = |t: Instant| t.millis_since(self.start);
         let iface = |i: Option<u32>| match i {
             None => "default".to_string(),
             Some(i) => interface_name(i).unwrap_or_else(|| format!("if#{i}")),
         };
         let _ = writeln!(out, "race to {host} (times in ms from initiate)");
+        let _ = self.write_log(&mut out, &iface);
+        self.render_bars(&mut out, &iface);
+        out
+    }
+
+    /// The event log, one line per record: the one rendering behind both
+    /// [`Trace::waterfall`] and `Display`.
+    fn write_log(
+        &self,
+        out: &mut dyn fmt::Write,
+        iface: &dyn Fn(Option<u32>) -> String,
+    ) -> fmt::Result {
         for e in &self.events {
-            let _ = write!(out, "{:>9.3}  ", ms(e.at));
-            let _ = match e.kind {
+            write!(out, "{:>9.3}  ", e.at.millis_since(self.start))?;
+            match e.kind {
                 TraceKind::DnsQuery {
                     qtype,
                     server,
@@ -462,10 +473,9 @@ impl Trace {
                     writeln!(out, "race     failed: no attempt succeeded")
                 }
                 TraceKind::Closed => writeln!(out, "conn     closed"),
-            };
+            }?;
         }
-        self.render_bars(&mut out, &iface);
-        out
+        Ok(())
     }
 
     fn render_bars(&self, out: &mut String, iface: &dyn Fn(Option<u32>) -> String) {
@@ -538,6 +548,19 @@ impl Trace {
     }
 }
 
+/// The event log, one line per record, times in ms from initiate: the
+/// same lines as [`Trace::waterfall`]'s log (which also names interfaces
+/// and draws the bars). Interfaces show as `if#N`; the trace holds indexes
+/// only.
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_log(f, &|i| match i {
+            None => "default".to_string(),
+            Some(i) => format!("if#{i}"),
+        })
+    }
+}
+
 fn bar(from: usize, to: usize, width: usize, fill: char, mark: char) -> String {
     let from = from.min(width);
     let to = to.clamp(from, width);
@@ -554,4 +577,37 @@ fn bar(from: usize, to: usize, width: usize, fill: char, mark: char) -> String {
         });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Display` is the waterfall's event log: one line per record, the
+    /// same text, with interfaces as `if#N`.
+    #[test]
+    fn display_is_the_waterfall_log() {
+        let mut trace = Trace::new(Instant::from_nanos(1_000_000));
+        trace.record(
+            Instant::from_nanos(1_500_000),
+            TraceKind::AttemptStarted {
+                attempt: 1,
+                remote: "192.0.2.1:80".parse().unwrap(),
+                interface: Some(3),
+            },
+        );
+        trace.record(
+            Instant::from_nanos(3_000_000),
+            TraceKind::AttemptFailed {
+                attempt: 1,
+                reason: FailureReason::Refused,
+            },
+        );
+        let text = trace.to_string();
+        assert_eq!(
+            text,
+            "    0.500  attempt  #1 192.0.2.1:80 via if#3 started\n    2.000  attempt  #1 failed: connection refused\n"
+        );
+        assert!(trace.waterfall("x", &|_| None).contains(&text));
+    }
 }

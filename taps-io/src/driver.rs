@@ -530,7 +530,8 @@ impl Driver {
             }
             Err(e) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
-                format!("{e:?}"),
+                // The error itself, so its Display is the message.
+                e,
             ))),
         }
     }
@@ -590,7 +591,8 @@ impl Driver {
             Err(taps_core::StreamError::WouldBlock) => Poll::Pending,
             Err(e) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
-                format!("{e:?}"),
+                // The error itself, so its Display is the message.
+                e,
             ))),
         }
     }

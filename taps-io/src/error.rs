@@ -19,6 +19,17 @@ pub struct EstablishmentFailure {
     pub remote: String,
 }
 
+/// The core's curl-style text; the trace and the remote text add nothing
+/// to it (the trace is for `-v`-style detail).
+impl fmt::Display for EstablishmentFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+/// The text appears once in a chain: no `source`.
+impl std::error::Error for EstablishmentFailure {}
+
 /// An error of the async API.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -26,8 +37,10 @@ pub enum Error {
     /// `initiate` was refused before anything was tried (no path meets the
     /// requirements, properties TCP cannot give, unusable TLS settings...).
     Initiate(InitiateError),
-    /// Every attempt failed, or `connTimeout` passed. The Display names
-    /// each attempt and its reason.
+    /// Every attempt failed, or `connTimeout` passed. The Display reads like
+    /// curl's (`failed to connect to localhost port 8001 after 0 ms:
+    /// connection refused`), one line per attempt when there were several;
+    /// the trace holds the rest.
     Establishment(Box<EstablishmentFailure>),
     /// The established connection broke, or was aborted.
     Connection(FailureReason),
@@ -59,9 +72,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Initiate(e) => write!(f, "cannot initiate: {e}"),
-            Error::Establishment(e) => {
-                write!(f, "cannot connect to {}: {}", e.remote, e.error)
-            }
+            // The core's error already names the host and port, curl-style.
+            Error::Establishment(e) => write!(f, "{e}"),
             Error::Connection(reason) => write!(f, "connection failed: {reason}"),
             Error::Closed => f.write_str("the connection is closed"),
             Error::Send(e) => write!(f, "message refused: {e}"),
@@ -113,4 +125,18 @@ pub fn reason_to_io(reason: FailureReason) -> io::Error {
         _ => K::Other,
     };
     io::Error::new(kind, format!("connection failed: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error of the async API is a `std::error::Error`
+    /// (ARCHITECTURE.md "Conventions"): this does not compile otherwise.
+    #[test]
+    fn errors_are_std_errors() {
+        fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+        is_error::<Error>();
+        is_error::<EstablishmentFailure>();
+    }
 }

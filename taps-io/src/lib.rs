@@ -77,9 +77,9 @@ pub use taps_core::InterfaceKind;
 pub use taps_core::race::{Policy, RaceConfig};
 pub use taps_core::{Config, EstablishmentError, ListenerConfig};
 pub use taps_core::{EffectiveProperties, Preference, TransportProperties};
+pub use taps_core::{EndpointParseError, Host, LocalEndpoint, RemoteEndpoint, well_known_port};
 pub use taps_core::{Identity, SecurityParameters};
 pub use taps_core::{IoLimits, Message, MessageId, SendError};
-pub use taps_core::{LocalEndpoint, RemoteEndpoint};
 /// How a runtime reports a non-blocking connect (for [`ReadyTcp`]
 /// implementations), from the OS glue.
 pub use taps_sys::socket::{ConnectProgress, connect_result};

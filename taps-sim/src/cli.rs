@@ -6,7 +6,11 @@
 //! taps-sim check PATH... [--check-determinism]     every scenario with an [expect]; non-zero exit on failure
 //! taps-sim compare FILE [--seed N]                every policy and the oracle side by side
 //! taps-sim population --profile seed-telemetry --connections N --seed S [--json] [--check-determinism]
+//! taps-sim --version
 //! ```
+//!
+//! A usage error is one line, then `try 'taps-sim --help' for more
+//! information`.
 //!
 //! Exit status: 0 on success, 1 when a check or a determinism check fails,
 //! 2 on a usage error, an unreadable scenario or a simulation error.
@@ -23,6 +27,10 @@ use crate::scenario::Scenario;
 use crate::world::RunOptions;
 use crate::{BUILTIN, POLICIES, run_scenario};
 
+/// What a usage error ends with, after its one line (curl's wording): the
+/// whole usage text would bury the line that says what was wrong.
+pub const TRY_HELP: &str = "try 'taps-sim --help' for more information";
+
 /// The usage text.
 pub const USAGE: &str = "\
 usage:
@@ -36,6 +44,7 @@ usage:
   taps-sim compare FILE [--seed N]            every policy and the oracle side by side
   taps-sim population --profile seed-telemetry --connections N --seed S [--json]
                [--check-determinism]
+  taps-sim --version                          print the version
 ";
 
 struct Args {
@@ -65,7 +74,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         let mut value = |name: &str| {
             it.next()
                 .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
+                .ok_or_else(|| format!("option {name}: needs a value"))
         };
         match arg.as_str() {
             "--seed" => {
@@ -88,7 +97,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                     format!("--connections {v:?}: expected a whole number above 0")
                 })?);
             }
-            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if s.starts_with("--") => return Err(format!("option {s}: is unknown")),
             _ => a.positional.push(arg.clone()),
         }
     }
@@ -106,10 +115,14 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let _ = write!(out, "{USAGE}");
         return 0;
     }
+    if matches!(command, "--version" | "-V") {
+        let _ = writeln!(out, "taps-sim {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
     let a = match parse_args(rest) {
         Ok(a) => a,
         Err(e) => {
-            let _ = writeln!(err, "taps-sim: {e}\n{USAGE}");
+            let _ = writeln!(err, "taps-sim: {e}\n{TRY_HELP}");
             return 2;
         }
     };
@@ -119,7 +132,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         "compare" => &["seed"],
         "population" => &["seed", "json", "det", "profile", "connections"],
         other => {
-            let _ = writeln!(err, "taps-sim: unknown command {other:?}\n{USAGE}");
+            let _ = writeln!(err, "taps-sim: unknown command {other:?}\n{TRY_HELP}");
             return 2;
         }
     };
@@ -141,7 +154,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             };
             let _ = writeln!(
                 err,
-                "taps-sim {command}: --{flag} does not apply here\n{USAGE}"
+                "taps-sim {command}: --{flag} does not apply here\n{TRY_HELP}"
             );
             return 2;
         }
@@ -158,7 +171,7 @@ fn one_file(a: &Args, command: &str, err: &mut dyn Write) -> Option<Scenario> {
     let [file] = a.positional.as_slice() else {
         let _ = writeln!(
             err,
-            "taps-sim {command}: give exactly one scenario file\n{USAGE}"
+            "taps-sim {command}: give exactly one scenario file\n{TRY_HELP}"
         );
         return None;
     };
@@ -277,7 +290,7 @@ fn cmd_check(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if a.positional.is_empty() {
         let _ = writeln!(
             err,
-            "taps-sim check: give scenario files or directories\n{USAGE}"
+            "taps-sim check: give scenario files or directories\n{TRY_HELP}"
         );
         return 2;
     }
@@ -474,7 +487,7 @@ fn cmd_population(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if !a.positional.is_empty() {
         let _ = writeln!(
             err,
-            "taps-sim population: unexpected {:?}\n{USAGE}",
+            "taps-sim population: unexpected {:?}\n{TRY_HELP}",
             a.positional
         );
         return 2;

@@ -252,3 +252,41 @@ fn seed_and_policy_override_the_file() {
     );
     assert!(out.contains("ready after 127072.000 ms"), "{out}");
 }
+
+/// A usage error is its one line and a pointer to --help, not the whole
+/// usage text (curl's way).
+#[test]
+fn usage_errors_are_one_line() {
+    for (args, line) in [
+        (
+            &["frobnicate"][..],
+            "taps-sim: unknown command \"frobnicate\"",
+        ),
+        (
+            &["run", "x.toml", "--bogus"],
+            "taps-sim: option --bogus: is unknown",
+        ),
+        (
+            &["run", "x.toml", "--seed"],
+            "taps-sim: option --seed: needs a value",
+        ),
+    ] {
+        let (code, out, err) = sim(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(
+            err,
+            format!("{line}\ntry 'taps-sim --help' for more information\n"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    for flag in ["--version", "-V"] {
+        let (code, out, _) = sim(&[flag]);
+        assert_eq!(code, 0);
+        assert_eq!(out, format!("taps-sim {}\n", env!("CARGO_PKG_VERSION")));
+    }
+}

@@ -11,7 +11,19 @@ use taps_tokio::Preconnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Display (`{}`), not the Debug form `main` would print if it returned
+    // the error: "failed to connect to localhost port 7007 after 0 ms: ...".
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let target = args.next().unwrap_or_else(|| "localhost:7007".into());
     let line = args.next().unwrap_or_else(|| "hello, taps".into());

@@ -8,7 +8,19 @@
 use taps_tokio::ListenerConfig;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Display (`{}`), not the Debug form `main` would print if it returned
+    // the error: "failed to connect to localhost port 7007 after 0 ms: ...".
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::args().nth(1).map_or(Ok(7007), |p| p.parse())?;
     let taps = taps_tokio::new()?;
     let mut listener = taps

@@ -172,19 +172,17 @@ fn exit_status_tells_usage_establishment_and_connection_failures() {
             "{args:?}: {}",
             text(&out.stderr)
         );
-        assert!(text(&out.stderr).contains("usage:"));
+        // One line and a pointer to --help, not the whole help (curl's way).
+        let err = text(&out.stderr);
+        assert!(err.ends_with(&format!("\n{TRY_HELP}\n")), "{err}");
+        assert_eq!(err.lines().count(), 2, "{err}");
     }
-    // Establishment failure: 3, naming the attempt and its reason.
+    // Establishment failure: 3, curl's one line naming the address, the
+    // port and the reason.
     let port = free_port();
     let out = run(&[&format!("127.0.0.1:{port}")], b"");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "attempt #1 to 127.0.0.1:{port}: connection refused"
-        )),
-        "{err}"
-    );
+    assert_refused_line(&text(&out.stderr), port);
     // No interface meets a requirement: 3 as well.
     let out = run(&["--require", "cellular", "127.0.0.1:9"], b"");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
@@ -220,4 +218,133 @@ fn exit_status_tells_usage_establishment_and_connection_failures() {
     peer.join().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("reset"), "{}", text(&out.stderr));
+}
+
+/// `text` is exactly curl's line for a refused loopback port: `tapscat:
+/// failed to connect to 127.0.0.1 port P after N ms: connection refused`.
+/// N is whole milliseconds; it is left free because a loaded machine may
+/// take more than one.
+fn assert_refused_line(text: &str, port: u16) {
+    let head = format!("tapscat: failed to connect to 127.0.0.1 port {port} after ");
+    let ms = text
+        .strip_prefix(&head)
+        .and_then(|rest| rest.strip_suffix(" ms: connection refused\n"));
+    assert!(
+        ms.is_some_and(|ms| !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit())),
+        "{text:?}"
+    );
+}
+
+const TRY_HELP: &str = "try 'tapscat --help' for more information";
+
+/// Each mistake in the command line: its exact one-line message, the pointer
+/// to --help, and exit status 2, with nothing started.
+#[test]
+fn usage_errors_are_one_line_with_a_hint_and_exit_two() {
+    for (args, message) in [
+        (&["--foo", "x:1"][..], "option --foo: is unknown"),
+        (&["--ca"], "option --ca: needs a file"),
+        (&["localhost"], "needs a port: localhost:PORT"),
+        (
+            &["::1:8000"],
+            "write IPv6 addresses in brackets: [::1]:8000",
+        ),
+        (
+            &["::1"],
+            "write IPv6 addresses in brackets, with a port: [::1]:PORT",
+        ),
+        (
+            &["-l", "::1:8000"],
+            "write IPv6 addresses in brackets: [::1]:8000",
+        ),
+        (
+            &["https://example.com/index.html"],
+            "takes HOST:PORT, not a URL: try example.com:443 --tls",
+        ),
+        (
+            &["http://example.com:8080"],
+            "takes HOST:PORT, not a URL: try example.com:8080",
+        ),
+        (&[":80"], "\":80\" has no host: write HOST:PORT"),
+        (
+            &["localhost:99999"],
+            "\"localhost:99999\": port `99999` is out of range (at most 65535)",
+        ),
+        (
+            &["localhost:nope"],
+            "\"localhost:nope\": unknown service \"nope\": give a port number",
+        ),
+        (&[], "no HOST:PORT to connect to"),
+    ] {
+        let out = run(args, b"");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stderr),
+            format!("tapscat: {message}\n{TRY_HELP}\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    for flag in ["--version", "-V"] {
+        let out = run(&[flag], b"");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("tapscat {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+/// HEv3's 10 ms floor is applied with a warning, not silently; the
+/// connect then goes ahead (here to a closed port: exit 3).
+#[test]
+fn a_clamped_attempt_delay_is_warned_about() {
+    let port = free_port();
+    let out = run(&["--attempt-delay", "5", &format!("127.0.0.1:{port}")], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(
+            "tapscat: warning: --attempt-delay 5 ms is below the minimum 10 ms (RFC 8305 §5 / HEv3); using 10 ms\n"
+        ),
+        "{err}"
+    );
+    // In bounds: no warning.
+    let out = run(
+        &["--attempt-delay", "10", &format!("127.0.0.1:{port}")],
+        b"",
+    );
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `-v` is `--trace`: the waterfall, then the one-line error.
+#[test]
+fn dash_v_prints_the_trace() {
+    let port = free_port();
+    let out = run(&["-v", &format!("127.0.0.1:{port}")], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("race to 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("attempt  #1 failed: connection refused"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert_refused_line(&format!("{last}\n"), port);
 }

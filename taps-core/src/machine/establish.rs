@@ -165,6 +165,7 @@ impl Machine {
             detached: false,
             terminated: false,
             race_recorded: false,
+            remote: Some((host.clone(), port)),
         });
 
         match &host {
@@ -648,7 +649,21 @@ impl Machine {
                     };
                     let Some(race) = c.race() else { return };
                     let reason = race.failure().unwrap_or(RaceFailure::AllAttemptsFailed);
-                    let error = EstablishmentError::from_trace(reason, &race.trace);
+                    // Only an active connection races, so `remote` is set;
+                    // the fallback keeps a broken invariant from panicking.
+                    let remote = c
+                        .remote
+                        .clone()
+                        .unwrap_or((Host::Ip(std::net::Ipv4Addr::UNSPECIFIED.into()), 0));
+                    let interfaces = &self.interfaces;
+                    let name = |i: u32| {
+                        interfaces
+                            .iter()
+                            .find(|x| x.index == i)
+                            .map(|x| x.name.clone())
+                    };
+                    let error =
+                        EstablishmentError::from_trace(reason, &race.trace, now, remote, &name);
                     c.state = ConnectionState::Closed;
                     self.emit(Event::EstablishmentError { conn: id, error });
                 }

@@ -249,6 +249,7 @@ impl Machine {
             detached: false,
             terminated: false,
             race_recorded: true,
+            remote: None,
         });
         let socket = self.sockets.insert(Sock {
             conn,

@@ -50,7 +50,7 @@ use crate::connection::{ConnIo, IoLimits, MessageId, SendError};
 use crate::dns::config::HostsFile;
 use crate::dns::wire::QueryType;
 use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
-use crate::endpoint::{HostName, LocalEndpoint, RemoteEndpoint};
+use crate::endpoint::{Host, HostName, LocalEndpoint, RemoteEndpoint};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId, Table};
 use crate::interface::Interface;
 use crate::path::PathError;
@@ -63,7 +63,7 @@ use crate::stack::Stack;
 use crate::stack::framer::FramerFactory;
 use crate::stack::tls::{ClientTls, TlsConfigError};
 use crate::time::Instant;
-use crate::trace::{DnsOutcome, FailureReason, Trace, TraceKind};
+use crate::trace::{DnsOutcome, FailureReason, LocalSource, Trace, TraceKind};
 
 pub use checkout::{CheckedOutTls, TlsCheckout, TlsRead};
 pub use io::ReceiveError;
@@ -563,7 +563,7 @@ impl fmt::Display for StreamError {
 impl std::error::Error for StreamError {}
 
 /// How one attempt ended, for [`EstablishmentError`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptReport {
     /// Attempt number.
     pub attempt: u16,
@@ -571,6 +571,8 @@ pub struct AttemptReport {
     pub remote: SocketAddr,
     /// Which interface (`None`: system default).
     pub interface: Option<u32>,
+    /// The interface's name, when the machine knew it.
+    pub interface_name: Option<String>,
     /// Start, from initiate.
     pub started: Duration,
     /// End, from initiate.
@@ -579,25 +581,128 @@ pub struct AttemptReport {
     pub failure: Option<FailureReason>,
 }
 
+impl fmt::Display for AttemptReport {
+    /// One line of the failure list: `192.0.2.1:443 via eth0: TCP:
+    /// connection refused after 3 ms`. The layer is named because in a list
+    /// of attempts "TLS" versus "TCP" is what tells a bad certificate from a
+    /// dead host.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.remote)?;
+        match (&self.interface_name, self.interface) {
+            (Some(name), _) => write!(f, " via {name}")?,
+            (None, Some(i)) => write!(f, " via if#{i}")?,
+            (None, None) => {}
+        }
+        f.write_str(": ")?;
+        match self.failure {
+            None => f.write_str("cancelled")?,
+            Some(FailureReason::Tls(t)) => write!(f, "TLS: {t}")?,
+            Some(FailureReason::Framing(x)) => write!(f, "framer: {x}")?,
+            // Not a layer's failure: the whole connection's (its timeout,
+            // its path, the application).
+            Some(
+                r @ (FailureReason::ConnTimeout
+                | FailureReason::InterfaceDown
+                | FailureReason::LocalAbort),
+            ) => write!(f, "{r}")?,
+            Some(r) => write!(f, "TCP: {r}")?,
+        }
+        write!(
+            f,
+            " after {} ms",
+            self.ended.saturating_sub(self.started).as_millis()
+        )
+    }
+}
+
+/// What one DNS question came to, for [`EstablishmentError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsReport {
+    /// Record type.
+    pub qtype: QueryType,
+    /// What it came to.
+    pub outcome: DnsOutcome,
+    /// The server asked last (`None`: answered locally, or never sent).
+    pub server: Option<SocketAddr>,
+    /// Answered without a query, and from where.
+    pub local: Option<LocalSource>,
+}
+
+impl fmt::Display for DnsReport {
+    /// `NXDOMAIN from 10.0.0.1`: the outcome and who said so (the port only
+    /// when it is not 53).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.outcome {
+            DnsOutcome::NoData => f.write_str("no address records")?,
+            o => write!(f, "{o}")?,
+        }
+        let Some(server) = self.server else {
+            return Ok(());
+        };
+        let word = match self.outcome {
+            DnsOutcome::Timeout | DnsOutcome::TransportFailed | DnsOutcome::Truncated => "asking",
+            DnsOutcome::NoServers => return Ok(()),
+            _ => "from",
+        };
+        if server.port() == 53 {
+            write!(f, " {word} {}", server.ip())
+        } else {
+            write!(f, " {word} {server}")
+        }
+    }
+}
+
 /// RFC 9622 §7.1 `EstablishmentError`: why, and what every attempt did.
+///
+/// Its Display reads like curl's: a headline naming the host, the port and
+/// the time taken, then one line per attempt when there was more than one
+/// (address, interface, layer, cause). DNS is named only when DNS was the
+/// cause; the whole story (every DNS transaction) is in the trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EstablishmentError {
     /// The overall reason.
     pub reason: RaceFailure,
-    /// The DNS questions and what they came to.
-    pub dns: SmallVec<[(QueryType, DnsOutcome); 3]>,
+    /// The host as the application named it: a name or an address literal.
+    pub host: Host,
+    /// The port connected to.
+    pub port: u16,
+    /// From initiate to the failure.
+    pub elapsed: Duration,
+    /// The DNS questions and what they came to (a `Vec`: inline they
+    /// would make every `Event` large).
+    pub dns: Vec<DnsReport>,
     /// Every attempt.
     pub attempts: Vec<AttemptReport>,
 }
 
 impl EstablishmentError {
-    fn from_trace(reason: RaceFailure, trace: &Trace) -> Self {
-        let mut dns = SmallVec::new();
+    pub(crate) fn from_trace(
+        reason: RaceFailure,
+        trace: &Trace,
+        now: Instant,
+        (host, port): (Host, u16),
+        interface_name: &dyn Fn(u32) -> Option<String>,
+    ) -> Self {
+        let mut dns: Vec<DnsReport> = Vec::with_capacity(3);
+        let mut asked: SmallVec<[(QueryType, SocketAddr); 3]> = SmallVec::new();
         let mut attempts: Vec<AttemptReport> = Vec::new();
         let since = |t: Instant| t.saturating_duration_since(trace.start);
         for e in &trace.events {
             match e.kind {
-                TraceKind::DnsAnswer { qtype, outcome, .. } => dns.push((qtype, outcome)),
+                TraceKind::DnsQuery { qtype, server, .. } => {
+                    asked.retain(|(q, _)| *q != qtype);
+                    asked.push((qtype, server));
+                }
+                TraceKind::DnsAnswer {
+                    qtype,
+                    outcome,
+                    local,
+                } => dns.push(DnsReport {
+                    qtype,
+                    outcome,
+                    server: asked.iter().find(|(q, _)| *q == qtype).map(|(_, s)| *s),
+                    local,
+                }),
                 TraceKind::AttemptStarted {
                     attempt,
                     remote,
@@ -606,6 +711,7 @@ impl EstablishmentError {
                     attempt,
                     remote,
                     interface,
+                    interface_name: interface.and_then(interface_name),
                     started: since(e.at),
                     ended: since(e.at),
                     failure: None,
@@ -626,29 +732,72 @@ impl EstablishmentError {
         }
         EstablishmentError {
             reason,
+            host,
+            port,
+            elapsed: since(now),
             dns,
             attempts,
         }
+    }
+
+    /// Whether DNS is what failed: a name (never a literal) with nothing
+    /// tried, because no address came back or connTimeout passed first.
+    fn dns_was_the_cause(&self) -> bool {
+        matches!(self.host, Host::Name(_))
+            && self.attempts.is_empty()
+            && matches!(self.reason, RaceFailure::NoAddresses | RaceFailure::Timeout)
     }
 }
 
 impl fmt::Display for EstablishmentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.reason)?;
-        for (q, o) in &self.dns {
-            write!(f, "; {q} {o}")?;
+        let ms = self.elapsed.as_millis();
+        if self.dns_was_the_cause() {
+            write!(f, "could not resolve host {}: ", self.host)?;
+            if self.reason == RaceFailure::Timeout {
+                return write!(f, "connTimeout expired after {ms} ms");
+            }
+            // The address questions only: HTTPS records cannot make an
+            // address on their own, so their outcome is not the cause.
+            let mut failed = self
+                .dns
+                .iter()
+                .filter(|d| matches!(d.qtype, QueryType::A | QueryType::Aaaa));
+            let Some(first) = failed.next() else {
+                return f.write_str("no address");
+            };
+            let rest: SmallVec<[&DnsReport; 2]> = failed.collect();
+            // The same answer for both families reads once.
+            let same = rest
+                .iter()
+                .all(|d| d.outcome == first.outcome && d.server == first.server);
+            if same {
+                return write!(f, "{first}");
+            }
+            write!(f, "{} {first}", first.qtype)?;
+            for d in rest {
+                write!(f, ", {} {d}", d.qtype)?;
+            }
+            return Ok(());
+        }
+        // curl's headline: the host as given, never its DNS story.
+        write!(
+            f,
+            "failed to connect to {} port {} after {ms} ms",
+            self.host, self.port
+        )?;
+        match (self.reason, self.attempts.as_slice()) {
+            (RaceFailure::AllAttemptsFailed, [one]) => {
+                return match one.failure {
+                    Some(r) => write!(f, ": {r}"),
+                    None => f.write_str(": cancelled"),
+                };
+            }
+            (RaceFailure::AllAttemptsFailed, [_, ..]) => f.write_str(":")?,
+            (other, _) => write!(f, ": {other}")?,
         }
         for a in &self.attempts {
-            let why = a
-                .failure
-                .map_or_else(|| "cancelled".to_string(), |r| r.to_string());
-            write!(
-                f,
-                "; attempt #{} to {}: {why} after {:?}",
-                a.attempt,
-                a.remote,
-                a.ended.saturating_sub(a.started)
-            )?;
+            write!(f, "\n  {a}")?;
         }
         Ok(())
     }
@@ -741,6 +890,9 @@ struct Conn {
     terminated: bool,
     /// The settled race's outcomes went into the history.
     race_recorded: bool,
+    /// The host and port an active connection was asked for, for its
+    /// establishment error (`None`: accepted).
+    remote: Option<(Host, u16)>,
 }
 
 impl Conn {
@@ -1092,5 +1244,224 @@ impl Machine {
             }
             self.timers.pop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TlsFailure;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    fn started(attempt: u16, remote: &str, interface: u32) -> TraceKind {
+        TraceKind::AttemptStarted {
+            attempt,
+            remote: remote.parse().unwrap(),
+            interface: Some(interface),
+        }
+    }
+
+    fn failed(attempt: u16, reason: FailureReason) -> TraceKind {
+        TraceKind::AttemptFailed { attempt, reason }
+    }
+
+    fn query(qtype: QueryType) -> TraceKind {
+        TraceKind::DnsQuery {
+            qtype,
+            server: "10.0.0.1:53".parse().unwrap(),
+            tcp: false,
+            retransmit: false,
+        }
+    }
+
+    fn answer(qtype: QueryType, outcome: DnsOutcome, local: Option<LocalSource>) -> TraceKind {
+        TraceKind::DnsAnswer {
+            qtype,
+            outcome,
+            local,
+        }
+    }
+
+    /// The failure's text, curl-style: headline with host, port and whole
+    /// milliseconds; one line per attempt when there are several; DNS only
+    /// when DNS was the cause.
+    #[test]
+    fn establishment_error_reads_like_curl() {
+        let positive = DnsOutcome::Positive { count: 1, ttl: 0 };
+        // (what, host, reason, trace events at ms, failed at ms, text)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            RaceFailure,
+            &'a [(u64, TraceKind)],
+            u64,
+            &'a str,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                "a literal address, refused: one line, no DNS",
+                "127.0.0.1",
+                RaceFailure::AllAttemptsFailed,
+                &[
+                    (
+                        0,
+                        answer(QueryType::A, positive, Some(LocalSource::Literal)),
+                    ),
+                    (0, started(1, "127.0.0.1:8001", 1)),
+                    (0, failed(1, FailureReason::Refused)),
+                ],
+                0,
+                "failed to connect to 127.0.0.1 port 8001 after 0 ms: connection refused",
+            ),
+            (
+                "localhost refused: the name as given",
+                "localhost",
+                RaceFailure::AllAttemptsFailed,
+                &[
+                    (
+                        0,
+                        answer(
+                            QueryType::Aaaa,
+                            DnsOutcome::NoData,
+                            Some(LocalSource::Localhost),
+                        ),
+                    ),
+                    (
+                        0,
+                        answer(QueryType::A, positive, Some(LocalSource::Localhost)),
+                    ),
+                    (0, started(1, "127.0.0.1:8001", 1)),
+                    (1, failed(1, FailureReason::Refused)),
+                ],
+                1,
+                "failed to connect to localhost port 8001 after 1 ms: connection refused",
+            ),
+            (
+                "NXDOMAIN for both families: the server that said so",
+                "example.invalid",
+                RaceFailure::NoAddresses,
+                &[
+                    (0, query(QueryType::Aaaa)),
+                    (0, query(QueryType::A)),
+                    (0, query(QueryType::Https)),
+                    (3, answer(QueryType::Https, DnsOutcome::NxDomain, None)),
+                    (4, answer(QueryType::Aaaa, DnsOutcome::NxDomain, None)),
+                    (5, answer(QueryType::A, DnsOutcome::NxDomain, None)),
+                ],
+                5,
+                "could not resolve host example.invalid: NXDOMAIN from 10.0.0.1",
+            ),
+            (
+                "families answered differently: each named",
+                "example.com",
+                RaceFailure::NoAddresses,
+                &[
+                    (0, query(QueryType::Aaaa)),
+                    (0, query(QueryType::A)),
+                    (4, answer(QueryType::Aaaa, DnsOutcome::NoData, None)),
+                    (5, answer(QueryType::A, DnsOutcome::ServFail, None)),
+                ],
+                5,
+                "could not resolve host example.com: AAAA no address records from 10.0.0.1, A SERVFAIL from 10.0.0.1",
+            ),
+            (
+                "two attempts failing differently: one line each, layer named",
+                "example.com",
+                RaceFailure::AllAttemptsFailed,
+                &[
+                    (0, query(QueryType::Aaaa)),
+                    (0, answer(QueryType::Aaaa, positive, None)),
+                    (0, started(1, "[2001:db8::1]:443", 2)),
+                    (250, started(2, "192.0.2.1:443", 2)),
+                    (250, failed(1, FailureReason::TimedOut)),
+                    (253, failed(2, FailureReason::Refused)),
+                ],
+                253,
+                "failed to connect to example.com port 443 after 253 ms:\n  \
+                 [2001:db8::1]:443 via eth0: TCP: timed out after 250 ms\n  \
+                 192.0.2.1:443 via eth0: TCP: connection refused after 3 ms",
+            ),
+            (
+                "a TLS failure names the TLS layer",
+                "example.com",
+                RaceFailure::AllAttemptsFailed,
+                &[
+                    (0, started(1, "192.0.2.1:443", 2)),
+                    (
+                        30,
+                        failed(1, FailureReason::Tls(TlsFailure::CertificateExpired)),
+                    ),
+                    (0, started(2, "192.0.2.2:443", 9)),
+                    (
+                        31,
+                        failed(2, FailureReason::Tls(TlsFailure::CertificateExpired)),
+                    ),
+                ],
+                31,
+                "failed to connect to example.com port 443 after 31 ms:\n  \
+                 192.0.2.1:443 via eth0: TLS: certificate expired after 30 ms\n  \
+                 192.0.2.2:443 via if#9: TLS: certificate expired after 31 ms",
+            ),
+            (
+                "connTimeout with attempts: the reason, then each attempt",
+                "192.0.2.1",
+                RaceFailure::Timeout,
+                &[
+                    (0, started(1, "192.0.2.1:80", 2)),
+                    (5000, failed(1, FailureReason::ConnTimeout)),
+                ],
+                5000,
+                "failed to connect to 192.0.2.1 port 80 after 5000 ms: connTimeout expired before any attempt succeeded\n  \
+                 192.0.2.1:80 via eth0: connTimeout expired after 5000 ms",
+            ),
+            (
+                "connTimeout while resolving: DNS is the cause",
+                "slow.example",
+                RaceFailure::Timeout,
+                &[(0, query(QueryType::A))],
+                2000,
+                "could not resolve host slow.example: connTimeout expired after 2000 ms",
+            ),
+        ];
+        let names = |i: u32| (i == 2).then(|| "eth0".to_string());
+        for (what, host, reason, events, now, want) in cases {
+            let mut trace = Trace::new(Instant::ZERO);
+            for (t, kind) in *events {
+                trace.record(at(*t), *kind);
+            }
+            let host: Host = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => Host::Ip(ip),
+                Err(_) => Host::Name(HostName::new(host).unwrap()),
+            };
+            let port = events
+                .iter()
+                .find_map(|(_, k)| match k {
+                    TraceKind::AttemptStarted { remote, .. } => Some(remote.port()),
+                    _ => None,
+                })
+                .unwrap_or(443);
+            let err =
+                EstablishmentError::from_trace(*reason, &trace, at(*now), (host, port), &names);
+            assert_eq!(err.to_string(), *want, "{what}");
+        }
+    }
+
+    /// Every error of the machine is a `std::error::Error` (ARCHITECTURE.md
+    /// "Conventions"): this does not compile otherwise.
+    #[test]
+    fn errors_are_std_errors() {
+        fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+        is_error::<StreamError>();
+        is_error::<ReceiveError>();
+        is_error::<SendError>();
+        is_error::<InitiateError>();
+        is_error::<EstablishmentError>();
+        is_error::<RaceFailure>();
+        is_error::<ListenError>();
+        is_error::<AcceptError>();
+        is_error::<FailureReason>();
     }
 }

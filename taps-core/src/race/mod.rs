@@ -197,6 +197,19 @@ impl RaceConfig {
             .clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
     }
 
+    /// The Connection Attempt Delay's clamp, when it bites: the configured
+    /// value and the one [`attempt_delay`](Self::attempt_delay) uses
+    /// instead. `None` when the configured value is used as is. Tools warn
+    /// with it rather than clamp silently, and without a copy of the
+    /// bounds.
+    pub fn attempt_delay_clamp(&self) -> Option<Clamp> {
+        let used = self.attempt_delay();
+        (used != self.connection_attempt_delay).then_some(Clamp {
+            configured: self.connection_attempt_delay,
+            used,
+        })
+    }
+
     /// Whether this policy sends an HTTPS query (only `hev3` uses SVCB).
     pub fn uses_svcb(&self) -> bool {
         self.policy == Policy::Hev3
@@ -204,6 +217,24 @@ impl RaceConfig {
 
     fn uses_history(&self) -> bool {
         self.policy == Policy::Hev3
+    }
+}
+
+/// A setting outside its bounds, and the bound used instead
+/// ([`RaceConfig::attempt_delay_clamp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Clamp {
+    /// The value as configured.
+    pub configured: Duration,
+    /// The value in force: the nearest bound.
+    pub used: Duration,
+}
+
+impl Clamp {
+    /// Whether the configured value was below the minimum (else above the
+    /// maximum).
+    pub fn raised(&self) -> bool {
+        self.used > self.configured
     }
 }
 

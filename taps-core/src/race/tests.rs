@@ -879,3 +879,25 @@ impl Driver {
         (core::mem::take(&mut self.log), self)
     }
 }
+
+/// HEv3 §6: "a subsequent connection MUST NOT be started within 10
+/// milliseconds of the previous attempt"; the clamp is reported, so tools
+/// can warn, and the value reported is the one the engine uses.
+#[test]
+fn attempt_delay_clamp_is_reported() {
+    let with = |ms: u64| RaceConfig {
+        connection_attempt_delay: Duration::from_millis(ms),
+        ..RaceConfig::hev3()
+    };
+    assert_eq!(with(250).attempt_delay_clamp(), None);
+    assert_eq!(with(10).attempt_delay_clamp(), None);
+    assert_eq!(with(2000).attempt_delay_clamp(), None);
+    let low = with(5).attempt_delay_clamp().unwrap();
+    assert_eq!(low.configured, Duration::from_millis(5));
+    assert_eq!(low.used, MIN_ATTEMPT_DELAY);
+    assert_eq!(low.used, with(5).attempt_delay());
+    assert!(low.raised());
+    let high = with(5000).attempt_delay_clamp().unwrap();
+    assert_eq!(high.used, MAX_ATTEMPT_DELAY);
+    assert!(!high.raised());
+}

@@ -5,13 +5,22 @@
 //! the connection to standard output. `tapscat -l [ADDR:]PORT` listens,
 //! takes one connection, and does the same.
 //!
-//! Run `tapscat --help` for the options. Exit status:
+//! Run `tapscat --help` for the options and `tapscat --version` for the
+//! version. As with curl, a usage mistake is reported on one line, with a
+//! hint for the common ones (an IPv6 address without brackets, a missing
+//! port, a URL), followed by `try 'tapscat --help' for more information`;
+//! a value outside its bounds (`--attempt-delay 5`) is clamped with a
+//! warning. A failed connect is reported as curl does: `failed to connect
+//! to localhost port 8001 after 0 ms: connection refused`, one line per
+//! attempt when there were several; `-v`/`--trace` shows the whole race.
+//!
+//! Exit status:
 //!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success: both directions ended in order |
 //! | 1 | a local problem: a file could not be read, the system configuration or a listening socket failed |
-//! | 2 | bad usage |
+//! | 2 | bad usage, every mistake in `HOST:PORT` included (no port, a bad port, no host, IPv6 without brackets, a URL) |
 //! | 3 | establishment failed: every attempt failed (each is named with its reason), no path meets the requirements, or `--timeout` passed |
 //! | 4 | the connection failed after it was established (reset, TLS or framing error) |
 #![forbid(unsafe_code)]
@@ -27,8 +36,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use taps_tokio::framer::FramerFactory;
 use taps_tokio::{
-    Connection, Error, Identity, InterfaceKind, ListenerConfig, LocalEndpoint, Message, Policy,
-    Preconnection, RaceConfig, SecurityParameters, Taps, TransportProperties,
+    Connection, EndpointParseError, Error, Host, Identity, InterfaceKind, ListenerConfig,
+    LocalEndpoint, Message, Policy, Preconnection, RaceConfig, SecurityParameters, Taps,
+    TransportProperties, well_known_port,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -60,9 +70,13 @@ options:
                           framed as `lines` or `length` (4-byte prefix);
                           each message received is printed on a line
       --timeout SECS      give up establishing after SECS (fractions allowed)
-      --trace             print the race as a waterfall on standard error
+  -v, --trace             print the race as a waterfall on standard error
       --trace-json FILE   write the whole race trace as JSON to FILE
   -h, --help              this text
+  -V, --version           print the version
+
+HOST:PORT is a name or address and a port: example.com:443, 192.0.2.1:80,
+[2001:db8::1]:443 (IPv6 addresses in brackets). Not a URL.
 
 exit status: 0 success, 1 local problem (files, system, listening socket),
 2 bad usage, 3 establishment failed, 4 connection failed after it was up";
@@ -117,11 +131,15 @@ struct Options {
     trace_json: Option<PathBuf>,
 }
 
-/// A usage error, or a request for help.
+/// A usage error, or a request for help or the version.
 enum Usage {
     Help,
+    Version,
     Bad(String),
 }
+
+/// How a usage error ends, after its one line (curl's wording).
+const TRY_HELP: &str = "try 'tapscat --help' for more information";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> {
     let mut o = Options::default();
@@ -136,10 +154,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> 
             inline
                 .clone()
                 .or_else(|| args.next())
-                .ok_or_else(|| Usage::Bad(format!("{name} needs {what}")))
+                .ok_or_else(|| Usage::Bad(format!("option {name}: needs {what}")))
         };
         match name.as_str() {
             "-h" | "--help" => return Err(Usage::Help),
+            "-V" | "--version" => return Err(Usage::Version),
             "-l" | "--listen" => o.listen = true,
             "--tls" => o.tls = true,
             "--ca" => o.ca = Some(value("a file")?.into()),
@@ -189,10 +208,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> 
                     })?;
                 o.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "--trace" => o.trace = true,
+            "-v" | "--trace" => o.trace = true,
             "--trace-json" => o.trace_json = Some(value("a file")?.into()),
             s if s.starts_with('-') && s.len() > 1 => {
-                return Err(Usage::Bad(format!("unknown option {s}")));
+                return Err(Usage::Bad(format!("option {s}: is unknown")));
             }
             _ => {
                 if o.target.replace(arg).is_some() {
@@ -220,7 +239,90 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> 
     if o.ca.is_some() || !o.alpn.is_empty() || o.cert.is_some() {
         o.tls = true;
     }
+    // Every mistake in the address is bad usage (exit 2), found before
+    // anything starts, not an establishment failure later.
+    let target = o.target.as_deref().unwrap_or_default();
+    if o.listen {
+        listen_addrs(target).map_err(Usage::Bad)?;
+    } else {
+        remote(target).map_err(Usage::Bad)?;
+    }
     Ok(o)
+}
+
+/// The connect target as a preconnection. The parsing is the core's; this
+/// adds hints for the usual mistakes and insists on a host and a port, so
+/// that `tapscat localhost` is a usage error rather than a failed connect.
+fn remote(target: &str) -> Result<Preconnection, String> {
+    let pre = match Preconnection::parse(target) {
+        Ok(pre) => pre,
+        Err(EndpointParseError::UnknownProtocol { protocol }) => {
+            return Err(url_hint(target, &protocol));
+        }
+        Err(e) => return Err(format!("{target:?}: {e}")),
+    };
+    let endpoint = &pre.core().remote;
+    let Some(host) = &endpoint.host else {
+        return Err(format!("{target:?} has no host: write HOST:PORT"));
+    };
+    if endpoint.effective_port().is_some() {
+        return Ok(pre);
+    }
+    Err(match host {
+        // `::1:8000` is a valid IPv6 address without a port: the last group
+        // was probably meant as the port.
+        Host::Ip(IpAddr::V6(_)) => ipv6_hint(target).unwrap_or_else(|| {
+            format!("write IPv6 addresses in brackets, with a port: [{host}]:PORT")
+        }),
+        _ => match &endpoint.service {
+            Some(service) => format!("{target:?}: unknown service {service:?}: give a port number"),
+            None => format!("needs a port: {host}:PORT"),
+        },
+    })
+}
+
+/// `::1:8000` → `[::1]:8000`: an IPv6 address whose last group was
+/// probably meant as the port.
+fn ipv6_hint(target: &str) -> Option<String> {
+    let (ip, port) = target.rsplit_once(':')?;
+    (ip.parse::<Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok())
+        .then(|| format!("write IPv6 addresses in brackets: [{ip}]:{port}"))
+}
+
+/// `https://example.com/path` → what tapscat takes instead.
+fn url_hint(target: &str, scheme: &str) -> String {
+    let rest = target.split_once("://").map_or(target, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Credentials (`user@`) are not tapscat's business.
+    let authority = match authority.rsplit_once('@').map_or(authority, |(_, a)| a) {
+        "" => "HOST",
+        a => a,
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
+    let hostport = match well_known_port(&scheme) {
+        _ if has_port => authority.to_owned(),
+        Some(port) => format!("{authority}:{port}"),
+        None => format!("{authority}:PORT"),
+    };
+    let tls = if scheme == "https" { " --tls" } else { "" };
+    format!("takes HOST:PORT, not a URL: try {hostport}{tls}")
+}
+
+impl Options {
+    /// The racing settings the options ask for (`None`: the defaults).
+    fn race(&self) -> Option<RaceConfig> {
+        if self.policy.is_none() && self.attempt_delay.is_none() {
+            return None;
+        }
+        let mut race = RaceConfig::for_policy(self.policy.unwrap_or(Policy::Hev3));
+        if let Some(d) = self.attempt_delay {
+            race.connection_attempt_delay = d;
+        }
+        Some(race)
+    }
 }
 
 /// A failure with its exit status.
@@ -261,11 +363,28 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Err(Usage::Version) => {
+            println!("tapscat {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
         Err(Usage::Bad(why)) => {
-            eprintln!("tapscat: {why}\n\n{USAGE}");
+            eprintln!("tapscat: {why}\n{TRY_HELP}");
             return ExitCode::from(exit::USAGE);
         }
     };
+    if let Some(clamp) = options.race().and_then(|r| r.attempt_delay_clamp()) {
+        let side = if clamp.raised() {
+            "below the minimum"
+        } else {
+            "above the maximum"
+        };
+        eprintln!(
+            "tapscat: warning: --attempt-delay {} ms is {side} {} ms (RFC 8305 §5 / HEv3); using {} ms",
+            clamp.configured.as_millis(),
+            clamp.used.as_millis(),
+            clamp.used.as_millis()
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -332,19 +451,16 @@ fn properties(o: &Options) -> TransportProperties {
 
 async fn connect(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
     let target = o.target.as_deref().unwrap_or_default();
-    let mut pre = Preconnection::parse(target).map_err(|e| Failure {
+    // Checked in `parse_args`; an error here would still be bad usage.
+    let mut pre = remote(target).map_err(|message| Failure {
         code: exit::USAGE,
-        message: format!("{target:?}: {e}"),
+        message,
     })?;
     pre = pre.with_properties(properties(o));
     if let Some(name) = &o.interface {
         pre = pre.with_local(LocalEndpoint::new().with_interface(name));
     }
-    if o.policy.is_some() || o.attempt_delay.is_some() {
-        let mut race = RaceConfig::for_policy(o.policy.unwrap_or(Policy::Hev3));
-        if let Some(d) = o.attempt_delay {
-            race.connection_attempt_delay = d;
-        }
+    if let Some(race) = o.race() {
         pre = pre.with_race(race);
     }
     if let Some(t) = o.timeout {
@@ -413,10 +529,11 @@ fn listen_addrs(target: &str) -> Result<Vec<SocketAddr>, String> {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         ]);
     }
-    target
-        .parse::<SocketAddr>()
-        .map(|a| vec![a])
-        .map_err(|_| format!("{target:?}: expected PORT or ADDR:PORT ([ADDR]:PORT for IPv6)"))
+    target.parse::<SocketAddr>().map(|a| vec![a]).map_err(|_| {
+        ipv6_hint(target).unwrap_or_else(|| {
+            format!("{target:?}: expected PORT or ADDR:PORT ([ADDR]:PORT for IPv6)")
+        })
+    })
 }
 
 async fn accept_one(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
@@ -588,10 +705,36 @@ mod tests {
             "--bogus x:1",
             "a:1 b:2",
             "--ca",
+            "localhost",
+            "::1:8000",
+            ":80",
+            "https://example.com",
+            "-l ::1:8000",
         ] {
             assert!(matches!(args(bad), Err(Usage::Bad(_))), "{bad:?} accepted");
         }
         assert!(matches!(args("-h"), Err(Usage::Help)));
+        assert!(matches!(args("--version"), Err(Usage::Version)));
+        assert!(args("-v x:1").ok().unwrap().trace, "-v is --trace");
+    }
+
+    #[test]
+    fn urls_get_the_host_port_they_mean() {
+        for (url, hint) in [
+            ("https://example.com/a?b", "example.com:443 --tls"),
+            ("HTTPS://user@example.com:8443", "example.com:8443 --tls"),
+            ("https://[::1]/", "[::1]:443 --tls"),
+            ("http://example.com", "example.com:80"),
+            ("gopher://example.com", "example.com:PORT"),
+            ("https://", "HOST:443 --tls"),
+        ] {
+            let scheme = url.split_once("://").unwrap().0;
+            assert_eq!(
+                url_hint(url, scheme),
+                format!("takes HOST:PORT, not a URL: try {hint}"),
+                "{url}"
+            );
+        }
     }
 
     #[test]
