@@ -19,7 +19,7 @@ use taps_core::race::Policy;
 use crate::expect::check;
 use crate::population::{PROFILES, run_population};
 use crate::report::{Report, ms};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::world::RunOptions;
 use crate::{BUILTIN, POLICIES, run_scenario};
 
@@ -165,9 +165,25 @@ fn one_file(a: &Args, command: &str, err: &mut dyn Write) -> Option<Scenario> {
     match Scenario::load(Path::new(file)) {
         Ok(s) => Some(s),
         Err(e) => {
-            let _ = writeln!(err, "taps-sim: {file}: {e}");
+            let _ = writeln!(err, "taps-sim: {}", refused(file, &e));
             None
         }
+    }
+}
+
+/// A refused file's problems: on one line when there is one, else one per
+/// line under a count, so the first is not lost in the file name's line.
+fn refused(file: &str, e: &ScenarioError) -> String {
+    match e {
+        ScenarioError::Invalid(problems) if problems.len() > 1 => {
+            let mut s = format!("{file}: {} problems", problems.len());
+            for p in problems {
+                s.push_str("\n  ");
+                s.push_str(&p.to_string());
+            }
+            s
+        }
+        e => format!("{file}: {e}"),
     }
 }
 
@@ -294,7 +310,7 @@ fn cmd_check(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let sc = match Scenario::load(file) {
             Ok(s) => s,
             Err(e) => {
-                let _ = writeln!(out, "FAIL {shown}: {e}");
+                let _ = writeln!(out, "FAIL {}", refused(&shown.to_string(), &e));
                 failed += 1;
                 continue;
             }

@@ -68,6 +68,7 @@ pub mod pki;
 pub mod population;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod server;
 pub mod svg;
 pub mod units;

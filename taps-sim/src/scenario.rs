@@ -22,27 +22,29 @@
 //! outcome = "ready"
 //! ```
 //!
-//! Parsing happens in two steps. Serde reads the text into loose "raw"
-//! structs that refuse unknown keys (so a typo is an error, not a silently
-//! ignored line) and report type errors with their line and column. Then
-//! [`Scenario::parse`] checks every value and names the offending key in
-//! the error (`link[1].to: "2001:db8::/129" is not a prefix: ...`). Nothing
-//! here panics on any input: the parser is a fuzz target.
+//! Every key, its default and its meaning are in `taps-sim/REFERENCE.toml`
+//! (`taps-sim schema` prints it); a test keeps it complete.
 //!
-//! Optional keys beyond the core schema: `description`;
-//! `[dns] timeout`, `attempts`; per-name `forge = ["wrong-id",
-//! "wrong-source"]`; server `names` and `cert`; link `direction` and
-//! `bandwidth`; event
-//! changes to a link's `delay`, `jitter`, `loss`, `bandwidth`; connect
-//! `resolution_delay`, `prohibit_expensive`, `prohibit_constrained`, `gap`;
-//! and the `[expect]` keys listed on [`ExpectConn`], with
-//! `[[expect.connection]]` for per-connection expectations of repeated
-//! connections.
+//! Parsing happens in three steps, and each reports every problem it finds,
+//! with its key path and line, before the next runs:
+//!
+//! 1. [`crate::schema::check`] reads the TOML and compares it with the
+//!    shape of the raw structs below (read from their serde impls): unknown
+//!    keys (with the nearest valid one), missing keys and wrong types.
+//! 2. Serde reads the text into those loose "raw" structs, which cannot
+//!    fail after step 1.
+//! 3. [`Scenario::parse`] checks every value and names the offending key
+//!    (`line 7: link[1].to: "2001:db8::/129" is not a prefix: ...`): each
+//!    section and each `[[server]]`, `[[link]]` and `[[event]]` is checked
+//!    on its own, so one mistake does not hide the next.
+//!
+//! Nothing here panics on any input: the parser is a fuzz target.
 
 use core::fmt;
 use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use taps_core::{
@@ -52,6 +54,7 @@ use taps_core::{
     race::{Policy, RaceConfig},
 };
 
+use crate::schema::{self, Problem, Shape};
 use crate::units::{parse_bandwidth, parse_duration};
 
 /// Bounds that keep a hostile or mistaken file from asking for unbounded
@@ -83,24 +86,23 @@ pub enum ScenarioError {
         /// The operating system's message.
         error: String,
     },
-    /// Not valid TOML, an unknown key, or a value of the wrong type; the
-    /// message carries the line and column.
-    Toml(String),
-    /// A value is not acceptable.
-    Invalid {
-        /// The key, as a path: `link[1].to`.
-        key: String,
-        /// What is wrong and what was expected.
-        problem: String,
-    },
+    /// Everything wrong with the text, in file order (never empty).
+    Invalid(Vec<Problem>),
 }
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScenarioError::Io { path, error } => write!(f, "cannot read {path}: {error}"),
-            ScenarioError::Toml(message) => write!(f, "{}", message.trim_end()),
-            ScenarioError::Invalid { key, problem } => write!(f, "{key}: {problem}"),
+            ScenarioError::Invalid(problems) => {
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -108,10 +110,72 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ScenarioError {
-    ScenarioError::Invalid {
+    ScenarioError::Invalid(vec![Problem {
+        line: None,
+        key: key.into(),
+        problem: problem.into(),
+    }])
+}
+
+fn problem(key: impl Into<String>, problem: impl Into<String>) -> Problem {
+    Problem {
+        line: None,
         key: key.into(),
         problem: problem.into(),
     }
+}
+
+/// Checks each entry of a `[[key]]` list on its own, keeping every entry's
+/// problems; at most `limit` entries.
+fn listed<R, T>(
+    key: &str,
+    things: &str,
+    limit: usize,
+    raw: Vec<R>,
+    check: impl Fn(usize, R) -> Result<T, ScenarioError>,
+) -> Result<Vec<T>, ScenarioError> {
+    if raw.len() > limit {
+        return Err(invalid(key, format!("at most {limit} {things}")));
+    }
+    let mut problems = Vec::new();
+    let out: Vec<T> = raw
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| keep(check(i, r), &mut problems))
+        .collect();
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(ScenarioError::Invalid(problems))
+    }
+}
+
+/// Keeps the value of `r`, or its problems in `into`.
+fn keep<T>(r: Result<T, ScenarioError>, into: &mut Vec<Problem>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(ScenarioError::Invalid(p)) => {
+            into.extend(p);
+            None
+        }
+        Err(e @ ScenarioError::Io { .. }) => {
+            into.push(Problem {
+                line: None,
+                key: String::new(),
+                problem: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+/// The shape of a scenario file, read once from the raw structs.
+pub fn shape() -> Result<&'static Shape, &'static str> {
+    static SHAPE: OnceLock<Result<Shape, String>> = OnceLock::new();
+    SHAPE
+        .get_or_init(schema::shape_of::<RawScenario>)
+        .as_ref()
+        .map_err(String::as_str)
 }
 
 // ---------------------------------------------------------------------------
@@ -837,11 +901,31 @@ pub struct Expect {
 // ---------------------------------------------------------------------------
 
 impl Scenario {
-    /// Parses and checks scenario text.
+    /// Parses and checks scenario text; a refusal lists every problem.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        let raw: RawScenario =
-            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
-        Scenario::from_raw(raw)
+        if let Ok(shape) = shape() {
+            let problems = schema::check(text, shape);
+            if !problems.is_empty() {
+                return Err(ScenarioError::Invalid(problems));
+            }
+        }
+        // After the shape check serde has nothing left to refuse; should it
+        // still, its message goes out without its type names' context.
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            ScenarioError::Invalid(vec![Problem {
+                line: e.span().map(|s| schema::line_at(text, s.start)),
+                key: String::new(),
+                problem: e.message().trim().to_string(),
+            }])
+        })?;
+        Scenario::from_raw(raw).map_err(|e| match e {
+            ScenarioError::Invalid(mut problems) => {
+                schema::locate(text, &mut problems);
+                schema::sort(&mut problems);
+                ScenarioError::Invalid(problems)
+            }
+            other => other,
+        })
     }
 
     /// Reads, parses and checks a scenario file.
@@ -854,60 +938,70 @@ impl Scenario {
     }
 
     fn from_raw(raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        // Each section, and each entry of a list, is checked on its own so
+        // that every mistake is reported; a section others refer to (the
+        // client's interfaces, the links) must be right before those are
+        // checked, or they would report its mistakes again.
+        let mut p = Vec::new();
         if raw.name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty"));
+            p.push(problem("name", "must not be empty"));
         }
-        let client = client(raw.client)?;
-        let dns = dns(raw.dns)?;
-        if raw.server.len() > limits::SERVERS {
-            return Err(invalid(
-                "server",
-                format!("at most {} servers", limits::SERVERS),
-            ));
+        let client = keep(client(raw.client), &mut p);
+        let dns = keep(dns(raw.dns), &mut p);
+        let servers = keep(
+            listed("server", "servers", limits::SERVERS, raw.server, server),
+            &mut p,
+        );
+        let links = client.as_ref().and_then(|c| {
+            keep(
+                listed("link", "links", limits::LINKS, raw.link, |i, l| {
+                    link(i, l, c)
+                }),
+                &mut p,
+            )
+        });
+        let links_len = links.as_ref().map(Vec::len);
+        let events = client.as_ref().zip(links_len).and_then(|(c, n)| {
+            keep(
+                listed("event", "events", limits::EVENTS, raw.event, |i, e| {
+                    event(i, e, c, n)
+                }),
+                &mut p,
+            )
+        });
+        let repeat = raw.connect.repeat.unwrap_or(1);
+        let connect = client
+            .as_ref()
+            .and_then(|c| keep(connect(raw.connect, c), &mut p));
+        if let (Some(servers), Some(connect)) = (&servers, &connect) {
+            keep(check_tls_mix(servers, connect), &mut p);
         }
-        let servers = raw
-            .server
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| server(i, s))
-            .collect::<Result<Vec<_>, _>>()?;
-        if raw.link.len() > limits::LINKS {
-            return Err(invalid("link", format!("at most {} links", limits::LINKS)));
+        let expect = raw.expect.and_then(|e| keep(expect(e, repeat), &mut p));
+        match (client, dns, servers, links, events, connect) {
+            (
+                Some(client),
+                Some(dns),
+                Some(servers),
+                Some(links),
+                Some(mut events),
+                Some(connect),
+            ) if p.is_empty() => {
+                events.sort_by_key(|e| e.at);
+                Ok(Scenario {
+                    name: raw.name,
+                    description: raw.description,
+                    seed: raw.seed.unwrap_or(1),
+                    client,
+                    dns,
+                    servers,
+                    links,
+                    events,
+                    connect,
+                    expect,
+                })
+            }
+            _ => Err(ScenarioError::Invalid(p)),
         }
-        let links = raw
-            .link
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| link(i, l, &client))
-            .collect::<Result<Vec<_>, _>>()?;
-        if raw.event.len() > limits::EVENTS {
-            return Err(invalid(
-                "event",
-                format!("at most {} events", limits::EVENTS),
-            ));
-        }
-        let mut events = raw
-            .event
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| event(i, e, &client, links.len()))
-            .collect::<Result<Vec<_>, _>>()?;
-        events.sort_by_key(|e| e.at);
-        let connect = connect(raw.connect, &client)?;
-        check_tls_mix(&servers, &connect)?;
-        let expect = raw.expect.map(|e| expect(e, connect.repeat)).transpose()?;
-        Ok(Scenario {
-            name: raw.name,
-            description: raw.description,
-            seed: raw.seed.unwrap_or(1),
-            client,
-            dns,
-            servers,
-            links,
-            events,
-            connect,
-            expect,
-        })
     }
 
     /// Whether the client runs real TLS: `connect.tls` and at least one
@@ -1853,54 +1947,65 @@ attempts_at_most = 2
         let with = |extra: &str| format!("{MINIMAL}{extra}");
         let e = error_of(&with("[[link]]\nto = \"2001:db8::/129\"\n"));
         assert!(
-            e.starts_with("link[0].to: \"2001:db8::/129\" is not a prefix"),
+            e.starts_with("line 7: link[0].to: \"2001:db8::/129\" is not a prefix"),
             "{e}"
         );
         let e = error_of(&with("[[link]]\ndelay = \"20 parsecs\"\n"));
         assert!(
-            e.starts_with("link[0].delay: \"20 parsecs\" is not a duration"),
+            e.starts_with("line 7: link[0].delay: \"20 parsecs\" is not a duration"),
             "{e}"
         );
         let e = error_of(&with("[[link]]\nloss = 1.5\n"));
         assert!(
-            e.starts_with("link[0].loss: 1.5 is not a probability"),
+            e.starts_with("line 7: link[0].loss: 1.5 is not a probability"),
             "{e}"
         );
         let e = error_of(&with(
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\naccept = \"maybe\"\n",
         ));
         assert!(
-            e.starts_with("server[0].accept: unknown behaviour \"maybe\""),
+            e.starts_with("line 8: server[0].accept: unknown behaviour \"maybe\""),
             "{e}"
         );
         let e = error_of(&with(
             "[[event]]\nat = \"1s\"\ninterface = \"wlan9\"\nup = false\n",
         ));
         assert!(
-            e.contains("event[0].interface: no client interface is called \"wlan9\""),
+            e.starts_with("line 8: event[0].interface: no client interface is called \"wlan9\""),
             "{e}"
         );
         let e = error_of(&with(
             "[[event]]\nat = \"1s\"\nlink = 3\naction = \"pass\"\n",
         ));
-        assert!(e.starts_with("event[0].link: 3 names no [[link]]"), "{e}");
+        assert!(
+            e.starts_with("line 8: event[0].link: 3 names no [[link]]"),
+            "{e}"
+        );
         let e = error_of(&with(
             "[dns.records.\"example.com\"]\na = [\"2001:db8::1\"]\n",
         ));
         assert!(
             e.starts_with(
-                "dns.records.\"example.com\".a[0]: \"2001:db8::1\" is not an IPv4 address"
+                "line 7: dns.records.\"example.com\".a[0]: \"2001:db8::1\" is not an IPv4 address"
             ),
             "{e}"
         );
         let e = error_of(&with("[expect]\noutcome = \"maybe\"\n"));
-        assert!(e.starts_with("expect.outcome: unknown outcome"), "{e}");
-        // Serde's own errors carry the line and the key.
+        assert!(
+            e.starts_with("line 7: expect.outcome: unknown outcome"),
+            "{e}"
+        );
+        // Shape errors carry the line and the key, and suggest the nearest.
         let e = error_of(&with("[[link]]\ndelya = \"20ms\"\n"));
-        assert!(e.contains("unknown field `delya`"), "{e}");
-        assert!(e.contains("line 7"), "{e}");
+        assert_eq!(
+            e,
+            "line 7: link[0].delya: unknown key; did you mean \"delay\"?"
+        );
         let e = error_of("name = \"x\"\n");
-        assert!(e.contains("missing field `client`"), "{e}");
+        assert_eq!(
+            e,
+            "client: required, but missing (a table)\nconnect: required, but missing (a table)"
+        );
     }
 
     #[test]
@@ -1910,28 +2015,28 @@ attempts_at_most = 2
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\ncert = \"forged\"\n",
         ));
         assert!(
-            e.starts_with("server[0].cert: unknown certificate \"forged\""),
+            e.starts_with("line 9: server[0].cert: unknown certificate \"forged\""),
             "{e}"
         );
         let e = error_of(&with(
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\ncert = \"expired\"\n",
         ));
         assert!(
-            e.starts_with("server[0].cert: only a tls = \"real\" server"),
+            e.starts_with("line 8: server[0].cert: only a tls = \"real\" server"),
             "{e}"
         );
         let e = error_of(&with(
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\nnames = [\"exa mple.com\"]\n",
         ));
         assert!(
-            e.starts_with("server[0].names[0]: \"exa mple.com\" is not a host name"),
+            e.starts_with("line 8: server[0].names[0]: \"exa mple.com\" is not a host name"),
             "{e}"
         );
         let two = "[[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\n\
                    [[server]]\nlisten = [\"192.0.2.2:443\"]\n";
         let e = error_of(&with(two));
         assert!(
-            e.starts_with("server[1].tls: \"modelled\" cannot be mixed with \"real\""),
+            e.starts_with("line 9: server[1].tls: \"modelled\" cannot be mixed with \"real\""),
             "{e}"
         );
         // Without TLS on the client, servers' TLS never matters.
