@@ -5,6 +5,7 @@
 //! taps-sim run FILE [--seed N] [--policy P] [--json] [--svg OUT.svg] [--check-determinism]
 //! taps-sim check PATH... [--check-determinism]     every scenario with an [expect]; non-zero exit on failure
 //! taps-sim compare FILE [--seed N]                every policy and the oracle side by side
+//! taps-sim schema                          every scenario key, its default and meaning (REFERENCE.toml)
 //! taps-sim population --profile seed-telemetry --connections N --seed S [--json] [--check-determinism]
 //! ```
 //!
@@ -21,7 +22,7 @@ use crate::population::{PROFILES, run_population};
 use crate::report::{Report, ms};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::world::RunOptions;
-use crate::{BUILTIN, POLICIES, run_scenario};
+use crate::{BUILTIN, POLICIES, REFERENCE, run_scenario};
 
 /// The usage text.
 pub const USAGE: &str = "\
@@ -36,6 +37,7 @@ usage:
   taps-sim compare FILE [--seed N]            every policy and the oracle side by side
   taps-sim population --profile seed-telemetry --connections N --seed S [--json]
                [--check-determinism]
+  taps-sim schema                             every scenario key with its default and meaning
 ";
 
 struct Args {
@@ -104,6 +106,10 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     };
     if matches!(command, "help" | "--help" | "-h") {
         let _ = write!(out, "{USAGE}");
+        return 0;
+    }
+    if command == "schema" && rest.is_empty() {
+        let _ = write!(out, "{REFERENCE}");
         return 0;
     }
     let a = match parse_args(rest) {

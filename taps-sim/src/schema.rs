@@ -8,7 +8,7 @@
 //! leaving each one out in turn. So a key added to the parser is known here
 //! (and to the reference file's test) without anyone copying it.
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::ops::Range;
 
@@ -214,6 +214,7 @@ fn probe<T: DeserializeOwned>(
     let ctx = Ctx {
         stack: RefCell::new(Vec::new()),
         skip,
+        hollow: Cell::new(0),
     };
     let out = RefCell::new(None);
     T::deserialize(Probe {
@@ -255,6 +256,8 @@ struct Ctx {
     stack: RefCell<Vec<&'static str>>,
     /// A (struct, field) left out of the input.
     skip: Option<(&'static str, &'static str)>,
+    /// Inside a recursive struct: give empty values.
+    hollow: Cell<u32>,
 }
 
 struct Probe<'a> {
@@ -316,6 +319,9 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ProbeError> {
         // Optional keys are found by leaving them out; the value's shape is
         // the inner type's.
+        if self.ctx.hollow.get() > 0 {
+            return visitor.visit_none();
+        }
         visitor.visit_some(self)
     }
 
@@ -324,7 +330,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         let value = visitor.visit_seq(OneElement {
             ctx: self.ctx,
             out: &inner,
-            done: false,
+            done: self.ctx.hollow.get() > 0,
         })?;
         let inner = inner.into_inner().unwrap_or(Shape::Text);
         self.set(Shape::List(Box::new(inner)));
@@ -336,7 +342,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         let value = visitor.visit_map(OneName {
             ctx: self.ctx,
             out: &inner,
-            state: 0,
+            state: u8::from(self.ctx.hollow.get() > 0),
         })?;
         let inner = inner.into_inner().unwrap_or(Shape::Text);
         self.set(Shape::Names(Box::new(inner)));
@@ -350,14 +356,20 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         visitor: V,
     ) -> Result<V::Value, ProbeError> {
         if self.ctx.stack.borrow().contains(&name) {
+            // Its keys are known already. It still needs a value, so its
+            // fields are filled "hollow": lists and maps empty, options
+            // absent, which ends the recursion.
             self.set(Shape::Same(name));
             let ignored = RefCell::new(Vec::new());
-            return visitor.visit_map(FieldsRef {
+            self.ctx.hollow.set(self.ctx.hollow.get() + 1);
+            let value = visitor.visit_map(FieldsRef {
                 ctx: self.ctx,
-                keys: Vec::new().into_iter(),
+                keys: Vec::from(fields).into_iter(),
                 current: "",
                 found: &ignored,
             });
+            self.ctx.hollow.set(self.ctx.hollow.get() - 1);
+            return value;
         }
         self.ctx.stack.borrow_mut().push(name);
         let keys: Vec<&'static str> = fields
@@ -736,4 +748,90 @@ fn segments(path: &str) -> Vec<Seg> {
         out.push(Seg::Key(word));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)] // Only its Deserialize impl is read.
+    struct Outer {
+        name: String,
+        count: Option<u8>,
+        #[serde(default)]
+        flags: Vec<bool>,
+        inner: Inner,
+        #[serde(default)]
+        named: std::collections::BTreeMap<String, Inner>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        level: f64,
+        #[serde(default)]
+        again: Vec<Inner>,
+    }
+
+    #[test]
+    fn the_shape_is_read_from_the_deserialize_impl() {
+        let shape = shape_of::<Outer>().unwrap();
+        assert_eq!(
+            shape.key_paths(),
+            [
+                "name",
+                "count",
+                "flags",
+                "inner",
+                "inner.level",
+                "inner.again",
+                "named",
+                "named.*.level",
+                "named.*.again"
+            ]
+        );
+        let Shape::Table { fields, .. } = &shape else {
+            panic!("{shape:?}")
+        };
+        let required: Vec<&str> = fields
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| f.key)
+            .collect();
+        assert_eq!(required, ["name", "inner"]);
+        assert_eq!(fields[1].shape, Shape::Whole { min: 0, max: 255 });
+        assert_eq!(fields[2].shape, Shape::List(Box::new(Shape::Bool)));
+    }
+
+    #[test]
+    fn problems_come_with_lines_and_suggestions() {
+        let shape = shape_of::<Outer>().unwrap();
+        let text =
+            "nmae = \"x\"\ncount = 256\n[inner]\nlevel = \"high\"\nagain = [{ levle = 1 }]\n";
+        let got: Vec<String> = check(text, &shape)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "name: required, but missing (a string)",
+                "line 1: nmae: unknown key; did you mean \"name\"?",
+                "line 2: count: expected a whole number from 0 to 255, found the whole number 256",
+                "line 4: inner.level: expected a number, found the string \"high\"",
+                "line 5: inner.again[0].levle: unknown key; did you mean \"level\"?",
+                "line 5: inner.again[0].level: required, but missing (a number)",
+            ]
+        );
+    }
+
+    #[test]
+    fn neighbours_swapped_are_one_edit() {
+        assert_eq!(edit_distance("delya", "delay"), 1);
+        assert_eq!(edit_distance("kidn", "kind"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(nearest("nope", &["name", "seed"]), None);
+    }
 }
