@@ -168,8 +168,13 @@ fn one_file(a: &Args, command: &str, err: &mut dyn Write) -> Option<Scenario> {
         );
         return None;
     };
-    match Scenario::load(Path::new(file)) {
-        Ok(s) => Some(s),
+    match Scenario::load_with_warnings(Path::new(file)) {
+        Ok((s, warnings)) => {
+            for w in warnings {
+                let _ = writeln!(err, "taps-sim: warning: {file}: {w}");
+            }
+            Some(s)
+        }
         Err(e) => {
             let _ = writeln!(err, "taps-sim: {}", refused(file, &e));
             None
@@ -313,8 +318,13 @@ fn cmd_check(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for file in &files {
         let shown = file.display();
-        let sc = match Scenario::load(file) {
-            Ok(s) => s,
+        let sc = match Scenario::load_with_warnings(file) {
+            Ok((s, warnings)) => {
+                for w in warnings {
+                    let _ = writeln!(out, "warn {shown}: {w}");
+                }
+                s
+            }
             Err(e) => {
                 let _ = writeln!(out, "FAIL {}", refused(&shown.to_string(), &e));
                 failed += 1;

@@ -928,13 +928,55 @@ impl Scenario {
         })
     }
 
+    /// Reads, parses and checks a scenario file, and finds what is legal
+    /// but probably not meant ([`Scenario::warnings`], with their lines).
+    pub fn load_with_warnings(
+        path: &std::path::Path,
+    ) -> Result<(Scenario, Vec<Problem>), ScenarioError> {
+        let text = read(path)?;
+        let sc = Scenario::parse(&text)?;
+        let mut warnings = sc.warnings();
+        schema::locate(&text, &mut warnings);
+        Ok((sc, warnings))
+    }
+
+    /// What is legal but probably a mistake: a client and a server that
+    /// disagree on TLS, whose attempts fail (or never run TLS) for a reason
+    /// the run itself only shows as "peer closed the connection".
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            // A server on another port is never reached, so it cannot
+            // disagree (the library's all-addresses-dead has one on purpose).
+            if !s.listen.iter().any(|l| l.port() == self.connect.port()) {
+                continue;
+            }
+            let problem = match (self.connect.tls, s.tls) {
+                (true, ServerTls::None) => {
+                    "the server speaks plain TCP (tls = \"none\") but connect.tls is true \
+                     (the default): every attempt to it fails when the server closes the \
+                     connection on the ClientHello; set connect.tls = false, or give the \
+                     server tls = \"modelled\" or \"real\""
+                }
+                (false, ServerTls::Real) => {
+                    "the server speaks TLS (tls = \"real\") but connect.tls is false: the \
+                     client connects with plain TCP and no TLS runs; set connect.tls = true, \
+                     or leave the server's tls out"
+                }
+                _ => continue,
+            };
+            out.push(Problem {
+                line: None,
+                key: format!("server[{i}].tls"),
+                problem: problem.to_string(),
+            });
+        }
+        out
+    }
+
     /// Reads, parses and checks a scenario file.
     pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
-            path: path.display().to_string(),
-            error: e.to_string(),
-        })?;
-        Scenario::parse(&text)
+        Scenario::parse(&read(path)?)
     }
 
     fn from_raw(raw: RawScenario) -> Result<Scenario, ScenarioError> {
@@ -1064,6 +1106,13 @@ impl Scenario {
             .iter()
             .any(|s| s.listen.iter().any(|l| l.ip() == ip))
     }
+}
+
+fn read(path: &std::path::Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    })
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ScenarioError> {

@@ -145,3 +145,59 @@ fn no_message_names_the_parsers_types() {
         "line 2: client: expected a table, found the string \"laptop\""
     );
 }
+
+#[test]
+fn a_tls_disagreement_is_warned_about_by_check_and_run() {
+    let dir = std::env::temp_dir().join(format!("taps-sim-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = "[[server]]\nlisten = [\"192.0.2.1:443\"]\n";
+    // An address literal needs no DNS.
+    let base = MINIMAL.replace("example.com:443", "192.0.2.1:443");
+    let records = "";
+    let cases = [
+        // The client's default tls = true against a plain TCP server.
+        (
+            format!("{base}{records}{server}tls = \"none\"\n[expect]\noutcome = \"failed\"\n"),
+            Some(
+                "line 8: server[0].tls: the server speaks plain TCP (tls = \"none\") but connect.tls is true (the default)",
+            ),
+        ),
+        // The reverse: a real TLS server, a client without TLS.
+        (
+            format!(
+                "{base}tls = false\n{records}{server}tls = \"real\"\n[expect]\noutcome = \"ready\"\n"
+            ),
+            Some(
+                "line 9: server[0].tls: the server speaks TLS (tls = \"real\") but connect.tls is false",
+            ),
+        ),
+        // Agreeing: no warning.
+        (
+            format!(
+                "{base}tls = false\n{records}{server}tls = \"none\"\n[expect]\noutcome = \"ready\"\n"
+            ),
+            None,
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        for command in ["run", "check"] {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let args = [command.to_string(), file.clone()];
+            let code = taps_sim::cli::run(&args, &mut out, &mut err);
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+            assert_eq!(code, 0, "{command} case {i}: {all}");
+            match want {
+                Some(w) => assert!(all.contains(w), "{command} case {i}: {all}"),
+                None => assert!(!all.contains("warn"), "{command} case {i}: {all}"),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
