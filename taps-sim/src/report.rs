@@ -400,16 +400,31 @@ impl Report {
         self.render(wall, true)
     }
 
-    /// The text report without the event lists: per connection its
-    /// outcome, the bars and the summary. What `taps-sim` shows per policy
-    /// under the comparison table.
+    /// The text report without what a comparison table already says:
+    /// per connection the bars alone (and any violation), without the
+    /// legend, which goes once under all policies. What `taps-sim` shows
+    /// per policy under its table.
     pub fn brief(&self) -> String {
         self.render(false, false)
     }
 
-    fn render(&self, wall: bool, events: bool) -> String {
+    fn render(&self, wall: bool, full: bool) -> String {
         let mut out = String::new();
         let r = &self.run;
+        if !full {
+            let _ = writeln!(out, "{} (seed {})", r.policy.name(), r.seed);
+            let n = self.connections.len();
+            for (i, _) in self.connections.iter().enumerate() {
+                if n > 1 {
+                    let _ = writeln!(out, "connection {}/{n}", i + 1);
+                }
+                out.push_str(&self.bars(i));
+            }
+            for v in &r.violations {
+                let _ = writeln!(out, "VIOLATION: {v}");
+            }
+            return out;
+        }
         let _ = writeln!(
             out,
             "scenario {} · policy {} · seed {}",
@@ -437,11 +452,10 @@ impl Report {
                 ms(c.started)
             );
             let _ = writeln!(out);
-            if events {
-                out.push_str(&c.events);
-                let _ = writeln!(out);
-            }
+            out.push_str(&c.events);
+            let _ = writeln!(out);
             out.push_str(&self.bars(i));
+            out.push_str(&bar_legend());
             let oracle = self.oracle.get(i).copied().flatten();
             let mut summary = match c.time_to_ready {
                 Some(t) => format!("ready in {}", ms(t)),
@@ -493,7 +507,7 @@ impl Report {
 
     /// Text bars of connection `i`: one per DNS question and per attempt
     /// on one time axis, each attempt split into its [`Phase`]s and ended
-    /// by how it ended, with a legend.
+    /// by how it ended ([`bar_legend`] says which mark is which).
     pub fn bars(&self, i: usize) -> String {
         const WIDTH: usize = 48;
         let mut out = String::new();
@@ -558,12 +572,6 @@ impl Report {
         if c.attempts.is_empty() {
             let _ = writeln!(out, "  no attempts");
         }
-        let _ = writeln!(
-            out,
-            "  . DNS question  - {}  = {}  * won  x failed  / cancelled  > running",
-            Phase::Connecting.name(),
-            Phase::TcpUp.name()
-        );
         out
     }
 
@@ -620,6 +628,15 @@ impl Report {
         };
         serde_json::to_string(&j).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// What the marks of [`Report::bars`] mean, as one line.
+pub fn bar_legend() -> String {
+    format!(
+        "  . DNS question  - {}  = {}  * won  x failed  / cancelled  > running\n",
+        Phase::Connecting.name(),
+        Phase::TcpUp.name()
+    )
 }
 
 /// Fills `cells[from..to]` with `ch`, within the row.
