@@ -1893,7 +1893,7 @@ fn expect(r: RawExpect, repeat: u32) -> Result<Expect, ScenarioError> {
 mod tests {
     use super::*;
 
-    const ISSUE_EXAMPLE: &str = r#"
+    const FULL_EXAMPLE: &str = r#"
 name = "v6-blackhole"
 seed = 7                                   # default; --seed overrides
 
@@ -1951,8 +1951,8 @@ attempts_at_most = 2
 "#;
 
     #[test]
-    fn the_issue_example_parses_with_every_key() {
-        let s = Scenario::parse(ISSUE_EXAMPLE).unwrap();
+    fn a_full_example_parses_with_every_key() {
+        let s = Scenario::parse(FULL_EXAMPLE).unwrap();
         assert_eq!(s.name, "v6-blackhole");
         assert_eq!(s.seed, 7);
         assert_eq!(s.client.interfaces.len(), 2);

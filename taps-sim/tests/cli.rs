@@ -65,7 +65,7 @@ fn no_arguments_compares_every_policy_and_the_oracle() {
 }
 
 #[test]
-fn json_has_exactly_the_issue_shape() {
+fn json_has_exactly_the_documented_shape() {
     let (code, out, err) = sim(&["run", &scenario("v6-blackhole"), "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
