@@ -123,6 +123,20 @@ impl Shape {
         }
     }
 
+    /// The names of the structs the shape was read from: words no message
+    /// to a user should contain.
+    pub fn table_names(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut pairs = Vec::new();
+        list_fields(self, &mut pairs);
+        for (name, _) in pairs {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     fn find_table(&self, wanted: &str) -> Option<&Shape> {
         match self {
             Shape::Table { name, fields } => {
