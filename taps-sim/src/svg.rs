@@ -192,9 +192,13 @@ pub fn render(report: &Report) -> String {
             // ended; the phases are drawn over it, leaving the end as a cap.
             bar(&mut body, row, a.start, end, colour, &label, &note, won);
             let ry = top + row as f64 * ROW_H + 4.0;
-            for (phase, from, to) in a.phases(span) {
+            let phases = a.phases(span);
+            let last = phases.len().saturating_sub(1);
+            for (k, (phase, from, to)) in phases.into_iter().enumerate() {
                 let x0 = x(from);
-                let w = (x(to) - x0 - CAP_W).max(0.0);
+                // Only the last phase leaves room for the cap.
+                let cap = if k == last { CAP_W } else { 0.0 };
+                let w = (x(to) - x0 - cap).max(0.0);
                 if w <= 0.0 {
                     continue;
                 }
