@@ -1751,11 +1751,11 @@ fn selector(key: &str, text: &str, client: &Client) -> Result<InterfaceSelector,
         })
 }
 
-fn connect(r: RawConnect, client: &Client) -> Result<Connect, ScenarioError> {
-    let remote: RemoteEndpoint = r.remote.trim().parse().map_err(|e| {
+fn remote(text: &str) -> Result<RemoteEndpoint, ScenarioError> {
+    let remote: RemoteEndpoint = text.trim().parse().map_err(|e| {
         invalid(
             "connect.remote",
-            format!("{:?} is not an endpoint: {e}", r.remote),
+            format!("{text:?} is not an endpoint: {e}"),
         )
     })?;
     if remote.host.is_none() {
@@ -1770,56 +1770,90 @@ fn connect(r: RawConnect, client: &Client) -> Result<Connect, ScenarioError> {
     if remote.effective_port().is_none() {
         return Err(invalid(
             "connect.remote",
-            format!("{:?} needs a port: \"example.com:443\"", r.remote),
+            format!("{text:?} needs a port: \"example.com:443\""),
         ));
     }
-    let policy = match r.policy.as_deref() {
-        None => Policy::Hev3,
-        Some(p) => p
-            .parse()
-            .map_err(|e: String| invalid("connect.policy", e))?,
-    };
-    let sel = |level: &str, list: &[String]| {
-        list.iter()
+    Ok(remote)
+}
+
+/// `[connect]`: each key is checked on its own, so every mistake in the
+/// table is reported.
+fn connect(r: RawConnect, client: &Client) -> Result<Connect, ScenarioError> {
+    let mut p = Vec::new();
+    let remote = keep(remote(&r.remote), &mut p);
+    let policy = keep(
+        r.policy.as_deref().map_or(Ok(Policy::Hev3), |text| {
+            text.parse()
+                .map_err(|e: String| invalid("connect.policy", e))
+        }),
+        &mut p,
+    );
+    let mut sel = |level: &str, list: &[String]| {
+        let all: Vec<InterfaceSelector> = list
+            .iter()
             .enumerate()
-            .map(|(i, t)| selector(&format!("connect.interfaces.{level}[{i}]"), t, client))
-            .collect::<Result<Vec<_>, _>>()
+            .filter_map(|(i, t)| {
+                let key = format!("connect.interfaces.{level}[{i}]");
+                keep(selector(&key, t, client), &mut p)
+            })
+            .collect();
+        all
     };
     let interfaces = InterfacePrefs {
-        require: sel("require", &r.interfaces.require)?,
-        prohibit: sel("prohibit", &r.interfaces.prohibit)?,
-        prefer: sel("prefer", &r.interfaces.prefer)?,
-        avoid: sel("avoid", &r.interfaces.avoid)?,
+        require: sel("require", &r.interfaces.require),
+        prohibit: sel("prohibit", &r.interfaces.prohibit),
+        prefer: sel("prefer", &r.interfaces.prefer),
+        avoid: sel("avoid", &r.interfaces.avoid),
     };
     let repeat = r.repeat.unwrap_or(1);
     if repeat == 0 || repeat > limits::REPEAT {
-        return Err(invalid(
+        p.push(problem(
             "connect.repeat",
             format!("must be 1 to {}", limits::REPEAT),
         ));
     }
-    let timeout = opt_duration("connect.timeout", r.timeout.as_deref())?;
+    let timeout = keep(
+        opt_duration("connect.timeout", r.timeout.as_deref()),
+        &mut p,
+    )
+    .flatten();
     if timeout.is_some_and(|t| t.is_zero()) {
-        return Err(invalid(
+        p.push(problem(
             "connect.timeout",
             "must be more than zero (leave it out for no timeout)",
         ));
     }
-    Ok(Connect {
-        remote,
-        remote_text: r.remote.trim().to_string(),
-        tls: r.tls.unwrap_or(true),
-        alpn: r.alpn,
-        policy,
-        attempt_delay: opt_duration("connect.attempt_delay", r.attempt_delay.as_deref())?,
-        resolution_delay: opt_duration("connect.resolution_delay", r.resolution_delay.as_deref())?,
-        timeout,
-        interfaces,
-        prohibit_expensive: r.prohibit_expensive,
-        prohibit_constrained: r.prohibit_constrained,
-        repeat,
-        gap: opt_duration("connect.gap", r.gap.as_deref())?.unwrap_or_default(),
-    })
+    let attempt_delay = keep(
+        opt_duration("connect.attempt_delay", r.attempt_delay.as_deref()),
+        &mut p,
+    );
+    let resolution_delay = keep(
+        opt_duration("connect.resolution_delay", r.resolution_delay.as_deref()),
+        &mut p,
+    );
+    let gap = keep(opt_duration("connect.gap", r.gap.as_deref()), &mut p);
+    match (remote, policy, attempt_delay, resolution_delay, gap) {
+        (Some(remote), Some(policy), Some(attempt_delay), Some(resolution_delay), Some(gap))
+            if p.is_empty() =>
+        {
+            Ok(Connect {
+                remote,
+                remote_text: r.remote.trim().to_string(),
+                tls: r.tls.unwrap_or(true),
+                alpn: r.alpn,
+                policy,
+                attempt_delay,
+                resolution_delay,
+                timeout,
+                interfaces,
+                prohibit_expensive: r.prohibit_expensive,
+                prohibit_constrained: r.prohibit_constrained,
+                repeat,
+                gap: gap.unwrap_or_default(),
+            })
+        }
+        _ => Err(ScenarioError::Invalid(p)),
+    }
 }
 
 fn expect_conn(key: &str, r: &RawExpect) -> Result<ExpectConn, ScenarioError> {

@@ -201,3 +201,27 @@ fn a_tls_disagreement_is_warned_about_by_check_and_run() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_mistake_in_one_table_is_reported() {
+    let text = "name = \"x\"
+[client]
+interfaces = [{ name = \"eth0\", kind = \"wired\" }]
+[connect]
+remote = \"example.com\"
+policy = \"fastest\"
+timeout = \"0ms\"
+interfaces = { prohibit = [\"wlan9\"] }
+gap = \"1 fortnight\"
+";
+    assert_eq!(
+        errors(text),
+        [
+            "line 5: connect.remote: \"example.com\" needs a port: \"example.com:443\"",
+            "line 6: connect.policy: unknown racing policy \"fastest\": expected hev3, rfc6555 or sequential",
+            "line 7: connect.timeout: must be more than zero (leave it out for no timeout)",
+            "line 8: connect.interfaces.prohibit[0]: \"wlan9\" is neither a client interface name nor an interface kind (wired, wifi, cellular, loopback, other)",
+            "line 9: connect.gap: \"1 fortnight\" is not a duration: write a number and a unit, such as \"150ms\", \"1s\" or \"2.5s\" (units ns, us, ms, s, m, h)",
+        ]
+    );
+}
