@@ -1197,61 +1197,74 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
             format!("at most {} interfaces", limits::INTERFACES),
         ));
     }
+    // Each interface, each of its keys and each resolver is checked on its
+    // own, so every mistake in [client] is reported.
+    let mut p = Vec::new();
     let mut interfaces: Vec<Interface> = Vec::with_capacity(raw.interfaces.len());
+    // Every name, even of an interface with another mistake, so that a
+    // duplicate of it is still found.
+    let mut names: Vec<String> = Vec::with_capacity(raw.interfaces.len());
     for (i, r) in raw.interfaces.into_iter().enumerate() {
         let key = format!("client.interfaces[{i}]");
         if r.name.trim().is_empty() {
-            return Err(invalid(format!("{key}.name"), "must not be empty"));
-        }
-        if interfaces.iter().any(|x| x.name == r.name) {
-            return Err(invalid(
+            p.push(problem(format!("{key}.name"), "must not be empty"));
+        } else if names.contains(&r.name) {
+            p.push(problem(
                 format!("{key}.name"),
                 format!("{:?} is listed twice", r.name),
             ));
         }
-        let kind: InterfaceKind =
+        let kind = keep(
             r.kind
-                .parse()
-                .map_err(|e: taps_core::UnknownInterfaceKind| {
-                    invalid(format!("{key}.kind"), e.to_string())
-                })?;
+                .parse::<InterfaceKind>()
+                .map_err(|e| invalid(format!("{key}.kind"), e.to_string())),
+            &mut p,
+        );
         if r.addrs.len() > 64 {
-            return Err(invalid(format!("{key}.addrs"), "at most 64 addresses"));
+            p.push(problem(format!("{key}.addrs"), "at most 64 addresses"));
         }
-        let addrs = r
+        let addrs: Vec<InterfaceAddress> = r
             .addrs
             .iter()
+            .take(64)
             .enumerate()
-            .map(|(j, a)| cidr(&format!("{key}.addrs[{j}]"), a))
-            .collect::<Result<Vec<_>, _>>()?;
-        interfaces.push(Interface {
-            name: r.name,
-            index: i as u32 + 1,
-            kind,
-            addrs,
-            mtu: r.mtu.unwrap_or(1500),
-            expensive: r.expensive,
-            constrained: r.constrained,
-            up: r.up.unwrap_or(true),
-        });
+            .filter_map(|(j, a)| keep(cidr(&format!("{key}.addrs[{j}]"), a), &mut p))
+            .collect();
+        names.push(r.name.clone());
+        if let Some(kind) = kind {
+            interfaces.push(Interface {
+                name: r.name,
+                index: i as u32 + 1,
+                kind,
+                addrs,
+                mtu: r.mtu.unwrap_or(1500),
+                expensive: r.expensive,
+                constrained: r.constrained,
+                up: r.up.unwrap_or(true),
+            });
+        }
     }
     if raw.dns.len() > 16 {
-        return Err(invalid("client.dns", "at most 16 resolvers"));
+        p.push(problem("client.dns", "at most 16 resolvers"));
     }
-    let resolvers = raw
+    let resolvers: Vec<SocketAddr> = raw
         .dns
         .iter()
+        .take(16)
         .enumerate()
-        .map(|(i, d)| {
+        .filter_map(|(i, d)| {
             let key = format!("client.dns[{i}]");
             if let Ok(ip) = d.trim().parse::<IpAddr>() {
-                return Ok(SocketAddr::new(ip, 53));
+                return Some(SocketAddr::new(ip, 53));
             }
-            d.trim().parse::<SocketAddr>().map_err(|_| {
+            keep(d.trim().parse::<SocketAddr>().map_err(|_| {
                 invalid(key, format!("{d:?} is not a resolver address: write \"192.168.1.1\" or \"[2001:db8::53]:53\""))
-            })
+            }), &mut p)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    if !p.is_empty() {
+        return Err(ScenarioError::Invalid(p));
+    }
     Ok(Client {
         interfaces,
         resolvers,

@@ -225,3 +225,27 @@ gap = \"1 fortnight\"
         ]
     );
 }
+
+#[test]
+fn every_mistake_in_the_client_is_reported() {
+    let text = "name = \"x\"
+[client]
+interfaces = [
+ { name = \"eth0\", kind = \"wire\", addrs = [\"192.0.2.300/24\"] },
+ { name = \"eth0\", kind = \"wired\", addrs = [\"10.0.0.1/33\"] },
+]
+dns = [\"8.8.8.8\", \"resolver\"]
+[connect]
+remote = \"example.com:443\"
+";
+    assert_eq!(
+        errors(text),
+        [
+            "line 4: client.interfaces[0].kind: unknown interface kind \"wire\": expected wired, wifi, cellular, loopback or other",
+            "line 4: client.interfaces[0].addrs[0]: \"192.0.2.300/24\" is not an address: write \"192.168.1.10/24\" or \"2001:db8::10/64\"",
+            "line 5: client.interfaces[1].name: \"eth0\" is listed twice",
+            "line 5: client.interfaces[1].addrs[0]: \"10.0.0.1/33\": the prefix length must be 0 to 32",
+            "line 7: client.dns[1]: \"resolver\" is not a resolver address: write \"192.168.1.1\" or \"[2001:db8::53]:53\"",
+        ]
+    );
+}
