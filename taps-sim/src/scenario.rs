@@ -34,9 +34,11 @@
 //! 2. Serde reads the text into those loose "raw" structs, which cannot
 //!    fail after step 1.
 //! 3. [`Scenario::parse`] checks every value and names the offending key
-//!    (`line 7: link[1].to: "2001:db8::/129" is not a prefix: ...`): each
+//!    (`line 7: link[1].to: "2001:db8::/129" is not a prefix: ...`). Each
 //!    section and each `[[server]]`, `[[link]]` and `[[event]]` is checked
-//!    on its own, so one mistake does not hide the next.
+//!    on its own, and within `[client]`, `[connect]` and a `[[link]]` each
+//!    key is, so one mistake does not hide the next; elsewhere an entry
+//!    reports its first bad value.
 //!
 //! Nothing here panics on any input: the parser is a fuzz target.
 
@@ -1612,61 +1614,96 @@ fn bandwidth(key: &str, text: Option<&str>) -> Result<Option<u64>, ScenarioError
         .transpose()
 }
 
+/// One `[[link]]`: each key is checked on its own, so every mistake in the
+/// entry is reported.
 fn link(i: usize, r: RawLink, client: &Client) -> Result<Link, ScenarioError> {
     let key = format!("link[{i}]");
-    let interface = r
-        .interface
-        .as_deref()
-        .map(|n| interface_ref(&format!("{key}.interface"), n, client))
-        .transpose()?;
-    let to = match r.to.as_deref().map(str::trim) {
-        None | Some("*") => Prefix::Any,
-        Some(t) => {
-            let a = cidr(&format!("{key}.to"), t).map_err(|_| {
-                invalid(
-                    format!("{key}.to"),
-                    format!("{t:?} is not a prefix: write \"2001:db8::/32\", \"192.0.2.0/24\", an address, or \"*\""),
-                )
-            })?;
-            Prefix::Net {
-                addr: a.addr,
-                len: a.prefix_len,
-            }
-        }
-    };
-    let direction = match r.direction.as_deref() {
-        None | Some("both") => Direction::Both,
-        Some("up") => Direction::Up,
-        Some("down") => Direction::Down,
-        Some(other) => {
-            return Err(invalid(
+    let mut p = Vec::new();
+    let interface = keep(
+        r.interface
+            .as_deref()
+            .map(|n| interface_ref(&format!("{key}.interface"), n, client))
+            .transpose(),
+        &mut p,
+    );
+    let to = keep(
+        match r.to.as_deref().map(str::trim) {
+            None | Some("*") => Ok(Prefix::Any),
+            Some(t) => cidr(&format!("{key}.to"), t)
+                .map(|a| Prefix::Net {
+                    addr: a.addr,
+                    len: a.prefix_len,
+                })
+                .map_err(|_| {
+                    invalid(
+                        format!("{key}.to"),
+                        format!("{t:?} is not a prefix: write \"2001:db8::/32\", \"192.0.2.0/24\", an address, or \"*\""),
+                    )
+                }),
+        },
+        &mut p,
+    );
+    let direction = keep(
+        match r.direction.as_deref() {
+            None | Some("both") => Ok(Direction::Both),
+            Some("up") => Ok(Direction::Up),
+            Some("down") => Ok(Direction::Down),
+            Some(other) => Err(invalid(
                 format!("{key}.direction"),
                 format!("unknown direction {other:?}: expected both, up or down"),
-            ));
-        }
-    };
-    let params = LinkParams {
-        delay: opt_duration(&format!("{key}.delay"), r.delay.as_deref())?.unwrap_or_default(),
-        jitter: opt_duration(&format!("{key}.jitter"), r.jitter.as_deref())?.unwrap_or_default(),
-        loss: r
-            .loss
-            .map(|l| loss(&format!("{key}.loss"), l))
-            .transpose()?
-            .unwrap_or(0.0),
-        bandwidth: bandwidth(&format!("{key}.bandwidth"), r.bandwidth.as_deref())?,
-        action: r
-            .action
+            )),
+        },
+        &mut p,
+    );
+    let delay = keep(
+        opt_duration(&format!("{key}.delay"), r.delay.as_deref()),
+        &mut p,
+    );
+    let jitter = keep(
+        opt_duration(&format!("{key}.jitter"), r.jitter.as_deref()),
+        &mut p,
+    );
+    let loss = keep(
+        r.loss.map(|l| loss(&format!("{key}.loss"), l)).transpose(),
+        &mut p,
+    );
+    let bandwidth = keep(
+        bandwidth(&format!("{key}.bandwidth"), r.bandwidth.as_deref()),
+        &mut p,
+    );
+    let action = keep(
+        r.action
             .as_deref()
             .map(|a| action(&format!("{key}.action"), a))
-            .transpose()?
-            .unwrap_or(Action::Pass),
-    };
-    Ok(Link {
-        interface,
-        to,
-        direction,
-        params,
-    })
+            .transpose(),
+        &mut p,
+    );
+    match (
+        interface, to, direction, delay, jitter, loss, bandwidth, action,
+    ) {
+        (
+            Some(interface),
+            Some(to),
+            Some(direction),
+            Some(delay),
+            Some(jitter),
+            Some(loss),
+            Some(bandwidth),
+            Some(action),
+        ) if p.is_empty() => Ok(Link {
+            interface,
+            to,
+            direction,
+            params: LinkParams {
+                delay: delay.unwrap_or_default(),
+                jitter: jitter.unwrap_or_default(),
+                loss: loss.unwrap_or(0.0),
+                bandwidth,
+                action: action.unwrap_or(Action::Pass),
+            },
+        }),
+        _ => Err(ScenarioError::Invalid(p)),
+    }
 }
 
 fn event(

@@ -249,3 +249,34 @@ remote = \"example.com:443\"
         ]
     );
 }
+
+#[test]
+fn every_mistake_in_one_link_is_reported() {
+    let text = format!(
+        "{MINIMAL}[[link]]\ninterface = \"wlan9\"\nto = \"2001:db8::/129\"\ndirection = \"sideways\"\nloss = 2.0\nbandwidth = \"fast\"\n"
+    );
+    let got = errors(&text);
+    let keys: Vec<&str> = got
+        .iter()
+        .map(|l| l.split(": ").nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "link[0].interface",
+            "link[0].to",
+            "link[0].direction",
+            "link[0].loss",
+            "link[0].bandwidth"
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(
+        got[2],
+        "line 9: link[0].direction: unknown direction \"sideways\": expected both, up or down"
+    );
+    assert_eq!(
+        got[0],
+        "line 7: link[0].interface: no client interface is called \"wlan9\" (known: eth0)"
+    );
+}
