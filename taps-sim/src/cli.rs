@@ -1,10 +1,12 @@
 //! The `taps-sim` command.
 //!
 //! ```text
-//! taps-sim                                   built-in dual-stack world, IPv6 blackholed: every policy and the oracle
+//! taps-sim [--verbose]                       built-in dual-stack world, IPv6 blackholed: the comparison
+//!                                            table, then each policy's bars (--verbose: full reports)
 //! taps-sim run FILE [--seed N] [--policy P] [--json] [--svg OUT.svg] [--check-determinism]
 //! taps-sim check PATH... [--check-determinism]     every scenario with an [expect]; non-zero exit on failure
-//! taps-sim compare FILE [--seed N]                every policy and the oracle side by side
+//! taps-sim compare FILE [--seed N] [--verbose]    every policy and the oracle side by side
+//! taps-sim schema                          every scenario key, its default and meaning (REFERENCE.toml)
 //! taps-sim population --profile seed-telemetry --connections N --seed S [--json] [--check-determinism]
 //! taps-sim --version
 //! ```
@@ -23,9 +25,9 @@ use taps_core::race::Policy;
 use crate::expect::check;
 use crate::population::{PROFILES, run_population};
 use crate::report::{Report, ms};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::world::RunOptions;
-use crate::{BUILTIN, POLICIES, run_scenario};
+use crate::{BUILTIN, POLICIES, REFERENCE, run_scenario};
 
 /// What a usage error ends with, after its one line (curl's wording): the
 /// whole usage text would bury the line that says what was wrong.
@@ -34,16 +36,20 @@ pub const TRY_HELP: &str = "try 'taps-sim --help' for more information";
 /// The usage text.
 pub const USAGE: &str = "\
 usage:
-  taps-sim                                    race the built-in world (dual-stack, IPv6 blackholed)
-                                              under every policy and the oracle
+  taps-sim [--verbose]                        race the built-in world (dual-stack, IPv6 blackholed)
+                                              under every policy and the oracle: the comparison
+                                              table, then each policy's waterfall bars;
+                                              --verbose adds the full event lists
   taps-sim run FILE [--seed N] [--policy hev3|rfc6555|sequential] [--json] [--svg OUT.svg]
                [--check-determinism]
   taps-sim check PATH... [--check-determinism]
                                               run every scenario (files or directories) that has
                                               an [expect]; exit 1 on any failure
-  taps-sim compare FILE [--seed N]            every policy and the oracle side by side
+  taps-sim compare FILE [--seed N] [--verbose]
+                                              every policy and the oracle side by side
   taps-sim population --profile seed-telemetry --connections N --seed S [--json]
                [--check-determinism]
+  taps-sim schema                             every scenario key with its default and meaning
   taps-sim --version                          print the version
 ";
 
@@ -54,6 +60,7 @@ struct Args {
     json: bool,
     svg: Option<PathBuf>,
     determinism: bool,
+    verbose: bool,
     profile: Option<String>,
     connections: Option<usize>,
 }
@@ -66,6 +73,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         json: false,
         svg: None,
         determinism: false,
+        verbose: false,
         profile: None,
         connections: None,
     };
@@ -90,6 +98,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--json" => a.json = true,
             "--svg" => a.svg = Some(PathBuf::from(value("--svg")?)),
             "--check-determinism" => a.determinism = true,
+            "--verbose" | "-v" => a.verbose = true,
             "--profile" => a.profile = Some(value("--profile")?),
             "--connections" => {
                 let v = value("--connections")?;
@@ -108,7 +117,10 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
 /// `out` and `err`; returns the exit status.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let (command, rest) = match args.split_first() {
-        None => return builtin(out, err),
+        None => return builtin(false, out, err),
+        Some((v, [])) if matches!(v.as_str(), "--verbose" | "-v") => {
+            return builtin(true, out, err);
+        }
         Some((c, rest)) => (c.as_str(), rest),
     };
     if matches!(command, "help" | "--help" | "-h") {
@@ -117,6 +129,10 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     if matches!(command, "--version" | "-V") {
         let _ = writeln!(out, "taps-sim {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    if command == "schema" && rest.is_empty() {
+        let _ = write!(out, "{REFERENCE}");
         return 0;
     }
     let a = match parse_args(rest) {
@@ -129,7 +145,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let allowed: &[&str] = match command {
         "run" => &["seed", "policy", "json", "svg", "det"],
         "check" => &["det"],
-        "compare" => &["seed"],
+        "compare" => &["seed", "verbose"],
         "population" => &["seed", "json", "det", "profile", "connections"],
         other => {
             let _ = writeln!(err, "taps-sim: unknown command {other:?}\n{TRY_HELP}");
@@ -142,6 +158,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         ("json", a.json),
         ("svg", a.svg.is_some()),
         ("det", a.determinism),
+        ("verbose", a.verbose),
         ("profile", a.profile.is_some()),
         ("connections", a.connections.is_some()),
     ];
@@ -175,12 +192,33 @@ fn one_file(a: &Args, command: &str, err: &mut dyn Write) -> Option<Scenario> {
         );
         return None;
     };
-    match Scenario::load(Path::new(file)) {
-        Ok(s) => Some(s),
+    match Scenario::load_with_warnings(Path::new(file)) {
+        Ok((s, warnings)) => {
+            for w in warnings {
+                let _ = writeln!(err, "taps-sim: warning: {file}: {w}");
+            }
+            Some(s)
+        }
         Err(e) => {
-            let _ = writeln!(err, "taps-sim: {file}: {e}");
+            let _ = writeln!(err, "taps-sim: {}", refused(file, &e));
             None
         }
+    }
+}
+
+/// A refused file's problems: on one line when there is one, else one per
+/// line under a count, so the first is not lost in the file name's line.
+fn refused(file: &str, e: &ScenarioError) -> String {
+    match e {
+        ScenarioError::Invalid(problems) if problems.len() > 1 => {
+            let mut s = format!("{file}: {} problems", problems.len());
+            for p in problems {
+                s.push_str("\n  ");
+                s.push_str(&p.to_string());
+            }
+            s
+        }
+        e => format!("{file}: {e}"),
     }
 }
 
@@ -304,10 +342,15 @@ fn cmd_check(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for file in &files {
         let shown = file.display();
-        let sc = match Scenario::load(file) {
-            Ok(s) => s,
+        let sc = match Scenario::load_with_warnings(file) {
+            Ok((s, warnings)) => {
+                for w in warnings {
+                    let _ = writeln!(out, "warn {shown}: {w}");
+                }
+                s
+            }
             Err(e) => {
-                let _ = writeln!(out, "FAIL {shown}: {e}");
+                let _ = writeln!(out, "FAIL {}", refused(&shown.to_string(), &e));
                 failed += 1;
                 continue;
             }
@@ -377,8 +420,17 @@ fn expect_needs_oracle(sc: &Scenario) -> bool {
         .is_some_and(|e| e.all.oracle.is_some() || e.each.iter().any(|c| c.oracle.is_some()))
 }
 
-/// Runs every policy on `sc` and prints the reports and a comparison table.
-fn compare(sc: &Scenario, seed: u64, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// Runs every policy on `sc` and prints the comparison table first, then
+/// each policy's bars, or with `verbose` each policy's full report (event
+/// lists included). The table states outcome, time, attempts and winner
+/// once, so the bars below it carry only what the table cannot.
+fn compare(
+    sc: &Scenario,
+    seed: u64,
+    verbose: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let mut reports = Vec::new();
     for policy in POLICIES {
         let opts = RunOptions {
@@ -397,10 +449,14 @@ fn compare(sc: &Scenario, seed: u64, out: &mut dyn Write, err: &mut dyn Write) -
     if let Some(d) = &sc.description {
         let _ = writeln!(out, "{}\n", d.trim());
     }
+    let _ = writeln!(out, "{}", comparison_table(&reports));
     for r in &reports {
-        let _ = writeln!(out, "{}", r.text(false));
+        let text = if verbose { r.text(false) } else { r.brief() };
+        let _ = writeln!(out, "{text}");
     }
-    let _ = write!(out, "{}", comparison_table(&reports));
+    if !verbose {
+        let _ = writeln!(out, "{}", crate::report::bar_legend().trim_start());
+    }
     i32::from(reports.iter().any(|r| !r.run.violations.is_empty()))
 }
 
@@ -463,10 +519,10 @@ fn cmd_compare(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let Some(sc) = one_file(a, "compare", err) else {
         return 2;
     };
-    compare(&sc, a.seed.unwrap_or(sc.seed), out, err)
+    compare(&sc, a.seed.unwrap_or(sc.seed), a.verbose, out, err)
 }
 
-fn builtin(out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn builtin(verbose: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let sc = match Scenario::parse(BUILTIN) {
         Ok(s) => s,
         Err(e) => {
@@ -474,11 +530,12 @@ fn builtin(out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return 2;
         }
     };
-    let code = compare(&sc, sc.seed, out, err);
+    let code = compare(&sc, sc.seed, verbose, out, err);
     let _ = writeln!(
         out,
-        "\nA similar world as a file: taps-sim run scenarios/v6-blackhole.toml; \
-         every scenario: taps-sim check scenarios/; help: taps-sim help"
+        "Every event: taps-sim --verbose; a similar world as a file: taps-sim run \
+         scenarios/v6-blackhole.toml; every scenario: taps-sim check scenarios/; \
+         every key of a scenario file: taps-sim schema; help: taps-sim help"
     );
     code
 }

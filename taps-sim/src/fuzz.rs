@@ -22,9 +22,11 @@
 //!
 //! Nothing may panic, and:
 //!
-//! - **A refused file says where.** A TOML error carries its line and
-//!   column; a value error names its key as a path whose first part is one
-//!   of the schema's top-level keys (`link[1].to`), and a problem.
+//! - **A refused file says where and what.** It lists at least one
+//!   problem; each has a line or a key, a key is a path whose first part is
+//!   one of the schema's top-level keys (`link[1].to`), and its text says
+//!   what is wrong without naming the parser's own types (`RawLink`,
+//!   `expected struct ...`).
 //! - **A run keeps the simulator's contracts.** A scenario that parses runs
 //!   under its own policy and seed for at most [`MAX_STEPS`] steps (a
 //!   scenario too big for that ends in [`SimError::StepLimit`], which is
@@ -56,7 +58,8 @@ use core::time::Duration;
 use crate::expect::check;
 use crate::oracle::oracle;
 use crate::report::Report;
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Scenario, ScenarioError, shape};
+use crate::schema::Shape;
 use crate::svg;
 use crate::world::{ConnOutcome, RunOptions, RunResult, SimError, World};
 use taps_core::race::Policy;
@@ -68,21 +71,6 @@ use taps_testkit::violated;
 /// milliseconds, while still letting a hundred connections run to the end.
 pub const MAX_STEPS: u64 = 2_000;
 
-/// The top-level keys of the scenario schema: the first part of every
-/// [`ScenarioError::Invalid`] key.
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "name",
-    "description",
-    "seed",
-    "client",
-    "dns",
-    "server",
-    "link",
-    "event",
-    "connect",
-    "expect",
-];
-
 /// The `scenario` fuzz target: returns when every check in the module docs
 /// holds, and panics naming the one that does not.
 pub fn scenario(data: &[u8]) {
@@ -93,28 +81,45 @@ pub fn scenario(data: &[u8]) {
     }
 }
 
-/// A refused file's error says where: a line, or a key of the schema.
+/// A refused file's error says where and what, in the file's terms.
 fn clear_error(e: &ScenarioError) {
-    match e {
-        ScenarioError::Toml(message) => {
-            // toml's errors start "TOML parse error at line N, column M".
-            let at_line = message
-                .split_once("line ")
-                .is_some_and(|(_, rest)| rest.starts_with(|c: char| c.is_ascii_digit()));
-            if !at_line {
-                violated!("a TOML error names no line: {message:?}");
-            }
+    let ScenarioError::Invalid(problems) = e else {
+        violated!("parsing text reported a file error: {e}");
+    };
+    if problems.is_empty() {
+        violated!("a refusal lists no problem");
+    }
+    let (top_level, types): (Vec<&str>, Vec<&str>) = match shape() {
+        Ok(s @ Shape::Table { fields, .. }) => {
+            (fields.iter().map(|f| f.key).collect(), s.table_names())
         }
-        ScenarioError::Invalid { key, problem } => {
-            let top = key.split(['.', '[']).next().unwrap_or_default();
-            if !TOP_LEVEL_KEYS.contains(&top) {
-                violated!("an error's key {key:?} is not a key of the schema ({problem:?})");
-            }
-            if problem.trim().is_empty() {
-                violated!("the error for {key:?} says nothing about what is wrong");
-            }
+        _ => violated!("the scenario's shape cannot be read"),
+    };
+    for p in problems {
+        if p.problem.trim().is_empty() {
+            violated!(
+                "the problem at {:?} says nothing about what is wrong",
+                p.key
+            );
         }
-        ScenarioError::Io { .. } => violated!("parsing text reported a file error: {e}"),
+        if p.key.is_empty() && p.line.is_none() {
+            violated!("a problem names neither a key nor a line: {p}");
+        }
+        // An unknown key at the top level is itself the key it names.
+        let top = p.key.split(['.', '[']).next().unwrap_or_default();
+        let unknown_top = !p.key.contains(['.', '[']) && p.problem.starts_with("unknown key");
+        if !p.key.is_empty() && !top_level.contains(&top) && !unknown_top {
+            violated!(
+                "a problem's key {:?} is not a key of the schema ({p})",
+                p.key
+            );
+        }
+        // The file's own text is quoted in messages and may say anything;
+        // what is outside the quotes must not name the parser's structs.
+        let unquoted: String = p.problem.split('"').step_by(2).collect();
+        if unquoted.contains("struct") || types.iter().any(|t| unquoted.contains(t)) {
+            violated!("a problem names the parser's own types: {p}");
+        }
     }
 }
 
@@ -258,6 +263,7 @@ fn report(sc: &Scenario, run: RunResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::Problem;
     use std::panic::{UnwindSafe, catch_unwind};
     use std::path::PathBuf;
 
@@ -312,20 +318,34 @@ mod tests {
 
     #[test]
     fn errors_without_a_line_or_a_schema_key_are_caught() {
-        let toml = |m: &str| ScenarioError::Toml(m.to_string());
-        let bad = |key: &str, problem: &str| ScenarioError::Invalid {
-            key: key.to_string(),
-            problem: problem.to_string(),
+        let one = |line: Option<usize>, key: &str, problem: &str| {
+            ScenarioError::Invalid(vec![Problem {
+                line,
+                key: key.to_string(),
+                problem: problem.to_string(),
+            }])
         };
-        clear_error(&toml("TOML parse error at line 3, column 1\nduplicate key"));
-        clear_error(&bad("link[1].to", "not a prefix"));
-        clear_error(&bad("name", "must not be empty"));
+        clear_error(&one(Some(3), "", "duplicate key"));
+        clear_error(&one(Some(7), "link[1].to", "not a prefix"));
+        clear_error(&one(None, "name", "must not be empty"));
+        // A user's own text, quoted, may say anything.
+        clear_error(&one(
+            Some(4),
+            "expect.outcome",
+            "unknown outcome \"RawLink struct\": expected ready or failed",
+        ));
         for e in [
-            toml("missing field `name`"),
-            toml("TOML parse error at line , column 1"),
-            bad("", "must not be empty"),
-            bad("bogus.key", "wrong"),
-            bad("link[0].delay", "  "),
+            ScenarioError::Invalid(Vec::new()),
+            one(None, "", "missing field `name`"),
+            one(Some(1), "", "   "),
+            one(None, "bogus.key", "wrong"),
+            one(None, "link[0].delay", "  "),
+            one(
+                Some(2),
+                "client.interfaces[0]",
+                "expected struct RawInterface",
+            ),
+            one(Some(2), "link[0]", "invalid type: map, expected RawLink"),
             ScenarioError::Io {
                 path: "x".into(),
                 error: "gone".into(),

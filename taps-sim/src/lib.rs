@@ -7,7 +7,9 @@
 //! side with each other and with an oracle.
 //!
 //! - [`scenario`]: the TOML scenario schema, parsed and checked
-//!   with errors that name the key.
+//!   with errors that name the key and line, all at once; every key is in
+//!   [`REFERENCE`]. [`schema`]: the file's shape, read from the parser's
+//!   structs, and the check of a document against it.
 //! - [`world`]: the virtual clock and the world: interfaces, links, TCP with
 //!   the kernel's timers, DNS resolvers, servers with real or modelled TLS.
 //! - [`net`]: links and routing. [`server`]: servers and resolvers.
@@ -68,6 +70,7 @@ pub mod pki;
 pub mod population;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod server;
 pub mod svg;
 pub mod units;
@@ -85,6 +88,10 @@ pub use world::{RunOptions, RunResult, SimError, World};
 /// The built-in scenario of `taps-sim` without arguments: a dual-stack
 /// client and server, with the server's IPv6 prefix blackholed.
 pub const BUILTIN: &str = include_str!("builtin.toml");
+
+/// Every scenario key with its default and meaning, as a valid scenario:
+/// `taps-sim/REFERENCE.toml`, printed by `taps-sim schema`.
+pub const REFERENCE: &str = include_str!("../REFERENCE.toml");
 
 /// Runs `sc` under `opts` and builds its report. With `with_oracle`, the
 /// oracle is computed too (from this run when the policy is `hev3`, else

@@ -62,11 +62,45 @@ pub struct AttemptRow {
     pub start: Duration,
     /// End, from the connection's start (`None`: running).
     pub end: Option<Duration>,
+    /// When its TCP came up while upper layers (TLS) still handshook, from
+    /// the connection's start; `None` when the trace shows no such moment
+    /// (TCP never came up, or modelled TLS reports the stack up at once).
+    pub tcp_up: Option<Duration>,
     /// How it ended.
     pub result: AttemptEnd,
 }
 
+/// A stretch of an attempt's bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// From the start until TCP came up (with modelled TLS: until the
+    /// whole stack was up, which the trace does not split).
+    Connecting,
+    /// TCP up, the TLS handshake running.
+    TcpUp,
+}
+
+impl Phase {
+    /// How legends name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::TcpUp => "TCP up, TLS handshake",
+        }
+    }
+}
+
 impl AttemptRow {
+    /// The attempt's phases as (phase, from, to), in order; a running
+    /// attempt's last phase ends at `now`.
+    pub fn phases(&self, now: Duration) -> Vec<(Phase, Duration, Duration)> {
+        let end = self.end.unwrap_or(now);
+        match self.tcp_up {
+            Some(up) => vec![(Phase::Connecting, self.start, up), (Phase::TcpUp, up, end)],
+            None => vec![(Phase::Connecting, self.start, end)],
+        }
+    }
+
     /// The form `[expect] attempt_results` compares: `"192.0.2.1:443 wlan0
     /// won"`, `"[2001:db8::1]:443 wlan0 failed: timed out"`.
     pub fn summary(&self) -> String {
@@ -132,8 +166,18 @@ pub fn attempts(trace: &Trace, names: &dyn Fn(Option<u32>) -> String) -> Vec<Att
                     interface_name: names(interface),
                     start: since(e.at),
                     end: None,
+                    tcp_up: None,
                     result: AttemptEnd::Running,
                 });
+                continue;
+            }
+            TraceKind::AttemptTransportUp { attempt } => {
+                if let Some(r) = rows
+                    .iter_mut()
+                    .find(|r| r.attempt == attempt && r.result == AttemptEnd::Running)
+                {
+                    r.tcp_up = Some(since(e.at));
+                }
                 continue;
             }
             TraceKind::Winner { attempt } => (attempt, AttemptEnd::Won),
@@ -214,10 +258,28 @@ pub struct ConnReport {
     pub dns_queries: u32,
     /// Datagrams refused as answers.
     pub dns_dropped: u32,
-    /// The core's text waterfall.
-    pub waterfall: String,
+    /// The core's event list of the race, one line per trace event.
+    pub events: String,
     /// When it started, from the run's start.
     pub started: Duration,
+}
+
+impl ConnReport {
+    /// The time a picture of the connection spans: everything that
+    /// happened, and `oracle` when given.
+    pub fn span(&self, oracle: Option<Duration>) -> Duration {
+        let mut span = oracle.unwrap_or_default();
+        for d in &self.dns {
+            span = span.max(d.answered.or(d.sent).unwrap_or_default());
+        }
+        for a in &self.attempts {
+            span = span.max(a.end.unwrap_or(a.start));
+        }
+        if let Some(t) = self.time_to_ready {
+            span = span.max(t);
+        }
+        span
+    }
 }
 
 /// The interface-name function for a scenario.
@@ -261,6 +323,13 @@ pub fn conn_report(sc: &Scenario, c: &ConnRun) -> ConnReport {
     let waterfall = c
         .trace
         .waterfall(host, &|i| sc.client.interface_name(i).map(str::to_string));
+    // The core's waterfall is its event list, a blank line, then its own
+    // bars; the report draws bars with the attempts' phases instead.
+    let events = waterfall
+        .split_once("\n\n")
+        .map_or(waterfall.as_str(), |(events, _)| events)
+        .to_string()
+        + "\n";
     ConnReport {
         outcome,
         time_to_ready: c.time_to_ready(),
@@ -270,7 +339,7 @@ pub fn conn_report(sc: &Scenario, c: &ConnRun) -> ConnReport {
         error,
         dns_queries,
         dns_dropped,
-        waterfall,
+        events,
         started: c.started - Instant::ZERO,
     }
 }
@@ -324,11 +393,38 @@ impl Report {
         }
     }
 
-    /// The text report. `wall`: include the wall-clock line (golden files
-    /// leave it out, since it differs from run to run).
+    /// The text report: per connection its outcome, the core's event list,
+    /// the bars and a summary. `wall`: include the wall-clock line (golden
+    /// files leave it out, since it differs from run to run).
     pub fn text(&self, wall: bool) -> String {
+        self.render(wall, true)
+    }
+
+    /// The text report without what a comparison table already says:
+    /// per connection the bars alone (and any violation), without the
+    /// legend, which goes once under all policies. What `taps-sim` shows
+    /// per policy under its table.
+    pub fn brief(&self) -> String {
+        self.render(false, false)
+    }
+
+    fn render(&self, wall: bool, full: bool) -> String {
         let mut out = String::new();
         let r = &self.run;
+        if !full {
+            let _ = writeln!(out, "{} (seed {})", r.policy.name(), r.seed);
+            let n = self.connections.len();
+            for (i, _) in self.connections.iter().enumerate() {
+                if n > 1 {
+                    let _ = writeln!(out, "connection {}/{n}", i + 1);
+                }
+                out.push_str(&self.bars(i));
+            }
+            for v in &r.violations {
+                let _ = writeln!(out, "VIOLATION: {v}");
+            }
+            return out;
+        }
         let _ = writeln!(
             out,
             "scenario {} · policy {} · seed {}",
@@ -356,39 +452,10 @@ impl Report {
                 ms(c.started)
             );
             let _ = writeln!(out);
-            out.push_str(&c.waterfall);
-            let _ = writeln!(out, "\ndns");
-            for d in &c.dns {
-                let _ = writeln!(
-                    out,
-                    "  {:<5} {:<24} sent {:>12}  answered {:>12}  {}",
-                    d.qtype.name(),
-                    dns_name(&self.qname, d.qtype, self.port),
-                    d.sent.map_or_else(|| "-".into(), ms),
-                    d.answered.map_or_else(|| "-".into(), ms),
-                    d.result()
-                );
-            }
-            let _ = writeln!(out, "attempts");
-            if c.attempts.is_empty() {
-                let _ = writeln!(out, "  none");
-            }
-            for a in &c.attempts {
-                let _ = writeln!(
-                    out,
-                    "  #{:<2} {:<28} {:<8} {} {:>12} → {:>12}  {}",
-                    a.attempt,
-                    a.remote.to_string(),
-                    a.interface_name,
-                    self.stack,
-                    ms(a.start),
-                    a.end.map_or_else(|| "-".into(), ms),
-                    match a.result {
-                        AttemptEnd::Failed(r) => format!("failed: {r}"),
-                        other => other.word().to_string(),
-                    }
-                );
-            }
+            out.push_str(&c.events);
+            let _ = writeln!(out);
+            out.push_str(&self.bars(i));
+            out.push_str(&bar_legend());
             let oracle = self.oracle.get(i).copied().flatten();
             let mut summary = match c.time_to_ready {
                 Some(t) => format!("ready in {}", ms(t)),
@@ -414,9 +481,6 @@ impl Report {
                 );
             }
             let _ = writeln!(out, "summary: {summary}");
-            if let Some(e) = &c.error {
-                let _ = writeln!(out, "error: {e}");
-            }
         }
         let _ = writeln!(out);
         let _ = writeln!(
@@ -437,6 +501,76 @@ impl Report {
                 "wall time {:.3} ms ({ratio:.0}× faster than real time)",
                 millis(self.wall)
             );
+        }
+        out
+    }
+
+    /// Text bars of connection `i`: one per DNS question and per attempt
+    /// on one time axis, each attempt split into its [`Phase`]s and ended
+    /// by how it ended ([`bar_legend`] says which mark is which).
+    pub fn bars(&self, i: usize) -> String {
+        const WIDTH: usize = 48;
+        let mut out = String::new();
+        let Some(c) = self.connections.get(i) else {
+            return out;
+        };
+        let span = c.span(None);
+        let span_ms = millis(span).max(1.0);
+        let col = |d: Duration| ((millis(d) / span_ms) * WIDTH as f64).round() as usize;
+        let span_label = format!("{span_ms:.0}ms");
+        let _ = writeln!(out, "{:<36} 0ms{span_label:>w$}", "", w = WIDTH - 1);
+        let ms1 = |d: Duration| format!("{:.1}", millis(d));
+        for d in &c.dns {
+            let from = d.sent.or(d.answered).unwrap_or_default();
+            let to = d.answered.unwrap_or(span);
+            let mut cells = vec![' '; WIDTH + 1];
+            fill(&mut cells, col(from), col(to), '.');
+            mark(&mut cells, col(to), '|');
+            let label = format!(
+                "dns {} {}",
+                d.qtype.name(),
+                dns_name(&self.qname, d.qtype, self.port)
+            );
+            let _ = writeln!(
+                out,
+                "  {label:<34} [{}] {} ({}-{}ms)",
+                cells.iter().collect::<String>(),
+                d.result(),
+                ms1(from),
+                ms1(to)
+            );
+        }
+        for a in &c.attempts {
+            let mut cells = vec![' '; WIDTH + 1];
+            for (phase, from, to) in a.phases(span) {
+                let ch = match phase {
+                    Phase::Connecting => '-',
+                    Phase::TcpUp => '=',
+                };
+                fill(&mut cells, col(from), col(to), ch);
+            }
+            let end = a.end.unwrap_or(span);
+            let (ch, word) = match a.result {
+                AttemptEnd::Won => ('*', "won".to_string()),
+                AttemptEnd::Failed(r) => ('x', format!("failed: {r}")),
+                AttemptEnd::Cancelled => ('/', "cancelled".to_string()),
+                AttemptEnd::Running => ('>', "running".to_string()),
+            };
+            mark(&mut cells, col(end), ch);
+            let up = a
+                .tcp_up
+                .map_or_else(String::new, |t| format!("; TCP up at {}ms", ms1(t)));
+            let label = format!("#{} {} {}", a.attempt, a.remote, a.interface_name);
+            let _ = writeln!(
+                out,
+                "  {label:<34} [{}] {word} ({}-{}ms{up})",
+                cells.iter().collect::<String>(),
+                ms1(a.start),
+                ms1(end)
+            );
+        }
+        if c.attempts.is_empty() {
+            let _ = writeln!(out, "  no attempts");
         }
         out
     }
@@ -493,6 +627,30 @@ impl Report {
             wall_ms: millis(self.wall),
         };
         serde_json::to_string(&j).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// What the marks of [`Report::bars`] mean, as one line.
+pub fn bar_legend() -> String {
+    format!(
+        "  . DNS question  - {}  = {}  * won  x failed  / cancelled  > running\n",
+        Phase::Connecting.name(),
+        Phase::TcpUp.name()
+    )
+}
+
+/// Fills `cells[from..to]` with `ch`, within the row.
+fn fill(cells: &mut [char], from: usize, to: usize, ch: char) {
+    let to = to.min(cells.len());
+    for c in cells.iter_mut().take(to).skip(from) {
+        *c = ch;
+    }
+}
+
+/// Puts `ch` at `at`, or at the row's last cell if `at` is past it.
+fn mark(cells: &mut [char], at: usize, ch: char) {
+    if let Some(last) = cells.len().checked_sub(1) {
+        cells[at.min(last)] = ch;
     }
 }
 

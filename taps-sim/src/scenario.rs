@@ -22,27 +22,31 @@
 //! outcome = "ready"
 //! ```
 //!
-//! Parsing happens in two steps. Serde reads the text into loose "raw"
-//! structs that refuse unknown keys (so a typo is an error, not a silently
-//! ignored line) and report type errors with their line and column. Then
-//! [`Scenario::parse`] checks every value and names the offending key in
-//! the error (`link[1].to: "2001:db8::/129" is not a prefix: ...`). Nothing
-//! here panics on any input: the parser is a fuzz target.
+//! Every key, its default and its meaning are in `taps-sim/REFERENCE.toml`
+//! (`taps-sim schema` prints it); a test keeps it complete.
 //!
-//! Optional keys beyond the core schema: `description`;
-//! `[dns] timeout`, `attempts`; per-name `forge = ["wrong-id",
-//! "wrong-source"]`; server `names` and `cert`; link `direction` and
-//! `bandwidth`; event
-//! changes to a link's `delay`, `jitter`, `loss`, `bandwidth`; connect
-//! `resolution_delay`, `prohibit_expensive`, `prohibit_constrained`, `gap`;
-//! and the `[expect]` keys listed on [`ExpectConn`], with
-//! `[[expect.connection]]` for per-connection expectations of repeated
-//! connections.
+//! Parsing happens in three steps, and each reports every problem it finds,
+//! with its key path and line, before the next runs:
+//!
+//! 1. [`crate::schema::check`] reads the TOML and compares it with the
+//!    shape of the raw structs below (read from their serde impls): unknown
+//!    keys (with the nearest valid one), missing keys and wrong types.
+//! 2. Serde reads the text into those loose "raw" structs, which cannot
+//!    fail after step 1.
+//! 3. [`Scenario::parse`] checks every value and names the offending key
+//!    (`line 7: link[1].to: "2001:db8::/129" is not a prefix: ...`). Each
+//!    section and each `[[server]]`, `[[link]]` and `[[event]]` is checked
+//!    on its own, and within `[client]`, `[connect]` and a `[[link]]` each
+//!    key is, so one mistake does not hide the next; elsewhere an entry
+//!    reports its first bad value.
+//!
+//! Nothing here panics on any input: the parser is a fuzz target.
 
 use core::fmt;
 use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use taps_core::{
@@ -52,6 +56,7 @@ use taps_core::{
     race::{Policy, RaceConfig},
 };
 
+use crate::schema::{self, Problem, Shape};
 use crate::units::{parse_bandwidth, parse_duration};
 
 /// Bounds that keep a hostile or mistaken file from asking for unbounded
@@ -83,24 +88,23 @@ pub enum ScenarioError {
         /// The operating system's message.
         error: String,
     },
-    /// Not valid TOML, an unknown key, or a value of the wrong type; the
-    /// message carries the line and column.
-    Toml(String),
-    /// A value is not acceptable.
-    Invalid {
-        /// The key, as a path: `link[1].to`.
-        key: String,
-        /// What is wrong and what was expected.
-        problem: String,
-    },
+    /// Everything wrong with the text, in file order (never empty).
+    Invalid(Vec<Problem>),
 }
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScenarioError::Io { path, error } => write!(f, "cannot read {path}: {error}"),
-            ScenarioError::Toml(message) => write!(f, "{}", message.trim_end()),
-            ScenarioError::Invalid { key, problem } => write!(f, "{key}: {problem}"),
+            ScenarioError::Invalid(problems) => {
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -108,10 +112,72 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ScenarioError {
-    ScenarioError::Invalid {
+    ScenarioError::Invalid(vec![Problem {
+        line: None,
+        key: key.into(),
+        problem: problem.into(),
+    }])
+}
+
+fn problem(key: impl Into<String>, problem: impl Into<String>) -> Problem {
+    Problem {
+        line: None,
         key: key.into(),
         problem: problem.into(),
     }
+}
+
+/// Checks each entry of a `[[key]]` list on its own, keeping every entry's
+/// problems; at most `limit` entries.
+fn listed<R, T>(
+    key: &str,
+    things: &str,
+    limit: usize,
+    raw: Vec<R>,
+    check: impl Fn(usize, R) -> Result<T, ScenarioError>,
+) -> Result<Vec<T>, ScenarioError> {
+    if raw.len() > limit {
+        return Err(invalid(key, format!("at most {limit} {things}")));
+    }
+    let mut problems = Vec::new();
+    let out: Vec<T> = raw
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| keep(check(i, r), &mut problems))
+        .collect();
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(ScenarioError::Invalid(problems))
+    }
+}
+
+/// Keeps the value of `r`, or its problems in `into`.
+fn keep<T>(r: Result<T, ScenarioError>, into: &mut Vec<Problem>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(ScenarioError::Invalid(p)) => {
+            into.extend(p);
+            None
+        }
+        Err(e @ ScenarioError::Io { .. }) => {
+            into.push(Problem {
+                line: None,
+                key: String::new(),
+                problem: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+/// The shape of a scenario file, read once from the raw structs.
+pub fn shape() -> Result<&'static Shape, &'static str> {
+    static SHAPE: OnceLock<Result<Shape, String>> = OnceLock::new();
+    SHAPE
+        .get_or_init(schema::shape_of::<RawScenario>)
+        .as_ref()
+        .map_err(String::as_str)
 }
 
 // ---------------------------------------------------------------------------
@@ -837,77 +903,149 @@ pub struct Expect {
 // ---------------------------------------------------------------------------
 
 impl Scenario {
-    /// Parses and checks scenario text.
+    /// Parses and checks scenario text; a refusal lists every problem.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        let raw: RawScenario =
-            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
-        Scenario::from_raw(raw)
+        if let Ok(shape) = shape() {
+            let problems = schema::check(text, shape);
+            if !problems.is_empty() {
+                return Err(ScenarioError::Invalid(problems));
+            }
+        }
+        // After the shape check serde has nothing left to refuse; should it
+        // still, its message goes out without its type names' context.
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            ScenarioError::Invalid(vec![Problem {
+                line: e.span().map(|s| schema::line_at(text, s.start)),
+                key: String::new(),
+                problem: e.message().trim().to_string(),
+            }])
+        })?;
+        Scenario::from_raw(raw).map_err(|e| match e {
+            ScenarioError::Invalid(mut problems) => {
+                schema::locate(text, &mut problems);
+                schema::sort(&mut problems);
+                ScenarioError::Invalid(problems)
+            }
+            other => other,
+        })
+    }
+
+    /// Reads, parses and checks a scenario file, and finds what is legal
+    /// but probably not meant ([`Scenario::warnings`], with their lines).
+    pub fn load_with_warnings(
+        path: &std::path::Path,
+    ) -> Result<(Scenario, Vec<Problem>), ScenarioError> {
+        let text = read(path)?;
+        let sc = Scenario::parse(&text)?;
+        let mut warnings = sc.warnings();
+        schema::locate(&text, &mut warnings);
+        Ok((sc, warnings))
+    }
+
+    /// What is legal but probably a mistake: a client and a server that
+    /// disagree on TLS, whose attempts fail (or never run TLS) for a reason
+    /// the run itself only shows as "peer closed the connection".
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            // A server on another port is never reached, so it cannot
+            // disagree (the library's all-addresses-dead has one on purpose).
+            if !s.listen.iter().any(|l| l.port() == self.connect.port()) {
+                continue;
+            }
+            let problem = match (self.connect.tls, s.tls) {
+                (true, ServerTls::None) => {
+                    "the server speaks plain TCP (tls = \"none\") but connect.tls is true \
+                     (the default): every attempt to it fails when the server closes the \
+                     connection on the ClientHello; set connect.tls = false, or give the \
+                     server tls = \"modelled\" or \"real\""
+                }
+                (false, ServerTls::Real) => {
+                    "the server speaks TLS (tls = \"real\") but connect.tls is false: the \
+                     client connects with plain TCP and no TLS runs; set connect.tls = true, \
+                     or leave the server's tls out"
+                }
+                _ => continue,
+            };
+            out.push(Problem {
+                line: None,
+                key: format!("server[{i}].tls"),
+                problem: problem.to_string(),
+            });
+        }
+        out
     }
 
     /// Reads, parses and checks a scenario file.
     pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
-            path: path.display().to_string(),
-            error: e.to_string(),
-        })?;
-        Scenario::parse(&text)
+        Scenario::parse(&read(path)?)
     }
 
     fn from_raw(raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        // Each section, and each entry of a list, is checked on its own so
+        // that every mistake is reported; a section others refer to (the
+        // client's interfaces, the links) must be right before those are
+        // checked, or they would report its mistakes again.
+        let mut p = Vec::new();
         if raw.name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty"));
+            p.push(problem("name", "must not be empty"));
         }
-        let client = client(raw.client)?;
-        let dns = dns(raw.dns)?;
-        if raw.server.len() > limits::SERVERS {
-            return Err(invalid(
-                "server",
-                format!("at most {} servers", limits::SERVERS),
-            ));
+        let client = keep(client(raw.client), &mut p);
+        let dns = keep(dns(raw.dns), &mut p);
+        let servers = keep(
+            listed("server", "servers", limits::SERVERS, raw.server, server),
+            &mut p,
+        );
+        let links = client.as_ref().and_then(|c| {
+            keep(
+                listed("link", "links", limits::LINKS, raw.link, |i, l| {
+                    link(i, l, c)
+                }),
+                &mut p,
+            )
+        });
+        let links_len = links.as_ref().map(Vec::len);
+        let events = client.as_ref().zip(links_len).and_then(|(c, n)| {
+            keep(
+                listed("event", "events", limits::EVENTS, raw.event, |i, e| {
+                    event(i, e, c, n)
+                }),
+                &mut p,
+            )
+        });
+        let repeat = raw.connect.repeat.unwrap_or(1);
+        let connect = client
+            .as_ref()
+            .and_then(|c| keep(connect(raw.connect, c), &mut p));
+        if let (Some(servers), Some(connect)) = (&servers, &connect) {
+            keep(check_tls_mix(servers, connect), &mut p);
         }
-        let servers = raw
-            .server
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| server(i, s))
-            .collect::<Result<Vec<_>, _>>()?;
-        if raw.link.len() > limits::LINKS {
-            return Err(invalid("link", format!("at most {} links", limits::LINKS)));
+        let expect = raw.expect.and_then(|e| keep(expect(e, repeat), &mut p));
+        match (client, dns, servers, links, events, connect) {
+            (
+                Some(client),
+                Some(dns),
+                Some(servers),
+                Some(links),
+                Some(mut events),
+                Some(connect),
+            ) if p.is_empty() => {
+                events.sort_by_key(|e| e.at);
+                Ok(Scenario {
+                    name: raw.name,
+                    description: raw.description,
+                    seed: raw.seed.unwrap_or(1),
+                    client,
+                    dns,
+                    servers,
+                    links,
+                    events,
+                    connect,
+                    expect,
+                })
+            }
+            _ => Err(ScenarioError::Invalid(p)),
         }
-        let links = raw
-            .link
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| link(i, l, &client))
-            .collect::<Result<Vec<_>, _>>()?;
-        if raw.event.len() > limits::EVENTS {
-            return Err(invalid(
-                "event",
-                format!("at most {} events", limits::EVENTS),
-            ));
-        }
-        let mut events = raw
-            .event
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| event(i, e, &client, links.len()))
-            .collect::<Result<Vec<_>, _>>()?;
-        events.sort_by_key(|e| e.at);
-        let connect = connect(raw.connect, &client)?;
-        check_tls_mix(&servers, &connect)?;
-        let expect = raw.expect.map(|e| expect(e, connect.repeat)).transpose()?;
-        Ok(Scenario {
-            name: raw.name,
-            description: raw.description,
-            seed: raw.seed.unwrap_or(1),
-            client,
-            dns,
-            servers,
-            links,
-            events,
-            connect,
-            expect,
-        })
     }
 
     /// Whether the client runs real TLS: `connect.tls` and at least one
@@ -970,6 +1108,13 @@ impl Scenario {
             .iter()
             .any(|s| s.listen.iter().any(|l| l.ip() == ip))
     }
+}
+
+fn read(path: &std::path::Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    })
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ScenarioError> {
@@ -1054,61 +1199,74 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
             format!("at most {} interfaces", limits::INTERFACES),
         ));
     }
+    // Each interface, each of its keys and each resolver is checked on its
+    // own, so every mistake in [client] is reported.
+    let mut p = Vec::new();
     let mut interfaces: Vec<Interface> = Vec::with_capacity(raw.interfaces.len());
+    // Every name, even of an interface with another mistake, so that a
+    // duplicate of it is still found.
+    let mut names: Vec<String> = Vec::with_capacity(raw.interfaces.len());
     for (i, r) in raw.interfaces.into_iter().enumerate() {
         let key = format!("client.interfaces[{i}]");
         if r.name.trim().is_empty() {
-            return Err(invalid(format!("{key}.name"), "must not be empty"));
-        }
-        if interfaces.iter().any(|x| x.name == r.name) {
-            return Err(invalid(
+            p.push(problem(format!("{key}.name"), "must not be empty"));
+        } else if names.contains(&r.name) {
+            p.push(problem(
                 format!("{key}.name"),
                 format!("{:?} is listed twice", r.name),
             ));
         }
-        let kind: InterfaceKind =
+        let kind = keep(
             r.kind
-                .parse()
-                .map_err(|e: taps_core::UnknownInterfaceKind| {
-                    invalid(format!("{key}.kind"), e.to_string())
-                })?;
+                .parse::<InterfaceKind>()
+                .map_err(|e| invalid(format!("{key}.kind"), e.to_string())),
+            &mut p,
+        );
         if r.addrs.len() > 64 {
-            return Err(invalid(format!("{key}.addrs"), "at most 64 addresses"));
+            p.push(problem(format!("{key}.addrs"), "at most 64 addresses"));
         }
-        let addrs = r
+        let addrs: Vec<InterfaceAddress> = r
             .addrs
             .iter()
+            .take(64)
             .enumerate()
-            .map(|(j, a)| cidr(&format!("{key}.addrs[{j}]"), a))
-            .collect::<Result<Vec<_>, _>>()?;
-        interfaces.push(Interface {
-            name: r.name,
-            index: i as u32 + 1,
-            kind,
-            addrs,
-            mtu: r.mtu.unwrap_or(1500),
-            expensive: r.expensive,
-            constrained: r.constrained,
-            up: r.up.unwrap_or(true),
-        });
+            .filter_map(|(j, a)| keep(cidr(&format!("{key}.addrs[{j}]"), a), &mut p))
+            .collect();
+        names.push(r.name.clone());
+        if let Some(kind) = kind {
+            interfaces.push(Interface {
+                name: r.name,
+                index: i as u32 + 1,
+                kind,
+                addrs,
+                mtu: r.mtu.unwrap_or(1500),
+                expensive: r.expensive,
+                constrained: r.constrained,
+                up: r.up.unwrap_or(true),
+            });
+        }
     }
     if raw.dns.len() > 16 {
-        return Err(invalid("client.dns", "at most 16 resolvers"));
+        p.push(problem("client.dns", "at most 16 resolvers"));
     }
-    let resolvers = raw
+    let resolvers: Vec<SocketAddr> = raw
         .dns
         .iter()
+        .take(16)
         .enumerate()
-        .map(|(i, d)| {
+        .filter_map(|(i, d)| {
             let key = format!("client.dns[{i}]");
             if let Ok(ip) = d.trim().parse::<IpAddr>() {
-                return Ok(SocketAddr::new(ip, 53));
+                return Some(SocketAddr::new(ip, 53));
             }
-            d.trim().parse::<SocketAddr>().map_err(|_| {
+            keep(d.trim().parse::<SocketAddr>().map_err(|_| {
                 invalid(key, format!("{d:?} is not a resolver address: write \"192.168.1.1\" or \"[2001:db8::53]:53\""))
-            })
+            }), &mut p)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    if !p.is_empty() {
+        return Err(ScenarioError::Invalid(p));
+    }
     Ok(Client {
         interfaces,
         resolvers,
@@ -1456,61 +1614,96 @@ fn bandwidth(key: &str, text: Option<&str>) -> Result<Option<u64>, ScenarioError
         .transpose()
 }
 
+/// One `[[link]]`: each key is checked on its own, so every mistake in the
+/// entry is reported.
 fn link(i: usize, r: RawLink, client: &Client) -> Result<Link, ScenarioError> {
     let key = format!("link[{i}]");
-    let interface = r
-        .interface
-        .as_deref()
-        .map(|n| interface_ref(&format!("{key}.interface"), n, client))
-        .transpose()?;
-    let to = match r.to.as_deref().map(str::trim) {
-        None | Some("*") => Prefix::Any,
-        Some(t) => {
-            let a = cidr(&format!("{key}.to"), t).map_err(|_| {
-                invalid(
-                    format!("{key}.to"),
-                    format!("{t:?} is not a prefix: write \"2001:db8::/32\", \"192.0.2.0/24\", an address, or \"*\""),
-                )
-            })?;
-            Prefix::Net {
-                addr: a.addr,
-                len: a.prefix_len,
-            }
-        }
-    };
-    let direction = match r.direction.as_deref() {
-        None | Some("both") => Direction::Both,
-        Some("up") => Direction::Up,
-        Some("down") => Direction::Down,
-        Some(other) => {
-            return Err(invalid(
+    let mut p = Vec::new();
+    let interface = keep(
+        r.interface
+            .as_deref()
+            .map(|n| interface_ref(&format!("{key}.interface"), n, client))
+            .transpose(),
+        &mut p,
+    );
+    let to = keep(
+        match r.to.as_deref().map(str::trim) {
+            None | Some("*") => Ok(Prefix::Any),
+            Some(t) => cidr(&format!("{key}.to"), t)
+                .map(|a| Prefix::Net {
+                    addr: a.addr,
+                    len: a.prefix_len,
+                })
+                .map_err(|_| {
+                    invalid(
+                        format!("{key}.to"),
+                        format!("{t:?} is not a prefix: write \"2001:db8::/32\", \"192.0.2.0/24\", an address, or \"*\""),
+                    )
+                }),
+        },
+        &mut p,
+    );
+    let direction = keep(
+        match r.direction.as_deref() {
+            None | Some("both") => Ok(Direction::Both),
+            Some("up") => Ok(Direction::Up),
+            Some("down") => Ok(Direction::Down),
+            Some(other) => Err(invalid(
                 format!("{key}.direction"),
                 format!("unknown direction {other:?}: expected both, up or down"),
-            ));
-        }
-    };
-    let params = LinkParams {
-        delay: opt_duration(&format!("{key}.delay"), r.delay.as_deref())?.unwrap_or_default(),
-        jitter: opt_duration(&format!("{key}.jitter"), r.jitter.as_deref())?.unwrap_or_default(),
-        loss: r
-            .loss
-            .map(|l| loss(&format!("{key}.loss"), l))
-            .transpose()?
-            .unwrap_or(0.0),
-        bandwidth: bandwidth(&format!("{key}.bandwidth"), r.bandwidth.as_deref())?,
-        action: r
-            .action
+            )),
+        },
+        &mut p,
+    );
+    let delay = keep(
+        opt_duration(&format!("{key}.delay"), r.delay.as_deref()),
+        &mut p,
+    );
+    let jitter = keep(
+        opt_duration(&format!("{key}.jitter"), r.jitter.as_deref()),
+        &mut p,
+    );
+    let loss = keep(
+        r.loss.map(|l| loss(&format!("{key}.loss"), l)).transpose(),
+        &mut p,
+    );
+    let bandwidth = keep(
+        bandwidth(&format!("{key}.bandwidth"), r.bandwidth.as_deref()),
+        &mut p,
+    );
+    let action = keep(
+        r.action
             .as_deref()
             .map(|a| action(&format!("{key}.action"), a))
-            .transpose()?
-            .unwrap_or(Action::Pass),
-    };
-    Ok(Link {
-        interface,
-        to,
-        direction,
-        params,
-    })
+            .transpose(),
+        &mut p,
+    );
+    match (
+        interface, to, direction, delay, jitter, loss, bandwidth, action,
+    ) {
+        (
+            Some(interface),
+            Some(to),
+            Some(direction),
+            Some(delay),
+            Some(jitter),
+            Some(loss),
+            Some(bandwidth),
+            Some(action),
+        ) if p.is_empty() => Ok(Link {
+            interface,
+            to,
+            direction,
+            params: LinkParams {
+                delay: delay.unwrap_or_default(),
+                jitter: jitter.unwrap_or_default(),
+                loss: loss.unwrap_or(0.0),
+                bandwidth,
+                action: action.unwrap_or(Action::Pass),
+            },
+        }),
+        _ => Err(ScenarioError::Invalid(p)),
+    }
 }
 
 fn event(
@@ -1608,11 +1801,11 @@ fn selector(key: &str, text: &str, client: &Client) -> Result<InterfaceSelector,
         })
 }
 
-fn connect(r: RawConnect, client: &Client) -> Result<Connect, ScenarioError> {
-    let remote: RemoteEndpoint = r.remote.trim().parse().map_err(|e| {
+fn remote(text: &str) -> Result<RemoteEndpoint, ScenarioError> {
+    let remote: RemoteEndpoint = text.trim().parse().map_err(|e| {
         invalid(
             "connect.remote",
-            format!("{:?} is not an endpoint: {e}", r.remote),
+            format!("{text:?} is not an endpoint: {e}"),
         )
     })?;
     if remote.host.is_none() {
@@ -1627,56 +1820,90 @@ fn connect(r: RawConnect, client: &Client) -> Result<Connect, ScenarioError> {
     if remote.effective_port().is_none() {
         return Err(invalid(
             "connect.remote",
-            format!("{:?} needs a port: \"example.com:443\"", r.remote),
+            format!("{text:?} needs a port: \"example.com:443\""),
         ));
     }
-    let policy = match r.policy.as_deref() {
-        None => Policy::Hev3,
-        Some(p) => p
-            .parse()
-            .map_err(|e: String| invalid("connect.policy", e))?,
-    };
-    let sel = |level: &str, list: &[String]| {
-        list.iter()
+    Ok(remote)
+}
+
+/// `[connect]`: each key is checked on its own, so every mistake in the
+/// table is reported.
+fn connect(r: RawConnect, client: &Client) -> Result<Connect, ScenarioError> {
+    let mut p = Vec::new();
+    let remote = keep(remote(&r.remote), &mut p);
+    let policy = keep(
+        r.policy.as_deref().map_or(Ok(Policy::Hev3), |text| {
+            text.parse()
+                .map_err(|e: String| invalid("connect.policy", e))
+        }),
+        &mut p,
+    );
+    let mut sel = |level: &str, list: &[String]| {
+        let all: Vec<InterfaceSelector> = list
+            .iter()
             .enumerate()
-            .map(|(i, t)| selector(&format!("connect.interfaces.{level}[{i}]"), t, client))
-            .collect::<Result<Vec<_>, _>>()
+            .filter_map(|(i, t)| {
+                let key = format!("connect.interfaces.{level}[{i}]");
+                keep(selector(&key, t, client), &mut p)
+            })
+            .collect();
+        all
     };
     let interfaces = InterfacePrefs {
-        require: sel("require", &r.interfaces.require)?,
-        prohibit: sel("prohibit", &r.interfaces.prohibit)?,
-        prefer: sel("prefer", &r.interfaces.prefer)?,
-        avoid: sel("avoid", &r.interfaces.avoid)?,
+        require: sel("require", &r.interfaces.require),
+        prohibit: sel("prohibit", &r.interfaces.prohibit),
+        prefer: sel("prefer", &r.interfaces.prefer),
+        avoid: sel("avoid", &r.interfaces.avoid),
     };
     let repeat = r.repeat.unwrap_or(1);
     if repeat == 0 || repeat > limits::REPEAT {
-        return Err(invalid(
+        p.push(problem(
             "connect.repeat",
             format!("must be 1 to {}", limits::REPEAT),
         ));
     }
-    let timeout = opt_duration("connect.timeout", r.timeout.as_deref())?;
+    let timeout = keep(
+        opt_duration("connect.timeout", r.timeout.as_deref()),
+        &mut p,
+    )
+    .flatten();
     if timeout.is_some_and(|t| t.is_zero()) {
-        return Err(invalid(
+        p.push(problem(
             "connect.timeout",
             "must be more than zero (leave it out for no timeout)",
         ));
     }
-    Ok(Connect {
-        remote,
-        remote_text: r.remote.trim().to_string(),
-        tls: r.tls.unwrap_or(true),
-        alpn: r.alpn,
-        policy,
-        attempt_delay: opt_duration("connect.attempt_delay", r.attempt_delay.as_deref())?,
-        resolution_delay: opt_duration("connect.resolution_delay", r.resolution_delay.as_deref())?,
-        timeout,
-        interfaces,
-        prohibit_expensive: r.prohibit_expensive,
-        prohibit_constrained: r.prohibit_constrained,
-        repeat,
-        gap: opt_duration("connect.gap", r.gap.as_deref())?.unwrap_or_default(),
-    })
+    let attempt_delay = keep(
+        opt_duration("connect.attempt_delay", r.attempt_delay.as_deref()),
+        &mut p,
+    );
+    let resolution_delay = keep(
+        opt_duration("connect.resolution_delay", r.resolution_delay.as_deref()),
+        &mut p,
+    );
+    let gap = keep(opt_duration("connect.gap", r.gap.as_deref()), &mut p);
+    match (remote, policy, attempt_delay, resolution_delay, gap) {
+        (Some(remote), Some(policy), Some(attempt_delay), Some(resolution_delay), Some(gap))
+            if p.is_empty() =>
+        {
+            Ok(Connect {
+                remote,
+                remote_text: r.remote.trim().to_string(),
+                tls: r.tls.unwrap_or(true),
+                alpn: r.alpn,
+                policy,
+                attempt_delay,
+                resolution_delay,
+                timeout,
+                interfaces,
+                prohibit_expensive: r.prohibit_expensive,
+                prohibit_constrained: r.prohibit_constrained,
+                repeat,
+                gap: gap.unwrap_or_default(),
+            })
+        }
+        _ => Err(ScenarioError::Invalid(p)),
+    }
 }
 
 fn expect_conn(key: &str, r: &RawExpect) -> Result<ExpectConn, ScenarioError> {
@@ -1750,7 +1977,7 @@ fn expect(r: RawExpect, repeat: u32) -> Result<Expect, ScenarioError> {
 mod tests {
     use super::*;
 
-    const ISSUE_EXAMPLE: &str = r#"
+    const FULL_EXAMPLE: &str = r#"
 name = "v6-blackhole"
 seed = 7                                   # default; --seed overrides
 
@@ -1808,8 +2035,8 @@ attempts_at_most = 2
 "#;
 
     #[test]
-    fn the_issue_example_parses_with_every_key() {
-        let s = Scenario::parse(ISSUE_EXAMPLE).unwrap();
+    fn a_full_example_parses_with_every_key() {
+        let s = Scenario::parse(FULL_EXAMPLE).unwrap();
         assert_eq!(s.name, "v6-blackhole");
         assert_eq!(s.seed, 7);
         assert_eq!(s.client.interfaces.len(), 2);
@@ -1853,54 +2080,65 @@ attempts_at_most = 2
         let with = |extra: &str| format!("{MINIMAL}{extra}");
         let e = error_of(&with("[[link]]\nto = \"2001:db8::/129\"\n"));
         assert!(
-            e.starts_with("link[0].to: \"2001:db8::/129\" is not a prefix"),
+            e.starts_with("line 7: link[0].to: \"2001:db8::/129\" is not a prefix"),
             "{e}"
         );
         let e = error_of(&with("[[link]]\ndelay = \"20 parsecs\"\n"));
         assert!(
-            e.starts_with("link[0].delay: \"20 parsecs\" is not a duration"),
+            e.starts_with("line 7: link[0].delay: \"20 parsecs\" is not a duration"),
             "{e}"
         );
         let e = error_of(&with("[[link]]\nloss = 1.5\n"));
         assert!(
-            e.starts_with("link[0].loss: 1.5 is not a probability"),
+            e.starts_with("line 7: link[0].loss: 1.5 is not a probability"),
             "{e}"
         );
         let e = error_of(&with(
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\naccept = \"maybe\"\n",
         ));
         assert!(
-            e.starts_with("server[0].accept: unknown behaviour \"maybe\""),
+            e.starts_with("line 8: server[0].accept: unknown behaviour \"maybe\""),
             "{e}"
         );
         let e = error_of(&with(
             "[[event]]\nat = \"1s\"\ninterface = \"wlan9\"\nup = false\n",
         ));
         assert!(
-            e.contains("event[0].interface: no client interface is called \"wlan9\""),
+            e.starts_with("line 8: event[0].interface: no client interface is called \"wlan9\""),
             "{e}"
         );
         let e = error_of(&with(
             "[[event]]\nat = \"1s\"\nlink = 3\naction = \"pass\"\n",
         ));
-        assert!(e.starts_with("event[0].link: 3 names no [[link]]"), "{e}");
+        assert!(
+            e.starts_with("line 8: event[0].link: 3 names no [[link]]"),
+            "{e}"
+        );
         let e = error_of(&with(
             "[dns.records.\"example.com\"]\na = [\"2001:db8::1\"]\n",
         ));
         assert!(
             e.starts_with(
-                "dns.records.\"example.com\".a[0]: \"2001:db8::1\" is not an IPv4 address"
+                "line 7: dns.records.\"example.com\".a[0]: \"2001:db8::1\" is not an IPv4 address"
             ),
             "{e}"
         );
         let e = error_of(&with("[expect]\noutcome = \"maybe\"\n"));
-        assert!(e.starts_with("expect.outcome: unknown outcome"), "{e}");
-        // Serde's own errors carry the line and the key.
+        assert!(
+            e.starts_with("line 7: expect.outcome: unknown outcome"),
+            "{e}"
+        );
+        // Shape errors carry the line and the key, and suggest the nearest.
         let e = error_of(&with("[[link]]\ndelya = \"20ms\"\n"));
-        assert!(e.contains("unknown field `delya`"), "{e}");
-        assert!(e.contains("line 7"), "{e}");
+        assert_eq!(
+            e,
+            "line 7: link[0].delya: unknown key; did you mean \"delay\"?"
+        );
         let e = error_of("name = \"x\"\n");
-        assert!(e.contains("missing field `client`"), "{e}");
+        assert_eq!(
+            e,
+            "client: required, but missing (a table)\nconnect: required, but missing (a table)"
+        );
     }
 
     #[test]
@@ -1910,28 +2148,28 @@ attempts_at_most = 2
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\ncert = \"forged\"\n",
         ));
         assert!(
-            e.starts_with("server[0].cert: unknown certificate \"forged\""),
+            e.starts_with("line 9: server[0].cert: unknown certificate \"forged\""),
             "{e}"
         );
         let e = error_of(&with(
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\ncert = \"expired\"\n",
         ));
         assert!(
-            e.starts_with("server[0].cert: only a tls = \"real\" server"),
+            e.starts_with("line 8: server[0].cert: only a tls = \"real\" server"),
             "{e}"
         );
         let e = error_of(&with(
             "[[server]]\nlisten = [\"192.0.2.1:443\"]\nnames = [\"exa mple.com\"]\n",
         ));
         assert!(
-            e.starts_with("server[0].names[0]: \"exa mple.com\" is not a host name"),
+            e.starts_with("line 8: server[0].names[0]: \"exa mple.com\" is not a host name"),
             "{e}"
         );
         let two = "[[server]]\nlisten = [\"192.0.2.1:443\"]\ntls = \"real\"\n\
                    [[server]]\nlisten = [\"192.0.2.2:443\"]\n";
         let e = error_of(&with(two));
         assert!(
-            e.starts_with("server[1].tls: \"modelled\" cannot be mixed with \"real\""),
+            e.starts_with("line 9: server[1].tls: \"modelled\" cannot be mixed with \"real\""),
             "{e}"
         );
         // Without TLS on the client, servers' TLS never matters.

@@ -1,12 +1,13 @@
 //! The waterfall as an SVG picture: one panel per connection, with a time
-//! axis, a bar per DNS question (sent to answered), a bar per attempt
-//! coloured by how it ended, the winner starred and the moment of readiness
+//! axis, a bar per DNS question (sent to answered), a bar per attempt split
+//! into its phases (connecting, then TCP up with TLS handshaking) and
+//! capped by how it ended, the winner starred and the moment of readiness
 //! (and the oracle's) marked by vertical lines.
 
 use core::fmt::Write as _;
 use core::time::Duration;
 
-use crate::report::{AttemptEnd, Report};
+use crate::report::{AttemptEnd, Phase, Report};
 use crate::units::millis;
 use taps_core::DnsOutcome;
 
@@ -25,6 +26,12 @@ pub const FAILED: &str = "#d0453a";
 pub const CANCELLED: &str = "#a3a3a3";
 /// Colour of an attempt still running.
 pub const RUNNING: &str = "#e0a020";
+/// Colour of an attempt's connecting phase.
+pub const CONNECTING: &str = "#9cc3e6";
+/// Colour of an attempt's phase after TCP came up (the TLS handshake).
+pub const TCP_UP: &str = "#2f5f9e";
+/// Width of the cap that shows how an attempt ended.
+const CAP_W: f64 = 6.0;
 /// Colour of a DNS question that got an answer.
 pub const DNS: &str = "#4f7fd8";
 /// Colour of a DNS question that failed or got nothing.
@@ -75,20 +82,8 @@ pub fn render(report: &Report) -> String {
     for (i, c) in report.connections.iter().enumerate() {
         let rows = c.dns.len() + c.attempts.len().max(1);
         // The axis spans everything that happened, and the oracle.
-        let mut span = Duration::ZERO;
-        for d in &c.dns {
-            span = span.max(d.answered.or(d.sent).unwrap_or_default());
-        }
-        for a in &c.attempts {
-            span = span.max(a.end.unwrap_or(a.start));
-        }
-        if let Some(t) = c.time_to_ready {
-            span = span.max(t);
-        }
         let oracle = report.oracle.get(i).copied().flatten();
-        if let Some(o) = oracle {
-            span = span.max(o);
-        }
+        let span = c.span(oracle);
         let span_ms = millis(span).max(1.0);
         let step = tick_step(span_ms);
         let axis_ms = (span_ms / step).ceil() * step;
@@ -192,16 +187,38 @@ pub fn render(report: &Report) -> String {
                 a.end.map_or_else(|| "…".to_string(), |e| fmt_ms(millis(e)))
             );
             let won = a.result == AttemptEnd::Won;
-            bar(
-                &mut body,
-                row,
-                a.start,
-                a.end.unwrap_or(span),
-                colour,
-                &label,
-                &note,
-                won,
-            );
+            let end = a.end.unwrap_or(span);
+            // The label and note, with the bar in the colour of how it
+            // ended; the phases are drawn over it, leaving the end as a cap.
+            bar(&mut body, row, a.start, end, colour, &label, &note, won);
+            let ry = top + row as f64 * ROW_H + 4.0;
+            let phases = a.phases(span);
+            let last = phases.len().saturating_sub(1);
+            for (k, (phase, from, to)) in phases.into_iter().enumerate() {
+                let x0 = x(from);
+                // Only the last phase leaves room for the cap.
+                let cap = if k == last { CAP_W } else { 0.0 };
+                let w = (x(to) - x0 - cap).max(0.0);
+                if w <= 0.0 {
+                    continue;
+                }
+                let fill = match phase {
+                    Phase::Connecting => CONNECTING,
+                    Phase::TcpUp => TCP_UP,
+                };
+                let _ = writeln!(
+                    body,
+                    r#"<rect x="{x0:.1}" y="{ry:.1}" width="{w:.1}" height="{BAR_H}" fill="{fill}" class="phase"><title>{}</title></rect>"#,
+                    esc(&format!(
+                        "#{} {}: {} {}–{}",
+                        a.attempt,
+                        a.remote,
+                        phase.name(),
+                        fmt_ms(millis(from)),
+                        fmt_ms(millis(to))
+                    ))
+                );
+            }
             if won {
                 let ry = top + row as f64 * ROW_H;
                 let _ = writeln!(
@@ -240,6 +257,8 @@ pub fn render(report: &Report) -> String {
     for (colour, name) in [
         (DNS, "DNS answer"),
         (DNS_FAILED, "DNS failure"),
+        (CONNECTING, Phase::Connecting.name()),
+        (TCP_UP, Phase::TcpUp.name()),
         (WON, "won"),
         (FAILED, "failed"),
         (CANCELLED, "cancelled"),
@@ -252,7 +271,7 @@ pub fn render(report: &Report) -> String {
             lx + 16.0,
             y
         );
-        lx += 110.0;
+        lx += 16.0 + 7.0 * name.len() as f64 + 14.0;
     }
     let height = y + 16.0;
     let title = format!(

@@ -45,14 +45,27 @@ fn no_arguments_compares_every_policy_and_the_oracle() {
         out.contains("oracle         ready         74.000 ms"),
         "{out}"
     );
-    assert!(
-        out.contains("race to example.com:443"),
-        "waterfalls are printed"
+    // The table leads (after the description), the bars of each policy
+    // follow, the event lists only with --verbose, and the legend once.
+    let table = out.find("policy         outcome").expect("a table");
+    let first_bars = out.find("hev3 (seed 7)").expect("hev3's bars");
+    assert!(table < first_bars, "{out}");
+    assert!(out.contains("#2 192.0.2.1:443 wlan0"), "{out}");
+    assert!(!out.contains("race to example.com:443"), "{out}");
+    assert_eq!(out.matches("- connecting").count(), 1, "{out}");
+    assert_eq!(out.matches("127077.000 ms").count(), 1, "said once: {out}");
+    let (code, verbose, err) = sim(&["--verbose"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        verbose.matches("race to example.com:443").count(),
+        3,
+        "{verbose}"
     );
+    assert!(verbose.find("policy         outcome").unwrap() < verbose.find("race to").unwrap());
 }
 
 #[test]
-fn json_has_exactly_the_issue_shape() {
+fn json_has_exactly_the_documented_shape() {
     let (code, out, err) = sim(&["run", &scenario("v6-blackhole"), "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -38,7 +38,7 @@ fn every_scenario_passes_check_deterministically() {
 }
 
 #[test]
-fn the_library_covers_the_issue() {
+fn the_library_covers_the_listed_worlds() {
     let names: Vec<String> = files()
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())

@@ -460,7 +460,7 @@ proptest! {
 /// and is ready `S` later (no jitter, no loss); if hev3 wins first, it wins
 /// before that start. Either way `T ≤ k + RD + p·PD + CAD·m + S`.
 ///
-/// The first statement counted only the attempts started before
+/// A first statement of this bound counted only the attempts started before
 /// the *winner*. That is false: when the first attempt wins slowly (a slow
 /// TLS server, 240 ms) while the second address would have been quick
 /// (10 ms), hev3 is ready at 240 ms with no attempt before the winner, but
