@@ -42,18 +42,44 @@ pub enum FailureReason {
     LocalAbort,
 }
 
-/// Why TLS failed, in words a person can act on.
+/// Why TLS failed, in words a person can act on: each certificate failure
+/// names what was wrong and what fixes it.
+///
+/// The details (names, dates) are kept inline ([`CertText`], seconds since
+/// the Unix epoch) so a failure stays `Copy` and recording it in a trace
+/// never allocates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsFailure {
-    /// The certificate's validity period is over.
-    CertificateExpired,
-    /// The certificate is not valid yet.
-    CertificateNotYetValid,
-    /// The certificate is not for the name asked.
-    NameMismatch,
+    /// The certificate's validity period is over (RFC 5280 §4.1.2.5).
+    /// The times are seconds since the Unix epoch, when known.
+    CertificateExpired {
+        /// The certificate's `notAfter`.
+        not_after: Option<u64>,
+        /// The time it was checked at.
+        now: Option<u64>,
+    },
+    /// The certificate is not valid yet (RFC 5280 §4.1.2.5).
+    CertificateNotYetValid {
+        /// The certificate's `notBefore`.
+        not_before: Option<u64>,
+        /// The time it was checked at.
+        now: Option<u64>,
+    },
+    /// The certificate is not for the name asked (RFC 9525 §6).
+    NameMismatch {
+        /// The name the connection asked for.
+        expected: CertText,
+        /// The names the certificate holds, quoted and comma-separated
+        /// (empty when unknown).
+        presented: CertText,
+    },
     /// The chain does not lead to a trusted root.
     UnknownIssuer,
+    /// The server's own certificate is a CA certificate (basicConstraints
+    /// CA:TRUE, RFC 5280 §4.2.1.9) and is not itself a trusted root: it
+    /// cannot be an end entity, and nothing trusted issued it.
+    CaCertificateNotTrusted,
     /// The certificate was revoked.
     Revoked,
     /// A signature in the chain is invalid.
@@ -64,7 +90,9 @@ pub enum TlsFailure {
     CertificateInvalid,
     /// The peer presented no certificate where one is required.
     NoCertificate,
-    /// No application protocol both sides support (ALPN).
+    /// No application protocol both sides support (ALPN, RFC 7301 §3.2):
+    /// the server rejected every protocol the client offered, or (on the
+    /// server) the client offered none the server accepts.
     NoApplicationProtocol,
     /// The peer sent a fatal alert with this code (RFC 8446 §6).
     AlertReceived(u8),
@@ -78,23 +106,145 @@ pub enum TlsFailure {
     HandshakeFailed,
 }
 
+/// A short text kept inline, so the failures that carry one stay `Copy`.
+/// Text longer than its capacity is cut at a character boundary and ends
+/// in `…`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertText {
+    len: u8,
+    bytes: [u8; CertText::CAPACITY],
+}
+
+impl CertText {
+    /// The most bytes a `CertText` holds.
+    pub const CAPACITY: usize = 55;
+
+    /// `text`, cut to fit.
+    pub fn new(text: &str) -> CertText {
+        let mut out = CertText {
+            len: 0,
+            bytes: [0; CertText::CAPACITY],
+        };
+        let ellipsis = "…";
+        let fits = if text.len() <= Self::CAPACITY {
+            text
+        } else {
+            let mut end = Self::CAPACITY - ellipsis.len();
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            &text[..end]
+        };
+        out.bytes[..fits.len()].copy_from_slice(fits.as_bytes());
+        out.len = fits.len() as u8;
+        if fits.len() < text.len() {
+            let at = fits.len();
+            out.bytes[at..at + ellipsis.len()].copy_from_slice(ellipsis.as_bytes());
+            out.len += ellipsis.len() as u8;
+        }
+        out
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only whole characters are ever copied in (see `new`).
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for CertText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for CertText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Seconds since the Unix epoch as a UTC date and time
+/// (`2026-11-01 12:00:00 UTC`), by the days-to-civil conversion of the
+/// proleptic Gregorian calendar.
+struct UtcTime(u64);
+
+impl fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0;
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+}
+
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsFailure::CertificateExpired => f.write_str("certificate expired"),
-            TlsFailure::CertificateNotYetValid => f.write_str("certificate not yet valid"),
-            TlsFailure::NameMismatch => f.write_str("certificate name mismatch"),
-            TlsFailure::UnknownIssuer => {
-                f.write_str("certificate issuer unknown (not a trusted root)")
+            TlsFailure::CertificateExpired { not_after, now } => {
+                f.write_str("the certificate expired")?;
+                if let Some(t) = not_after {
+                    write!(f, " on {}", UtcTime(*t))?;
+                }
+                if let Some(t) = now {
+                    write!(f, " (now {})", UtcTime(*t))?;
+                }
+                f.write_str("; the server needs a renewed certificate, or check this machine's clock")
             }
+            TlsFailure::CertificateNotYetValid { not_before, now } => {
+                f.write_str("the certificate is not valid yet")?;
+                if let Some(t) = not_before {
+                    write!(f, ": valid from {}", UtcTime(*t))?;
+                }
+                if let Some(t) = now {
+                    write!(f, " (now {})", UtcTime(*t))?;
+                }
+                f.write_str("; check this machine's clock")
+            }
+            TlsFailure::NameMismatch {
+                expected,
+                presented,
+            } => {
+                if presented.as_str().is_empty() {
+                    f.write_str("the certificate holds no name usable for this server")?;
+                } else {
+                    write!(f, "the certificate is for {presented}")?;
+                }
+                write!(
+                    f,
+                    ", not `{expected}`; connect by a name the certificate holds, or reissue it with `{expected}` in subjectAltName"
+                )
+            }
+            TlsFailure::UnknownIssuer => f.write_str(
+                "unknown issuer: the chain does not lead to a trusted root; pass the issuing CA with --ca (SecurityParameters trusted roots)",
+            ),
+            TlsFailure::CaCertificateNotTrusted => f.write_str(
+                "the server's certificate is a CA certificate (basicConstraints CA:TRUE) and is not in the trusted roots (unknown issuer); to trust a self-signed server, pass that very certificate with --ca",
+            ),
             TlsFailure::Revoked => f.write_str("certificate revoked"),
             TlsFailure::BadSignature => f.write_str("bad certificate signature"),
             TlsFailure::PinMismatch => f.write_str("certificate key matches no pin"),
             TlsFailure::CertificateInvalid => f.write_str("certificate invalid"),
             TlsFailure::NoCertificate => f.write_str("peer presented no certificate"),
-            TlsFailure::NoApplicationProtocol => {
-                f.write_str("no common application protocol (ALPN)")
-            }
+            TlsFailure::NoApplicationProtocol => f.write_str(
+                "ALPN mismatch: no application protocol both sides accept (the server rejects the offered ALPN protocols)",
+            ),
             TlsFailure::AlertReceived(code) => write!(f, "peer sent TLS alert {code}"),
             TlsFailure::ProtocolError => f.write_str("TLS protocol error"),
             TlsFailure::Incompatible => f.write_str("no common TLS version or cipher suite"),
@@ -554,4 +704,31 @@ fn bar(from: usize, to: usize, width: usize, fill: char, mark: char) -> String {
         });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cert_text_cuts_long_text_at_a_character_boundary() {
+        assert_eq!(CertText::new("`a.example`").as_str(), "`a.example`");
+        // Multi-byte characters straddling the cut are never split.
+        let long = "é".repeat(CertText::CAPACITY);
+        let cut = CertText::new(&long);
+        assert!(cut.as_str().ends_with('…'), "{cut}");
+        assert!(cut.as_str().len() <= CertText::CAPACITY);
+        assert!(cut.as_str().starts_with("éé"));
+    }
+
+    #[test]
+    fn utc_time_renders_calendar_dates() {
+        assert_eq!(UtcTime(0).to_string(), "1970-01-01 00:00:00 UTC");
+        // 2000-02-29 (a leap day in a century leap year) 12:34:56.
+        assert_eq!(UtcTime(951_827_696).to_string(), "2000-02-29 12:34:56 UTC");
+        assert_eq!(
+            UtcTime(1_796_083_200).to_string(),
+            "2026-12-01 00:00:00 UTC"
+        );
+    }
 }
