@@ -106,6 +106,49 @@ pub enum TlsFailure {
     HandshakeFailed,
 }
 
+/// What one TLS handshake negotiated (RFC 8446 §4), for the trace: kept
+/// inline so trace events stay `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TlsDetails {
+    /// The protocol version, as rustls names it (`TLSv1_3`).
+    pub version: CertText,
+    /// The cipher suite, by its IANA name (`TLS13_AES_128_GCM_SHA256`).
+    pub cipher_suite: CertText,
+    /// The ALPN protocol agreed (RFC 7301), empty when none.
+    pub alpn: CertText,
+    /// The peer certificate's subjectAltName entries, quoted and
+    /// comma-separated; empty when the peer sent no certificate.
+    pub peer_names: CertText,
+    /// The session resumed an earlier one (RFC 8446 §2.2).
+    pub resumed: bool,
+    /// The server accepted the client's 0-RTT data (RFC 8446 §2.3).
+    pub early_data_accepted: bool,
+}
+
+impl fmt::Display for TlsDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, {}", self.version, self.cipher_suite)?;
+        match self.alpn.as_str() {
+            "" => f.write_str(", no ALPN")?,
+            alpn => write!(f, ", ALPN {alpn}")?,
+        }
+        match self.peer_names.as_str() {
+            "" => f.write_str(", no peer certificate")?,
+            names => write!(f, ", peer certificate for {names}")?,
+        }
+        f.write_str(if self.resumed {
+            ", resumed"
+        } else {
+            ", full handshake"
+        })?;
+        if self.early_data_accepted {
+            f.write_str(", early data accepted")?;
+        }
+        Ok(())
+    }
+}
+
 /// A short text kept inline, so the failures that carry one stay `Copy`.
 /// Text longer than its capacity is cut at a character boundary and ends
 /// in `…`.
@@ -145,10 +188,56 @@ impl CertText {
         out
     }
 
+    /// Text written with `write!` (no allocation), cut to fit like
+    /// [`CertText::new`].
+    pub fn from_fmt(args: fmt::Arguments<'_>) -> CertText {
+        let mut w = CertWriter {
+            text: CertText::new(""),
+            cut: false,
+        };
+        let _ = fmt::Write::write_fmt(&mut w, args);
+        w.text
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Only whole characters are ever copied in (see `new`).
         core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+/// Appends to a [`CertText`]; once something does not fit, the text ends
+/// in `…` and the rest is dropped.
+struct CertWriter {
+    text: CertText,
+    cut: bool,
+}
+
+impl fmt::Write for CertWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.cut {
+            return Ok(());
+        }
+        let len = usize::from(self.text.len);
+        if len + s.len() <= CertText::CAPACITY {
+            self.text.bytes[len..len + s.len()].copy_from_slice(s.as_bytes());
+            self.text.len += s.len() as u8;
+        } else {
+            // Reuse `new`'s cutting on what is there plus this piece.
+            let mut joined = [0u8; 2 * CertText::CAPACITY];
+            let room = (2 * CertText::CAPACITY - len).min(s.len());
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            joined[..len].copy_from_slice(&self.text.bytes[..len]);
+            joined[len..len + end].copy_from_slice(&s.as_bytes()[..end]);
+            let whole = core::str::from_utf8(&joined[..len + end]).unwrap_or("");
+            // Longer than the capacity, so `new` ends it in `…`.
+            self.text = CertText::new(whole);
+            self.cut = true;
+        }
+        Ok(())
     }
 }
 
@@ -460,6 +549,15 @@ pub enum TraceKind {
         /// Attempt number.
         attempt: u16,
     },
+    /// An attempt's TLS handshake finished: what it negotiated. Recorded
+    /// just before the attempt's `AttemptConnected` (or an accepted
+    /// connection's `Winner`).
+    TlsEstablished {
+        /// Attempt number.
+        attempt: u16,
+        /// Version, suite, ALPN, peer names, resumption.
+        details: TlsDetails,
+    },
     /// An attempt's whole stack is up.
     AttemptConnected {
         /// Attempt number.
@@ -597,6 +695,9 @@ impl Trace {
                 }
                 TraceKind::AttemptTransportUp { attempt } => {
                     writeln!(out, "attempt  #{attempt} TCP up")
+                }
+                TraceKind::TlsEstablished { attempt, details } => {
+                    writeln!(out, "attempt  #{attempt} TLS: {details}")
                 }
                 TraceKind::AttemptConnected { attempt } => {
                     writeln!(out, "attempt  #{attempt} connected")

@@ -127,6 +127,35 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
         .unwrap()
         .at;
     assert_eq!(winner_at, ms(40));
+    // The trace records what TLS negotiated, on both sides, just before
+    // the attempt is connected.
+    let tls = |t: &taps_core::Trace| {
+        t.events.iter().find_map(|e| match e.kind {
+            TraceKind::TlsEstablished { details, .. } => Some(details.to_string()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        tls(trace).as_deref(),
+        Some(
+            "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2, peer certificate for `example.com`, full handshake"
+        ),
+    );
+    assert!(
+        trace
+            .waterfall("example.com", &|_| None)
+            .contains("attempt  #1 TLS: TLSv1_3, "),
+        "{}",
+        trace.waterfall("example.com", &|_| None)
+    );
+    let server_trace = net.machines[1]
+        .connection_info(s)
+        .map(|c| c.trace())
+        .unwrap();
+    assert_eq!(
+        tls(server_trace).as_deref(),
+        Some("TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2, no peer certificate, full handshake"),
+    );
     assert!(
         trace
             .events

@@ -164,6 +164,9 @@ impl Machine {
         let Some(conn) = self.sockets.get(socket).map(|s| s.conn) else {
             return;
         };
+        let tls = (state == StackState::Ready)
+            .then(|| self.sockets.get(socket).and_then(|s| s.stack.tls_details()))
+            .flatten();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
@@ -172,7 +175,12 @@ impl Machine {
         }
         let Some(race) = c.race_mut() else { return };
         match state {
-            StackState::Ready => race.on_connected(now, candidate),
+            StackState::Ready => {
+                if let Some(details) = tls {
+                    race.on_tls_established(now, candidate, details);
+                }
+                race.on_connected(now, candidate)
+            }
             StackState::Handshaking if transport_just_up => race.on_transport_up(now, candidate),
             StackState::Handshaking | StackState::Connecting => return,
         }

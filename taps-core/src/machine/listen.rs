@@ -334,6 +334,12 @@ impl Machine {
 
     /// An accepted connection's stack is ready: `ConnectionReceived`.
     pub(super) fn passive_ready(&mut self, now: Instant, conn: ConnectionId) {
+        let tls = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.socket)
+            .and_then(|socket| self.sockets.get(socket))
+            .and_then(|s| s.stack.tls_details());
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
@@ -347,6 +353,15 @@ impl Machine {
             return;
         };
         *deadline = None;
+        if let Some(details) = tls {
+            trace.record(
+                now,
+                TraceKind::TlsEstablished {
+                    attempt: 1,
+                    details,
+                },
+            );
+        }
         trace.record(now, TraceKind::Winner { attempt: 1 });
         let (listener, remote) = (*listener, *remote);
         c.state = ConnectionState::Established;

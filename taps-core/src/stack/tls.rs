@@ -42,7 +42,7 @@ use rustls::{
 };
 
 use crate::security::{CertificateVerification, SecurityParameters};
-use crate::trace::{CertText, TlsFailure};
+use crate::trace::{CertText, TlsDetails, TlsFailure};
 
 /// The most plaintext a TLS layer buffers for sending before it pushes back.
 const MAX_EARLY_DATA: u32 = 16 * 1024;
@@ -432,12 +432,64 @@ impl TlsSession {
         self.conn.alpn_protocol()
     }
 
+    /// What the handshake negotiated, for the trace; `None` while it runs.
+    pub(crate) fn details(&self) -> Option<TlsDetails> {
+        if self.conn.is_handshaking() {
+            return None;
+        }
+        // Written straight into inline text: a handshake's record
+        // allocates nothing (ARCHITECTURE.md "The core contract" rule 4).
+        let debug = |v: Option<&dyn core::fmt::Debug>| match v {
+            Some(v) => CertText::from_fmt(format_args!("{v:?}")),
+            None => CertText::new(""),
+        };
+        // The end entity's subjectAltName DNS names, as WebPKI reads them.
+        let peer_names = match self
+            .conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| webpki::EndEntityCert::try_from(cert).ok())
+        {
+            Some(cert) => CertText::from_fmt(format_args!("{}", QuotedNames(&cert))),
+            None => CertText::new(""),
+        };
+        let version = self.conn.protocol_version();
+        let suite = self.conn.negotiated_cipher_suite().map(|s| s.suite());
+        Some(TlsDetails {
+            version: debug(version.as_ref().map(|v| v as &dyn core::fmt::Debug)),
+            cipher_suite: debug(suite.as_ref().map(|s| s as &dyn core::fmt::Debug)),
+            alpn: match self.conn.alpn_protocol().map(core::str::from_utf8) {
+                Some(Ok(alpn)) => CertText::new(alpn),
+                Some(Err(_)) => CertText::new("(not UTF-8)"),
+                None => CertText::new(""),
+            },
+            peer_names,
+            resumed: self.resumed(),
+            early_data_accepted: self.early_data_accepted(),
+        })
+    }
+
     /// Whether this session resumed an earlier one.
     pub(crate) fn resumed(&self) -> bool {
         matches!(
             self.conn.handshake_kind(),
             Some(rustls::HandshakeKind::Resumed)
         )
+    }
+}
+
+/// A certificate's DNS names as `` `a`, `b` ``.
+struct QuotedNames<'a, 'c>(&'a webpki::EndEntityCert<'c>);
+
+impl core::fmt::Display for QuotedNames<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, name) in self.0.valid_dns_names().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{name}`")?;
+        }
+        Ok(())
     }
 }
 
