@@ -395,6 +395,47 @@ fn a_leaf_of_an_untrusted_ca_fails_as_unknown_issuer() {
 }
 
 #[test]
+fn an_alpn_mismatch_is_named_by_the_listener_and_it_keeps_listening() {
+    // RFC 7301 §3.2: the server refuses with no_application_protocol. The
+    // listener hears why (HandshakeFailed) and still accepts the next one.
+    let ca = TestCa::new();
+    let (mut net, err) = connect_to(
+        ca.leaf(&["localhost"]),
+        vec![ca.root()],
+        "localhost",
+        (&["h2"], &["x"]),
+    );
+    assert!(err.is_some(), "no common ALPN must not connect");
+    let failures: Vec<String> = net
+        .events_of(1)
+        .iter()
+        .filter_map(|e| match e {
+            Event::HandshakeFailed { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(!failures.is_empty(), "{:?}", net.events_of(1));
+    for f in &failures {
+        assert!(
+            f.starts_with("TLS: ALPN mismatch: no application protocol both sides accept"),
+            "{f}"
+        );
+    }
+    assert!(server_conn(&net).is_none());
+    // The same listener still accepts a client that offers what it takes.
+    let security = SecurityParameters::with_roots(vec![ca.root()]).alpn(["x"]);
+    let c = net.machines[0]
+        .initiate(
+            net.now,
+            &Preconnection::new("localhost:443".parse().unwrap()).with_security(security),
+        )
+        .unwrap();
+    net.run_for(Duration::from_secs(5));
+    assert!(ready(&net, 0, c), "{:?}", establishment_error(&net, c));
+    assert!(server_conn(&net).is_some());
+}
+
+#[test]
 fn pinning_passes_with_the_right_key_and_fails_with_another() {
     // RFC 7469-style SPKI pins are checked after chain verification.
     let ca = TestCa::new();

@@ -330,6 +330,16 @@ impl Machine {
         if let Some(socket) = c.socket.take() {
             self.close_socket(socket);
         }
+        if let Role::Passive {
+            listener, remote, ..
+        } = c.role
+        {
+            self.emit(Event::HandshakeFailed {
+                listener,
+                remote,
+                reason,
+            });
+        }
     }
 
     /// An accepted connection's stack is ready: `ConnectionReceived`.

@@ -493,6 +493,18 @@ pub enum Event {
         /// The connection.
         conn: ConnectionId,
     },
+    /// An accepted connection failed before it was established (its TLS
+    /// handshake, framer handshake or handshake deadline): it is never
+    /// delivered, and the listener keeps listening. This says why, so a
+    /// server can log it. No connection id: the application never had one.
+    HandshakeFailed {
+        /// The listener that accepted it.
+        listener: ListenerId,
+        /// The peer.
+        remote: SocketAddr,
+        /// Why.
+        reason: FailureReason,
+    },
     /// A listening socket failed.
     ListenerError {
         /// The listener.
@@ -525,7 +537,9 @@ impl Event {
             | Event::PathChange { conn, .. }
             | Event::SoftError { conn, .. }
             | Event::Closed { conn } => Some(*conn),
-            Event::ListenerError { .. } | Event::Stopped { .. } => None,
+            Event::ListenerError { .. } | Event::HandshakeFailed { .. } | Event::Stopped { .. } => {
+                None
+            }
         }
     }
 }
