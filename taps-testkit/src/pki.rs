@@ -50,6 +50,25 @@ pub fn openssl_style_self_signed(
     from: (i32, u8, u8),
     to: (i32, u8, u8),
 ) -> Identity {
+    let (cert, key) = openssl_style(names, from, to);
+    Identity {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// [`openssl_style_self_signed`] as PEM files hold it, valid 2025-2035:
+/// (certificate, PKCS#8 key), for tools such as `tapscat --cert --key`.
+pub fn openssl_style_self_signed_pem(names: &[&str]) -> (String, String) {
+    let (cert, key) = openssl_style(names, (2025, 1, 1), (2035, 1, 1));
+    (cert.pem(), key.serialize_pem())
+}
+
+fn openssl_style(
+    names: &[&str],
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+) -> (rcgen::Certificate, KeyPair) {
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .expect("self-signed parameters");
@@ -63,10 +82,7 @@ pub fn openssl_style_self_signed(
     params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
     let cert = params.self_signed(&key).expect("self-signed certificate");
-    Identity {
-        chain: vec![cert.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
+    (cert, key)
 }
 
 /// A certificate authority that issues server identities. Test-only key
