@@ -785,3 +785,35 @@ impl ServerCertVerifier for AcceptAnything {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_refusals_read_as_an_alpn_mismatch_on_both_sides() {
+        // RFC 7301 §3.2: the client receives the server's
+        // no_application_protocol alert; the server fails on its own.
+        let client = failure(&Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol,
+        ));
+        let server = failure(&Error::NoApplicationProtocol);
+        assert_eq!(client, TlsFailure::NoApplicationProtocol);
+        assert_eq!(server, TlsFailure::NoApplicationProtocol);
+        assert!(client.to_string().starts_with("ALPN mismatch: "));
+        // Other alerts keep their number.
+        assert_eq!(
+            failure(&Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure
+            )),
+            TlsFailure::AlertReceived(40)
+        );
+    }
+
+    #[test]
+    fn presented_names_are_shown_as_typed() {
+        assert_eq!(presented_name("DnsName(\"example.org\")"), "example.org");
+        assert_eq!(presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(presented_name("DirectoryName"), "DirectoryName");
+    }
+}
