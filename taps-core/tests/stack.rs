@@ -405,7 +405,19 @@ fn an_alpn_mismatch_is_named_by_the_listener_and_it_keeps_listening() {
         "localhost",
         (&["h2"], &["x"]),
     );
-    assert!(err.is_some(), "no common ALPN must not connect");
+    // The client hears the server's no_application_protocol alert, not a
+    // bare close.
+    let err = err.expect("no common ALPN must not connect");
+    assert_eq!(
+        tls_failure(&err),
+        TlsFailure::NoApplicationProtocol,
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("TLS: ALPN mismatch: no application protocol both sides accept (the server rejects the offered ALPN protocols)"),
+        "{err}"
+    );
     let failures: Vec<String> = net
         .events_of(1)
         .iter()

@@ -311,3 +311,37 @@ fn the_listener_logs_a_failed_handshake_and_the_client_names_the_certificate_pro
     assert_eq!(text(&server.stdout), "after\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_alpn_mismatch_is_named_on_the_client_and_logged_by_the_listener() {
+    let (dir, cert, key) = openssl_style_files("alpn");
+    let port = free_port().to_string();
+    let server = listen(
+        &[
+            &format!("127.0.0.1:{port}"),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--alpn",
+            "x",
+        ],
+        b"",
+    );
+    let refused = run(
+        &["--ca", &cert, "--alpn", "h2", &format!("localhost:{port}")],
+        b"",
+    );
+    let stderr = text(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("TLS: ALPN mismatch: "), "{stderr}");
+    // The listener logged it and still serves a client that offers x.
+    let ok = run(
+        &["--ca", &cert, "--alpn", "x", &format!("localhost:{port}")],
+        b"",
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let log = text(&server.join().unwrap().stderr);
+    assert!(log.contains("failed: TLS: ALPN mismatch: "), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

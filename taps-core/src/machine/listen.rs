@@ -259,6 +259,7 @@ impl Machine {
             fast_open: false,
             read_paused: false,
             shut: false,
+            linger_until: None,
         });
         if let Some(c) = self.conns.get_mut(conn) {
             c.socket = Some(socket);
@@ -328,7 +329,7 @@ impl Machine {
         c.trace_mut()
             .record(now, TraceKind::AttemptFailed { attempt: 1, reason });
         if let Some(socket) = c.socket.take() {
-            self.close_socket(socket);
+            self.close_after_alert(now, socket);
         }
         if let Role::Passive {
             listener, remote, ..

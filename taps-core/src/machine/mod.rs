@@ -821,6 +821,8 @@ impl Conn {
 enum Timer {
     Conn(ConnectionId),
     Dns(DnsTxnId),
+    /// A lingering socket's last chance (see `Machine::close_after_alert`).
+    Linger(SocketId),
 }
 
 #[derive(Debug)]
@@ -839,6 +841,10 @@ struct Sock {
     read_paused: bool,
     /// `ShutdownWrite` was output.
     shut: bool,
+    /// Its connection is gone (a failed accepted handshake) and it lives
+    /// on only to write its last bytes (the TLS alert that tells the peer
+    /// why, RFC 8446 §6.2) until this time at the latest.
+    linger_until: Option<Instant>,
 }
 
 /// The taps state machine.
@@ -1012,6 +1018,15 @@ impl Machine {
                     self.on_conn_timer(now, id);
                 }
                 Timer::Dns(txn) => self.on_dns_timer(now, txn, at),
+                Timer::Linger(socket) => {
+                    if self
+                        .sockets
+                        .get(socket)
+                        .is_some_and(|s| s.linger_until == Some(at))
+                    {
+                        self.close_socket(socket);
+                    }
+                }
             }
         }
         self.purge_timers();
@@ -1093,6 +1108,10 @@ impl Machine {
             let live = match timer {
                 Timer::Conn(id) => self.conns.get(id).is_some_and(|c| c.timer == Some(at)),
                 Timer::Dns(txn) => self.resolver.deadline(txn) == Some(at),
+                Timer::Linger(socket) => self
+                    .sockets
+                    .get(socket)
+                    .is_some_and(|s| s.linger_until == Some(at)),
             };
             if live {
                 break;
