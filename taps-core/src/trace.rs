@@ -93,7 +93,13 @@ pub enum TlsFailure {
     /// No application protocol both sides support (ALPN, RFC 7301 §3.2):
     /// the server rejected every protocol the client offered, or (on the
     /// server) the client offered none the server accepts.
-    NoApplicationProtocol,
+    NoApplicationProtocol {
+        /// This side's list, comma-separated: what the client offered, or
+        /// what the server accepts (empty when unknown).
+        ours: CertText,
+        /// This side is the server.
+        server: bool,
+    },
     /// The peer sent a fatal alert with this code (RFC 8446 §6).
     AlertReceived(u8),
     /// The peer broke the protocol (or sent garbage).
@@ -331,8 +337,13 @@ impl fmt::Display for TlsFailure {
             TlsFailure::PinMismatch => f.write_str("certificate key matches no pin"),
             TlsFailure::CertificateInvalid => f.write_str("certificate invalid"),
             TlsFailure::NoCertificate => f.write_str("peer presented no certificate"),
-            TlsFailure::NoApplicationProtocol => f.write_str(
-                "ALPN mismatch: no application protocol both sides accept (the server rejects the offered ALPN protocols)",
+            TlsFailure::NoApplicationProtocol { ours, server: false } => write!(
+                f,
+                "ALPN mismatch: the server rejected the offered ALPN protocols ({ours}); offer one the server accepts (--alpn)"
+            ),
+            TlsFailure::NoApplicationProtocol { ours, server: true } => write!(
+                f,
+                "ALPN mismatch: the client offered none of the ALPN protocols this server accepts ({ours})"
             ),
             TlsFailure::AlertReceived(code) => write!(f, "peer sent TLS alert {code}"),
             TlsFailure::ProtocolError => f.write_str("TLS protocol error"),

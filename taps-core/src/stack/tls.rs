@@ -50,6 +50,9 @@ const MAX_EARLY_DATA: u32 = 16 * 1024;
 /// A TLS session as the protocol stack sees it.
 pub(crate) struct TlsSession {
     conn: rustls::Connection,
+    /// This side's ALPN list (offered or accepted), to name in an ALPN
+    /// failure: rustls does not hand its configuration back.
+    alpn_list: CertText,
     /// The peer's close_notify was processed: no more application data.
     peer_closed: bool,
 }
@@ -242,7 +245,7 @@ impl ClientTls {
         let name =
             ServerName::try_from(server_name.to_string()).map_err(|_| TlsFailure::BadServerName)?;
         let conn = ClientConnection::new(self.config.clone(), name).map_err(|e| failure(&e))?;
-        Ok(TlsSession::new(conn.into()))
+        Ok(TlsSession::new(conn.into(), &self.config.alpn_protocols))
     }
 }
 
@@ -283,12 +286,12 @@ impl ServerTls {
 
     pub(crate) fn session(&self) -> Result<TlsSession, TlsFailure> {
         let conn = ServerConnection::new(self.config.clone()).map_err(|e| failure(&e))?;
-        Ok(TlsSession::new(conn.into()))
+        Ok(TlsSession::new(conn.into(), &self.config.alpn_protocols))
     }
 }
 
 impl TlsSession {
-    fn new(mut conn: rustls::Connection) -> TlsSession {
+    fn new(mut conn: rustls::Connection, alpn: &[Vec<u8>]) -> TlsSession {
         // rustls's own 64 KiB limit makes its writer take only part of a
         // larger write, and `send` hands over whole messages: the rest was
         // lost. The connection layer bounds what it hands over
@@ -297,6 +300,7 @@ impl TlsSession {
         conn.set_buffer_limit(None);
         TlsSession {
             conn,
+            alpn_list: CertText::from_fmt(format_args!("{}", AlpnList(alpn))),
             peer_closed: false,
         }
     }
@@ -310,9 +314,24 @@ impl TlsSession {
 
     /// Decrypts the records read. An error is final for the session.
     pub(crate) fn process_records(&mut self) -> Result<(), TlsFailure> {
-        let state = self.conn.process_new_packets().map_err(|e| failure(&e))?;
+        let state = self
+            .conn
+            .process_new_packets()
+            .map_err(|e| self.with_alpn(failure(&e)))?;
         self.peer_closed |= state.peer_has_closed();
         Ok(())
+    }
+
+    /// An ALPN failure names this side's protocol list, which only the
+    /// session knows (rustls keeps it in its configuration).
+    fn with_alpn(&self, failure: TlsFailure) -> TlsFailure {
+        let TlsFailure::NoApplicationProtocol { server, .. } = failure else {
+            return failure;
+        };
+        TlsFailure::NoApplicationProtocol {
+            ours: self.alpn_list,
+            server,
+        }
     }
 
     /// Copies decrypted application data into `buf` (not empty).
@@ -478,6 +497,21 @@ impl TlsSession {
     }
 }
 
+/// ALPN protocol ids as `h2, http/1.1`.
+struct AlpnList<'a>(&'a [Vec<u8>]);
+
+impl core::fmt::Display for AlpnList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(&String::from_utf8_lossy(p))?;
+        }
+        Ok(())
+    }
+}
+
 /// A certificate's DNS names as `` `a`, `b` ``.
 struct QuotedNames<'a, 'c>(&'a webpki::EndEntityCert<'c>);
 
@@ -563,10 +597,16 @@ fn failure(e: &Error) -> TlsFailure {
         // RFC 7301 §3.2: the server answers an ALPN offer it cannot
         // meet with this alert; say so instead of a bare alert number.
         Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
-            TlsFailure::NoApplicationProtocol
+            TlsFailure::NoApplicationProtocol {
+                ours: CertText::new(""),
+                server: false,
+            }
         }
         Error::AlertReceived(alert) => TlsFailure::AlertReceived(u8::from(*alert)),
-        Error::NoApplicationProtocol => TlsFailure::NoApplicationProtocol,
+        Error::NoApplicationProtocol => TlsFailure::NoApplicationProtocol {
+            ours: CertText::new(""),
+            server: true,
+        },
         Error::NoCertificatesPresented => TlsFailure::NoCertificate,
         Error::InvalidMessage(_)
         | Error::PeerMisbehaved(_)
@@ -798,8 +838,20 @@ mod tests {
             rustls::AlertDescription::NoApplicationProtocol,
         ));
         let server = failure(&Error::NoApplicationProtocol);
-        assert_eq!(client, TlsFailure::NoApplicationProtocol);
-        assert_eq!(server, TlsFailure::NoApplicationProtocol);
+        assert!(
+            matches!(
+                client,
+                TlsFailure::NoApplicationProtocol { server: false, .. }
+            ),
+            "{client:?}"
+        );
+        assert!(
+            matches!(
+                server,
+                TlsFailure::NoApplicationProtocol { server: true, .. }
+            ),
+            "{server:?}"
+        );
         assert!(client.to_string().starts_with("ALPN mismatch: "));
         // Other alerts keep their number.
         assert_eq!(
