@@ -259,6 +259,37 @@ impl fmt::Display for CertText {
     }
 }
 
+/// The name of a TLS alert (RFC 8446 §6.2) and, for the ones a person can
+/// act on, what it means.
+fn alert_meaning(code: u8) -> Option<&'static str> {
+    Some(match code {
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure: no acceptable set of parameters",
+        42 => "bad_certificate: the peer refused our certificate",
+        43 => "unsupported_certificate: the peer refused our certificate's type",
+        44 => "certificate_revoked: the peer says our certificate is revoked",
+        45 => "certificate_expired: the peer says our certificate expired",
+        46 => "certificate_unknown: the peer refused our certificate",
+        48 => "unknown_ca: the peer does not trust our certificate's issuer",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version: no TLS version both sides support",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name: the peer serves no such name (SNI)",
+        116 => "certificate_required: the peer requires a client certificate",
+        120 => "no_application_protocol: ALPN mismatch",
+        _ => return None,
+    })
+}
+
 /// Seconds since the Unix epoch as a UTC date and time
 /// (`2026-11-01 12:00:00 UTC`), by the days-to-civil conversion of the
 /// proleptic Gregorian calendar.
@@ -345,7 +376,13 @@ impl fmt::Display for TlsFailure {
                 f,
                 "ALPN mismatch: the client offered none of the ALPN protocols this server accepts ({ours})"
             ),
-            TlsFailure::AlertReceived(code) => write!(f, "peer sent TLS alert {code}"),
+            TlsFailure::AlertReceived(code) => {
+                write!(f, "peer sent TLS alert {code}")?;
+                match alert_meaning(*code) {
+                    Some(meaning) => write!(f, " ({meaning})"),
+                    None => Ok(()),
+                }
+            }
             TlsFailure::ProtocolError => f.write_str("TLS protocol error"),
             TlsFailure::Incompatible => f.write_str("no common TLS version or cipher suite"),
             TlsFailure::BadServerName => f.write_str("server name unusable for SNI"),

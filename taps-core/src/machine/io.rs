@@ -65,10 +65,10 @@ impl Machine {
         }
     }
 
-    /// Closes the socket of a failed accepted handshake once what its
-    /// stack queued last is written: that is the TLS alert
-    /// (`no_application_protocol`, ...) by which the client learns why,
-    /// instead of a bare close. Bounded by [`LINGER`]; at once when
+    /// Closes the socket of a failed handshake (accepted or attempted)
+    /// once what its stack queued last is written: that is the TLS alert
+    /// (`no_application_protocol`, `unknown_ca`, ...) by which the peer
+    /// learns why, instead of a bare close. Bounded by [`LINGER`]; at once when
     /// nothing is queued or the peer has gone.
     pub(super) fn close_after_alert(&mut self, now: Instant, socket: SocketId) {
         let Some(s) = self.sockets.get_mut(socket) else {
@@ -239,18 +239,25 @@ impl Machine {
 
     /// An attempt failed: its socket closes and the race moves on.
     fn fail_attempt(&mut self, now: Instant, socket: SocketId, reason: FailureReason) {
-        let Some(s) = self.sockets.remove(socket) else {
+        let Some(s) = self
+            .sockets
+            .get(socket)
+            .filter(|s| s.linger_until.is_none())
+        else {
             return;
         };
-        self.outputs.push_back(Output::CloseSocket { socket });
-        let Some(c) = self.conns.get_mut(s.conn) else {
+        let (conn, candidate) = (s.conn, s.candidate);
+        // The attempt's TLS alert (a refused certificate, say) still goes
+        // out, so the server can log why.
+        self.close_after_alert(now, socket);
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         c.sockets.retain(|(_, x)| *x != socket);
-        if let (Some(race), Some(candidate)) = (c.race_mut(), s.candidate) {
+        if let (Some(race), Some(candidate)) = (c.race_mut(), candidate) {
             race.on_failed(now, candidate, reason);
         }
-        self.after_conn_change(now, s.conn);
+        self.after_conn_change(now, conn);
     }
 
     pub(super) fn on_socket_data(&mut self, now: Instant, socket: SocketId, data: &[u8]) {
