@@ -140,7 +140,7 @@ pub fn tls_with_a_test_ca_and_a_clear_error_for_an_unknown_one<S: Shim>() {
         match taps.initiate(&pre).await {
             Err(Error::Establishment(f)) => {
                 let text = f.error.to_string();
-                assert!(text.contains("issuer unknown"), "{text}");
+                assert!(text.contains("unknown issuer"), "{text}");
                 assert!(!f.trace.events.is_empty());
             }
             other => panic!("expected an establishment error, got {other:?}"),

@@ -42,18 +42,44 @@ pub enum FailureReason {
     LocalAbort,
 }
 
-/// Why TLS failed, in words a person can act on.
+/// Why TLS failed, in words a person can act on: each certificate failure
+/// names what was wrong and what fixes it.
+///
+/// The details (names, dates) are kept inline ([`CertText`], seconds since
+/// the Unix epoch) so a failure stays `Copy` and recording it in a trace
+/// never allocates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsFailure {
-    /// The certificate's validity period is over.
-    CertificateExpired,
-    /// The certificate is not valid yet.
-    CertificateNotYetValid,
-    /// The certificate is not for the name asked.
-    NameMismatch,
+    /// The certificate's validity period is over (RFC 5280 §4.1.2.5).
+    /// The times are seconds since the Unix epoch, when known.
+    CertificateExpired {
+        /// The certificate's `notAfter`.
+        not_after: Option<u64>,
+        /// The time it was checked at.
+        now: Option<u64>,
+    },
+    /// The certificate is not valid yet (RFC 5280 §4.1.2.5).
+    CertificateNotYetValid {
+        /// The certificate's `notBefore`.
+        not_before: Option<u64>,
+        /// The time it was checked at.
+        now: Option<u64>,
+    },
+    /// The certificate is not for the name asked (RFC 9525 §6).
+    NameMismatch {
+        /// The name the connection asked for.
+        expected: CertText,
+        /// The names the certificate holds, quoted and comma-separated
+        /// (empty when unknown).
+        presented: CertText,
+    },
     /// The chain does not lead to a trusted root.
     UnknownIssuer,
+    /// The server's own certificate is a CA certificate (basicConstraints
+    /// CA:TRUE, RFC 5280 §4.2.1.9) and is not itself a trusted root: it
+    /// cannot be an end entity, and nothing trusted issued it.
+    CaCertificateNotTrusted,
     /// The certificate was revoked.
     Revoked,
     /// A signature in the chain is invalid.
@@ -64,8 +90,16 @@ pub enum TlsFailure {
     CertificateInvalid,
     /// The peer presented no certificate where one is required.
     NoCertificate,
-    /// No application protocol both sides support (ALPN).
-    NoApplicationProtocol,
+    /// No application protocol both sides support (ALPN, RFC 7301 §3.2):
+    /// the server rejected every protocol the client offered, or (on the
+    /// server) the client offered none the server accepts.
+    NoApplicationProtocol {
+        /// This side's list, comma-separated: what the client offered, or
+        /// what the server accepts (empty when unknown).
+        ours: CertText,
+        /// This side is the server.
+        server: bool,
+    },
     /// The peer sent a fatal alert with this code (RFC 8446 §6).
     AlertReceived(u8),
     /// The peer broke the protocol (or sent garbage).
@@ -78,24 +112,277 @@ pub enum TlsFailure {
     HandshakeFailed,
 }
 
+/// What one TLS handshake negotiated (RFC 8446 §4), for the trace: kept
+/// inline so trace events stay `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TlsDetails {
+    /// The protocol version, as rustls names it (`TLSv1_3`).
+    pub version: CertText,
+    /// The cipher suite, by its IANA name (`TLS13_AES_128_GCM_SHA256`).
+    pub cipher_suite: CertText,
+    /// The ALPN protocol agreed (RFC 7301), empty when none.
+    pub alpn: CertText,
+    /// The peer certificate's subjectAltName entries, quoted and
+    /// comma-separated; empty when the peer sent no certificate.
+    pub peer_names: CertText,
+    /// The session resumed an earlier one (RFC 8446 §2.2).
+    pub resumed: bool,
+    /// The server accepted the client's 0-RTT data (RFC 8446 §2.3).
+    pub early_data_accepted: bool,
+}
+
+impl fmt::Display for TlsDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, {}", self.version, self.cipher_suite)?;
+        match self.alpn.as_str() {
+            "" => f.write_str(", no ALPN")?,
+            alpn => write!(f, ", ALPN {alpn}")?,
+        }
+        match self.peer_names.as_str() {
+            "" => f.write_str(", no peer certificate")?,
+            names => write!(f, ", peer certificate for {names}")?,
+        }
+        f.write_str(if self.resumed {
+            ", resumed"
+        } else {
+            ", full handshake"
+        })?;
+        if self.early_data_accepted {
+            f.write_str(", early data accepted")?;
+        }
+        Ok(())
+    }
+}
+
+/// A short text kept inline, so the failures that carry one stay `Copy`.
+/// Text longer than its capacity is cut at a character boundary and ends
+/// in `…`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertText {
+    len: u8,
+    bytes: [u8; CertText::CAPACITY],
+}
+
+impl CertText {
+    /// The most bytes a `CertText` holds.
+    pub const CAPACITY: usize = 55;
+
+    /// `text`, cut to fit.
+    pub fn new(text: &str) -> CertText {
+        let mut out = CertText {
+            len: 0,
+            bytes: [0; CertText::CAPACITY],
+        };
+        let ellipsis = "…";
+        let fits = if text.len() <= Self::CAPACITY {
+            text
+        } else {
+            let mut end = Self::CAPACITY - ellipsis.len();
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            &text[..end]
+        };
+        out.bytes[..fits.len()].copy_from_slice(fits.as_bytes());
+        out.len = fits.len() as u8;
+        if fits.len() < text.len() {
+            let at = fits.len();
+            out.bytes[at..at + ellipsis.len()].copy_from_slice(ellipsis.as_bytes());
+            out.len += ellipsis.len() as u8;
+        }
+        out
+    }
+
+    /// Text written with `write!` (no allocation), cut to fit like
+    /// [`CertText::new`].
+    pub fn from_fmt(args: fmt::Arguments<'_>) -> CertText {
+        let mut w = CertWriter {
+            text: CertText::new(""),
+            cut: false,
+        };
+        let _ = fmt::Write::write_fmt(&mut w, args);
+        w.text
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only whole characters are ever copied in (see `new`).
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+/// Appends to a [`CertText`]; once something does not fit, the text ends
+/// in `…` and the rest is dropped.
+struct CertWriter {
+    text: CertText,
+    cut: bool,
+}
+
+impl fmt::Write for CertWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.cut {
+            return Ok(());
+        }
+        let len = usize::from(self.text.len);
+        if len + s.len() <= CertText::CAPACITY {
+            self.text.bytes[len..len + s.len()].copy_from_slice(s.as_bytes());
+            self.text.len += s.len() as u8;
+        } else {
+            // Reuse `new`'s cutting on what is there plus this piece.
+            let mut joined = [0u8; 2 * CertText::CAPACITY];
+            let room = (2 * CertText::CAPACITY - len).min(s.len());
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            joined[..len].copy_from_slice(&self.text.bytes[..len]);
+            joined[len..len + end].copy_from_slice(&s.as_bytes()[..end]);
+            let whole = core::str::from_utf8(&joined[..len + end]).unwrap_or("");
+            // Longer than the capacity, so `new` ends it in `…`.
+            self.text = CertText::new(whole);
+            self.cut = true;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for CertText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name of a TLS alert (RFC 8446 §6.2) and, for the ones a person can
+/// act on, what it means.
+fn alert_meaning(code: u8) -> Option<&'static str> {
+    Some(match code {
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure: no acceptable set of parameters",
+        42 => "bad_certificate: the peer refused our certificate",
+        43 => "unsupported_certificate: the peer refused our certificate's type",
+        44 => "certificate_revoked: the peer says our certificate is revoked",
+        45 => "certificate_expired: the peer says our certificate expired",
+        46 => "certificate_unknown: the peer refused our certificate",
+        48 => "unknown_ca: the peer does not trust our certificate's issuer",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version: no TLS version both sides support",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name: the peer serves no such name (SNI)",
+        116 => "certificate_required: the peer requires a client certificate",
+        120 => "no_application_protocol: ALPN mismatch",
+        _ => return None,
+    })
+}
+
+/// Seconds since the Unix epoch as a UTC date and time
+/// (`2026-11-01 12:00:00 UTC`), by the days-to-civil conversion of the
+/// proleptic Gregorian calendar.
+struct UtcTime(u64);
+
+impl fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0;
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+}
+
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsFailure::CertificateExpired => f.write_str("certificate expired"),
-            TlsFailure::CertificateNotYetValid => f.write_str("certificate not yet valid"),
-            TlsFailure::NameMismatch => f.write_str("certificate name mismatch"),
-            TlsFailure::UnknownIssuer => {
-                f.write_str("certificate issuer unknown (not a trusted root)")
+            TlsFailure::CertificateExpired { not_after, now } => {
+                f.write_str("the certificate expired")?;
+                if let Some(t) = not_after {
+                    write!(f, " on {}", UtcTime(*t))?;
+                }
+                if let Some(t) = now {
+                    write!(f, " (now {})", UtcTime(*t))?;
+                }
+                f.write_str("; the server needs a renewed certificate, or check this machine's clock")
             }
+            TlsFailure::CertificateNotYetValid { not_before, now } => {
+                f.write_str("the certificate is not valid yet")?;
+                if let Some(t) = not_before {
+                    write!(f, ": valid from {}", UtcTime(*t))?;
+                }
+                if let Some(t) = now {
+                    write!(f, " (now {})", UtcTime(*t))?;
+                }
+                f.write_str("; check this machine's clock")
+            }
+            TlsFailure::NameMismatch {
+                expected,
+                presented,
+            } => {
+                if presented.as_str().is_empty() {
+                    f.write_str("the certificate holds no name usable for this server")?;
+                } else {
+                    write!(f, "the certificate is for {presented}")?;
+                }
+                write!(
+                    f,
+                    ", not `{expected}`; connect by a name the certificate holds, or reissue it with `{expected}` in subjectAltName"
+                )
+            }
+            TlsFailure::UnknownIssuer => f.write_str(
+                "unknown issuer: the chain does not lead to a trusted root; pass the issuing CA with --ca (SecurityParameters trusted roots)",
+            ),
+            TlsFailure::CaCertificateNotTrusted => f.write_str(
+                "the server's certificate is a CA certificate (basicConstraints CA:TRUE) and is not in the trusted roots (unknown issuer); to trust a self-signed server, pass that very certificate with --ca",
+            ),
             TlsFailure::Revoked => f.write_str("certificate revoked"),
             TlsFailure::BadSignature => f.write_str("bad certificate signature"),
             TlsFailure::PinMismatch => f.write_str("certificate key matches no pin"),
             TlsFailure::CertificateInvalid => f.write_str("certificate invalid"),
             TlsFailure::NoCertificate => f.write_str("peer presented no certificate"),
-            TlsFailure::NoApplicationProtocol => {
-                f.write_str("no common application protocol (ALPN)")
+            TlsFailure::NoApplicationProtocol { ours, server: false } => write!(
+                f,
+                "ALPN mismatch: the server rejected the offered ALPN protocols ({ours}); offer one the server accepts (--alpn)"
+            ),
+            TlsFailure::NoApplicationProtocol { ours, server: true } => write!(
+                f,
+                "ALPN mismatch: the client offered none of the ALPN protocols this server accepts ({ours})"
+            ),
+            TlsFailure::AlertReceived(code) => {
+                write!(f, "peer sent TLS alert {code}")?;
+                match alert_meaning(*code) {
+                    Some(meaning) => write!(f, " ({meaning})"),
+                    None => Ok(()),
+                }
             }
-            TlsFailure::AlertReceived(code) => write!(f, "peer sent TLS alert {code}"),
             TlsFailure::ProtocolError => f.write_str("TLS protocol error"),
             TlsFailure::Incompatible => f.write_str("no common TLS version or cipher suite"),
             TlsFailure::BadServerName => f.write_str("server name unusable for SNI"),
@@ -310,6 +597,15 @@ pub enum TraceKind {
         /// Attempt number.
         attempt: u16,
     },
+    /// An attempt's TLS handshake finished: what it negotiated. Recorded
+    /// just before the attempt's `AttemptConnected` (or an accepted
+    /// connection's `Winner`).
+    TlsEstablished {
+        /// Attempt number.
+        attempt: u16,
+        /// Version, suite, ALPN, peer names, resumption.
+        details: TlsDetails,
+    },
     /// An attempt's whole stack is up.
     AttemptConnected {
         /// Attempt number.
@@ -458,6 +754,9 @@ impl Trace {
                 }
                 TraceKind::AttemptTransportUp { attempt } => {
                     writeln!(out, "attempt  #{attempt} TCP up")
+                }
+                TraceKind::TlsEstablished { attempt, details } => {
+                    writeln!(out, "attempt  #{attempt} TLS: {details}")
                 }
                 TraceKind::AttemptConnected { attempt } => {
                     writeln!(out, "attempt  #{attempt} connected")
@@ -609,5 +908,27 @@ mod tests {
             "    0.500  attempt  #1 192.0.2.1:80 via if#3 started\n    2.000  attempt  #1 failed: connection refused\n"
         );
         assert!(trace.waterfall("x", &|_| None).contains(&text));
+    }
+
+    #[test]
+    fn cert_text_cuts_long_text_at_a_character_boundary() {
+        assert_eq!(CertText::new("`a.example`").as_str(), "`a.example`");
+        // Multi-byte characters straddling the cut are never split.
+        let long = "é".repeat(CertText::CAPACITY);
+        let cut = CertText::new(&long);
+        assert!(cut.as_str().ends_with('…'), "{cut}");
+        assert!(cut.as_str().len() <= CertText::CAPACITY);
+        assert!(cut.as_str().starts_with("éé"));
+    }
+
+    #[test]
+    fn utc_time_renders_calendar_dates() {
+        assert_eq!(UtcTime(0).to_string(), "1970-01-01 00:00:00 UTC");
+        // 2000-02-29 (a leap day in a century leap year) 12:34:56.
+        assert_eq!(UtcTime(951_827_696).to_string(), "2000-02-29 12:34:56 UTC");
+        assert_eq!(
+            UtcTime(1_796_083_200).to_string(),
+            "2026-12-01 00:00:00 UTC"
+        );
     }
 }

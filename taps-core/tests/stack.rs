@@ -12,7 +12,7 @@ use taps_core::{
     TlsCheckout, TlsFailure, TraceKind, dns::parse_hosts, framer::FramerFactory, race::RaceFailure,
 };
 use taps_testkit::net::{Behaviour, Net};
-use taps_testkit::pki::TestCa;
+use taps_testkit::pki::{TestCa, openssl_style_self_signed};
 use taps_testkit::wire::{Through, read_through};
 
 const V6: &str = "[2001:db8::10]:443";
@@ -127,6 +127,35 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
         .unwrap()
         .at;
     assert_eq!(winner_at, ms(40));
+    // The trace records what TLS negotiated, on both sides, just before
+    // the attempt is connected.
+    let tls = |t: &taps_core::Trace| {
+        t.events.iter().find_map(|e| match e.kind {
+            TraceKind::TlsEstablished { details, .. } => Some(details.to_string()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        tls(trace).as_deref(),
+        Some(
+            "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2, peer certificate for `example.com`, full handshake"
+        ),
+    );
+    assert!(
+        trace
+            .waterfall("example.com", &|_| None)
+            .contains("attempt  #1 TLS: TLSv1_3, "),
+        "{}",
+        trace.waterfall("example.com", &|_| None)
+    );
+    let server_trace = net.machines[1]
+        .connection_info(s)
+        .map(|c| c.trace())
+        .unwrap();
+    assert_eq!(
+        tls(server_trace).as_deref(),
+        Some("TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2, no peer certificate, full handshake"),
+    );
     assert!(
         trace
             .events
@@ -173,51 +202,252 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
     assert_eq!(sent, [0, 1, 2]);
 }
 
+/// Serves `identity` on machine 1 and connects to `host` from machine 0
+/// trusting `roots` (and `alpn` offered by the client, `server_alpn`
+/// accepted by the server); the client's establishment error, or `None`
+/// if it became ready.
+fn connect_to(
+    identity: taps_core::Identity,
+    roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+    host: &str,
+    alpn: (&[&str], &[&str]),
+) -> (Net, Option<taps_core::EstablishmentError>) {
+    let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
+    net.machines[1]
+        .listen(
+            // Every address `host` resolves to: example.com's from the
+            // hosts file, and loopback for localhost (RFC 6761).
+            ListenerConfig::on(
+                [V6, V4, "[::1]:443", "127.0.0.1:443"]
+                    .map(|a| a.parse().unwrap())
+                    .to_vec(),
+            )
+            .with_security(SecurityParameters::server(identity).alpn(alpn.1.iter().copied())),
+        )
+        .unwrap();
+    net.drain();
+    let security = SecurityParameters::with_roots(roots).alpn(alpn.0.iter().copied());
+    let remote = format!("{host}:443").parse().unwrap();
+    let c = net.machines[0]
+        .initiate(ms(0), &Preconnection::new(remote).with_security(security))
+        .unwrap();
+    net.run_for(Duration::from_secs(5));
+    let err = establishment_error(&net, c);
+    assert_eq!(err.is_none(), ready(&net, 0, c), "{err:?}");
+    (net, err)
+}
+
+/// The one TLS failure of the attempts in `err`.
+fn tls_failure(err: &taps_core::EstablishmentError) -> TlsFailure {
+    err.attempts
+        .iter()
+        .find_map(|a| match a.failure {
+            Some(FailureReason::Tls(t)) => Some(t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no TLS failure: {err}"))
+}
+
 #[test]
 fn certificate_failures_reach_establishment_error_with_a_reason() {
     type MakeLeaf = Box<dyn Fn(&TestCa) -> taps_core::Identity>;
-    let cases: [(&str, MakeLeaf, TlsFailure); 3] = [
+    type Want = fn(&TlsFailure) -> bool;
+    let cases: [(&str, MakeLeaf, Want, &[&str]); 3] = [
         (
             "expired",
             Box::new(|ca: &TestCa| ca.leaf_valid(&["example.com"], (2010, 1, 1), (2011, 1, 1))),
-            TlsFailure::CertificateExpired,
+            |t| matches!(t, TlsFailure::CertificateExpired { .. }),
+            &["the certificate expired on 2011-01-01 00:00:00 UTC (now 20"],
         ),
         (
             "wrong name",
             Box::new(|ca: &TestCa| ca.leaf(&["other.example"])),
-            TlsFailure::NameMismatch,
+            |t| matches!(t, TlsFailure::NameMismatch { .. }),
+            &["the certificate is for `other.example`, not `example.com`"],
         ),
         (
             "unknown issuer",
             Box::new(|_: &TestCa| TestCa::named("some other CA").leaf(&["example.com"])),
-            TlsFailure::UnknownIssuer,
+            |t| *t == TlsFailure::UnknownIssuer,
+            &[
+                "unknown issuer: the chain does not lead to a trusted root; pass the issuing CA with --ca",
+            ],
         ),
     ];
-    for (name, leaf, want) in cases {
+    for (name, leaf, want, texts) in cases {
         let ca = TestCa::new();
-        let mut net = Net::new(vec![machine(1), machine(2)], Duration::from_millis(10));
-        let server = SecurityParameters::server(leaf(&ca));
-        net.machines[1]
-            .listen(ListenerConfig::on(vec![V4.parse().unwrap()]).with_security(server))
-            .unwrap();
-        net.drain();
-        let c = net.machines[0]
-            .initiate(
-                ms(0),
-                &pre(SecurityParameters::with_roots(vec![ca.root()]), None),
-            )
-            .unwrap();
-        net.run_for(Duration::from_secs(5));
-        let err = establishment_error(&net, c).unwrap_or_else(|| panic!("{name}: no error"));
+        let (_, err) = connect_to(leaf(&ca), vec![ca.root()], "example.com", (&[], &[]));
+        let err = err.unwrap_or_else(|| panic!("{name}: no error"));
         assert_eq!(err.reason, RaceFailure::AllAttemptsFailed, "{name}");
+        let failure = tls_failure(&err);
+        assert!(want(&failure), "{name}: {err}");
         assert!(
-            err.attempts
-                .iter()
-                .any(|a| a.failure == Some(FailureReason::Tls(want))),
+            err.to_string().contains(&failure.to_string()),
             "{name}: {err}"
         );
-        assert!(err.to_string().contains(&want.to_string()), "{name}: {err}");
+        for text in texts {
+            assert!(err.to_string().contains(text), "{name}: {err}");
+        }
     }
+}
+
+#[test]
+fn a_trusted_openssl_style_self_signed_ca_certificate_verifies() {
+    // OpenSSL 3's `req -x509` default: CA:TRUE and a SAN. curl accepts it
+    // with --cacert; so do we, when it is the very certificate trusted.
+    let id = openssl_style_self_signed(&["localhost"], (2025, 1, 1), (2035, 1, 1));
+    let root = id.chain[0].clone();
+    let (_, err) = connect_to(id, vec![root], "localhost", (&[], &[]));
+    assert!(err.is_none(), "{err:?}");
+}
+
+#[test]
+fn a_trusted_self_signed_ca_certificate_still_has_its_name_checked() {
+    let id = openssl_style_self_signed(
+        &["example.org", "www.example.org"],
+        (2025, 1, 1),
+        (2035, 1, 1),
+    );
+    let root = id.chain[0].clone();
+    let (_, err) = connect_to(id, vec![root], "localhost", (&[], &[]));
+    let err = err.expect("a certificate for other names must fail");
+    assert!(
+        matches!(tls_failure(&err), TlsFailure::NameMismatch { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the certificate is for `example.org`, `www.example.org`, not `localhost`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_expired_trusted_self_signed_ca_cert_still_fails_as_expired() {
+    // Also holds the verifier's reliance on WebPKI checking validity
+    // before basicConstraints to account.
+    let id = openssl_style_self_signed(&["localhost"], (2020, 1, 1), (2021, 2, 3));
+    let root = id.chain[0].clone();
+    let (_, err) = connect_to(id, vec![root], "localhost", (&[], &[]));
+    let err = err.expect("an expired certificate must fail");
+    assert!(
+        matches!(tls_failure(&err), TlsFailure::CertificateExpired { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the certificate expired on 2021-02-03 00:00:00 UTC (now 20"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_untrusted_self_signed_ca_certificate_fails_naming_ca_true() {
+    // Trusting some other certificate must not make this one trusted.
+    let id = openssl_style_self_signed(&["localhost"], (2025, 1, 1), (2035, 1, 1));
+    let other = openssl_style_self_signed(&["localhost"], (2025, 1, 1), (2035, 1, 1));
+    let (_, err) = connect_to(id, vec![other.chain[0].clone()], "localhost", (&[], &[]));
+    let err = err.expect("an untrusted certificate must fail");
+    assert_eq!(
+        tls_failure(&err),
+        TlsFailure::CaCertificateNotTrusted,
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("is a CA certificate (basicConstraints CA:TRUE) and is not in the trusted roots (unknown issuer)"),
+        "{text}"
+    );
+    // Nor does trusting the CA that is a leaf's issuer make a CA-flagged
+    // certificate it issued an end entity.
+    let ca = TestCa::new();
+    let (_, err) = connect_to(
+        ca.ca_flagged_leaf(&["localhost"]),
+        vec![ca.root()],
+        "localhost",
+        (&[], &[]),
+    );
+    let err = err.expect("a CA certificate as end entity must fail");
+    assert_eq!(
+        tls_failure(&err),
+        TlsFailure::CaCertificateNotTrusted,
+        "{err}"
+    );
+}
+
+#[test]
+fn a_leaf_of_an_untrusted_ca_fails_as_unknown_issuer() {
+    let trusted = TestCa::new();
+    let other = TestCa::named("untrusted CA");
+    let (_, err) = connect_to(
+        other.leaf(&["localhost"]),
+        vec![trusted.root()],
+        "localhost",
+        (&[], &[]),
+    );
+    let err = err.expect("an untrusted issuer must fail");
+    assert_eq!(tls_failure(&err), TlsFailure::UnknownIssuer, "{err}");
+    assert!(
+        err.to_string()
+            .contains("unknown issuer: the chain does not lead to a trusted root; pass the issuing CA with --ca"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_alpn_mismatch_is_named_by_the_listener_and_it_keeps_listening() {
+    // RFC 7301 §3.2: the server refuses with no_application_protocol. The
+    // listener hears why (HandshakeFailed) and still accepts the next one.
+    let ca = TestCa::new();
+    let (mut net, err) = connect_to(
+        ca.leaf(&["localhost"]),
+        vec![ca.root()],
+        "localhost",
+        (&["h2"], &["x"]),
+    );
+    // The client hears the server's no_application_protocol alert, not a
+    // bare close.
+    let err = err.expect("no common ALPN must not connect");
+    assert!(
+        matches!(
+            tls_failure(&err),
+            TlsFailure::NoApplicationProtocol { server: false, .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(
+            "TLS: ALPN mismatch: the server rejected the offered ALPN protocols (h2); offer one the server accepts (--alpn)"
+        ),
+        "{err}"
+    );
+    let failures: Vec<String> = net
+        .events_of(1)
+        .iter()
+        .filter_map(|e| match e {
+            Event::HandshakeFailed { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(!failures.is_empty(), "{:?}", net.events_of(1));
+    for f in &failures {
+        assert!(
+            f == "TLS: ALPN mismatch: the client offered none of the ALPN protocols this server accepts (x)",
+            "{f}"
+        );
+    }
+    assert!(server_conn(&net).is_none());
+    // The same listener still accepts a client that offers what it takes.
+    let security = SecurityParameters::with_roots(vec![ca.root()]).alpn(["x"]);
+    let c = net.machines[0]
+        .initiate(
+            net.now,
+            &Preconnection::new("localhost:443".parse().unwrap()).with_security(security),
+        )
+        .unwrap();
+    net.run_for(Duration::from_secs(5));
+    assert!(ready(&net, 0, c), "{:?}", establishment_error(&net, c));
+    assert!(server_conn(&net).is_some());
 }
 
 #[test]

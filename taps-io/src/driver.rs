@@ -436,6 +436,7 @@ impl Driver {
         let waiters = match &event {
             Event::ConnectionReceived { listener, .. }
             | Event::ListenerError { listener, .. }
+            | Event::HandshakeFailed { listener, .. }
             | Event::Stopped { listener } => self.listeners.entry(*listener).or_default(),
             e => match e.connection() {
                 Some(conn) => self.conns.entry(conn).or_default(),

@@ -70,7 +70,7 @@ pub use error::{Error, EstablishmentFailure, reason_to_io};
 /// The stream trait of [`Listener`] and [`Events`] (`futures_core`'s), for
 /// adapters and their users.
 pub use futures_core::Stream;
-pub use listener::Listener;
+pub use listener::{Incoming, Listener};
 pub use preconnection::Preconnection;
 pub use taps::Taps;
 pub use taps_core::InterfaceKind;

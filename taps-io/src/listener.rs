@@ -13,6 +13,21 @@ use super::connection::PeerName;
 use super::shared::{ConnSide, Shared};
 use super::{Connection, Error};
 
+/// What [`Listener::next_incoming`] found.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A connection, established (its TLS and framer handshakes done).
+    Connection(Connection),
+    /// An accepted connection failed before it was established.
+    HandshakeFailed {
+        /// The peer.
+        remote: SocketAddr,
+        /// Why, in words a person can act on (`Display`).
+        reason: taps_core::FailureReason,
+    },
+}
+
 /// Incoming connections, as a [`futures_core::Stream`] or one at a time
 /// with [`Listener::accept`]. Dropping it stops listening; connections
 /// already handed out carry on. Adapters wrap it to hand out their own
@@ -49,13 +64,35 @@ impl Listener {
         &self.local
     }
 
-    /// The next connection; `None` once the listener stopped.
+    /// The next connection; `None` once the listener stopped. Accepted
+    /// connections whose handshake fails are skipped: see
+    /// [`Listener::next_incoming`] to hear about them.
     pub async fn accept(&mut self) -> Option<Connection> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Polls for the next connection.
     pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Option<Connection>> {
+        loop {
+            return match self.poll_incoming(cx) {
+                Poll::Ready(Some(Incoming::Connection(conn))) => Poll::Ready(Some(conn)),
+                Poll::Ready(Some(Incoming::HandshakeFailed { .. })) => continue,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+
+    /// The next connection or failed handshake (a TLS certificate or ALPN
+    /// refusal, a framer failure, a handshake timeout), so a server can
+    /// log why a client did not get through; `None` once the listener
+    /// stopped. The listener keeps listening after a failure.
+    pub async fn next_incoming(&mut self) -> Option<Incoming> {
+        poll_fn(|cx| self.poll_incoming(cx)).await
+    }
+
+    /// Polls for the next connection or failed handshake.
+    pub fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
         if self.stopped {
             return Poll::Ready(None);
         }
@@ -64,17 +101,20 @@ impl Listener {
         let Some(side) = inner.pump_listener(self.id) else {
             return Poll::Ready(None);
         };
+        if let Some((remote, reason)) = side.failed.pop_front() {
+            return Poll::Ready(Some(Incoming::HandshakeFailed { remote, reason }));
+        }
         if let Some((conn, remote)) = side.incoming.pop_front() {
             let framed = side.framed;
             inner.conns.insert(conn, ConnSide::new(framed));
             drop(g);
-            return Poll::Ready(Some(Connection::new(
+            return Poll::Ready(Some(Incoming::Connection(Connection::new(
                 self.shared.clone(),
                 conn,
                 remote,
                 None,
                 PeerName::Address,
-            )));
+            ))));
         }
         if side.stopped {
             return Poll::Ready(None);

@@ -475,6 +475,14 @@ impl Inner {
                 Event::ListenerError { reason, .. } => {
                     side.error.get_or_insert_with(|| reason.to_string());
                 }
+                Event::HandshakeFailed { remote, reason, .. } => {
+                    // Bounded: a listener nobody asks for failures
+                    // (plain `accept`) keeps only the latest.
+                    if side.failed.len() == MAX_HANDSHAKE_FAILURES {
+                        side.failed.pop_front();
+                    }
+                    side.failed.push_back((remote, reason));
+                }
                 Event::Stopped { .. } => side.stopped = true,
                 _ => {}
             }
@@ -482,6 +490,10 @@ impl Inner {
         Some(side)
     }
 }
+
+/// How many failed handshakes a listener keeps for
+/// [`Listener::next_incoming`](crate::Listener::next_incoming).
+pub(crate) const MAX_HANDSHAKE_FAILURES: usize = 32;
 
 /// The adapter's view of one listener.
 pub(crate) struct ListenSide {
@@ -494,6 +506,9 @@ pub(crate) struct ListenSide {
     /// The first failure of a listening socket, in words.
     pub(crate) error: Option<String>,
     pub(crate) incoming: VecDeque<(ConnectionId, SocketAddr)>,
+    /// Accepted connections whose handshake failed, with why (at most
+    /// [`MAX_HANDSHAKE_FAILURES`], oldest dropped first).
+    pub(crate) failed: VecDeque<(SocketAddr, taps_core::FailureReason)>,
     pub(crate) stopped: bool,
     /// Raised on stop, one per accept task: they end.
     pub(crate) stops: Vec<Arc<Signal>>,
@@ -510,6 +525,7 @@ impl ListenSide {
             bound: Vec::new(),
             error: None,
             incoming: VecDeque::new(),
+            failed: VecDeque::new(),
             stopped: false,
             stops: Vec::new(),
             framed,

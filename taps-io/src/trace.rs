@@ -4,7 +4,9 @@
 //! The JSON is one object: `remote`, `start` (always 0), and `events`, each
 //! with `at_ms` (milliseconds from initiate, fractional) and `kind`, plus
 //! the fields of that kind (`qtype`, `server`, `attempt`, `remote`,
-//! `interface`, `reason`, ...). Written by hand to keep serde out of the
+//! `interface`, `reason`, and for `tls_established` `version`,
+//! `cipher_suite`, `alpn`, `peer_names`, `resumed`, `early_data_accepted`,
+//! ...). Written by hand to keep serde out of the
 //! dependency tree; strings are escaped per RFC 8259 §7.
 
 use std::fmt::Write as _;
@@ -110,6 +112,19 @@ pub fn to_json(
             TraceKind::AttemptTransportUp { attempt } => {
                 kind(&mut out, "attempt_transport_up");
                 let _ = write!(out, ",\"attempt\":{attempt}");
+            }
+            TraceKind::TlsEstablished { attempt, details } => {
+                kind(&mut out, "tls_established");
+                let _ = write!(out, ",\"attempt\":{attempt}");
+                field(&mut out, "version", details.version.as_str());
+                field(&mut out, "cipher_suite", details.cipher_suite.as_str());
+                field(&mut out, "alpn", details.alpn.as_str());
+                field(&mut out, "peer_names", details.peer_names.as_str());
+                let _ = write!(
+                    out,
+                    ",\"resumed\":{},\"early_data_accepted\":{}",
+                    details.resumed, details.early_data_accepted
+                );
             }
             TraceKind::AttemptConnected { attempt } => {
                 kind(&mut out, "attempt_connected");

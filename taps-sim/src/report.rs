@@ -924,6 +924,14 @@ fn encode_kind(h: &mut Fnv, k: &TraceKind) {
             h.u8(20);
             h.u16(attempt);
         }
+        TraceKind::TlsEstablished { attempt, details } => {
+            h.u8(21);
+            h.u16(attempt);
+            // The details' text is stable and names every field.
+            for b in details.to_string().bytes() {
+                h.u8(b);
+            }
+        }
         TraceKind::AttemptFailed { attempt, reason } => {
             h.u8(10);
             h.u16(attempt);

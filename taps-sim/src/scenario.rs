@@ -539,7 +539,7 @@ pub enum Cert {
     #[default]
     Ok,
     /// `other-ca`: signed by a CA the client does not trust
-    /// (`TLS: certificate issuer unknown`).
+    /// (`TLS: unknown issuer: the chain does not lead to a trusted root; …`).
     OtherCa,
     /// `expired`: its validity ended before the simulation's TLS clock.
     Expired,

@@ -196,7 +196,7 @@ fn determinism_check_compares_real_tls_bytes() {
         "{out}"
     );
     assert!(
-        out.contains("failed: TLS: certificate name mismatch"),
+        out.contains("failed: TLS: the certificate is for `other.example`, not `example.com`"),
         "{out}"
     );
     // Modelled TLS carries no bytes, and says nothing about them.

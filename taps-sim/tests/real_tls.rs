@@ -116,23 +116,28 @@ fn every_tls_byte_replays_from_the_seed() {
 
 #[test]
 fn a_rejected_certificate_fails_its_attempt_with_the_tls_reason() {
-    for (v6, reason) in [
-        ("names = [\"other.example\"]", TlsFailure::NameMismatch),
-        ("cert = \"other-ca\"", TlsFailure::UnknownIssuer),
-        ("cert = \"expired\"", TlsFailure::CertificateExpired),
-        (
-            "cert = \"not-yet-valid\"",
-            TlsFailure::CertificateNotYetValid,
-        ),
-    ] {
+    type Want = fn(&TlsFailure) -> bool;
+    let cases: [(&str, Want); 4] = [
+        ("names = [\"other.example\"]", |t| {
+            matches!(t, TlsFailure::NameMismatch { .. })
+        }),
+        ("cert = \"other-ca\"", |t| *t == TlsFailure::UnknownIssuer),
+        ("cert = \"expired\"", |t| {
+            matches!(t, TlsFailure::CertificateExpired { .. })
+        }),
+        ("cert = \"not-yet-valid\"", |t| {
+            matches!(t, TlsFailure::CertificateNotYetValid { .. })
+        }),
+    ];
+    for (v6, want) in cases {
         let sc = v6_then_v4(v6);
         let report = run_scenario(&sc, RunOptions::of(&sc), true).unwrap();
         let c = &report.connections[0];
         assert_eq!(c.outcome, "ready", "{v6}");
-        assert_eq!(
-            c.attempts[0].result,
-            AttemptEnd::Failed(FailureReason::Tls(reason)),
-            "{v6}"
+        assert!(
+            matches!(c.attempts[0].result, AttemptEnd::Failed(FailureReason::Tls(t)) if want(&t)),
+            "{v6}: {:?}",
+            c.attempts[0].result
         );
         assert_eq!(c.attempts[0].end, Some(Duration::from_millis(70)), "{v6}");
         // The IPv4 attempt starts when the IPv6 one fails and wins.

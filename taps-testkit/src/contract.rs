@@ -296,6 +296,10 @@ impl Checker {
             Event::ListenerError { listener, .. } => {
                 self.live_listener(*listener, "ListenerError");
             }
+            // A handshake may still fail after its listener stopped (the
+            // accepted connection outlives it), so the listener need not
+            // be live; it names no connection id.
+            Event::HandshakeFailed { .. } => {}
             Event::ConnectionReceived { listener, conn, .. } => {
                 let after_stop = self.listeners.get(listener) == Some(&Life::Freed);
                 if !(after_stop && tolerated("connection-received-after-stopped")) {

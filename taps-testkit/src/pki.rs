@@ -39,6 +39,52 @@ pub fn authority(
     CertifiedIssuer::self_signed(params, key)
 }
 
+/// A self-signed server identity shaped like OpenSSL 3's
+/// `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj /CN=<first name>
+/// -addext subjectAltName=DNS:<names>`: a P-256 key, and (OpenSSL's
+/// default) basicConstraints CA:TRUE, so the one certificate is both its
+/// own trust anchor and the server's end entity. Valid between two dates
+/// (year, month, day). Test-only key material: it panics on failure.
+pub fn openssl_style_self_signed(
+    names: &[&str],
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+) -> Identity {
+    let (cert, key) = openssl_style(names, from, to);
+    Identity {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// [`openssl_style_self_signed`] as PEM files hold it, valid 2025-2035:
+/// (certificate, PKCS#8 key), for tools such as `tapscat --cert --key`.
+pub fn openssl_style_self_signed_pem(names: &[&str]) -> (String, String) {
+    let (cert, key) = openssl_style(names, (2025, 1, 1), (2035, 1, 1));
+    (cert.pem(), key.serialize_pem())
+}
+
+fn openssl_style(
+    names: &[&str],
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+) -> (rcgen::Certificate, KeyPair) {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("self-signed parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    if let Some(first) = names.first() {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, *first);
+    }
+    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+    params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+    let cert = params.self_signed(&key).expect("self-signed certificate");
+    (cert, key)
+}
+
 /// A certificate authority that issues server identities. Test-only key
 /// material: a failure to make it is a broken build environment, so its
 /// methods panic.
@@ -98,9 +144,31 @@ impl TestCa {
 
     /// A leaf valid between two dates (year, month, day).
     pub fn leaf_valid(&self, names: &[&str], from: (i32, u8, u8), to: (i32, u8, u8)) -> Identity {
+        self.issue(names, from, to, IsCa::NoCa)
+    }
+
+    /// A server certificate for `names` that is wrongly flagged
+    /// basicConstraints CA:TRUE: no client may accept it as an end entity.
+    pub fn ca_flagged_leaf(&self, names: &[&str]) -> Identity {
+        self.issue(
+            names,
+            (2025, 1, 1),
+            (2035, 1, 1),
+            IsCa::Ca(BasicConstraints::Unconstrained),
+        )
+    }
+
+    fn issue(
+        &self,
+        names: &[&str],
+        from: (i32, u8, u8),
+        to: (i32, u8, u8),
+        is_ca: IsCa,
+    ) -> Identity {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("leaf parameters");
+        params.is_ca = is_ca;
         params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
         params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
         let key = match self.seed {

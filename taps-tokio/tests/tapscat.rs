@@ -348,3 +348,140 @@ fn dash_v_prints_the_trace() {
     let last = err.lines().last().unwrap_or_default();
     assert_refused_line(&format!("{last}\n"), port);
 }
+
+/// Writes an OpenSSL-3-default style self-signed certificate (CA:TRUE, SAN
+/// localhost) and its key to a fresh directory: (dir, cert, key).
+fn openssl_style_files(tag: &str) -> (std::path::PathBuf, String, String) {
+    let dir = std::env::temp_dir().join(format!("tapscat-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = taps_testkit::pki::openssl_style_self_signed_pem(&["localhost"]);
+    let (cert_file, key_file) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    (dir, path(cert_file), path(key_file))
+}
+
+#[test]
+fn a_self_signed_openssl_style_server_verifies_with_its_own_cert_and_the_trace_shows_tls() {
+    // `tapscat -l --cert c.pem --key k.pem` then `tapscat --ca c.pem`, as
+    // with `curl --cacert c.pem`.
+    let (dir, cert, key) = openssl_style_files("self-signed");
+    let port = free_port().to_string();
+    let server = listen(
+        &[
+            &format!("127.0.0.1:{port}"),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--alpn",
+            "demo",
+        ],
+        b"hello back\n",
+    );
+    let client = run(
+        &[
+            "--ca",
+            &cert,
+            "--alpn",
+            "demo",
+            "--trace",
+            &format!("localhost:{port}"),
+        ],
+        b"hello\n",
+    );
+    let server = server.join().unwrap();
+    let stderr = text(&client.stderr);
+    assert_eq!(client.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&client.stdout), "hello back\n");
+    assert_eq!(text(&server.stdout), "hello\n");
+    assert!(
+        stderr.contains("TLS: TLSv1_3, TLS13_") && stderr.contains("ALPN demo"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("peer certificate for `localhost`, full handshake"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_listener_logs_a_failed_handshake_and_the_client_names_the_certificate_problem() {
+    let (dir, cert, key) = openssl_style_files("untrusted");
+    let (_, other, _) = openssl_style_files("other");
+    let port = free_port().to_string();
+    let server = listen(
+        &[&format!("127.0.0.1:{port}"), "--cert", &cert, "--key", &key],
+        b"",
+    );
+    // Trusting some other self-signed certificate: refused, and said why.
+    let refused = run(&["--ca", &other, &format!("localhost:{port}")], b"");
+    let stderr = text(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "is a CA certificate (basicConstraints CA:TRUE) and is not in the trusted roots"
+        ),
+        "{stderr}"
+    );
+    // The listener logged that handshake and still serves the next client.
+    let ok = run(&["--ca", &cert, &format!("localhost:{port}")], b"after\n");
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let server = server.join().unwrap();
+    let log = text(&server.stderr);
+    assert!(log.contains("tapscat: handshake with 127.0.0.1:"), "{log}");
+    // The client's alert reaches the server, which says what it means
+    // (rustls answers a CA:TRUE end entity with certificate_unknown).
+    assert!(
+        log.contains(
+            " failed: TLS: peer sent TLS alert 46 (certificate_unknown: the peer refused our certificate)"
+        ),
+        "{log}"
+    );
+    assert_eq!(text(&server.stdout), "after\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_alpn_mismatch_is_named_on_the_client_and_logged_by_the_listener() {
+    let (dir, cert, key) = openssl_style_files("alpn");
+    let port = free_port().to_string();
+    let server = listen(
+        &[
+            &format!("127.0.0.1:{port}"),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--alpn",
+            "x",
+        ],
+        b"",
+    );
+    let refused = run(
+        &["--ca", &cert, "--alpn", "h2", &format!("localhost:{port}")],
+        b"",
+    );
+    let stderr = text(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("TLS: ALPN mismatch: the server rejected the offered ALPN protocols (h2)"),
+        "{stderr}"
+    );
+    // The listener logged it and still serves a client that offers x.
+    let ok = run(
+        &["--ca", &cert, "--alpn", "x", &format!("localhost:{port}")],
+        b"",
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let log = text(&server.join().unwrap().stderr);
+    assert!(
+        log.contains(
+            "failed: TLS: ALPN mismatch: the client offered none of the ALPN protocols this server accepts (x)"
+        ),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

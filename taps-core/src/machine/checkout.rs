@@ -88,13 +88,16 @@ impl core::fmt::Debug for CheckedOutTls {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum ReadEnd {
     /// The socket's read returned 0.
     Eof,
     /// The peer's close_notify: plaintext ends, the FIN follows.
     CloseNotify,
-    Failed(TlsFailure),
+    /// Boxed: a failure carries its names and dates inline, and a checked
+    /// out session (moved on every checkout) should stay small; this
+    /// allocates only when the session fails.
+    Failed(Box<TlsFailure>),
 }
 
 /// What [`CheckedOutTls::read`] found.
@@ -161,12 +164,12 @@ impl CheckedOutTls {
                 Ok(n) => {
                     self.incoming_fed += n;
                     if let Err(failure) = self.tls.process_records() {
-                        self.ended = Some(ReadEnd::Failed(failure));
+                        self.ended = Some(ReadEnd::Failed(Box::new(failure)));
                     }
                 }
                 // rustls refuses records it cannot buffer (a hostile
                 // length, say): the session's failure, not the socket's.
-                Err(_) => self.ended = Some(ReadEnd::Failed(TlsFailure::ProtocolError)),
+                Err(_) => self.ended = Some(ReadEnd::Failed(Box::new(TlsFailure::ProtocolError))),
             }
         }
     }
@@ -336,7 +339,7 @@ impl Machine {
         }
         self.announce(socket);
         let failure = match ended {
-            Some(ReadEnd::Failed(f)) => Some(FailureReason::Tls(f)),
+            Some(ReadEnd::Failed(ref f)) => Some(FailureReason::Tls(**f)),
             _ => held.err(),
         };
         match (failure, ended) {

@@ -758,6 +758,7 @@ impl Machine {
             fast_open,
             read_paused: false,
             shut: false,
+            linger_until: None,
         });
         if let Some(c) = self.conns.get_mut(id) {
             c.sockets.push((candidate, socket));

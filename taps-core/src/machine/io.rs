@@ -14,6 +14,11 @@ use crate::stack::StackState;
 use crate::time::Instant;
 use crate::trace::{FailureReason, TraceKind};
 
+/// How long the socket of a failed accepted handshake may stay open to
+/// write its alert: a few bytes, which a live peer takes at once; the
+/// bound keeps a peer that never reads from holding the socket.
+pub(super) const LINGER: core::time::Duration = core::time::Duration::from_secs(1);
+
 /// Why a `receive` could not be registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,6 +65,45 @@ impl Machine {
         }
     }
 
+    /// Closes the socket of a failed handshake (accepted or attempted)
+    /// once what its stack queued last is written: that is the TLS alert
+    /// (`no_application_protocol`, `unknown_ca`, ...) by which the peer
+    /// learns why, instead of a bare close. Bounded by [`LINGER`]; at once when
+    /// nothing is queued or the peer has gone.
+    pub(super) fn close_after_alert(&mut self, now: Instant, socket: SocketId) {
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        if s.stack.tx.is_empty() || !s.connected || s.shut || s.stack.peer_eof {
+            self.close_socket(socket);
+            return;
+        }
+        let until = now + LINGER;
+        s.linger_until = Some(until);
+        s.shut = true;
+        self.announce(socket);
+        self.outputs.push_back(Output::ShutdownWrite { socket });
+        self.timers
+            .push(core::cmp::Reverse((until, super::Timer::Linger(socket))));
+    }
+
+    /// A lingering socket (see [`Machine::close_after_alert`]) closes once
+    /// its bytes are written or anything else happens to it: `true` if
+    /// `socket` is one (the caller does nothing more with it).
+    fn end_lingering(&mut self, socket: SocketId, written: bool) -> bool {
+        let Some(s) = self
+            .sockets
+            .get(socket)
+            .filter(|s| s.linger_until.is_some())
+        else {
+            return false;
+        };
+        if !written || s.stack.tx.is_empty() {
+            self.close_socket(socket);
+        }
+        true
+    }
+
     /// The bytes `socket` should write next (a contiguous prefix of what is
     /// pending; call again after [`Machine::transmitted`]).
     pub(super) fn transmit_data(&self, socket: SocketId) -> &[u8] {
@@ -79,6 +123,12 @@ impl Machine {
         if s.stack.tx.is_empty() {
             s.announced = false;
         }
+        if self.end_lingering(socket, true) {
+            return;
+        }
+        let Some(s) = self.sockets.get_mut(socket) else {
+            return;
+        };
         let conn = s.conn;
         let established = self.conns.get(conn).is_some_and(|c| {
             c.socket == Some(socket)
@@ -164,6 +214,9 @@ impl Machine {
         let Some(conn) = self.sockets.get(socket).map(|s| s.conn) else {
             return;
         };
+        let tls = (state == StackState::Ready)
+            .then(|| self.sockets.get(socket).and_then(|s| s.stack.tls_details()))
+            .flatten();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
@@ -172,7 +225,12 @@ impl Machine {
         }
         let Some(race) = c.race_mut() else { return };
         match state {
-            StackState::Ready => race.on_connected(now, candidate),
+            StackState::Ready => {
+                if let Some(details) = tls {
+                    race.on_tls_established(now, candidate, details);
+                }
+                race.on_connected(now, candidate)
+            }
             StackState::Handshaking if transport_just_up => race.on_transport_up(now, candidate),
             StackState::Handshaking | StackState::Connecting => return,
         }
@@ -181,21 +239,31 @@ impl Machine {
 
     /// An attempt failed: its socket closes and the race moves on.
     fn fail_attempt(&mut self, now: Instant, socket: SocketId, reason: FailureReason) {
-        let Some(s) = self.sockets.remove(socket) else {
+        let Some(s) = self
+            .sockets
+            .get(socket)
+            .filter(|s| s.linger_until.is_none())
+        else {
             return;
         };
-        self.outputs.push_back(Output::CloseSocket { socket });
-        let Some(c) = self.conns.get_mut(s.conn) else {
+        let (conn, candidate) = (s.conn, s.candidate);
+        // The attempt's TLS alert (a refused certificate, say) still goes
+        // out, so the server can log why.
+        self.close_after_alert(now, socket);
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         c.sockets.retain(|(_, x)| *x != socket);
-        if let (Some(race), Some(candidate)) = (c.race_mut(), s.candidate) {
+        if let (Some(race), Some(candidate)) = (c.race_mut(), candidate) {
             race.on_failed(now, candidate, reason);
         }
-        self.after_conn_change(now, s.conn);
+        self.after_conn_change(now, conn);
     }
 
     pub(super) fn on_socket_data(&mut self, now: Instant, socket: SocketId, data: &[u8]) {
+        if self.end_lingering(socket, false) {
+            return;
+        }
         let Some(s) = self.sockets.get_mut(socket) else {
             self.stats.stale_inputs += 1;
             return;
@@ -239,6 +307,9 @@ impl Machine {
     }
 
     pub(super) fn on_socket_eof(&mut self, now: Instant, socket: SocketId) {
+        if self.end_lingering(socket, false) {
+            return;
+        }
         let Some(s) = self.sockets.get_mut(socket) else {
             self.stats.stale_inputs += 1;
             return;
@@ -275,6 +346,9 @@ impl Machine {
         socket: SocketId,
         reason: FailureReason,
     ) {
+        if self.end_lingering(socket, false) {
+            return;
+        }
         let Some(s) = self.sockets.get(socket) else {
             self.stats.stale_inputs += 1;
             return;

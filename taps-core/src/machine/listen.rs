@@ -260,6 +260,7 @@ impl Machine {
             fast_open: false,
             read_paused: false,
             shut: false,
+            linger_until: None,
         });
         if let Some(c) = self.conns.get_mut(conn) {
             c.socket = Some(socket);
@@ -329,12 +330,28 @@ impl Machine {
         c.trace_mut()
             .record(now, TraceKind::AttemptFailed { attempt: 1, reason });
         if let Some(socket) = c.socket.take() {
-            self.close_socket(socket);
+            self.close_after_alert(now, socket);
+        }
+        if let Role::Passive {
+            listener, remote, ..
+        } = c.role
+        {
+            self.emit(Event::HandshakeFailed {
+                listener,
+                remote,
+                reason,
+            });
         }
     }
 
     /// An accepted connection's stack is ready: `ConnectionReceived`.
     pub(super) fn passive_ready(&mut self, now: Instant, conn: ConnectionId) {
+        let tls = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.socket)
+            .and_then(|socket| self.sockets.get(socket))
+            .and_then(|s| s.stack.tls_details());
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
@@ -348,6 +365,15 @@ impl Machine {
             return;
         };
         *deadline = None;
+        if let Some(details) = tls {
+            trace.record(
+                now,
+                TraceKind::TlsEstablished {
+                    attempt: 1,
+                    details,
+                },
+            );
+        }
         trace.record(now, TraceKind::Winner { attempt: 1 });
         let (listener, remote) = (*listener, *remote);
         c.state = ConnectionState::Established;

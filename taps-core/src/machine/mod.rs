@@ -500,6 +500,18 @@ pub enum Event {
         /// The connection.
         conn: ConnectionId,
     },
+    /// An accepted connection failed before it was established (its TLS
+    /// handshake, framer handshake or handshake deadline): it is never
+    /// delivered, and the listener keeps listening. This says why, so a
+    /// server can log it. No connection id: the application never had one.
+    HandshakeFailed {
+        /// The listener that accepted it.
+        listener: ListenerId,
+        /// The peer.
+        remote: SocketAddr,
+        /// Why.
+        reason: FailureReason,
+    },
     /// A listening socket failed.
     ListenerError {
         /// The listener.
@@ -532,7 +544,9 @@ impl Event {
             | Event::PathChange { conn, .. }
             | Event::SoftError { conn, .. }
             | Event::Closed { conn } => Some(*conn),
-            Event::ListenerError { .. } | Event::Stopped { .. } => None,
+            Event::ListenerError { .. } | Event::HandshakeFailed { .. } | Event::Stopped { .. } => {
+                None
+            }
         }
     }
 }
@@ -966,6 +980,8 @@ impl Conn {
 enum Timer {
     Conn(ConnectionId),
     Dns(DnsTxnId),
+    /// A lingering socket's last chance (see `Machine::close_after_alert`).
+    Linger(SocketId),
 }
 
 #[derive(Debug)]
@@ -984,6 +1000,10 @@ struct Sock {
     read_paused: bool,
     /// `ShutdownWrite` was output.
     shut: bool,
+    /// Its connection is gone (a failed accepted handshake) and it lives
+    /// on only to write its last bytes (the TLS alert that tells the peer
+    /// why, RFC 8446 §6.2) until this time at the latest.
+    linger_until: Option<Instant>,
 }
 
 /// The taps state machine.
@@ -1157,6 +1177,15 @@ impl Machine {
                     self.on_conn_timer(now, id);
                 }
                 Timer::Dns(txn) => self.on_dns_timer(now, txn, at),
+                Timer::Linger(socket) => {
+                    if self
+                        .sockets
+                        .get(socket)
+                        .is_some_and(|s| s.linger_until == Some(at))
+                    {
+                        self.close_socket(socket);
+                    }
+                }
             }
         }
         self.purge_timers();
@@ -1238,6 +1267,10 @@ impl Machine {
             let live = match timer {
                 Timer::Conn(id) => self.conns.get(id).is_some_and(|c| c.timer == Some(at)),
                 Timer::Dns(txn) => self.resolver.deadline(txn) == Some(at),
+                Timer::Linger(socket) => self
+                    .sockets
+                    .get(socket)
+                    .is_some_and(|s| s.linger_until == Some(at)),
             };
             if live {
                 break;
@@ -1390,20 +1423,14 @@ mod tests {
                 RaceFailure::AllAttemptsFailed,
                 &[
                     (0, started(1, "192.0.2.1:443", 2)),
-                    (
-                        30,
-                        failed(1, FailureReason::Tls(TlsFailure::CertificateExpired)),
-                    ),
+                    (30, failed(1, FailureReason::Tls(TlsFailure::Revoked))),
                     (0, started(2, "192.0.2.2:443", 9)),
-                    (
-                        31,
-                        failed(2, FailureReason::Tls(TlsFailure::CertificateExpired)),
-                    ),
+                    (31, failed(2, FailureReason::Tls(TlsFailure::Revoked))),
                 ],
                 31,
                 "failed to connect to example.com port 443 after 31 ms:\n  \
-                 192.0.2.1:443 via eth0: TLS: certificate expired after 30 ms\n  \
-                 192.0.2.2:443 via if#9: TLS: certificate expired after 31 ms",
+                 192.0.2.1:443 via eth0: TLS: certificate revoked after 30 ms\n  \
+                 192.0.2.2:443 via if#9: TLS: certificate revoked after 31 ms",
             ),
             (
                 "connTimeout with attempts: the reason, then each attempt",

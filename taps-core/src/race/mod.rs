@@ -57,7 +57,7 @@ use crate::interface::Interface;
 use crate::path::PathBranch;
 use crate::rng::Rng;
 use crate::time::Instant;
-use crate::trace::{FailureReason, Trace, TraceKind};
+use crate::trace::{FailureReason, TlsDetails, Trace, TraceKind};
 use order::{HistoryHint, SortKey};
 
 /// HEv3 §6: "a subsequent connection MUST NOT be started within 10
@@ -1323,6 +1323,20 @@ impl Race {
         self.cancel_running(now);
         self.trace.record(now, TraceKind::Winner { attempt });
         self.actions.push(RaceAction::Won { candidate: id });
+    }
+
+    /// The attempt of `id` finished its TLS handshake with `details`:
+    /// recorded in the trace (call before [`Race::on_connected`]). Ignored
+    /// for an attempt that is not running.
+    pub fn on_tls_established(&mut self, now: Instant, id: CandidateId, details: TlsDetails) {
+        let Some(c) = self.candidates.get(usize::from(id.0)) else {
+            return;
+        };
+        let CandidateState::Running { attempt, .. } = c.state else {
+            return;
+        };
+        self.trace
+            .record(now, TraceKind::TlsEstablished { attempt, details });
     }
 
     /// The attempt of `id` has its transport (TCP) up but its upper layers

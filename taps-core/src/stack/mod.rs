@@ -105,6 +105,11 @@ impl Stack {
         }
     }
 
+    /// What this stack's TLS negotiated, once its handshake is done.
+    pub(crate) fn tls_details(&self) -> Option<crate::trace::TlsDetails> {
+        self.tls.as_deref().and_then(TlsSession::details)
+    }
+
     pub(crate) fn has_framer(&self) -> bool {
         self.framer.as_ref().is_some_and(|f| !f.passthrough())
     }

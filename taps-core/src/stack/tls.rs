@@ -10,8 +10,17 @@
 //!   where stronger ones apply.
 //! - rustls's in-memory session store hands out each TLS 1.3 ticket once
 //!   (`take_tls13_ticket`), so one ticket is never used by two attempts.
-//! - Certificate pinning wraps the WebPKI verifier: the chain is verified
+//! - A self-signed server certificate that the caller trusts byte for byte
+//!   verifies as its own trust anchor, as OpenSSL and curl accept it:
+//!   OpenSSL 3's `req -x509` marks it basicConstraints CA:TRUE, which
+//!   WebPKI refuses as an end entity (RFC 5280 §4.2.1.9). Its validity
+//!   period (RFC 5280 §4.1.2.5) and name (RFC 9525 §6) are still checked,
+//!   and so is the handshake signature (RFC 8446 §4.4.3). System roots and
+//!   any other CA get nothing of this: see [`SelfSignedAnchor`].
+//! - Certificate pinning wraps that verifier: the chain is verified
 //!   first, then the end-entity SPKI must match a pin.
+//! - Each certificate failure keeps its detail (dates, names) in
+//!   [`TlsFailure`], so the message says what was wrong and what fixes it.
 //! - An established stream's session can also be driven straight against
 //!   a socket (`read_records`/`write_records`, for
 //!   [`crate::machine::CheckedOutTls`]), so its crypto runs where the
@@ -28,12 +37,12 @@ use rustls::crypto::hash::{Hash, HashAlgorithm};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, Error, RootCertStore,
-    ServerConfig, ServerConnection, SignatureScheme, SupportedCipherSuite,
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, Error, OtherError,
+    RootCertStore, ServerConfig, ServerConnection, SignatureScheme, SupportedCipherSuite,
 };
 
 use crate::security::{CertificateVerification, SecurityParameters};
-use crate::trace::TlsFailure;
+use crate::trace::{CertText, TlsDetails, TlsFailure};
 
 /// The most plaintext a TLS layer buffers for sending before it pushes back.
 const MAX_EARLY_DATA: u32 = 16 * 1024;
@@ -41,6 +50,9 @@ const MAX_EARLY_DATA: u32 = 16 * 1024;
 /// A TLS session as the protocol stack sees it.
 pub(crate) struct TlsSession {
     conn: rustls::Connection,
+    /// This side's ALPN list (offered or accepted), to name in an ALPN
+    /// failure: rustls does not hand its configuration back.
+    alpn_list: CertText,
     /// The peer's close_notify was processed: no more application data.
     peer_closed: bool,
 }
@@ -190,6 +202,10 @@ impl ClientTls {
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(|e| TlsConfigError(e.to_string()))?;
+                let webpki: Arc<dyn ServerCertVerifier> = Arc::new(SelfSignedAnchor {
+                    inner: webpki,
+                    trusted: params.trusted_roots.clone(),
+                });
                 if params.pinned_spki_sha256.is_empty() {
                     webpki
                 } else {
@@ -229,7 +245,7 @@ impl ClientTls {
         let name =
             ServerName::try_from(server_name.to_string()).map_err(|_| TlsFailure::BadServerName)?;
         let conn = ClientConnection::new(self.config.clone(), name).map_err(|e| failure(&e))?;
-        Ok(TlsSession::new(conn.into()))
+        Ok(TlsSession::new(conn.into(), &self.config.alpn_protocols))
     }
 }
 
@@ -270,12 +286,12 @@ impl ServerTls {
 
     pub(crate) fn session(&self) -> Result<TlsSession, TlsFailure> {
         let conn = ServerConnection::new(self.config.clone()).map_err(|e| failure(&e))?;
-        Ok(TlsSession::new(conn.into()))
+        Ok(TlsSession::new(conn.into(), &self.config.alpn_protocols))
     }
 }
 
 impl TlsSession {
-    fn new(mut conn: rustls::Connection) -> TlsSession {
+    fn new(mut conn: rustls::Connection, alpn: &[Vec<u8>]) -> TlsSession {
         // rustls's own 64 KiB limit makes its writer take only part of a
         // larger write, and `send` hands over whole messages: the rest was
         // lost. The connection layer bounds what it hands over
@@ -284,6 +300,7 @@ impl TlsSession {
         conn.set_buffer_limit(None);
         TlsSession {
             conn,
+            alpn_list: CertText::from_fmt(format_args!("{}", AlpnList(alpn))),
             peer_closed: false,
         }
     }
@@ -297,9 +314,24 @@ impl TlsSession {
 
     /// Decrypts the records read. An error is final for the session.
     pub(crate) fn process_records(&mut self) -> Result<(), TlsFailure> {
-        let state = self.conn.process_new_packets().map_err(|e| failure(&e))?;
+        let state = self
+            .conn
+            .process_new_packets()
+            .map_err(|e| self.with_alpn(failure(&e)))?;
         self.peer_closed |= state.peer_has_closed();
         Ok(())
+    }
+
+    /// An ALPN failure names this side's protocol list, which only the
+    /// session knows (rustls keeps it in its configuration).
+    fn with_alpn(&self, failure: TlsFailure) -> TlsFailure {
+        let TlsFailure::NoApplicationProtocol { server, .. } = failure else {
+            return failure;
+        };
+        TlsFailure::NoApplicationProtocol {
+            ours: self.alpn_list,
+            server,
+        }
     }
 
     /// Copies decrypted application data into `buf` (not empty).
@@ -419,12 +451,79 @@ impl TlsSession {
         self.conn.alpn_protocol()
     }
 
+    /// What the handshake negotiated, for the trace; `None` while it runs.
+    pub(crate) fn details(&self) -> Option<TlsDetails> {
+        if self.conn.is_handshaking() {
+            return None;
+        }
+        // Written straight into inline text: a handshake's record
+        // allocates nothing (ARCHITECTURE.md "The core contract" rule 4).
+        let debug = |v: Option<&dyn core::fmt::Debug>| match v {
+            Some(v) => CertText::from_fmt(format_args!("{v:?}")),
+            None => CertText::new(""),
+        };
+        // The end entity's subjectAltName DNS names, as WebPKI reads them.
+        let peer_names = match self
+            .conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| webpki::EndEntityCert::try_from(cert).ok())
+        {
+            Some(cert) => CertText::from_fmt(format_args!("{}", QuotedNames(&cert))),
+            None => CertText::new(""),
+        };
+        let version = self.conn.protocol_version();
+        let suite = self.conn.negotiated_cipher_suite().map(|s| s.suite());
+        Some(TlsDetails {
+            version: debug(version.as_ref().map(|v| v as &dyn core::fmt::Debug)),
+            cipher_suite: debug(suite.as_ref().map(|s| s as &dyn core::fmt::Debug)),
+            alpn: match self.conn.alpn_protocol().map(core::str::from_utf8) {
+                Some(Ok(alpn)) => CertText::new(alpn),
+                Some(Err(_)) => CertText::new("(not UTF-8)"),
+                None => CertText::new(""),
+            },
+            peer_names,
+            resumed: self.resumed(),
+            early_data_accepted: self.early_data_accepted(),
+        })
+    }
+
     /// Whether this session resumed an earlier one.
     pub(crate) fn resumed(&self) -> bool {
         matches!(
             self.conn.handshake_kind(),
             Some(rustls::HandshakeKind::Resumed)
         )
+    }
+}
+
+/// ALPN protocol ids as `h2, http/1.1`.
+struct AlpnList<'a>(&'a [Vec<u8>]);
+
+impl core::fmt::Display for AlpnList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(&String::from_utf8_lossy(p))?;
+        }
+        Ok(())
+    }
+}
+
+/// A certificate's DNS names as `` `a`, `b` ``.
+struct QuotedNames<'a, 'c>(&'a webpki::EndEntityCert<'c>);
+
+impl core::fmt::Display for QuotedNames<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, name) in self.0.valid_dns_names().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{name}`")?;
+        }
+        Ok(())
     }
 }
 
@@ -444,23 +543,70 @@ impl Write for QueueWriter<'_> {
 fn failure(e: &Error) -> TlsFailure {
     match e {
         Error::InvalidCertificate(c) => match c {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                TlsFailure::CertificateExpired
+            CertificateError::Expired => TlsFailure::CertificateExpired {
+                not_after: None,
+                now: None,
+            },
+            CertificateError::ExpiredContext { time, not_after } => {
+                TlsFailure::CertificateExpired {
+                    not_after: Some(not_after.as_secs()),
+                    now: Some(time.as_secs()),
+                }
             }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                TlsFailure::CertificateNotYetValid
+            CertificateError::NotValidYet => TlsFailure::CertificateNotYetValid {
+                not_before: None,
+                now: None,
+            },
+            CertificateError::NotValidYetContext { time, not_before } => {
+                TlsFailure::CertificateNotYetValid {
+                    not_before: Some(not_before.as_secs()),
+                    now: Some(time.as_secs()),
+                }
             }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                TlsFailure::NameMismatch
+            CertificateError::NotValidForName => TlsFailure::NameMismatch {
+                expected: CertText::new(""),
+                presented: CertText::new(""),
+            },
+            CertificateError::NotValidForNameContext {
+                expected,
+                presented,
+            } => {
+                let names: Vec<String> = presented
+                    .iter()
+                    .map(|n| format!("`{}`", presented_name(n)))
+                    .collect();
+                TlsFailure::NameMismatch {
+                    expected: CertText::new(&expected.to_str()),
+                    presented: CertText::new(&names.join(", ")),
+                }
             }
             CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
+            CertificateError::Other(other)
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                TlsFailure::CaCertificateNotTrusted
+            }
             CertificateError::Revoked => TlsFailure::Revoked,
             CertificateError::BadSignature => TlsFailure::BadSignature,
             CertificateError::ApplicationVerificationFailure => TlsFailure::PinMismatch,
             _ => TlsFailure::CertificateInvalid,
         },
+        // RFC 7301 §3.2: the server answers an ALPN offer it cannot
+        // meet with this alert; say so instead of a bare alert number.
+        Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
+            TlsFailure::NoApplicationProtocol {
+                ours: CertText::new(""),
+                server: false,
+            }
+        }
         Error::AlertReceived(alert) => TlsFailure::AlertReceived(u8::from(*alert)),
-        Error::NoApplicationProtocol => TlsFailure::NoApplicationProtocol,
+        Error::NoApplicationProtocol => TlsFailure::NoApplicationProtocol {
+            ours: CertText::new(""),
+            server: true,
+        },
         Error::NoCertificatesPresented => TlsFailure::NoCertificate,
         Error::InvalidMessage(_)
         | Error::PeerMisbehaved(_)
@@ -470,9 +616,107 @@ fn failure(e: &Error) -> TlsFailure {
     }
 }
 
-/// Verifies the chain with WebPKI, then requires an SPKI pin match.
-struct Pinned {
+/// The name inside WebPKI's rendering of a subjectAltName entry
+/// (`DnsName("example.org")`, `IpAddress(192.0.2.1)`): what a person
+/// would type. Anything else is shown as WebPKI wrote it.
+fn presented_name(entry: &str) -> &str {
+    ["DnsName(\"", "IpAddress(", "UniformResourceIdentifier(\""]
+        .iter()
+        .find_map(|kind| entry.strip_prefix(kind))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .map(|inner| inner.trim_end_matches('"'))
+        .unwrap_or(entry)
+}
+
+/// WebPKI, plus OpenSSL's rule for a trusted self-signed server: a
+/// certificate byte-identical to one of the caller's own trusted roots is
+/// accepted as its own trust anchor even when it is flagged CA:TRUE
+/// (RFC 5280 §4.2.1.9), which WebPKI refuses as an end entity.
+///
+/// Nothing else is relaxed. The exception needs the exact bytes the caller
+/// passed (`SecurityParameters::trusted_roots`), so no CA in the system
+/// roots and no certificate it issued gains anything; the name is checked
+/// here (RFC 9525 §6); the validity period was already checked by WebPKI
+/// before it looked at basicConstraints (`check_issuer_independent_properties`
+/// checks validity first; the test `an_expired_trusted_self_signed_ca_cert_still_fails_as_expired`
+/// holds that order to account); and the handshake signature goes through
+/// WebPKI as for any certificate (RFC 8446 §4.4.3).
+#[derive(Debug)]
+struct SelfSignedAnchor {
     inner: Arc<WebPkiServerVerifier>,
+    /// The caller's trusted roots, compared byte for byte.
+    trusted: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for SelfSignedAnchor {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(Error::InvalidCertificate(CertificateError::Other(other)))
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) && self
+                    .trusted
+                    .iter()
+                    .any(|t| t.as_ref() == end_entity.as_ref()) =>
+            {
+                let cert = webpki::EndEntityCert::try_from(end_entity)
+                    .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+                cert.verify_is_valid_for_subject_name(server_name)
+                    .map_err(|e| match e {
+                        webpki::Error::CertNotValidForName(cx) => {
+                            Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                                expected: cx.expected,
+                                presented: cx.presented,
+                            })
+                        }
+                        e => Error::InvalidCertificate(CertificateError::Other(OtherError(
+                            Arc::new(e),
+                        ))),
+                    })?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Verifies the chain (see [`SelfSignedAnchor`]), then requires an SPKI
+/// pin match.
+struct Pinned {
+    inner: Arc<dyn ServerCertVerifier>,
     pins: Vec<[u8; 32]>,
     /// The provider's SHA-256.
     sha256: &'static dyn Hash,
@@ -579,5 +823,49 @@ impl ServerCertVerifier for AcceptAnything {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_refusals_read_as_an_alpn_mismatch_on_both_sides() {
+        // RFC 7301 §3.2: the client receives the server's
+        // no_application_protocol alert; the server fails on its own.
+        let client = failure(&Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol,
+        ));
+        let server = failure(&Error::NoApplicationProtocol);
+        assert!(
+            matches!(
+                client,
+                TlsFailure::NoApplicationProtocol { server: false, .. }
+            ),
+            "{client:?}"
+        );
+        assert!(
+            matches!(
+                server,
+                TlsFailure::NoApplicationProtocol { server: true, .. }
+            ),
+            "{server:?}"
+        );
+        assert!(client.to_string().starts_with("ALPN mismatch: "));
+        // Other alerts keep their number.
+        assert_eq!(
+            failure(&Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure
+            )),
+            TlsFailure::AlertReceived(40)
+        );
+    }
+
+    #[test]
+    fn presented_names_are_shown_as_typed() {
+        assert_eq!(presented_name("DnsName(\"example.org\")"), "example.org");
+        assert_eq!(presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(presented_name("DirectoryName"), "DirectoryName");
     }
 }

@@ -570,10 +570,7 @@ async fn accept_one(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
         .map(ToString::to_string)
         .collect();
     eprintln!("tapscat: listening on {}", addrs.join(", "));
-    let conn = listener
-        .accept()
-        .await
-        .ok_or_else(|| Failure::local("the listener stopped"))?;
+    let conn = accept_logging_failures(&mut listener).await?;
     listener.stop();
     eprintln!("tapscat: connection from {}", conn.remote_addr());
     report_trace(
@@ -583,6 +580,24 @@ async fn accept_one(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
         taps,
     )?;
     Ok(conn)
+}
+
+/// The first connection that gets through; each client whose handshake
+/// fails (certificate refused, ALPN mismatch, timeout) is logged with its
+/// reason, and the listener keeps waiting.
+async fn accept_logging_failures(
+    listener: &mut taps_tokio::Listener,
+) -> Result<Connection, Failure> {
+    loop {
+        match listener.next_incoming().await {
+            Some(taps_tokio::Incoming::Connection(conn)) => return Ok(conn),
+            Some(taps_tokio::Incoming::HandshakeFailed { remote, reason }) => {
+                eprintln!("tapscat: handshake with {remote} failed: {reason}");
+            }
+            Some(_) => {}
+            None => return Err(Failure::local("the listener stopped")),
+        }
+    }
 }
 
 /// Stream mode: stdin → connection (then end our side), connection →
