@@ -534,7 +534,7 @@ fn run(
         }
     }
     let trace = match client.machine.connection_info(conn) {
-        Some(info) => format!("{:#?}", info.trace()),
+        Some(info) => info.trace().to_string(),
         None => String::new(),
     };
     let now = client.now();
