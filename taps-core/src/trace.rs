@@ -123,6 +123,9 @@ pub struct TlsDetails {
     pub cipher_suite: CertText,
     /// The ALPN protocol agreed (RFC 7301), empty when none.
     pub alpn: CertText,
+    /// The peer certificate's subject common name (RFC 5280 §4.1.2.6),
+    /// empty when it has none or sent no certificate.
+    pub peer_subject: CertText,
     /// The peer certificate's subjectAltName entries, quoted and
     /// comma-separated; empty when the peer sent no certificate.
     pub peer_names: CertText,
@@ -139,9 +142,11 @@ impl fmt::Display for TlsDetails {
             "" => f.write_str(", no ALPN")?,
             alpn => write!(f, ", ALPN {alpn}")?,
         }
-        match self.peer_names.as_str() {
-            "" => f.write_str(", no peer certificate")?,
-            names => write!(f, ", peer certificate for {names}")?,
+        match (self.peer_subject.as_str(), self.peer_names.as_str()) {
+            ("", "") => f.write_str(", no peer certificate")?,
+            ("", names) => write!(f, ", peer certificate for {names}")?,
+            (cn, "") => write!(f, ", peer certificate CN={cn}")?,
+            (cn, names) => write!(f, ", peer certificate CN={cn} for {names}")?,
         }
         f.write_str(if self.resumed {
             ", resumed"

@@ -138,7 +138,7 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
     assert_eq!(
         tls(trace).as_deref(),
         Some(
-            "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2, peer certificate for `example.com`, full handshake"
+            "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2, peer certificate CN=rcgen self signed cert for `example.com`, full handshake"
         ),
     );
     assert!(

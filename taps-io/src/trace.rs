@@ -5,7 +5,7 @@
 //! with `at_ms` (milliseconds from initiate, fractional) and `kind`, plus
 //! the fields of that kind (`qtype`, `server`, `attempt`, `remote`,
 //! `interface`, `reason`, and for `tls_established` `version`,
-//! `cipher_suite`, `alpn`, `peer_names`, `resumed`, `early_data_accepted`,
+//! `cipher_suite`, `alpn`, `peer_subject`, `peer_names`, `resumed`, `early_data_accepted`,
 //! ...). Written by hand to keep serde out of the
 //! dependency tree; strings are escaped per RFC 8259 §7.
 
@@ -119,6 +119,7 @@ pub fn to_json(
                 field(&mut out, "version", details.version.as_str());
                 field(&mut out, "cipher_suite", details.cipher_suite.as_str());
                 field(&mut out, "alpn", details.alpn.as_str());
+                field(&mut out, "peer_subject", details.peer_subject.as_str());
                 field(&mut out, "peer_names", details.peer_names.as_str());
                 let _ = write!(
                     out,

@@ -401,7 +401,7 @@ fn a_self_signed_openssl_style_server_verifies_with_its_own_cert_and_the_trace_s
         "{stderr}"
     );
     assert!(
-        stderr.contains("peer certificate for `localhost`, full handshake"),
+        stderr.contains("peer certificate CN=localhost for `localhost`, full handshake"),
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);

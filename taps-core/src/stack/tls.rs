@@ -462,16 +462,21 @@ impl TlsSession {
             Some(v) => CertText::from_fmt(format_args!("{v:?}")),
             None => CertText::new(""),
         };
-        // The end entity's subjectAltName DNS names, as WebPKI reads them.
-        let peer_names = match self
+        let end_entity = self
             .conn
             .peer_certificates()
-            .and_then(|chain| chain.first())
-            .and_then(|cert| webpki::EndEntityCert::try_from(cert).ok())
-        {
-            Some(cert) => CertText::from_fmt(format_args!("{}", QuotedNames(&cert))),
-            None => CertText::new(""),
-        };
+            .and_then(|chain| chain.first());
+        let peer_subject = CertText::new(
+            end_entity
+                .and_then(|cert| subject_common_name(cert))
+                .unwrap_or(""),
+        );
+        // The end entity's subjectAltName DNS names, as WebPKI reads them.
+        let peer_names =
+            match end_entity.and_then(|cert| webpki::EndEntityCert::try_from(cert).ok()) {
+                Some(cert) => CertText::from_fmt(format_args!("{}", QuotedNames(&cert))),
+                None => CertText::new(""),
+            };
         let version = self.conn.protocol_version();
         let suite = self.conn.negotiated_cipher_suite().map(|s| s.suite());
         Some(TlsDetails {
@@ -482,6 +487,7 @@ impl TlsSession {
                 Some(Err(_)) => CertText::new("(not UTF-8)"),
                 None => CertText::new(""),
             },
+            peer_subject,
             peer_names,
             resumed: self.resumed(),
             early_data_accepted: self.early_data_accepted(),
@@ -495,6 +501,81 @@ impl TlsSession {
             Some(rustls::HandshakeKind::Resumed)
         )
     }
+}
+
+/// One DER element (X.690 §8.1): its tag, its contents and what follows.
+/// `None` for anything truncated or longer than the input says; only the
+/// definite lengths DER allows (X.690 §10.1), up to four length octets.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let octets = usize::from(first & 0x7f);
+        if octets == 0 || octets > 4 || rest.len() < octets {
+            return None;
+        }
+        let (len, rest) = rest.split_at(octets);
+        (
+            len.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)),
+            rest,
+        )
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The subject's common name (the last `CN`, OID 2.5.4.3) of a DER
+/// certificate, for the trace: RFC 5280 §4.1 (Certificate, TBSCertificate,
+/// Name). WebPKI checks names and chains but does not read the subject, and
+/// a full X.509 parser would be a dependency for one line of a trace; this
+/// walks only the fields before the subject. `None` when there is no
+/// readable common name or the encoding is not what RFC 5280 says.
+fn subject_common_name(cert: &[u8]) -> Option<&str> {
+    const SEQUENCE: u8 = 0x30;
+    const SET: u8 = 0x31;
+    const OID: u8 = 0x06;
+    const VERSION: u8 = 0xa0; // [0] EXPLICIT, present from v2 on
+    const COMMON_NAME: [u8; 3] = [0x55, 0x04, 0x03];
+    let (SEQUENCE, certificate, _) = der_element(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, mut tbs, _) = der_element(certificate)? else {
+        return None;
+    };
+    if tbs.first() == Some(&VERSION) {
+        tbs = der_element(tbs)?.2;
+    }
+    // serialNumber, signature, issuer, validity: skipped whole.
+    for _ in 0..4 {
+        tbs = der_element(tbs)?.2;
+    }
+    let (SEQUENCE, mut name, _) = der_element(tbs)? else {
+        return None;
+    };
+    let mut common_name = None;
+    while !name.is_empty() {
+        let (tag, mut rdn, rest) = der_element(name)?;
+        name = rest;
+        if tag != SET {
+            return None;
+        }
+        while !rdn.is_empty() {
+            let (tag, attribute, rest) = der_element(rdn)?;
+            rdn = rest;
+            let (OID, oid, value) = der_element(attribute)? else {
+                return None;
+            };
+            if tag != SEQUENCE || oid != COMMON_NAME {
+                continue;
+            }
+            // UTF8String, PrintableString, IA5String: text as it stands.
+            if let Some((0x0c | 0x13 | 0x16, text, _)) = der_element(value) {
+                common_name = core::str::from_utf8(text).ok();
+            }
+        }
+    }
+    common_name
 }
 
 /// ALPN protocol ids as `h2, http/1.1`.
@@ -829,6 +910,44 @@ impl ServerCertVerifier for AcceptAnything {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subject_common_name_is_read_from_a_real_certificate() {
+        let identity = taps_testkit::pki::openssl_style_self_signed(
+            &["localhost"],
+            (2025, 1, 1),
+            (2035, 1, 1),
+        );
+        assert_eq!(subject_common_name(&identity.chain[0]), Some("localhost"));
+    }
+
+    #[test]
+    fn a_truncated_or_altered_certificate_gives_no_name_and_never_panics() {
+        let identity = taps_testkit::pki::openssl_style_self_signed(
+            &["localhost"],
+            (2025, 1, 1),
+            (2035, 1, 1),
+        );
+        let der: &[u8] = &identity.chain[0];
+        // Every prefix: the outer length no longer fits, so nothing is read.
+        for len in 0..der.len() {
+            assert_eq!(
+                subject_common_name(&der[..len]),
+                None,
+                "prefix of {len} bytes"
+            );
+        }
+        // Every single byte flipped: whatever comes out, it comes out.
+        let mut bytes = der.to_vec();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 0xff;
+            let _ = subject_common_name(&bytes);
+            bytes[i] ^= 0xff;
+        }
+        // Length octets beyond what DER allows here.
+        assert_eq!(der_element(&[0x30, 0x85, 1, 0, 0, 0, 0]), None);
+        assert_eq!(der_element(&[0x30, 0x80]), None);
+    }
 
     #[test]
     fn alpn_refusals_read_as_an_alpn_mismatch_on_both_sides() {
