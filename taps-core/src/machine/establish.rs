@@ -559,7 +559,7 @@ impl Machine {
                         return;
                     };
                     race.on_target_addresses(now, env, slot - 1, family, addrs);
-                    self.after_conn_change(now, id);
+                    self.undecided(now, id);
                 }
             }
             QueryType::Https => {
@@ -590,7 +590,7 @@ impl Machine {
                 if let Some(c) = self.conns.get_mut(id) {
                     c.targets.extend(requests.into_iter().map(|(_, name)| name));
                 }
-                self.after_conn_change(now, id);
+                self.undecided(now, id);
                 for (slot, qtype) in queries {
                     self.query_name(now, id, slot, qtype);
                 }
@@ -613,12 +613,22 @@ impl Machine {
             return;
         };
         race.on_addresses(now, env, family, answer);
-        self.after_conn_change(now, id);
+        self.undecided(now, id);
+    }
+
+    /// A DNS answer changed `id`'s race: it is decided at the next drain
+    /// or timer run, with whatever else arrives before then.
+    fn undecided(&mut self, now: Instant, id: ConnectionId) {
+        match self.undecided.iter_mut().find(|(c, _)| *c == id) {
+            Some(entry) => entry.1 = now,
+            None => self.undecided.push((id, now)),
+        }
     }
 
     /// Carries out the race's actions and re-arms its timer: the one place
     /// where race decisions become outputs.
     pub(super) fn after_conn_change(&mut self, now: Instant, id: ConnectionId) {
+        self.undecided.retain(|(c, _)| *c != id);
         loop {
             let Some(c) = self.conns.get_mut(id) else {
                 return;

@@ -1026,6 +1026,11 @@ pub struct Machine {
     tls_buffers: Vec<Vec<u8>>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     outputs: VecDeque<Output>,
+    /// Races whose DNS changed since their last decision, with the time of
+    /// the change: decided at the next `poll` or timer run, so answers
+    /// handled before one drain are decided together (see
+    /// `Race::poll_action`).
+    undecided: SmallVec<[(ConnectionId, Instant); 2]>,
     stats: Stats,
 }
 
@@ -1048,6 +1053,7 @@ impl Machine {
             tls_buffers: Vec::new(),
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
+            undecided: SmallVec::new(),
             stats: Stats::default(),
             config,
         }
@@ -1118,6 +1124,7 @@ impl Machine {
     /// no DNS transaction, no output waiting.
     pub fn is_idle(&self) -> bool {
         self.outputs.is_empty()
+            && self.undecided.is_empty()
             && self.resolver.is_empty()
             && self.conns.iter().all(|(_, c)| {
                 !matches!(
@@ -1129,12 +1136,28 @@ impl Machine {
 
     /// The next output. Drain until `None` after every call.
     pub fn poll(&mut self) -> Option<Output> {
+        self.decide_races();
         self.outputs.pop_front()
     }
 
-    /// The earliest deadline, if any timer is armed.
+    /// The earliest deadline, if any timer is armed. A race with an
+    /// undecided DNS change is due at once (drain `poll` to decide it).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        let decision = self.undecided.iter().map(|(_, t)| *t).min();
+        match (timer, decision) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Decides every race whose DNS changed since its last decision: the
+    /// start rule and the order of the answers known now (RFC 6724 §6,
+    /// HEv3 §4), then the attempts that are due.
+    fn decide_races(&mut self) {
+        while let Some((id, at)) = self.undecided.pop() {
+            self.after_conn_change(at, id);
+        }
     }
 
     /// Feeds one report from the world.
@@ -1160,6 +1183,7 @@ impl Machine {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.decide_races();
         while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;

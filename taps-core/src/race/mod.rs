@@ -499,6 +499,11 @@ pub struct Race {
     dropped_candidates: u32,
     rng: Rng,
     actions: SmallVec<[RaceAction; 4]>,
+    /// Set by a DNS change, with its time: the start rule and the lanes
+    /// are decided when the actions are next drained (or a timer runs),
+    /// so answers known at one instant are sorted together (see
+    /// [`Race::poll_action`]).
+    decision_due: Option<Instant>,
     /// The record of every transition.
     pub trace: Trace,
 }
@@ -545,6 +550,7 @@ impl Race {
             dropped_candidates: 0,
             rng: Rng::new(seed),
             actions: SmallVec::new(),
+            decision_due: None,
             trace: Trace::new(now),
         };
         race.options.push(ProtocolOption {
@@ -667,7 +673,16 @@ impl Race {
     }
 
     /// The next action, if any. Drain after every input.
+    ///
+    /// DNS answers only record what they say; whether to start, and in
+    /// which order, is decided here, when the caller drains. So answers
+    /// that arrive together (the hosts file, the cache, several datagrams
+    /// handled before one drain) are sorted together by RFC 6724 §6 before
+    /// the first attempt, instead of the first one handled starting the
+    /// race alone. An answer that arrives earlier is drained earlier and
+    /// starts the race at once, as HEv3 §4 wants.
     pub fn poll_action(&mut self) -> Option<RaceAction> {
+        self.decide();
         if self.actions.is_empty() {
             None
         } else {
@@ -879,10 +894,22 @@ impl Race {
             || self.hints(Family::V6).next().is_some()
     }
 
-    /// Re-derives the candidate set and lane orders after any DNS change,
-    /// then applies the start rule and starts what is due.
+    /// Re-derives the candidate set after any DNS change; the start rule
+    /// and the lane orders wait for [`Race::decide`].
     fn refresh(&mut self, now: Instant, env: RaceEnv<'_>) {
         self.rebuild_candidates(now, env);
+        self.decision_due = Some(now);
+    }
+
+    /// Applies the start rule and starts what is due, once for every DNS
+    /// change since the last decision, at the time of the latest.
+    fn decide(&mut self) {
+        let Some(now) = self.decision_due.take() else {
+            return;
+        };
+        if self.is_settled() {
+            return;
+        }
         if self.phase == Phase::Resolving {
             self.check_start_rule(now);
         }
@@ -1300,6 +1327,8 @@ impl Race {
     /// The attempt of `id` has its whole stack up: it wins unless the race is
     /// already settled (then it is cancelled).
     pub fn on_connected(&mut self, now: Instant, id: CandidateId) {
+        // Answers of this instant first: what happens next builds on them.
+        self.decide();
         let Some(c) = self.candidates.get_mut(usize::from(id.0)) else {
             return;
         };
@@ -1344,6 +1373,8 @@ impl Race {
     /// extended to cover the rest of the establishment, estimated as one
     /// more round trip of the TCP handshake's length.
     pub fn on_transport_up(&mut self, now: Instant, id: CandidateId) {
+        // Answers of this instant first: what happens next builds on them.
+        self.decide();
         let Some(c) = self.candidates.get(usize::from(id.0)) else {
             return;
         };
@@ -1378,6 +1409,8 @@ impl Race {
 
     /// The attempt of `id` failed.
     pub fn on_failed(&mut self, now: Instant, id: CandidateId, reason: FailureReason) {
+        // Answers of this instant first: what happens next builds on them.
+        self.decide();
         let Some(c) = self.candidates.get_mut(usize::from(id.0)) else {
             return;
         };
@@ -1401,6 +1434,8 @@ impl Race {
     /// The interface `index` went down or vanished: its attempts fail, its
     /// queued candidates drop out, and later paths may start at once.
     pub fn on_interface_down(&mut self, now: Instant, index: u32) {
+        // Answers of this instant first: what happens next builds on them.
+        self.decide();
         if self.is_settled() {
             return;
         }
@@ -1494,6 +1529,7 @@ impl Race {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
+        consider(self.decision_due);
         match self.phase {
             Phase::Resolving => consider(self.resolution_deadline),
             Phase::Racing => {
@@ -1522,6 +1558,7 @@ impl Race {
     /// Runs the timers that are due at `now`. Calling it early or twice is
     /// harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.decide();
         if self.is_settled() {
             return;
         }
