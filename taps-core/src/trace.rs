@@ -606,10 +606,9 @@ pub enum TraceKind {
     /// just before the attempt's `AttemptConnected` (or an accepted
     /// connection's `Winner`).
     TlsEstablished {
-        /// Attempt number.
+        /// Attempt number; what it negotiated is
+        /// [`Trace::tls_details`]`(attempt)`.
         attempt: u16,
-        /// Version, suite, ALPN, peer names, resumption.
-        details: TlsDetails,
     },
     /// An attempt's whole stack is up.
     AttemptConnected {
@@ -655,6 +654,10 @@ pub struct Trace {
     pub start: Instant,
     /// The events, in order.
     pub events: Vec<TraceEvent>,
+    /// What each TLS handshake negotiated, by attempt: beside the events,
+    /// not in them, since the details are ten times the size of any other
+    /// record and every connection keeps its events.
+    pub tls: Vec<(u16, TlsDetails)>,
 }
 
 impl Trace {
@@ -667,12 +670,25 @@ impl Trace {
         Trace {
             start,
             events: Vec::with_capacity(Self::TYPICAL_EVENTS),
+            tls: Vec::new(),
         }
     }
 
     /// Records `kind` at `at`.
     pub fn record(&mut self, at: Instant, kind: TraceKind) {
         self.events.push(TraceEvent { at, kind });
+    }
+
+    /// Records that `attempt`'s TLS handshake finished at `at`, negotiating
+    /// `details`.
+    pub fn record_tls(&mut self, at: Instant, attempt: u16, details: TlsDetails) {
+        self.tls.push((attempt, details));
+        self.record(at, TraceKind::TlsEstablished { attempt });
+    }
+
+    /// What `attempt`'s TLS handshake negotiated, once it finished.
+    pub fn tls_details(&self, attempt: u16) -> Option<&TlsDetails> {
+        self.tls.iter().find(|(a, _)| *a == attempt).map(|(_, d)| d)
     }
 
     /// Renders the trace as a text waterfall: an event log, then one bar per
@@ -760,9 +776,10 @@ impl Trace {
                 TraceKind::AttemptTransportUp { attempt } => {
                     writeln!(out, "attempt  #{attempt} TCP up")
                 }
-                TraceKind::TlsEstablished { attempt, details } => {
-                    writeln!(out, "attempt  #{attempt} TLS: {details}")
-                }
+                TraceKind::TlsEstablished { attempt } => match self.tls_details(attempt) {
+                    Some(details) => writeln!(out, "attempt  #{attempt} TLS: {details}"),
+                    None => writeln!(out, "attempt  #{attempt} TLS established"),
+                },
                 TraceKind::AttemptConnected { attempt } => {
                     writeln!(out, "attempt  #{attempt} connected")
                 }

@@ -131,7 +131,7 @@ fn tls13_handshake_alpn_and_framed_messages_both_ways() {
     // the attempt is connected.
     let tls = |t: &taps_core::Trace| {
         t.events.iter().find_map(|e| match e.kind {
-            TraceKind::TlsEstablished { details, .. } => Some(details.to_string()),
+            TraceKind::TlsEstablished { attempt } => t.tls_details(attempt).map(|d| d.to_string()),
             _ => None,
         })
     };

@@ -113,19 +113,21 @@ pub fn to_json(
                 kind(&mut out, "attempt_transport_up");
                 let _ = write!(out, ",\"attempt\":{attempt}");
             }
-            TraceKind::TlsEstablished { attempt, details } => {
+            TraceKind::TlsEstablished { attempt } => {
                 kind(&mut out, "tls_established");
                 let _ = write!(out, ",\"attempt\":{attempt}");
-                field(&mut out, "version", details.version.as_str());
-                field(&mut out, "cipher_suite", details.cipher_suite.as_str());
-                field(&mut out, "alpn", details.alpn.as_str());
-                field(&mut out, "peer_subject", details.peer_subject.as_str());
-                field(&mut out, "peer_names", details.peer_names.as_str());
-                let _ = write!(
-                    out,
-                    ",\"resumed\":{},\"early_data_accepted\":{}",
-                    details.resumed, details.early_data_accepted
-                );
+                if let Some(details) = trace.tls_details(attempt) {
+                    field(&mut out, "version", details.version.as_str());
+                    field(&mut out, "cipher_suite", details.cipher_suite.as_str());
+                    field(&mut out, "alpn", details.alpn.as_str());
+                    field(&mut out, "peer_subject", details.peer_subject.as_str());
+                    field(&mut out, "peer_names", details.peer_names.as_str());
+                    let _ = write!(
+                        out,
+                        ",\"resumed\":{},\"early_data_accepted\":{}",
+                        details.resumed, details.early_data_accepted
+                    );
+                }
             }
             TraceKind::AttemptConnected { attempt } => {
                 kind(&mut out, "attempt_connected");

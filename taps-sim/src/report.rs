@@ -726,7 +726,7 @@ pub fn trace_hash<'a>(traces: impl IntoIterator<Item = &'a Trace>) -> u64 {
         h.u64(t.events.len() as u64);
         for e in &t.events {
             h.u64(e.at.as_nanos());
-            encode_kind(&mut h, &e.kind);
+            encode_kind(&mut h, t, &e.kind);
         }
     }
     h.0
@@ -852,7 +852,7 @@ impl Fnv {
     }
 }
 
-fn encode_kind(h: &mut Fnv, k: &TraceKind) {
+fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
     match *k {
         TraceKind::DnsQuery {
             qtype,
@@ -924,12 +924,14 @@ fn encode_kind(h: &mut Fnv, k: &TraceKind) {
             h.u8(20);
             h.u16(attempt);
         }
-        TraceKind::TlsEstablished { attempt, details } => {
+        TraceKind::TlsEstablished { attempt } => {
             h.u8(21);
             h.u16(attempt);
             // The details' text is stable and names every field.
-            for b in details.to_string().bytes() {
-                h.u8(b);
+            if let Some(details) = trace.tls_details(attempt) {
+                for b in details.to_string().bytes() {
+                    h.u8(b);
+                }
             }
         }
         TraceKind::AttemptFailed { attempt, reason } => {

@@ -366,13 +366,7 @@ impl Machine {
         };
         *deadline = None;
         if let Some(details) = tls {
-            trace.record(
-                now,
-                TraceKind::TlsEstablished {
-                    attempt: 1,
-                    details,
-                },
-            );
+            trace.record_tls(now, 1, details);
         }
         trace.record(now, TraceKind::Winner { attempt: 1 });
         let (listener, remote) = (*listener, *remote);

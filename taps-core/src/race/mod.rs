@@ -1364,8 +1364,7 @@ impl Race {
         let CandidateState::Running { attempt, .. } = c.state else {
             return;
         };
-        self.trace
-            .record(now, TraceKind::TlsEstablished { attempt, details });
+        self.trace.record_tls(now, attempt, details);
     }
 
     /// The attempt of `id` has its transport (TCP) up but its upper layers
