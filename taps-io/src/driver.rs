@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use crate::IdMap;
+use smallvec::SmallVec;
 use taps_core::{
     ConnectionId, ConnectionState, DnsTxnId, Event, FailureReason, Input, Instant, ListenerId,
     Machine, Message, MessageId, Output, SendError, SocketId,
@@ -170,11 +171,31 @@ struct SocketSlot {
     shutdown_done: bool,
 }
 
-#[derive(Debug)]
 struct DnsSlot {
     signal: Arc<Signal>,
     outbox: VecDeque<Vec<u8>>,
+    /// The transaction's UDP socket and the server it is connected to,
+    /// once its task has opened it: [`Driver::dns_datagram`] reads it when
+    /// another transaction's answer arrives.
+    udp: Option<(Arc<dyn crate::ReadyUdp>, SocketAddr)>,
 }
+
+impl std::fmt::Debug for DnsSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsSlot")
+            .field("outbox", &self.outbox.len())
+            .field("udp", &self.udp.as_ref().map(|(_, server)| server))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
+/// length prefix's limit).
+pub(crate) const DNS_BUF: usize = 65_535;
+
+/// At most this many datagrams are taken from one other transaction's
+/// socket per arriving answer, so a flooded socket cannot hold the lock.
+const DNS_READS_PER_SIBLING: usize = 4;
 
 #[derive(Debug, Default)]
 struct Waiters {
@@ -229,6 +250,8 @@ pub(crate) struct Driver {
     timer_signal: Arc<Signal>,
     armed: Option<Instant>,
     buf: Vec<u8>,
+    /// Scratch for [`Driver::read_waiting_dns_answers`], sized on first use.
+    dns_buf: Vec<u8>,
 }
 
 impl Driver {
@@ -250,6 +273,7 @@ impl Driver {
             // reads cost fewer syscalls and wake-ups per byte. It is one
             // buffer per driver, not per socket.
             buf: vec![0; READ_CHUNK],
+            dns_buf: Vec::new(),
         }
     }
 
@@ -315,6 +339,84 @@ impl Driver {
         self.dispatch();
     }
 
+    /// A DNS transaction's task opened its UDP socket, connected to
+    /// `server`.
+    pub(crate) fn dns_udp_opened(
+        &mut self,
+        txn: DnsTxnId,
+        socket: Arc<dyn crate::ReadyUdp>,
+        server: SocketAddr,
+    ) {
+        if let Some(slot) = self.dns.get_mut(&txn) {
+            slot.udp = Some((socket, server));
+        }
+    }
+
+    /// An answer arrived on `txn`'s socket. Before the machine is drained,
+    /// the other transactions' sockets are read without waiting, so every
+    /// answer this wake-up can see reaches the machine as one instant
+    /// (ARCHITECTURE.md "The core contract"): an A and an AAAA answer that
+    /// came in together are sorted together (RFC 6724 §6) instead of the
+    /// race starting on whichever task ran first. A datagram that is not
+    /// there yet is not waited for (HEv3 §4).
+    pub(crate) fn dns_datagram(&mut self, txn: DnsTxnId, server: SocketAddr, payload: &[u8]) {
+        let now = self.now();
+        self.machine.handle(
+            now,
+            Input::DnsDatagram {
+                txn,
+                from: server,
+                payload,
+            },
+        );
+        self.read_waiting_dns_answers(now, txn);
+        self.dispatch();
+    }
+
+    /// Hands the machine every datagram already waiting on a DNS socket
+    /// other than `except`'s. A socket error goes to the machine as that
+    /// transaction's transport failure, as its own task would report it,
+    /// and the socket is not read here again.
+    fn read_waiting_dns_answers(&mut self, now: Instant, except: DnsTxnId) {
+        let others: SmallVec<[DnsTxnId; 8]> = self
+            .dns
+            .iter()
+            .filter(|(id, slot)| **id != except && slot.udp.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.dns_buf);
+        buf.resize(DNS_BUF, 0);
+        for txn in others {
+            let Some((socket, server)) = self.dns.get(&txn).and_then(|s| s.udp.clone()) else {
+                continue;
+            };
+            for _ in 0..DNS_READS_PER_SIBLING {
+                match socket.try_recv(&mut buf) {
+                    Ok(n) => self.machine.handle(
+                        now,
+                        Input::DnsDatagram {
+                            txn,
+                            from: server,
+                            payload: &buf[..n],
+                        },
+                    ),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        if let Some(slot) = self.dns.get_mut(&txn) {
+                            slot.udp = None;
+                        }
+                        self.machine.handle(now, Input::DnsTransportFailed { txn });
+                        break;
+                    }
+                }
+            }
+        }
+        self.dns_buf = buf;
+    }
+
     /// Drains the machine and routes every output: after every call into
     /// the machine.
     fn dispatch(&mut self) {
@@ -334,6 +436,7 @@ impl Driver {
                         let slot = DnsSlot {
                             signal: Signal::new(),
                             outbox: VecDeque::from([payload]),
+                            udp: None,
                         };
                         self.dns.insert(txn, slot);
                         self.work.push_back(Work::DnsOpen {

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::driver::{Close, NonBlockingIo, Signal, Step, Work};
+use crate::driver::{Close, DNS_BUF, NonBlockingIo, Signal, Step, Work};
 use taps_core::{DnsTxnId, Input, ListenerId, SocketId, dns::DnsTransport};
 use taps_sys::monitor::{POLL_INTERVAL, PathMonitor};
 use taps_sys::socket::{
@@ -41,10 +41,6 @@ use taps_sys::socket::{
 use super::parked::Parked;
 use super::shared::{Inner, Shared, StreamIo};
 use super::{ReadyFd, ReadyTcp, ReadyUdp, Runtime};
-
-/// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
-/// length prefix's limit).
-const DNS_BUF: usize = 65_535;
 
 /// Runs `call` under the lock, then, with the lock released, starts a
 /// task for every socket, DNS transaction and listener the machine asked
@@ -458,7 +454,11 @@ async fn dns_udp(
     signal: &Arc<Signal>,
     server: SocketAddr,
 ) -> io::Result<()> {
-    let socket: Box<dyn ReadyUdp> = shared.runtime.udp(open_dns_udp(server)?)?;
+    let socket: Arc<dyn ReadyUdp> = Arc::from(shared.runtime.udp(open_dns_udp(server)?)?);
+    shared
+        .lock()
+        .driver
+        .dns_udp_opened(txn, socket.clone(), server);
     let mut buf = vec![0u8; DNS_BUF];
     loop {
         let (message, live) = shared.lock().driver.dns_outbox(txn);
@@ -479,13 +479,7 @@ async fn dns_udp(
             // The socket is connected: the kernel only passes datagrams
             // from the server, so `from` is the server.
             let n = received?;
-            act(shared, |g| {
-                g.driver.handle(Input::DnsDatagram {
-                    txn,
-                    from: server,
-                    payload: &buf[..n],
-                })
-            });
+            act(shared, |g| g.driver.dns_datagram(txn, server, &buf[..n]));
         }
     }
 }
