@@ -20,8 +20,8 @@
 //! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // The seed makes DNS ids and tie shuffles; take it from the OS in
-//! // production (taps-io does), fix it in tests to replay a run.
+//! // The seed makes tie shuffles (and DNS ids when no TLS environment,
+//! // whose secure random draws them, is given); fix it to replay a run.
 //! let mut machine = Machine::new(Config::new(7));
 //! let now = Instant::ZERO;
 //! let eth0 = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.10/24"])?;

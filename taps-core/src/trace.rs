@@ -480,6 +480,9 @@ pub enum DnsOutcome {
     NoServers,
     /// The adapter could not reach the server (send failed, TCP refused).
     TransportFailed,
+    /// The secure random source refused to give a query id, so no query
+    /// was sent (RFC 5452 §9.2: never a predictable id instead).
+    NoRandomness,
     /// The answer's CNAME chain is longer than
     /// [`MAX_CNAME_DEPTH`](crate::dns::wire::MAX_CNAME_DEPTH) links.
     CnameChainTooDeep,
@@ -501,6 +504,9 @@ impl fmt::Display for DnsOutcome {
             DnsOutcome::Truncated => f.write_str("truncated, retrying over TCP"),
             DnsOutcome::NoServers => f.write_str("no DNS server configured"),
             DnsOutcome::TransportFailed => f.write_str("could not reach the server"),
+            DnsOutcome::NoRandomness => {
+                f.write_str("no query sent: the system's secure random source failed")
+            }
             DnsOutcome::CnameChainTooDeep => write!(
                 f,
                 "CNAME chain longer than {} links",

@@ -48,9 +48,9 @@ impl Taps {
     /// system's environment unless the configuration names one
     /// ([`Config::tls`]).
     ///
-    /// The seed picks DNS query ids, so it must be unpredictable for
-    /// queries that cross a network (RFC 5452); [`Taps::system_config`]
-    /// makes one.
+    /// DNS query ids come from the TLS environment's secure random source
+    /// (the OS CSPRNG in the system's environment, RFC 5452 §9.2), not
+    /// from the seed.
     ///
     /// # Errors
     ///

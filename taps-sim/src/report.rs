@@ -808,6 +808,7 @@ impl Fnv {
             DnsOutcome::TransportFailed => self.u8(10),
             DnsOutcome::CnameChainTooDeep => self.u8(11),
             DnsOutcome::CnameLoop => self.u8(12),
+            DnsOutcome::NoRandomness => self.u8(13),
         }
     }
     fn reason(&mut self, r: FailureReason) {

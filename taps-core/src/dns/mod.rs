@@ -194,6 +194,11 @@ struct Txn {
 #[derive(Debug)]
 pub(crate) struct Resolver {
     config: DnsConfig,
+    /// Where query ids come from: the TLS environment's secure random
+    /// when the machine has one; the machine's seeded `Rng` only for an
+    /// embedder that gave no environment (ARCHITECTURE.md "The core
+    /// contract" rule 1).
+    secure_random: Option<&'static dyn rustls::crypto::SecureRandom>,
     txns: Table<DnsTxnId, Txn>,
     actions: VecDeque<DnsAction>,
     notes: VecDeque<DnsNote>,
@@ -205,9 +210,13 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     /// A resolver with no transactions.
-    pub(crate) fn new(config: DnsConfig) -> Self {
+    pub(crate) fn new(
+        config: DnsConfig,
+        secure_random: Option<&'static dyn rustls::crypto::SecureRandom>,
+    ) -> Self {
         Resolver {
             config,
+            secure_random,
             txns: Table::default(),
             actions: VecDeque::new(),
             notes: VecDeque::new(),
@@ -274,7 +283,17 @@ impl Resolver {
             self.settle_unanswered((conn, slot), qtype, outcome, false);
             return None;
         };
-        let id = rng.next_u16();
+        let id = match self.secure_random {
+            None => rng.next_u16(),
+            Some(source) => {
+                let mut id = [0u8; 2];
+                if source.fill(&mut id).is_err() {
+                    self.settle_unanswered((conn, slot), qtype, DnsOutcome::NoRandomness, false);
+                    return None;
+                }
+                u16::from_ne_bytes(id)
+            }
+        };
         let txn = self.txns.insert(Txn {
             conn,
             slot,

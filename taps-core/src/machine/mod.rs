@@ -80,7 +80,8 @@ pub use view::{ConnectionInfo, ConnectionView, ListenerView, SocketView};
 /// (`taps_sys::interfaces::list_interfaces()`).
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Seed of every random choice (DNS ids, tie shuffles).
+    /// Seed of the machine's shuffles, and of DNS ids when [`Config::tls`]
+    /// is `None`.
     pub seed: u64,
     /// Default racing settings; a preconnection may override them.
     pub race: RaceConfig,
@@ -108,9 +109,10 @@ pub struct Config {
 
 impl Config {
     /// The defaults of every setting, with `seed` for every random choice.
-    /// The seed picks DNS query ids, so on a real network it must be
-    /// unpredictable (RFC 5452 §9.2); in a simulation or test, a fixed seed
-    /// makes the run repeat exactly.
+    /// DNS query ids come from the TLS environment's secure random source
+    /// (RFC 5452 §9.2), from the seed only when there is no environment; in
+    /// a simulation or test, a fixed seed and a seeded environment make the
+    /// run repeat exactly.
     pub fn new(seed: u64) -> Self {
         Config {
             seed,
@@ -655,7 +657,7 @@ impl fmt::Display for DnsReport {
         };
         let word = match self.outcome {
             DnsOutcome::Timeout | DnsOutcome::TransportFailed | DnsOutcome::Truncated => "asking",
-            DnsOutcome::NoServers => return Ok(()),
+            DnsOutcome::NoServers | DnsOutcome::NoRandomness => return Ok(()),
             _ => "from",
         };
         if server.port() == 53 {
@@ -1046,7 +1048,13 @@ impl Machine {
             conns: Table::default(),
             sockets: Table::default(),
             listeners: Table::default(),
-            resolver: Resolver::new(config.dns.clone()),
+            resolver: Resolver::new(
+                config.dns.clone(),
+                config
+                    .tls
+                    .as_ref()
+                    .map(crate::security::TlsEnvironment::secure_random),
+            ),
             cache: Cache::new(config.dns.cache_capacity),
             history: History::new(config.history),
             client_tls: Vec::new(),
