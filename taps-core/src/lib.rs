@@ -75,6 +75,7 @@ mod properties;
 pub mod race;
 mod rng;
 mod security;
+mod socket_options;
 mod stack;
 mod time;
 mod trace;
@@ -109,6 +110,7 @@ pub use security::{
     CertificateVerification, Identity, SecurityParameters, SessionCacheLimits, TlsConfigError,
     TlsEnvironment,
 };
+pub use socket_options::{AppliedTcpOptions, OptionResult, TcpSocketOptions};
 pub use time::Instant;
 pub use trace::{
     CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource, TlsFailure,

@@ -29,7 +29,7 @@ use crate::IdMap;
 use smallvec::SmallVec;
 use taps_core::{
     ConnectionId, ConnectionState, DnsTxnId, Event, FailureReason, Input, Instant, ListenerId,
-    Machine, Message, MessageId, Output, SendError, SocketId,
+    Machine, Message, MessageId, Output, SendError, SocketId, TcpSocketOptions,
     dns::{DnsAction, DnsSend, DnsTransport},
 };
 
@@ -105,6 +105,8 @@ pub(crate) enum Work {
         local: Option<SocketAddr>,
         /// Use TCP Fast Open.
         fast_open: bool,
+        /// Keep-alive and user timeout.
+        options: TcpSocketOptions,
     },
     /// Open a DNS transaction's socket and send its first message; later
     /// messages (retransmissions) come from [`Driver::dns_outbox`].
@@ -457,6 +459,7 @@ impl Driver {
                     interface,
                     local,
                     fast_open,
+                    options,
                 } => {
                     let interface = interface
                         .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
@@ -478,6 +481,7 @@ impl Driver {
                         interface,
                         local,
                         fast_open,
+                        options,
                     });
                 }
                 // Nothing left to write (an application's task wrote it

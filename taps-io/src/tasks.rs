@@ -104,6 +104,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
                 interface,
                 local,
                 fast_open,
+                options,
             },
             signal,
         ) => {
@@ -111,6 +112,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
                 bind_interface: interface,
                 local,
                 fast_open,
+                options,
                 ..TcpOptions::default()
             };
             let task: super::Task = match open_attempt(shared, socket, remote, &opts) {
@@ -155,16 +157,23 @@ fn open_attempt(
 ) -> Option<(ConnectProgress, Arc<dyn ReadyTcp>)> {
     let opened = open_tcp(remote, opts).and_then(|o| {
         let stream = shared.runtime.tcp(o.socket.into())?;
-        Ok((o.connect_started, stream))
+        Ok((o.connect_started, o.applied, stream))
     });
     act(shared, |g| {
-        let (started, stream) = match opened {
+        let (started, applied, stream) = match opened {
             Ok(o) => o,
             Err(e) => {
                 g.driver.connected(socket, Err(failure_reason(&e)));
                 return None;
             }
         };
+        // A keep-alive the application required and the socket refused
+        // fails the attempt here; the machine's close for it reaches the
+        // socket's slot like any other.
+        if !opts.options.is_plain() {
+            g.driver
+                .handle(Input::SocketOptionsApplied { socket, applied });
+        }
         g.io.insert(socket, stream.clone());
         if started == ConnectProgress::Connected {
             g.driver.connected(socket, Ok(()));

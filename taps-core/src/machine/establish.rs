@@ -25,6 +25,7 @@ use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
 };
 use crate::security::SecurityParameters;
+use crate::socket_options::{AppliedTcpOptions, TcpSocketOptions};
 use crate::stack::Stack;
 use crate::stack::tls::ClientTls;
 use crate::time::Instant;
@@ -759,8 +760,10 @@ impl Machine {
             }
         }
         let local = c.local;
+        let options = TcpSocketOptions::for_properties(&c.properties);
         let socket = self.sockets.insert(Sock {
             conn: id,
+            options: (options, AppliedTcpOptions::unreported(&options)),
             candidate: Some(candidate),
             stack,
             announced: false,
@@ -780,6 +783,7 @@ impl Machine {
             interface,
             local,
             fast_open,
+            options,
         });
         self.announce(socket);
     }

@@ -59,6 +59,7 @@ use crate::race::history::{History, HistoryConfig};
 use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
 use crate::rng::Rng;
 use crate::security::SecurityParameters;
+use crate::socket_options::{AppliedTcpOptions, TcpSocketOptions};
 use crate::stack::Stack;
 use crate::stack::framer::FramerFactory;
 use crate::stack::tls::{ClientTls, TlsConfigError};
@@ -262,6 +263,14 @@ pub enum Input<'a> {
         /// The transaction.
         txn: DnsTxnId,
     },
+    /// What became of the [`TcpSocketOptions`] an `OpenTcp` asked for:
+    /// a Connection's properties read back what its socket has.
+    SocketOptionsApplied {
+        /// The socket.
+        socket: SocketId,
+        /// Each option's result.
+        applied: AppliedTcpOptions,
+    },
     /// A socket's connect completed.
     SocketConnected {
         /// The socket.
@@ -344,6 +353,9 @@ pub enum Output {
         /// Use TCP Fast Open: the first `transmit_data` bytes may ride in
         /// the SYN (`TCP_FASTOPEN_CONNECT`).
         fast_open: bool,
+        /// Keep-alive and user timeout, from the Connection's properties;
+        /// unless they are plain, answer with `SocketOptionsApplied`.
+        options: TcpSocketOptions,
     },
     /// The socket has bytes to write: see [`SocketView::transmit_data`](crate::SocketView::transmit_data).
     Transmit {
@@ -989,6 +1001,9 @@ enum Timer {
 #[derive(Debug)]
 struct Sock {
     conn: ConnectionId,
+    /// The options `OpenTcp` asked for, and what the adapter said became
+    /// of them.
+    options: (TcpSocketOptions, AppliedTcpOptions),
     /// The race candidate, for attempts.
     candidate: Option<CandidateId>,
     stack: Stack,
@@ -1176,6 +1191,9 @@ impl Machine {
             }
             Input::DnsStreamData { txn, data } => self.on_dns_stream(now, txn, data),
             Input::DnsTransportFailed { txn } => self.on_dns_transport_failed(now, txn),
+            Input::SocketOptionsApplied { socket, applied } => {
+                self.on_socket_options_applied(now, socket, applied);
+            }
             Input::SocketConnected { socket } => self.on_socket_connected(now, socket),
             Input::SocketData { socket, data } => self.on_socket_data(now, socket, data),
             Input::SocketEof { socket } => self.on_socket_eof(now, socket),
