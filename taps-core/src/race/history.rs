@@ -16,10 +16,17 @@
 //! than [`HistoryConfig::rtt_lifetime`] no longer ranks (the address still
 //! counts as used before). The table is bounded by
 //! [`HistoryConfig::max_entries`]; when full, the oldest entry goes.
+//!
+//! Beside the outcomes, the history keeps RFC 6298 round-trip estimates for
+//! HEv3 §6's Connection Attempt Delay (see `delay.rs`): per (path,
+//! destination prefix), per path, and the kernel's per-destination metrics
+//! the adapter reports. Each table has the same bound and lifetimes.
 
 use core::time::Duration;
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+use smallvec::SmallVec;
 
 /// A fixed hasher: iteration order, and so eviction ties, must not vary
 /// between runs (ARCHITECTURE.md "The core contract" rule 1). Fx ([`crate::hash`]): cheap for the
@@ -28,7 +35,9 @@ use std::net::IpAddr;
 /// [`HistoryConfig::max_entries`].
 type DeterministicState = crate::hash::FxBuildHasher;
 
+use super::delay::{DelaySource, KernelRtt, RttEstimate, rtt_prefix};
 use super::order::HistoryHint;
+use crate::interface::Interface;
 use crate::time::Instant;
 
 /// How one attempt ended, as history remembers it.
@@ -80,6 +89,50 @@ struct Entry {
 pub struct History {
     config: HistoryConfig,
     entries: HashMap<(Option<u32>, IpAddr), Entry, DeterministicState>,
+    rtts: RttTables,
+}
+
+/// An estimate and when it last changed.
+type Timed = (RttEstimate, Instant);
+
+/// The round-trip estimates behind HEv3 §6's RTT-derived delay.
+#[derive(Debug, Default)]
+struct RttTables {
+    /// Per (path, [`rtt_prefix`] of the destination).
+    prefix: HashMap<(Option<u32>, IpAddr), Timed, DeterministicState>,
+    /// Per path, any destination.
+    path: HashMap<Option<u32>, Timed, DeterministicState>,
+    /// The kernel's, per destination, then per local address (at most
+    /// [`KERNEL_LOCALS`] of them).
+    kernel: HashMap<IpAddr, SmallVec<[(Option<IpAddr>, Timed); 2]>, DeterministicState>,
+}
+
+/// Local addresses remembered per destination of the kernel's metrics: a
+/// host has a few interfaces, each with an address per family.
+const KERNEL_LOCALS: usize = 4;
+
+/// Inserts into a table bounded by `max`, dropping expired entries and
+/// then the oldest when full.
+fn insert_bounded<K: Copy + Eq + core::hash::Hash>(
+    table: &mut HashMap<K, Timed, DeterministicState>,
+    max: usize,
+    lifetime: Duration,
+    now: Instant,
+    key: K,
+    value: Timed,
+) {
+    if max == 0 {
+        return;
+    }
+    if !table.contains_key(&key) && table.len() >= max {
+        table.retain(|_, (_, at)| now.saturating_duration_since(*at) < lifetime);
+        if table.len() >= max
+            && let Some(oldest) = table.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
+        {
+            table.remove(&oldest);
+        }
+    }
+    table.insert(key, value);
 }
 
 impl History {
@@ -88,7 +141,123 @@ impl History {
         History {
             config,
             entries: HashMap::default(),
+            rtts: RttTables::default(),
         }
+    }
+
+    /// Folds one handshake round trip to `addr` over `path` into the
+    /// estimates of its prefix and of its path (RFC 6298 §2.3). The
+    /// machine reports the TCP handshake's time where it saw it, else the
+    /// whole stack's.
+    pub fn record_rtt(&mut self, now: Instant, path: Option<u32>, addr: IpAddr, rtt: Duration) {
+        let (max, lifetime) = (self.config.max_entries, self.config.rtt_lifetime);
+        let fold = |old: Option<&Timed>| match old {
+            Some((e, at)) if now.saturating_duration_since(*at) < lifetime => {
+                let mut e = *e;
+                e.update(rtt);
+                (e, now)
+            }
+            _ => (RttEstimate::first(rtt), now),
+        };
+        let key = (path, rtt_prefix(addr));
+        let v = fold(self.rtts.prefix.get(&key));
+        insert_bounded(&mut self.rtts.prefix, max, lifetime, now, key, v);
+        let v = fold(self.rtts.path.get(&path));
+        insert_bounded(&mut self.rtts.path, max, lifetime, now, path, v);
+    }
+
+    /// Takes the kernel's per-destination TCP metrics (Linux
+    /// `tcp_metrics`) as they stand at `now`, replacing what it said
+    /// before about the same (local, remote) pairs.
+    pub fn record_kernel_rtts(&mut self, now: Instant, entries: &[KernelRtt]) {
+        let (max, lifetime) = (self.config.max_entries, self.config.entry_lifetime);
+        for k in entries {
+            if k.rtt.is_zero() {
+                continue;
+            }
+            let at = Instant::from_nanos(
+                now.as_nanos()
+                    .saturating_sub(u64::try_from(k.age.as_nanos()).unwrap_or(u64::MAX)),
+            );
+            let v = (RttEstimate::from_kernel(k.rtt, k.rttvar), at);
+            if !self.rtts.kernel.contains_key(&k.remote) && self.rtts.kernel.len() >= max {
+                let newest = |l: &SmallVec<[(Option<IpAddr>, Timed); 2]>| {
+                    l.iter().map(|(_, (_, at))| *at).max()
+                };
+                self.rtts.kernel.retain(|_, l| {
+                    newest(l).is_some_and(|at| now.saturating_duration_since(at) < lifetime)
+                });
+                if self.rtts.kernel.len() >= max
+                    && let Some(oldest) = self
+                        .rtts
+                        .kernel
+                        .iter()
+                        .min_by_key(|(r, l)| (newest(l), **r))
+                        .map(|(r, _)| *r)
+                {
+                    self.rtts.kernel.remove(&oldest);
+                }
+            }
+            if max == 0 {
+                continue;
+            }
+            let list = self.rtts.kernel.entry(k.remote).or_default();
+            match list.iter_mut().find(|(l, _)| *l == k.local) {
+                Some(slot) => slot.1 = v,
+                None => {
+                    if list.len() >= KERNEL_LOCALS {
+                        list.sort_by_key(|(l, (_, at))| (*at, *l));
+                        list.remove(0);
+                    }
+                    list.push((k.local, v));
+                }
+            }
+        }
+    }
+
+    /// The round-trip estimate for an attempt to `addr` over `path` (whose
+    /// interface, when it has one, is `iface`), and where it came from:
+    /// this machine's handshakes to the same prefix on the path within
+    /// [`HistoryConfig::rtt_lifetime`], else the kernel's metrics for `addr`
+    /// (from a local address of `iface`, or unkeyed) within
+    /// [`HistoryConfig::entry_lifetime`], else this machine's handshakes
+    /// on the path to anywhere (HEv3 §6: "historical RTT data gathered from
+    /// other connections to the same host or prefix").
+    pub fn attempt_rtt(
+        &self,
+        now: Instant,
+        path: Option<u32>,
+        iface: Option<&Interface>,
+        addr: IpAddr,
+    ) -> Option<(RttEstimate, DelaySource)> {
+        let fresh = |t: Option<&Timed>, lifetime: Duration| {
+            t.filter(|(_, at)| now.saturating_duration_since(*at) < lifetime)
+                .map(|(e, _)| *e)
+        };
+        let rtt_life = self.config.rtt_lifetime;
+        if let Some(e) = fresh(self.rtts.prefix.get(&(path, rtt_prefix(addr))), rtt_life) {
+            return Some((e, DelaySource::Prefix { samples: e.samples }));
+        }
+        // An entry measured from one of the path's local addresses, or
+        // one the kernel did not key by local address; for an unbound
+        // socket (no interface), the newest from any local address.
+        let kernel = self.rtts.kernel.get(&addr).and_then(|list| {
+            list.iter()
+                .filter(|(local, (_, at))| {
+                    now.saturating_duration_since(*at) < self.config.entry_lifetime
+                        && match (local, iface) {
+                            (None, _) | (Some(_), None) => true,
+                            (Some(l), Some(i)) => i.addrs.iter().any(|a| a.addr == *l),
+                        }
+                })
+                .max_by_key(|(local, (_, at))| (*at, *local))
+                .map(|(_, (e, _))| *e)
+        });
+        if let Some(e) = kernel {
+            return Some((e, DelaySource::Kernel));
+        }
+        fresh(self.rtts.path.get(&path), rtt_life)
+            .map(|e| (e, DelaySource::Path { samples: e.samples }))
     }
 
     /// Records how an attempt to `addr` over `path` ended.
@@ -170,6 +339,7 @@ impl History {
     /// history "SHOULD be flushed whenever a device changes the PvD").
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.rtts = RttTables::default();
     }
 }
 
