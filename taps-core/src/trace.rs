@@ -689,6 +689,18 @@ fn write_attempt_delay(
             ms(delay.rto_us),
             plural(samples)
         )?,
+        DelaySource::KernelPrefix { samples } => write!(
+            out,
+            " (RTO {:.1} ms from the kernel's TCP metrics for {samples} destination{} in {prefix}",
+            ms(delay.rto_us),
+            plural(samples)
+        )?,
+        DelaySource::KernelPath { samples } => write!(
+            out,
+            " (RTO {:.1} ms from the kernel's TCP metrics for {samples} destination{}{on}",
+            ms(delay.rto_us),
+            plural(samples)
+        )?,
     }
     match delay.delay_us.cmp(&delay.rto_us) {
         core::cmp::Ordering::Greater => writeln!(out, ", raised to the minimum)"),

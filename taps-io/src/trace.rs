@@ -126,6 +126,8 @@ pub fn to_json(
                     DelaySource::Prefix { samples } => ("prefix", Some(samples)),
                     DelaySource::Kernel => ("kernel", None),
                     DelaySource::Path { samples } => ("path", Some(samples)),
+                    DelaySource::KernelPrefix { samples } => ("kernel_prefix", Some(samples)),
+                    DelaySource::KernelPath { samples } => ("kernel_path", Some(samples)),
                 };
                 field(&mut out, "source", source);
                 if let Some(n) = samples {

@@ -941,6 +941,8 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
                 DelaySource::Prefix { samples } => (1, samples),
                 DelaySource::Kernel => (2, 0),
                 DelaySource::Path { samples } => (3, samples),
+                DelaySource::KernelPrefix { samples } => (4, samples),
+                DelaySource::KernelPath { samples } => (5, samples),
             };
             h.u8(kind);
             h.u16(samples);

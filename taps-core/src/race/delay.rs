@@ -30,9 +30,11 @@
 //!    destination *prefix*: IPv6 /64, IPv4 /24 ([`rtt_prefix`]);
 //! 2. the kernel's per-destination TCP metrics (Linux `tcp_metrics`), which
 //!    the adapter reports with [`Input::KernelRtts`](crate::Input::KernelRtts):
-//!    they cover connections other processes made;
+//!    they cover connections other processes made; for the destination
+//!    itself, then for its prefix;
 //! 3. handshakes this machine finished on the same path to any destination,
-//!    since the access link often dominates the round trip.
+//!    since the access link often dominates the round trip; then the
+//!    kernel's metrics from the path's local addresses to any destination.
 //!
 //! With none of these, the configured delay (250 ms by default) is used.
 
@@ -152,10 +154,21 @@ pub enum DelaySource {
     },
     /// The kernel's TCP metrics for the destination.
     Kernel,
+    /// The kernel's TCP metrics for other destinations in its prefix.
+    KernelPrefix {
+        /// Destinations behind the estimate.
+        samples: u16,
+    },
     /// Handshakes this machine finished on the same path, to any
     /// destination.
     Path {
         /// Samples behind the estimate.
+        samples: u16,
+    },
+    /// The kernel's TCP metrics for any destination, from the path's local
+    /// addresses.
+    KernelPath {
+        /// Destinations behind the estimate.
         samples: u16,
     },
 }

@@ -105,6 +105,11 @@ struct RttTables {
     /// The kernel's, per destination, then per local address (at most
     /// [`KERNEL_LOCALS`] of them).
     kernel: HashMap<IpAddr, SmallVec<[(Option<IpAddr>, Timed); 2]>, DeterministicState>,
+    /// The kernel's entries folded per (local address, [`rtt_prefix`]) and
+    /// per local address, each as RFC 6298 samples, oldest first; the
+    /// local `None` folds every entry. Rebuilt whenever the kernel reports.
+    kernel_prefix: HashMap<(Option<IpAddr>, IpAddr), Timed, DeterministicState>,
+    kernel_local: HashMap<Option<IpAddr>, Timed, DeterministicState>,
 }
 
 /// Local addresses remembered per destination of the kernel's metrics: a
@@ -213,16 +218,62 @@ impl History {
                 }
             }
         }
+        self.fold_kernel(now);
+    }
+
+    /// Rebuilds the kernel's per-prefix and per-local-address estimates:
+    /// each live entry's SRTT is one sample, the newest folded last so they
+    /// weigh most; the spread between destinations becomes RTTVAR.
+    fn fold_kernel(&mut self, now: Instant) {
+        let lifetime = self.config.entry_lifetime;
+        let mut live: Vec<(Instant, IpAddr, Option<IpAddr>, u32)> = self
+            .rtts
+            .kernel
+            .iter()
+            .flat_map(|(r, l)| l.iter().map(move |(local, (e, at))| (*at, *r, *local, e.srtt_us)))
+            .filter(|(at, ..)| now.saturating_duration_since(*at) < lifetime)
+            .collect();
+        live.sort_unstable();
+        self.rtts.kernel_prefix.clear();
+        self.rtts.kernel_local.clear();
+        for (at, remote, local, srtt) in live {
+            let rtt = Duration::from_micros(u64::from(srtt));
+            let fold = |t: &mut Timed| {
+                t.0.update(rtt);
+                t.1 = at;
+            };
+            let keys = [Some(None), local.map(Some)];
+            for l in keys.into_iter().flatten() {
+                self.rtts
+                    .kernel_prefix
+                    .entry((l, rtt_prefix(remote)))
+                    .and_modify(fold)
+                    .or_insert((RttEstimate::first(rtt), at));
+                self.rtts
+                    .kernel_local
+                    .entry(l)
+                    .and_modify(fold)
+                    .or_insert((RttEstimate::first(rtt), at));
+            }
+        }
     }
 
     /// The round-trip estimate for an attempt to `addr` over `path` (whose
     /// interface, when it has one, is `iface`), and where it came from:
-    /// this machine's handshakes to the same prefix on the path within
-    /// [`HistoryConfig::rtt_lifetime`], else the kernel's metrics for `addr`
-    /// (from a local address of `iface`, or unkeyed) within
-    /// [`HistoryConfig::entry_lifetime`], else this machine's handshakes
-    /// on the path to anywhere (HEv3 §6: "historical RTT data gathered from
-    /// other connections to the same host or prefix").
+    /// first what is nearest the destination, then what is nearest the
+    /// path (HEv3 §6: "historical RTT data gathered from other connections
+    /// to the same host or prefix"):
+    ///
+    /// 1. this machine's handshakes to the same prefix on the path, within
+    ///    [`HistoryConfig::rtt_lifetime`];
+    /// 2. the kernel's metrics for `addr` itself (measured from a local
+    ///    address of `iface`, or not keyed by one), within
+    ///    [`HistoryConfig::entry_lifetime`] as are the next two;
+    /// 3. the kernel's metrics for other destinations in the prefix;
+    /// 4. this machine's handshakes on the path to anywhere, within
+    ///    `rtt_lifetime`;
+    /// 5. the kernel's metrics for any destination from the path's local
+    ///    addresses: connections other processes made over it.
     pub fn attempt_rtt(
         &self,
         now: Instant,
@@ -256,8 +307,25 @@ impl History {
         if let Some(e) = kernel {
             return Some((e, DelaySource::Kernel));
         }
-        fresh(self.rtts.path.get(&path), rtt_life)
-            .map(|e| (e, DelaySource::Path { samples: e.samples }))
+        // The kernel's folds: from one of the path's local addresses, the
+        // one with the most samples; for an unbound socket, from any.
+        let kernel_fold = |get: &dyn Fn(Option<IpAddr>) -> Option<Timed>| match iface {
+            None => fresh(get(None).as_ref(), self.config.entry_lifetime),
+            Some(i) => i
+                .addrs
+                .iter()
+                .filter_map(|a| fresh(get(Some(a.addr)).as_ref(), self.config.entry_lifetime))
+                .max_by_key(|e| (e.samples, e.srtt_us)),
+        };
+        let prefix = rtt_prefix(addr);
+        if let Some(e) = kernel_fold(&|l| self.rtts.kernel_prefix.get(&(l, prefix)).copied()) {
+            return Some((e, DelaySource::KernelPrefix { samples: e.samples }));
+        }
+        if let Some(e) = fresh(self.rtts.path.get(&path), rtt_life) {
+            return Some((e, DelaySource::Path { samples: e.samples }));
+        }
+        kernel_fold(&|l| self.rtts.kernel_local.get(&l).copied())
+            .map(|e| (e, DelaySource::KernelPath { samples: e.samples }))
     }
 
     /// Records how an attempt to `addr` over `path` ended.

@@ -1060,8 +1060,43 @@ fn rtt_attempt_delay() {
             want: &[
                 "1000: start [2001:db8::1]:443%2",
                 "1120: start 192.0.2.1:443%2",
-                "1370: start [2001:db8::2]:443%2",
+                // After IPv4, with nothing for 192.0.2.0/24 from this path:
+                // the path's one kernel entry as a first sample, 3 × 60 ms.
+                "1300: start [2001:db8::2]:443%2",
             ],
+        },
+        R {
+            name: "the kernel's metrics for other destinations in the prefix, folded as RFC 6298 samples",
+            quote: "HEv3 §6: historical RTT data gathered from other connections to the same host or prefix",
+            config: RaceConfig::hev3(),
+            paths: wlan,
+            seed: |h| {
+                // SRTT 60, RTTVAR 30 then 22.5: RTO 150 ms.
+                kernel(h, "2001:db8::50", Some("2001:db8:1::10"), 60, 1);
+                kernel(h, "2001:db8::51", Some("2001:db8:1::10"), 60, 1);
+            },
+            aaaa: &["2001:db8::1", "2001:db8::2"],
+            a: &["192.0.2.1"],
+            // IPv4 has no prefix data: the same two entries as the path's.
+            want: &[
+                "1000: start [2001:db8::1]:443%2",
+                "1150: start 192.0.2.1:443%2",
+                "1300: start [2001:db8::2]:443%2",
+            ],
+        },
+        R {
+            name: "the kernel's metrics from the path's own address to anywhere, last",
+            quote: "HEv3 §6: historical RTT data gathered from other connections",
+            config: RaceConfig::hev3(),
+            paths: wlan,
+            seed: |h| {
+                kernel(h, "198.51.100.1", Some("192.168.1.10"), 80, 1);
+                // From rmnet0's address: another path.
+                kernel(h, "198.51.100.2", Some("100.64.0.7"), 10, 1);
+            },
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443%2", "1240: start 192.0.2.1:443%2"],
         },
         R {
             name: "the machine's own samples to the prefix come before the kernel's",
