@@ -44,10 +44,10 @@ use std::time::Instant as WallInstant;
 
 use serde::Serialize;
 use taps_core::{
-    Instant, Interface, InterfaceAddress, InterfaceKind, Rng, TraceKind, race::Policy,
+    Instant, Interface, InterfaceAddress, InterfaceKind, Rng, TraceKind,
+    race::{KernelRtt, Policy},
 };
 
-use crate::POLICIES;
 use crate::oracle::oracle;
 use crate::report::trace_hash;
 use crate::scenario::{
@@ -56,6 +56,16 @@ use crate::scenario::{
 };
 use crate::units::millis;
 use crate::world::{ConnOutcome, RunOptions, SimError, World};
+
+/// The columns of a population run: a name, the policy, and whether the
+/// `hev3` preset's RTT-derived Connection Attempt Delay is turned off
+/// (`hev3-static`: the fixed 250 ms, for comparison).
+pub const VARIANTS: [(&str, Policy, bool); 4] = [
+    ("hev3", Policy::Hev3, false),
+    ("hev3-static", Policy::Hev3, true),
+    ("rfc6555", Policy::Rfc6555, false),
+    ("sequential", Policy::Sequential, false),
+];
 
 /// The profiles `population` knows.
 pub const PROFILES: [&str; 1] = ["seed-telemetry"];
@@ -147,6 +157,7 @@ fn template() -> Scenario {
         client: Client {
             interfaces: Vec::new(),
             resolvers: vec![SocketAddr::new(IpAddr::V4(RESOLVER), 53)],
+            tcp_metrics: Vec::new(),
         },
         dns: Dns {
             records: vec![Records {
@@ -206,9 +217,19 @@ fn link(interface: Option<u32>, to: Prefix, delay: Duration, jitter: Duration, l
     }
 }
 
+/// What [`draw`] chose that [`kernel_memory`] builds on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Drawn {
+    /// Per interface (wlan0, rmnet0): its IPv4 and IPv6 RTT, ms.
+    rtt: [Option<(f64, f64)>; 2],
+    /// The address a client tries first, when it is broken.
+    broken: Option<IpAddr>,
+}
+
 /// Draws world `n` of profile `seed-telemetry` into `sc` (reusing its
 /// buffers).
-fn draw(rng: &mut Rng, sc: &mut Scenario) {
+fn draw(rng: &mut Rng, sc: &mut Scenario) -> Drawn {
+    let mut drawn = Drawn::default();
     let two = chance(rng, 0.20);
     let wlan_v6 = chance(rng, 0.70);
     let rmnet_v6 = chance(rng, 0.50);
@@ -315,6 +336,7 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
         }
         let rtt = lognormal(rng, median, sigma).clamp(2.0, 3000.0);
         let rtt6 = rtt * lognormal(rng, 1.0, 0.15);
+        drawn.rtt[index as usize - 1] = Some((rtt, rtt6));
         for (v6, to, rtt) in [(false, Prefix::Any, rtt), (true, v6_dest, rtt6)] {
             let one_way = ms_f(rtt / 2.0);
             if index == 1 {
@@ -333,8 +355,9 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
             (Some(v6), _) if wlan_v6 => IpAddr::V6(*v6),
             (_, Some(v4)) => IpAddr::V4(*v4),
             (Some(v6), None) => IpAddr::V6(*v6),
-            (None, None) => return,
+            (None, None) => return drawn,
         };
+        drawn.broken = Some(first);
         let action = if chance(rng, 0.5) {
             Action::Blackhole
         } else {
@@ -358,6 +381,68 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
         l.params.action = action;
         sc.links.push(l);
     }
+    drawn
+}
+
+/// Draws what the client's kernel remembers of earlier connections
+/// (`client.tcp_metrics`, see the module doc), from a stream of its own so
+/// that the rest of the world is drawn exactly as before.
+fn kernel_memory(rng: &mut Rng, drawn: &Drawn, sc: &mut Scenario) {
+    sc.client.tcp_metrics.clear();
+    let locals = [
+        ("192.168.1.10", "2001:db8:1::10"),
+        ("100.64.0.7", "2001:db8:2::7"),
+    ];
+    for (i, iface) in sc.client.interfaces.iter().enumerate() {
+        let (Some((rtt4, rtt6)), Some((l4, l6))) = (drawn.rtt.get(i).copied().flatten(), locals.get(i))
+        else {
+            continue;
+        };
+        if !chance(rng, 0.70) {
+            continue;
+        }
+        let v6 = iface.addrs.iter().any(|a| a.addr.is_ipv6());
+        let n = 1 + rng.below(8);
+        for k in 0..n {
+            let six = v6 && chance(rng, 0.5);
+            let (local, base): (IpAddr, f64) = if six {
+                (l6.parse().unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), rtt6)
+            } else {
+                (l4.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), rtt4)
+            };
+            let remote = if six {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x77, k as u16, 0, 0, 0, 1))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1 + k as u8))
+            };
+            let rtt = (base * lognormal(rng, 1.2, 0.4)).clamp(2.0, 3000.0);
+            sc.client.tcp_metrics.push(KernelRtt {
+                local: Some(local),
+                remote,
+                rtt: ms_f(rtt),
+                rttvar: ms_f(rtt * lognormal(rng, 0.25, 0.5)),
+                age: ms_f(300_000.0 * unit(rng)),
+            });
+        }
+        // Only the primary's connections went to example.com before.
+        if i == 0 && chance(rng, 0.20) {
+            let r = &sc.dns.records[0];
+            let dests = r.a.iter().map(|a| (IpAddr::V4(*a), *l4, rtt4));
+            let dests6 = r.aaaa.iter().map(|a| (IpAddr::V6(*a), *l6, rtt6));
+            for (remote, local, rtt) in dests.chain(dests6.filter(|_| v6)) {
+                if Some(remote) == drawn.broken {
+                    continue;
+                }
+                sc.client.tcp_metrics.push(KernelRtt {
+                    local: local.parse().ok(),
+                    remote,
+                    rtt: ms_f(rtt),
+                    rttvar: ms_f(rtt * lognormal(rng, 0.25, 0.5)),
+                    age: ms_f(300_000.0 * unit(rng)),
+                });
+            }
+        }
+    }
 }
 
 /// Statistics of one policy (or the oracle) over a population.
@@ -371,6 +456,12 @@ pub struct PolicyStats {
     pub p90_ms: Option<f64>,
     /// 99th percentile.
     pub p99_ms: Option<f64>,
+    /// Per connection, its time to ready minus the oracle's: median.
+    pub regret_p50_ms: Option<f64>,
+    /// 90th percentile of the per-connection regret.
+    pub regret_p90_ms: Option<f64>,
+    /// 99th percentile of the per-connection regret.
+    pub regret_p99_ms: Option<f64>,
     /// Mean attempts per connection.
     pub attempts_per_connection: f64,
     /// Share of ready connections won by a remote other than attempt #1's.
@@ -384,6 +475,9 @@ pub struct PolicyStats {
 #[derive(Default)]
 struct Acc {
     ready: Vec<u64>,
+    /// Time to ready minus the oracle's, ns, of connections ready under
+    /// both.
+    regret: Vec<i64>,
     attempts: u64,
     non_first: u64,
     non_primary: u64,
@@ -401,12 +495,24 @@ impl Acc {
             let rank = ((p * len as f64).ceil() as usize).clamp(1, len);
             Some(self.ready[rank - 1] as f64 / 1e6)
         };
+        self.regret.sort_unstable();
+        let regret = |p: f64| -> Option<f64> {
+            let len = self.regret.len();
+            if len == 0 {
+                return None;
+            }
+            let rank = ((p * len as f64).ceil() as usize).clamp(1, len);
+            Some(self.regret[rank - 1] as f64 / 1e6)
+        };
         let ready = self.ready.len().max(1) as f64;
         PolicyStats {
             policy: policy.into(),
             p50_ms: pct(0.50),
             p90_ms: pct(0.90),
             p99_ms: pct(0.99),
+            regret_p50_ms: regret(0.50),
+            regret_p90_ms: regret(0.90),
+            regret_p99_ms: regret(0.99),
             attempts_per_connection: self.attempts as f64 / n.max(1) as f64,
             non_first_address_share: self.non_first as f64 / ready,
             non_primary_interface_share: self.non_primary as f64 / ready,
@@ -449,18 +555,32 @@ impl PopulationReport {
         );
         let _ = writeln!(
             t,
-            "{:<11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>12} {:>9}",
-            "policy", "p50", "p90", "p99", "attempts", "non-first", "non-primary", "failures"
+            "{:<11} {:>11} {:>11} {:>11} {:>22} {:>10} {:>10} {:>12} {:>9}",
+            "policy",
+            "p50",
+            "p90",
+            "p99",
+            "regret p90 / p99",
+            "attempts",
+            "non-first",
+            "non-primary",
+            "failures"
         );
         let f = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1} ms"));
         for s in &self.stats {
+            let regret = if s.policy == "oracle" {
+                String::new()
+            } else {
+                format!("{} / {}", f(s.regret_p90_ms), f(s.regret_p99_ms))
+            };
             let _ = writeln!(
                 t,
-                "{:<11} {:>11} {:>11} {:>11} {:>10.3} {:>9.2}% {:>11.2}% {:>9}",
+                "{:<11} {:>11} {:>11} {:>11} {:>22} {:>10.3} {:>9.2}% {:>11.2}% {:>9}",
                 s.policy,
                 f(s.p50_ms),
                 f(s.p90_ms),
                 f(s.p99_ms),
+                regret,
                 s.attempts_per_connection,
                 s.non_first_address_share * 100.0,
                 s.non_primary_interface_share * 100.0,
@@ -521,20 +641,29 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
     let mut rng = Rng::new(seed);
     let mut sc = template();
     let mut world = World::new();
-    let mut accs: Vec<Acc> = (0..=POLICIES.len()).map(|_| Acc::default()).collect();
+    let mut accs: Vec<Acc> = (0..=VARIANTS.len()).map(|_| Acc::default()).collect();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut violations = 0;
     let mut simulated = Duration::ZERO;
     for _ in 0..n {
-        draw(&mut rng, &mut sc);
+        let drawn = draw(&mut rng, &mut sc);
         let world_seed = rng.next_u64();
+        kernel_memory(
+            &mut Rng::new(world_seed ^ 0x4b45_524e_454c_5254),
+            &drawn,
+            &mut sc,
+        );
         let mut first_remote = None;
-        for (p, policy) in POLICIES.into_iter().enumerate() {
+        // The oracle's time per connection, from the first (`hev3`) run.
+        let mut best: Vec<Option<u64>> = Vec::new();
+        for (p, (_, policy, static_attempt_delay)) in VARIANTS.into_iter().enumerate() {
+            let oracle_run = policy == Policy::Hev3 && !static_attempt_delay;
             let run = world.run(
                 &sc,
                 RunOptions {
                     policy,
                     seed: world_seed,
+                    static_attempt_delay,
                     ..RunOptions::of(&sc)
                 },
             )?;
@@ -544,13 +673,19 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
             for b in h.to_le_bytes() {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
             }
+            if oracle_run {
+                best = oracle(&sc, &run)
+                    .into_iter()
+                    .map(|o| o.map(|o| o.time_to_ready.as_nanos() as u64))
+                    .collect();
+            }
             let acc = &mut accs[p];
-            for c in &run.connections {
+            for (j, c) in run.connections.iter().enumerate() {
                 let first = c.trace.events.iter().find_map(|e| match e.kind {
                     TraceKind::AttemptStarted { remote, .. } => Some(remote),
                     _ => None,
                 });
-                if policy == Policy::Hev3 {
+                if oracle_run {
                     first_remote = first;
                 }
                 acc.attempts += c
@@ -561,19 +696,24 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
                     .count() as u64;
                 match (&c.outcome, c.time_to_ready()) {
                     (ConnOutcome::Ready { remote, interface }, Some(t)) => {
-                        acc.ready.push(t.as_nanos() as u64);
+                        let t = t.as_nanos() as u64;
+                        acc.ready.push(t);
+                        if let Some(Some(o)) = best.get(j) {
+                            acc.regret.push(t as i64 - *o as i64);
+                        }
                         acc.non_first += u64::from(first != Some(*remote));
                         acc.non_primary += u64::from(*interface != Some(1));
                     }
                     _ => acc.failures += 1,
                 }
             }
-            if policy == Policy::Hev3 {
-                let acc = &mut accs[POLICIES.len()];
+            if oracle_run {
+                let acc = &mut accs[VARIANTS.len()];
                 for o in oracle(&sc, &run) {
                     match o {
                         Some(o) => {
                             acc.ready.push(o.time_to_ready.as_nanos() as u64);
+                            acc.regret.push(0);
                             acc.attempts += 1;
                             acc.non_first += u64::from(first_remote != Some(o.remote));
                             acc.non_primary += u64::from(o.interface != 1);
@@ -585,10 +725,10 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
         }
     }
     let mut stats = Vec::new();
-    for (p, policy) in POLICIES.into_iter().enumerate() {
-        stats.push(accs[p].stats(policy.name(), n));
+    for (p, (name, ..)) in VARIANTS.into_iter().enumerate() {
+        stats.push(accs[p].stats(name, n));
     }
-    stats.push(accs[POLICIES.len()].stats("oracle", n));
+    stats.push(accs[VARIANTS.len()].stats("oracle", n));
     Ok(PopulationReport {
         profile: profile.into(),
         seed,
@@ -596,7 +736,7 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
         stats,
         hash,
         violations,
-        establishments: n * POLICIES.len(),
+        establishments: n * VARIANTS.len(),
         simulated,
         wall: wall.elapsed(),
     })
