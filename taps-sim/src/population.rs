@@ -394,7 +394,8 @@ fn kernel_memory(rng: &mut Rng, drawn: &Drawn, sc: &mut Scenario) {
         ("100.64.0.7", "2001:db8:2::7"),
     ];
     for (i, iface) in sc.client.interfaces.iter().enumerate() {
-        let (Some((rtt4, rtt6)), Some((l4, l6))) = (drawn.rtt.get(i).copied().flatten(), locals.get(i))
+        let (Some((rtt4, rtt6)), Some((l4, l6))) =
+            (drawn.rtt.get(i).copied().flatten(), locals.get(i))
         else {
             continue;
         };
@@ -406,9 +407,15 @@ fn kernel_memory(rng: &mut Rng, drawn: &Drawn, sc: &mut Scenario) {
         for k in 0..n {
             let six = v6 && chance(rng, 0.5);
             let (local, base): (IpAddr, f64) = if six {
-                (l6.parse().unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), rtt6)
+                (
+                    l6.parse().unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+                    rtt6,
+                )
             } else {
-                (l4.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), rtt4)
+                (
+                    l4.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    rtt4,
+                )
             };
             let remote = if six {
                 IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x77, k as u16, 0, 0, 0, 1))

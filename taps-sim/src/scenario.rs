@@ -1308,8 +1308,14 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
             None => Some(None),
         };
         let rtt = keep(duration(&format!("{key}.rtt"), &m.rtt), &mut p);
-        let rttvar = keep(opt_duration(&format!("{key}.rttvar"), m.rttvar.as_deref()), &mut p);
-        let age = keep(opt_duration(&format!("{key}.age"), m.age.as_deref()), &mut p);
+        let rttvar = keep(
+            opt_duration(&format!("{key}.rttvar"), m.rttvar.as_deref()),
+            &mut p,
+        );
+        let age = keep(
+            opt_duration(&format!("{key}.age"), m.age.as_deref()),
+            &mut p,
+        );
         if let (Some(remote), Some(local), Some(rtt), Some(rttvar), Some(age)) =
             (remote, local, rtt, rttvar, age)
         {

@@ -95,6 +95,9 @@ pub struct History {
 /// An estimate and when it last changed.
 type Timed = (RttEstimate, Instant);
 
+/// The kernel's estimates for one destination, per local address.
+type KernelLocals = SmallVec<[(Option<IpAddr>, Timed); 2]>;
+
 /// The round-trip estimates behind HEv3 §6's RTT-derived delay.
 #[derive(Debug, Default)]
 struct RttTables {
@@ -104,7 +107,7 @@ struct RttTables {
     path: HashMap<Option<u32>, Timed, DeterministicState>,
     /// The kernel's, per destination, then per local address (at most
     /// [`KERNEL_LOCALS`] of them).
-    kernel: HashMap<IpAddr, SmallVec<[(Option<IpAddr>, Timed); 2]>, DeterministicState>,
+    kernel: HashMap<IpAddr, KernelLocals, DeterministicState>,
     /// The kernel's entries folded per (local address, [`rtt_prefix`]) and
     /// per local address, each as RFC 6298 samples, oldest first; the
     /// local `None` folds every entry. Rebuilt whenever the kernel reports.
@@ -186,9 +189,7 @@ impl History {
             );
             let v = (RttEstimate::from_kernel(k.rtt, k.rttvar), at);
             if !self.rtts.kernel.contains_key(&k.remote) && self.rtts.kernel.len() >= max {
-                let newest = |l: &SmallVec<[(Option<IpAddr>, Timed); 2]>| {
-                    l.iter().map(|(_, (_, at))| *at).max()
-                };
+                let newest = |l: &KernelLocals| l.iter().map(|(_, (_, at))| *at).max();
                 self.rtts.kernel.retain(|_, l| {
                     newest(l).is_some_and(|at| now.saturating_duration_since(at) < lifetime)
                 });
@@ -230,7 +231,10 @@ impl History {
             .rtts
             .kernel
             .iter()
-            .flat_map(|(r, l)| l.iter().map(move |(local, (e, at))| (*at, *r, *local, e.srtt_us)))
+            .flat_map(|(r, l)| {
+                l.iter()
+                    .map(move |(local, (e, at))| (*at, *r, *local, e.srtt_us))
+            })
             .filter(|(at, ..)| now.saturating_duration_since(*at) < lifetime)
             .collect();
         live.sort_unstable();

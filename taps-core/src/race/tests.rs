@@ -1096,7 +1096,10 @@ fn rtt_attempt_delay() {
             },
             aaaa: &["2001:db8::1"],
             a: &["192.0.2.1"],
-            want: &["1000: start [2001:db8::1]:443%2", "1240: start 192.0.2.1:443%2"],
+            want: &[
+                "1000: start [2001:db8::1]:443%2",
+                "1240: start 192.0.2.1:443%2",
+            ],
         },
         R {
             name: "the machine's own samples to the prefix come before the kernel's",
