@@ -180,7 +180,9 @@ impl History {
     pub fn record_kernel_rtts(&mut self, now: Instant, entries: &[KernelRtt]) {
         let (max, lifetime) = (self.config.max_entries, self.config.entry_lifetime);
         for k in entries {
-            if k.rtt.is_zero() {
+            // Too old already; also, early in the core's time, `now - age`
+            // would saturate at the origin and look fresher than it is.
+            if k.rtt.is_zero() || k.age >= lifetime {
                 continue;
             }
             let at = Instant::from_nanos(
@@ -456,6 +458,83 @@ mod tests {
             h.hint(much_later, Some(2), ip("2001:db8::1")),
             HistoryHint::default()
         );
+    }
+
+    #[test]
+    fn rtt_tables_are_bounded_and_decay() {
+        let config = HistoryConfig {
+            max_entries: 3,
+            ..HistoryConfig::default()
+        };
+        let (mut own, mut kernel) = (History::new(config), History::new(config));
+        let ms = Duration::from_millis;
+        let k = |local: Option<IpAddr>, remote: IpAddr, age: Duration| KernelRtt {
+            local,
+            remote,
+            rtt: ms(30),
+            rttvar: ms(5),
+            age,
+        };
+        for i in 0..10u8 {
+            let at = Instant::from_millis(u64::from(i));
+            own.record_rtt(at, Some(u32::from(i)), IpAddr::from([10, i, 0, 1]), ms(20));
+            kernel.record_kernel_rtts(at, &[k(None, IpAddr::from([192, 0, 2, i]), Duration::ZERO)]);
+            assert!(own.rtts.prefix.len() <= 3 && own.rtts.path.len() <= 3);
+            assert!(kernel.rtts.kernel.len() <= 3);
+        }
+        let now = Instant::from_millis(10);
+        let source = |h: &History, at, path, addr: [u8; 4]| {
+            h.attempt_rtt(at, path, None, IpAddr::from(addr))
+                .map(|e| e.1)
+        };
+        // The newest stay, the oldest went.
+        let prefix = Some(DelaySource::Prefix { samples: 1 });
+        assert_eq!(source(&own, now, Some(9), [10, 9, 0, 7]), prefix);
+        assert_eq!(source(&own, now, Some(0), [10, 0, 0, 1]), None);
+        assert_eq!(
+            source(&kernel, now, None, [192, 0, 2, 9]),
+            Some(DelaySource::Kernel)
+        );
+        // Folded from the 3 kept, not the 10 reported.
+        let prefix = Some(DelaySource::KernelPrefix { samples: 3 });
+        assert_eq!(source(&kernel, now, None, [192, 0, 2, 0]), prefix);
+        let path = Some(DelaySource::KernelPath { samples: 3 });
+        assert_eq!(source(&kernel, now, None, [203, 0, 113, 5]), path);
+        // Local addresses per destination are bounded too.
+        for j in 0..10u8 {
+            let local = Some(IpAddr::from([10, 0, 0, j]));
+            kernel.record_kernel_rtts(
+                now,
+                &[k(local, IpAddr::from([192, 0, 2, 9]), Duration::ZERO)],
+            );
+        }
+        let locals = kernel
+            .rtts
+            .kernel
+            .get(&IpAddr::from([192, 0, 2, 9]))
+            .map(|l| l.len());
+        assert_eq!(locals, Some(KERNEL_LOCALS));
+        // Own RTTs decay after rtt_lifetime, the kernel's after
+        // entry_lifetime.
+        let later = now + HistoryConfig::default().rtt_lifetime;
+        assert_eq!(source(&own, later, Some(9), [10, 9, 0, 7]), None);
+        assert_eq!(
+            source(&kernel, later, None, [192, 0, 2, 9]),
+            Some(DelaySource::Kernel)
+        );
+        let much_later = now + HistoryConfig::default().entry_lifetime;
+        assert_eq!(source(&kernel, much_later, None, [192, 0, 2, 9]), None);
+        // A kernel entry's age counts: one already too old is never used.
+        let mut fresh = History::new(config);
+        let old = k(
+            None,
+            IpAddr::from([198, 51, 100, 1]),
+            Duration::from_secs(3600),
+        );
+        fresh.record_kernel_rtts(now, &[old]);
+        assert_eq!(source(&fresh, now, None, [198, 51, 100, 1]), None);
+        kernel.clear();
+        assert_eq!(source(&kernel, now, None, [192, 0, 2, 9]), None);
     }
 
     #[test]
