@@ -988,6 +988,14 @@ mod tests {
 
     /// `Display` is the waterfall's event log: one line per record, the
     /// same text, with interfaces as `if#N`.
+    /// The HEv3 §6 delay record fits in the events as they were: a
+    /// connection reserves `TYPICAL_EVENTS` of them.
+    #[test]
+    fn events_stay_136_bytes() {
+        assert_eq!(core::mem::size_of::<TraceEvent>(), 136);
+        assert!(core::mem::size_of::<AttemptDelay>() <= 12);
+    }
+
     #[test]
     fn display_is_the_waterfall_log() {
         let mut trace = Trace::new(Instant::from_nanos(1_000_000));
