@@ -506,26 +506,19 @@ struct Acc {
     failures: u64,
 }
 
+/// The nearest-rank percentile `p` of `sorted`.
+fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let len = sorted.len();
+    let rank = ((p * len as f64).ceil() as usize).clamp(1, len.max(1));
+    sorted.get(rank - 1).copied()
+}
+
 impl Acc {
     fn stats(&mut self, policy: &str, n: usize) -> PolicyStats {
         self.ready.sort_unstable();
-        let pct = |p: f64| -> Option<f64> {
-            let len = self.ready.len();
-            if len == 0 {
-                return None;
-            }
-            let rank = ((p * len as f64).ceil() as usize).clamp(1, len);
-            Some(self.ready[rank - 1] as f64 / 1e6)
-        };
         self.regret.sort_unstable();
-        let regret = |p: f64| -> Option<f64> {
-            let len = self.regret.len();
-            if len == 0 {
-                return None;
-            }
-            let rank = ((p * len as f64).ceil() as usize).clamp(1, len);
-            Some(self.regret[rank - 1] as f64 / 1e6)
-        };
+        let pct = |p: f64| nearest_rank(&self.ready, p).map(|v| v as f64 / 1e6);
+        let regret = |p: f64| nearest_rank(&self.regret, p).map(|v| v as f64 / 1e6);
         let ready = self.ready.len().max(1) as f64;
         PolicyStats {
             policy: policy.into(),
@@ -827,7 +820,11 @@ mod tests {
             }
         }
         let share = |k: usize| k as f64 / wlan_only as f64;
-        assert!((share(remembered) - 0.70).abs() < 0.015, "{}", share(remembered));
+        assert!(
+            (share(remembered) - 0.70).abs() < 0.015,
+            "{}",
+            share(remembered)
+        );
         // 1–8 entries, 4.5 on average.
         let mean = entries as f64 / remembered as f64;
         assert!((mean - 4.5).abs() < 0.1, "{mean}");
