@@ -1067,6 +1067,51 @@ mod tests {
         (d, conn, socket)
     }
 
+    /// HEv3 §6: what the kernel measured reaches the machine's history
+    /// the way a `Taps` reports it (`tasks::report_kernel_rtts`), and sets
+    /// the delay after an attempt to that destination.
+    #[test]
+    #[ignore = "needs root"]
+    fn the_kernels_tcp_metrics_reach_the_history() {
+        use std::io::{Read, Write};
+        use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+        use taps_core::race::DelaySource;
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test makes a network namespace and needs root"
+        );
+        // A fresh namespace: the kernel's table holds this connection only.
+        let source = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let up = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status();
+            assert!(up.is_ok_and(|s| s.success()), "ip link set lo up failed");
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            c.write_all(b"x").unwrap();
+            s.read_exact(&mut [0]).unwrap();
+            // The client closes first, and TIME-WAIT, once the server has
+            // closed too, saves its metrics.
+            drop(c);
+            let _ = s.read_to_end(&mut Vec::new());
+            drop(s);
+            let mut d = Driver::new(Machine::new(Config::new(0)));
+            crate::tasks::report_kernel_rtts(|e| d.handle(Input::KernelRtts(e)));
+            let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            d.command(|m, now| m.history().attempt_rtt(now, None, None, lo))
+        })
+        .join()
+        .expect("the namespace thread");
+        let (estimate, from) = source.expect("an estimate for 127.0.0.1");
+        assert_eq!(from, DelaySource::Kernel);
+        assert!(
+            estimate.srtt_us > 0 && estimate.srtt_us < 1_000_000,
+            "{estimate:?}"
+        );
+    }
+
     #[test]
     fn an_attempt_is_bound_to_its_path_unless_loopback_reaches_only_loopback() {
         use taps_core::{Interface, InterfaceKind};

@@ -62,6 +62,7 @@ impl Taps {
         let monitor = PathMonitor::new()?;
         let mut driver = Driver::new(Machine::new(config));
         driver.handle(Input::InterfacesChanged(monitor.interfaces().to_vec()));
+        tasks::report_kernel_rtts(|entries| driver.handle(Input::KernelRtts(entries)));
         let shared = Shared::new(driver, runtime);
         let weak = Arc::downgrade(&shared);
         let rt = &shared.runtime;

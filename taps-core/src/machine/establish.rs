@@ -689,6 +689,9 @@ impl Machine {
                 for (path, addr, outcome) in race.outcomes() {
                     self.history.record(now, path, addr, outcome);
                 }
+                for (path, addr, rtt) in race.rtt_samples() {
+                    self.history.record_rtt(now, path, addr, rtt);
+                }
             }
             {
                 // The race is over: DNS may linger to fill the cache.

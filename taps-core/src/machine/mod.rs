@@ -331,6 +331,13 @@ pub enum Input<'a> {
     /// on interfaces that went down or vanished fail, and later paths take
     /// over.
     InterfacesChanged(Vec<Interface>),
+    /// The kernel's per-destination TCP metrics (Linux `tcp_metrics`), as
+    /// they stand now: HEv3 §6's Connection Attempt Delay uses their RTT
+    /// for destinations this machine has no handshakes to (see
+    /// [`History::attempt_rtt`](crate::race::History::attempt_rtt)). The
+    /// adapter reports them when it starts and when the interfaces change;
+    /// races already sorted keep the delays they chose.
+    KernelRtts(&'a [crate::race::KernelRtt]),
 }
 
 /// Something the machine wants done or said.
@@ -1203,6 +1210,7 @@ impl Machine {
             Input::WroteThrough { conn, len } => self.wrote_through(now, conn, len),
             Input::TlsCheckIn(session) => self.check_in_tls(now, session),
             Input::InterfacesChanged(list) => self.set_interfaces(now, list),
+            Input::KernelRtts(entries) => self.history.record_kernel_rtts(now, entries),
         }
         self.purge_timers();
     }
