@@ -43,9 +43,14 @@
 //! sufficient and waits, at most the Resolution Delay, for the other family.
 
 pub(crate) mod history;
+pub(crate) mod history_file;
 pub(crate) mod order;
 
 pub use history::{History, HistoryConfig, Outcome};
+pub use history_file::{
+    HISTORY_FILE_VERSION, HistoryFileError, MAX_ALPN_IDS, MAX_FILE_BYTES, MAX_LINE_BYTES,
+    MAX_SAVED_NAMES, MAX_SAVED_OUTCOMES, SavedHistory, SavedHttps, SavedOutcome,
+};
 
 use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
