@@ -39,7 +39,7 @@ pub struct Restored {
 impl MemoryView<'_> {
     /// Everything worth keeping at `now`: history entries still alive, on
     /// interfaces that still have a name, and fresh HTTPS answers
-    /// (records, or none: NODATA).
+    /// (records, or none: NODATA or NXDOMAIN).
     pub fn save(&self, now: Instant) -> SavedHistory {
         let m = &*self.machine;
         let name = |index: u32| {
@@ -69,15 +69,17 @@ impl MemoryView<'_> {
             .cache
             .https_answers(now)
             .filter_map(|(name, answer, ttl_left)| {
-                let records = match answer {
-                    Answer::Https { records, .. } => records.to_vec(),
-                    Answer::NoData { .. } => Vec::new(),
+                let (records, nxdomain) = match answer {
+                    Answer::Https { records, .. } => (records.to_vec(), false),
+                    Answer::NoData { .. } => (Vec::new(), false),
+                    Answer::NxDomain { .. } => (Vec::new(), true),
                     _ => return None,
                 };
                 Some(SavedHttps {
                     name: name.clone(),
                     ttl_left,
                     records,
+                    nxdomain,
                 })
             })
             .collect();
@@ -129,10 +131,11 @@ impl MemoryView<'_> {
                 done.skipped += 1;
                 continue;
             }
-            let answer = if h.records.is_empty() {
-                Answer::NoData {
-                    negative_ttl: h.ttl_left.min(MAX_NEGATIVE_TTL),
-                }
+            let negative_ttl = h.ttl_left.min(MAX_NEGATIVE_TTL);
+            let answer = if h.records.is_empty() && h.nxdomain {
+                Answer::NxDomain { negative_ttl }
+            } else if h.records.is_empty() {
+                Answer::NoData { negative_ttl }
             } else {
                 Answer::Https {
                     records: h.records.iter().cloned().collect(),

@@ -36,6 +36,7 @@
 //! o <at> <interface|-> <address> failed - <won-at|->
 //! o <at> <interface|-> <address> unfinished - <won-at|->
 //! h <expires> <name> none
+//! h <expires> <name> nxdomain
 //! h <expires> <name> <priority> <target|.> [alpn=<id>,<id>] [no-default-alpn] [port=<n>] [ipv4hint=<a>,<a>] [ipv6hint=<a>,<a>] [ech]
 //! end <records> <checksum>
 //! ```
@@ -47,7 +48,8 @@
 //! - `h` lines are HTTPS answers (RFC 9460 §2.3), one line per record, in
 //!   answer order; all lines of one name carry the same `expires` (UNIX
 //!   seconds). `none` is an answer with no HTTPS records (NODATA,
-//!   RFC 2308 §5). ALPN ids are percent-encoded outside `[A-Za-z0-9._~+/-]`.
+//!   RFC 2308 §5), `nxdomain` one whose name does not exist (the HTTPS
+//!   name of a non-default port often does not, RFC 9460 §9.1). ALPN ids are percent-encoded outside `[A-Za-z0-9._~+/-]`.
 //! - `end` closes the file: the number of records before it and the
 //!   FNV-1a 64-bit checksum (16 hex digits) of every byte before the `end`
 //!   line. A file without it was cut short; one whose checksum differs was
@@ -120,8 +122,12 @@ pub struct SavedHttps {
     /// Seconds the answer may still be used (RFC 1035 §7.4).
     pub ttl_left: u32,
     /// The records in answer order; empty: the name has no HTTPS records
-    /// (NODATA).
+    /// (NODATA), or does not exist.
     pub records: Vec<HttpsRecord>,
+    /// With no records: the name does not exist (NXDOMAIN), rather than
+    /// has no HTTPS records (NODATA). Both mean "no HTTPS service" to a
+    /// race; the trace tells them apart.
+    pub nxdomain: bool,
 }
 
 /// What a machine remembers between runs: outcomes per (interface,
@@ -329,7 +335,8 @@ impl SavedHistory {
             }
             let expires = unix_now.saturating_add(u64::from(h.ttl_left));
             if h.records.is_empty() {
-                let _ = writeln!(out, "h {expires} {} none", h.name);
+                let word = if h.nxdomain { "nxdomain" } else { "none" };
+                let _ = writeln!(out, "h {expires} {} {word}", h.name);
                 records += 1;
                 continue;
             }
@@ -484,7 +491,7 @@ impl SavedHistory {
                     match names.get(&name) {
                         Some(&at) => {
                             let h: &mut SavedHttps = &mut saved.https[at];
-                            let Some(record) = record else {
+                            let HttpsLine::Record(record) = record else {
                                 return Err(bad("`none` beside records of the same name"));
                             };
                             if h.records.is_empty() {
@@ -503,10 +510,16 @@ impl SavedHistory {
                                 return Err(HistoryFileError::TooManyRecords);
                             }
                             names.insert(name.clone(), saved.https.len());
+                            let (records, nxdomain) = match record {
+                                HttpsLine::Record(r) => (vec![r], false),
+                                HttpsLine::NoData => (Vec::new(), false),
+                                HttpsLine::NxDomain => (Vec::new(), true),
+                            };
                             saved.https.push(SavedHttps {
                                 name,
                                 ttl_left,
-                                records: record.into_iter().collect(),
+                                records,
+                                nxdomain,
                             });
                         }
                     }
@@ -621,21 +634,32 @@ fn parse_list<T: core::str::FromStr>(v: &str) -> Result<Vec<T>, &'static str> {
         .collect()
 }
 
-/// One `h` line: the name, its remaining TTL, and the record (`None`:
-/// `none`, no records).
+/// What one `h` line says.
+enum HttpsLine {
+    Record(HttpsRecord),
+    NoData,
+    NxDomain,
+}
+
+/// One `h` line: the name, its remaining TTL, and what it says.
 fn parse_https<'a>(
     f: &mut impl Iterator<Item = &'a str>,
     unix_now: u64,
-) -> Result<(HostName, u32, Option<HttpsRecord>), &'static str> {
+) -> Result<(HostName, u32, HttpsLine), &'static str> {
     let expires = parse_time(f.next())?;
     let name = HostName::new(f.next().ok_or("a field is missing")?).map_err(|_| "a bad name")?;
     let ttl_left = u32::try_from(expires.saturating_sub(unix_now)).unwrap_or(u32::MAX);
     let priority = f.next().ok_or("a field is missing")?;
-    if priority == "none" {
+    if priority == "none" || priority == "nxdomain" {
         if f.next().is_some() {
             return Err("too many fields");
         }
-        return Ok((name, ttl_left, None));
+        let line = if priority == "none" {
+            HttpsLine::NoData
+        } else {
+            HttpsLine::NxDomain
+        };
+        return Ok((name, ttl_left, line));
     }
     let priority: u16 = priority.parse().map_err(|_| "a bad priority")?;
     let target = match f.next().ok_or("a field is missing")? {
@@ -676,7 +700,7 @@ fn parse_https<'a>(
             _ => return Err("an unknown or repeated parameter"),
         }
     }
-    Ok((name, ttl_left, Some(r)))
+    Ok((name, ttl_left, HttpsLine::Record(r)))
 }
 
 #[cfg(test)]
@@ -742,11 +766,19 @@ mod tests {
                             ech: false,
                         },
                     ],
+                    nxdomain: false,
                 },
                 SavedHttps {
                     name: HostName::new("none.example").unwrap(),
                     ttl_left: 10,
                     records: vec![],
+                    nxdomain: false,
+                },
+                SavedHttps {
+                    name: HostName::new("_8080._https.gone.example").unwrap(),
+                    ttl_left: 3000,
+                    records: vec![],
+                    nxdomain: true,
                 },
             ],
         }
@@ -894,6 +926,7 @@ mod tests {
                         proptest::strategy::Just("won".to_string()),
                         proptest::strategy::Just("failed".to_string()),
                         proptest::strategy::Just("none".to_string()),
+                        proptest::strategy::Just("nxdomain".to_string()),
                         proptest::strategy::Just(".".to_string()),
                         proptest::strategy::Just("a.example".to_string()),
                         proptest::strategy::Just("eth0".to_string()),
