@@ -212,8 +212,14 @@ impl fmt::Display for HistoryFileError {
 
 impl std::error::Error for HistoryFileError {}
 
-/// FNV-1a, 64 bits: detects the damage a checksum must (bit flips, cut or
-/// spliced lines), needs no dependency, and is fixed forever by the format.
+/// The checksum of the `end` line over `bytes` (everything before it):
+/// FNV-1a, 64 bits. It detects the damage a checksum must (bit flips, cut
+/// or spliced lines), needs no dependency, and is fixed by the format.
+/// Public for tools that write files by hand, and for the fuzz target.
+pub fn history_file_checksum(bytes: &[u8]) -> u64 {
+    fnv1a(bytes)
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -371,7 +377,7 @@ impl SavedHistory {
                 if r.ech {
                     line.push_str(" ech");
                 }
-                ok &= line.len() < MAX_LINE_BYTES
+                ok &= line.len() <= MAX_LINE_BYTES
                     && r.alpn.len() <= MAX_ALPN_IDS
                     && r.alpn.iter().all(|a| !a.is_empty() && a.len() <= 255)
                     && r.ipv4hint.len() <= MAX_ADDRESSES_PER_ANSWER

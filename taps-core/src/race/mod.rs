@@ -50,6 +50,7 @@ pub use history::{History, HistoryConfig, Outcome};
 pub use history_file::{
     HISTORY_FILE_VERSION, HistoryFileError, MAX_ALPN_IDS, MAX_FILE_BYTES, MAX_LINE_BYTES,
     MAX_SAVED_NAMES, MAX_SAVED_OUTCOMES, SavedHistory, SavedHttps, SavedOutcome,
+    history_file_checksum,
 };
 
 use core::time::Duration;
