@@ -249,3 +249,83 @@ mod tests {
         assert!(!c.history().hint(u, Some(2), ip("2001:db8::1")).demoted);
     }
 }
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use crate::dns::parse_hosts;
+    use crate::interface::{Interface, InterfaceKind};
+    use crate::machine::{Config, Input, Output, Preconnection};
+    use crate::race::Outcome;
+    use std::net::SocketAddr;
+
+    /// The first connects a fresh machine asks for, in virtual time, with
+    /// or without a history restored from a file.
+    fn first_connects(saved: Option<&SavedHistory>) -> Vec<(Instant, SocketAddr)> {
+        let mut config = Config::new(3);
+        config.hosts = parse_hosts("2001:db8::80 dual.example\n192.0.2.80 dual.example\n");
+        let mut m = Machine::new(config);
+        let t0 = Instant::from_millis(3_600_000);
+        let eth0 = Interface::new(
+            "eth0",
+            4,
+            InterfaceKind::Wired,
+            &["192.0.2.10/24", "2001:db8::10/64"],
+        )
+        .unwrap();
+        m.handle(t0, Input::InterfacesChanged(vec![eth0]));
+        if let Some(saved) = saved {
+            assert_eq!(m.memory().restore(t0, saved).outcomes, 1);
+        }
+        m.initiate(t0, &Preconnection::new("dual.example:80".parse().unwrap()))
+            .unwrap();
+        let mut opened = Vec::new();
+        let mut now = t0;
+        // Nothing answers: every connect hangs, as into a blackhole.
+        while now < t0 + core::time::Duration::from_millis(300) {
+            while let Some(out) = m.poll() {
+                if let Output::OpenTcp { remote, .. } = out {
+                    opened.push((now, remote));
+                }
+            }
+            match m.poll_timeout() {
+                Some(t) => {
+                    now = t.max(now);
+                    m.handle_timeout(now);
+                }
+                None => break,
+            }
+        }
+        opened
+    }
+
+    #[test]
+    fn a_restored_hang_sends_the_first_attempt_to_the_other_family() {
+        let t0 = Instant::from_millis(3_600_000);
+        // Without history: IPv6 first (RFC 6724), IPv4 one Connection
+        // Attempt Delay (250 ms, HEv3 §6) later.
+        let fresh = first_connects(None);
+        assert_eq!(fresh[0], (t0, "[2001:db8::80]:80".parse().unwrap()));
+        assert_eq!(
+            fresh[1],
+            (
+                t0 + Duration::from_millis(250),
+                "192.0.2.80:80".parse().unwrap()
+            )
+        );
+        // An earlier process saw IPv6 hang over eth0 (HEv3 §5.3): IPv4
+        // goes first, at once.
+        let saved = SavedHistory {
+            outcomes: vec![SavedOutcome {
+                interface: Some("eth0".into()),
+                addr: "2001:db8::80".parse().unwrap(),
+                outcome: Outcome::Unfinished,
+                age: Duration::from_secs(30),
+                won_age: None,
+            }],
+            https: Vec::new(),
+        };
+        let remembered = first_connects(Some(&saved));
+        assert_eq!(remembered[0], (t0, "192.0.2.80:80".parse().unwrap()));
+    }
+}

@@ -672,16 +672,7 @@ fn parse_https<'a>(
         "." => None,
         t => Some(HostName::new(t).map_err(|_| "a bad target name")?),
     };
-    let mut r = HttpsRecord {
-        priority,
-        target,
-        alpn: Vec::new(),
-        no_default_alpn: false,
-        port: None,
-        ipv4hint: Default::default(),
-        ipv6hint: Default::default(),
-        ech: false,
-    };
+    let mut r = HttpsRecord::empty(priority, target);
     for p in f {
         match p.split_once('=') {
             Some(("alpn", v)) if r.alpn.is_empty() => {
