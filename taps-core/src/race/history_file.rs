@@ -566,7 +566,7 @@ impl SavedHistory {
         self.outcomes
             .retain(|o| seen.insert((o.interface.clone(), o.addr)));
         self.outcomes.truncate(MAX_SAVED_OUTCOMES);
-        self.https.sort_by(|a, b| b.ttl_left.cmp(&a.ttl_left));
+        self.https.sort_by_key(|h| core::cmp::Reverse(h.ttl_left));
         let mut seen = std::collections::HashSet::new();
         self.https.retain(|h| seen.insert(h.name.clone()));
         self.https.truncate(MAX_SAVED_NAMES);
