@@ -958,6 +958,100 @@ mod tests {
     }
 
     #[test]
+    fn every_bound_is_met_at_its_edge() {
+        let d = |lines: &[String]| SavedHistory::decode(sealed(lines).as_bytes(), NOW);
+        let name_line = |i: usize| format!("h {} n{i}.example none", NOW + 60);
+        // HTTPS names: the bound reads, one more is refused.
+        let names: Vec<String> = (0..MAX_SAVED_NAMES).map(name_line).collect();
+        assert_eq!(d(&names).unwrap().https.len(), MAX_SAVED_NAMES);
+        let mut over = names.clone();
+        over.push(name_line(MAX_SAVED_NAMES));
+        assert_eq!(d(&over), Err(HistoryFileError::TooManyRecords));
+        // Writing more keeps those with the most TTL left.
+        let many = SavedHistory {
+            outcomes: vec![],
+            https: (0..MAX_SAVED_NAMES + 5)
+                .map(|i| SavedHttps {
+                    name: HostName::new(&format!("n{i}.example")).unwrap(),
+                    ttl_left: 10 + i as u32,
+                    records: vec![],
+                    nxdomain: false,
+                })
+                .collect(),
+        };
+        let back = SavedHistory::decode(many.encode(NOW).as_bytes(), NOW).unwrap();
+        assert_eq!(back.https.len(), MAX_SAVED_NAMES);
+        assert!(back.https.iter().all(|h| h.ttl_left >= 15));
+        // Outcomes: one more than the bound is refused.
+        let outcome_line = |i: u32| format!("o {NOW} - {} failed - -", Ipv4Addr::from(i));
+        let mut outcomes: Vec<String> = (0..MAX_SAVED_OUTCOMES as u32).map(outcome_line).collect();
+        assert_eq!(d(&outcomes).unwrap().outcomes.len(), MAX_SAVED_OUTCOMES);
+        outcomes.push(outcome_line(u32::MAX));
+        assert_eq!(d(&outcomes), Err(HistoryFileError::TooManyRecords));
+        // ALPN ids per record.
+        let alpn = |n: usize| {
+            let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+            vec![format!(
+                "h {} a.example 1 . alpn={}",
+                NOW + 60,
+                ids.join(",")
+            )]
+        };
+        assert_eq!(
+            d(&alpn(MAX_ALPN_IDS)).unwrap().https[0].records[0]
+                .alpn
+                .len(),
+            MAX_ALPN_IDS
+        );
+        assert!(matches!(
+            d(&alpn(MAX_ALPN_IDS + 1)),
+            Err(HistoryFileError::BadLine { line: 2, .. })
+        ));
+        // Hints per family.
+        let hints = |n: u32| {
+            let a: Vec<String> = (0..n).map(|i| Ipv4Addr::from(i).to_string()).collect();
+            vec![format!(
+                "h {} a.example 1 . ipv4hint={}",
+                NOW + 60,
+                a.join(",")
+            )]
+        };
+        let cap = MAX_ADDRESSES_PER_ANSWER as u32;
+        assert_eq!(
+            d(&hints(cap)).unwrap().https[0].records[0].ipv4hint.len(),
+            cap as usize
+        );
+        assert!(matches!(
+            d(&hints(cap + 1)),
+            Err(HistoryFileError::BadLine { line: 2, .. })
+        ));
+        // Line length: the bound reads, one byte more is refused.
+        let pad = |len: usize| {
+            let head = format!("h {} a.example 1 . alpn=", NOW + 60);
+            let mut ids = Vec::new();
+            let mut used = head.len();
+            while used < len {
+                let n = (len - used).min(255);
+                let n = if len - used - n == 1 { n - 2 } else { n };
+                ids.push("x".repeat(n));
+                used += n + 1;
+            }
+            let line = format!("{head}{}", ids.join(","));
+            assert_eq!(line.len(), len);
+            vec![line]
+        };
+        let edge = d(&pad(MAX_LINE_BYTES));
+        assert!(edge.is_ok(), "{edge:?}");
+        assert_eq!(
+            d(&pad(MAX_LINE_BYTES + 1)),
+            Err(HistoryFileError::BadLine {
+                line: 2,
+                why: "longer than the line limit"
+            })
+        );
+    }
+
+    #[test]
     fn merging_keeps_the_newest_of_each_key_and_drops_the_expired() {
         let mut ours = sample();
         let mut theirs = sample();
