@@ -92,8 +92,8 @@ pub use interface::{
 pub use machine::{
     AcceptError, AttemptReport, CheckedOutTls, Config, ConnectionInfo, ConnectionState,
     ConnectionView, DnsReport, EstablishmentError, Event, InitiateError, Input, ListenError,
-    ListenerConfig, ListenerView, Machine, Output, Preconnection, ReceiveError, SocketView, Stats,
-    StreamError, TlsCheckout, TlsRead,
+    ListenerConfig, ListenerView, Machine, MemoryView, Output, Preconnection, ReceiveError,
+    Restored, SocketView, Stats, StreamError, TlsCheckout, TlsRead,
 };
 pub use path::{
     ExcludedInterface, ExclusionReason, MAX_PATHS_PER_CONNECTION, PathBranch, PathError,

@@ -238,6 +238,12 @@ const MAX_QUEUED_EVENTS: usize = 1024;
 /// connection (`IoLimits::max_receive_buffer`).
 const READ_CHUNK: usize = 1 << 20;
 
+/// Where the core's clock starts in a new driver. Not at its origin: a
+/// history restored from a file (`Taps::load_history`) is dated before the
+/// process began, and the core's `Instant` cannot go below zero. 30 days
+/// dates anything a history keeps (10 minutes by default).
+pub(crate) const CLOCK_START: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// The machine plus the routing every adapter needs.
 #[derive(Debug)]
 pub(crate) struct Driver {
@@ -294,14 +300,15 @@ impl Driver {
         result
     }
 
-    /// The core's time now.
+    /// The core's time now: [`CLOCK_START`] plus the time since the
+    /// driver was made.
     pub(crate) fn now(&self) -> Instant {
-        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        Instant::ZERO + CLOCK_START + self.origin.elapsed()
     }
 
     /// A core instant as a std instant, for runtime timers.
     pub(crate) fn to_std(&self, t: Instant) -> std::time::Instant {
-        self.origin + std::time::Duration::from_nanos(t.as_nanos())
+        self.origin + t.saturating_duration_since(Instant::ZERO + CLOCK_START)
     }
 
     /// Raised when the machine's next deadline moved earlier.

@@ -36,6 +36,7 @@ mod checkout;
 mod establish;
 mod io;
 mod listen;
+mod memory;
 mod view;
 
 use core::fmt;
@@ -69,6 +70,7 @@ use crate::trace::{DnsOutcome, FailureReason, LocalSource, Trace, TraceKind};
 pub use checkout::{CheckedOutTls, TlsCheckout, TlsRead};
 pub use io::ReceiveError;
 pub use listen::{AcceptError, ListenError, ListenerConfig};
+pub use memory::{MemoryView, Restored};
 pub use view::{ConnectionInfo, ConnectionView, ListenerView, SocketView};
 
 /// Settings of one machine.
@@ -1143,6 +1145,13 @@ impl Machine {
     /// The machine's connection history.
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// What this machine learned that is worth keeping between processes
+    /// (the history and the HTTPS answers): save it, or restore what an
+    /// earlier process saved (see [`MemoryView`]).
+    pub fn memory(&mut self) -> MemoryView<'_> {
+        MemoryView { machine: self }
     }
 
     /// Forgets every cached DNS answer.

@@ -417,6 +417,81 @@ impl History {
     }
 }
 
+/// Saving and restoring across processes (`history_file`): entries travel
+/// with their ages, since this history's [`Instant`]s mean nothing to
+/// another process.
+impl History {
+    /// Every entry still alive at `now`: (path, address, outcome, age,
+    /// age of the last win).
+    pub fn export(
+        &self,
+        now: Instant,
+    ) -> impl Iterator<Item = (Option<u32>, IpAddr, Outcome, Duration, Option<Duration>)> + '_ {
+        let lifetime = self.config.entry_lifetime;
+        self.entries.iter().filter_map(move |(&(path, addr), e)| {
+            let age = now.saturating_duration_since(e.at);
+            (age < lifetime).then(|| {
+                let won = e.won_at.map(|w| now.saturating_duration_since(w));
+                (path, addr, e.outcome, age, won)
+            })
+        })
+    }
+
+    /// Takes in an entry recorded `age` before `now` (by an earlier
+    /// process). It is refused (`false`) when it has expired, when it
+    /// would be dated before this clock's origin (an embedder's clock must
+    /// start at least [`HistoryConfig::entry_lifetime`] after its origin
+    /// to restore the oldest entries, as taps-io's does), or when what is
+    /// known already is as new or newer. It counts against
+    /// [`HistoryConfig::max_entries`] like any entry.
+    pub fn import(
+        &mut self,
+        now: Instant,
+        path: Option<u32>,
+        addr: IpAddr,
+        outcome: Outcome,
+        age: Duration,
+        won_age: Option<Duration>,
+    ) -> bool {
+        let lifetime = self.config.entry_lifetime;
+        let since_origin = now.saturating_duration_since(Instant::ZERO);
+        if self.config.max_entries == 0 || age >= lifetime || age > since_origin {
+            return false;
+        }
+        let at = now - age;
+        let key = (path, addr);
+        if self.entries.get(&key).is_some_and(|e| e.at >= at) {
+            return false;
+        }
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.config.max_entries {
+            self.evict_oldest(now);
+        }
+        let won_at = match outcome {
+            Outcome::Won { .. } => Some(at),
+            _ => won_age
+                .filter(|w| *w < lifetime && *w <= since_origin)
+                .map(|w| now - w),
+        };
+        self.entries.insert(
+            key,
+            Entry {
+                outcome,
+                at,
+                won_at,
+            },
+        );
+        // A restored win is also a round trip to its prefix and path, so
+        // the first race of a new process already has RTT data for the
+        // Connection Attempt Delay (HEv3 §6), dated when it was measured.
+        if let Outcome::Won { rtt } = outcome
+            && age < self.config.rtt_lifetime
+        {
+            self.record_rtt(at, path, addr, rtt);
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +610,111 @@ mod tests {
         assert_eq!(source(&fresh, now, None, [198, 51, 100, 1]), None);
         kernel.clear();
         assert_eq!(source(&kernel, now, None, [192, 0, 2, 9]), None);
+    }
+
+    #[test]
+    fn an_imported_win_feeds_the_attempt_delay() {
+        let mut h = History::new(HistoryConfig::default());
+        let now = Instant::from_millis(10_000_000);
+        let won = Outcome::Won {
+            rtt: Duration::from_millis(40),
+        };
+        assert!(h.import(
+            now,
+            Some(2),
+            ip("2001:db8::1"),
+            won,
+            Duration::from_secs(10),
+            None
+        ));
+        // Another address of the same /64 on the same path.
+        let (estimate, source) = h
+            .attempt_rtt(now, Some(2), None, ip("2001:db8::77"))
+            .expect("the restored round trip counts for its prefix");
+        assert_eq!(source, DelaySource::Prefix { samples: 1 });
+        assert_eq!(estimate.srtt_us, 40_000);
+        // A win older than the RTT lifetime restores the outcome only.
+        let mut old = History::new(HistoryConfig::default());
+        assert!(old.import(
+            now,
+            Some(2),
+            ip("2001:db8::1"),
+            won,
+            Duration::from_secs(121),
+            None
+        ));
+        assert_eq!(
+            old.attempt_rtt(now, Some(2), None, ip("2001:db8::77")),
+            None
+        );
+    }
+
+    #[test]
+    fn exported_entries_import_with_their_ages() {
+        let mut h = History::new(HistoryConfig::default());
+        let t0 = Instant::from_millis(1_000_000);
+        h.record(t0, Some(2), ip("2001:db8::1"), Outcome::Unfinished);
+        h.record(
+            t0 + Duration::from_secs(30),
+            Some(2),
+            ip("192.0.2.1"),
+            Outcome::Won {
+                rtt: Duration::from_millis(20),
+            },
+        );
+        let t1 = t0 + Duration::from_secs(60);
+        let mut saved: Vec<_> = h.export(t1).collect();
+        saved.sort_by_key(|e| e.3);
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved[0].3, Duration::from_secs(30));
+        assert_eq!(saved[1].3, Duration::from_secs(60));
+        // Another process, another clock origin.
+        let mut other = History::new(HistoryConfig::default());
+        let u = Instant::from_millis(5_000_000);
+        for (p, a, o, age, won) in saved {
+            assert!(other.import(u, p, a, o, age, won));
+        }
+        assert!(other.hint(u, Some(2), ip("2001:db8::1")).demoted);
+        let won = other.hint(u, Some(2), ip("192.0.2.1"));
+        assert_eq!(won.rtt_micros, Some(20_000));
+        assert!(won.used_before);
+        // Ages carry on: the entry expires 600 s after it was recorded.
+        assert!(
+            other
+                .hint(u + Duration::from_secs(539), Some(2), ip("2001:db8::1"))
+                .demoted
+        );
+        assert!(
+            !other
+                .hint(u + Duration::from_secs(540), Some(2), ip("2001:db8::1"))
+                .demoted
+        );
+        // Expired, undatable or older-than-known entries are refused.
+        assert!(!other.import(
+            u,
+            None,
+            ip("192.0.2.9"),
+            Outcome::Failed,
+            Duration::from_secs(600),
+            None
+        ));
+        assert!(!other.import(
+            Instant::from_millis(10),
+            None,
+            ip("192.0.2.9"),
+            Outcome::Failed,
+            Duration::from_secs(1),
+            None
+        ));
+        assert!(!other.import(
+            u,
+            Some(2),
+            ip("2001:db8::1"),
+            Outcome::Failed,
+            Duration::from_secs(61),
+            None
+        ));
+        assert!(other.hint(u, Some(2), ip("2001:db8::1")).demoted);
     }
 
     #[test]

@@ -44,6 +44,7 @@
 
 pub(crate) mod delay;
 pub(crate) mod history;
+pub(crate) mod history_file;
 pub(crate) mod order;
 
 pub use delay::{
@@ -51,6 +52,11 @@ pub use delay::{
     RTT_PREFIX_V4, RTT_PREFIX_V6, RttEstimate, rtt_prefix, rtt_prefix_len,
 };
 pub use history::{History, HistoryConfig, Outcome};
+pub use history_file::{
+    HISTORY_FILE_VERSION, HistoryFileError, MAX_ALPN_IDS, MAX_FILE_BYTES, MAX_LINE_BYTES,
+    MAX_SAVED_NAMES, MAX_SAVED_OUTCOMES, SavedHistory, SavedHttps, SavedOutcome,
+    history_file_checksum,
+};
 
 use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
