@@ -485,6 +485,12 @@ pub enum DnsOutcome {
     CnameChainTooDeep,
     /// The answer's CNAME chain loops.
     CnameLoop,
+    /// The HTTPS AliasMode chain (RFC 9460 §3) comes back to a name it
+    /// already asked about.
+    AliasLoop,
+    /// The HTTPS AliasMode chain is longer than
+    /// [`MAX_ALIAS_HOPS`](crate::dns::MAX_ALIAS_HOPS) hops.
+    AliasChainTooLong,
 }
 
 impl fmt::Display for DnsOutcome {
@@ -507,6 +513,12 @@ impl fmt::Display for DnsOutcome {
                 crate::dns::wire::MAX_CNAME_DEPTH
             ),
             DnsOutcome::CnameLoop => f.write_str("CNAME chain loops"),
+            DnsOutcome::AliasLoop => f.write_str("HTTPS AliasMode chain loops"),
+            DnsOutcome::AliasChainTooLong => write!(
+                f,
+                "HTTPS AliasMode chain longer than {} hops",
+                crate::dns::MAX_ALIAS_HOPS
+            ),
         }
     }
 }
@@ -535,6 +547,24 @@ pub enum DropReason {
     WrongQuestion,
     /// It was not a response or could not be parsed.
     Malformed,
+}
+
+/// Why a lookup asks about another name ([`TraceKind::DnsName`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameStep {
+    /// Name `index` (from 1) of the `of` names resolv.conf(5)'s search
+    /// list gives.
+    Search {
+        /// Its position, from 1.
+        index: u8,
+        /// How many names the search list gives.
+        of: u8,
+    },
+    /// HTTPS AliasMode hop `hop` (from 1), RFC 9460 §3.
+    Alias {
+        /// The hop number.
+        hop: u8,
+    },
 }
 
 /// One recorded transition.
@@ -573,6 +603,15 @@ pub enum TraceKind {
         qtype: QueryType,
         /// Why.
         reason: DropReason,
+    },
+    /// The DNS questions that follow ask about another name: the next one
+    /// of the resolv.conf(5) search list, or an HTTPS AliasMode target
+    /// (RFC 9460 §3). Not recorded for a lookup of one name.
+    DnsName {
+        /// The name, cut to fit.
+        name: CertText,
+        /// Why it is asked.
+        step: NameStep,
     },
     /// The first positive answer arrived without the full HEv3 start
     /// condition: waiting up to the Resolution Delay.
@@ -753,6 +792,18 @@ impl Trace {
                         qtype.name()
                     )
                 }
+                TraceKind::DnsName { name, step } => match step {
+                    NameStep::Search { index, of } => writeln!(
+                        out,
+                        "dns      asking about {} (search list, name {index} of {of})",
+                        name.as_str()
+                    ),
+                    NameStep::Alias { hop } => writeln!(
+                        out,
+                        "dns      HTTPS AliasMode hop {hop}: asking about {}",
+                        name.as_str()
+                    ),
+                },
                 TraceKind::ResolutionDelayStarted => {
                     writeln!(out, "race     waiting for the Resolution Delay")
                 }

@@ -15,7 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 use taps_core::{
-    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, Trace, TraceKind, dns::QueryType,
+    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, NameStep, Trace, TraceKind,
+    dns::QueryType,
 };
 
 use crate::scenario::Scenario;
@@ -808,6 +809,8 @@ impl Fnv {
             DnsOutcome::TransportFailed => self.u8(10),
             DnsOutcome::CnameChainTooDeep => self.u8(11),
             DnsOutcome::CnameLoop => self.u8(12),
+            DnsOutcome::AliasLoop => self.u8(13),
+            DnsOutcome::AliasChainTooLong => self.u8(14),
         }
     }
     fn reason(&mut self, r: FailureReason) {
@@ -898,6 +901,23 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
             });
         }
         TraceKind::ResolutionDelayStarted => h.u8(5),
+        TraceKind::DnsName { name, step } => {
+            h.u8(15);
+            for b in name.as_str().bytes() {
+                h.u8(b);
+            }
+            match step {
+                NameStep::Search { index, of } => {
+                    h.u8(0);
+                    h.u8(index);
+                    h.u8(of);
+                }
+                NameStep::Alias { hop } => {
+                    h.u8(1);
+                    h.u8(hop);
+                }
+            }
+        }
         TraceKind::RacingStarted { candidates } => {
             h.u8(6);
             h.u16(candidates);

@@ -5,6 +5,8 @@
 //!   RFC 9460 HTTPS records.
 //! - `config`: resolv.conf(5) and hosts(5) text, RFC 6761 `localhost`.
 //! - `cache`: the TTL cache.
+//! - `lookup`: the resolv.conf(5) search list and RFC 9460 §3 AliasMode
+//!   chains, above single questions.
 //! - this module: the `Resolver`, the transactions: one query message to one
 //!   server, retransmitted on timeout, moved to the next server after
 //!   `attempts` tries or a SERVFAIL/REFUSED, and retried over TCP when the
@@ -17,12 +19,14 @@
 
 pub(crate) mod cache;
 pub(crate) mod config;
+pub(crate) mod lookup;
 pub(crate) mod wire;
 
 pub use config::{
     HostsFile, MAX_NAMESERVERS, MAX_SEARCH_DOMAINS, MAX_WARNINGS, ResolvConf, localhost_addresses,
-    parse_hosts, parse_resolv_conf,
+    parse_hosts, parse_resolv_conf, search_names,
 };
+pub use lookup::MAX_ALIAS_HOPS;
 pub use wire::{
     Answer, DnsWireError, EDNS_UDP_PAYLOAD, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_CNAME_DEPTH,
     MAX_HTTPS_RECORDS_PER_ANSWER, MAX_NEGATIVE_TTL, MAX_TTL, MalformedError, MalformedReason,
@@ -53,6 +57,12 @@ pub struct DnsConfig {
     /// After a race settles, outstanding queries may still fill the cache
     /// for this long (HEv3 §6 recommends 1 s) before they are abandoned.
     pub linger: Duration,
+    /// resolv.conf(5) `search`/`domain`: domains appended to a name that is
+    /// not absolute, in the order [`search_names`] gives. Empty by default.
+    pub search: Vec<HostName>,
+    /// resolv.conf(5) `options ndots:n`: a name with at least this many
+    /// dots is tried as is before the search list. Default 1.
+    pub ndots: u8,
 }
 
 impl Default for DnsConfig {
@@ -63,17 +73,22 @@ impl Default for DnsConfig {
             attempts: 2,
             cache_capacity: 1024,
             linger: Duration::from_secs(1),
+            search: Vec::new(),
+            ndots: 1,
         }
     }
 }
 
 impl DnsConfig {
-    /// The servers, timeout and attempts of a parsed resolv.conf.
+    /// The servers, timeout, attempts, search list and `ndots` of a parsed
+    /// resolv.conf.
     pub fn from_resolv_conf(conf: &config::ResolvConf) -> Self {
         DnsConfig {
             servers: conf.nameservers.clone(),
             timeout: conf.timeout,
             attempts: conf.attempts.max(1),
+            search: conf.search.clone(),
+            ndots: conf.ndots,
             ..DnsConfig::default()
         }
     }
