@@ -581,6 +581,14 @@ pub enum TraceKind {
         /// A retransmission to the same server.
         retransmit: bool,
     },
+    /// The question was already being asked for another connection: this
+    /// one waits for the same transaction instead of sending a query.
+    DnsJoined {
+        /// Record type.
+        qtype: QueryType,
+        /// The server the transaction is asking.
+        server: SocketAddr,
+    },
     /// A DNS question was settled.
     DnsAnswer {
         /// Record type.
@@ -792,6 +800,11 @@ impl Trace {
                         qtype.name()
                     )
                 }
+                TraceKind::DnsJoined { qtype, server } => writeln!(
+                    out,
+                    "dns      {:<5} joined the query to {server} another connection sent",
+                    qtype.name()
+                ),
                 TraceKind::DnsName { name, step } => match step {
                     NameStep::Search { index, of } => writeln!(
                         out,
@@ -866,7 +879,11 @@ impl Trace {
         // DNS bars: from the first query of a type to its settled answer.
         for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
             let sent = self.events.iter().find_map(|e| match e.kind {
-                TraceKind::DnsQuery { qtype: q, .. } if q == qtype => Some(e.at),
+                TraceKind::DnsQuery { qtype: q, .. } | TraceKind::DnsJoined { qtype: q, .. }
+                    if q == qtype =>
+                {
+                    Some(e.at)
+                }
                 _ => None,
             });
             let answer = self.events.iter().find_map(|e| match e.kind {

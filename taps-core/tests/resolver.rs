@@ -574,3 +574,157 @@ fn https_records_never_move_a_connection_without_tls() {
         Some("192.0.2.1:80".parse().unwrap())
     );
 }
+
+fn dual_stack(w: &mut World, delay_ms: u64) {
+    w.rule(DNS, "example.com", QueryType::Https, delay_ms, nodata());
+    w.rule(
+        DNS,
+        "example.com",
+        QueryType::Aaaa,
+        delay_ms,
+        addrs(&["2001:db8::1"], 300),
+    );
+    w.rule(
+        DNS,
+        "example.com",
+        QueryType::A,
+        delay_ms,
+        addrs(&["192.0.2.1"], 300),
+    );
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(10)));
+}
+
+fn joined(w: &World, c: taps_core::ConnectionId) -> Vec<QueryType> {
+    let info = w.machine.connection_info(c).unwrap();
+    info.trace()
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            TraceKind::DnsJoined { qtype, .. } => Some(qtype),
+            _ => None,
+        })
+        .collect()
+}
+
+// Concurrent connections to one name share one DNS transaction per
+// question: the second joins the first's instead of asking again, and is
+// answered when it is.
+#[test]
+fn concurrent_connections_share_one_transaction_per_question() {
+    let mut w = World::new(machine(&[], 1));
+    dual_stack(&mut w, 20);
+    let c1 = w.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(5));
+    let c2 = w.initiate(ms(5), &pre("example.com:443")).unwrap();
+    w.run_until(ms(1_000));
+    assert_eq!(w.queries.len(), 3, "one query per type: {:?}", w.queries);
+    assert_eq!(
+        joined(&w, c2),
+        [QueryType::Https, QueryType::Aaaa, QueryType::A]
+    );
+    assert!(joined(&w, c1).is_empty());
+    // Both are answered at 20 ms and connect 10 ms later.
+    assert_eq!(w.ready(c1).map(|r| r.0), Some(ms(30)));
+    assert_eq!(w.ready(c2).map(|r| r.0), Some(ms(30)));
+    assert!(w.live_dns().is_empty(), "every transaction released");
+}
+
+// Aborting the connection that sent the queries does not take them from
+// the one that joined; when every waiter is gone the transaction ends.
+#[test]
+fn a_shared_transaction_outlives_the_connection_that_started_it() {
+    let mut w = World::new(machine(&[], 1));
+    dual_stack(&mut w, 20);
+    let c1 = w.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(5));
+    let c2 = w.initiate(ms(5), &pre("example.com:443")).unwrap();
+    w.run_until(ms(6));
+    w.machine.connection(c1).abort(ms(6));
+    w.drain();
+    assert_eq!(w.live_dns().len(), 3, "the joiner still waits on all three");
+    w.run_until(ms(1_000));
+    assert_eq!(w.queries.len(), 3);
+    assert_eq!(w.ready(c2).map(|r| r.0), Some(ms(30)));
+
+    // Both gone before the answer: nothing is left, and nothing is sent
+    // again.
+    let mut w = World::new(machine(&[], 1));
+    dual_stack(&mut w, 20);
+    let c1 = w.initiate(ms(0), &pre("example.com:443")).unwrap();
+    let c2 = w.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(6));
+    w.machine.connection(c1).abort(ms(6));
+    w.drain();
+    assert_eq!(w.live_dns().len(), 3);
+    w.machine.connection(c2).abort(ms(6));
+    w.drain();
+    assert!(w.live_dns().is_empty());
+    w.run_until(ms(5_000));
+    assert_eq!(w.queries.len(), 3, "no retransmission for nobody");
+}
+
+// A connection that starts while another's finished race lets its last
+// query linger for the cache (HEv3 §6) joins that query too.
+#[test]
+fn a_new_connection_joins_a_lingering_query() {
+    let mut w = World::new(machine(&[], 1));
+    w.rule(DNS, "example.com", QueryType::Https, 5, nodata());
+    w.rule(
+        DNS,
+        "example.com",
+        QueryType::A,
+        5,
+        addrs(&["192.0.2.1"], 300),
+    );
+    w.rule(
+        DNS,
+        "example.com",
+        QueryType::Aaaa,
+        200,
+        addrs(&["2001:db8::1"], 300),
+    );
+    w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(10)));
+    w.tcp("[2001:db8::1]:443", Tcp::Accept(Duration::from_millis(10)));
+    let c1 = w.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(100));
+    // HEv3 §4.2: the Resolution Delay (50 ms) after the A answer at 5 ms.
+    assert_eq!(w.ready(c1).map(|r| r.0), Some(ms(65)));
+    let c2 = w.initiate(ms(100), &pre("example.com:443")).unwrap();
+    w.run_until(ms(1_000));
+    assert_eq!(
+        w.queries
+            .iter()
+            .filter(|q| q.question.qtype == QueryType::Aaaa)
+            .count(),
+        1,
+        "the lingering AAAA query serves the second connection"
+    );
+    assert_eq!(joined(&w, c2), [QueryType::Aaaa]);
+    assert!(w.ready(c2).is_some());
+}
+
+// The waiters per transaction are bounded (MAX_WAITERS_PER_TRANSACTION);
+// the next connection starts a transaction of its own, which later ones
+// join.
+#[test]
+fn waiters_per_transaction_are_bounded() {
+    use taps_core::dns::MAX_WAITERS_PER_TRANSACTION;
+    let mut w = World::new(machine(&[], 1));
+    dual_stack(&mut w, 20);
+    let n = MAX_WAITERS_PER_TRANSACTION + 2;
+    let conns: Vec<_> = (0..n)
+        .map(|_| w.initiate(ms(0), &pre("example.com:443")).unwrap())
+        .collect();
+    w.run_until(ms(1_000));
+    for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
+        let sent = w
+            .queries
+            .iter()
+            .filter(|q| q.question.qtype == qtype)
+            .count();
+        assert_eq!(sent, 2, "{qtype}: one full transaction and one more");
+    }
+    for c in conns {
+        assert_eq!(w.ready(c).map(|r| r.0), Some(ms(30)));
+    }
+}

@@ -90,6 +90,11 @@ pub fn to_json(
                 field(&mut out, "qtype", qtype.name());
                 field(&mut out, "reason", &format!("{reason:?}"));
             }
+            TraceKind::DnsJoined { qtype, server } => {
+                kind(&mut out, "dns_joined");
+                field(&mut out, "qtype", qtype.name());
+                field(&mut out, "server", &server.to_string());
+            }
             TraceKind::DnsName { name, step } => {
                 kind(&mut out, "dns_name");
                 field(&mut out, "name", name.as_str());

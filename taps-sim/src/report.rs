@@ -901,6 +901,11 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
             });
         }
         TraceKind::ResolutionDelayStarted => h.u8(5),
+        TraceKind::DnsJoined { qtype, server } => {
+            h.u8(16);
+            h.qtype(qtype);
+            h.addr(server);
+        }
         TraceKind::DnsName { name, step } => {
             h.u8(15);
             for b in name.as_str().bytes() {

@@ -323,7 +323,7 @@ impl Machine {
             .search
             .as_ref()
             .and_then(|s| https_name(s.name(), port, svcb));
-        self.resolver.abandon(&stale);
+        self.resolver.leave(id, &stale);
         self.flush_dns_actions();
         self.query_search_name(now, id);
     }
@@ -430,19 +430,13 @@ impl Machine {
         }
     }
 
-    /// The name a live transaction asks about; stale transactions count.
-    fn dns_name(
-        &mut self,
-        txn: DnsTxnId,
-    ) -> Option<(&HostName, &mut crate::dns::Resolver, &mut crate::rng::Rng)> {
-        let owner = self.resolver.txn_owner(txn);
-        let name = owner.and_then(|(conn, slot, qtype)| {
-            self.conns.get(conn).and_then(|c| c.qname(slot, qtype))
-        });
-        if name.is_none() {
+    /// Whether `txn` is live; a stale one is counted.
+    fn live_txn(&mut self, txn: DnsTxnId) -> bool {
+        let live = self.resolver.is_live(txn);
+        if !live {
             self.stats.stale_inputs += 1;
         }
-        Some((name?, &mut self.resolver, &mut self.rng))
+        live
     }
 
     pub(super) fn on_dns_datagram(
@@ -452,22 +446,23 @@ impl Machine {
         from: SocketAddr,
         payload: &[u8],
     ) {
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_datagram(now, txn, from, payload, name, rng);
+        if self.live_txn(txn) {
+            self.resolver
+                .on_datagram(now, txn, from, payload, &mut self.rng);
             self.process_dns(now);
         }
     }
 
     pub(super) fn on_dns_stream(&mut self, now: Instant, txn: DnsTxnId, data: &[u8]) {
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_stream_data(now, txn, data, name, rng);
+        if self.live_txn(txn) {
+            self.resolver.on_stream_data(now, txn, data, &mut self.rng);
             self.process_dns(now);
         }
     }
 
     pub(super) fn on_dns_transport_failed(&mut self, now: Instant, txn: DnsTxnId) {
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_transport_failed(now, txn, name, rng);
+        if self.live_txn(txn) {
+            self.resolver.on_transport_failed(now, txn, &mut self.rng);
             self.process_dns(now);
         }
     }
@@ -476,17 +471,8 @@ impl Machine {
         if self.resolver.deadline(txn) != Some(at) {
             return;
         }
-        // A transaction whose connection is gone has nobody to answer.
-        let owner = self.resolver.txn_owner(txn);
-        if owner.is_some_and(|(conn, _, _)| !self.conns.contains(conn)) {
-            self.resolver.abandon(&[txn]);
-            self.flush_dns_actions();
-            return;
-        }
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_timeout(now, txn, name, rng);
-            self.process_dns(now);
-        }
+        self.resolver.on_timeout(now, txn, &mut self.rng);
+        self.process_dns(now);
     }
 
     pub(super) fn flush_dns_actions(&mut self) {
@@ -543,33 +529,49 @@ impl Machine {
                 } => {
                     self.record(conn, now, TraceKind::DnsDropped { qtype, reason });
                 }
-                DnsNote::Settled {
+                DnsNote::Joined {
                     conn,
                     slot,
                     qtype,
+                    txn,
+                    server,
+                } => {
+                    if let Some(c) = self.conns.get_mut(conn) {
+                        c.set_dns(slot, qtype, Some(txn));
+                        if c.state == ConnectionState::Establishing {
+                            c.trace_mut()
+                                .record(now, TraceKind::DnsJoined { qtype, server });
+                        }
+                    }
+                }
+                DnsNote::Settled {
+                    waiters,
+                    name,
+                    qtype,
                     answer,
                     outcome,
-                    lingering,
                 } => {
-                    let Some(c) = self.conns.get_mut(conn) else {
-                        continue;
-                    };
-                    c.set_dns(slot, qtype, None);
-                    if let (Some(a), Some(name)) = (&answer, c.qname(slot, qtype)) {
-                        self.cache.insert(now, name, qtype, a);
+                    if let Some(a) = &answer {
+                        self.cache.insert(now, &name, qtype, a);
                     }
-                    if lingering || c.state != ConnectionState::Establishing {
-                        continue;
+                    for (conn, slot) in waiters {
+                        let Some(c) = self.conns.get_mut(conn) else {
+                            continue;
+                        };
+                        c.set_dns(slot, qtype, None);
+                        if c.state != ConnectionState::Establishing {
+                            continue;
+                        }
+                        c.trace_mut().record(
+                            now,
+                            TraceKind::DnsAnswer {
+                                qtype,
+                                outcome,
+                                local: None,
+                            },
+                        );
+                        self.deliver_answer(now, conn, slot, qtype, answer.as_ref());
                     }
-                    c.trace_mut().record(
-                        now,
-                        TraceKind::DnsAnswer {
-                            qtype,
-                            outcome,
-                            local: None,
-                        },
-                    );
-                    self.deliver_answer(now, conn, slot, qtype, answer.as_ref());
                 }
             }
         }

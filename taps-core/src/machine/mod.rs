@@ -704,7 +704,8 @@ impl EstablishmentError {
         let since = |t: Instant| t.saturating_duration_since(trace.start);
         for e in &trace.events {
             match e.kind {
-                TraceKind::DnsQuery { qtype, server, .. } => {
+                TraceKind::DnsQuery { qtype, server, .. }
+                | TraceKind::DnsJoined { qtype, server } => {
                     asked.retain(|(q, _)| *q != qtype);
                     asked.push((qtype, server));
                 }
