@@ -728,3 +728,70 @@ fn waiters_per_transaction_are_bounded() {
         assert_eq!(w.ready(c).map(|r| r.0), Some(ms(30)));
     }
 }
+
+// A name may exist only through its HTTPS record (RFC 9460 §2.4.2: AliasMode
+// exists for names that cannot have a CNAME): its negative A and AAAA
+// answers, even when they come first, do not move the search list on
+// while its HTTPS question is out.
+#[test]
+fn a_search_name_with_only_an_https_record_is_kept() {
+    let mut w = World::new(machine(&["corp.example"], 1));
+    w.rule(
+        DNS,
+        "svc.corp.example",
+        QueryType::A,
+        1,
+        Answer::NxDomain { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS,
+        "svc.corp.example",
+        QueryType::Aaaa,
+        1,
+        Answer::NxDomain { negative_ttl: 60 },
+    );
+    w.rule(
+        DNS,
+        "svc.corp.example",
+        QueryType::Https,
+        20,
+        https(vec![alias("real.example")]),
+    );
+    w.rule(
+        DNS,
+        "real.example",
+        QueryType::Https,
+        5,
+        https(vec![record(1, None, &["h2"], None)]),
+    );
+    v4_only(&mut w, "real.example", "192.0.2.9");
+    w.tcp("192.0.2.9:443", Tcp::Blackhole);
+    let c = w
+        .initiate(ms(0), &pre("svc:443").with_security(tls(&["h2"])))
+        .unwrap();
+    w.run_until(ms(200));
+    assert_eq!(
+        asked(&w, QueryType::Https),
+        ["svc.corp.example", "real.example"]
+    );
+    assert_eq!(
+        asked(&w, QueryType::A),
+        ["svc.corp.example", "real.example"]
+    );
+    assert_eq!(opened(&w), ["192.0.2.9:443".parse().unwrap()]);
+    assert_eq!(
+        trace_names(&w, c),
+        [
+            (
+                "svc.corp.example".to_string(),
+                NameStep::Search { index: 1, of: 2 }
+            ),
+            ("real.example".to_string(), NameStep::Alias { hop: 1 }),
+        ]
+    );
+    assert_eq!(
+        client_hellos(&mut w)[0].0,
+        "svc",
+        "TLS names what was typed"
+    );
+}

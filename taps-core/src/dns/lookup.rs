@@ -12,13 +12,16 @@
 //! time, and that name is kept (the lookup *commits* to it) as soon as any
 //! of them is positive: addresses, or HTTPS records (AliasMode included).
 //! Once the A and AAAA questions both said the name has nothing (NXDOMAIN,
-//! NODATA, or SERVFAIL, on which glibc's `res_search` also moves on), the
-//! next name is asked. Any other failure of A or AAAA (a timeout, REFUSED,
-//! another error) ends the search on that name, as it ends glibc's
-//! ("anything else implies that we're done"). An HTTPS question alone never
-//! moves the search on or ends it: only its positive answer counts, since
-//! many networks answer HTTPS queries badly. The last name's answers go to
-//! the race as they come; a lookup with one name never waits.
+//! NODATA, or SERVFAIL, on which glibc's `res_search` also moves on) and
+//! the HTTPS question has settled without records, the next name is asked.
+//! Any other failure of A or AAAA (a timeout, REFUSED, another error) ends
+//! the search on that name, as it ends glibc's ("anything else implies
+//! that we're done"). An HTTPS question alone never ends the search: only
+//! its positive answer counts (a name may exist only through its HTTPS
+//! record, RFC 9460 §2.4.2 AliasMode at a zone apex), and any other outcome,
+//! a timeout included, counts as "nothing here", since many networks answer
+//! HTTPS queries badly. The last name's answers go to the race as they
+//! come; a lookup with one name never waits.
 //!
 //! TLS always verifies the name the application gave, never a
 //! search-expanded one, as curl does with getaddrinfo's search list: the
@@ -166,7 +169,8 @@ impl NameSearch {
         self.negative[slot(qtype)] = true;
         let v4_done = !self.expects_v4 || self.negative[0];
         let v6_done = !self.expects_v6 || self.negative[1];
-        if v4_done && v6_done {
+        let https_done = !self.expects_https || self.negative[2];
+        if v4_done && v6_done && https_done {
             self.index += 1;
             self.negative = [false; 3];
             self.committed = usize::from(self.index) + 1 >= self.names.len();
@@ -314,11 +318,21 @@ mod tests {
             Vec<(QueryType, Option<Answer>, SearchStep, u8)>,
         )> = vec![
             (
-                "both families negative: next name",
+                "both families and HTTPS negative: next name",
                 3,
                 vec![
                     (A, Some(nx()), SearchStep::Hold, 1),
-                    (Aaaa, Some(nodata()), SearchStep::Next, 2),
+                    (Aaaa, Some(nodata()), SearchStep::Hold, 1),
+                    (Https, Some(nx()), SearchStep::Next, 2),
+                ],
+            ),
+            (
+                "a name with only an HTTPS record is kept",
+                3,
+                vec![
+                    (A, Some(nx()), SearchStep::Hold, 1),
+                    (Aaaa, Some(nx()), SearchStep::Hold, 1),
+                    (Https, Some(https_alias()), held(&[A, Aaaa]), 1),
                 ],
             ),
             (
@@ -326,6 +340,7 @@ mod tests {
                 2,
                 vec![
                     (Aaaa, Some(servfail.clone()), SearchStep::Hold, 1),
+                    (Https, Some(nodata()), SearchStep::Hold, 1),
                     (A, Some(nx()), SearchStep::Next, 2),
                     // the last name's answers are delivered as they come
                     (A, Some(nx()), held(&[]), 2),
@@ -355,7 +370,7 @@ mod tests {
                 vec![(A, Some(refused), held(&[]), 1)],
             ),
             (
-                "an HTTPS failure alone neither moves on nor ends it",
+                "an HTTPS timeout counts as nothing here and ends nothing",
                 2,
                 vec![
                     (Https, None, SearchStep::Hold, 1),
@@ -385,10 +400,17 @@ mod tests {
             vec![name("a.example"), name("b.example")],
             true,
             false,
-            true,
+            false,
         );
         assert_eq!(s.on_answer(QueryType::A, Some(&nx())), SearchStep::Next);
         assert_eq!(s.name(), &name("b.example"));
+    }
+
+    fn https_alias() -> Answer {
+        Answer::Https {
+            records: [alias("target.example")].into_iter().collect(),
+            ttl: 60,
+        }
     }
 
     fn alias(target: &str) -> HttpsRecord {
