@@ -561,12 +561,20 @@ fn https_records_never_move_a_connection_without_tls() {
     v4_only(&mut w, "svc.example", "192.0.2.1");
     let mut r = record(1, Some("far.example"), &["h2"], Some(8443));
     r.ipv4hint = smallvec!["192.0.2.9".parse().unwrap()];
-    w.rule(DNS, "svc.example", QueryType::Https, 1, https(vec![r]));
+    // RFC 9460 §9.1: port 80's HTTPS name has the `_80._https` prefix.
+    w.rule(
+        DNS,
+        "_80._https.svc.example",
+        QueryType::Https,
+        1,
+        https(vec![r]),
+    );
     v4_only(&mut w, "far.example", "192.0.2.9");
     w.tcp("192.0.2.1:80", Tcp::Accept(Duration::from_millis(10)));
     w.tcp("192.0.2.9:8443", Tcp::Accept(Duration::from_millis(1)));
     let c = w.initiate(ms(0), &pre("svc.example:80")).unwrap();
     w.run_until(ms(1_000));
+    assert_eq!(asked(&w, QueryType::Https), ["_80._https.svc.example"]);
     assert_eq!(opened(&w), ["192.0.2.1:80".parse().unwrap()]);
     assert!(asked(&w, QueryType::A).iter().all(|n| n == "svc.example"));
     assert_eq!(
