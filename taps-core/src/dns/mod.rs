@@ -646,10 +646,8 @@ impl Resolver {
 }
 
 fn name_hash(name: &HostName) -> u64 {
-    use core::hash::{BuildHasher, Hash, Hasher};
-    let mut h = FxBuildHasher::default().build_hasher();
-    name.hash(&mut h);
-    h.finish()
+    use core::hash::BuildHasher;
+    FxBuildHasher::default().hash_one(name)
 }
 
 fn encode(id: u16, name: &HostName, qtype: QueryType, transport: DnsTransport) -> Vec<u8> {

@@ -495,20 +495,13 @@ impl Machine {
                     tcp,
                     retransmit,
                 } => {
-                    if let Some(c) = self.conns.get_mut(conn) {
-                        c.set_dns(slot, qtype, Some(txn));
-                        if c.state == ConnectionState::Establishing {
-                            c.trace_mut().record(
-                                now,
-                                TraceKind::DnsQuery {
-                                    qtype,
-                                    server,
-                                    tcp,
-                                    retransmit,
-                                },
-                            );
-                        }
-                    }
+                    let query = TraceKind::DnsQuery {
+                        qtype,
+                        server,
+                        tcp,
+                        retransmit,
+                    };
+                    self.waiting_on(now, (conn, slot, qtype), txn, query);
                     if let Some(deadline) = self.resolver.deadline(txn) {
                         self.timers.push(Reverse((deadline, Timer::Dns(txn))));
                     }
@@ -536,13 +529,8 @@ impl Machine {
                     txn,
                     server,
                 } => {
-                    if let Some(c) = self.conns.get_mut(conn) {
-                        c.set_dns(slot, qtype, Some(txn));
-                        if c.state == ConnectionState::Establishing {
-                            c.trace_mut()
-                                .record(now, TraceKind::DnsJoined { qtype, server });
-                        }
-                    }
+                    let joined = TraceKind::DnsJoined { qtype, server };
+                    self.waiting_on(now, (conn, slot, qtype), txn, joined);
                 }
                 DnsNote::Settled {
                     waiters,
@@ -573,6 +561,23 @@ impl Machine {
                         self.deliver_answer(now, conn, slot, qtype, answer.as_ref());
                     }
                 }
+            }
+        }
+    }
+
+    /// Question (`slot`, `qtype`) of `conn` is now carried by `txn`, as
+    /// `kind` records (a query sent, or one joined).
+    fn waiting_on(
+        &mut self,
+        now: Instant,
+        (conn, slot, qtype): (ConnectionId, u8, QueryType),
+        txn: DnsTxnId,
+        kind: TraceKind,
+    ) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.set_dns(slot, qtype, Some(txn));
+            if c.state == ConnectionState::Establishing {
+                c.trace_mut().record(now, kind);
             }
         }
     }
