@@ -147,6 +147,8 @@ fn template() -> Scenario {
         client: Client {
             interfaces: Vec::new(),
             resolvers: vec![SocketAddr::new(IpAddr::V4(RESOLVER), 53)],
+            search: Vec::new(),
+            ndots: 1,
         },
         dns: Dns {
             records: vec![Records {

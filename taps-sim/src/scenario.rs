@@ -209,6 +209,9 @@ struct RawClient {
     interfaces: Vec<RawInterface>,
     #[serde(default)]
     dns: Vec<String>,
+    #[serde(default)]
+    search: Vec<String>,
+    ndots: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -408,6 +411,10 @@ pub struct Client {
     pub interfaces: Vec<Interface>,
     /// Resolver addresses, tried in order.
     pub resolvers: Vec<SocketAddr>,
+    /// resolv.conf(5) `search` domains, in order.
+    pub search: Vec<HostName>,
+    /// resolv.conf(5) `options ndots:n` (default 1).
+    pub ndots: u8,
 }
 
 impl Client {
@@ -1264,12 +1271,42 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
             }), &mut p)
         })
         .collect();
+    if raw.search.len() > taps_core::dns::MAX_SEARCH_DOMAINS {
+        p.push(problem(
+            "client.search",
+            format!("at most {} domains", taps_core::dns::MAX_SEARCH_DOMAINS),
+        ));
+    }
+    let search: Vec<HostName> = raw
+        .search
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            keep(
+                HostName::new(d.trim()).map_err(|e| {
+                    invalid(
+                        format!("client.search[{i}]"),
+                        format!("{d:?} is not a domain: {e}"),
+                    )
+                }),
+                &mut p,
+            )
+        })
+        .collect();
+    if raw.ndots.is_some_and(|n| n > 15) {
+        p.push(problem(
+            "client.ndots",
+            "at most 15 (resolv.conf caps it there)",
+        ));
+    }
     if !p.is_empty() {
         return Err(ScenarioError::Invalid(p));
     }
     Ok(Client {
         interfaces,
         resolvers,
+        search,
+        ndots: raw.ndots.unwrap_or(1),
     })
 }
 
