@@ -876,7 +876,21 @@ impl Trace {
             format!("{span:.0}ms"),
             width = WIDTH - 1
         );
-        // DNS bars: from the first query of a type to its settled answer.
+        // DNS bars: from the first query of a type to its settled answer
+        // (with a search list, the answer for the last name asked).
+        let last_name = self
+            .events
+            .iter()
+            .rposition(|e| {
+                matches!(
+                    e.kind,
+                    TraceKind::DnsName {
+                        step: NameStep::Search { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap_or(0);
         for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
             let sent = self.events.iter().find_map(|e| match e.kind {
                 TraceKind::DnsQuery { qtype: q, .. } | TraceKind::DnsJoined { qtype: q, .. }
@@ -886,7 +900,7 @@ impl Trace {
                 }
                 _ => None,
             });
-            let answer = self.events.iter().find_map(|e| match e.kind {
+            let answer = self.events[last_name..].iter().find_map(|e| match e.kind {
                 TraceKind::DnsAnswer {
                     qtype: q, outcome, ..
                 } if q == qtype => Some((e.at, outcome)),

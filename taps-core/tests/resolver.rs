@@ -803,3 +803,29 @@ fn a_search_name_with_only_an_https_record_is_kept() {
         "TLS names what was typed"
     );
 }
+
+// The waterfall's DNS bars run from the first query to the answer that
+// settled the question: with a search list, the last name's.
+#[test]
+fn a_search_waterfall_shows_the_answer_that_settled_it() {
+    let mut w = World::new(machine(&["corp.example", "lab.example"], 1));
+    v4_only(&mut w, "www.lab.example", "192.0.2.1");
+    w.tcp("192.0.2.1:80", Tcp::Accept(Duration::from_millis(10)));
+    let c = w.initiate(ms(0), &pre("www:80")).unwrap();
+    w.run_until(ms(1_000));
+    let info = w.machine.connection_info(c).unwrap();
+    let waterfall = info.trace().waterfall("www:80", &|_| None);
+    let bar = |qtype: &str| {
+        waterfall
+            .lines()
+            .find(|l| l.starts_with(&format!("  dns {qtype} ")))
+            .unwrap_or_else(|| panic!("no {qtype} bar: {waterfall}"))
+            .to_string()
+    };
+    assert!(bar("A").ends_with("1 record(s), ttl 60s"), "{waterfall}");
+    assert!(bar("AAAA").ends_with("no data"), "{waterfall}");
+    assert!(
+        waterfall.contains("asking about www.lab.example (search list, name 2 of 3)"),
+        "{waterfall}"
+    );
+}

@@ -197,7 +197,9 @@ pub fn attempts(trace: &Trace, names: &dyn Fn(Option<u32>) -> String) -> Vec<Att
     rows
 }
 
-/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked.
+/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked, each
+/// from its first query to the answer that settled it (with a search list,
+/// the last name's).
 pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
     let since = |t: Instant| t - trace.start;
     let mut rows = Vec::new();
@@ -220,6 +222,16 @@ pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
                     row.tcp |= tcp;
                     row.sent.get_or_insert(since(e.at));
                 }
+                TraceKind::DnsJoined { qtype: q, .. } if q == qtype => {
+                    seen = true;
+                    row.sent.get_or_insert(since(e.at));
+                }
+                // The search list moved on: the question is answered by
+                // the next name, so the row runs to its answer.
+                TraceKind::DnsName {
+                    step: NameStep::Search { .. },
+                    ..
+                } => row.outcome = None,
                 TraceKind::DnsAnswer {
                     qtype: q,
                     outcome,
