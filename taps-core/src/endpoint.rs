@@ -89,8 +89,10 @@ const MAX_SERVICE_LEN: usize = 15;
 /// search list is not applied to such a name. It does not take part in
 /// equality, ordering or hashing: `example.com.` and `example.com` are the
 /// same name to the cache, the hosts file and TLS.
+// Shared text: a lookup hands the name to its transactions, the cache and
+// the race, and a clone must not allocate on the establishment path.
 #[derive(Clone, Debug)]
-pub struct HostName(Box<str>, bool);
+pub struct HostName(std::sync::Arc<str>, bool);
 
 impl PartialEq for HostName {
     fn eq(&self, other: &Self) -> bool {
@@ -1091,7 +1093,7 @@ fn parse_host_name(text: &str, base: usize) -> Result<HostName, EndpointParseErr
         });
     }
     Ok(HostName(
-        name.to_ascii_lowercase().into_boxed_str(),
+        std::sync::Arc::from(name.to_ascii_lowercase()),
         name.len() < text.len(),
     ))
 }

@@ -192,6 +192,16 @@ fn search_list_is_walked_in_glibc_order_until_a_name_answers() {
             connects: Some("192.0.2.1:80"),
         },
         Case {
+            what: "SERVFAIL, then nothing: the error names the last name's answers",
+            typed: "www",
+            search: &["corp.example"],
+            ndots: 1,
+            exist: &[],
+            servfail: &["www.corp.example"],
+            asked: &["www.corp.example", "www"],
+            connects: None,
+        },
+        Case {
             what: "nothing anywhere: every name, then no address",
             typed: "www",
             search: &["corp.example"],
@@ -241,6 +251,14 @@ fn search_list_is_walked_in_glibc_order_until_a_name_answers() {
                     .error(c)
                     .unwrap_or_else(|| panic!("{}: no error", case.what));
                 assert_eq!(error.reason, RaceFailure::NoAddresses, "{}", case.what);
+                // The last name's answers say why, once for both families.
+                let typed = case.typed.trim_end_matches('.');
+                assert_eq!(
+                    error.to_string(),
+                    format!("could not resolve host {typed}: NXDOMAIN from 192.168.1.1"),
+                    "{}",
+                    case.what
+                );
             }
         }
         // The trace names each name a search list gives when it has more

@@ -709,6 +709,12 @@ impl EstablishmentError {
                     asked.retain(|(q, _)| *q != qtype);
                     asked.push((qtype, server));
                 }
+                // The search list moved on: the earlier name's answers
+                // are not why this lookup failed, the last name's are.
+                TraceKind::DnsName {
+                    step: crate::trace::NameStep::Search { .. },
+                    ..
+                } => dns.clear(),
                 TraceKind::DnsAnswer {
                     qtype,
                     outcome,
