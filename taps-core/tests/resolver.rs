@@ -332,9 +332,11 @@ fn tls_verifies_the_name_the_application_gave_not_the_expanded_one() {
     );
 }
 
-// RFC 9460 §7.1.2: the client uses "the set of protocols in the SVCB ALPN
-// set that the client supports" (the `alpn` ids, plus `http/1.1` unless
-// `no-default-alpn`, §7.1.1). An attempt on a record's endpoint offers that
+// RFC 9460 §7.1: the "alpn" and "no-default-alpn" SvcParamKeys "together
+// indicate the set of ... ALPN protocol identifiers ... supported by this
+// service endpoint (the "SVCB ALPN set")", and "Clients filter the set of
+// ALPN identifiers to match the protocol suites they support" (the set
+// holds `http/1.1`, HTTPS's default, unless `no-default-alpn`). An attempt on a record's endpoint offers that
 // intersection, in the application's order; a record with nothing in
 // common is skipped (the owner name's own addresses remain, offering the
 // application's list); an application that names no ALPN offers none.
@@ -557,7 +559,8 @@ fn https_alias_loops_and_overlong_chains_fail_only_the_https_question() {
     assert!(text.contains("AliasMode") && text.contains('8'), "{text}");
 }
 
-// RFC 9460 §9.5 ties HTTPS records to "https" (TLS) use: a connection
+// HTTPS records describe the endpoints of "https" origins (RFC 9460 §9,
+// §9.5), and taps never changes the security the application chose: a connection
 // without TLS never goes to another name or port because of one, and does
 // not follow AliasMode. A ServiceMode record for the name itself on the
 // application's port changes nothing but may lend its address hints.

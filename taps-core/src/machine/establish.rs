@@ -696,17 +696,18 @@ impl Machine {
     /// current HTTPS name; `None` while an AliasMode chain is followed (the
     /// next hop's question is out).
     ///
-    /// - Without TLS, a record never changes where the connection goes
-    ///   (RFC 9460 §9.5 binds HTTPS records to "https" origins; §2.4.3
-    ///   and §9 describe them as TLS endpoints): only ServiceMode records
+    /// - Without TLS, a record never changes where the connection goes:
+    ///   HTTPS records describe endpoints of "https" origins (RFC 9460 §9,
+    ///   §9.5), which a plain connection is not, and taps never changes
+    ///   the application's choice of security. Only ServiceMode records
     ///   for the name itself on the endpoint's port are kept (their
     ///   address hints are the name's own addresses), and AliasMode is not
     ///   followed.
     /// - With TLS, AliasMode is followed (RFC 9460 §3); and when the
     ///   application offers ALPN ids, a record none of whose protocols it
-    ///   offers is skipped (RFC 9460 §7.1.2: the client uses the
-    ///   intersection of the record's ALPN set and the protocols it
-    ///   supports; an empty intersection leaves nothing to speak).
+    ///   offers is skipped (RFC 9460 §7.1: "Clients filter the set of ALPN
+    ///   identifiers to match the protocol suites they support"; an empty
+    ///   result leaves nothing to speak).
     fn service_records(
         &mut self,
         now: Instant,
@@ -885,7 +886,7 @@ impl Machine {
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
-        // RFC 9460 §7.1.2: an attempt on an HTTPS record's endpoint offers
+        // RFC 9460 §7.1: an attempt on an HTTPS record's endpoint offers
         // the protocols both the record and the application name, in the
         // application's order (records with none in common were skipped).
         // Other attempts, and an application that names no ALPN, offer the

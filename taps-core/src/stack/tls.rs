@@ -242,7 +242,7 @@ impl ClientTls {
 
     /// A session for one attempt towards `server_name`, offering `alpn`
     /// instead of the configuration's list when given (an HTTPS record's
-    /// protocols, RFC 9460 §7.1.2).
+    /// protocols, RFC 9460 §7.1).
     pub(crate) fn session(
         &self,
         server_name: &str,
