@@ -20,8 +20,8 @@
 //! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // The seed makes DNS ids and tie shuffles; take it from the OS in
-//! // production (taps-io does), fix it in tests to replay a run.
+//! // The seed makes tie shuffles (and DNS ids when no TLS environment,
+//! // whose secure random draws them, is given); fix it to replay a run.
 //! let mut machine = Machine::new(Config::new(7));
 //! let now = Instant::ZERO;
 //! let eth0 = Interface::new("eth0", 2, InterfaceKind::Wired, &["192.0.2.10/24"])?;
@@ -75,6 +75,7 @@ mod properties;
 pub mod race;
 mod rng;
 mod security;
+mod socket_options;
 mod stack;
 mod time;
 mod trace;
@@ -109,6 +110,7 @@ pub use security::{
     CertificateVerification, Identity, SecurityParameters, SessionCacheLimits, TlsConfigError,
     TlsEnvironment,
 };
+pub use socket_options::{AppliedTcpOptions, OptionResult, TcpSocketOptions};
 pub use time::Instant;
 pub use trace::{
     CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource, NameStep,

@@ -1,11 +1,12 @@
 //! The machine's seeded random source.
 //!
-//! ARCHITECTURE.md "The core contract" rule 1 forbids global randomness in the state machine: DNS query
-//! ids (RFC 5452 §9.2 asks for unpredictable ids) and tie shuffles draw from
-//! this generator, seeded at construction, so equal seeds give equal runs.
-//! The generator is SplitMix64 (Steele, Lea and Flood, 2014): tiny, fast and
-//! statistically sound for these uses. It is not a CSPRNG; adapters that want
-//! spoofing resistance seed it from the operating system's entropy.
+//! ARCHITECTURE.md "The core contract" rule 1 forbids global randomness in
+//! the state machine: tie shuffles draw from this generator, seeded at
+//! construction, so equal seeds give equal runs. The generator is SplitMix64
+//! (Steele, Lea and Flood, 2014): tiny, fast and statistically sound for
+//! these uses, and predictable from its output. So DNS query ids (RFC 5452
+//! §9.2 asks for unpredictable ones) draw from the TLS environment's secure
+//! random source instead, and from here only when the embedder gave none.
 
 /// A deterministic 64-bit pseudo-random generator.
 #[derive(Clone, Debug)]

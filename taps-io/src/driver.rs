@@ -26,9 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use crate::IdMap;
+use smallvec::SmallVec;
 use taps_core::{
     ConnectionId, ConnectionState, DnsTxnId, Event, FailureReason, Input, Instant, ListenerId,
-    Machine, Message, MessageId, Output, SendError, SocketId,
+    Machine, Message, MessageId, Output, SendError, SocketId, TcpSocketOptions,
     dns::{DnsAction, DnsSend, DnsTransport},
 };
 
@@ -104,6 +105,8 @@ pub(crate) enum Work {
         local: Option<SocketAddr>,
         /// Use TCP Fast Open.
         fast_open: bool,
+        /// Keep-alive and user timeout.
+        options: TcpSocketOptions,
     },
     /// Open a DNS transaction's socket and send its first message; later
     /// messages (retransmissions) come from [`Driver::dns_outbox`].
@@ -170,11 +173,31 @@ struct SocketSlot {
     shutdown_done: bool,
 }
 
-#[derive(Debug)]
 struct DnsSlot {
     signal: Arc<Signal>,
     outbox: VecDeque<Vec<u8>>,
+    /// The transaction's UDP socket and the server it is connected to,
+    /// once its task has opened it: [`Driver::dns_datagram`] reads it when
+    /// another transaction's answer arrives.
+    udp: Option<(Arc<dyn crate::ReadyUdp>, SocketAddr)>,
 }
+
+impl std::fmt::Debug for DnsSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsSlot")
+            .field("outbox", &self.outbox.len())
+            .field("udp", &self.udp.as_ref().map(|(_, server)| server))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
+/// length prefix's limit).
+pub(crate) const DNS_BUF: usize = 65_535;
+
+/// At most this many datagrams are taken from one other transaction's
+/// socket per arriving answer, so a flooded socket cannot hold the lock.
+const DNS_READS_PER_SIBLING: usize = 4;
 
 #[derive(Debug, Default)]
 struct Waiters {
@@ -229,6 +252,8 @@ pub(crate) struct Driver {
     timer_signal: Arc<Signal>,
     armed: Option<Instant>,
     buf: Vec<u8>,
+    /// Scratch for [`Driver::read_waiting_dns_answers`], sized on first use.
+    dns_buf: Vec<u8>,
 }
 
 impl Driver {
@@ -250,6 +275,7 @@ impl Driver {
             // reads cost fewer syscalls and wake-ups per byte. It is one
             // buffer per driver, not per socket.
             buf: vec![0; READ_CHUNK],
+            dns_buf: Vec::new(),
         }
     }
 
@@ -315,6 +341,84 @@ impl Driver {
         self.dispatch();
     }
 
+    /// A DNS transaction's task opened its UDP socket, connected to
+    /// `server`.
+    pub(crate) fn dns_udp_opened(
+        &mut self,
+        txn: DnsTxnId,
+        socket: Arc<dyn crate::ReadyUdp>,
+        server: SocketAddr,
+    ) {
+        if let Some(slot) = self.dns.get_mut(&txn) {
+            slot.udp = Some((socket, server));
+        }
+    }
+
+    /// An answer arrived on `txn`'s socket. Before the machine is drained,
+    /// the other transactions' sockets are read without waiting, so every
+    /// answer this wake-up can see reaches the machine as one instant
+    /// (ARCHITECTURE.md "The core contract"): an A and an AAAA answer that
+    /// came in together are sorted together (RFC 6724 §6) instead of the
+    /// race starting on whichever task ran first. A datagram that is not
+    /// there yet is not waited for (HEv3 §4).
+    pub(crate) fn dns_datagram(&mut self, txn: DnsTxnId, server: SocketAddr, payload: &[u8]) {
+        let now = self.now();
+        self.machine.handle(
+            now,
+            Input::DnsDatagram {
+                txn,
+                from: server,
+                payload,
+            },
+        );
+        self.read_waiting_dns_answers(now, txn);
+        self.dispatch();
+    }
+
+    /// Hands the machine every datagram already waiting on a DNS socket
+    /// other than `except`'s. A socket error goes to the machine as that
+    /// transaction's transport failure, as its own task would report it,
+    /// and the socket is not read here again.
+    fn read_waiting_dns_answers(&mut self, now: Instant, except: DnsTxnId) {
+        let others: SmallVec<[DnsTxnId; 8]> = self
+            .dns
+            .iter()
+            .filter(|(id, slot)| **id != except && slot.udp.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.dns_buf);
+        buf.resize(DNS_BUF, 0);
+        for txn in others {
+            let Some((socket, server)) = self.dns.get(&txn).and_then(|s| s.udp.clone()) else {
+                continue;
+            };
+            for _ in 0..DNS_READS_PER_SIBLING {
+                match socket.try_recv(&mut buf) {
+                    Ok(n) => self.machine.handle(
+                        now,
+                        Input::DnsDatagram {
+                            txn,
+                            from: server,
+                            payload: &buf[..n],
+                        },
+                    ),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        if let Some(slot) = self.dns.get_mut(&txn) {
+                            slot.udp = None;
+                        }
+                        self.machine.handle(now, Input::DnsTransportFailed { txn });
+                        break;
+                    }
+                }
+            }
+        }
+        self.dns_buf = buf;
+    }
+
     /// Drains the machine and routes every output: after every call into
     /// the machine.
     fn dispatch(&mut self) {
@@ -334,6 +438,7 @@ impl Driver {
                         let slot = DnsSlot {
                             signal: Signal::new(),
                             outbox: VecDeque::from([payload]),
+                            udp: None,
                         };
                         self.dns.insert(txn, slot);
                         self.work.push_back(Work::DnsOpen {
@@ -354,6 +459,7 @@ impl Driver {
                     interface,
                     local,
                     fast_open,
+                    options,
                 } => {
                     let interface = interface
                         .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
@@ -375,6 +481,7 @@ impl Driver {
                         interface,
                         local,
                         fast_open,
+                        options,
                     });
                 }
                 // Nothing left to write (an application's task wrote it
@@ -958,6 +1065,51 @@ mod tests {
             Poll::Ready(Event::Ready { .. })
         ));
         (d, conn, socket)
+    }
+
+    /// HEv3 §6: what the kernel measured reaches the machine's history
+    /// the way a `Taps` reports it (`tasks::report_kernel_rtts`), and sets
+    /// the delay after an attempt to that destination.
+    #[test]
+    #[ignore = "needs root"]
+    fn the_kernels_tcp_metrics_reach_the_history() {
+        use std::io::{Read, Write};
+        use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+        use taps_core::race::DelaySource;
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test makes a network namespace and needs root"
+        );
+        // A fresh namespace: the kernel's table holds this connection only.
+        let source = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let up = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status();
+            assert!(up.is_ok_and(|s| s.success()), "ip link set lo up failed");
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            c.write_all(b"x").unwrap();
+            s.read_exact(&mut [0]).unwrap();
+            // The client closes first, and TIME-WAIT, once the server has
+            // closed too, saves its metrics.
+            drop(c);
+            let _ = s.read_to_end(&mut Vec::new());
+            drop(s);
+            let mut d = Driver::new(Machine::new(Config::new(0)));
+            crate::tasks::report_kernel_rtts(|e| d.handle(Input::KernelRtts(e)));
+            let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            d.command(|m, now| m.history().attempt_rtt(now, None, None, lo))
+        })
+        .join()
+        .expect("the namespace thread");
+        let (estimate, from) = source.expect("an estimate for 127.0.0.1");
+        assert_eq!(from, DelaySource::Kernel);
+        assert!(
+            estimate.srtt_us > 0 && estimate.srtt_us < 1_000_000,
+            "{estimate:?}"
+        );
     }
 
     #[test]

@@ -48,9 +48,9 @@ impl Taps {
     /// system's environment unless the configuration names one
     /// ([`Config::tls`]).
     ///
-    /// The seed picks DNS query ids, so it must be unpredictable for
-    /// queries that cross a network (RFC 5452); [`Taps::system_config`]
-    /// makes one.
+    /// DNS query ids come from the TLS environment's secure random source
+    /// (the OS CSPRNG in the system's environment, RFC 5452 §9.2), not
+    /// from the seed.
     ///
     /// # Errors
     ///
@@ -62,6 +62,7 @@ impl Taps {
         let monitor = PathMonitor::new()?;
         let mut driver = Driver::new(Machine::new(config));
         driver.handle(Input::InterfacesChanged(monitor.interfaces().to_vec()));
+        tasks::report_kernel_rtts(|entries| driver.handle(Input::KernelRtts(entries)));
         let shared = Shared::new(driver, runtime);
         let weak = Arc::downgrade(&shared);
         let rt = &shared.runtime;

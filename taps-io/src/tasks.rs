@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::driver::{Close, NonBlockingIo, Signal, Step, Work};
+use crate::driver::{Close, DNS_BUF, NonBlockingIo, Signal, Step, Work};
 use taps_core::{DnsTxnId, Input, ListenerId, SocketId, dns::DnsTransport};
 use taps_sys::monitor::{POLL_INTERVAL, PathMonitor};
 use taps_sys::socket::{
@@ -41,10 +41,6 @@ use taps_sys::socket::{
 use super::parked::Parked;
 use super::shared::{Inner, Shared, StreamIo};
 use super::{ReadyFd, ReadyTcp, ReadyUdp, Runtime};
-
-/// Largest DNS message (RFC 1035 §4.2.1 over UDP with EDNS, and the TCP
-/// length prefix's limit).
-const DNS_BUF: usize = 65_535;
 
 /// Runs `call` under the lock, then, with the lock released, starts a
 /// task for every socket, DNS transaction and listener the machine asked
@@ -108,6 +104,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
                 interface,
                 local,
                 fast_open,
+                options,
             },
             signal,
         ) => {
@@ -115,6 +112,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
                 bind_interface: interface,
                 local,
                 fast_open,
+                options,
                 ..TcpOptions::default()
             };
             let task: super::Task = match open_attempt(shared, socket, remote, &opts) {
@@ -159,16 +157,23 @@ fn open_attempt(
 ) -> Option<(ConnectProgress, Arc<dyn ReadyTcp>)> {
     let opened = open_tcp(remote, opts).and_then(|o| {
         let stream = shared.runtime.tcp(o.socket.into())?;
-        Ok((o.connect_started, stream))
+        Ok((o.connect_started, o.applied, stream))
     });
     act(shared, |g| {
-        let (started, stream) = match opened {
+        let (started, applied, stream) = match opened {
             Ok(o) => o,
             Err(e) => {
                 g.driver.connected(socket, Err(failure_reason(&e)));
                 return None;
             }
         };
+        // A keep-alive the application required and the socket refused
+        // fails the attempt here; the machine's close for it reaches the
+        // socket's slot like any other.
+        if !opts.options.is_plain() {
+            g.driver
+                .handle(Input::SocketOptionsApplied { socket, applied });
+        }
         g.io.insert(socket, stream.clone());
         if started == ConnectProgress::Connected {
             g.driver.connected(socket, Ok(()));
@@ -458,7 +463,11 @@ async fn dns_udp(
     signal: &Arc<Signal>,
     server: SocketAddr,
 ) -> io::Result<()> {
-    let socket: Box<dyn ReadyUdp> = shared.runtime.udp(open_dns_udp(server)?)?;
+    let socket: Arc<dyn ReadyUdp> = Arc::from(shared.runtime.udp(open_dns_udp(server)?)?);
+    shared
+        .lock()
+        .driver
+        .dns_udp_opened(txn, socket.clone(), server);
     let mut buf = vec![0u8; DNS_BUF];
     loop {
         let (message, live) = shared.lock().driver.dns_outbox(txn);
@@ -479,13 +488,7 @@ async fn dns_udp(
             // The socket is connected: the kernel only passes datagrams
             // from the server, so `from` is the server.
             let n = received?;
-            act(shared, |g| {
-                g.driver.handle(Input::DnsDatagram {
-                    txn,
-                    from: server,
-                    payload: &buf[..n],
-                })
-            });
+            act(shared, |g| g.driver.dns_datagram(txn, server, &buf[..n]));
         }
     }
 }
@@ -696,6 +699,28 @@ pub(crate) fn monitor_readiness(
         .ok()
 }
 
+/// How long the kernel may take to answer the TCP metrics dump: it answers
+/// from memory at once; the bound only keeps a wedged netlink from
+/// holding the caller.
+const KERNEL_RTTS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Reads the kernel's TCP metrics (`taps_sys::tcp_metrics`) and hands them
+/// to `feed`, which reports them to the machine as `Input::KernelRtts`
+/// (HEv3 §6's RTT-derived Connection Attempt Delay, ARCHITECTURE.md "One
+/// way in"). Done when a `Taps` starts and when the interfaces change, not
+/// per connection: a race sorts its candidates as soon as DNS answers, so
+/// the data must already be there, and reading per connection would cost
+/// a netlink round trip on every connect. Where the kernel has no such
+/// table (not Linux, or netlink forbidden), nothing is reported and the
+/// delays come from the machine's own history or the configured value.
+pub(crate) fn report_kernel_rtts(feed: impl FnOnce(&[taps_core::race::KernelRtt])) {
+    if let Ok(entries) = taps_sys::tcp_metrics::read(KERNEL_RTTS_TIMEOUT)
+        && !entries.is_empty()
+    {
+        feed(&entries);
+    }
+}
+
 /// Feeds interface changes to the machine until the `Taps` goes.
 pub(crate) async fn monitor_task(
     weak: Weak<Shared>,
@@ -707,6 +732,11 @@ pub(crate) async fn monitor_task(
     let report = |list| match weak.upgrade() {
         Some(shared) => {
             act(&shared, |g| g.driver.handle(Input::InterfacesChanged(list)));
+            // A new path: what the kernel learnt meanwhile, for the
+            // delays of the races to come.
+            report_kernel_rtts(|entries| {
+                act(&shared, |g| g.driver.handle(Input::KernelRtts(entries)));
+            });
             true
         }
         None => false,

@@ -14,6 +14,7 @@ use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
+use taps_core::race::DelaySource;
 use taps_core::{
     DnsOutcome, DropReason, FailureReason, Instant, LocalSource, NameStep, Trace, TraceKind,
     dns::QueryType,
@@ -821,8 +822,9 @@ impl Fnv {
             DnsOutcome::TransportFailed => self.u8(10),
             DnsOutcome::CnameChainTooDeep => self.u8(11),
             DnsOutcome::CnameLoop => self.u8(12),
-            DnsOutcome::AliasLoop => self.u8(13),
-            DnsOutcome::AliasChainTooLong => self.u8(14),
+            DnsOutcome::NoRandomness => self.u8(13),
+            DnsOutcome::AliasLoop => self.u8(15),
+            DnsOutcome::AliasChainTooLong => self.u8(16),
         }
     }
     fn reason(&mut self, r: FailureReason) {
@@ -960,6 +962,28 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
         TraceKind::AttemptTransportUp { attempt } => {
             h.u8(20);
             h.u16(attempt);
+        }
+        TraceKind::AttemptDelay { attempt, delay } => {
+            h.u8(22);
+            h.u16(attempt);
+            for b in delay
+                .delay_us
+                .to_le_bytes()
+                .into_iter()
+                .chain(delay.rto_us.to_le_bytes())
+            {
+                h.u8(b);
+            }
+            let (kind, samples) = match delay.source {
+                DelaySource::Configured => (0, 0),
+                DelaySource::Prefix { samples } => (1, samples),
+                DelaySource::Kernel => (2, 0),
+                DelaySource::Path { samples } => (3, samples),
+                DelaySource::KernelPrefix { samples } => (4, samples),
+                DelaySource::KernelPath { samples } => (5, samples),
+            };
+            h.u8(kind);
+            h.u16(samples);
         }
         TraceKind::TlsEstablished { attempt } => {
             h.u8(21);

@@ -11,6 +11,7 @@ use taps_sim::{POLICIES, RunOptions, Scenario, run_scenario};
 /// (scenario, policies) whose reports are kept.
 const CANONICAL: &[(&str, &[Policy])] = &[
     ("v6-blackhole", &POLICIES),
+    ("v6-blackhole-kernel-rtt", &[Policy::Hev3]),
     ("happy-dual-stack", &[Policy::Hev3]),
     ("three-per-family", &POLICIES),
     ("https-hints-slow-a-aaaa", &[Policy::Hev3]),
@@ -21,6 +22,7 @@ const CANONICAL: &[(&str, &[Policy])] = &[
     ("repeated-connections", &[Policy::Hev3]),
     ("lossy-link", &[Policy::Hev3]),
     ("search-list", &[Policy::Hev3]),
+    ("ula-blackhole", &[Policy::Hev3]),
     // Real TLS: rustls on both ends, seeded, so even these replay exactly.
     ("happy-dual-stack-real-tls", &[Policy::Hev3]),
     ("tls-stalled-first-address-real-tls", &[Policy::Hev3]),

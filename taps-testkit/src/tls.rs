@@ -3,6 +3,7 @@
 //!
 //! - [`wall_clock`]: ring's algorithms and randomness with the wall clock,
 //!   as on a real network, for tests whose certificates are made now.
+//! - [`with_random`]: the same, with a random source of the test's own.
 //! - [`seeded`]: every random byte a handshake draws (ClientHello random,
 //!   key shares, session tickets) comes from a seed and the clock is fixed,
 //!   so a run with real TLS repeats byte for byte: the simulator's, and
@@ -25,6 +26,19 @@ use taps_core::{Rng, TlsEnvironment};
 pub fn wall_clock() -> TlsEnvironment {
     TlsEnvironment::new(
         Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(rustls::time_provider::DefaultTimeProvider),
+    )
+}
+
+/// ring's algorithms and the wall clock, with `random` as the secure
+/// random source: for tests of what the core draws from it (DNS query ids).
+pub fn with_random(random: &'static dyn SecureRandom) -> TlsEnvironment {
+    let provider = CryptoProvider {
+        secure_random: random,
+        ..rustls::crypto::ring::default_provider()
+    };
+    TlsEnvironment::new(
+        Arc::new(provider),
         Arc::new(rustls::time_provider::DefaultTimeProvider),
     )
 }

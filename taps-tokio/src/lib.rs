@@ -78,8 +78,9 @@ pub fn new() -> Result<Taps, Error> {
 /// Its tasks run on that runtime (a multi-threaded runtime spreads the
 /// sockets over its workers), from wherever they are started later.
 ///
-/// The seed picks DNS query ids, so it must be unpredictable for queries
-/// that cross a network (RFC 5452); [`Taps::system_config`] makes one.
+/// DNS query ids come from the TLS environment's secure random source
+/// (the OS CSPRNG in the system's environment, RFC 5452 §9.2), not from
+/// the seed.
 ///
 /// # Errors
 ///

@@ -244,6 +244,11 @@ impl Txn {
 #[derive(Debug)]
 pub(crate) struct Resolver {
     config: DnsConfig,
+    /// Where query ids come from: the TLS environment's secure random
+    /// when the machine has one; the machine's seeded `Rng` only for an
+    /// embedder that gave no environment (ARCHITECTURE.md "The core
+    /// contract" rule 1).
+    secure_random: Option<&'static dyn rustls::crypto::SecureRandom>,
     txns: Table<DnsTxnId, Txn>,
     /// The transaction asking each (name, type), for others to join, by
     /// the name's hash: a collision only makes a second transaction (the
@@ -259,9 +264,13 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     /// A resolver with no transactions.
-    pub(crate) fn new(config: DnsConfig) -> Self {
+    pub(crate) fn new(
+        config: DnsConfig,
+        secure_random: Option<&'static dyn rustls::crypto::SecureRandom>,
+    ) -> Self {
         Resolver {
             config,
+            secure_random,
             txns: Table::default(),
             asking: HashMap::default(),
             actions: VecDeque::new(),
@@ -357,7 +366,23 @@ impl Resolver {
             });
             return;
         };
-        let id = rng.next_u16();
+        let id = match self.secure_random {
+            None => rng.next_u16(),
+            Some(source) => {
+                let mut id = [0u8; 2];
+                if source.fill(&mut id).is_err() {
+                    self.notes.push_back(DnsNote::Settled {
+                        waiters,
+                        name,
+                        qtype,
+                        answer: None,
+                        outcome: DnsOutcome::NoRandomness,
+                    });
+                    return;
+                }
+                u16::from_ne_bytes(id)
+            }
+        };
         let payload = encode(id, &name, qtype, transport);
         let notes: Waiters = waiters.clone();
         let key = (name_hash(&name), qtype);

@@ -60,6 +60,7 @@ use crate::race::history::{History, HistoryConfig};
 use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
 use crate::rng::Rng;
 use crate::security::SecurityParameters;
+use crate::socket_options::{AppliedTcpOptions, TcpSocketOptions};
 use crate::stack::Stack;
 use crate::stack::framer::FramerFactory;
 use crate::stack::tls::{ClientTls, TlsConfigError};
@@ -81,7 +82,8 @@ pub use view::{ConnectionInfo, ConnectionView, ListenerView, SocketView};
 /// (`taps_sys::interfaces::list_interfaces()`).
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Seed of every random choice (DNS ids, tie shuffles).
+    /// Seed of the machine's shuffles, and of DNS ids when [`Config::tls`]
+    /// is `None`.
     pub seed: u64,
     /// Default racing settings; a preconnection may override them.
     pub race: RaceConfig,
@@ -109,9 +111,10 @@ pub struct Config {
 
 impl Config {
     /// The defaults of every setting, with `seed` for every random choice.
-    /// The seed picks DNS query ids, so on a real network it must be
-    /// unpredictable (RFC 5452 §9.2); in a simulation or test, a fixed seed
-    /// makes the run repeat exactly.
+    /// DNS query ids come from the TLS environment's secure random source
+    /// (RFC 5452 §9.2), from the seed only when there is no environment; in
+    /// a simulation or test, a fixed seed and a seeded environment make the
+    /// run repeat exactly.
     pub fn new(seed: u64) -> Self {
         Config {
             seed,
@@ -261,6 +264,14 @@ pub enum Input<'a> {
         /// The transaction.
         txn: DnsTxnId,
     },
+    /// What became of the [`TcpSocketOptions`] an `OpenTcp` asked for:
+    /// a Connection's properties read back what its socket has.
+    SocketOptionsApplied {
+        /// The socket.
+        socket: SocketId,
+        /// Each option's result.
+        applied: AppliedTcpOptions,
+    },
     /// A socket's connect completed.
     SocketConnected {
         /// The socket.
@@ -321,6 +332,13 @@ pub enum Input<'a> {
     /// on interfaces that went down or vanished fail, and later paths take
     /// over.
     InterfacesChanged(Vec<Interface>),
+    /// The kernel's per-destination TCP metrics (Linux `tcp_metrics`), as
+    /// they stand now: HEv3 §6's Connection Attempt Delay uses their RTT
+    /// for destinations this machine has no handshakes to (see
+    /// [`History::attempt_rtt`](crate::race::History::attempt_rtt)). The
+    /// adapter reports them when it starts and when the interfaces change;
+    /// races already sorted keep the delays they chose.
+    KernelRtts(&'a [crate::race::KernelRtt]),
 }
 
 /// Something the machine wants done or said.
@@ -343,6 +361,9 @@ pub enum Output {
         /// Use TCP Fast Open: the first `transmit_data` bytes may ride in
         /// the SYN (`TCP_FASTOPEN_CONNECT`).
         fast_open: bool,
+        /// Keep-alive and user timeout, from the Connection's properties;
+        /// unless they are plain, answer with `SocketOptionsApplied`.
+        options: TcpSocketOptions,
     },
     /// The socket has bytes to write: see [`SocketView::transmit_data`](crate::SocketView::transmit_data).
     Transmit {
@@ -656,7 +677,7 @@ impl fmt::Display for DnsReport {
         };
         let word = match self.outcome {
             DnsOutcome::Timeout | DnsOutcome::TransportFailed | DnsOutcome::Truncated => "asking",
-            DnsOutcome::NoServers => return Ok(()),
+            DnsOutcome::NoServers | DnsOutcome::NoRandomness => return Ok(()),
             _ => "from",
         };
         if server.port() == 53 {
@@ -1003,6 +1024,9 @@ enum Timer {
 #[derive(Debug)]
 struct Sock {
     conn: ConnectionId,
+    /// The options `OpenTcp` asked for, and what the adapter said became
+    /// of them.
+    options: (TcpSocketOptions, AppliedTcpOptions),
     /// The race candidate, for attempts.
     candidate: Option<CandidateId>,
     stack: Stack,
@@ -1062,7 +1086,13 @@ impl Machine {
             conns: Table::default(),
             sockets: Table::default(),
             listeners: Table::default(),
-            resolver: Resolver::new(config.dns.clone()),
+            resolver: Resolver::new(
+                config.dns.clone(),
+                config
+                    .tls
+                    .as_ref()
+                    .map(crate::security::TlsEnvironment::secure_random),
+            ),
             cache: Cache::new(config.dns.cache_capacity),
             history: History::new(config.history),
             client_tls: Vec::new(),
@@ -1184,6 +1214,9 @@ impl Machine {
             }
             Input::DnsStreamData { txn, data } => self.on_dns_stream(now, txn, data),
             Input::DnsTransportFailed { txn } => self.on_dns_transport_failed(now, txn),
+            Input::SocketOptionsApplied { socket, applied } => {
+                self.on_socket_options_applied(now, socket, applied);
+            }
             Input::SocketConnected { socket } => self.on_socket_connected(now, socket),
             Input::SocketData { socket, data } => self.on_socket_data(now, socket, data),
             Input::SocketEof { socket } => self.on_socket_eof(now, socket),
@@ -1193,6 +1226,7 @@ impl Machine {
             Input::WroteThrough { conn, len } => self.wrote_through(now, conn, len),
             Input::TlsCheckIn(session) => self.check_in_tls(now, session),
             Input::InterfacesChanged(list) => self.set_interfaces(now, list),
+            Input::KernelRtts(entries) => self.history.record_kernel_rtts(now, entries),
         }
         self.purge_timers();
     }

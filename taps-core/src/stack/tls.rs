@@ -130,6 +130,14 @@ impl TlsEnvironment {
         TlsEnvironment { provider, time }
     }
 
+    /// The provider's secure random source. DNS query ids come from it too
+    /// (RFC 5452 §9.2 wants them unpredictable): the operating system's
+    /// CSPRNG in the system's environment, a seeded stream in the test
+    /// kit's, so simulated runs still repeat.
+    pub(crate) fn secure_random(&self) -> &'static dyn rustls::crypto::SecureRandom {
+        self.provider.secure_random
+    }
+
     /// The hash RFC 7469 §2.4 pins: SHA-256 over the DER
     /// SubjectPublicKeyInfo of a certificate, with the provider's SHA-256.
     /// `None` if the certificate cannot be parsed or the provider has no

@@ -471,19 +471,9 @@ async fn connect(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
     }
     if o.tls {
         let mut security = match &o.ca {
-            Some(path) => {
-                let pem = read_file(path)?;
-                let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                    .filter_map(Result::ok)
-                    .collect();
-                if roots.is_empty() {
-                    return Err(Failure::local(format!(
-                        "{}: no PEM certificates",
-                        path.display()
-                    )));
-                }
-                SecurityParameters::with_roots(roots)
-            }
+            Some(path) => SecurityParameters::with_roots(
+                taps_tokio::roots::read_bundle(path).map_err(Failure::local)?,
+            ),
             None => SecurityParameters::with_roots(Vec::new()),
         };
         security = security.alpn(o.alpn.iter().cloned());
