@@ -850,3 +850,44 @@ fn a_search_waterfall_shows_the_answer_that_settled_it() {
         "{waterfall}"
     );
 }
+
+// A query lingering for the cache (its race settled, HEv3 §6) whose UDP
+// answer comes back truncated is dropped, not asked again over TCP: nobody
+// waits for it, and no connection's timer would end it.
+#[test]
+fn a_lingering_query_is_not_retried_over_tcp() {
+    use taps_testkit::world::DnsRule;
+    let mut w = World::new(machine(&[], 1));
+    w.rule(DNS, "example.com", QueryType::Https, 5, nodata());
+    w.rule(
+        DNS,
+        "example.com",
+        QueryType::A,
+        5,
+        addrs(&["192.0.2.1"], 300),
+    );
+    w.net.dns.insert(
+        (DNS.parse().unwrap(), "example.com".into(), QueryType::Aaaa),
+        DnsRule {
+            delay: Duration::from_millis(200),
+            answer: addrs(&["2001:db8::1"], 300),
+            truncate: true,
+            silent: false,
+            raw: None,
+        },
+    );
+    w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(10)));
+    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
+    w.run_until(ms(100));
+    assert_eq!(w.ready(c).map(|r| r.0), Some(ms(65)));
+    assert_eq!(w.live_dns().len(), 1, "the AAAA query lingers");
+    w.run_until(ms(5_000));
+    assert!(w.live_dns().is_empty(), "released, not moved to TCP");
+    assert!(
+        w.queries
+            .iter()
+            .all(|q| q.send.transport == taps_core::dns::DnsTransport::Udp),
+        "no TCP query: {:?}",
+        w.queries
+    );
+}

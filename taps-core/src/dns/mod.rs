@@ -519,7 +519,9 @@ impl Resolver {
                 qtype,
                 outcome: DnsOutcome::Truncated,
             });
-            if let Some(t) = self.release(txn) {
+            // Lingering, nobody waits: the cache does without this answer
+            // rather than keep a TCP connection that no one's timer ends.
+            if let Some(t) = self.release(txn).filter(|t| !t.lingering()) {
                 self.send_to_server(
                     now,
                     t.waiters,
