@@ -113,8 +113,8 @@ pub use security::{
 pub use socket_options::{AppliedTcpOptions, OptionResult, TcpSocketOptions};
 pub use time::Instant;
 pub use trace::{
-    CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource, TlsFailure,
-    Trace, TraceEvent, TraceKind,
+    CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource, NameStep,
+    TlsFailure, Trace, TraceEvent, TraceKind,
 };
 
 /// Message framers (RFC 9622 §9.1.2): the [`Framer`](framer::Framer) trait

@@ -489,6 +489,12 @@ pub enum DnsOutcome {
     CnameChainTooDeep,
     /// The answer's CNAME chain loops.
     CnameLoop,
+    /// The HTTPS AliasMode chain (RFC 9460 §3) comes back to a name it
+    /// already asked about.
+    AliasLoop,
+    /// The HTTPS AliasMode chain is longer than
+    /// [`MAX_ALIAS_HOPS`](crate::dns::MAX_ALIAS_HOPS) hops.
+    AliasChainTooLong,
 }
 
 impl fmt::Display for DnsOutcome {
@@ -514,6 +520,12 @@ impl fmt::Display for DnsOutcome {
                 crate::dns::wire::MAX_CNAME_DEPTH
             ),
             DnsOutcome::CnameLoop => f.write_str("CNAME chain loops"),
+            DnsOutcome::AliasLoop => f.write_str("HTTPS AliasMode chain loops"),
+            DnsOutcome::AliasChainTooLong => write!(
+                f,
+                "HTTPS AliasMode chain longer than {} hops",
+                crate::dns::MAX_ALIAS_HOPS
+            ),
         }
     }
 }
@@ -544,6 +556,24 @@ pub enum DropReason {
     Malformed,
 }
 
+/// Why a lookup asks about another name ([`TraceKind::DnsName`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameStep {
+    /// Name `index` (from 1) of the `of` names resolv.conf(5)'s search
+    /// list gives.
+    Search {
+        /// Its position, from 1.
+        index: u8,
+        /// How many names the search list gives.
+        of: u8,
+    },
+    /// HTTPS AliasMode hop `hop` (from 1), RFC 9460 §3.
+    Alias {
+        /// The hop number.
+        hop: u8,
+    },
+}
+
 /// One recorded transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceKind {
@@ -557,6 +587,14 @@ pub enum TraceKind {
         tcp: bool,
         /// A retransmission to the same server.
         retransmit: bool,
+    },
+    /// The question was already being asked for another connection: this
+    /// one waits for the same transaction instead of sending a query.
+    DnsJoined {
+        /// Record type.
+        qtype: QueryType,
+        /// The server the transaction is asking.
+        server: SocketAddr,
     },
     /// A DNS question was settled.
     DnsAnswer {
@@ -580,6 +618,15 @@ pub enum TraceKind {
         qtype: QueryType,
         /// Why.
         reason: DropReason,
+    },
+    /// The DNS questions that follow ask about another name: the next one
+    /// of the resolv.conf(5) search list, or an HTTPS AliasMode target
+    /// (RFC 9460 §3). Not recorded for a lookup of one name.
+    DnsName {
+        /// The name, cut to fit.
+        name: CertText,
+        /// Why it is asked.
+        step: NameStep,
     },
     /// The first positive answer arrived without the full HEv3 start
     /// condition: waiting up to the Resolution Delay.
@@ -830,6 +877,23 @@ impl Trace {
                         qtype.name()
                     )
                 }
+                TraceKind::DnsJoined { qtype, server } => writeln!(
+                    out,
+                    "dns      {:<5} joined the query to {server} another connection sent",
+                    qtype.name()
+                ),
+                TraceKind::DnsName { name, step } => match step {
+                    NameStep::Search { index, of } => writeln!(
+                        out,
+                        "dns      asking about {} (search list, name {index} of {of})",
+                        name.as_str()
+                    ),
+                    NameStep::Alias { hop } => writeln!(
+                        out,
+                        "dns      HTTPS AliasMode hop {hop}: asking about {}",
+                        name.as_str()
+                    ),
+                },
                 TraceKind::ResolutionDelayStarted => {
                     writeln!(out, "race     waiting for the Resolution Delay")
                 }
@@ -900,13 +964,31 @@ impl Trace {
             format!("{span:.0}ms"),
             width = WIDTH - 1
         );
-        // DNS bars: from the first query of a type to its settled answer.
+        // DNS bars: from the first query of a type to its settled answer
+        // (with a search list, the answer for the last name asked).
+        let last_name = self
+            .events
+            .iter()
+            .rposition(|e| {
+                matches!(
+                    e.kind,
+                    TraceKind::DnsName {
+                        step: NameStep::Search { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap_or(0);
         for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
             let sent = self.events.iter().find_map(|e| match e.kind {
-                TraceKind::DnsQuery { qtype: q, .. } if q == qtype => Some(e.at),
+                TraceKind::DnsQuery { qtype: q, .. } | TraceKind::DnsJoined { qtype: q, .. }
+                    if q == qtype =>
+                {
+                    Some(e.at)
+                }
                 _ => None,
             });
-            let answer = self.events.iter().find_map(|e| match e.kind {
+            let answer = self.events[last_name..].iter().find_map(|e| match e.kind {
                 TraceKind::DnsAnswer {
                     qtype: q, outcome, ..
                 } if q == qtype => Some((e.at, outcome)),

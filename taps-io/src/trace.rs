@@ -11,8 +11,8 @@
 
 use std::fmt::Write as _;
 
-use taps_core::LocalSource;
 use taps_core::race::DelaySource;
+use taps_core::{LocalSource, NameStep};
 
 pub use taps_core::{FailureReason, Trace, TraceEvent, TraceKind};
 
@@ -90,6 +90,25 @@ pub fn to_json(
                 kind(&mut out, "dns_dropped");
                 field(&mut out, "qtype", qtype.name());
                 field(&mut out, "reason", &format!("{reason:?}"));
+            }
+            TraceKind::DnsJoined { qtype, server } => {
+                kind(&mut out, "dns_joined");
+                field(&mut out, "qtype", qtype.name());
+                field(&mut out, "server", &server.to_string());
+            }
+            TraceKind::DnsName { name, step } => {
+                kind(&mut out, "dns_name");
+                field(&mut out, "name", name.as_str());
+                match step {
+                    NameStep::Search { index, of } => {
+                        field(&mut out, "why", "search");
+                        let _ = write!(out, ",\"index\":{index},\"of\":{of}");
+                    }
+                    NameStep::Alias { hop } => {
+                        field(&mut out, "why", "alias");
+                        let _ = write!(out, ",\"hop\":{hop}");
+                    }
+                }
             }
             TraceKind::ResolutionDelayStarted => kind(&mut out, "resolution_delay"),
             TraceKind::RacingStarted { candidates } => {

@@ -16,7 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use taps_core::race::DelaySource;
 use taps_core::{
-    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, Trace, TraceKind, dns::QueryType,
+    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, NameStep, Trace, TraceKind,
+    dns::QueryType,
 };
 
 use crate::scenario::Scenario;
@@ -197,7 +198,9 @@ pub fn attempts(trace: &Trace, names: &dyn Fn(Option<u32>) -> String) -> Vec<Att
     rows
 }
 
-/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked.
+/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked, each
+/// from its first query to the answer that settled it (with a search list,
+/// the last name's).
 pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
     let since = |t: Instant| t - trace.start;
     let mut rows = Vec::new();
@@ -220,6 +223,16 @@ pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
                     row.tcp |= tcp;
                     row.sent.get_or_insert(since(e.at));
                 }
+                TraceKind::DnsJoined { qtype: q, .. } if q == qtype => {
+                    seen = true;
+                    row.sent.get_or_insert(since(e.at));
+                }
+                // The search list moved on: the question is answered by
+                // the next name, so the row runs to its answer.
+                TraceKind::DnsName {
+                    step: NameStep::Search { .. },
+                    ..
+                } => row.outcome = None,
                 TraceKind::DnsAnswer {
                     qtype: q,
                     outcome,
@@ -810,6 +823,8 @@ impl Fnv {
             DnsOutcome::CnameChainTooDeep => self.u8(11),
             DnsOutcome::CnameLoop => self.u8(12),
             DnsOutcome::NoRandomness => self.u8(13),
+            DnsOutcome::AliasLoop => self.u8(15),
+            DnsOutcome::AliasChainTooLong => self.u8(16),
         }
     }
     fn reason(&mut self, r: FailureReason) {
@@ -900,6 +915,28 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
             });
         }
         TraceKind::ResolutionDelayStarted => h.u8(5),
+        TraceKind::DnsJoined { qtype, server } => {
+            h.u8(16);
+            h.qtype(qtype);
+            h.addr(server);
+        }
+        TraceKind::DnsName { name, step } => {
+            h.u8(15);
+            for b in name.as_str().bytes() {
+                h.u8(b);
+            }
+            match step {
+                NameStep::Search { index, of } => {
+                    h.u8(0);
+                    h.u8(index);
+                    h.u8(of);
+                }
+                NameStep::Alias { hop } => {
+                    h.u8(1);
+                    h.u8(hop);
+                }
+            }
+        }
         TraceKind::RacingStarted { candidates } => {
             h.u8(6);
             h.u16(candidates);

@@ -49,6 +49,7 @@ use smallvec::SmallVec;
 
 use crate::connection::{ConnIo, IoLimits, MessageId, SendError};
 use crate::dns::config::HostsFile;
+use crate::dns::lookup::{AliasChain, NameSearch};
 use crate::dns::wire::QueryType;
 use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
 use crate::endpoint::{Host, HostName, LocalEndpoint, RemoteEndpoint};
@@ -726,10 +727,17 @@ impl EstablishmentError {
         let since = |t: Instant| t.saturating_duration_since(trace.start);
         for e in &trace.events {
             match e.kind {
-                TraceKind::DnsQuery { qtype, server, .. } => {
+                TraceKind::DnsQuery { qtype, server, .. }
+                | TraceKind::DnsJoined { qtype, server } => {
                     asked.retain(|(q, _)| *q != qtype);
                     asked.push((qtype, server));
                 }
+                // The search list moved on: the earlier name's answers
+                // are not why this lookup failed, the last name's are.
+                TraceKind::DnsName {
+                    step: crate::trace::NameStep::Search { .. },
+                    ..
+                } => dns.clear(),
                 TraceKind::DnsAnswer {
                     qtype,
                     outcome,
@@ -897,10 +905,14 @@ enum Role {
 struct Conn {
     state: ConnectionState,
     role: Role,
-    /// The name A and AAAA are asked about.
-    qname: Option<HostName>,
-    /// The HTTPS query name when it differs (RFC 9460 §9.1 port prefix).
+    /// The names A and AAAA are asked about: the search list, and the one
+    /// being asked now (`None`: an address literal, or accepted).
+    search: Option<NameSearch>,
+    /// The HTTPS query name when it differs from the search list's current
+    /// name (RFC 9460 §9.1 port prefix).
     https_qname: Option<HostName>,
+    /// The HTTPS AliasMode chain followed so far (RFC 9460 §3).
+    alias: AliasChain,
     /// Outstanding DNS transactions: (name slot, record type, transaction).
     dns: SmallVec<[(u8, QueryType, DnsTxnId); 3]>,
     /// SVCB TargetNames being resolved: name slot `1 + i`.
@@ -937,8 +949,12 @@ impl Conn {
     /// endpoint's host, slot `1 + i` SVCB target `i`.
     fn qname(&self, slot: u8, qtype: QueryType) -> Option<&HostName> {
         match (slot, qtype) {
-            (0, QueryType::Https) => self.https_qname.as_ref().or(self.qname.as_ref()),
-            (0, _) => self.qname.as_ref(),
+            (0, QueryType::Https) => self
+                .alias
+                .current()
+                .or(self.https_qname.as_ref())
+                .or(self.search.as_ref().map(NameSearch::name)),
+            (0, _) => self.search.as_ref().map(NameSearch::name),
             (n, _) => self.targets.get(usize::from(n - 1)),
         }
     }
