@@ -70,6 +70,7 @@ mod hash;
 mod id;
 mod interface;
 mod machine;
+mod nat64;
 mod path;
 mod properties;
 pub mod race;
@@ -94,6 +95,7 @@ pub use machine::{
     ListenerConfig, ListenerView, Machine, Output, Preconnection, ReceiveError, SocketView, Stats,
     StreamError, TlsCheckout, TlsRead,
 };
+pub use nat64::{Pref64, Pref64Error};
 pub use path::{
     ExcludedInterface, ExclusionReason, MAX_PATHS_PER_CONNECTION, PathBranch, PathError,
     derive_paths,
