@@ -95,7 +95,7 @@ pub use machine::{
     ListenerConfig, ListenerView, Machine, Output, Preconnection, ReceiveError, SocketView, Stats,
     StreamError, TlsCheckout, TlsRead,
 };
-pub use nat64::{Pref64, Pref64Error};
+pub use nat64::{Pref64, Pref64Error, Pref64Source};
 pub use path::{
     ExcludedInterface, ExclusionReason, MAX_PATHS_PER_CONNECTION, PathBranch, PathError,
     derive_paths,
@@ -113,8 +113,8 @@ pub use security::{
 };
 pub use time::Instant;
 pub use trace::{
-    CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource, TlsFailure,
-    Trace, TraceEvent, TraceKind,
+    AttemptAddr, CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource,
+    TlsFailure, Trace, TraceEvent, TraceKind,
 };
 
 /// Message framers (RFC 9622 §9.1.2): the [`Framer`](framer::Framer) trait

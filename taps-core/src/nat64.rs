@@ -35,21 +35,28 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smallvec::SmallVec;
 
+use crate::dns::wire::Answer;
+use crate::endpoint::HostName;
+use crate::id::DnsTxnId;
+use crate::interface::Interface;
+use crate::race::order;
+use crate::time::Instant;
+
 /// The prefix lengths RFC 6052 §2.2 allows, in the order discovery tries
 /// them.
-pub const PREFIX_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
+pub(crate) const PREFIX_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
 
 /// RFC 7050 §2.2: the well-known IPv4 addresses that `ipv4only.arpa`
 /// resolves to.
-pub const WELL_KNOWN_IPV4: [Ipv4Addr; 2] =
+pub(crate) const WELL_KNOWN_IPV4: [Ipv4Addr; 2] =
     [Ipv4Addr::new(192, 0, 0, 170), Ipv4Addr::new(192, 0, 0, 171)];
 
 /// RFC 7050 §2.2: the well-known IPv4-only name asked to discover the prefix.
-pub const IPV4ONLY_ARPA: &str = "ipv4only.arpa";
+pub(crate) const IPV4ONLY_ARPA: &str = "ipv4only.arpa";
 
 /// Bound on the distinct prefixes one discovery keeps; further ones are
 /// ignored.
-pub const MAX_PREF64: usize = 4;
+pub(crate) const MAX_PREF64: usize = 4;
 
 /// A NAT64 prefix (RFC 6052 §2.2): an IPv6 prefix of 32, 40, 48, 56, 64 or
 /// 96 bits, with every bit after the length zero, and for /96 the u octet
@@ -211,9 +218,32 @@ impl FromStr for Pref64 {
     }
 }
 
+/// Where a PREF64 came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pref64Source {
+    /// [`Config::pref64`](crate::Config::pref64).
+    Configured,
+    /// A Router Advertisement's PREF64 option (RFC 8781), reported as
+    /// `Input::Pref64`.
+    RouterAdvertisement,
+    /// The AAAA answers for `ipv4only.arpa` (RFC 7050 §3).
+    Discovered,
+}
+
+impl fmt::Display for Pref64Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pref64Source::Configured => "configured",
+            Pref64Source::RouterAdvertisement => "router advertisement, RFC 8781",
+            Pref64Source::Discovered => "ipv4only.arpa, RFC 7050",
+        })
+    }
+}
+
 /// HEv3 §8.3: IPv4 ranges scoped to a host or link, which are never
 /// synthesized (0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 255.255.255.255/32).
-pub fn never_synthesized(v4: Ipv4Addr) -> bool {
+pub(crate) fn never_synthesized(v4: Ipv4Addr) -> bool {
     let [a, b, ..] = v4.octets();
     a == 0 || a == 127 || (a == 169 && b == 254) || v4.is_broadcast()
 }
@@ -221,31 +251,32 @@ pub fn never_synthesized(v4: Ipv4Addr) -> bool {
 /// The PREF64s known for a network: the first synthesizes, all are
 /// recognised (see the module doc).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Pref64Set {
+pub(crate) struct Pref64Set {
     list: SmallVec<[Pref64; 1]>,
 }
 
 impl Pref64Set {
     /// One prefix.
-    pub fn one(prefix: Pref64) -> Self {
+    pub(crate) fn one(prefix: Pref64) -> Self {
         Pref64Set {
             list: SmallVec::from_buf([prefix]),
         }
     }
 
     /// Every prefix, the synthesizing one first.
-    pub fn prefixes(&self) -> &[Pref64] {
+    #[cfg(test)]
+    pub(crate) fn prefixes(&self) -> &[Pref64] {
         &self.list
     }
 
     /// The prefix that synthesizes.
-    pub fn primary(&self) -> Pref64 {
+    pub(crate) fn primary(&self) -> Pref64 {
         self.list[0]
     }
 
     /// HEv3 §8.2: the IPv4 address an AAAA answer stands for when it lies in
     /// any known prefix (DNS64 synthesis), else the address as it is.
-    pub fn desynthesize(&self, addr: IpAddr) -> IpAddr {
+    pub(crate) fn desynthesize(&self, addr: IpAddr) -> IpAddr {
         match addr {
             IpAddr::V6(v6) => self
                 .list
@@ -258,8 +289,161 @@ impl Pref64Set {
 
     /// HEv3 §8.3: the IPv6 destination for `v4` on a path with no IPv4
     /// route; `None` for the ranges that are never synthesized.
-    pub fn synthesize(&self, v4: Ipv4Addr) -> Option<Ipv6Addr> {
+    pub(crate) fn synthesize(&self, v4: Ipv4Addr) -> Option<Ipv6Addr> {
         (!never_synthesized(v4)).then(|| self.primary().synthesize(v4))
+    }
+}
+
+/// The name slot of the discovery query among a connection's DNS
+/// transactions (slot 0 is the endpoint's name, `1 + i` SVCB targets).
+pub(crate) const DISCOVERY_SLOT: u8 = u8::MAX;
+
+/// The machine's NAT64 knowledge: a configured prefix, an advertised one
+/// (RFC 8781) and a discovered one (RFC 7050), in that order of trust, and
+/// the state of discovery.
+///
+/// Discovery runs when a connection starts on an IPv6-only path (HEv3
+/// §4.1: IPv6 connectivity without IPv4) and no prefix is known (HEv3
+/// §8.1: only when the network does not advertise one). Its query belongs
+/// to the connection that needed it first but outlives it: every
+/// connection waiting on an IPv6-only path takes the result. A discovery
+/// that finds nothing is not repeated until the network changes; a found
+/// prefix lasts for its answer's TTL, and the network changing (an
+/// interface's addresses) forgets it and cancels a discovery in flight.
+#[derive(Debug)]
+pub(crate) struct Nat64State {
+    configured: Option<Pref64>,
+    advertised: Option<Pref64>,
+    discovered: Option<(Pref64Set, Instant)>,
+    discovery: Discovery,
+    /// `ipv4only.arpa`, asked by every discovery.
+    pub(crate) qname: HostName,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Discovery {
+    Idle,
+    /// The query is out (its transaction, once sent).
+    Running(Option<DnsTxnId>),
+    /// It found no prefix on this network.
+    Failed,
+}
+
+impl Nat64State {
+    pub(crate) fn new(configured: Option<Pref64>) -> Self {
+        Nat64State {
+            configured,
+            advertised: None,
+            discovered: None,
+            discovery: Discovery::Idle,
+            qname: HostName::new(IPV4ONLY_ARPA).expect("ipv4only.arpa is a valid host name"),
+        }
+    }
+
+    /// The prefixes in force at `now` and where they came from.
+    pub(crate) fn known(&self, now: Instant) -> Option<(Pref64Set, Pref64Source)> {
+        if let Some(p) = self.configured {
+            return Some((Pref64Set::one(p), Pref64Source::Configured));
+        }
+        if let Some(p) = self.advertised {
+            return Some((Pref64Set::one(p), Pref64Source::RouterAdvertisement));
+        }
+        self.discovered
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(set, _)| (set.clone(), Pref64Source::Discovered))
+    }
+
+    /// Whether a connection whose paths are IPv6-only (`v6_only`) should
+    /// start a discovery now.
+    pub(crate) fn wants_discovery(&self, now: Instant, v6_only: bool) -> bool {
+        v6_only && self.known(now).is_none() && self.discovery == Discovery::Idle
+    }
+
+    /// A discovery is out.
+    pub(crate) fn pending(&self) -> bool {
+        matches!(self.discovery, Discovery::Running(_))
+    }
+
+    pub(crate) fn started(&mut self) {
+        self.discovery = Discovery::Running(None);
+    }
+
+    /// The discovery query went out as `txn`.
+    pub(crate) fn sent(&mut self, txn: DnsTxnId) {
+        if self.pending() {
+            self.discovery = Discovery::Running(Some(txn));
+        }
+    }
+
+    /// The discovery settled with `answer` (`None`: no answer). Returns
+    /// false when no discovery was out (it was cancelled meanwhile).
+    pub(crate) fn settled(&mut self, now: Instant, answer: Option<&Answer>) -> bool {
+        if !self.pending() {
+            return false;
+        }
+        let found = match answer {
+            Some(Answer::Addresses { addrs, ttl }) => discover(addrs).map(|set| {
+                let until = now + core::time::Duration::from_secs(u64::from(*ttl));
+                (set, until)
+            }),
+            _ => None,
+        };
+        self.discovery = if found.is_some() {
+            Discovery::Idle
+        } else {
+            Discovery::Failed
+        };
+        self.discovered = found;
+        true
+    }
+
+    /// An RA's PREF64 option (RFC 8781) arrived, or lapsed (`None`).
+    pub(crate) fn set_advertised(&mut self, prefix: Option<Pref64>) {
+        self.advertised = prefix;
+    }
+
+    /// The network changed: what was discovered may not hold. Returns the
+    /// transaction of a discovery in flight, to cancel.
+    pub(crate) fn network_changed(&mut self) -> Option<DnsTxnId> {
+        self.discovered = None;
+        match std::mem::replace(&mut self.discovery, Discovery::Idle) {
+            Discovery::Running(txn) => txn,
+            _ => None,
+        }
+    }
+}
+
+/// NAT64 as one race sees it: the prefixes to use, and whether a
+/// discovery is still out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RaceNat64 {
+    pub(crate) prefixes: Option<Pref64Set>,
+    pub(crate) pending: bool,
+}
+
+impl RaceNat64 {
+    /// HEv3 §8.2: the address to sort, group and remember.
+    pub(crate) fn logical(&self, addr: IpAddr) -> IpAddr {
+        self.prefixes
+            .as_ref()
+            .map_or(addr, |p| p.desynthesize(addr))
+    }
+
+    /// HEv3 §8.3: the synthesized destination for `dest` over `path`, when
+    /// `dest` is IPv4, the path has no IPv4 route (the race's test for one:
+    /// an IPv4 source address, as `order::reachable` checks) and can reach
+    /// the synthesized IPv6 address. The default path (no interface list)
+    /// leaves routing to the kernel, so nothing is synthesized for it.
+    pub(crate) fn via(&self, dest: IpAddr, path: Option<&Interface>) -> Option<Ipv6Addr> {
+        let (IpAddr::V4(v4), Some(iface)) = (dest, path) else {
+            return None;
+        };
+        if order::reachable(dest, Some(iface)) {
+            return None;
+        }
+        let v6 = self.prefixes.as_ref()?.synthesize(v4)?;
+        order::reachable(IpAddr::V6(v6), Some(iface)).then_some(v6)
     }
 }
 
@@ -275,7 +459,7 @@ impl Pref64Set {
 /// what a DNS64 that synthesized both A records of `ipv4only.arpa`
 /// returns; with no such confirmation it is ambiguous, and skipped rather
 /// than guessed.
-pub fn discover(answers: &[IpAddr]) -> Option<Pref64Set> {
+pub(crate) fn discover(answers: &[IpAddr]) -> Option<Pref64Set> {
     let positions = |v6: Ipv6Addr| -> SmallVec<[(Pref64, Ipv4Addr); 2]> {
         PREFIX_LENGTHS
             .iter()

@@ -20,6 +20,7 @@ use crate::dns::{DnsNote, outcome_of};
 use crate::endpoint::{Host, HostName};
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
+use crate::nat64::DISCOVERY_SLOT;
 use crate::path::{PathBranch, derive_paths};
 use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
@@ -92,6 +93,7 @@ impl Machine {
         });
         let race_config = pre.race.unwrap_or(self.config.race);
         let (has_v4, has_v6) = connectivity(&paths, &self.interfaces);
+        let nat64 = self.nat64_plan(now, (has_v4, has_v6));
         let seed = self.rng.next_u64();
         let conn_timeout = pre.properties.connection.conn_timeout;
 
@@ -107,7 +109,7 @@ impl Machine {
             Host::Name(name) => (
                 Some(name.clone()),
                 Expected {
-                    v4: has_v4 || !has_v6,
+                    v4: has_v4 || !has_v6 || nat64.wants_a,
                     v6: has_v6,
                     svcb: race_config.uses_svcb(),
                 },
@@ -167,6 +169,7 @@ impl Machine {
             race_recorded: false,
             remote: Some((host.clone(), port)),
         });
+        self.nat64_begin(now, id, &nat64);
 
         match &host {
             Host::Ip(ip) => {
@@ -323,6 +326,7 @@ impl Machine {
             .collect();
         let old = std::mem::replace(&mut self.interfaces, list);
         self.report_path_changes(&old);
+        self.nat64_interfaces_changed(now, &old);
         if gone.is_empty() {
             return;
         }
@@ -391,6 +395,10 @@ impl Machine {
     ) -> Option<(&HostName, &mut crate::dns::Resolver, &mut crate::rng::Rng)> {
         let owner = self.resolver.txn_owner(txn);
         let name = owner.and_then(|(conn, slot, qtype)| {
+            // NAT64 discovery outlives the connection that started it.
+            if slot == DISCOVERY_SLOT {
+                return Some(&self.nat64.qname);
+            }
             self.conns.get(conn).and_then(|c| c.qname(slot, qtype))
         });
         if name.is_none() {
@@ -432,7 +440,8 @@ impl Machine {
         }
         // A transaction whose connection is gone has nobody to answer.
         let owner = self.resolver.txn_owner(txn);
-        if owner.is_some_and(|(conn, _, _)| !self.conns.contains(conn)) {
+        if owner.is_some_and(|(conn, slot, _)| slot != DISCOVERY_SLOT && !self.conns.contains(conn))
+        {
             self.resolver.abandon(&[txn]);
             self.flush_dns_actions();
             return;
@@ -450,7 +459,7 @@ impl Machine {
     }
 
     /// Applies the resolver's notes: traces, the cache, the races.
-    fn process_dns(&mut self, now: Instant) {
+    pub(super) fn process_dns(&mut self, now: Instant) {
         self.flush_dns_actions();
         while let Some(note) = self.resolver.poll_note() {
             match note {
@@ -463,7 +472,9 @@ impl Machine {
                     tcp,
                     retransmit,
                 } => {
-                    if let Some(c) = self.conns.get_mut(conn) {
+                    if slot == DISCOVERY_SLOT {
+                        self.nat64_sent(txn);
+                    } else if let Some(c) = self.conns.get_mut(conn) {
                         c.set_dns(slot, qtype, Some(txn));
                         if c.state == ConnectionState::Establishing {
                             c.trace_mut().record(
@@ -481,6 +492,10 @@ impl Machine {
                         self.timers.push(Reverse((deadline, Timer::Dns(txn))));
                     }
                 }
+                // The discovery's retries are not the connection's AAAA
+                // query's: its trace records only the outcome.
+                DnsNote::Retrying { slot, .. } | DnsNote::Dropped { slot, .. }
+                    if slot == DISCOVERY_SLOT => {}
                 DnsNote::Retrying {
                     conn,
                     qtype,
@@ -496,6 +511,9 @@ impl Machine {
                     ..
                 } => {
                     self.record(conn, now, TraceKind::DnsDropped { qtype, reason });
+                }
+                DnsNote::Settled { slot, answer, .. } if slot == DISCOVERY_SLOT => {
+                    self.nat64_settled(now, answer.as_ref());
                 }
                 DnsNote::Settled {
                     conn,
@@ -618,7 +636,7 @@ impl Machine {
 
     /// A DNS answer changed `id`'s race: it is decided at the next drain
     /// or timer run, with whatever else arrives before then.
-    fn undecided(&mut self, now: Instant, id: ConnectionId) {
+    pub(super) fn undecided(&mut self, now: Instant, id: ConnectionId) {
         match self.undecided.iter_mut().find(|(c, _)| *c == id) {
             Some(entry) => entry.1 = now,
             None => self.undecided.push((id, now)),
@@ -796,7 +814,7 @@ impl Machine {
         let Some(w) = race.candidate(candidate) else {
             return;
         };
-        let (remote, interface) = (w.remote, race.path_interface(w.path));
+        let (remote, interface) = (w.connect_to(), race.path_interface(w.path));
         c.state = ConnectionState::Established;
         c.socket = Some(socket);
         c.path_interface = interface;

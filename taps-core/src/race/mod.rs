@@ -48,12 +48,13 @@ pub(crate) mod order;
 pub use history::{History, HistoryConfig, Outcome};
 
 use core::time::Duration;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smallvec::SmallVec;
 
 use crate::dns::wire::HttpsRecord;
 use crate::interface::Interface;
+use crate::nat64::{Pref64Set, RaceNat64};
 use crate::path::PathBranch;
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -389,14 +390,36 @@ pub struct Candidate {
     pub path: u8,
     /// Index into the race's protocol options.
     pub option: u8,
-    /// Where to connect.
+    /// The destination as sorted, grouped and remembered by the history:
+    /// for a NAT64 destination, the IPv4 address (HEv3 §8.2).
     pub remote: SocketAddr,
+    /// HEv3 §8.3: the IPv6 address synthesized with the PREF64 that the
+    /// attempt connects to instead, on a path with no IPv4 route.
+    pub via: Option<Ipv6Addr>,
     /// Where the address came from.
     pub origin: Origin,
     /// Its state.
     pub state: CandidateState,
     key: SortKey,
     demoted: bool,
+}
+
+impl Candidate {
+    /// Where the attempt's socket connects: the synthesized address of a
+    /// NAT64 destination, else `remote`.
+    pub fn connect_to(&self) -> SocketAddr {
+        self.via.map_or(self.remote, |v6| {
+            SocketAddr::new(v6.into(), self.remote.port())
+        })
+    }
+
+    /// The IPv4 address a NAT64 destination stands for.
+    pub fn nat64_of(&self) -> Option<Ipv4Addr> {
+        match (self.via, self.remote.ip()) {
+            (Some(_), IpAddr::V4(v4)) => Some(v4),
+            _ => None,
+        }
+    }
 }
 
 /// One protocol option: the endpoint's own port and ALPN, or one SVCB service.
@@ -504,6 +527,8 @@ pub struct Race {
     /// so answers known at one instant are sorted together (see
     /// [`Race::poll_action`]).
     decision_due: Option<Instant>,
+    /// HEv3 §8: the PREF64 this race synthesizes with, if any.
+    nat64: RaceNat64,
     /// The record of every transition.
     pub trace: Trace,
 }
@@ -551,6 +576,7 @@ impl Race {
             rng: Rng::new(seed),
             actions: SmallVec::new(),
             decision_due: None,
+            nat64: RaceNat64::default(),
             trace: Trace::new(now),
         };
         race.options.push(ProtocolOption {
@@ -690,6 +716,32 @@ impl Race {
         }
     }
 
+    /// HEv3 §8: the machine's NAT64 knowledge changed: `prefixes` is the
+    /// PREF64 to use (`None`: none), and `pending` says a discovery is still
+    /// out, which the race waits for before it counts its DNS as complete
+    /// (an A-only name on an IPv6-only path has nothing to try until then).
+    pub(crate) fn set_nat64(
+        &mut self,
+        now: Instant,
+        env: RaceEnv<'_>,
+        prefixes: Option<&Pref64Set>,
+        pending: bool,
+    ) {
+        if self.is_settled() {
+            return;
+        }
+        self.nat64 = RaceNat64 {
+            prefixes: prefixes.cloned(),
+            pending,
+        };
+        self.refresh(now, env);
+    }
+
+    /// Whether the race waits for NAT64 discovery.
+    pub(crate) fn nat64_pending(&self) -> bool {
+        self.nat64.pending && !self.is_settled()
+    }
+
     /// The answer to the A or AAAA query arrived.
     pub fn on_addresses(
         &mut self,
@@ -804,7 +856,8 @@ impl Race {
     }
 
     fn expected_all_settled(&self) -> bool {
-        self.v4.settled()
+        !self.nat64.pending
+            && self.v4.settled()
             && self.v6.settled()
             && self.svcb.settled()
             && self
@@ -1043,8 +1096,16 @@ impl Race {
                     }
                 }
             }
+            // HEv3 §8.2: DNS64 answers are sorted as the IPv4 they stand for.
+            for d in desired.iter_mut().filter(|d| d.0 == pi as u8) {
+                d.2 = self.nat64.logical(d.2);
+            }
             if let Some(iface) = iface {
-                desired.retain(|(p, _, a, _)| *p != pi as u8 || order::reachable(*a, Some(iface)));
+                desired.retain(|(p, _, a, _)| {
+                    *p != pi as u8
+                        || order::reachable(*a, Some(iface))
+                        || self.nat64.via(*a, Some(iface)).is_some()
+                });
             }
         }
         // Queued candidates no longer desired drop out; started ones stay
@@ -1067,6 +1128,9 @@ impl Race {
             // the address, not in the stack), so a service that names an
             // address another service already tried does not try it again.
             // A dropped leaf comes back under the option that wants it now.
+            let if_index = self.paths[usize::from(p)].interface;
+            let iface = if_index.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
+            let via = self.nat64.via(addr, iface);
             let existing = self
                 .candidates
                 .iter_mut()
@@ -1077,14 +1141,15 @@ impl Race {
                     c.option = o;
                     c.origin = origin;
                 }
+                if c.state == CandidateState::Queued {
+                    c.via = via;
+                }
                 continue;
             }
             if self.candidates.len() >= usize::from(self.config.max_candidates) {
                 self.dropped_candidates += 1;
                 continue;
             }
-            let if_index = self.paths[usize::from(p)].interface;
-            let iface = if_index.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
             let hint = if self.config.uses_history() {
                 env.history.hint(now, if_index, addr)
             } else {
@@ -1094,9 +1159,12 @@ impl Race {
                 path: p,
                 option: o,
                 remote,
+                via,
                 origin,
                 state: CandidateState::Queued,
-                key: order::sort_key(addr, iface, hint),
+                // The IPv4 source rules do not apply to a synthesized
+                // destination: the NAT64 is its IPv4 source.
+                key: order::sort_key(addr, if via.is_some() { None } else { iface }, hint),
                 demoted: hint.demoted,
             });
         }
@@ -1308,13 +1376,14 @@ impl Race {
             since: now,
         };
         let interface = self.paths[usize::from(c.path)].interface;
-        let remote = c.remote;
+        let (remote, nat64) = (c.connect_to(), c.nat64_of());
         self.trace.record(
             now,
             TraceKind::AttemptStarted {
                 attempt,
                 remote,
                 interface,
+                nat64,
             },
         );
         self.actions.push(RaceAction::Start {

@@ -1,0 +1,189 @@
+//! The machine's NAT64 glue (HEv3 §8): starting PREF64 discovery (RFC 7050
+//! §3) for connections on IPv6-only paths, handing its result, or a Router
+//! Advertisement's PREF64 (RFC 8781), to the races, and forgetting a
+//! discovered prefix when the network changes. The rules live in
+//! `crate::nat64`; the races synthesize and de-synthesize with them.
+
+use super::{Conn, ConnectionState, Machine};
+use crate::dns::wire::{Answer, QueryType};
+use crate::id::{ConnectionId, DnsTxnId};
+use crate::interface::Interface;
+use crate::nat64::{DISCOVERY_SLOT, Pref64, Pref64Source};
+use crate::race::RaceEnv;
+use crate::time::Instant;
+use crate::trace::TraceKind;
+
+/// What `start` needs to decide a connection's queries.
+pub(super) struct Nat64Plan {
+    /// The connection's paths are IPv6-only.
+    pub(super) v6_only: bool,
+    /// It starts a discovery.
+    pub(super) discover: bool,
+    /// HEv3 §4.1/§8.1: it asks for A records because a PREF64 is known or
+    /// being discovered.
+    pub(super) wants_a: bool,
+}
+
+impl Machine {
+    /// HEv3 §8.1 for a connection about to start whose paths have
+    /// `(has_v4, has_v6)` connectivity.
+    pub(super) fn nat64_plan(&self, now: Instant, (has_v4, has_v6): (bool, bool)) -> Nat64Plan {
+        let v6_only = has_v6 && !has_v4;
+        let discover = self.nat64.wants_discovery(now, v6_only);
+        let wants_a =
+            self.nat64.known(now).is_some() || discover || (v6_only && self.nat64.pending());
+        Nat64Plan {
+            v6_only,
+            discover,
+            wants_a,
+        }
+    }
+
+    /// Starts the discovery if `plan` says so, then tells the new
+    /// connection's race what is known. Called before any answer reaches
+    /// the race, so the literal, hosts-file and cache answers are
+    /// synthesized too.
+    pub(super) fn nat64_begin(&mut self, now: Instant, id: ConnectionId, plan: &Nat64Plan) {
+        if plan.discover {
+            self.nat64.started();
+            // RFC 8880 §7.2: the name goes to the configured servers like
+            // any other; not the hosts file, not the cache.
+            self.resolver.query(
+                now,
+                (id, DISCOVERY_SLOT),
+                &self.nat64.qname,
+                QueryType::Aaaa,
+                &mut self.rng,
+            );
+            self.process_dns(now);
+        }
+        let known = self.nat64.known(now);
+        let pending = plan.v6_only && self.nat64.pending();
+        if known.is_none() && !pending {
+            return;
+        }
+        let env = RaceEnv {
+            interfaces: &self.interfaces,
+            history: &self.history,
+        };
+        let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+            return;
+        };
+        race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
+        if let Some((set, source)) = known {
+            race.trace.record(
+                now,
+                TraceKind::Nat64Prefix {
+                    prefix: Some(set.primary()),
+                    source,
+                },
+            );
+        }
+    }
+
+    /// A DNS note about the discovery transaction `txn` went out.
+    pub(super) fn nat64_sent(&mut self, txn: DnsTxnId) {
+        self.nat64.sent(txn);
+    }
+
+    /// The discovery settled: every race waiting for it takes the result.
+    pub(super) fn nat64_settled(&mut self, now: Instant, answer: Option<&Answer>) {
+        if !self.nat64.settled(now, answer) {
+            return;
+        }
+        let known = self.nat64.known(now);
+        let waiting: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ConnectionState::Establishing
+                    && c.race().is_some_and(|r| r.nat64_pending())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in waiting {
+            let env = RaceEnv {
+                interfaces: &self.interfaces,
+                history: &self.history,
+            };
+            let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+                continue;
+            };
+            race.set_nat64(now, env, known.as_ref().map(|k| &k.0), false);
+            race.trace.record(
+                now,
+                TraceKind::Nat64Prefix {
+                    prefix: known.as_ref().map(|k| k.0.primary()),
+                    source: Pref64Source::Discovered,
+                },
+            );
+            self.undecided(now, id);
+        }
+    }
+
+    /// `Input::Pref64`: an RA's PREF64 option (RFC 8781) applies at once to
+    /// every race still establishing.
+    pub(super) fn set_advertised_pref64(&mut self, now: Instant, prefix: Option<Pref64>) {
+        self.nat64.set_advertised(prefix);
+        let known = self.nat64.known(now);
+        let ids: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == ConnectionState::Establishing && c.race().is_some())
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            let env = RaceEnv {
+                interfaces: &self.interfaces,
+                history: &self.history,
+            };
+            let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+                continue;
+            };
+            let pending = known.is_none() && race.nat64_pending();
+            race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
+            if let Some((set, source)) = &known {
+                race.trace.record(
+                    now,
+                    TraceKind::Nat64Prefix {
+                        prefix: Some(set.primary()),
+                        source: *source,
+                    },
+                );
+            }
+            self.undecided(now, id);
+        }
+    }
+
+    /// The interface list changed from `old`: when any address changed, a
+    /// discovered prefix may belong to the old network, so it is forgotten,
+    /// a discovery in flight is cancelled, and races waiting for one get a
+    /// fresh one.
+    pub(super) fn nat64_interfaces_changed(&mut self, now: Instant, old: &[Interface]) {
+        let addrs = |list: &[Interface]| -> Vec<(u32, bool, Vec<std::net::IpAddr>)> {
+            list.iter()
+                .map(|i| (i.index, i.up, i.addrs.iter().map(|a| a.addr).collect()))
+                .collect()
+        };
+        if addrs(old) == addrs(&self.interfaces) {
+            return;
+        }
+        if let Some(txn) = self.nat64.network_changed() {
+            self.resolver.abandon(&[txn]);
+            self.flush_dns_actions();
+        }
+        let owner = self.conns.iter().find_map(|(id, c)| {
+            (c.state == ConnectionState::Establishing
+                && c.race().is_some_and(|r| r.nat64_pending()))
+            .then_some(id)
+        });
+        if let Some(owner) = owner {
+            let plan = Nat64Plan {
+                v6_only: true,
+                discover: true,
+                wants_a: true,
+            };
+            self.nat64_begin(now, owner, &plan);
+        }
+    }
+}
