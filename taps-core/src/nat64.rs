@@ -711,7 +711,9 @@ mod tests {
     fn rfc7050_discovery_table() {
         let wkp = Pref64::WELL_KNOWN;
         let other: Pref64 = "2001:db8:64::/96".parse().unwrap();
-        let cases: [(&str, Vec<IpAddr>, Option<Vec<Pref64>>); 7] = [
+        // (what, the AAAA answers, the prefixes found)
+        type Case = (&'static str, Vec<IpAddr>, Option<Vec<Pref64>>);
+        let cases: [Case; 7] = [
             (
                 "the usual DNS64",
                 ips(&["64:ff9b::c000:aa", "64:ff9b::c000:ab"]),
