@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use taps_core::{
-    Config, Input, Interface, InterfaceKind, Machine, Preconnection, Pref64, TraceKind,
+    Config, Input, Interface, InterfaceKind, Machine, Preconnection, Pref64, Pref64Source,
+    TraceKind,
     dns::DnsConfig,
     dns::parse_hosts,
     dns::{Answer, QueryType},
@@ -83,6 +84,37 @@ fn dns64(w: &mut World, prefix: &str, delay_ms: u64) {
     );
 }
 
+/// `addr` accepts a SYN after 20 ms (the NAT64 on the way is invisible).
+fn accept(w: &mut World, addr: &str) {
+    w.tcp(addr, Tcp::Accept(Duration::from_millis(20)));
+}
+
+/// Every attempt's socket address and the IPv4 address it stands for.
+fn attempts(
+    w: &World,
+    c: taps_core::ConnectionId,
+) -> Vec<(std::net::SocketAddr, Option<std::net::Ipv4Addr>)> {
+    w.machine
+        .connection_info(c)
+        .unwrap()
+        .trace()
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            TraceKind::AttemptStarted { remote, nat64, .. } => Some((remote, nat64)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The trace record of a PREF64 learned (or not) from `source`.
+fn prefix_event(prefix: Option<&str>, source: Pref64Source) -> TraceKind {
+    TraceKind::Nat64Prefix {
+        prefix: prefix.map(|p| p.parse().unwrap()),
+        source,
+    }
+}
+
 fn pre(text: &str) -> Preconnection {
     Preconnection::new(text.parse().unwrap())
 }
@@ -112,10 +144,7 @@ fn discovery_finds_the_prefix_and_an_a_only_name_connects_through_it() {
     let mut w = world(config(None), V6_ONLY);
     a_only_name(&mut w);
     dns64(&mut w, "64:ff9b::", 10);
-    w.tcp(
-        "[64:ff9b::c000:201]:443",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[64:ff9b::c000:201]:443");
     let c = w.initiate(ms(0), &pre("v4only.example:443")).unwrap();
     w.run_until(ms(10_000));
     // RFC 7050 §3: one AAAA query for the well-known name; HEv3 §8.1: A is
@@ -135,16 +164,8 @@ fn discovery_finds_the_prefix_and_an_a_only_name_connects_through_it() {
         Some((ms(30), "[64:ff9b::c000:201]:443".parse().unwrap(), Some(2)))
     );
     let trace = w.machine.connection_info(c).unwrap().trace();
-    let started: Vec<_> = trace
-        .events
-        .iter()
-        .filter_map(|e| match e.kind {
-            TraceKind::AttemptStarted { remote, nat64, .. } => Some((remote, nat64)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        started,
+        attempts(&w, c),
         [(
             "[64:ff9b::c000:201]:443".parse().unwrap(),
             Some("192.0.2.1".parse().unwrap())
@@ -161,10 +182,7 @@ fn discovery_finds_the_prefix_and_an_a_only_name_connects_through_it() {
     // The prefix is remembered: the next connection asks nothing more of
     // ipv4only.arpa.
     w.now = ms(1000);
-    w.tcp(
-        "[64:ff9b::c633:6407]:80",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[64:ff9b::c633:6407]:80");
     let c2 = w.initiate(ms(1000), &pre("198.51.100.7:80")).unwrap();
     w.run_until(ms(10_000));
     assert_eq!(asked(&w, "ipv4only.arpa").len(), 1);
@@ -180,10 +198,7 @@ fn a_configured_prefix_needs_no_discovery_and_wins() {
     let mut w = world(config(Some("2001:db8:64::/96")), V6_ONLY);
     a_only_name(&mut w);
     dns64(&mut w, "64:ff9b::", 0);
-    w.tcp(
-        "[2001:db8:64::c000:201]:443",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[2001:db8:64::c000:201]:443");
     let c = w.initiate(ms(0), &pre("v4only.example:443")).unwrap();
     w.run_until(ms(10_000));
     assert!(asked(&w, "ipv4only.arpa").is_empty());
@@ -193,10 +208,10 @@ fn a_configured_prefix_needs_no_discovery_and_wins() {
     );
     assert_eq!(
         nat64_events(&w, c),
-        [TraceKind::Nat64Prefix {
-            prefix: Some("2001:db8:64::/96".parse().unwrap()),
-            source: taps_core::Pref64Source::Configured,
-        }]
+        [prefix_event(
+            Some("2001:db8:64::/96"),
+            Pref64Source::Configured
+        )]
     );
 }
 
@@ -228,29 +243,34 @@ fn dns64_answers_are_sorted_as_ipv4_and_reached_natively_on_a_dual_stack_path() 
         addrs(&["192.0.2.1"], 300),
     );
     w.tcp("[2001:db8::1]:443", Tcp::Refuse(Duration::from_millis(20)));
-    w.tcp("192.0.2.1:443", Tcp::Accept(Duration::from_millis(20)));
+    accept(&mut w, "192.0.2.1:443");
     let c = w.initiate(ms(0), &pre("mixed.example:443")).unwrap();
     w.run_until(ms(10_000));
-    let trace = w.machine.connection_info(c).unwrap().trace();
-    let started: Vec<_> = trace
-        .events
+    let info = w.machine.connection_info(c).unwrap();
+    let mut candidates: Vec<std::net::SocketAddr> = info
+        .race()
+        .unwrap()
+        .candidates()
         .iter()
-        .filter_map(|e| match e.kind {
-            TraceKind::AttemptStarted { remote, nat64, .. } => Some((remote, nat64)),
-            TraceKind::RacingStarted { candidates } => {
-                assert_eq!(candidates, 2, "the DNS64 answer is 192.0.2.1 again");
-                None
-            }
-            _ => None,
-        })
+        .map(|c| c.remote)
         .collect();
+    candidates.sort();
     assert_eq!(
-        started,
+        candidates,
+        [
+            "192.0.2.1:443".parse().unwrap(),
+            "[2001:db8::1]:443".parse().unwrap()
+        ],
+        "the DNS64 answer is 192.0.2.1 again, not a third candidate"
+    );
+    assert_eq!(
+        attempts(&w, c),
         [
             ("[2001:db8::1]:443".parse().unwrap(), None),
             ("192.0.2.1:443".parse().unwrap(), None),
         ],
-        "{trace}"
+        "{}",
+        info.trace()
     );
     assert_eq!(
         w.ready(c).map(|r| r.1),
@@ -263,10 +283,7 @@ fn a_router_advertisement_prefix_frees_a_race_waiting_for_discovery() {
     let mut w = world(config(None), V6_ONLY);
     // A slow DNS64: discovery would take 500 ms.
     dns64(&mut w, "64:ff9b::", 500);
-    w.tcp(
-        "[2001:db8:77::c633:6407]:80",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[2001:db8:77::c633:6407]:80");
     w.inject_at(
         ms(40),
         Input::Pref64(Some("2001:db8:77::/96".parse().unwrap())),
@@ -280,10 +297,10 @@ fn a_router_advertisement_prefix_frees_a_race_waiting_for_discovery() {
     );
     assert_eq!(
         nat64_events(&w, c),
-        [TraceKind::Nat64Prefix {
-            prefix: Some("2001:db8:77::/96".parse().unwrap()),
-            source: taps_core::Pref64Source::RouterAdvertisement,
-        }]
+        [prefix_event(
+            Some("2001:db8:77::/96"),
+            Pref64Source::RouterAdvertisement
+        )]
     );
 }
 
@@ -315,10 +332,7 @@ fn no_dns64_fails_an_a_only_name_once_discovery_settles() {
     assert_eq!(error.reason, RaceFailure::NoReachableAddress);
     assert_eq!(
         nat64_events(&w, c),
-        [TraceKind::Nat64Prefix {
-            prefix: None,
-            source: taps_core::Pref64Source::Discovered,
-        }]
+        [prefix_event(None, Pref64Source::Discovered)]
     );
     // A failed discovery is not repeated on the same network.
     w.now = ms(1000);
@@ -345,10 +359,7 @@ fn scoped_ipv4_literals_are_never_synthesized() {
 fn discovery_outlives_the_connection_that_started_it() {
     let mut w = world(config(None), V6_ONLY);
     dns64(&mut w, "64:ff9b::", 100);
-    w.tcp(
-        "[64:ff9b::c633:6407]:80",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[64:ff9b::c633:6407]:80");
     let first = w.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
     w.run_until(ms(10));
     w.now = ms(10);
@@ -368,14 +379,8 @@ fn discovery_outlives_the_connection_that_started_it() {
 fn a_network_change_forgets_the_discovered_prefix() {
     let mut w = world(config(None), V6_ONLY);
     dns64(&mut w, "64:ff9b::", 10);
-    w.tcp(
-        "[64:ff9b::c633:6407]:80",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
-    w.tcp(
-        "[2001:db8:46::c633:6407]:80",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[64:ff9b::c633:6407]:80");
+    accept(&mut w, "[2001:db8:46::c633:6407]:80");
     let c = w.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
     w.run_until(ms(1000));
     assert_eq!(
@@ -409,10 +414,7 @@ fn discovery_asks_the_resolvers_not_the_hosts_file() {
     c.hosts = parse_hosts("2001:db8:bad::c000:aa ipv4only.arpa\n");
     let mut w = world(c, V6_ONLY);
     dns64(&mut w, "64:ff9b::", 10);
-    w.tcp(
-        "[64:ff9b::c633:6407]:80",
-        Tcp::Accept(Duration::from_millis(20)),
-    );
+    accept(&mut w, "[64:ff9b::c633:6407]:80");
     let conn = w.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
     w.run_until(ms(10_000));
     assert_eq!(asked(&w, "ipv4only.arpa"), [(0, QueryType::Aaaa)]);

@@ -330,13 +330,7 @@ impl Machine {
         if gone.is_empty() {
             return;
         }
-        let ids: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.state == ConnectionState::Establishing && c.race().is_some())
-            .map(|(id, _)| id)
-            .collect();
-        for id in ids {
+        for id in self.racing(|_| true) {
             if let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) {
                 for index in &gone {
                     race.on_interface_down(now, *index);
@@ -345,6 +339,17 @@ impl Machine {
             self.after_conn_change(now, id);
         }
         self.purge_timers();
+    }
+
+    /// The connections still establishing whose race `wants`.
+    pub(super) fn racing(&self, wants: impl Fn(&Race) -> bool) -> Vec<ConnectionId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ConnectionState::Establishing && c.race().is_some_and(&wants)
+            })
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// RFC 9622 §8.3: `PathChange` for every established connection whose

@@ -4,7 +4,7 @@
 //! discovered prefix when the network changes. The rules live in
 //! `crate::nat64`; the races synthesize and de-synthesize with them.
 
-use super::{Conn, ConnectionState, Machine};
+use super::{Conn, Machine};
 use crate::dns::wire::{Answer, QueryType};
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
@@ -88,36 +88,8 @@ impl Machine {
 
     /// The discovery settled: every race waiting for it takes the result.
     pub(super) fn nat64_settled(&mut self, now: Instant, answer: Option<&Answer>) {
-        if !self.nat64.settled(now, answer) {
-            return;
-        }
-        let known = self.nat64.known(now);
-        let waiting: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.state == ConnectionState::Establishing
-                    && c.race().is_some_and(|r| r.nat64_pending())
-            })
-            .map(|(id, _)| id)
-            .collect();
-        for id in waiting {
-            let env = RaceEnv {
-                interfaces: &self.interfaces,
-                history: &self.history,
-            };
-            let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
-                continue;
-            };
-            race.set_nat64(now, env, known.as_ref().map(|k| &k.0), false);
-            race.trace.record(
-                now,
-                TraceKind::Nat64Prefix {
-                    prefix: known.as_ref().map(|k| k.0.primary()),
-                    source: Pref64Source::Discovered,
-                },
-            );
-            self.undecided(now, id);
+        if self.nat64.settled(now, answer) {
+            self.nat64_tell_races(now, true);
         }
     }
 
@@ -125,14 +97,15 @@ impl Machine {
     /// every race still establishing.
     pub(super) fn set_advertised_pref64(&mut self, now: Instant, prefix: Option<Pref64>) {
         self.nat64.set_advertised(prefix);
+        self.nat64_tell_races(now, false);
+    }
+
+    /// Hands what is known now to the races establishing (only those
+    /// waiting for a discovery when `waiting`), and records it in their
+    /// traces when it is a prefix or ends their wait.
+    fn nat64_tell_races(&mut self, now: Instant, waiting: bool) {
         let known = self.nat64.known(now);
-        let ids: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.state == ConnectionState::Establishing && c.race().is_some())
-            .map(|(id, _)| id)
-            .collect();
-        for id in ids {
+        for id in self.racing(|r| !waiting || r.nat64_pending()) {
             let env = RaceEnv {
                 interfaces: &self.interfaces,
                 history: &self.history,
@@ -140,14 +113,15 @@ impl Machine {
             let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
                 continue;
             };
-            let pending = known.is_none() && race.nat64_pending();
+            let was_pending = race.nat64_pending();
+            let pending = known.is_none() && self.nat64.pending() && was_pending;
             race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
-            if let Some((set, source)) = &known {
+            if known.is_some() || (was_pending && !pending) {
                 race.trace.record(
                     now,
                     TraceKind::Nat64Prefix {
-                        prefix: Some(set.primary()),
-                        source: *source,
+                        prefix: known.as_ref().map(|k| k.0.primary()),
+                        source: known.as_ref().map_or(Pref64Source::Discovered, |k| k.1),
                     },
                 );
             }
@@ -172,12 +146,7 @@ impl Machine {
             self.resolver.abandon(&[txn]);
             self.flush_dns_actions();
         }
-        let owner = self.conns.iter().find_map(|(id, c)| {
-            (c.state == ConnectionState::Establishing
-                && c.race().is_some_and(|r| r.nat64_pending()))
-            .then_some(id)
-        });
-        if let Some(owner) = owner {
+        if let Some(&owner) = self.racing(|r| r.nat64_pending()).first() {
             let plan = Nat64Plan {
                 v6_only: true,
                 discover: true,
