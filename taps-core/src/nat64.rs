@@ -23,6 +23,16 @@
 //!   PREF64, except the host- and link-scoped ranges it lists
 //!   ([`never_synthesized`]).
 //!
+//! Waiting for discovery: the first connection on an IPv6-only path sends
+//! the discovery query beside its own, and asks A too (sparing an A-only
+//! name a second round trip when a prefix turns up). A native AAAA answer
+//! races at once, without waiting; but its race counts its DNS as
+//! complete, and so gives up, only once the discovery has settled, so an
+//! A-only name or an IPv4 literal waits for it. The wait is bounded by the
+//! resolver's own schedule (`DnsConfig::attempts` × `timeout` per server,
+//! 2 × 1 s by default) and by `connTimeout`; an RA's prefix arriving
+//! meanwhile ends it at once.
+//!
 //! Several prefixes: RFC 7050 §3 lets a network answer with more than one
 //! Pref64::/n. taps keeps every distinct one found (up to [`MAX_PREF64`],
 //! in answer order) in a [`Pref64Set`]: all of them are recognised when

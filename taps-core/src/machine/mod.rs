@@ -413,7 +413,9 @@ pub enum Event {
         conn: ConnectionId,
         /// Its socket.
         socket: SocketId,
-        /// The remote address that won.
+        /// The remote address that won: where its socket is connected
+        /// (for a NAT64 destination, the synthesized IPv6 address; the
+        /// trace's `AttemptStarted` names the IPv4 one, HEv3 §8.3).
         remote: SocketAddr,
         /// The interface it left by (`None`: system default path).
         interface: Option<u32>,
