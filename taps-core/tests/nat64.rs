@@ -423,3 +423,28 @@ fn discovery_asks_the_resolvers_not_the_hosts_file() {
         Some("[64:ff9b::c633:6407]:80".parse().unwrap())
     );
 }
+
+#[test]
+fn loopback_is_not_ipv4_connectivity() {
+    // HEv3 §4.1: connectivity is "at least one non-loopback and
+    // non-link-local" address of the family; a real host's lo always has
+    // 127.0.0.1, and its IPv6-only network still needs discovery.
+    let mut w = World::new(Machine::new(config(None)));
+    let lo = Interface::new(
+        "lo",
+        1,
+        InterfaceKind::Loopback,
+        &["127.0.0.1/8", "::1/128"],
+    )
+    .unwrap();
+    w.handle(Input::InterfacesChanged(vec![lo, iface(V6_ONLY)]));
+    dns64(&mut w, "64:ff9b::", 10);
+    accept(&mut w, "[64:ff9b::c633:6407]:80");
+    let c = w.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
+    w.run_until(ms(10_000));
+    assert_eq!(asked(&w, "ipv4only.arpa"), [(0, QueryType::Aaaa)]);
+    assert_eq!(
+        w.ready(c).map(|r| (r.1, r.2)),
+        Some(("[64:ff9b::c633:6407]:80".parse().unwrap(), Some(2)))
+    );
+}

@@ -93,7 +93,7 @@ impl Machine {
         });
         let race_config = pre.race.unwrap_or(self.config.race);
         let (has_v4, has_v6) = connectivity(&paths, &self.interfaces);
-        let nat64 = self.nat64_plan(now, (has_v4, has_v6));
+        let nat64 = self.nat64_plan(now, &paths);
         let seed = self.rng.next_u64();
         let conn_timeout = pre.properties.connection.conn_timeout;
 
@@ -859,7 +859,7 @@ impl Machine {
 /// Which families the paths can send: HEv3 §4.1 "connectivity" is a local
 /// address of the family (link-local IPv6 does not count). The system
 /// default path is assumed to have both.
-fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
+pub(super) fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
     let (mut v4, mut v6) = (false, false);
     for p in paths {
         match p

@@ -4,11 +4,15 @@
 //! discovered prefix when the network changes. The rules live in
 //! `crate::nat64`; the races synthesize and de-synthesize with them.
 
+use smallvec::SmallVec;
+
+use super::establish::connectivity;
 use super::{Conn, Machine};
 use crate::dns::wire::{Answer, QueryType};
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
 use crate::nat64::{DISCOVERY_SLOT, Pref64, Pref64Source};
+use crate::path::PathBranch;
 use crate::race::RaceEnv;
 use crate::time::Instant;
 use crate::trace::TraceKind;
@@ -25,9 +29,25 @@ pub(super) struct Nat64Plan {
 }
 
 impl Machine {
-    /// HEv3 §8.1 for a connection about to start whose paths have
-    /// `(has_v4, has_v6)` connectivity.
-    pub(super) fn nat64_plan(&self, now: Instant, (has_v4, has_v6): (bool, bool)) -> Nat64Plan {
+    /// HEv3 §8.1 for a connection about to start over `paths`. They are
+    /// IPv6-only when their non-loopback interfaces (HEv3 §4.1 counts no
+    /// loopback address as connectivity) have IPv6 and no IPv4: a real
+    /// host's `lo` always has 127.0.0.1.
+    pub(super) fn nat64_plan(&self, now: Instant, paths: &[PathBranch]) -> Nat64Plan {
+        let outside: SmallVec<[PathBranch; 4]> = paths
+            .iter()
+            .copied()
+            .filter(|p| {
+                !p.interface
+                    .and_then(|i| self.interfaces.iter().find(|x| x.index == i))
+                    .is_some_and(Interface::is_loopback)
+            })
+            .collect();
+        let (has_v4, has_v6) = if outside.is_empty() {
+            (false, false)
+        } else {
+            connectivity(&outside, &self.interfaces)
+        };
         let v6_only = has_v6 && !has_v4;
         let discover = self.nat64.wants_discovery(now, v6_only);
         let wants_a =
