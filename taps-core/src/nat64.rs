@@ -360,7 +360,10 @@ impl Nat64State {
         }
         self.discovered
             .as_ref()
-            .filter(|(_, until)| now < *until)
+            // Through the instant its TTL ends, so an answer with TTL 0
+            // (dnsmasq's default for its own records) still serves the
+            // races that waited for it.
+            .filter(|(_, until)| now <= *until)
             .map(|(set, _)| (set.clone(), Pref64Source::Discovered))
     }
 

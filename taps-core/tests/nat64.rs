@@ -448,3 +448,43 @@ fn loopback_is_not_ipv4_connectivity() {
         Some(("[64:ff9b::c633:6407]:80".parse().unwrap(), Some(2)))
     );
 }
+
+#[test]
+fn a_zero_ttl_prefix_serves_the_races_that_waited_then_is_asked_again() {
+    // dnsmasq answers its own records with TTL 0, and REFUSED for types it
+    // has no record of.
+    let mut w = world(config(None), V6_ONLY);
+    w.rule(DNS, "v4only.example", QueryType::Https, 0, Answer::Refused);
+    w.rule(DNS, "v4only.example", QueryType::Aaaa, 0, Answer::Refused);
+    w.rule(
+        DNS,
+        "v4only.example",
+        QueryType::A,
+        0,
+        addrs(&["192.0.2.1"], 0),
+    );
+    w.rule(
+        DNS,
+        "ipv4only.arpa",
+        QueryType::Aaaa,
+        0,
+        addrs(&["64:ff9b::c000:aa"], 0),
+    );
+    accept(&mut w, "[64:ff9b::c000:201]:443");
+    let c = w.initiate(ms(0), &pre("v4only.example:443")).unwrap();
+    w.run_until(ms(1000));
+    let trace = w.machine.connection_info(c).unwrap().trace().to_string();
+    assert_eq!(
+        w.ready(c).map(|r| r.1),
+        Some("[64:ff9b::c000:201]:443".parse().unwrap()),
+        "{trace}"
+    );
+    w.now = ms(1000);
+    let c2 = w.initiate(ms(1000), &pre("v4only.example:443")).unwrap();
+    w.run_until(ms(10_000));
+    assert!(w.ready(c2).is_some());
+    assert_eq!(
+        asked(&w, "ipv4only.arpa"),
+        [(0, QueryType::Aaaa), (1000, QueryType::Aaaa)]
+    );
+}

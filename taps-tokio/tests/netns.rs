@@ -10,7 +10,7 @@
 
 use std::process::Command;
 
-use taps_conformance::netns::{ClientCommand, Network, scenarios};
+use taps_conformance::netns::{ClientCommand, Nat64Network, Network, nat64_scenarios, scenarios};
 
 const TAPSCAT: &str = env!("CARGO_BIN_EXE_tapscat");
 
@@ -24,4 +24,16 @@ fn tapscat_racing_over_real_paths_in_network_namespaces() {
     });
     let net = Network::start("tapscat_racing_over_real_paths", command);
     scenarios(&net);
+}
+
+#[test]
+#[ignore = "needs root, ip and dnsmasq (network namespaces)"]
+fn tapscat_through_nat64_in_network_namespaces() {
+    let command: ClientCommand = Box::new(|args| {
+        let mut c = Command::new(TAPSCAT);
+        c.args(args);
+        c
+    });
+    let net = Nat64Network::start("tapscat_through_nat64", command);
+    nat64_scenarios(&net);
 }
