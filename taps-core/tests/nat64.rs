@@ -284,10 +284,13 @@ fn a_router_advertisement_prefix_frees_a_race_waiting_for_discovery() {
     // A slow DNS64: discovery would take 500 ms.
     dns64(&mut w, "64:ff9b::", 500);
     accept(&mut w, "[2001:db8:77::c633:6407]:80");
-    w.inject_at(
-        ms(40),
-        Input::Pref64(Some("2001:db8:77::/96".parse().unwrap())),
-    );
+    // The RA, and its repetition: only news is recorded.
+    for at in [40, 45] {
+        w.inject_at(
+            ms(at),
+            Input::Pref64(Some("2001:db8:77::/96".parse().unwrap())),
+        );
+    }
     let c = w.initiate(ms(0), &pre("198.51.100.7:80")).unwrap();
     w.run_until(ms(10_000));
     // RFC 8781 wins over the discovery still out (HEv3 §8.1).

@@ -89,8 +89,8 @@ impl Machine {
         let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
             return;
         };
-        race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
-        if let Some((set, source)) = known {
+        let changed = race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
+        if let (true, Some((set, source))) = (changed, known) {
             race.trace.record(
                 now,
                 TraceKind::Nat64Prefix {
@@ -135,7 +135,10 @@ impl Machine {
             };
             let was_pending = race.nat64_pending();
             let pending = known.is_none() && self.nat64.pending() && was_pending;
-            race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
+            // A Router Advertisement repeats itself: only news is recorded.
+            if !race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending) {
+                continue;
+            }
             if known.is_some() || (was_pending && !pending) {
                 race.trace.record(
                     now,

@@ -720,21 +720,24 @@ impl Race {
     /// PREF64 to use (`None`: none), and `pending` says a discovery is still
     /// out, which the race waits for before it counts its DNS as complete
     /// (an A-only name on an IPv6-only path has nothing to try until then).
+    /// Returns whether anything changed.
     pub(crate) fn set_nat64(
         &mut self,
         now: Instant,
         env: RaceEnv<'_>,
         prefixes: Option<&Pref64Set>,
         pending: bool,
-    ) {
-        if self.is_settled() {
-            return;
-        }
-        self.nat64 = RaceNat64 {
+    ) -> bool {
+        let nat64 = RaceNat64 {
             prefixes: prefixes.cloned(),
             pending,
         };
+        if self.is_settled() || self.nat64 == nat64 {
+            return false;
+        }
+        self.nat64 = nat64;
         self.refresh(now, env);
+        true
     }
 
     /// Whether the race waits for NAT64 discovery.
