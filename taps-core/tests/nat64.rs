@@ -491,3 +491,58 @@ fn a_zero_ttl_prefix_serves_the_races_that_waited_then_is_asked_again() {
         [(0, QueryType::Aaaa), (1000, QueryType::Aaaa)]
     );
 }
+
+#[test]
+fn ipv4_hints_are_synthesized_too() {
+    // HEv3 §8.3: the IPv4 addresses synthesized "can come from DNS (via A
+    // records or IPv4 address hints received in SVCB/HTTPS records)".
+    use smallvec::smallvec;
+    use taps_core::dns::HttpsRecord;
+    let mut w = world(config(Some("64:ff9b::/96")), V6_ONLY);
+    let record = HttpsRecord {
+        priority: 1,
+        target: None,
+        alpn: vec!["h2".into()],
+        no_default_alpn: false,
+        port: None,
+        ipv4hint: smallvec!["192.0.2.77".parse().unwrap()],
+        ipv6hint: smallvec![],
+        ech: false,
+    };
+    w.rule(
+        DNS,
+        "hinted.example",
+        QueryType::Https,
+        5,
+        Answer::Https {
+            records: smallvec![record],
+            ttl: 60,
+        },
+    );
+    w.rule(
+        DNS,
+        "hinted.example",
+        QueryType::Aaaa,
+        5,
+        Answer::NoData { negative_ttl: 60 },
+    );
+    // The A answer is slow: the hint stands in until it comes.
+    w.rule(
+        DNS,
+        "hinted.example",
+        QueryType::A,
+        500,
+        addrs(&["192.0.2.77"], 60),
+    );
+    accept(&mut w, "[64:ff9b::c000:24d]:443");
+    let c = w.initiate(ms(0), &pre("hinted.example:443")).unwrap();
+    w.run_until(ms(10_000));
+    assert_eq!(
+        attempts(&w, c),
+        [(
+            "[64:ff9b::c000:24d]:443".parse().unwrap(),
+            Some("192.0.2.77".parse().unwrap())
+        )]
+    );
+    assert_eq!(w.ready(c).map(|r| r.0), Some(ms(25)));
+}
