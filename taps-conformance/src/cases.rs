@@ -663,3 +663,56 @@ pub fn many_tls_connections_on_one_taps_keep_their_bytes_apart<S: Shim>() {
         sockets_released::<S>(&taps, Duration::from_secs(10)).await;
     });
 }
+
+/// RFC 9622 §6.2.10 keepAlive with §8.1.4 keepAliveTimeout and §8.2's user
+/// timeout reach the real socket, and the properties read back say so. The
+/// socket is checked from outside too: `ss -o` shows the kernel's
+/// keep-alive timer on it, armed with the timeout asked for.
+pub fn keep_alive_and_user_timeout_are_on_the_socket<S: Shim>() {
+    use taps_core::{SelectionProperty, TransportProperties};
+    S::block_on(async {
+        let (tx, rx) = mpsc::channel::<()>();
+        let (client_tx, client_rx) = mpsc::channel();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+        let at = raw_server("127.0.0.1:0", move |s| {
+            let _ = client_tx.send(s.peer_addr().unwrap());
+            // Hold the connection until the test is done with it.
+            if let Some(rx) = rx.lock().unwrap().take() {
+                let _ = rx.recv_timeout(PEER_TIMEOUT);
+            }
+        });
+        let mut properties = TransportProperties::new().require(SelectionProperty::KeepAlive);
+        properties.connection.keep_alive_timeout = Some(Duration::from_secs(45));
+        properties.connection.tcp_user_timeout.enabled = true;
+        properties.connection.tcp_user_timeout.value = Some(Duration::from_secs(7));
+        let taps = system::<S>();
+        let conn = connect(&taps, &pre(at).with_properties(properties)).await;
+        let e = conn.properties().expect("established");
+        assert!(e.keep_alive, "{:?}", e.not_in_effect);
+        assert_eq!(e.keep_alive_timeout, Some(Duration::from_secs(45)));
+        assert_eq!(e.tcp_user_timeout, Some(Duration::from_secs(7)));
+        assert!(e.not_in_effect.is_empty(), "{:?}", e.not_in_effect);
+
+        // What the kernel says about the client's socket.
+        let local = client_rx.recv_timeout(PEER_TIMEOUT).unwrap();
+        let filter = format!("( sport = :{} and dport = :{} )", local.port(), at.port());
+        match std::process::Command::new("ss")
+            .args(["-tno", "state", "established", &filter])
+            .output()
+        {
+            Ok(out) if out.status.success() => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains("timer:(keepalive,"), "ss -tno says:\n{text}");
+            }
+            // Without ss (iproute2) the getsockopt checks of taps-sys's
+            // tests are the evidence; CI installs it.
+            Ok(out) => panic!("ss failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                eprintln!("ss not found: the kernel's view of the socket was not checked")
+            }
+            Err(e) => panic!("ss: {e}"),
+        }
+        drop(tx);
+        drop(conn);
+    });
+}

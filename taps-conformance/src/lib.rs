@@ -104,6 +104,7 @@ macro_rules! conformance_tests {
             the_system_hosts_file_answers_localhost,
             a_truncated_dns_answer_is_asked_again_over_tcp,
             many_tls_connections_on_one_taps_keep_their_bytes_apart,
+            keep_alive_and_user_timeout_are_on_the_socket,
         );
         /// Racing over real paths in network namespaces.
         #[test]

@@ -869,6 +869,77 @@ pub fn path_events(net: &Network) {
     assert!(t < Duration::from_secs(8), "took {t:?}");
 }
 
+/// tapscat only (`--history FILE`): connection history outlives the
+/// process (RFC 9623 §4.2.1, HEv3 §5.3). With IPv6 black on tA, a first
+/// run tries IPv6, waits one Connection Attempt Delay, and wins over IPv4;
+/// it saves that IPv6 hung. A second run, a new process, reads the file
+/// and goes to IPv4 at once: its trace has no IPv6 attempt, and it takes a
+/// fraction of the first run's time. The HTTPS answer (NODATA, 5 s TTL)
+/// comes back from the file too, so the second run does not ask for it.
+/// Prints both times.
+pub fn history_across_processes(net: &Network) {
+    let topo = &net.topo;
+    let dir = std::env::temp_dir().join(format!("taps-netns-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = dir.join("history");
+    let v6_attempt = format!("\"remote\":\"[{SERVICE_V6}]:8080\"");
+    let v4_attempt = format!("\"remote\":\"{SERVICE_V4}:8080\"");
+    topo.blackhole("tA", "2001:db8:a::2");
+    let run = |n: u32| {
+        let json = dir.join(format!("run{n}.json"));
+        let (out, t) = topo.run_client(&[
+            "--require",
+            "tA",
+            "--history",
+            history.to_str().unwrap(),
+            "--trace-json",
+            json.to_str().unwrap(),
+            "dual.taps.test:8080",
+        ]);
+        let source = expect_ok(&out, t, Duration::from_secs(2), &format!("history run {n}"));
+        assert_eq!(source, "198.51.100.1", "run {n}");
+        (
+            std::fs::read_to_string(&json).unwrap(),
+            text(&out.stderr),
+            t,
+        )
+    };
+    let (first, err1, t1) = run(1);
+    let (second, err2, t2) = run(2);
+    topo.heal("tA", "2001:db8:a::2");
+    eprintln!("history across processes: first run {t1:?}, second run {t2:?}");
+    assert!(
+        err1.contains("does not exist yet") && err1.lines().count() == 1,
+        "first run: one warning, no file yet: {err1}"
+    );
+    assert!(err2.is_empty(), "second run: no warning: {err2}");
+    assert!(
+        first.contains(&v6_attempt) && first.contains(&v4_attempt),
+        "the first run tried IPv6, then IPv4: {first}"
+    );
+    assert_eq!(
+        second.matches(&v6_attempt).count(),
+        0,
+        "the second run made no IPv6 attempt: {second}"
+    );
+    assert!(second.contains(&v4_attempt), "{second}");
+    let https_from_cache = second.split('{').any(|event| {
+        event.contains("\"dns_answer\"")
+            && event.contains("\"qtype\":\"HTTPS\"")
+            && event.contains("\"local\":\"cache\"")
+    });
+    assert!(
+        https_from_cache,
+        "the second run took the HTTPS answer from the file: {second}"
+    );
+    assert!(
+        t2 < t1 / 2,
+        "the second run took {t2:?}, not under half the first's {t1:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The adapters' own client only (`--send-first`): `InitiateWithSend`
 /// (RFC 9622 §7.2) with a safely replayable first message uses TCP Fast
 /// Open (RFC 7413) over a real path. The first connection gets a cookie

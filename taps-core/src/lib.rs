@@ -76,6 +76,7 @@ mod properties;
 pub mod race;
 mod rng;
 mod security;
+mod socket_options;
 mod stack;
 mod time;
 mod trace;
@@ -92,8 +93,8 @@ pub use interface::{
 pub use machine::{
     AcceptError, AttemptReport, CheckedOutTls, Config, ConnectionInfo, ConnectionState,
     ConnectionView, DnsReport, EstablishmentError, Event, InitiateError, Input, ListenError,
-    ListenerConfig, ListenerView, Machine, Output, Preconnection, ReceiveError, SocketView, Stats,
-    StreamError, TlsCheckout, TlsRead,
+    ListenerConfig, ListenerView, Machine, MemoryView, Output, Preconnection, ReceiveError,
+    Restored, SocketView, Stats, StreamError, TlsCheckout, TlsRead,
 };
 pub use nat64::{Pref64, Pref64Error, Pref64Source};
 pub use path::{
@@ -111,6 +112,7 @@ pub use security::{
     CertificateVerification, Identity, SecurityParameters, SessionCacheLimits, TlsConfigError,
     TlsEnvironment,
 };
+pub use socket_options::{AppliedTcpOptions, OptionResult, TcpSocketOptions};
 pub use time::Instant;
 pub use trace::{
     AttemptAddr, CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource,

@@ -30,6 +30,7 @@ use core::time::Duration;
 use smallvec::SmallVec;
 
 use crate::interface::{Interface, InterfaceKind, InterfaceSelector};
+use crate::socket_options::{AppliedTcpOptions, OptionResult, TcpSocketOptions};
 
 /// How strongly the application wants a property (RFC 9622 §6.2, Table 1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -854,16 +855,26 @@ impl TransportProperties {
     /// interface the Connection runs over, if known (`None` for the system's
     /// default path).
     ///
-    /// Optional features (keepAlive, zeroRttMsg) read `true` when the
-    /// application asked for them (Require or Prefer): the stack switches them
-    /// on for exactly those Connections, so the adapter must set
-    /// `SO_KEEPALIVE` when `keep_alive` is true.
+    /// `socket` is what the Connection's socket was asked for and what the
+    /// adapter said became of it: keepAlive and the TCP user timeout read
+    /// back as in effect only when the socket has them, and
+    /// [`EffectiveProperties::not_in_effect`] says why any asked for is
+    /// not. zeroRttMsg reads `true` when the application asked for it.
     pub fn effective_for_tcp(
         &self,
         has_framer: bool,
         path: Option<&Interface>,
+        socket: &(TcpSocketOptions, AppliedTcpOptions),
     ) -> EffectiveProperties {
         let s = &self.selection;
+        let (asked, applied) = socket;
+        let not_in_effect = [
+            applied.keep_alive.why_not("keepAlive"),
+            applied.user_timeout.why_not("tcpUserTimeout"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         EffectiveProperties {
             reliability: true,
             preserve_msg_boundaries: has_framer,
@@ -874,7 +885,14 @@ impl TransportProperties {
             full_checksum_send: true,
             full_checksum_recv: true,
             congestion_control: true,
-            keep_alive: s.keep_alive.wants(),
+            keep_alive: applied.keep_alive == OptionResult::InEffect,
+            keep_alive_timeout: asked
+                .keep_alive_idle
+                .filter(|_| applied.keep_alive == OptionResult::InEffect),
+            tcp_user_timeout: asked
+                .user_timeout
+                .filter(|_| applied.user_timeout == OptionResult::InEffect),
+            not_in_effect,
             // The kernel picks the source address; taps does not learn here
             // whether it was a temporary one.
             use_temporary_local_address: None,
@@ -918,8 +936,17 @@ pub struct EffectiveProperties {
     pub full_checksum_recv: bool,
     /// §6.2.9 the Connection is congestion controlled.
     pub congestion_control: bool,
-    /// §6.2.10 keep-alive packets are sent.
+    /// §6.2.10 keep-alive packets are sent: the socket has `SO_KEEPALIVE`.
     pub keep_alive: bool,
+    /// §8.1.4 `keepAliveTimeout` in effect: the idle time the socket was
+    /// given (`None`: keep-alive off, or the system's timing).
+    pub keep_alive_timeout: Option<Duration>,
+    /// §8.2 the TCP user timeout the socket has (`TCP_USER_TIMEOUT`).
+    pub tcp_user_timeout: Option<Duration>,
+    /// Properties the application asked for that the socket does not have,
+    /// each with why (a refused setsockopt, or an adapter that did not
+    /// report). Never read such a property as on.
+    pub not_in_effect: Vec<String>,
     /// §6.2.13 the local address is temporary; `None` when unknown.
     pub use_temporary_local_address: Option<bool>,
     /// §6.2.14 multipath mode in effect.
@@ -1274,7 +1301,12 @@ mod tests {
         let mut p = TransportProperties::new().prefer(P::KeepAlive);
         p.connection.conn_timeout = Some(Duration::from_secs(30));
         p.connection.conn_priority = 7;
-        let e = p.effective_for_tcp(false, Some(&wlan));
+        let asked = TcpSocketOptions::for_properties(&p);
+        let applied = AppliedTcpOptions {
+            keep_alive: OptionResult::InEffect,
+            ..AppliedTcpOptions::default()
+        };
+        let e = p.effective_for_tcp(false, Some(&wlan), &(asked, applied));
         assert!(e.reliability && e.preserve_order && e.congestion_control);
         assert!(e.full_checksum_send && e.full_checksum_recv);
         assert!(!e.preserve_msg_boundaries && !e.multistreaming && !e.per_msg_reliability);
@@ -1289,10 +1321,66 @@ mod tests {
         assert_eq!(e.conn_timeout, Some(Duration::from_secs(30)));
         assert_eq!(e.conn_priority, 7);
 
-        let framed = TransportProperties::reliable_message().effective_for_tcp(true, None);
+        let framed = TransportProperties::reliable_message().effective_for_tcp(
+            true,
+            None,
+            &Default::default(),
+        );
         assert!(framed.preserve_msg_boundaries);
         assert_eq!(framed.interface, None);
         assert!(!framed.expensive && !framed.keep_alive);
+        assert!(framed.not_in_effect.is_empty());
+    }
+
+    #[test]
+    fn keep_alive_and_user_timeout_read_back_what_the_socket_has() {
+        let secs = Duration::from_secs;
+        let mut p = TransportProperties::new().require(P::KeepAlive);
+        p.connection.keep_alive_timeout = Some(secs(30));
+        p.connection.tcp_user_timeout.enabled = true;
+        p.connection.tcp_user_timeout.value = Some(secs(7));
+        let asked = TcpSocketOptions::for_properties(&p);
+        let read = |keep_alive, user_timeout| {
+            p.effective_for_tcp(
+                false,
+                None,
+                &(
+                    asked,
+                    AppliedTcpOptions {
+                        keep_alive,
+                        user_timeout,
+                    },
+                ),
+            )
+        };
+        let on = read(OptionResult::InEffect, OptionResult::InEffect);
+        assert!(on.keep_alive);
+        assert_eq!(on.keep_alive_timeout, Some(secs(30)));
+        assert_eq!(on.tcp_user_timeout, Some(secs(7)));
+        assert!(on.not_in_effect.is_empty());
+
+        // RFC 9622 §6.2: the actual value. Asked for is not in effect.
+        let unknown = read(OptionResult::Unreported, OptionResult::Unreported);
+        assert!(!unknown.keep_alive);
+        assert_eq!(
+            (unknown.keep_alive_timeout, unknown.tcp_user_timeout),
+            (None, None)
+        );
+        assert_eq!(
+            unknown.not_in_effect.len(),
+            2,
+            "{:?}",
+            unknown.not_in_effect
+        );
+
+        let refused = read(OptionResult::InEffect, OptionResult::Refused { errno: 92 });
+        assert!(refused.keep_alive);
+        assert_eq!(refused.tcp_user_timeout, None);
+        assert!(
+            refused.not_in_effect[0].contains("tcpUserTimeout"),
+            "{:?}",
+            refused.not_in_effect
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! golden files and determinism hash.
 
 use core::fmt::{self, Write as _};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::dns::wire::QueryType;
 use crate::nat64::{Pref64, Pref64Source};
+use crate::race::{AttemptDelay, DelaySource, rtt_prefix, rtt_prefix_len};
 use crate::time::Instant;
 
 /// Why an attempt failed.
@@ -615,6 +616,15 @@ pub enum TraceKind {
         /// Where it came from.
         source: Pref64Source,
     },
+    /// HEv3 §6: the Next Connection Attempt Timer after this attempt was
+    /// set from RTT data, not the configured delay (recorded only then,
+    /// right after its `AttemptStarted`).
+    AttemptDelay {
+        /// Attempt number.
+        attempt: u16,
+        /// The delay, its RTO and where the RTT came from.
+        delay: AttemptDelay,
+    },
     /// An attempt's transport (TCP) is up; its upper layers are still
     /// handshaking.
     AttemptTransportUp {
@@ -655,6 +665,67 @@ pub enum TraceKind {
     EstablishmentFailed,
     /// The application closed the connection.
     Closed,
+}
+
+/// "race     next attempt in 120.0 ms: RTO 120.0 ms from 3 RTT samples
+/// to 2001:db8::/64 on wlan0", with the bound that changed it.
+fn write_attempt_delay(
+    out: &mut dyn fmt::Write,
+    attempt: u16,
+    delay: AttemptDelay,
+    started: Option<(IpAddr, Option<u32>)>,
+    iface: &dyn Fn(Option<u32>) -> String,
+) -> fmt::Result {
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    write!(
+        out,
+        "race     after #{attempt}: next attempt in {:.1} ms",
+        ms(delay.delay_us)
+    )?;
+    let on = started.map_or_else(String::new, |(_, i)| format!(" on {}", iface(i)));
+    let prefix = started.map_or_else(
+        || "its prefix".to_string(),
+        |(ip, _)| format!("{}/{}", rtt_prefix(ip), rtt_prefix_len(ip)),
+    );
+    let plural = |n: u16| if n == 1 { "" } else { "s" };
+    match delay.source {
+        DelaySource::Configured => return writeln!(out, " (configured)"),
+        DelaySource::Prefix { samples } => write!(
+            out,
+            " (RTO {:.1} ms from {samples} RTT sample{} to {prefix}{on}",
+            ms(delay.rto_us),
+            plural(samples)
+        )?,
+        DelaySource::Kernel => write!(
+            out,
+            " (RTO {:.1} ms from the kernel's TCP metrics{}",
+            ms(delay.rto_us),
+            started.map_or_else(String::new, |(ip, _)| format!(" for {ip}"))
+        )?,
+        DelaySource::Path { samples } => write!(
+            out,
+            " (RTO {:.1} ms from {samples} RTT sample{}{on}",
+            ms(delay.rto_us),
+            plural(samples)
+        )?,
+        DelaySource::KernelPrefix { samples } => write!(
+            out,
+            " (RTO {:.1} ms from the kernel's TCP metrics for {samples} destination{} in {prefix}",
+            ms(delay.rto_us),
+            plural(samples)
+        )?,
+        DelaySource::KernelPath { samples } => write!(
+            out,
+            " (RTO {:.1} ms from the kernel's TCP metrics for {samples} destination{}{on}",
+            ms(delay.rto_us),
+            plural(samples)
+        )?,
+    }
+    match delay.delay_us.cmp(&delay.rto_us) {
+        core::cmp::Ordering::Greater => writeln!(out, ", raised to the minimum)"),
+        core::cmp::Ordering::Less => writeln!(out, ", capped at the maximum)"),
+        core::cmp::Ordering::Equal => writeln!(out, ")"),
+    }
 }
 
 /// One timestamped transition.
@@ -793,6 +864,18 @@ impl Trace {
                         AttemptAddr { remote, nat64 },
                         iface(interface)
                     )
+                }
+                TraceKind::AttemptDelay { attempt, delay } => {
+                    let started = self.events.iter().find_map(|e| match e.kind {
+                        TraceKind::AttemptStarted {
+                            attempt: a,
+                            remote,
+                            interface,
+                            ..
+                        } if a == attempt => Some((remote.ip(), interface)),
+                        _ => None,
+                    });
+                    write_attempt_delay(out, attempt, delay, started, iface)
                 }
                 TraceKind::Nat64Prefix { prefix, source } => match prefix {
                     Some(p) => writeln!(out, "nat64    PREF64 {p} ({source})"),
@@ -959,6 +1042,14 @@ mod tests {
 
     /// `Display` is the waterfall's event log: one line per record, the
     /// same text, with interfaces as `if#N`.
+    /// The HEv3 §6 delay record fits in the events as they were: a
+    /// connection reserves `TYPICAL_EVENTS` of them.
+    #[test]
+    fn events_stay_136_bytes() {
+        assert_eq!(core::mem::size_of::<TraceEvent>(), 136);
+        assert!(core::mem::size_of::<AttemptDelay>() <= 12);
+    }
+
     #[test]
     fn display_is_the_waterfall_log() {
         let mut trace = Trace::new(Instant::from_nanos(1_000_000));

@@ -54,6 +54,11 @@ fn machine() {
     replay("machine");
 }
 
+#[test]
+fn history_file() {
+    replay("history_file");
+}
+
 /// Fuzz binaries whose bodies live outside [`taps_testkit::fuzz`], and the
 /// test that replays each: `scenario` runs the simulator, which is built on
 /// the kit.
@@ -69,6 +74,7 @@ fn every_target_is_replayed() {
         "framer",
         "tls_records",
         "machine",
+        "history_file",
     ];
     let targets: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(targets, REPLAYED);

@@ -29,7 +29,7 @@ use crate::IdMap;
 use smallvec::SmallVec;
 use taps_core::{
     ConnectionId, ConnectionState, DnsTxnId, Event, FailureReason, Input, Instant, ListenerId,
-    Machine, Message, MessageId, Output, SendError, SocketId,
+    Machine, Message, MessageId, Output, SendError, SocketId, TcpSocketOptions,
     dns::{DnsAction, DnsSend, DnsTransport},
 };
 
@@ -105,6 +105,8 @@ pub(crate) enum Work {
         local: Option<SocketAddr>,
         /// Use TCP Fast Open.
         fast_open: bool,
+        /// Keep-alive and user timeout.
+        options: TcpSocketOptions,
     },
     /// Open a DNS transaction's socket and send its first message; later
     /// messages (retransmissions) come from [`Driver::dns_outbox`].
@@ -236,6 +238,12 @@ const MAX_QUEUED_EVENTS: usize = 1024;
 /// connection (`IoLimits::max_receive_buffer`).
 const READ_CHUNK: usize = 1 << 20;
 
+/// Where the core's clock starts in a new driver. Not at its origin: a
+/// history restored from a file (`Taps::load_history`) is dated before the
+/// process began, and the core's `Instant` cannot go below zero. 30 days
+/// dates anything a history keeps (10 minutes by default).
+pub(crate) const CLOCK_START: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// The machine plus the routing every adapter needs.
 #[derive(Debug)]
 pub(crate) struct Driver {
@@ -292,14 +300,15 @@ impl Driver {
         result
     }
 
-    /// The core's time now.
+    /// The core's time now: [`CLOCK_START`] plus the time since the
+    /// driver was made.
     pub(crate) fn now(&self) -> Instant {
-        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        Instant::ZERO + CLOCK_START + self.origin.elapsed()
     }
 
     /// A core instant as a std instant, for runtime timers.
     pub(crate) fn to_std(&self, t: Instant) -> std::time::Instant {
-        self.origin + std::time::Duration::from_nanos(t.as_nanos())
+        self.origin + t.saturating_duration_since(Instant::ZERO + CLOCK_START)
     }
 
     /// Raised when the machine's next deadline moved earlier.
@@ -457,6 +466,7 @@ impl Driver {
                     interface,
                     local,
                     fast_open,
+                    options,
                 } => {
                     let interface = interface
                         .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
@@ -478,6 +488,7 @@ impl Driver {
                         interface,
                         local,
                         fast_open,
+                        options,
                     });
                 }
                 // Nothing left to write (an application's task wrote it
@@ -1061,6 +1072,51 @@ mod tests {
             Poll::Ready(Event::Ready { .. })
         ));
         (d, conn, socket)
+    }
+
+    /// HEv3 §6: what the kernel measured reaches the machine's history
+    /// the way a `Taps` reports it (`tasks::report_kernel_rtts`), and sets
+    /// the delay after an attempt to that destination.
+    #[test]
+    #[ignore = "needs root"]
+    fn the_kernels_tcp_metrics_reach_the_history() {
+        use std::io::{Read, Write};
+        use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+        use taps_core::race::DelaySource;
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test makes a network namespace and needs root"
+        );
+        // A fresh namespace: the kernel's table holds this connection only.
+        let source = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let up = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status();
+            assert!(up.is_ok_and(|s| s.success()), "ip link set lo up failed");
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            c.write_all(b"x").unwrap();
+            s.read_exact(&mut [0]).unwrap();
+            // The client closes first, and TIME-WAIT, once the server has
+            // closed too, saves its metrics.
+            drop(c);
+            let _ = s.read_to_end(&mut Vec::new());
+            drop(s);
+            let mut d = Driver::new(Machine::new(Config::new(0)));
+            crate::tasks::report_kernel_rtts(|e| d.handle(Input::KernelRtts(e)));
+            let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            d.command(|m, now| m.history().attempt_rtt(now, None, None, lo))
+        })
+        .join()
+        .expect("the namespace thread");
+        let (estimate, from) = source.expect("an estimate for 127.0.0.1");
+        assert_eq!(from, DelaySource::Kernel);
+        assert!(
+            estimate.srtt_us > 0 && estimate.srtt_us < 1_000_000,
+            "{estimate:?}"
+        );
     }
 
     #[test]

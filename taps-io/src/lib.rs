@@ -46,6 +46,7 @@
 mod connection;
 mod driver;
 mod error;
+mod history_file;
 mod listener;
 mod parked;
 mod preconnection;
@@ -70,12 +71,13 @@ pub use error::{Error, EstablishmentFailure, reason_to_io};
 /// The stream trait of [`Listener`] and [`Events`] (`futures_core`'s), for
 /// adapters and their users.
 pub use futures_core::Stream;
+pub use history_file::{HistoryProblem, HistoryWarning};
 pub use listener::{Incoming, Listener};
 pub use preconnection::Preconnection;
 pub use taps::Taps;
 pub use taps_core::InterfaceKind;
 pub use taps_core::race::{Policy, RaceConfig};
-pub use taps_core::{Config, EstablishmentError, ListenerConfig};
+pub use taps_core::{Config, EstablishmentError, ListenerConfig, Restored};
 pub use taps_core::{EffectiveProperties, Preference, TransportProperties};
 pub use taps_core::{EndpointParseError, Host, LocalEndpoint, RemoteEndpoint, well_known_port};
 pub use taps_core::{Identity, SecurityParameters};

@@ -62,6 +62,7 @@ impl Taps {
         let monitor = PathMonitor::new()?;
         let mut driver = Driver::new(Machine::new(config));
         driver.handle(Input::InterfacesChanged(monitor.interfaces().to_vec()));
+        tasks::report_kernel_rtts(|entries| driver.handle(Input::KernelRtts(entries)));
         let shared = Shared::new(driver, runtime);
         let weak = Arc::downgrade(&shared);
         let rt = &shared.runtime;
@@ -263,6 +264,55 @@ impl Taps {
             .lock()
             .driver
             .command(|m, _| m.flush_dns_cache());
+    }
+
+    /// Restores the connection history an earlier process saved in `path`
+    /// ([`Taps::save_history`]): which addresses won over which interface
+    /// and how fast, which failed or hung, and what HTTPS records said
+    /// about names, so that a host whose IPv6 is silently broken is
+    /// reached over IPv4 at once from the first connection on (HEv3 §5.3,
+    /// RFC 9623 §4.2.1). Entries have their age and TTL: what has expired
+    /// since is dropped; entries on interfaces this system does not have
+    /// (they are keyed by interface name) are skipped.
+    ///
+    /// Reads the file with blocking I/O (a small, bounded file).
+    ///
+    /// # Errors
+    ///
+    /// A [`HistoryWarning`](crate::HistoryWarning), one line for the user,
+    /// when the file is missing, unreadable, cut short, damaged or of a
+    /// newer format: nothing of it is used, and the `Taps` carries on
+    /// without history. [`Taps::save_history`] then replaces the file.
+    pub fn load_history(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<taps_core::Restored, crate::HistoryWarning> {
+        let saved = crate::history_file::read(path.as_ref(), crate::history_file::unix_now())?;
+        let mut g = self.shared.lock();
+        Ok(g.driver.command(|m, now| m.memory().restore(now, &saved)))
+    }
+
+    /// Saves the connection history to `path`, for
+    /// [`Taps::load_history`] in a later process: merged with what the file
+    /// already holds (newest wins), bounded, and written atomically (a
+    /// temporary file in the same directory, renamed over it), so that
+    /// processes saving at once never leave a torn file. Opt-in: nothing
+    /// is saved unless this is called.
+    ///
+    /// Writes the file with blocking I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be written.
+    pub fn save_history(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        let (saved, lifetime) = {
+            let mut g = self.shared.lock();
+            g.driver.command(|m, now| {
+                let lifetime = m.config().history.entry_lifetime;
+                (m.memory().save(now), lifetime)
+            })
+        };
+        crate::history_file::write(path.as_ref(), saved, lifetime).map_err(Error::Io)
     }
 
     /// The text waterfall of an establishment failure's trace.

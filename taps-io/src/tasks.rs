@@ -104,6 +104,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
                 interface,
                 local,
                 fast_open,
+                options,
             },
             signal,
         ) => {
@@ -111,6 +112,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
                 bind_interface: interface,
                 local,
                 fast_open,
+                options,
                 ..TcpOptions::default()
             };
             let task: super::Task = match open_attempt(shared, socket, remote, &opts) {
@@ -155,16 +157,23 @@ fn open_attempt(
 ) -> Option<(ConnectProgress, Arc<dyn ReadyTcp>)> {
     let opened = open_tcp(remote, opts).and_then(|o| {
         let stream = shared.runtime.tcp(o.socket.into())?;
-        Ok((o.connect_started, stream))
+        Ok((o.connect_started, o.applied, stream))
     });
     act(shared, |g| {
-        let (started, stream) = match opened {
+        let (started, applied, stream) = match opened {
             Ok(o) => o,
             Err(e) => {
                 g.driver.connected(socket, Err(failure_reason(&e)));
                 return None;
             }
         };
+        // A keep-alive the application required and the socket refused
+        // fails the attempt here; the machine's close for it reaches the
+        // socket's slot like any other.
+        if !opts.options.is_plain() {
+            g.driver
+                .handle(Input::SocketOptionsApplied { socket, applied });
+        }
         g.io.insert(socket, stream.clone());
         if started == ConnectProgress::Connected {
             g.driver.connected(socket, Ok(()));
@@ -690,6 +699,28 @@ pub(crate) fn monitor_readiness(
         .ok()
 }
 
+/// How long the kernel may take to answer the TCP metrics dump: it answers
+/// from memory at once; the bound only keeps a wedged netlink from
+/// holding the caller.
+const KERNEL_RTTS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Reads the kernel's TCP metrics (`taps_sys::tcp_metrics`) and hands them
+/// to `feed`, which reports them to the machine as `Input::KernelRtts`
+/// (HEv3 §6's RTT-derived Connection Attempt Delay, ARCHITECTURE.md "One
+/// way in"). Done when a `Taps` starts and when the interfaces change, not
+/// per connection: a race sorts its candidates as soon as DNS answers, so
+/// the data must already be there, and reading per connection would cost
+/// a netlink round trip on every connect. Where the kernel has no such
+/// table (not Linux, or netlink forbidden), nothing is reported and the
+/// delays come from the machine's own history or the configured value.
+pub(crate) fn report_kernel_rtts(feed: impl FnOnce(&[taps_core::race::KernelRtt])) {
+    if let Ok(entries) = taps_sys::tcp_metrics::read(KERNEL_RTTS_TIMEOUT)
+        && !entries.is_empty()
+    {
+        feed(&entries);
+    }
+}
+
 /// Feeds interface changes to the machine until the `Taps` goes.
 pub(crate) async fn monitor_task(
     weak: Weak<Shared>,
@@ -701,6 +732,11 @@ pub(crate) async fn monitor_task(
     let report = |list| match weak.upgrade() {
         Some(shared) => {
             act(&shared, |g| g.driver.handle(Input::InterfacesChanged(list)));
+            // A new path: what the kernel learnt meanwhile, for the
+            // delays of the races to come.
+            report_kernel_rtts(|entries| {
+                act(&shared, |g| g.driver.handle(Input::KernelRtts(entries)));
+            });
             true
         }
         None => false,

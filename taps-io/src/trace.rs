@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 
 use taps_core::LocalSource;
+use taps_core::race::DelaySource;
 
 pub use taps_core::{FailureReason, Trace, TraceEvent, TraceKind};
 
@@ -126,6 +127,26 @@ pub fn to_json(
             TraceKind::AttemptTransportUp { attempt } => {
                 kind(&mut out, "attempt_transport_up");
                 let _ = write!(out, ",\"attempt\":{attempt}");
+            }
+            TraceKind::AttemptDelay { attempt, delay } => {
+                kind(&mut out, "attempt_delay");
+                let _ = write!(
+                    out,
+                    ",\"attempt\":{attempt},\"delay_us\":{},\"rto_us\":{}",
+                    delay.delay_us, delay.rto_us
+                );
+                let (source, samples) = match delay.source {
+                    DelaySource::Configured => ("configured", None),
+                    DelaySource::Prefix { samples } => ("prefix", Some(samples)),
+                    DelaySource::Kernel => ("kernel", None),
+                    DelaySource::Path { samples } => ("path", Some(samples)),
+                    DelaySource::KernelPrefix { samples } => ("kernel_prefix", Some(samples)),
+                    DelaySource::KernelPath { samples } => ("kernel_path", Some(samples)),
+                };
+                field(&mut out, "source", source);
+                if let Some(n) = samples {
+                    let _ = write!(out, ",\"samples\":{n}");
+                }
             }
             TraceKind::TlsEstablished { attempt } => {
                 kind(&mut out, "tls_established");

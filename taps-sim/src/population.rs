@@ -25,11 +25,26 @@
 //! | loss | 3% of clients: 0.5–3% per packet on every path |
 //! | resolver | 2 ms away on the LAN; time per answer log-normal, median 15 ms, σ 1.0 (shared by the three types) times a per-type factor (median 1.0, σ 0.3); 2% of destinations answer AAAA a further log-normal 150 ms (σ 0.5) late |
 //! | TLS server time | log-normal, median 3 ms, σ 0.5 |
+//! | kernel TCP metrics (`client.tcp_metrics`) | per interface, 70%: the device has been online a while, and the kernel remembers 1–8 connections other processes made over it (Linux keeps them an hour; the core uses those under 10 minutes), each from the interface's IPv4 address, or its IPv6 address (half of them, when dual-stack), to another host (198.51.100.0/24, or its own 2001:db8:77:k::/64), with the path's RTT times a log-normal factor (median 1.2, σ 0.4: other servers sit at other distances), RTTVAR the RTT times a log-normal (median 0.25, σ 0.5), updated uniformly 0–5 minutes before; of those clients, 20% on `wlan0` also reached the destination's own addresses before (not a broken one), at the path's RTT |
+//!
+//! The kernel's memory is what HEv3 §6's RTT-derived Connection Attempt
+//! Delay can use on a first connection to a host: every world makes one
+//! connection on a fresh machine, so the machine's own history is empty.
+//! It is drawn from a stream of its own (seeded from the world's seed), so
+//! every other draw is as it was before it existed, and `hev3-static`
+//! (which ignores it) gives exactly the figures `hev3` gave then.
 //!
 //! # Reported per policy and for the oracle
 //!
+//! Policies are [`VARIANTS`]: `hev3` (with the RTT-derived delay),
+//! `hev3-static` (the fixed 250 ms), `rfc6555` and `sequential`.
+//!
 //! - time to ready of the connections that became ready: p50, p90, p99
 //!   (nearest rank);
+//! - regret p90 and p99: per connection ready under both, its time to
+//!   ready minus the oracle's, at those percentiles (a percentile of
+//!   differences, not a difference of percentiles: the worlds where a
+//!   policy loses time, not the slowest worlds);
 //! - attempts per connection (the oracle makes one);
 //! - the share of ready connections won by a *non-first address*: a remote
 //!   other than that of attempt #1 (for the oracle: other than `hev3`'s
@@ -44,10 +59,10 @@ use std::time::Instant as WallInstant;
 
 use serde::Serialize;
 use taps_core::{
-    Instant, Interface, InterfaceAddress, InterfaceKind, Rng, TraceKind, race::Policy,
+    Instant, Interface, InterfaceAddress, InterfaceKind, Rng, TraceKind,
+    race::{KernelRtt, Policy},
 };
 
-use crate::POLICIES;
 use crate::oracle::oracle;
 use crate::report::trace_hash;
 use crate::scenario::{
@@ -56,6 +71,16 @@ use crate::scenario::{
 };
 use crate::units::millis;
 use crate::world::{ConnOutcome, RunOptions, SimError, World};
+
+/// The columns of a population run: a name, the policy, and whether the
+/// `hev3` preset's RTT-derived Connection Attempt Delay is turned off
+/// (`hev3-static`: the fixed 250 ms, for comparison).
+pub const VARIANTS: [(&str, Policy, bool); 4] = [
+    ("hev3", Policy::Hev3, false),
+    ("hev3-static", Policy::Hev3, true),
+    ("rfc6555", Policy::Rfc6555, false),
+    ("sequential", Policy::Sequential, false),
+];
 
 /// The profiles `population` knows.
 pub const PROFILES: [&str; 1] = ["seed-telemetry"];
@@ -147,6 +172,7 @@ fn template() -> Scenario {
         client: Client {
             interfaces: Vec::new(),
             resolvers: vec![SocketAddr::new(IpAddr::V4(RESOLVER), 53)],
+            tcp_metrics: Vec::new(),
         },
         dns: Dns {
             records: vec![Records {
@@ -206,9 +232,19 @@ fn link(interface: Option<u32>, to: Prefix, delay: Duration, jitter: Duration, l
     }
 }
 
+/// What [`draw`] chose that [`kernel_memory`] builds on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Drawn {
+    /// Per interface (wlan0, rmnet0): its IPv4 and IPv6 RTT, ms.
+    rtt: [Option<(f64, f64)>; 2],
+    /// The address a client tries first, when it is broken.
+    broken: Option<IpAddr>,
+}
+
 /// Draws world `n` of profile `seed-telemetry` into `sc` (reusing its
 /// buffers).
-fn draw(rng: &mut Rng, sc: &mut Scenario) {
+fn draw(rng: &mut Rng, sc: &mut Scenario) -> Drawn {
+    let mut drawn = Drawn::default();
     let two = chance(rng, 0.20);
     let wlan_v6 = chance(rng, 0.70);
     let rmnet_v6 = chance(rng, 0.50);
@@ -315,6 +351,7 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
         }
         let rtt = lognormal(rng, median, sigma).clamp(2.0, 3000.0);
         let rtt6 = rtt * lognormal(rng, 1.0, 0.15);
+        drawn.rtt[index as usize - 1] = Some((rtt, rtt6));
         for (v6, to, rtt) in [(false, Prefix::Any, rtt), (true, v6_dest, rtt6)] {
             let one_way = ms_f(rtt / 2.0);
             if index == 1 {
@@ -333,8 +370,9 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
             (Some(v6), _) if wlan_v6 => IpAddr::V6(*v6),
             (_, Some(v4)) => IpAddr::V4(*v4),
             (Some(v6), None) => IpAddr::V6(*v6),
-            (None, None) => return,
+            (None, None) => return drawn,
         };
+        drawn.broken = Some(first);
         let action = if chance(rng, 0.5) {
             Action::Blackhole
         } else {
@@ -358,6 +396,75 @@ fn draw(rng: &mut Rng, sc: &mut Scenario) {
         l.params.action = action;
         sc.links.push(l);
     }
+    drawn
+}
+
+/// Draws what the client's kernel remembers of earlier connections
+/// (`client.tcp_metrics`, see the module doc), from a stream of its own so
+/// that the rest of the world is drawn exactly as before.
+fn kernel_memory(rng: &mut Rng, drawn: &Drawn, sc: &mut Scenario) {
+    sc.client.tcp_metrics.clear();
+    let locals = [
+        ("192.168.1.10", "2001:db8:1::10"),
+        ("100.64.0.7", "2001:db8:2::7"),
+    ];
+    for (i, iface) in sc.client.interfaces.iter().enumerate() {
+        let (Some((rtt4, rtt6)), Some((l4, l6))) =
+            (drawn.rtt.get(i).copied().flatten(), locals.get(i))
+        else {
+            continue;
+        };
+        if !chance(rng, 0.70) {
+            continue;
+        }
+        let v6 = iface.addrs.iter().any(|a| a.addr.is_ipv6());
+        let n = 1 + rng.below(8);
+        for k in 0..n {
+            let six = v6 && chance(rng, 0.5);
+            let (local, base): (IpAddr, f64) = if six {
+                (
+                    l6.parse().unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+                    rtt6,
+                )
+            } else {
+                (
+                    l4.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    rtt4,
+                )
+            };
+            let remote = if six {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x77, k as u16, 0, 0, 0, 1))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1 + k as u8))
+            };
+            let rtt = (base * lognormal(rng, 1.2, 0.4)).clamp(2.0, 3000.0);
+            sc.client.tcp_metrics.push(KernelRtt {
+                local: Some(local),
+                remote,
+                rtt: ms_f(rtt),
+                rttvar: ms_f(rtt * lognormal(rng, 0.25, 0.5)),
+                age: ms_f(300_000.0 * unit(rng)),
+            });
+        }
+        // Only the primary's connections went to example.com before.
+        if i == 0 && chance(rng, 0.20) {
+            let r = &sc.dns.records[0];
+            let dests = r.a.iter().map(|a| (IpAddr::V4(*a), *l4, rtt4));
+            let dests6 = r.aaaa.iter().map(|a| (IpAddr::V6(*a), *l6, rtt6));
+            for (remote, local, rtt) in dests.chain(dests6.filter(|_| v6)) {
+                if Some(remote) == drawn.broken {
+                    continue;
+                }
+                sc.client.tcp_metrics.push(KernelRtt {
+                    local: local.parse().ok(),
+                    remote,
+                    rtt: ms_f(rtt),
+                    rttvar: ms_f(rtt * lognormal(rng, 0.25, 0.5)),
+                    age: ms_f(300_000.0 * unit(rng)),
+                });
+            }
+        }
+    }
 }
 
 /// Statistics of one policy (or the oracle) over a population.
@@ -371,6 +478,12 @@ pub struct PolicyStats {
     pub p90_ms: Option<f64>,
     /// 99th percentile.
     pub p99_ms: Option<f64>,
+    /// Per connection, its time to ready minus the oracle's: median.
+    pub regret_p50_ms: Option<f64>,
+    /// 90th percentile of the per-connection regret.
+    pub regret_p90_ms: Option<f64>,
+    /// 99th percentile of the per-connection regret.
+    pub regret_p99_ms: Option<f64>,
     /// Mean attempts per connection.
     pub attempts_per_connection: f64,
     /// Share of ready connections won by a remote other than attempt #1's.
@@ -384,29 +497,37 @@ pub struct PolicyStats {
 #[derive(Default)]
 struct Acc {
     ready: Vec<u64>,
+    /// Time to ready minus the oracle's, ns, of connections ready under
+    /// both.
+    regret: Vec<i64>,
     attempts: u64,
     non_first: u64,
     non_primary: u64,
     failures: u64,
 }
 
+/// The nearest-rank percentile `p` of `sorted`.
+fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let len = sorted.len();
+    let rank = ((p * len as f64).ceil() as usize).clamp(1, len.max(1));
+    sorted.get(rank - 1).copied()
+}
+
 impl Acc {
     fn stats(&mut self, policy: &str, n: usize) -> PolicyStats {
         self.ready.sort_unstable();
-        let pct = |p: f64| -> Option<f64> {
-            let len = self.ready.len();
-            if len == 0 {
-                return None;
-            }
-            let rank = ((p * len as f64).ceil() as usize).clamp(1, len);
-            Some(self.ready[rank - 1] as f64 / 1e6)
-        };
+        self.regret.sort_unstable();
+        let pct = |p: f64| nearest_rank(&self.ready, p).map(|v| v as f64 / 1e6);
+        let regret = |p: f64| nearest_rank(&self.regret, p).map(|v| v as f64 / 1e6);
         let ready = self.ready.len().max(1) as f64;
         PolicyStats {
             policy: policy.into(),
             p50_ms: pct(0.50),
             p90_ms: pct(0.90),
             p99_ms: pct(0.99),
+            regret_p50_ms: regret(0.50),
+            regret_p90_ms: regret(0.90),
+            regret_p99_ms: regret(0.99),
             attempts_per_connection: self.attempts as f64 / n.max(1) as f64,
             non_first_address_share: self.non_first as f64 / ready,
             non_primary_interface_share: self.non_primary as f64 / ready,
@@ -449,18 +570,32 @@ impl PopulationReport {
         );
         let _ = writeln!(
             t,
-            "{:<11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>12} {:>9}",
-            "policy", "p50", "p90", "p99", "attempts", "non-first", "non-primary", "failures"
+            "{:<11} {:>11} {:>11} {:>11} {:>22} {:>10} {:>10} {:>12} {:>9}",
+            "policy",
+            "p50",
+            "p90",
+            "p99",
+            "regret p90 / p99",
+            "attempts",
+            "non-first",
+            "non-primary",
+            "failures"
         );
         let f = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1} ms"));
         for s in &self.stats {
+            let regret = if s.policy == "oracle" {
+                String::new()
+            } else {
+                format!("{} / {}", f(s.regret_p90_ms), f(s.regret_p99_ms))
+            };
             let _ = writeln!(
                 t,
-                "{:<11} {:>11} {:>11} {:>11} {:>10.3} {:>9.2}% {:>11.2}% {:>9}",
+                "{:<11} {:>11} {:>11} {:>11} {:>22} {:>10.3} {:>9.2}% {:>11.2}% {:>9}",
                 s.policy,
                 f(s.p50_ms),
                 f(s.p90_ms),
                 f(s.p99_ms),
+                regret,
                 s.attempts_per_connection,
                 s.non_first_address_share * 100.0,
                 s.non_primary_interface_share * 100.0,
@@ -521,20 +656,29 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
     let mut rng = Rng::new(seed);
     let mut sc = template();
     let mut world = World::new();
-    let mut accs: Vec<Acc> = (0..=POLICIES.len()).map(|_| Acc::default()).collect();
+    let mut accs: Vec<Acc> = (0..=VARIANTS.len()).map(|_| Acc::default()).collect();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut violations = 0;
     let mut simulated = Duration::ZERO;
     for _ in 0..n {
-        draw(&mut rng, &mut sc);
+        let drawn = draw(&mut rng, &mut sc);
         let world_seed = rng.next_u64();
+        kernel_memory(
+            &mut Rng::new(world_seed ^ 0x4b45_524e_454c_5254),
+            &drawn,
+            &mut sc,
+        );
         let mut first_remote = None;
-        for (p, policy) in POLICIES.into_iter().enumerate() {
+        // The oracle's time per connection, from the first (`hev3`) run.
+        let mut best: Vec<Option<u64>> = Vec::new();
+        for (p, (_, policy, static_attempt_delay)) in VARIANTS.into_iter().enumerate() {
+            let oracle_run = policy == Policy::Hev3 && !static_attempt_delay;
             let run = world.run(
                 &sc,
                 RunOptions {
                     policy,
                     seed: world_seed,
+                    static_attempt_delay,
                     ..RunOptions::of(&sc)
                 },
             )?;
@@ -544,13 +688,19 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
             for b in h.to_le_bytes() {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
             }
+            if oracle_run {
+                best = oracle(&sc, &run)
+                    .into_iter()
+                    .map(|o| o.map(|o| o.time_to_ready.as_nanos() as u64))
+                    .collect();
+            }
             let acc = &mut accs[p];
-            for c in &run.connections {
+            for (j, c) in run.connections.iter().enumerate() {
                 let first = c.trace.events.iter().find_map(|e| match e.kind {
                     TraceKind::AttemptStarted { remote, .. } => Some(remote),
                     _ => None,
                 });
-                if policy == Policy::Hev3 {
+                if oracle_run {
                     first_remote = first;
                 }
                 acc.attempts += c
@@ -561,19 +711,24 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
                     .count() as u64;
                 match (&c.outcome, c.time_to_ready()) {
                     (ConnOutcome::Ready { remote, interface }, Some(t)) => {
-                        acc.ready.push(t.as_nanos() as u64);
+                        let t = t.as_nanos() as u64;
+                        acc.ready.push(t);
+                        if let Some(Some(o)) = best.get(j) {
+                            acc.regret.push(t as i64 - *o as i64);
+                        }
                         acc.non_first += u64::from(first != Some(*remote));
                         acc.non_primary += u64::from(*interface != Some(1));
                     }
                     _ => acc.failures += 1,
                 }
             }
-            if policy == Policy::Hev3 {
-                let acc = &mut accs[POLICIES.len()];
+            if oracle_run {
+                let acc = &mut accs[VARIANTS.len()];
                 for o in oracle(&sc, &run) {
                     match o {
                         Some(o) => {
                             acc.ready.push(o.time_to_ready.as_nanos() as u64);
+                            acc.regret.push(0);
                             acc.attempts += 1;
                             acc.non_first += u64::from(first_remote != Some(o.remote));
                             acc.non_primary += u64::from(o.interface != 1);
@@ -585,10 +740,10 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
         }
     }
     let mut stats = Vec::new();
-    for (p, policy) in POLICIES.into_iter().enumerate() {
-        stats.push(accs[p].stats(policy.name(), n));
+    for (p, (name, ..)) in VARIANTS.into_iter().enumerate() {
+        stats.push(accs[p].stats(name, n));
     }
-    stats.push(accs[POLICIES.len()].stats("oracle", n));
+    stats.push(accs[VARIANTS.len()].stats("oracle", n));
     Ok(PopulationReport {
         profile: profile.into(),
         seed,
@@ -596,7 +751,7 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
         stats,
         hash,
         violations,
-        establishments: n * POLICIES.len(),
+        establishments: n * VARIANTS.len(),
         simulated,
         wall: wall.elapsed(),
     })
@@ -631,5 +786,49 @@ mod tests {
         assert!((share(multi) - 0.47).abs() < 0.015, "{}", share(multi));
         assert!((share(two) - 0.20).abs() < 0.015, "{}", share(two));
         assert!((share(https) - 0.15).abs() < 0.015, "{}", share(https));
+    }
+
+    #[test]
+    fn the_kernel_memory_is_what_the_doc_says() {
+        let mut rng = Rng::new(7);
+        let mut sc = template();
+        let n = 20_000;
+        let (mut remembered, mut entries, mut own, mut broken_seen) = (0, 0, 0, 0);
+        let mut wlan_only = 0;
+        for w in 0..n {
+            let drawn = draw(&mut rng, &mut sc);
+            kernel_memory(&mut Rng::new(w), &drawn, &mut sc);
+            if sc.client.interfaces.len() != 1 {
+                continue;
+            }
+            wlan_only += 1;
+            let m = &sc.client.tcp_metrics;
+            let r = &sc.dns.records[0];
+            let is_own = |a: &IpAddr| match a {
+                IpAddr::V4(a) => r.a.contains(a),
+                IpAddr::V6(a) => r.aaaa.contains(a),
+            };
+            let others = m.iter().filter(|k| !is_own(&k.remote)).count();
+            remembered += usize::from(others > 0);
+            entries += others;
+            own += usize::from(m.iter().any(|k| is_own(&k.remote)));
+            broken_seen += usize::from(m.iter().any(|k| Some(k.remote) == drawn.broken));
+            for k in m {
+                assert!(k.age < Duration::from_secs(300));
+                let rtt = drawn.rtt[0].unwrap();
+                assert!(k.rtt >= ms_f(2.0) && k.rtt <= ms_f(3000.0_f64.max(rtt.0).max(rtt.1)));
+            }
+        }
+        let share = |k: usize| k as f64 / wlan_only as f64;
+        assert!(
+            (share(remembered) - 0.70).abs() < 0.015,
+            "{}",
+            share(remembered)
+        );
+        // 1–8 entries, 4.5 on average.
+        let mean = entries as f64 / remembered as f64;
+        assert!((mean - 4.5).abs() < 0.1, "{mean}");
+        assert!((share(own) - 0.70 * 0.20).abs() < 0.015, "{}", share(own));
+        assert_eq!(broken_seen, 0, "the kernel never measured a broken address");
     }
 }

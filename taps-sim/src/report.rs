@@ -14,6 +14,7 @@ use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
+use taps_core::race::DelaySource;
 use taps_core::{
     DnsOutcome, DropReason, FailureReason, Instant, LocalSource, Trace, TraceKind, dns::QueryType,
 };
@@ -959,6 +960,28 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
         TraceKind::AttemptTransportUp { attempt } => {
             h.u8(20);
             h.u16(attempt);
+        }
+        TraceKind::AttemptDelay { attempt, delay } => {
+            h.u8(22);
+            h.u16(attempt);
+            for b in delay
+                .delay_us
+                .to_le_bytes()
+                .into_iter()
+                .chain(delay.rto_us.to_le_bytes())
+            {
+                h.u8(b);
+            }
+            let (kind, samples) = match delay.source {
+                DelaySource::Configured => (0, 0),
+                DelaySource::Prefix { samples } => (1, samples),
+                DelaySource::Kernel => (2, 0),
+                DelaySource::Path { samples } => (3, samples),
+                DelaySource::KernelPrefix { samples } => (4, samples),
+                DelaySource::KernelPath { samples } => (5, samples),
+            };
+            h.u8(kind);
+            h.u16(samples);
         }
         TraceKind::TlsEstablished { attempt } => {
             h.u8(21);

@@ -53,7 +53,7 @@ use taps_core::{
     Host, HostName, Interface, InterfaceAddress, InterfaceKind, InterfaceSelector, Preconnection,
     Preference, RemoteEndpoint, TransportProperties,
     dns::{HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_HTTPS_RECORDS_PER_ANSWER, QueryType},
-    race::{Policy, RaceConfig},
+    race::{KernelRtt, Policy, RaceConfig},
 };
 
 use crate::schema::{self, Problem, Shape};
@@ -74,6 +74,8 @@ pub mod limits {
     pub const EVENTS: usize = 10_000;
     /// `connect.repeat`.
     pub const REPEAT: u32 = 10_000;
+    /// `client.tcp_metrics` entries.
+    pub const TCP_METRICS: usize = 4096;
     /// Latest event time and longest single delay: one day.
     pub const MAX_TIME_SECS: u64 = 86_400;
 }
@@ -209,6 +211,21 @@ struct RawClient {
     interfaces: Vec<RawInterface>,
     #[serde(default)]
     dns: Vec<String>,
+    #[serde(default)]
+    tcp_metrics: Vec<RawTcpMetric>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcpMetric {
+    remote: String,
+    #[serde(default)]
+    local: Option<String>,
+    rtt: String,
+    #[serde(default)]
+    rttvar: Option<String>,
+    #[serde(default)]
+    age: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -408,6 +425,10 @@ pub struct Client {
     pub interfaces: Vec<Interface>,
     /// Resolver addresses, tried in order.
     pub resolvers: Vec<SocketAddr>,
+    /// What the client's kernel remembers of earlier TCP connections
+    /// (Linux `tcp_metrics`), reported to the machine at the start of the
+    /// run as `Input::KernelRtts`.
+    pub tcp_metrics: Vec<KernelRtt>,
 }
 
 impl Client {
@@ -1264,12 +1285,56 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
             }), &mut p)
         })
         .collect();
+    if raw.tcp_metrics.len() > limits::TCP_METRICS {
+        p.push(problem(
+            "client.tcp_metrics",
+            format!("at most {} entries", limits::TCP_METRICS),
+        ));
+    }
+    let mut tcp_metrics = Vec::with_capacity(raw.tcp_metrics.len().min(limits::TCP_METRICS));
+    for (i, m) in raw.tcp_metrics.iter().take(limits::TCP_METRICS).enumerate() {
+        let key = format!("client.tcp_metrics[{i}]");
+        let addr = |k: &str, t: &str| {
+            t.trim().parse::<IpAddr>().map_err(|_| {
+                invalid(
+                    format!("{key}.{k}"),
+                    format!("{t:?} is not an IP address: write \"192.0.2.1\" or \"2001:db8::1\""),
+                )
+            })
+        };
+        let remote = keep(addr("remote", &m.remote), &mut p);
+        let local = match m.local.as_deref() {
+            Some(l) => keep(addr("local", l), &mut p).map(Some),
+            None => Some(None),
+        };
+        let rtt = keep(duration(&format!("{key}.rtt"), &m.rtt), &mut p);
+        let rttvar = keep(
+            opt_duration(&format!("{key}.rttvar"), m.rttvar.as_deref()),
+            &mut p,
+        );
+        let age = keep(
+            opt_duration(&format!("{key}.age"), m.age.as_deref()),
+            &mut p,
+        );
+        if let (Some(remote), Some(local), Some(rtt), Some(rttvar), Some(age)) =
+            (remote, local, rtt, rttvar, age)
+        {
+            tcp_metrics.push(KernelRtt {
+                local,
+                remote,
+                rtt,
+                rttvar: rttvar.unwrap_or(rtt / 2),
+                age: age.unwrap_or_default(),
+            });
+        }
+    }
     if !p.is_empty() {
         return Err(ScenarioError::Invalid(p));
     }
     Ok(Client {
         interfaces,
         resolvers,
+        tcp_metrics,
     })
 }
 

@@ -223,8 +223,10 @@ fn population_json_is_reproducible() {
     );
     assert_eq!(va["hash"], vb["hash"]);
     assert_eq!(va["policies"], vb["policies"]);
-    assert_eq!(va["policies"].as_array().unwrap().len(), 4);
-    assert_eq!(va["policies"][3]["policy"], "oracle");
+    // hev3 (RTT-derived delay), hev3-static, rfc6555, sequential, oracle.
+    assert_eq!(va["policies"].as_array().unwrap().len(), 5);
+    assert_eq!(va["policies"][1]["policy"], "hev3-static");
+    assert_eq!(va["policies"][4]["policy"], "oracle");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use taps_sim::{POLICIES, RunOptions, Scenario, run_scenario};
 /// (scenario, policies) whose reports are kept.
 const CANONICAL: &[(&str, &[Policy])] = &[
     ("v6-blackhole", &POLICIES),
+    ("v6-blackhole-kernel-rtt", &[Policy::Hev3]),
     ("happy-dual-stack", &[Policy::Hev3]),
     ("three-per-family", &POLICIES),
     ("https-hints-slow-a-aaaa", &[Policy::Hev3]),

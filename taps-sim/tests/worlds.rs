@@ -305,6 +305,7 @@ fn build(w: &WorldSpec) -> Scenario {
         client: Client {
             interfaces,
             resolvers: vec!["192.168.1.1:53".parse().unwrap()],
+            tcp_metrics: Vec::new(),
         },
         dns: taps_sim::scenario::Dns {
             records: vec![Records {

@@ -28,7 +28,7 @@ use socket2::Socket;
 use taps_core::dns::{DnsAction, DnsSend, DnsTransport};
 use taps_core::{
     ConnectionId, DnsTxnId, Event, IdMap, Input, Instant, Machine, Output, Preconnection, SocketId,
-    StreamError,
+    StreamError, TcpSocketOptions,
 };
 use taps_sys::socket::{ConnectProgress, TcpOptions, connect_result, failure_reason, open_tcp};
 
@@ -118,7 +118,8 @@ impl Client {
                     interface,
                     local,
                     fast_open: _, // not here: a deferred Fast Open connect
-                } => self.open_tcp(socket, remote, interface, local),
+                    options,
+                } => self.open_tcp(socket, remote, interface, local, options),
                 // Writes happen when poll(2) says the socket has room: the
                 // wait below asks for writability while the machine has
                 // bytes for the socket. The same holds for reading again.
@@ -201,6 +202,7 @@ impl Client {
         remote: SocketAddr,
         interface: Option<u32>,
         local: Option<SocketAddr>,
+        options: TcpSocketOptions,
     ) {
         let bind_interface = interface
             .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
@@ -209,10 +211,19 @@ impl Client {
         let opts = TcpOptions {
             bind_interface,
             local,
+            options,
             ..TcpOptions::default()
         };
         match open_tcp(remote, &opts) {
             Ok(opened) => {
+                // Keep-alive and the user timeout: the machine reads back
+                // only what the socket really has.
+                if !options.is_plain() {
+                    self.handle(Input::SocketOptionsApplied {
+                        socket,
+                        applied: opened.applied,
+                    });
+                }
                 let connecting = opened.connect_started != ConnectProgress::Connected;
                 self.tcp.insert(
                     socket,

@@ -64,6 +64,7 @@ pub mod interfaces;
 pub mod monitor;
 pub mod roots;
 pub mod socket;
+pub mod tcp_metrics;
 pub mod tls;
 
 pub use config::{random_seed, system_config};

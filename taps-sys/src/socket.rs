@@ -26,7 +26,7 @@ use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{Stage, context, is_setup_error, os_error_code};
-use taps_core::{FailureReason, Interface};
+use taps_core::{AppliedTcpOptions, FailureReason, Interface, OptionResult, TcpSocketOptions};
 
 /// How to set up an outgoing TCP socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,10 +49,11 @@ pub struct TcpOptions {
     /// Bind to this local address (and port, `0` for any) before connecting.
     /// Its family must be the remote's. Default `None`: the kernel picks.
     pub local: Option<SocketAddr>,
-    /// Turn on keep-alive, with this idle time before the first probe
-    /// (`TCP_KEEPIDLE`; probe interval and count stay the system's).
-    /// Default `None`: off.
-    pub keepalive: Option<Duration>,
+    /// Keep-alive (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`) and
+    /// the user timeout (`TCP_USER_TIMEOUT`), as the core asked. A refusal
+    /// does not fail the socket: [`OpenedTcp::applied`] reports it and the
+    /// core decides. Default: none.
+    pub options: TcpSocketOptions,
 }
 
 impl Default for TcpOptions {
@@ -63,7 +64,7 @@ impl Default for TcpOptions {
             multipath: false,
             bind_interface: None,
             local: None,
-            keepalive: None,
+            options: TcpSocketOptions::default(),
         }
     }
 }
@@ -98,6 +99,8 @@ pub struct OpenedTcp {
     pub fast_open: bool,
     /// What the non-blocking connect returned.
     pub connect_started: ConnectProgress,
+    /// What became of each of [`TcpOptions::options`].
+    pub applied: AppliedTcpOptions,
 }
 
 /// Opens a non-blocking TCP (or MPTCP) socket set up as `opts` says and
@@ -170,11 +173,13 @@ pub fn open_tcp(remote: SocketAddr, opts: &TcpOptions) -> io::Result<OpenedTcp> 
         }
         Err(e) => return Err(context(e, Stage::Connect, format!("connect to {remote}"))),
     };
+    let applied = apply_options(&socket, &opts.options);
     Ok(OpenedTcp {
         socket,
         multipath,
         fast_open,
         connect_started,
+        applied,
     })
 }
 
@@ -402,11 +407,7 @@ fn configured_tcp(
     socket
         .set_tcp_nodelay(opts.nodelay)
         .map_err(|e| fail(e, "set TCP_NODELAY", &option_refusals))?;
-    if let Some(idle) = opts.keepalive {
-        socket
-            .set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))
-            .map_err(|e| fail(e, "set keep-alive", &option_refusals))?;
-    }
+
     // A kernel without Fast Open (or an MPTCP socket of a kernel before
     // 6.2) refuses the option; the connection then just uses a normal
     // handshake, which is what the application would get elsewhere anyway.
@@ -417,6 +418,47 @@ fn configured_tcp(
             .map_err(|e| fail(e, &format!("bind to {local}"), &[]))?;
     }
     Ok((socket, fast_open))
+}
+
+/// Sets keep-alive and the user timeout as asked, and says what became of
+/// each: a refusal is the core's to judge (a Required keep-alive fails
+/// the attempt, a preferred one reads back as not in effect).
+fn apply_options(socket: &Socket, asked: &TcpSocketOptions) -> AppliedTcpOptions {
+    let result = |r: io::Result<()>| match r {
+        Ok(()) => OptionResult::InEffect,
+        Err(e) => OptionResult::Refused {
+            errno: e.raw_os_error().unwrap_or(0),
+        },
+    };
+    let mut applied = AppliedTcpOptions::default();
+    if asked.keep_alive {
+        let keepalive = match asked.keep_alive_idle {
+            // The idle time before the first probe is also the time between
+            // probes (RFC 9622 §8.1.4: "how often keep-alive packets" go).
+            Some(idle) => TcpKeepalive::new().with_time(idle).with_interval(idle),
+            None => TcpKeepalive::new(),
+        };
+        applied.keep_alive = result(if asked.keep_alive_idle.is_some() {
+            socket.set_tcp_keepalive(&keepalive)
+        } else {
+            socket.set_keepalive(true)
+        });
+    }
+    if let Some(timeout) = asked.user_timeout {
+        applied.user_timeout = result(set_user_timeout(socket, timeout));
+    }
+    applied
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_user_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
+    socket.set_tcp_user_timeout(Some(timeout))
+}
+
+/// No `TCP_USER_TIMEOUT` here: the option reads back as refused.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_user_timeout(_: &Socket, _: Duration) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(Errno::ENOPROTOOPT as i32))
 }
 
 /// The MPTCP protocol number where the platform has MPTCP sockets.

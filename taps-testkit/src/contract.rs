@@ -449,6 +449,7 @@ mod tests {
                 local: None,
                 interface: None,
                 fast_open: false,
+                options: Default::default(),
             },
             ready.clone(),
             ready,

@@ -76,6 +76,8 @@ pub struct Opened {
     pub remote: SocketAddr,
     /// The interface it is bound to, if any.
     pub interface: Option<u32>,
+    /// Keep-alive and user timeout asked for.
+    pub options: taps_core::TcpSocketOptions,
 }
 
 /// How the machine ended (one direction of) a socket.
@@ -185,12 +187,14 @@ impl<N: Network> Harness<N> {
                 socket,
                 remote,
                 interface,
+                options,
                 ..
             } => self.opened.push(Opened {
                 at: self.now,
                 socket,
                 remote,
                 interface,
+                options,
             }),
             Output::Listen {
                 listener, local, ..

@@ -485,3 +485,94 @@ fn an_alpn_mismatch_is_named_on_the_client_and_logged_by_the_listener() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads a history file the way the library does; panics if it is not a
+/// whole, valid file.
+fn history_file(path: &std::path::Path) -> taps_core::race::SavedHistory {
+    let bytes = std::fs::read(path).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    taps_core::race::SavedHistory::decode(&bytes, now)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), text(&bytes)))
+}
+
+#[test]
+fn history_file_is_created_warned_about_when_bad_and_never_torn() {
+    let dir = std::env::temp_dir().join(format!("tapscat-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("history");
+    let path = file.to_str().unwrap();
+    // Nothing listens there: a refused attempt to remember.
+    let refused = format!("127.0.0.1:{}", free_port());
+
+    // First run: no file yet, one warning line saying so; the file is
+    // written after the race, with the failure in it.
+    let out = run(&["--history", path, &refused], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("does not exist yet"), "{err}");
+    let saved = history_file(&file);
+    assert!(
+        saved
+            .outcomes
+            .iter()
+            .any(|o| o.addr.to_string() == "127.0.0.1"
+                && o.outcome == taps_core::race::Outcome::Failed),
+        "{saved:?}"
+    );
+
+    // A damaged, a truncated and a future file: one warning line each,
+    // the connect goes on as without history, and the file is replaced.
+    let good = std::fs::read(&file).unwrap();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x04;
+    for (bad, says) in [
+        (flipped, "damaged"),
+        (good[..good.len() - 5].to_vec(), "cut short"),
+        (b"taps-history 99\n".to_vec(), "version 99"),
+    ] {
+        std::fs::write(&file, &bad).unwrap();
+        let out = run(&["--history", path, &refused], b"");
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warnings.len(), 1, "{err}");
+        assert!(warnings[0].contains(says), "{err}");
+        history_file(&file);
+    }
+
+    // Processes saving the same file at once: every one leaves it whole.
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(TAPSCAT)
+                .args(["--history", path, &refused])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..200 {
+        history_file(&file);
+    }
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("warning"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    history_file(&file);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "temporary files left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -127,6 +127,20 @@ impl Cache {
         }
     }
 
+    /// Every HTTPS answer fresh at `now`, with the TTL it has left, for
+    /// saving across processes (`race::history_file`).
+    pub(crate) fn https_answers(
+        &self,
+        now: Instant,
+    ) -> impl Iterator<Item = (&HostName, &Answer, u32)> + '_ {
+        self.slots.iter().filter_map(move |(name, slot)| {
+            let c = slot.https.as_ref()?;
+            let left = c.expires.saturating_duration_since(now).as_secs();
+            (c.expires > now && left > 0)
+                .then(|| (name, &c.answer, u32::try_from(left).unwrap_or(u32::MAX)))
+        })
+    }
+
     /// Number of cached names.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

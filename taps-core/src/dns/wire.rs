@@ -143,7 +143,7 @@ pub struct HttpsRecord {
 }
 
 impl HttpsRecord {
-    fn empty(priority: u16, target: Option<HostName>) -> Self {
+    pub(crate) fn empty(priority: u16, target: Option<HostName>) -> Self {
         HttpsRecord {
             priority,
             target,

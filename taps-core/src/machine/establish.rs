@@ -26,6 +26,7 @@ use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
 };
 use crate::security::SecurityParameters;
+use crate::socket_options::{AppliedTcpOptions, TcpSocketOptions};
 use crate::stack::Stack;
 use crate::stack::tls::ClientTls;
 use crate::time::Instant;
@@ -711,6 +712,9 @@ impl Machine {
                 for (path, addr, outcome) in race.outcomes() {
                     self.history.record(now, path, addr, outcome);
                 }
+                for (path, addr, rtt) in race.rtt_samples() {
+                    self.history.record_rtt(now, path, addr, rtt);
+                }
             }
             {
                 // The race is over: DNS may linger to fill the cache.
@@ -782,8 +786,10 @@ impl Machine {
             }
         }
         let local = c.local;
+        let options = TcpSocketOptions::for_properties(&c.properties);
         let socket = self.sockets.insert(Sock {
             conn: id,
+            options: (options, AppliedTcpOptions::unreported(&options)),
             candidate: Some(candidate),
             stack,
             announced: false,
@@ -803,6 +809,7 @@ impl Machine {
             interface,
             local,
             fast_open,
+            options,
         });
         self.announce(socket);
     }

@@ -186,6 +186,31 @@ impl Machine {
         }
     }
 
+    /// The adapter says what became of a socket's options. A keep-alive
+    /// the application required and the socket refused fails the attempt
+    /// (RFC 9622 §6.2.10, Require: only a protocol that provides it).
+    pub(super) fn on_socket_options_applied(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        applied: crate::socket_options::AppliedTcpOptions,
+    ) {
+        let Some(s) = self.sockets.get_mut(socket) else {
+            self.stats.stale_inputs += 1;
+            return;
+        };
+        s.options.1 = applied;
+        let conn = s.conn;
+        let required = self.conns.get(conn).is_some_and(|c| {
+            crate::socket_options::TcpSocketOptions::keep_alive_required(&c.properties)
+        });
+        if let (true, crate::socket_options::OptionResult::Refused { errno }) =
+            (required, applied.keep_alive)
+        {
+            self.on_socket_failed(now, socket, FailureReason::SocketSetup(errno));
+        }
+    }
+
     pub(super) fn on_socket_connected(&mut self, now: Instant, socket: SocketId) {
         let Some(s) = self.sockets.get_mut(socket).filter(|s| !s.connected) else {
             self.stats.stale_inputs += 1;

@@ -253,6 +253,9 @@ impl Machine {
         });
         let socket = self.sockets.insert(Sock {
             conn,
+            // An accepted socket inherits the listener's options, and the
+            // listener asks for none.
+            options: Default::default(),
             candidate: None,
             stack,
             announced: false,

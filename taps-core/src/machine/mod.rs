@@ -36,6 +36,7 @@ mod checkout;
 mod establish;
 mod io;
 mod listen;
+mod memory;
 mod nat64;
 mod view;
 
@@ -60,6 +61,7 @@ use crate::race::history::{History, HistoryConfig};
 use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
 use crate::rng::Rng;
 use crate::security::SecurityParameters;
+use crate::socket_options::{AppliedTcpOptions, TcpSocketOptions};
 use crate::stack::Stack;
 use crate::stack::framer::FramerFactory;
 use crate::stack::tls::{ClientTls, TlsConfigError};
@@ -69,6 +71,7 @@ use crate::trace::{DnsOutcome, FailureReason, LocalSource, Trace, TraceKind};
 pub use checkout::{CheckedOutTls, TlsCheckout, TlsRead};
 pub use io::ReceiveError;
 pub use listen::{AcceptError, ListenError, ListenerConfig};
+pub use memory::{MemoryView, Restored};
 pub use view::{ConnectionInfo, ConnectionView, ListenerView, SocketView};
 
 /// Settings of one machine.
@@ -270,6 +273,14 @@ pub enum Input<'a> {
         /// The transaction.
         txn: DnsTxnId,
     },
+    /// What became of the [`TcpSocketOptions`] an `OpenTcp` asked for:
+    /// a Connection's properties read back what its socket has.
+    SocketOptionsApplied {
+        /// The socket.
+        socket: SocketId,
+        /// Each option's result.
+        applied: AppliedTcpOptions,
+    },
     /// A socket's connect completed.
     SocketConnected {
         /// The socket.
@@ -330,6 +341,13 @@ pub enum Input<'a> {
     /// on interfaces that went down or vanished fail, and later paths take
     /// over.
     InterfacesChanged(Vec<Interface>),
+    /// The kernel's per-destination TCP metrics (Linux `tcp_metrics`), as
+    /// they stand now: HEv3 §6's Connection Attempt Delay uses their RTT
+    /// for destinations this machine has no handshakes to (see
+    /// [`History::attempt_rtt`](crate::race::History::attempt_rtt)). The
+    /// adapter reports them when it starts and when the interfaces change;
+    /// races already sorted keep the delays they chose.
+    KernelRtts(&'a [crate::race::KernelRtt]),
     /// The PREF64 option (RFC 8781) of a Router Advertisement: the network's
     /// NAT64 prefix, or `None` when its lifetime ran out. It wins over
     /// discovery (HEv3 §8.1) and applies to races already running.
@@ -356,6 +374,9 @@ pub enum Output {
         /// Use TCP Fast Open: the first `transmit_data` bytes may ride in
         /// the SYN (`TCP_FASTOPEN_CONNECT`).
         fast_open: bool,
+        /// Keep-alive and user timeout, from the Connection's properties;
+        /// unless they are plain, answer with `SocketOptionsApplied`.
+        options: TcpSocketOptions,
     },
     /// The socket has bytes to write: see [`SocketView::transmit_data`](crate::SocketView::transmit_data).
     Transmit {
@@ -1012,6 +1033,9 @@ enum Timer {
 #[derive(Debug)]
 struct Sock {
     conn: ConnectionId,
+    /// The options `OpenTcp` asked for, and what the adapter said became
+    /// of them.
+    options: (TcpSocketOptions, AppliedTcpOptions),
     /// The race candidate, for attempts.
     candidate: Option<CandidateId>,
     stack: Stack,
@@ -1149,6 +1173,13 @@ impl Machine {
         &self.history
     }
 
+    /// What this machine learned that is worth keeping between processes
+    /// (the history and the HTTPS answers): save it, or restore what an
+    /// earlier process saved (see [`MemoryView`]).
+    pub fn memory(&mut self) -> MemoryView<'_> {
+        MemoryView { machine: self }
+    }
+
     /// Forgets every cached DNS answer.
     pub fn flush_dns_cache(&mut self) {
         self.cache.clear();
@@ -1202,6 +1233,9 @@ impl Machine {
             }
             Input::DnsStreamData { txn, data } => self.on_dns_stream(now, txn, data),
             Input::DnsTransportFailed { txn } => self.on_dns_transport_failed(now, txn),
+            Input::SocketOptionsApplied { socket, applied } => {
+                self.on_socket_options_applied(now, socket, applied);
+            }
             Input::SocketConnected { socket } => self.on_socket_connected(now, socket),
             Input::SocketData { socket, data } => self.on_socket_data(now, socket, data),
             Input::SocketEof { socket } => self.on_socket_eof(now, socket),
@@ -1211,6 +1245,7 @@ impl Machine {
             Input::WroteThrough { conn, len } => self.wrote_through(now, conn, len),
             Input::TlsCheckIn(session) => self.check_in_tls(now, session),
             Input::InterfacesChanged(list) => self.set_interfaces(now, list),
+            Input::KernelRtts(entries) => self.history.record_kernel_rtts(now, entries),
             Input::Pref64(prefix) => self.set_advertised_pref64(now, prefix),
         }
         self.purge_timers();

@@ -228,7 +228,12 @@ impl<'a> ConnectionInfo<'a> {
         });
         let iface = interface.and_then(|i| self.machine.interfaces.iter().find(|x| x.index == i));
         let has_framer = self.stack().is_some_and(|s| s.has_framer());
-        Some(c.properties.effective_for_tcp(has_framer, iface))
+        let socket = c
+            .socket
+            .and_then(|s| self.machine.sockets.get(s))
+            .map(|s| s.options)
+            .unwrap_or_default();
+        Some(c.properties.effective_for_tcp(has_framer, iface, &socket))
     }
 
     /// The ALPN protocol its TLS negotiated.

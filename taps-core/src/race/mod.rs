@@ -42,10 +42,21 @@
 //! (it failed or hung last time), `hev3` treats the answers as not yet
 //! sufficient and waits, at most the Resolution Delay, for the other family.
 
+pub(crate) mod delay;
 pub(crate) mod history;
+pub(crate) mod history_file;
 pub(crate) mod order;
 
+pub use delay::{
+    AttemptDelay, DEFAULT_MIN_ATTEMPT_DELAY, DelaySource, KernelRtt, RTT_GRANULARITY,
+    RTT_PREFIX_V4, RTT_PREFIX_V6, RttEstimate, rtt_prefix, rtt_prefix_len,
+};
 pub use history::{History, HistoryConfig, Outcome};
+pub use history_file::{
+    HISTORY_FILE_VERSION, HistoryFileError, MAX_ALPN_IDS, MAX_FILE_BYTES, MAX_LINE_BYTES,
+    MAX_SAVED_NAMES, MAX_SAVED_OUTCOMES, SavedHistory, SavedHttps, SavedOutcome,
+    history_file_checksum,
+};
 
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -128,8 +139,20 @@ pub struct RaceConfig {
     /// HEv3 §4.2 Resolution Delay. Default 50 ms.
     pub resolution_delay: Duration,
     /// HEv3 §6 Connection Attempt Delay. Default 250 ms; the engine clamps it
-    /// to 10 ms – 2 s (see [`RaceConfig::attempt_delay`]).
+    /// to 10 ms – 2 s (see [`RaceConfig::attempt_delay`]). With
+    /// [`rtt_attempt_delay`](Self::rtt_attempt_delay), the delay when there
+    /// is no RTT data.
     pub connection_attempt_delay: Duration,
+    /// HEv3 §6: after an attempt, wait the RFC 6298 retransmission timeout
+    /// of its destination (estimated from the history's handshakes to its
+    /// prefix, the kernel's TCP metrics, or the path's handshakes; see
+    /// [`History::attempt_rtt`]) instead of the fixed delay. On in the
+    /// `hev3` preset; only `hev3` staggers attempts.
+    pub rtt_attempt_delay: bool,
+    /// HEv3 §6 Minimum Connection Attempt Delay under an RTT-derived delay.
+    /// Default 100 ms; never under 10 ms (see
+    /// [`RaceConfig::min_attempt_delay`]).
+    pub min_attempt_delay: Duration,
     /// HEv3 §5.3 Preferred ("First") Address Family Count. Default 1.
     pub first_address_family_count: u8,
     /// How paths (interfaces) race: by default a secondary path starts
@@ -158,6 +181,8 @@ impl RaceConfig {
             policy: Policy::Hev3,
             resolution_delay: Duration::from_millis(50),
             connection_attempt_delay: Duration::from_millis(250),
+            rtt_attempt_delay: true,
+            min_attempt_delay: DEFAULT_MIN_ATTEMPT_DELAY,
             first_address_family_count: 1,
             path_mode: RacingMode::Staggered(Duration::from_secs(1)),
             fallback_delay: Duration::from_millis(300),
@@ -170,6 +195,15 @@ impl RaceConfig {
     pub const fn rfc6555() -> Self {
         RaceConfig {
             policy: Policy::Rfc6555,
+            ..RaceConfig::hev3()
+        }
+    }
+
+    /// The `hev3` preset with the fixed Connection Attempt Delay only (no
+    /// RTT-derived delay), for comparison.
+    pub const fn hev3_static() -> Self {
+        RaceConfig {
+            rtt_attempt_delay: false,
             ..RaceConfig::hev3()
         }
     }
@@ -196,6 +230,28 @@ impl RaceConfig {
     pub fn attempt_delay(&self) -> Duration {
         self.connection_attempt_delay
             .clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
+    }
+
+    /// The Minimum Connection Attempt Delay in force: the configured value
+    /// raised to HEv3 §6's 10 ms ("MUST NOT be started within 10
+    /// milliseconds") and capped by the 2 s Maximum.
+    pub fn min_attempt_delay(&self) -> Duration {
+        self.min_attempt_delay
+            .clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
+    }
+
+    /// The delay after an attempt whose destination has `estimate`:
+    /// its RTO within [`min_attempt_delay`](Self::min_attempt_delay) and
+    /// the 2 s Maximum, or [`attempt_delay`](Self::attempt_delay) without
+    /// an estimate or with [`rtt_attempt_delay`](Self::rtt_attempt_delay)
+    /// off.
+    pub fn attempt_delay_for(&self, estimate: Option<(RttEstimate, DelaySource)>) -> AttemptDelay {
+        AttemptDelay::choose(
+            estimate.filter(|_| self.rtt_attempt_delay),
+            self.attempt_delay(),
+            self.min_attempt_delay(),
+            MAX_ATTEMPT_DELAY,
+        )
     }
 
     /// The Connection Attempt Delay's clamp, when it bites: the configured
@@ -402,6 +458,10 @@ pub struct Candidate {
     pub state: CandidateState,
     key: SortKey,
     demoted: bool,
+    /// HEv3 §6: how long the next attempt waits after this one.
+    delay: AttemptDelay,
+    /// When its transport came up, how long after the attempt started.
+    transport_rtt: Option<Duration>,
 }
 
 impl Candidate {
@@ -477,6 +537,10 @@ struct Lane {
     /// HEv3 §6.1: an attempt's TCP is up and its TLS still running, so the
     /// next attempt waits at least until then.
     extend_until: Option<Instant>,
+    /// The delay its last started attempt set for the next (HEv3 §6: "the
+    /// delay value can be different for each connection attempt"); `None`:
+    /// the lane's mode's.
+    next_delay: Option<Duration>,
     dead: bool,
     order: SmallVec<[u16; 16]>,
 }
@@ -615,6 +679,7 @@ impl Race {
                 last_start: None,
                 hurry: false,
                 extend_until: None,
+                next_delay: None,
                 dead: false,
                 order: SmallVec::new(),
             };
@@ -1158,6 +1223,12 @@ impl Race {
             } else {
                 HistoryHint::default()
             };
+            let delay = self.config.attempt_delay_for(
+                self.config
+                    .rtt_attempt_delay
+                    .then(|| env.history.attempt_rtt(now, if_index, iface, addr))
+                    .flatten(),
+            );
             self.candidates.push(Candidate {
                 path: p,
                 option: o,
@@ -1169,6 +1240,8 @@ impl Race {
                 // destination: the NAT64 is its IPv4 source.
                 key: order::sort_key(addr, if via.is_some() { None } else { iface }, hint),
                 demoted: hint.demoted,
+                delay,
+                transport_rtt: None,
             });
         }
     }
@@ -1355,7 +1428,10 @@ impl Race {
             RacingMode::Staggered(d) => match lane.last_start {
                 None => Some(Instant::ZERO),
                 Some(last) if lane.hurry || !self.lane_running(li) => Some(floor.max(last)),
-                Some(last) => Some((last + d).max(lane.extend_until.unwrap_or(Instant::ZERO))),
+                Some(last) => Some(
+                    (last + lane.next_delay.unwrap_or(d))
+                        .max(lane.extend_until.unwrap_or(Instant::ZERO)),
+                ),
             },
         }
     }
@@ -1373,11 +1449,15 @@ impl Race {
         lane.last_start = Some(now);
         lane.hurry = false;
         lane.extend_until = None;
+        let staggered = matches!(lane.mode, RacingMode::Staggered(_));
         let c = &mut self.candidates[usize::from(idx)];
         c.state = CandidateState::Running {
             attempt,
             since: now,
         };
+        let delay = c.delay;
+        let rtt_delay = staggered && delay.source != DelaySource::Configured;
+        lane.next_delay = rtt_delay.then(|| delay.delay());
         let interface = self.paths[usize::from(c.path)].interface;
         let (remote, nat64) = (c.connect_to(), c.nat64_of());
         self.trace.record(
@@ -1389,6 +1469,12 @@ impl Race {
                 nat64,
             },
         );
+        // Only a delay RTT data chose is recorded: without one the lane
+        // waits the configured delay, as the trace's reader expects.
+        if rtt_delay {
+            self.trace
+                .record(now, TraceKind::AttemptDelay { attempt, delay });
+        }
         self.actions.push(RaceAction::Start {
             candidate: CandidateId(idx),
             remote,
@@ -1455,8 +1541,12 @@ impl Race {
         if self.phase != Phase::Racing {
             return;
         }
-        let rtt = now.saturating_duration_since(since).max(MIN_ATTEMPT_DELAY);
+        let measured = now.saturating_duration_since(since);
+        let rtt = measured.max(MIN_ATTEMPT_DELAY);
         let path = c.path;
+        if let Some(c) = self.candidates.get_mut(usize::from(id.0)) {
+            c.transport_rtt = Some(measured);
+        }
         self.trace
             .record(now, TraceKind::AttemptTransportUp { attempt });
         let last = self
@@ -1663,6 +1753,26 @@ impl Race {
                 self.paths[usize::from(c.path)].interface,
                 c.remote.ip(),
                 outcome,
+            ))
+        })
+    }
+}
+
+impl Race {
+    /// The handshake round trips this race measured, for the history's RTT
+    /// estimates (HEv3 §6): every attempt whose transport came up, with
+    /// the TCP handshake's time, and the winner, with the whole stack's
+    /// time when its transport was not seen separately.
+    pub fn rtt_samples(&self) -> impl Iterator<Item = (Option<u32>, IpAddr, Duration)> + '_ {
+        self.candidates.iter().filter_map(move |c| {
+            let rtt = match c.state {
+                CandidateState::Won { rtt, .. } => c.transport_rtt.unwrap_or(rtt),
+                _ => c.transport_rtt?,
+            };
+            Some((
+                self.paths[usize::from(c.path)].interface,
+                c.remote.ip(),
+                rtt,
             ))
         })
     }

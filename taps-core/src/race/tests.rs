@@ -901,3 +901,294 @@ fn attempt_delay_clamp_is_reported() {
     assert_eq!(high.used, MAX_ATTEMPT_DELAY);
     assert!(!high.raised());
 }
+
+/// What a row of [`rtt_attempt_delay`] knows before its race.
+type Seed = fn(&mut History);
+
+fn sample(h: &mut History, at_ms: u64, path: Option<u32>, addr: &str, rtt_ms: u64) {
+    h.record_rtt(
+        Instant::from_millis(at_ms),
+        path,
+        addr.parse().unwrap(),
+        Duration::from_millis(rtt_ms),
+    );
+}
+
+fn kernel(h: &mut History, addr: &str, local: Option<&str>, rtt_ms: u64, var_ms: u64) {
+    h.record_kernel_rtts(
+        Instant::ZERO,
+        &[KernelRtt {
+            local: local.map(|l| l.parse().unwrap()),
+            remote: addr.parse().unwrap(),
+            rtt: Duration::from_millis(rtt_ms),
+            rttvar: Duration::from_millis(var_ms),
+            age: Duration::ZERO,
+        }],
+    );
+}
+
+/// HEv3 §6's Connection Attempt Delay from RTT data, in exact virtual
+/// time. Each row's history is seeded at 0 ms and its race starts at
+/// 1000 ms; answers arrive at once.
+#[test]
+fn rtt_attempt_delay() {
+    struct R {
+        name: &'static str,
+        quote: &'static str,
+        config: RaceConfig,
+        paths: &'static [PathBranch],
+        seed: Seed,
+        aaaa: &'static [&'static str],
+        a: &'static [&'static str],
+        want: &'static [&'static str],
+    }
+    let wlan: &'static [PathBranch] = &[PathBranch { interface: Some(2) }];
+    let rows = [
+        R {
+            name: "no data: the 250 ms default",
+            quote: "HEv3 §6: One recommended value for a default delay is 250 milliseconds",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |_| {},
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1250: start 192.0.2.1:443"],
+        },
+        R {
+            name: "one 50 ms sample to the /64: RTO = 50 + 4·25 = 150 ms",
+            quote: "HEv3 §6: the delay should correspond to the time when the previous attempt is retrying its handshake ... based on the retransmission timer (RFC 6298)",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| sample(h, 0, None, "2001:db8::99", 50),
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1150: start 192.0.2.1:443"],
+        },
+        R {
+            name: "two samples: RFC 6298 §2.3 smoothing",
+            quote: "HEv3 §6: If the client has historical RTT data gathered from other connections to the same host or prefix, it can use this information",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| {
+                sample(h, 0, None, "192.0.2.7", 60);
+                sample(h, 0, None, "192.0.2.8", 60);
+            },
+            aaaa: &[],
+            a: &["192.0.2.1", "192.0.2.2"],
+            // SRTT 60, RTTVAR 3/4·30 = 22.5: RTO 60 + 90 = 150 ms.
+            want: &["1000: start 192.0.2.1:443", "1150: start 192.0.2.2:443"],
+        },
+        R {
+            name: "a fast path is held at the 100 ms Minimum",
+            quote: "HEv3 §6: The recommended minimum value is 100 milliseconds ... the 'Minimum Connection Attempt Delay'",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| sample(h, 0, None, "2001:db8::99", 10),
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1100: start 192.0.2.1:443"],
+        },
+        R {
+            name: "a Minimum configured below 10 ms is raised to 10 ms",
+            quote: "HEv3 §6: a subsequent connection MUST NOT be started within 10 milliseconds of the previous attempt",
+            config: RaceConfig {
+                min_attempt_delay: Duration::from_millis(2),
+                ..RaceConfig::hev3()
+            },
+            paths: DEFAULT_PATH,
+            seed: |h| sample(h, 0, None, "2001:db8::99", 2),
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1010: start 192.0.2.1:443"],
+        },
+        R {
+            name: "a slow path is capped at the 2 s Maximum",
+            quote: "HEv3 §6: The Connection Attempt Delay SHOULD have an upper bound ... The current recommended value is 2 seconds",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| sample(h, 0, None, "2001:db8::99", 900),
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "3000: start 192.0.2.1:443"],
+        },
+        R {
+            name: "each attempt's delay is its own destination's: 120 ms after IPv6, 600 ms after IPv4",
+            quote: "HEv3 §6: the delay value can be different for each connection attempt (depending on the protocol being used and the estimated RTT)",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| {
+                sample(h, 0, None, "2001:db8::99", 40);
+                sample(h, 0, None, "192.0.2.99", 200);
+            },
+            aaaa: &["2001:db8::1", "2001:db8::2"],
+            a: &["192.0.2.1"],
+            want: &[
+                "1000: start [2001:db8::1]:443",
+                "1120: start 192.0.2.1:443",
+                "1720: start [2001:db8::2]:443",
+            ],
+        },
+        R {
+            name: "no data for the prefix: the path's handshakes to elsewhere",
+            quote: "HEv3 §6: historical RTT data gathered from other connections",
+            config: RaceConfig::hev3(),
+            paths: wlan,
+            seed: |h| {
+                sample(h, 0, Some(2), "198.51.100.1", 40);
+                // Another path's samples do not count.
+                sample(h, 0, Some(3), "198.51.100.1", 400);
+            },
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &[
+                "1000: start [2001:db8::1]:443%2",
+                "1120: start 192.0.2.1:443%2",
+            ],
+        },
+        R {
+            name: "the kernel's metrics for the destination, from the path's address",
+            quote: "HEv3 §6: historical RTT data gathered from other connections to the same host",
+            config: RaceConfig::hev3(),
+            paths: wlan,
+            seed: |h| {
+                kernel(h, "2001:db8::1", Some("2001:db8:1::10"), 60, 15);
+                // Measured from rmnet0's address: not this path's.
+                kernel(h, "192.0.2.1", Some("100.64.0.7"), 10, 1);
+            },
+            aaaa: &["2001:db8::1", "2001:db8::2"],
+            a: &["192.0.2.1"],
+            want: &[
+                "1000: start [2001:db8::1]:443%2",
+                "1120: start 192.0.2.1:443%2",
+                // After IPv4, with nothing for 192.0.2.0/24 from this path:
+                // the path's one kernel entry as a first sample, 3 × 60 ms.
+                "1300: start [2001:db8::2]:443%2",
+            ],
+        },
+        R {
+            name: "the kernel's metrics for other destinations in the prefix, folded as RFC 6298 samples",
+            quote: "HEv3 §6: historical RTT data gathered from other connections to the same host or prefix",
+            config: RaceConfig::hev3(),
+            paths: wlan,
+            seed: |h| {
+                // SRTT 60, RTTVAR 30 then 22.5: RTO 150 ms.
+                kernel(h, "2001:db8::50", Some("2001:db8:1::10"), 60, 1);
+                kernel(h, "2001:db8::51", Some("2001:db8:1::10"), 60, 1);
+            },
+            aaaa: &["2001:db8::1", "2001:db8::2"],
+            a: &["192.0.2.1"],
+            // IPv4 has no prefix data: the same two entries as the path's.
+            want: &[
+                "1000: start [2001:db8::1]:443%2",
+                "1150: start 192.0.2.1:443%2",
+                "1300: start [2001:db8::2]:443%2",
+            ],
+        },
+        R {
+            name: "the kernel's metrics from the path's own address to anywhere, last",
+            quote: "HEv3 §6: historical RTT data gathered from other connections",
+            config: RaceConfig::hev3(),
+            paths: wlan,
+            seed: |h| {
+                kernel(h, "198.51.100.1", Some("192.168.1.10"), 80, 1);
+                // From rmnet0's address: another path.
+                kernel(h, "198.51.100.2", Some("100.64.0.7"), 10, 1);
+            },
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &[
+                "1000: start [2001:db8::1]:443%2",
+                "1240: start 192.0.2.1:443%2",
+            ],
+        },
+        R {
+            name: "the machine's own samples to the prefix come before the kernel's",
+            quote: "HEv3 §6: historical RTT data gathered from other connections to the same host or prefix",
+            config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| {
+                kernel(h, "2001:db8::1", None, 300, 100);
+                sample(h, 0, None, "2001:db8::5", 50);
+            },
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1150: start 192.0.2.1:443"],
+        },
+        R {
+            name: "the static preset ignores RTT data",
+            quote: "HEv3 §6: A simple implementation can have a fixed delay",
+            config: RaceConfig::hev3_static(),
+            paths: DEFAULT_PATH,
+            seed: |h| sample(h, 0, None, "2001:db8::99", 50),
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1250: start 192.0.2.1:443"],
+        },
+    ];
+    for row in rows {
+        let mut d = Driver::new(row.config, row.paths, NO_SVCB, None);
+        d.race = Race::new(
+            Instant::from_millis(1000),
+            row.config,
+            443,
+            row.paths,
+            NO_SVCB,
+            None,
+            1,
+        );
+        (row.seed)(&mut d.history);
+        d.now = Instant::from_millis(1000);
+        let mut script = vec![(1000, Ev::Aaaa(row.aaaa)), (1000, Ev::A(row.a))];
+        if row.aaaa.is_empty() {
+            script[0].1 = Ev::AaaaNeg;
+        }
+        let (got, _) = d.play_keep(&script, 5000);
+        assert_eq!(
+            got, row.want,
+            "\nrow: {}\nchecks: {}\n",
+            row.name, row.quote
+        );
+    }
+}
+
+/// RTT data older than `rtt_lifetime` no longer sets the delay (HEv3 §5.3:
+/// clients "eventually converge"), and the trace names the delay and its
+/// source.
+#[test]
+fn rtt_attempt_delay_decays_and_is_traced() {
+    let at = |ms: u64| {
+        let mut d = Driver::new(RaceConfig::hev3(), DEFAULT_PATH, NO_SVCB, None);
+        d.race = Race::new(
+            Instant::from_millis(ms),
+            RaceConfig::hev3(),
+            443,
+            DEFAULT_PATH,
+            NO_SVCB,
+            None,
+            1,
+        );
+        sample(&mut d.history, 0, None, "2001:db8::7", 30);
+        sample(&mut d.history, 0, None, "2001:db8::8", 30);
+        sample(&mut d.history, 0, None, "2001:db8::9", 30);
+        d.now = Instant::from_millis(ms);
+        let script = [
+            (ms, Ev::Aaaa(&["2001:db8::1"])),
+            (ms, Ev::A(&["192.0.2.1"])),
+        ];
+        d.play_keep(&script, ms + 3000)
+    };
+    let (fresh, d) = at(1000);
+    // SRTT 30, RTTVAR 15 → 11.25 → 8.43: RTO 63.75 ms, raised to 100.
+    assert_eq!(fresh[1], "1100: start 192.0.2.1:443");
+    let text = d.race.trace.to_string();
+    assert!(
+        text.contains(
+            "race     after #1: next attempt in 100.0 ms (RTO 63.7 ms from 3 RTT samples to 2001:db8::/64 on default, raised to the minimum)"
+        ),
+        "{text}"
+    );
+    let lifetime = HistoryConfig::default().rtt_lifetime.as_millis() as u64;
+    let (stale, d) = at(lifetime + 1);
+    assert_eq!(stale[1], format!("{}: start 192.0.2.1:443", lifetime + 251));
+    assert!(!d.race.trace.to_string().contains("next attempt"));
+}

@@ -245,9 +245,11 @@ impl World {
         } else {
             None
         };
+        let mut race = sc.connect.race_config(opts.policy);
+        race.rtt_attempt_delay &= !opts.static_attempt_delay;
         let mut config = Config {
             seed: opts.seed,
-            race: sc.connect.race_config(opts.policy),
+            race,
             dns: DnsConfig {
                 servers: sc.client.resolvers.clone(),
                 timeout: sc.dns.timeout,
@@ -256,7 +258,7 @@ impl World {
             },
             ..Config::new(0)
         };
-        let mut pre = sc.connect.preconnection(opts.policy);
+        let mut pre = sc.connect.preconnection(opts.policy).with_race(race);
         if let Some(r) = &real {
             config.tls = Some(r.client_env.clone());
             pre = pre.with_security(r.security.clone());
@@ -274,6 +276,10 @@ impl World {
             Instant::ZERO,
             Input::InterfacesChanged(sc.client.interfaces.clone()),
         );
+        if !sc.client.tcp_metrics.is_empty() {
+            cx.machine
+                .handle(Instant::ZERO, Input::KernelRtts(&sc.client.tcp_metrics));
+        }
         self.drain(&mut cx);
         // Scenario events first, so one due at 0 applies before the first
         // connection starts.

@@ -25,6 +25,10 @@ pub struct RunOptions {
     pub seed: u64,
     /// Bound on steps; exceeding it is [`SimError::StepLimit`].
     pub max_steps: u64,
+    /// Turn off the RTT-derived Connection Attempt Delay (HEv3 §6) of the
+    /// `hev3` preset, so every attempt waits the fixed delay: the
+    /// `hev3-static` column of population runs.
+    pub static_attempt_delay: bool,
 }
 
 impl RunOptions {
@@ -34,6 +38,7 @@ impl RunOptions {
             policy: scenario.connect.policy,
             seed: scenario.seed,
             max_steps: DEFAULT_MAX_STEPS,
+            static_attempt_delay: false,
         }
     }
 }

@@ -124,10 +124,14 @@ fn a_loopback_connect_that_finished_inside_connect_is_reported_connected() {
 }
 
 #[test]
-fn nodelay_can_be_turned_off_and_keepalive_on() {
+fn nodelay_off_keepalive_and_user_timeout_are_what_getsockopt_reads() {
     let opts = TcpOptions {
         nodelay: false,
-        keepalive: Some(Duration::from_secs(30)),
+        options: TcpSocketOptions {
+            keep_alive: true,
+            keep_alive_idle: Some(Duration::from_secs(30)),
+            user_timeout: Some(Duration::from_secs(7)),
+        },
         ..TcpOptions::default()
     };
     let opened = connect_and_talk("127.0.0.1:0", &opts).unwrap();
@@ -137,6 +141,39 @@ fn nodelay_can_be_turned_off_and_keepalive_on() {
         opened.socket.tcp_keepalive_time().unwrap(),
         Duration::from_secs(30)
     );
+    assert_eq!(
+        opened.socket.tcp_keepalive_interval().unwrap(),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        opened.socket.tcp_user_timeout().unwrap(),
+        Some(Duration::from_secs(7))
+    );
+    assert_eq!(
+        opened.applied,
+        AppliedTcpOptions {
+            keep_alive: OptionResult::InEffect,
+            user_timeout: OptionResult::InEffect,
+        }
+    );
+
+    // Keep-alive with the system's timing, and nothing else asked for.
+    let opts = TcpOptions {
+        options: TcpSocketOptions {
+            keep_alive: true,
+            ..TcpSocketOptions::default()
+        },
+        ..TcpOptions::default()
+    };
+    let opened = connect_and_talk("127.0.0.1:0", &opts).unwrap();
+    assert!(opened.socket.keepalive().unwrap());
+    assert_eq!(opened.socket.tcp_user_timeout().unwrap(), None);
+    assert_eq!(opened.applied.user_timeout, OptionResult::NotAsked);
+
+    // A plain socket has neither.
+    let opened = connect_and_talk("127.0.0.1:0", &TcpOptions::default()).unwrap();
+    assert!(!opened.socket.keepalive().unwrap());
+    assert_eq!(opened.applied, AppliedTcpOptions::default());
 }
 
 #[test]
@@ -301,10 +338,16 @@ fn multipath_with_fast_open_interface_and_keepalive() {
         multipath: true,
         fast_open: true,
         bind_interface: Some("lo".into()),
-        keepalive: Some(Duration::from_secs(10)),
+        options: TcpSocketOptions {
+            keep_alive: true,
+            keep_alive_idle: Some(Duration::from_secs(10)),
+            user_timeout: None,
+        },
         ..TcpOptions::default()
     };
     let opened = connect_and_talk("127.0.0.1:0", &opts).unwrap();
+    assert_ne!(opened.applied.keep_alive, OptionResult::NotAsked);
+    assert_ne!(opened.applied.keep_alive, OptionResult::Unreported);
     eprintln!(
         "multipath {} fast_open {}",
         opened.multipath, opened.fast_open

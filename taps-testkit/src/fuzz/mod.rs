@@ -4,7 +4,8 @@
 //! Every byte that crosses taps' trust boundary is fed to the real
 //! `taps-core` code here: DNS answers ([`dns_answer()`]), endpoint text
 //! ([`endpoint_parse()`]), framed streams ([`framer()`]), TLS records
-//! ([`tls_records()`]), and whole sequences of application commands and
+//! ([`tls_records()`]), connection history files ([`history_file()`]),
+//! and whole sequences of application commands and
 //! network reports into the `Machine` ([`machine()`]). Each target is a plain
 //! function of `&[u8]` that returns normally when every check holds and
 //! panics (naming the broken invariant) when one does not; the invariants
@@ -34,6 +35,7 @@ use crate::pki::TestCa;
 pub mod dns_answer;
 pub mod endpoint_parse;
 pub mod framer;
+pub mod history_file;
 pub mod machine;
 mod pair;
 pub mod script;
@@ -43,6 +45,7 @@ pub mod tls_records;
 pub use dns_answer::dns_answer;
 pub use endpoint_parse::endpoint_parse;
 pub use framer::framer;
+pub use history_file::history_file;
 pub use machine::machine;
 pub use tls_records::tls_records;
 
@@ -57,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("framer", framer),
     ("tls_records", tls_records),
     ("machine", machine),
+    ("history_file", history_file),
     // The sixth target, `scenario`, runs the simulator, which is built on
     // this kit: its body is `taps_sim::fuzz::scenario`, replayed by
     // taps-sim/tests/fuzz_replay.rs.

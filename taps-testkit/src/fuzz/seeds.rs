@@ -65,7 +65,82 @@ pub fn all() -> Vec<Seed> {
     out.extend(framed());
     out.extend(tls());
     out.extend(machine());
+    out.extend(history_files());
     out
+}
+
+/// History files: one written by the core's encoder (every record kind),
+/// and the same lines for the sealing mode, read later so some expire.
+fn history_files() -> Vec<Seed> {
+    use core::time::Duration;
+    use taps_core::race::{Outcome, SavedHistory, SavedHttps, SavedOutcome};
+    let saved = SavedHistory {
+        outcomes: vec![
+            SavedOutcome {
+                interface: Some("eth0".into()),
+                addr: ip("2001:db8::1"),
+                outcome: Outcome::Unfinished,
+                age: Duration::from_secs(3),
+                won_age: Some(Duration::from_secs(200)),
+            },
+            SavedOutcome {
+                interface: Some("eth0".into()),
+                addr: ip("192.0.2.1"),
+                outcome: Outcome::Won {
+                    rtt: Duration::from_micros(2500),
+                },
+                age: Duration::from_secs(3),
+                won_age: Some(Duration::from_secs(3)),
+            },
+            SavedOutcome {
+                interface: None,
+                addr: ip("198.51.100.9"),
+                outcome: Outcome::Failed,
+                age: Duration::from_secs(500),
+                won_age: None,
+            },
+        ],
+        https: vec![
+            SavedHttps {
+                name: host(DNS_NAME),
+                ttl_left: 300,
+                records: vec![HttpsRecord {
+                    priority: 1,
+                    target: None,
+                    alpn: vec!["h2".into(), "http/1.1".into()],
+                    no_default_alpn: false,
+                    port: Some(8443),
+                    ipv4hint: collect([ip4("192.0.2.7")]),
+                    ipv6hint: collect([ip6("2001:db8::7")]),
+                    ech: true,
+                }],
+                nxdomain: false,
+            },
+            SavedHttps {
+                name: host("_8080._https.example.com"),
+                ttl_left: 5,
+                records: vec![],
+                nxdomain: true,
+            },
+        ],
+    };
+    let file = saved.encode(1_800_000_000);
+    let mut raw = vec![0u8];
+    raw.extend_from_slice(file.as_bytes());
+    // Mode 1 seals the lines itself: the records without header and end.
+    let mut lines = vec![1u8];
+    for l in file.lines().skip(1).filter(|l| !l.starts_with("end ")) {
+        lines.extend_from_slice(l.as_bytes());
+        lines.push(b'\n');
+    }
+    // Mode 9: read 388 s later, when the 5 s answer has expired.
+    let mut later = lines.clone();
+    later[0] = 9;
+    vec![
+        seed("history_file", "written", raw),
+        seed("history_file", "sealed-lines", lines),
+        seed("history_file", "sealed-lines-later", later),
+    ]
 }
 
 fn ip(text: &str) -> IpAddr {

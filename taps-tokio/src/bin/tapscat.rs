@@ -70,6 +70,9 @@ options:
                           framed as `lines` or `length` (4-byte prefix);
                           each message received is printed on a line
       --timeout SECS      give up establishing after SECS (fractions allowed)
+      --history FILE      remember which addresses worked, failed or hung
+                          (and HTTPS records) in FILE across runs: read
+                          before connecting, saved (merged) after
   -v, --trace             print the race as a waterfall on standard error
       --trace-json FILE   write the whole race trace as JSON to FILE
   -h, --help              this text
@@ -129,6 +132,7 @@ struct Options {
     timeout: Option<Duration>,
     trace: bool,
     trace_json: Option<PathBuf>,
+    history: Option<PathBuf>,
 }
 
 /// A usage error, or a request for help or the version.
@@ -210,6 +214,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> 
             }
             "-v" | "--trace" => o.trace = true,
             "--trace-json" => o.trace_json = Some(value("a file")?.into()),
+            "--history" => o.history = Some(value("a file")?.into()),
             s if s.starts_with('-') && s.len() > 1 => {
                 return Err(Usage::Bad(format!("option {s}: is unknown")));
             }
@@ -232,6 +237,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> 
     }
     if o.cert.is_some() && !o.listen {
         return Err(Usage::Bad("--cert and --key are for listening (-l)".into()));
+    }
+    if o.listen && o.history.is_some() {
+        return Err(Usage::Bad(
+            "--history is for connecting, not listening".into(),
+        ));
     }
     if o.listen && o.tls && o.cert.is_none() {
         return Err(Usage::Bad("a TLS listener needs --cert and --key".into()));
@@ -410,6 +420,12 @@ fn main() -> ExitCode {
 
 async fn run(o: Options) -> Result<(), Failure> {
     let taps = taps_tokio::new().map_err(|e| Failure::local(e.to_string()))?;
+    if let Some(path) = &o.history {
+        // A bad file is one warning, never a failure: it is replaced on save.
+        if let Err(warning) = taps.load_history(path) {
+            eprintln!("tapscat: warning: {warning}");
+        }
+    }
     let conn = if o.listen {
         accept_one(&taps, &o).await?
     } else {
@@ -479,7 +495,15 @@ async fn connect(taps: &Taps, o: &Options) -> Result<Connection, Failure> {
         security = security.alpn(o.alpn.iter().cloned());
         pre = pre.with_security(security);
     }
-    match taps.initiate(&pre).await {
+    let result = taps.initiate(&pre).await;
+    // Saved as soon as the race is over (won or lost), not at exit: a
+    // long session should not hold back what the next run can use.
+    if let Some(path) = &o.history
+        && let Err(e) = taps.save_history(path)
+    {
+        eprintln!("tapscat: warning: history not saved: {e}");
+    }
+    match result {
         Ok(conn) => {
             report_trace(o, conn.trace().as_ref(), target, taps)?;
             Ok(conn)
@@ -700,8 +724,14 @@ mod tests {
             args("--alpn h2 x:1").ok().unwrap().tls,
             "--alpn implies TLS"
         );
+        assert_eq!(
+            args("--history h.txt x:1").ok().unwrap().history,
+            Some(PathBuf::from("h.txt"))
+        );
         for bad in [
             "",
+            "-l 8000 --history h.txt",
+            "--history",
             "--policy fast x:1",
             "--framing json x:1",
             "--timeout -1 x:1",
