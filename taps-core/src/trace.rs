@@ -607,6 +607,13 @@ pub enum TraceKind {
         /// the PREF64, because the path has no IPv4 route.
         nat64: Option<Ipv4Addr>,
     },
+    /// RFC 7050 §3: the AAAA query for `ipv4only.arpa` that discovers the
+    /// network's NAT64 prefix went out, started by this connection (others
+    /// waiting for it record only its outcome, [`TraceKind::Nat64Prefix`]).
+    Nat64Query {
+        /// Server asked.
+        server: SocketAddr,
+    },
     /// HEv3 §8.1: what the race knows of the network's NAT64 prefix,
     /// recorded when a connection on an IPv6-only path starts with one
     /// known and when a discovery it waited for settles.
@@ -876,6 +883,9 @@ impl Trace {
                         _ => None,
                     });
                     write_attempt_delay(out, attempt, delay, started, iface)
+                }
+                TraceKind::Nat64Query { server } => {
+                    writeln!(out, "nat64    ipv4only.arpa AAAA query to {server}")
                 }
                 TraceKind::Nat64Prefix { prefix, source } => match prefix {
                     Some(p) => writeln!(out, "nat64    PREF64 {p} ({source})"),

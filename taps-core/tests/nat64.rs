@@ -177,6 +177,12 @@ fn discovery_finds_the_prefix_and_an_a_only_name_connects_through_it() {
             .contains("192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64)"),
         "{trace}"
     );
+    assert!(
+        trace
+            .to_string()
+            .contains("nat64    ipv4only.arpa AAAA query to [2001:db8:1::53]:53"),
+        "{trace}"
+    );
     assert!(w.live_dns().is_empty(), "every DNS transaction released");
 
     // The prefix is remembered: the next connection asks nothing more of

@@ -115,6 +115,10 @@ pub fn to_json(
                     field(&mut out, "nat64", &v4.to_string());
                 }
             }
+            TraceKind::Nat64Query { server } => {
+                kind(&mut out, "nat64_query");
+                field(&mut out, "server", &server.to_string());
+            }
             TraceKind::Nat64Prefix { prefix, source } => {
                 kind(&mut out, "nat64_prefix");
                 out.push_str(",\"prefix\":");

@@ -938,8 +938,13 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
                 h.bytes(&v4.octets());
             }
         }
+        TraceKind::Nat64Query { server } => {
+            h.u8(25);
+            h.addr(server);
+            h.u16(server.port());
+        }
         TraceKind::Nat64Prefix { prefix, source } => {
-            h.u8(22);
+            h.u8(24);
             match prefix {
                 None => h.u8(0),
                 Some(p) => {

@@ -479,7 +479,7 @@ impl Machine {
                     retransmit,
                 } => {
                     if slot == DISCOVERY_SLOT {
-                        self.nat64_sent(txn);
+                        self.nat64_sent(now, conn, txn, server);
                     } else if let Some(c) = self.conns.get_mut(conn) {
                         c.set_dns(slot, qtype, Some(txn));
                         if c.state == ConnectionState::Establishing {

@@ -101,9 +101,24 @@ impl Machine {
         }
     }
 
-    /// A DNS note about the discovery transaction `txn` went out.
-    pub(super) fn nat64_sent(&mut self, txn: DnsTxnId) {
+    /// The discovery query went out as `txn` to `server`, on behalf of
+    /// `owner`, whose trace shows it while it is still establishing.
+    pub(super) fn nat64_sent(
+        &mut self,
+        now: Instant,
+        owner: ConnectionId,
+        txn: DnsTxnId,
+        server: std::net::SocketAddr,
+    ) {
         self.nat64.sent(txn);
+        if let Some(race) = self
+            .conns
+            .get_mut(owner)
+            .filter(|c| c.state == super::ConnectionState::Establishing)
+            .and_then(Conn::race_mut)
+        {
+            race.trace.record(now, TraceKind::Nat64Query { server });
+        }
     }
 
     /// The discovery settled: every race waiting for it takes the result.
