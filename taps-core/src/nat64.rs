@@ -56,12 +56,12 @@ use crate::time::Instant;
 /// them.
 pub(crate) const PREFIX_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
 
-/// RFC 7050 §2.2: the well-known IPv4 addresses that `ipv4only.arpa`
+/// RFC 7050 (Terminology): the well-known IPv4 addresses that `ipv4only.arpa`
 /// resolves to.
 pub(crate) const WELL_KNOWN_IPV4: [Ipv4Addr; 2] =
     [Ipv4Addr::new(192, 0, 0, 170), Ipv4Addr::new(192, 0, 0, 171)];
 
-/// RFC 7050 §2.2: the well-known IPv4-only name asked to discover the prefix.
+/// RFC 7050 (Terminology): the well-known IPv4-only name asked to discover the prefix.
 pub(crate) const IPV4ONLY_ARPA: &str = "ipv4only.arpa";
 
 /// Bound on the distinct prefixes one discovery keeps; further ones are
