@@ -21,7 +21,8 @@
 //!   and are de-synthesized to IPv4 before sorting; **§8.3**: an IPv4
 //!   destination on a path with no IPv4 route is synthesized with the
 //!   PREF64, except the host- and link-scoped ranges it lists
-//!   ([`never_synthesized`]).
+//!   ([`never_synthesized`]). An IPv6 literal the application names is
+//!   its own choice and is used as given, even inside a PREF64.
 //!
 //! Waiting for discovery: the first connection on an IPv6-only path sends
 //! the discovery query beside its own, and asks A too (sparing an A-only

@@ -552,3 +552,22 @@ fn ipv4_hints_are_synthesized_too() {
     );
     assert_eq!(w.ready(c).map(|r| r.0), Some(ms(25)));
 }
+
+#[test]
+fn an_ipv6_literal_inside_the_prefix_is_taken_as_given() {
+    // HEv3 §8.2 de-synthesizes what DNS returns; an address the
+    // application names itself is its choice, on any path.
+    for addrs in [DUAL, V6_ONLY] {
+        let mut w = world(config(Some("64:ff9b::/96")), addrs);
+        accept(&mut w, "[64:ff9b::c000:201]:443");
+        accept(&mut w, "192.0.2.1:443");
+        let c = w.initiate(ms(0), &pre("[64:ff9b::c000:201]:443")).unwrap();
+        w.run_until(ms(10_000));
+        assert_eq!(
+            attempts(&w, c),
+            [("[64:ff9b::c000:201]:443".parse().unwrap(), None)],
+            "{addrs:?}"
+        );
+        assert!(nat64_events(&w, c).is_empty());
+    }
+}

@@ -94,7 +94,7 @@ impl Machine {
         });
         let race_config = pre.race.unwrap_or(self.config.race);
         let (has_v4, has_v6) = connectivity(&paths, &self.interfaces);
-        let nat64 = self.nat64_plan(now, &paths);
+        let nat64 = self.nat64_plan(now, &paths, &host);
         let seed = self.rng.next_u64();
         let conn_timeout = pre.properties.connection.conn_timeout;
 

@@ -8,7 +8,10 @@ use smallvec::SmallVec;
 
 use super::establish::connectivity;
 use super::{Conn, Machine};
+use std::net::IpAddr;
+
 use crate::dns::wire::{Answer, QueryType};
+use crate::endpoint::Host;
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
 use crate::nat64::{DISCOVERY_SLOT, Pref64, Pref64Source};
@@ -26,6 +29,16 @@ pub(super) struct Nat64Plan {
     /// HEv3 §4.1/§8.1: it asks for A records because a PREF64 is known or
     /// being discovered.
     pub(super) wants_a: bool,
+    /// NAT64 concerns the connection at all: not when the application
+    /// named an IPv6 literal, which it chose and which is neither
+    /// de-synthesized nor re-routed.
+    pub(super) applies: bool,
+}
+
+/// Whether NAT64 concerns a connection to `host` (see
+/// [`Nat64Plan::applies`]).
+fn applies(host: Option<&Host>) -> bool {
+    !matches!(host, Some(Host::Ip(IpAddr::V6(_))))
 }
 
 impl Machine {
@@ -33,7 +46,15 @@ impl Machine {
     /// IPv6-only when their non-loopback interfaces (HEv3 §4.1 counts no
     /// loopback address as connectivity) have IPv6 and no IPv4: a real
     /// host's `lo` always has 127.0.0.1.
-    pub(super) fn nat64_plan(&self, now: Instant, paths: &[PathBranch]) -> Nat64Plan {
+    pub(super) fn nat64_plan(&self, now: Instant, paths: &[PathBranch], host: &Host) -> Nat64Plan {
+        if !applies(Some(host)) {
+            return Nat64Plan {
+                v6_only: false,
+                discover: false,
+                wants_a: false,
+                applies: false,
+            };
+        }
         let outside: SmallVec<[PathBranch; 4]> = paths
             .iter()
             .copied()
@@ -56,6 +77,7 @@ impl Machine {
             v6_only,
             discover,
             wants_a,
+            applies: true,
         }
     }
 
@@ -76,6 +98,9 @@ impl Machine {
                 &mut self.rng,
             );
             self.process_dns(now);
+        }
+        if !plan.applies {
+            return;
         }
         let known = self.nat64.known(now);
         let pending = plan.v6_only && self.nat64.pending();
@@ -141,6 +166,13 @@ impl Machine {
     fn nat64_tell_races(&mut self, now: Instant, waiting: bool) {
         let known = self.nat64.known(now);
         for id in self.racing(|r| !waiting || r.nat64_pending()) {
+            if self
+                .conns
+                .get(id)
+                .is_some_and(|c| !applies(c.remote.as_ref().map(|r| &r.0)))
+            {
+                continue;
+            }
             let env = RaceEnv {
                 interfaces: &self.interfaces,
                 history: &self.history,
@@ -189,6 +221,7 @@ impl Machine {
                 v6_only: true,
                 discover: true,
                 wants_a: true,
+                applies: true,
             };
             self.nat64_begin(now, owner, &plan);
         }
