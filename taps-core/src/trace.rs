@@ -730,7 +730,7 @@ fn write_attempt_delay(
     }
     match delay.delay_us.cmp(&delay.rto_us) {
         core::cmp::Ordering::Greater => writeln!(out, ", raised to the minimum)"),
-        core::cmp::Ordering::Less => writeln!(out, ", capped at the maximum)"),
+        core::cmp::Ordering::Less => writeln!(out, ", capped at the configured delay)"),
         core::cmp::Ordering::Equal => writeln!(out, ")"),
     }
 }

@@ -240,17 +240,27 @@ impl RaceConfig {
             .clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
     }
 
-    /// The delay after an attempt whose destination has `estimate`:
-    /// its RTO within [`min_attempt_delay`](Self::min_attempt_delay) and
-    /// the 2 s Maximum, or [`attempt_delay`](Self::attempt_delay) without
-    /// an estimate or with [`rtt_attempt_delay`](Self::rtt_attempt_delay)
-    /// off.
+    /// The delay after an attempt whose destination has `estimate`: its
+    /// RTO within [`min_attempt_delay`](Self::min_attempt_delay) and the
+    /// configured [`attempt_delay`](Self::attempt_delay), or the configured
+    /// delay without an estimate or with
+    /// [`rtt_attempt_delay`](Self::rtt_attempt_delay) off.
+    ///
+    /// An RTT only ever shortens the wait. HEv3 §6 allows up to the 2 s
+    /// Maximum, but a long estimate is as likely to be evidence gone bad as
+    /// a slow path: Linux's `tcp_metrics` keep the RTT of a handshake whose
+    /// first SYN was lost (a fresh link still resolving neighbours), and a
+    /// race that trusted one waited 2 s behind a blackholed address where
+    /// the fixed delay would have waited 250 ms. Waiting longer than the
+    /// configured delay on such evidence can cost up to the whole
+    /// difference; starting the next attempt early costs one SYN.
     pub fn attempt_delay_for(&self, estimate: Option<(RttEstimate, DelaySource)>) -> AttemptDelay {
+        let configured = self.attempt_delay();
         AttemptDelay::choose(
             estimate.filter(|_| self.rtt_attempt_delay),
-            self.attempt_delay(),
-            self.min_attempt_delay(),
-            MAX_ATTEMPT_DELAY,
+            configured,
+            self.min_attempt_delay().min(configured),
+            configured,
         )
     }
 
