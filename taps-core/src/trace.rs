@@ -7,9 +7,10 @@
 //! golden files and determinism hash.
 
 use core::fmt::{self, Write as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::dns::wire::QueryType;
+use crate::nat64::{Pref64, Pref64Source};
 use crate::race::{AttemptDelay, DelaySource, rtt_prefix, rtt_prefix_len};
 use crate::time::Instant;
 
@@ -645,10 +646,29 @@ pub enum TraceKind {
     AttemptStarted {
         /// Attempt number within this connection, from 1.
         attempt: u16,
-        /// Where to.
+        /// Where its socket connects.
         remote: SocketAddr,
         /// Over which interface (`None`: the system default path).
         interface: Option<u32>,
+        /// HEv3 §8.3: `remote` is this IPv4 destination synthesized with
+        /// the PREF64, because the path has no IPv4 route.
+        nat64: Option<Ipv4Addr>,
+    },
+    /// RFC 7050 §3: the AAAA query for `ipv4only.arpa` that discovers the
+    /// network's NAT64 prefix went out, started by this connection (others
+    /// waiting for it record only its outcome, [`TraceKind::Nat64Prefix`]).
+    Nat64Query {
+        /// Server asked.
+        server: SocketAddr,
+    },
+    /// HEv3 §8.1: what the race knows of the network's NAT64 prefix,
+    /// recorded when a connection on an IPv6-only path starts with one
+    /// known and when a discovery it waited for settles.
+    Nat64Prefix {
+        /// The PREF64 (`None`: discovery found none).
+        prefix: Option<Pref64>,
+        /// Where it came from.
+        source: Pref64Source,
     },
     /// HEv3 §6: the Next Connection Attempt Timer after this attempt was
     /// set from RTT data, not the configured delay (recorded only then,
@@ -907,10 +927,12 @@ impl Trace {
                     attempt,
                     remote,
                     interface,
+                    nat64,
                 } => {
                     writeln!(
                         out,
-                        "attempt  #{attempt} {remote} via {} started",
+                        "attempt  #{attempt} {} via {} started",
+                        AttemptAddr { remote, nat64 },
                         iface(interface)
                     )
                 }
@@ -920,11 +942,22 @@ impl Trace {
                             attempt: a,
                             remote,
                             interface,
+                            ..
                         } if a == attempt => Some((remote.ip(), interface)),
                         _ => None,
                     });
                     write_attempt_delay(out, attempt, delay, started, iface)
                 }
+                TraceKind::Nat64Query { server } => {
+                    writeln!(out, "nat64    ipv4only.arpa AAAA query to {server}")
+                }
+                TraceKind::Nat64Prefix { prefix, source } => match prefix {
+                    Some(p) => writeln!(out, "nat64    PREF64 {p} ({source})"),
+                    None => writeln!(
+                        out,
+                        "nat64    no PREF64: ipv4only.arpa has no synthesized AAAA (RFC 7050)"
+                    ),
+                },
                 TraceKind::AttemptTransportUp { attempt } => {
                     writeln!(out, "attempt  #{attempt} TCP up")
                 }
@@ -1010,6 +1043,7 @@ impl Trace {
                 attempt,
                 remote,
                 interface,
+                nat64,
             } = e.kind
             else {
                 continue;
@@ -1027,7 +1061,11 @@ impl Trace {
                 _ => None,
             });
             let (to, mark, label) = ending.unwrap_or((end, '>', "running".into()));
-            let name = format!("#{attempt} {remote} {}", iface(interface));
+            let name = format!(
+                "#{attempt} {} {}",
+                AttemptAddr { remote, nat64 },
+                iface(interface)
+            );
             let bar = bar(col(e.at), col(to), WIDTH, '=', mark);
             let _ = writeln!(
                 out,
@@ -1049,6 +1087,26 @@ impl fmt::Display for Trace {
             None => "default".to_string(),
             Some(i) => format!("if#{i}"),
         })
+    }
+}
+
+/// An attempt's destination as people read it: the address, or for a
+/// NAT64 destination `192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64)`,
+/// the IPv4 address asked for first and the synthesized one connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptAddr {
+    /// Where the socket connects.
+    pub remote: SocketAddr,
+    /// The IPv4 address `remote` was synthesized from (HEv3 §8.3).
+    pub nat64: Option<Ipv4Addr>,
+}
+
+impl fmt::Display for AttemptAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.nat64 {
+            Some(v4) => write!(f, "{v4}:{} via {} (NAT64)", self.remote.port(), self.remote),
+            None => write!(f, "{}", self.remote),
+        }
     }
 }
 
@@ -1093,6 +1151,7 @@ mod tests {
                 attempt: 1,
                 remote: "192.0.2.1:80".parse().unwrap(),
                 interface: Some(3),
+                nat64: None,
             },
         );
         trace.record(
@@ -1108,6 +1167,47 @@ mod tests {
             "    0.500  attempt  #1 192.0.2.1:80 via if#3 started\n    2.000  attempt  #1 failed: connection refused\n"
         );
         assert!(trace.waterfall("x", &|_| None).contains(&text));
+    }
+
+    /// Events stay small: every connection keeps all of its own.
+    #[test]
+    fn trace_event_stays_small() {
+        assert!(
+            core::mem::size_of::<TraceEvent>() <= 136,
+            "{}",
+            core::mem::size_of::<TraceEvent>()
+        );
+    }
+
+    /// HEv3 §8.3: a synthesized attempt names both addresses.
+    #[test]
+    fn nat64_attempts_name_both_addresses() {
+        let mut trace = Trace::new(Instant::ZERO);
+        trace.record(
+            Instant::ZERO,
+            TraceKind::Nat64Prefix {
+                prefix: Some(Pref64::WELL_KNOWN),
+                source: Pref64Source::Discovered,
+            },
+        );
+        trace.record(
+            Instant::from_nanos(2_000_000),
+            TraceKind::AttemptStarted {
+                attempt: 1,
+                remote: "[64:ff9b::c000:201]:443".parse().unwrap(),
+                interface: Some(2),
+                nat64: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            },
+        );
+        assert_eq!(
+            trace.to_string(),
+            "    0.000  nat64    PREF64 64:ff9b::/96 (ipv4only.arpa, RFC 7050)\n    2.000  attempt  #1 192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64) via if#2 started\n"
+        );
+        assert!(
+            trace
+                .waterfall("x", &|_| None)
+                .contains("#1 192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64) if#2")
+        );
     }
 
     #[test]

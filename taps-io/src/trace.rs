@@ -123,11 +123,29 @@ pub fn to_json(
                 attempt,
                 remote,
                 interface,
+                nat64,
             } => {
                 kind(&mut out, "attempt_started");
                 let _ = write!(out, ",\"attempt\":{attempt}");
                 field(&mut out, "remote", &remote.to_string());
                 iface(&mut out, interface);
+                // HEv3 §8.3: the IPv4 destination `remote` was synthesized from.
+                if let Some(v4) = nat64 {
+                    field(&mut out, "nat64", &v4.to_string());
+                }
+            }
+            TraceKind::Nat64Query { server } => {
+                kind(&mut out, "nat64_query");
+                field(&mut out, "server", &server.to_string());
+            }
+            TraceKind::Nat64Prefix { prefix, source } => {
+                kind(&mut out, "nat64_prefix");
+                out.push_str(",\"prefix\":");
+                match prefix {
+                    None => out.push_str("null"),
+                    Some(p) => string(&mut out, &p.to_string()),
+                }
+                field(&mut out, "source", &source.to_string());
             }
             TraceKind::AttemptTransportUp { attempt } => {
                 kind(&mut out, "attempt_transport_up");
@@ -238,6 +256,7 @@ mod tests {
                 attempt: 1,
                 remote: "[2001:db8::1]:443".parse().unwrap(),
                 interface: Some(3),
+                nat64: None,
             },
         );
         trace.record(

@@ -661,6 +661,14 @@ impl Resolver {
         }
     }
 
+    /// Ends `txns` whoever waits on them (NAT64 discovery for a network
+    /// that is gone).
+    pub(crate) fn abandon(&mut self, txns: &[DnsTxnId]) {
+        for txn in txns {
+            self.release(*txn);
+        }
+    }
+
     fn release(&mut self, txn: DnsTxnId) -> Option<Txn> {
         let t = self.txns.remove(txn)?;
         let key = (name_hash(&t.name), t.qtype);

@@ -21,6 +21,7 @@ use crate::dns::{DnsNote, outcome_of, search_names};
 use crate::endpoint::{Host, HostName};
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
+use crate::nat64::DISCOVERY_SLOT;
 use crate::path::{PathBranch, derive_paths};
 use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
@@ -94,6 +95,7 @@ impl Machine {
         });
         let race_config = pre.race.unwrap_or(self.config.race);
         let (has_v4, has_v6) = connectivity(&paths, &self.interfaces);
+        let nat64 = self.nat64_plan(now, &paths, &host);
         let seed = self.rng.next_u64();
         let conn_timeout = pre.properties.connection.conn_timeout;
 
@@ -108,7 +110,7 @@ impl Machine {
             ),
             Host::Name(name) => {
                 let expected = Expected {
-                    v4: has_v4 || !has_v6,
+                    v4: has_v4 || !has_v6 || nat64.wants_a,
                     v6: has_v6,
                     svcb: race_config.uses_svcb(),
                 };
@@ -170,6 +172,7 @@ impl Machine {
             race_recorded: false,
             remote: Some((host.clone(), port)),
         });
+        self.nat64_begin(now, id, &nat64);
 
         match &host {
             Host::Ip(ip) => {
@@ -370,16 +373,11 @@ impl Machine {
             .collect();
         let old = std::mem::replace(&mut self.interfaces, list);
         self.report_path_changes(&old);
+        self.nat64_interfaces_changed(now, &old);
         if gone.is_empty() {
             return;
         }
-        let ids: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.state == ConnectionState::Establishing && c.race().is_some())
-            .map(|(id, _)| id)
-            .collect();
-        for id in ids {
+        for id in self.racing(|_| true) {
             if let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) {
                 for index in &gone {
                     race.on_interface_down(now, *index);
@@ -388,6 +386,17 @@ impl Machine {
             self.after_conn_change(now, id);
         }
         self.purge_timers();
+    }
+
+    /// The connections still establishing whose race `wants`.
+    pub(super) fn racing(&self, wants: impl Fn(&Race) -> bool) -> Vec<ConnectionId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ConnectionState::Establishing && c.race().is_some_and(&wants)
+            })
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// RFC 9622 §8.3: `PathChange` for every established connection whose
@@ -483,7 +492,7 @@ impl Machine {
     }
 
     /// Applies the resolver's notes: traces, the cache, the races.
-    fn process_dns(&mut self, now: Instant) {
+    pub(super) fn process_dns(&mut self, now: Instant) {
         self.flush_dns_actions();
         while let Some(note) = self.resolver.poll_note() {
             match note {
@@ -502,11 +511,19 @@ impl Machine {
                         tcp,
                         retransmit,
                     };
-                    self.waiting_on(now, (conn, slot, qtype), txn, query);
+                    if slot == DISCOVERY_SLOT {
+                        self.nat64_sent(now, conn, txn, server);
+                    } else {
+                        self.waiting_on(now, (conn, slot, qtype), txn, query);
+                    }
                     if let Some(deadline) = self.resolver.deadline(txn) {
                         self.timers.push(Reverse((deadline, Timer::Dns(txn))));
                     }
                 }
+                // The discovery's retries are not the connection's AAAA
+                // query's: its trace records only the outcome.
+                DnsNote::Retrying { slot, .. } | DnsNote::Dropped { slot, .. }
+                    if slot == DISCOVERY_SLOT => {}
                 DnsNote::Retrying {
                     conn,
                     qtype,
@@ -530,8 +547,12 @@ impl Machine {
                     txn,
                     server,
                 } => {
-                    let joined = TraceKind::DnsJoined { qtype, server };
-                    self.waiting_on(now, (conn, slot, qtype), txn, joined);
+                    if slot == DISCOVERY_SLOT {
+                        self.nat64_sent(now, conn, txn, server);
+                    } else {
+                        let joined = TraceKind::DnsJoined { qtype, server };
+                        self.waiting_on(now, (conn, slot, qtype), txn, joined);
+                    }
                 }
                 DnsNote::Settled {
                     waiters,
@@ -543,7 +564,13 @@ impl Machine {
                     if let Some(a) = &answer {
                         self.cache.insert(now, &name, qtype, a);
                     }
+                    if waiters.iter().any(|w| w.1 == DISCOVERY_SLOT) {
+                        self.nat64_settled(now, answer.as_ref());
+                    }
                     for (conn, slot) in waiters {
+                        if slot == DISCOVERY_SLOT {
+                            continue;
+                        }
                         let Some(c) = self.conns.get_mut(conn) else {
                             continue;
                         };
@@ -790,7 +817,7 @@ impl Machine {
 
     /// A DNS answer changed `id`'s race: it is decided at the next drain
     /// or timer run, with whatever else arrives before then.
-    fn undecided(&mut self, now: Instant, id: ConnectionId) {
+    pub(super) fn undecided(&mut self, now: Instant, id: ConnectionId) {
         match self.undecided.iter_mut().find(|(c, _)| *c == id) {
             Some(entry) => entry.1 = now,
             None => self.undecided.push((id, now)),
@@ -990,7 +1017,7 @@ impl Machine {
         let Some(w) = race.candidate(candidate) else {
             return;
         };
-        let (remote, interface) = (w.remote, race.path_interface(w.path));
+        let (remote, interface) = (w.connect_to(), race.path_interface(w.path));
         c.state = ConnectionState::Established;
         c.socket = Some(socket);
         c.path_interface = interface;
@@ -1038,7 +1065,7 @@ fn https_name(name: &HostName, port: u16, svcb: bool) -> Option<HostName> {
 /// Which families the paths can send: HEv3 §4.1 "connectivity" is a local
 /// address of the family (link-local IPv6 does not count). The system
 /// default path is assumed to have both.
-fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
+pub(super) fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
     let (mut v4, mut v6) = (false, false);
     for p in paths {
         match p
