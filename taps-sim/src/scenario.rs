@@ -942,10 +942,14 @@ impl Scenario {
         // After the shape check serde has nothing left to refuse; should it
         // still, its message goes out without its type names' context.
         let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let problem = e.message().trim().to_string();
             ScenarioError::Invalid(vec![Problem {
-                line: e.span().map(|s| schema::line_at(text, s.start)),
+                line: e
+                    .span()
+                    .map(|s| schema::line_at(text, s.start))
+                    .or_else(|| schema::line_of_spanless(text, &problem)),
                 key: String::new(),
-                problem: e.message().trim().to_string(),
+                problem,
             }])
         })?;
         Scenario::from_raw(raw).map_err(|e| match e {

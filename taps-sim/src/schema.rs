@@ -513,7 +513,22 @@ impl<'de> de::MapAccess<'de> for FieldsRef<'_> {
 // Checking a document against the shape
 // ---------------------------------------------------------------------------
 
-/// The 1-based line of byte `at` in `text`.
+/// The line a syntax error without a position comes from: the first line
+/// that, parsed alone, gives the same message. toml reports a dotted key of
+/// more than 80 parts as "recursion limit" with no span, and a problem must
+/// say where it is.
+pub fn line_of_spanless(text: &str, message: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            DeTable::parse_recoverable(line)
+                .1
+                .iter()
+                .any(|e| e.message().trim() == message)
+        })
+        .map(|i| i + 1)
+}
+
+/// The 1-based line of byte offset `at` in `text`.
 pub fn line_at(text: &str, at: usize) -> usize {
     let at = at.min(text.len());
     text.as_bytes()[..at]
@@ -531,10 +546,16 @@ pub fn check(text: &str, shape: &Shape) -> Vec<Problem> {
     let (doc, errors) = DeTable::parse_recoverable(text);
     let mut problems: Vec<Problem> = errors
         .iter()
-        .map(|e| Problem {
-            line: e.span().map(|s| line_at(text, s.start)),
-            key: String::new(),
-            problem: e.message().trim().to_string(),
+        .map(|e| {
+            let problem = e.message().trim().to_string();
+            Problem {
+                line: e
+                    .span()
+                    .map(|s| line_at(text, s.start))
+                    .or_else(|| line_of_spanless(text, &problem)),
+                key: String::new(),
+                problem,
+            }
         })
         .collect();
     if let (true, Shape::Table { fields, .. }) = (problems.is_empty(), shape) {
