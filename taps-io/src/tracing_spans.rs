@@ -109,7 +109,11 @@ impl RaceSpans {
             winner = Empty,
             reason = Empty,
         );
-        if span.is_disabled() {
+        // A callsite another thread's subscriber enabled makes an enabled
+        // span here too, with no subscriber behind it: nobody listens.
+        if span.is_disabled()
+            || tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>())
+        {
             return;
         }
         let Some(info) = machine.connection_info(id) else {
@@ -133,6 +137,12 @@ impl RaceSpans {
     /// Whether no race is logged (the driver's fast path).
     pub(crate) fn is_empty(&self) -> bool {
         self.races.is_empty()
+    }
+
+    /// How many races are logged.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.races.len()
     }
 
     /// Emits every watched race's new trace events; forgets races that
@@ -361,5 +371,43 @@ impl RaceLog {
                 self.decided = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::driver::{Driver, Work};
+    use taps_core::{Config, Machine, Preconnection};
+
+    /// A driver that has just initiated a plain-TCP race to a literal,
+    /// watched as `Taps::initiate` watches it; and that race's socket.
+    fn initiated() -> (Driver, taps_core::SocketId) {
+        let mut d = Driver::new(Machine::new(Config::new(0)));
+        let pre = Preconnection::new("192.0.2.1:80".parse().unwrap());
+        let conn = d.command(|m, now| m.initiate(now, &pre).unwrap());
+        d.watch_race(conn, &pre);
+        let Some(Work::OpenTcp { socket, .. }) = d.take_work() else {
+            panic!("no OpenTcp");
+        };
+        (d, socket)
+    }
+
+    /// With no subscriber the race span is disabled, so nothing is
+    /// watched: no trace is read after any dispatch.
+    #[test]
+    fn nothing_is_watched_while_no_subscriber_listens() {
+        let (d, _) = initiated();
+        assert_eq!(d.watched_races(), 0);
+    }
+
+    /// With one, the race is watched until it is decided and its last
+    /// attempt span ended, then forgotten.
+    #[test]
+    fn a_race_is_watched_until_it_is_decided() {
+        let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let (mut d, socket) = initiated();
+        assert_eq!(d.watched_races(), 1);
+        d.connected(socket, Ok(()));
+        assert_eq!(d.watched_races(), 0, "the won race is still watched");
     }
 }

@@ -449,6 +449,8 @@ fn log_races(verbose: u8) {
     };
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        // Colours only for a person: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(Targets::new().with_target(taps_tokio::TRACING_TARGET, level));
     // Fails only when a subscriber is set already, which nothing here does.
