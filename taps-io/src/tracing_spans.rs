@@ -83,14 +83,13 @@ fn local_source(local: LocalSource) -> &'static str {
     }
 }
 
+/// An attempt's interface as the waterfall names it.
 fn interface_name(machine: &Machine, interface: Option<u32>) -> String {
     match interface {
         None => "default".to_string(),
-        Some(i) => machine
-            .interfaces()
-            .iter()
-            .find(|x| x.index == i)
-            .map_or_else(|| format!("if#{i}"), |x| x.name.clone()),
+        Some(i) => {
+            crate::connection::interface_name(machine, i).unwrap_or_else(|| format!("if#{i}"))
+        }
     }
 }
 
