@@ -1,5 +1,6 @@
 //! The `tapscat` binary end to end on loopback: piping both ways, TLS with
 //! files, message framing, the trace outputs, and every exit status.
+#![cfg(feature = "tapscat")]
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;

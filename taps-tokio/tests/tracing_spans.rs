@@ -5,6 +5,7 @@
 //! One subscriber for the whole process (the spans are emitted by
 //! whichever thread dispatches: runtime workers, too), so the tests share
 //! it and tell their races apart by host.
+#![cfg(feature = "tracing")]
 
 use std::collections::BTreeMap;
 use std::fmt;
