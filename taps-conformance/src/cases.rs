@@ -35,7 +35,10 @@ async fn connect(taps: &taps_io::Taps, pre: &Preconnection) -> taps_io::Connecti
 
 /// A taps listener that echoes every stream byte back, through the
 /// adapter's own stream traits.
-async fn echo_listener<S: Shim>(taps: &taps_io::Taps, config: ListenerConfig) -> SocketAddr {
+pub(crate) async fn echo_listener<S: Shim>(
+    taps: &taps_io::Taps,
+    config: ListenerConfig,
+) -> SocketAddr {
     let mut listener = taps.listen(config).await.unwrap();
     let at = listener.local_addrs()[0];
     S::spawn(async move {

@@ -26,12 +26,16 @@
 //! garbage, DNS over TCP after a truncated UDP answer; and ([`netns`]) racing over real paths in network namespaces:
 //! IPv6 blackhole, IPv6 refused, a dead first interface, and interface
 //! prohibit/require checked from the server's side (root and `ip` needed:
-//! `#[ignore]`d, and run by CI with `--ignored`).
+//! `#[ignore]`d, and run by CI with `--ignored`); and ([`dnsmasq`]) name
+//! resolution against a real resolver: the resolv.conf search list, HTTPS
+//! AliasMode and its ALPN, HTTPS records and plain connections (the
+//! `dnsmasq` binary needed: `#[ignore]`d likewise).
 #![forbid(unsafe_code)]
 // A test suite: a failed expectation is a panic with the reason.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod cases;
+pub mod dnsmasq;
 pub mod netns;
 pub mod support;
 
@@ -106,6 +110,12 @@ macro_rules! conformance_tests {
             many_tls_connections_on_one_taps_keep_their_bytes_apart,
             keep_alive_and_user_timeout_are_on_the_socket,
         );
+        /// Name resolution against a real resolver (dnsmasq).
+        #[test]
+        #[ignore = "needs dnsmasq"]
+        fn resolving_through_dnsmasq() {
+            $crate::dnsmasq::resolving_through_dnsmasq::<$shim>();
+        }
         /// Racing over real paths in network namespaces.
         #[test]
         #[ignore = "needs root and ip (network namespaces)"]

@@ -121,17 +121,8 @@ impl Topology {
     /// client program, run in the client namespace by
     /// [`Topology::run_client`].
     pub fn new(command: ClientCommand) -> Topology {
-        // Unique per process and per adapter's test binary (both may run
-        // on one machine, one after the other or at once).
-        let tag = std::process::id() % 100_000;
-        let t = Topology {
-            client: format!("tapsc{tag}"),
-            server: format!("tapss{tag}"),
-            command,
-        };
+        let t = Topology::namespaces(command, "");
         let (c, s) = (t.client.as_str(), t.server.as_str());
-        ip(&["netns", "add", c]);
-        ip(&["netns", "add", s]);
         for (cl, sv, v4c, v4s, v6c, v6s) in [
             (
                 "tA",
@@ -159,9 +150,6 @@ impl Topology {
             ip(&["-n", s, "addr", "add", v6s, "dev", sv, "nodad"]);
             ip(&["-n", c, "link", "set", cl, "up"]);
             ip(&["-n", s, "link", "set", sv, "up"]);
-        }
-        for ns in [c, s] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
         // TCP Fast Open on the server side for every listener (0x400, set
         // before they listen) and on the client side (1): see
@@ -250,6 +238,25 @@ impl Topology {
             "nameserver 203.0.113.2\noptions timeout:1 attempts:2\n",
         )
         .unwrap();
+        t
+    }
+
+    /// A client and a server namespace, with `lo` up in both and nothing
+    /// else; `flavour` keeps the names apart from another topology of the
+    /// same process.
+    fn namespaces(command: ClientCommand, flavour: &str) -> Topology {
+        // Unique per process and per adapter's test binary (both may run
+        // on one machine, one after the other or at once).
+        let tag = std::process::id() % 100_000;
+        let t = Topology {
+            client: format!("tapsc{flavour}{tag}"),
+            server: format!("tapss{flavour}{tag}"),
+            command,
+        };
+        for ns in [&t.client, &t.server] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
         t
     }
 
@@ -520,6 +527,171 @@ impl Network {
             queries,
             seen,
         }
+    }
+}
+
+/// The NAT64 service: 192.0.2.80 ([`SERVICE_V4`]) synthesized with the
+/// Well-Known Prefix 64:ff9b::/96 (RFC 6052 §2.1), as a NAT64 would
+/// present it.
+pub const NAT64_SERVICE: &str = "64:ff9b::c000:250";
+
+/// NAT64 (HEv3 §8) on real sockets: an IPv6-only client namespace, and a
+/// server namespace where dnsmasq answers `ipv4only.arpa` with
+/// 64:ff9b::c000:aa (RFC 7050 §3) and `v4only.taps.test` with an A record
+/// only, and the service listens on [`NAT64_SERVICE`]. The NAT64 itself
+/// is invisible to a client, so the server plays it by owning the
+/// synthesized address.
+///
+/// ```text
+/// client ns (IPv6 only)          server ns
+///  tA  2001:db8:a::1  <--->  sA  2001:db8:a::2 (dnsmasq :53)
+///                            lo  64:ff9b::c000:250 (service :8080)
+/// ```
+pub struct Nat64Network {
+    /// The namespaces.
+    pub topo: Topology,
+    dnsmasq: std::process::Child,
+    seen: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+impl Nat64Network {
+    /// Builds the namespaces, starts dnsmasq and the service, and waits
+    /// until the path works.
+    ///
+    /// # Panics
+    ///
+    /// Without root, `ip` or `dnsmasq` (Debian: dnsmasq-base).
+    pub fn start(test: &str, command: ClientCommand) -> Nat64Network {
+        if let Some(why) = unmet_needs() {
+            panic!("{test} needs root and `ip` (iproute2): {why}");
+        }
+        let topo = Topology::namespaces(command, "n");
+        let (c, s) = (topo.client.as_str(), topo.server.as_str());
+        ip(&[
+            "-n", c, "link", "add", "tA", "type", "veth", "peer", "name", "sA", "netns", s,
+        ]);
+        ip(&[
+            "-n",
+            c,
+            "addr",
+            "add",
+            "2001:db8:a::1/64",
+            "dev",
+            "tA",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            s,
+            "addr",
+            "add",
+            "2001:db8:a::2/64",
+            "dev",
+            "sA",
+            "nodad",
+        ]);
+        ip(&["-n", c, "link", "set", "tA", "up"]);
+        ip(&["-n", s, "link", "set", "sA", "up"]);
+        let service = format!("{NAT64_SERVICE}/128");
+        ip(&["-n", s, "addr", "add", &service, "dev", "lo", "nodad"]);
+        ip(&[
+            "-n",
+            c,
+            "-6",
+            "route",
+            "add",
+            "64:ff9b::/96",
+            "via",
+            "2001:db8:a::2",
+            "dev",
+            "tA",
+        ]);
+        let etc = format!("/etc/netns/{c}");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            format!("{etc}/resolv.conf"),
+            "nameserver 2001:db8:a::2\noptions timeout:1 attempts:2\n",
+        )
+        .unwrap();
+        let dnsmasq = Command::new("ip")
+            .args(["netns", "exec", s, "dnsmasq"])
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=2001:db8:a::2",
+                "--port=53",
+                "--user=root",
+                "--pid-file=",
+                "--host-record=ipv4only.arpa,64:ff9b::c000:aa",
+                &format!("--host-record=v4only.taps.test,{SERVICE_V4}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{test} needs dnsmasq (Debian: dnsmasq-base): {e}"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let listener = topo.in_server(|| TcpListener::bind((NAT64_SERVICE, 8080)).unwrap());
+        tcp_server(listener, seen.clone());
+        let net = Nat64Network {
+            topo,
+            dnsmasq,
+            seen,
+        };
+        // The path and dnsmasq are up once a name resolves and connects.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (out, _) =
+                net.topo
+                    .run_client(&["--timeout", "0.5", &format!("[{NAT64_SERVICE}]:8080")]);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the NAT64 service never answered: {}",
+                text(&out.stderr)
+            );
+        }
+        net
+    }
+}
+
+impl Drop for Nat64Network {
+    fn drop(&mut self) {
+        let _ = self.dnsmasq.kill();
+        let _ = self.dnsmasq.wait();
+    }
+}
+
+/// HEv3 §8 end to end: an A-only name and an IPv4 literal, both reached
+/// through the synthesized address after the client discovers the PREF64
+/// from dnsmasq's `ipv4only.arpa` answer.
+pub fn nat64_scenarios(net: &Nat64Network) {
+    let topo = &net.topo;
+    let five_s = Duration::from_secs(5);
+    for (case, target) in [
+        ("A-only name", "v4only.taps.test:8080"),
+        ("IPv4 literal", "192.0.2.80:8080"),
+    ] {
+        let before = net.seen.lock().unwrap().len();
+        let (out, t) = topo.run_client(&["--trace", target]);
+        assert_eq!(expect_ok(&out, t, five_s, case), "2001:db8:a::1", "{case}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{SERVICE_V4}:8080 via [{NAT64_SERVICE}]:8080 (NAT64)"
+            )),
+            "{case}: the trace names both addresses:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("PREF64 64:ff9b::/96 (ipv4only.arpa, RFC 7050)"),
+            "{case}: the trace names the discovered prefix:\n{stderr}"
+        );
+        assert_eq!(net.seen.lock().unwrap().len(), before + 1, "{case}");
     }
 }
 

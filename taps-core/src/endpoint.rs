@@ -84,12 +84,45 @@ const MAX_SERVICE_LEN: usize = 15;
 /// hyphens (not first or last), optionally led by `_` so that DNS-SD and other
 /// service names can be held; the whole name is at most 253 characters and is
 /// stored without a trailing dot. The last label may not be all digits.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HostName(Box<str>);
+///
+/// A trailing dot is remembered as [`HostName::is_absolute`]: resolv.conf(5)'s
+/// search list is not applied to such a name. It does not take part in
+/// equality, ordering or hashing: `example.com.` and `example.com` are the
+/// same name to the cache, the hosts file and TLS.
+// Shared text: a lookup hands the name to its transactions, the cache and
+// the race, and a clone must not allocate on the establishment path.
+#[derive(Clone, Debug)]
+pub struct HostName(std::sync::Arc<str>, bool);
+
+impl PartialEq for HostName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for HostName {}
+
+impl core::hash::Hash for HostName {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialOrd for HostName {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HostName {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
 
 impl HostName {
     /// Validates `text` and normalises it to lowercase, dropping one trailing
-    /// dot.
+    /// dot (and remembering it, see [`HostName::is_absolute`]).
     pub fn new(text: &str) -> Result<Self, EndpointParseError> {
         parse_host_name(text, 0)
     }
@@ -97,6 +130,18 @@ impl HostName {
     /// The name, lowercase and without a trailing dot.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the name was written with a trailing dot: fully qualified,
+    /// so no search domain is appended to it (resolv.conf(5), RFC 1034 §3.1).
+    pub fn is_absolute(&self) -> bool {
+        self.1
+    }
+
+    /// The number of dots between labels, as resolv.conf(5)'s `ndots`
+    /// counts them (a trailing dot is not counted).
+    pub fn dots(&self) -> usize {
+        self.0.bytes().filter(|b| *b == b'.').count()
     }
 }
 
@@ -1047,7 +1092,10 @@ fn parse_host_name(text: &str, base: usize) -> Result<HostName, EndpointParseErr
             name: name.to_owned(),
         });
     }
-    Ok(HostName(name.to_ascii_lowercase().into_boxed_str()))
+    Ok(HostName(
+        std::sync::Arc::from(name.to_ascii_lowercase()),
+        name.len() < text.len(),
+    ))
 }
 
 fn check_host_label(name: &str, label: &str, base: usize) -> Result<(), EndpointParseError> {

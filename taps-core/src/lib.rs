@@ -70,6 +70,7 @@ mod hash;
 mod id;
 mod interface;
 mod machine;
+mod nat64;
 mod path;
 mod properties;
 pub mod race;
@@ -95,6 +96,7 @@ pub use machine::{
     ListenerConfig, ListenerView, Machine, MemoryView, Output, Preconnection, ReceiveError,
     Restored, SocketView, Stats, StreamError, TlsCheckout, TlsRead,
 };
+pub use nat64::{Pref64, Pref64Error, Pref64Source};
 pub use path::{
     ExcludedInterface, ExclusionReason, MAX_PATHS_PER_CONNECTION, PathBranch, PathError,
     derive_paths,
@@ -113,8 +115,8 @@ pub use security::{
 pub use socket_options::{AppliedTcpOptions, OptionResult, TcpSocketOptions};
 pub use time::Instant;
 pub use trace::{
-    CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource, TlsFailure,
-    Trace, TraceEvent, TraceKind,
+    AttemptAddr, CertText, DnsOutcome, DropReason, FailureReason, FramingFailure, LocalSource,
+    NameStep, TlsFailure, Trace, TraceEvent, TraceKind,
 };
 
 /// Message framers (RFC 9622 §9.1.2): the [`Framer`](framer::Framer) trait

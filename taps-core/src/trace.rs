@@ -7,9 +7,10 @@
 //! golden files and determinism hash.
 
 use core::fmt::{self, Write as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::dns::wire::QueryType;
+use crate::nat64::{Pref64, Pref64Source};
 use crate::race::{AttemptDelay, DelaySource, rtt_prefix, rtt_prefix_len};
 use crate::time::Instant;
 
@@ -489,6 +490,12 @@ pub enum DnsOutcome {
     CnameChainTooDeep,
     /// The answer's CNAME chain loops.
     CnameLoop,
+    /// The HTTPS AliasMode chain (RFC 9460 §3) comes back to a name it
+    /// already asked about.
+    AliasLoop,
+    /// The HTTPS AliasMode chain is longer than
+    /// [`MAX_ALIAS_HOPS`](crate::dns::MAX_ALIAS_HOPS) hops.
+    AliasChainTooLong,
 }
 
 impl fmt::Display for DnsOutcome {
@@ -514,6 +521,12 @@ impl fmt::Display for DnsOutcome {
                 crate::dns::wire::MAX_CNAME_DEPTH
             ),
             DnsOutcome::CnameLoop => f.write_str("CNAME chain loops"),
+            DnsOutcome::AliasLoop => f.write_str("HTTPS AliasMode chain loops"),
+            DnsOutcome::AliasChainTooLong => write!(
+                f,
+                "HTTPS AliasMode chain longer than {} hops",
+                crate::dns::MAX_ALIAS_HOPS
+            ),
         }
     }
 }
@@ -544,6 +557,24 @@ pub enum DropReason {
     Malformed,
 }
 
+/// Why a lookup asks about another name ([`TraceKind::DnsName`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameStep {
+    /// Name `index` (from 1) of the `of` names resolv.conf(5)'s search
+    /// list gives.
+    Search {
+        /// Its position, from 1.
+        index: u8,
+        /// How many names the search list gives.
+        of: u8,
+    },
+    /// HTTPS AliasMode hop `hop` (from 1), RFC 9460 §3.
+    Alias {
+        /// The hop number.
+        hop: u8,
+    },
+}
+
 /// One recorded transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceKind {
@@ -557,6 +588,14 @@ pub enum TraceKind {
         tcp: bool,
         /// A retransmission to the same server.
         retransmit: bool,
+    },
+    /// The question was already being asked for another connection: this
+    /// one waits for the same transaction instead of sending a query.
+    DnsJoined {
+        /// Record type.
+        qtype: QueryType,
+        /// The server the transaction is asking.
+        server: SocketAddr,
     },
     /// A DNS question was settled.
     DnsAnswer {
@@ -581,6 +620,15 @@ pub enum TraceKind {
         /// Why.
         reason: DropReason,
     },
+    /// The DNS questions that follow ask about another name: the next one
+    /// of the resolv.conf(5) search list, or an HTTPS AliasMode target
+    /// (RFC 9460 §3). Not recorded for a lookup of one name.
+    DnsName {
+        /// The name, cut to fit.
+        name: CertText,
+        /// Why it is asked.
+        step: NameStep,
+    },
     /// The first positive answer arrived without the full HEv3 start
     /// condition: waiting up to the Resolution Delay.
     ResolutionDelayStarted,
@@ -598,10 +646,29 @@ pub enum TraceKind {
     AttemptStarted {
         /// Attempt number within this connection, from 1.
         attempt: u16,
-        /// Where to.
+        /// Where its socket connects.
         remote: SocketAddr,
         /// Over which interface (`None`: the system default path).
         interface: Option<u32>,
+        /// HEv3 §8.3: `remote` is this IPv4 destination synthesized with
+        /// the PREF64, because the path has no IPv4 route.
+        nat64: Option<Ipv4Addr>,
+    },
+    /// RFC 7050 §3: the AAAA query for `ipv4only.arpa` that discovers the
+    /// network's NAT64 prefix went out, started by this connection (others
+    /// waiting for it record only its outcome, [`TraceKind::Nat64Prefix`]).
+    Nat64Query {
+        /// Server asked.
+        server: SocketAddr,
+    },
+    /// HEv3 §8.1: what the race knows of the network's NAT64 prefix,
+    /// recorded when a connection on an IPv6-only path starts with one
+    /// known and when a discovery it waited for settles.
+    Nat64Prefix {
+        /// The PREF64 (`None`: discovery found none).
+        prefix: Option<Pref64>,
+        /// Where it came from.
+        source: Pref64Source,
     },
     /// HEv3 §6: the Next Connection Attempt Timer after this attempt was
     /// set from RTT data, not the configured delay (recorded only then,
@@ -710,7 +777,7 @@ fn write_attempt_delay(
     }
     match delay.delay_us.cmp(&delay.rto_us) {
         core::cmp::Ordering::Greater => writeln!(out, ", raised to the minimum)"),
-        core::cmp::Ordering::Less => writeln!(out, ", capped at the maximum)"),
+        core::cmp::Ordering::Less => writeln!(out, ", capped at the configured delay)"),
         core::cmp::Ordering::Equal => writeln!(out, ")"),
     }
 }
@@ -830,6 +897,23 @@ impl Trace {
                         qtype.name()
                     )
                 }
+                TraceKind::DnsJoined { qtype, server } => writeln!(
+                    out,
+                    "dns      {:<5} joined the query to {server} another connection sent",
+                    qtype.name()
+                ),
+                TraceKind::DnsName { name, step } => match step {
+                    NameStep::Search { index, of } => writeln!(
+                        out,
+                        "dns      asking about {} (search list, name {index} of {of})",
+                        name.as_str()
+                    ),
+                    NameStep::Alias { hop } => writeln!(
+                        out,
+                        "dns      HTTPS AliasMode hop {hop}: asking about {}",
+                        name.as_str()
+                    ),
+                },
                 TraceKind::ResolutionDelayStarted => {
                     writeln!(out, "race     waiting for the Resolution Delay")
                 }
@@ -843,10 +927,12 @@ impl Trace {
                     attempt,
                     remote,
                     interface,
+                    nat64,
                 } => {
                     writeln!(
                         out,
-                        "attempt  #{attempt} {remote} via {} started",
+                        "attempt  #{attempt} {} via {} started",
+                        AttemptAddr { remote, nat64 },
                         iface(interface)
                     )
                 }
@@ -856,11 +942,22 @@ impl Trace {
                             attempt: a,
                             remote,
                             interface,
+                            ..
                         } if a == attempt => Some((remote.ip(), interface)),
                         _ => None,
                     });
                     write_attempt_delay(out, attempt, delay, started, iface)
                 }
+                TraceKind::Nat64Query { server } => {
+                    writeln!(out, "nat64    ipv4only.arpa AAAA query to {server}")
+                }
+                TraceKind::Nat64Prefix { prefix, source } => match prefix {
+                    Some(p) => writeln!(out, "nat64    PREF64 {p} ({source})"),
+                    None => writeln!(
+                        out,
+                        "nat64    no PREF64: ipv4only.arpa has no synthesized AAAA (RFC 7050)"
+                    ),
+                },
                 TraceKind::AttemptTransportUp { attempt } => {
                     writeln!(out, "attempt  #{attempt} TCP up")
                 }
@@ -900,13 +997,31 @@ impl Trace {
             format!("{span:.0}ms"),
             width = WIDTH - 1
         );
-        // DNS bars: from the first query of a type to its settled answer.
+        // DNS bars: from the first query of a type to its settled answer
+        // (with a search list, the answer for the last name asked).
+        let last_name = self
+            .events
+            .iter()
+            .rposition(|e| {
+                matches!(
+                    e.kind,
+                    TraceKind::DnsName {
+                        step: NameStep::Search { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap_or(0);
         for qtype in [QueryType::Https, QueryType::Aaaa, QueryType::A] {
             let sent = self.events.iter().find_map(|e| match e.kind {
-                TraceKind::DnsQuery { qtype: q, .. } if q == qtype => Some(e.at),
+                TraceKind::DnsQuery { qtype: q, .. } | TraceKind::DnsJoined { qtype: q, .. }
+                    if q == qtype =>
+                {
+                    Some(e.at)
+                }
                 _ => None,
             });
-            let answer = self.events.iter().find_map(|e| match e.kind {
+            let answer = self.events[last_name..].iter().find_map(|e| match e.kind {
                 TraceKind::DnsAnswer {
                     qtype: q, outcome, ..
                 } if q == qtype => Some((e.at, outcome)),
@@ -928,6 +1043,7 @@ impl Trace {
                 attempt,
                 remote,
                 interface,
+                nat64,
             } = e.kind
             else {
                 continue;
@@ -945,7 +1061,11 @@ impl Trace {
                 _ => None,
             });
             let (to, mark, label) = ending.unwrap_or((end, '>', "running".into()));
-            let name = format!("#{attempt} {remote} {}", iface(interface));
+            let name = format!(
+                "#{attempt} {} {}",
+                AttemptAddr { remote, nat64 },
+                iface(interface)
+            );
             let bar = bar(col(e.at), col(to), WIDTH, '=', mark);
             let _ = writeln!(
                 out,
@@ -967,6 +1087,26 @@ impl fmt::Display for Trace {
             None => "default".to_string(),
             Some(i) => format!("if#{i}"),
         })
+    }
+}
+
+/// An attempt's destination as people read it: the address, or for a
+/// NAT64 destination `192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64)`,
+/// the IPv4 address asked for first and the synthesized one connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptAddr {
+    /// Where the socket connects.
+    pub remote: SocketAddr,
+    /// The IPv4 address `remote` was synthesized from (HEv3 §8.3).
+    pub nat64: Option<Ipv4Addr>,
+}
+
+impl fmt::Display for AttemptAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.nat64 {
+            Some(v4) => write!(f, "{v4}:{} via {} (NAT64)", self.remote.port(), self.remote),
+            None => write!(f, "{}", self.remote),
+        }
     }
 }
 
@@ -1011,6 +1151,7 @@ mod tests {
                 attempt: 1,
                 remote: "192.0.2.1:80".parse().unwrap(),
                 interface: Some(3),
+                nat64: None,
             },
         );
         trace.record(
@@ -1026,6 +1167,47 @@ mod tests {
             "    0.500  attempt  #1 192.0.2.1:80 via if#3 started\n    2.000  attempt  #1 failed: connection refused\n"
         );
         assert!(trace.waterfall("x", &|_| None).contains(&text));
+    }
+
+    /// Events stay small: every connection keeps all of its own.
+    #[test]
+    fn trace_event_stays_small() {
+        assert!(
+            core::mem::size_of::<TraceEvent>() <= 136,
+            "{}",
+            core::mem::size_of::<TraceEvent>()
+        );
+    }
+
+    /// HEv3 §8.3: a synthesized attempt names both addresses.
+    #[test]
+    fn nat64_attempts_name_both_addresses() {
+        let mut trace = Trace::new(Instant::ZERO);
+        trace.record(
+            Instant::ZERO,
+            TraceKind::Nat64Prefix {
+                prefix: Some(Pref64::WELL_KNOWN),
+                source: Pref64Source::Discovered,
+            },
+        );
+        trace.record(
+            Instant::from_nanos(2_000_000),
+            TraceKind::AttemptStarted {
+                attempt: 1,
+                remote: "[64:ff9b::c000:201]:443".parse().unwrap(),
+                interface: Some(2),
+                nat64: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            },
+        );
+        assert_eq!(
+            trace.to_string(),
+            "    0.000  nat64    PREF64 64:ff9b::/96 (ipv4only.arpa, RFC 7050)\n    2.000  attempt  #1 192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64) via if#2 started\n"
+        );
+        assert!(
+            trace
+                .waterfall("x", &|_| None)
+                .contains("#1 192.0.2.1:443 via [64:ff9b::c000:201]:443 (NAT64) if#2")
+        );
     }
 
     #[test]

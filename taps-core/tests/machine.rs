@@ -507,8 +507,17 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
     );
     w.tcp("192.0.2.77:8443", Tcp::Blackhole);
     w.tcp("192.0.2.88:8443", Tcp::Accept(Duration::from_millis(10)));
-    let c = w.initiate(ms(0), &pre("example.com:443")).unwrap();
-    w.run_until(ms(10_000));
+    // A record that moves the connection to another name and port is
+    // followed only by a TLS connection (RFC 9460 §9.5; the plain case is
+    // `https_records_never_move_a_connection_without_tls`). This world
+    // carries no payload, so the attempt's TCP coming up is its success.
+    let tls =
+        taps_core::SecurityParameters::with_roots(vec![taps_testkit::pki::TestCa::new().root()])
+            .alpn(["h2"]);
+    let c = w
+        .initiate(ms(0), &pre("example.com:443").with_security(tls))
+        .unwrap();
+    w.run_until(ms(1_000));
     let asked: Vec<_> = w.queries.iter().map(|q| (q.at, q.question.qtype)).collect();
     assert_eq!(
         asked,
@@ -533,9 +542,18 @@ fn svcb_target_names_are_resolved_and_replace_their_hints() {
             (ms(255), "192.0.2.88:8443".parse().unwrap())
         ]
     );
+    let info = w.machine.connection_info(c).unwrap();
+    let up: Vec<_> = info
+        .trace()
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, TraceKind::AttemptTransportUp { .. }))
+        .map(|e| (e.at, e.kind))
+        .collect();
     assert_eq!(
-        w.ready(c).map(|r| r.1),
-        Some("192.0.2.88:8443".parse().unwrap())
+        up,
+        [(ms(265), TraceKind::AttemptTransportUp { attempt: 2 })],
+        "the target's own address connects"
     );
 }
 

@@ -11,8 +11,8 @@
 
 use std::fmt::Write as _;
 
-use taps_core::LocalSource;
 use taps_core::race::DelaySource;
+use taps_core::{LocalSource, NameStep};
 
 pub use taps_core::{FailureReason, Trace, TraceEvent, TraceKind};
 
@@ -91,6 +91,25 @@ pub fn to_json(
                 field(&mut out, "qtype", qtype.name());
                 field(&mut out, "reason", &format!("{reason:?}"));
             }
+            TraceKind::DnsJoined { qtype, server } => {
+                kind(&mut out, "dns_joined");
+                field(&mut out, "qtype", qtype.name());
+                field(&mut out, "server", &server.to_string());
+            }
+            TraceKind::DnsName { name, step } => {
+                kind(&mut out, "dns_name");
+                field(&mut out, "name", name.as_str());
+                match step {
+                    NameStep::Search { index, of } => {
+                        field(&mut out, "why", "search");
+                        let _ = write!(out, ",\"index\":{index},\"of\":{of}");
+                    }
+                    NameStep::Alias { hop } => {
+                        field(&mut out, "why", "alias");
+                        let _ = write!(out, ",\"hop\":{hop}");
+                    }
+                }
+            }
             TraceKind::ResolutionDelayStarted => kind(&mut out, "resolution_delay"),
             TraceKind::RacingStarted { candidates } => {
                 kind(&mut out, "racing_started");
@@ -104,11 +123,29 @@ pub fn to_json(
                 attempt,
                 remote,
                 interface,
+                nat64,
             } => {
                 kind(&mut out, "attempt_started");
                 let _ = write!(out, ",\"attempt\":{attempt}");
                 field(&mut out, "remote", &remote.to_string());
                 iface(&mut out, interface);
+                // HEv3 §8.3: the IPv4 destination `remote` was synthesized from.
+                if let Some(v4) = nat64 {
+                    field(&mut out, "nat64", &v4.to_string());
+                }
+            }
+            TraceKind::Nat64Query { server } => {
+                kind(&mut out, "nat64_query");
+                field(&mut out, "server", &server.to_string());
+            }
+            TraceKind::Nat64Prefix { prefix, source } => {
+                kind(&mut out, "nat64_prefix");
+                out.push_str(",\"prefix\":");
+                match prefix {
+                    None => out.push_str("null"),
+                    Some(p) => string(&mut out, &p.to_string()),
+                }
+                field(&mut out, "source", &source.to_string());
             }
             TraceKind::AttemptTransportUp { attempt } => {
                 kind(&mut out, "attempt_transport_up");
@@ -219,6 +256,7 @@ mod tests {
                 attempt: 1,
                 remote: "[2001:db8::1]:443".parse().unwrap(),
                 interface: Some(3),
+                nat64: None,
             },
         );
         trace.record(

@@ -20,8 +20,9 @@
 //!   `outcome`, `source` (`cache`, `hosts_file`, `localhost`, `literal`
 //!   for answers that needed no query).
 //! - `attempt` (INFO, child of `race`): `attempt` (its number in the
-//!   trace), `candidate` (remote address), `interface`, `stack`; recorded
-//!   later: `outcome` (`won`, `failed`, `cancelled`), `reason`.
+//!   trace), `candidate` (remote address), `interface`, `stack`, `nat64`
+//!   (the IPv4 address a synthesized candidate stands for, RFC 6052);
+//!   recorded later: `outcome` (`won`, `failed`, `cancelled`), `reason`.
 //!
 //! Every event carries `at_ms`, the trace's time in milliseconds from
 //! `initiate`, so the logs agree with `tapscat --trace` to the microsecond.
@@ -236,6 +237,25 @@ impl RaceLog {
                 span.record("server", display(server));
                 tracing::event!(target: TARGET, parent: span, Level::DEBUG, at_ms, %server, tcp, retransmit, "dns query sent");
             }
+            TraceKind::DnsJoined { qtype, server } => {
+                let span = self.dns_span(qtype.name());
+                span.record("server", display(server));
+                tracing::event!(target: TARGET, parent: span, Level::DEBUG, at_ms, %server, "dns joined a transaction already asking");
+            }
+            TraceKind::DnsName { name, step } => {
+                tracing::event!(target: TARGET, parent: &self.span, Level::DEBUG, at_ms, %name, ?step, "dns asking about another name");
+            }
+            TraceKind::Nat64Query { server } => {
+                tracing::event!(target: TARGET, parent: &self.span, Level::DEBUG, at_ms, %server, "nat64 prefix discovery query (ipv4only.arpa AAAA)");
+            }
+            TraceKind::Nat64Prefix { prefix, source } => match prefix {
+                Some(prefix) => {
+                    tracing::event!(target: TARGET, parent: &self.span, Level::DEBUG, at_ms, %prefix, %source, "nat64 prefix");
+                }
+                None => {
+                    tracing::event!(target: TARGET, parent: &self.span, Level::DEBUG, at_ms, %source, "nat64 no prefix");
+                }
+            },
             TraceKind::DnsAnswer {
                 qtype,
                 outcome,
@@ -278,6 +298,7 @@ impl RaceLog {
                 attempt,
                 remote,
                 interface,
+                nat64,
             } => {
                 let span = tracing::info_span!(
                     target: TARGET,
@@ -287,9 +308,14 @@ impl RaceLog {
                     candidate = %remote,
                     interface = interface_name(machine, interface),
                     stack = self.stack,
+                    nat64 = Empty,
                     outcome = Empty,
                     reason = Empty,
                 );
+                if let Some(v4) = nat64 {
+                    // The IPv4 address the synthesized candidate stands for.
+                    span.record("nat64", display(v4));
+                }
                 tracing::event!(target: TARGET, parent: &span, Level::INFO, at_ms, "attempt started");
                 self.attempts.push((attempt, remote, span));
             }

@@ -172,6 +172,8 @@ fn template() -> Scenario {
         client: Client {
             interfaces: Vec::new(),
             resolvers: vec![SocketAddr::new(IpAddr::V4(RESOLVER), 53)],
+            search: Vec::new(),
+            ndots: 1,
             tcp_metrics: Vec::new(),
         },
         dns: Dns {

@@ -16,7 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use taps_core::race::DelaySource;
 use taps_core::{
-    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, Trace, TraceKind, dns::QueryType,
+    DnsOutcome, DropReason, FailureReason, Instant, LocalSource, NameStep, Trace, TraceKind,
+    dns::QueryType,
 };
 
 use crate::scenario::Scenario;
@@ -53,8 +54,10 @@ impl AttemptEnd {
 pub struct AttemptRow {
     /// Attempt number.
     pub attempt: u16,
-    /// Where to.
+    /// Where its socket connected.
     pub remote: SocketAddr,
+    /// The IPv4 destination `remote` was synthesized from (NAT64).
+    pub nat64: Option<std::net::Ipv4Addr>,
     /// Interface index (`None`: default path).
     pub interface: Option<u32>,
     /// Interface name.
@@ -92,6 +95,14 @@ impl Phase {
 }
 
 impl AttemptRow {
+    /// The destination as people read it (with NAT64: both addresses).
+    pub fn target(&self) -> taps_core::AttemptAddr {
+        taps_core::AttemptAddr {
+            remote: self.remote,
+            nat64: self.nat64,
+        }
+    }
+
     /// The attempt's phases as (phase, from, to), in order; a running
     /// attempt's last phase ends at `now`.
     pub fn phases(&self, now: Duration) -> Vec<(Phase, Duration, Duration)> {
@@ -106,8 +117,10 @@ impl AttemptRow {
     /// won"`, `"[2001:db8::1]:443 wlan0 failed: timed out"`.
     pub fn summary(&self) -> String {
         match self.result {
-            AttemptEnd::Failed(r) => format!("{} {} failed: {r}", self.remote, self.interface_name),
-            other => format!("{} {} {}", self.remote, self.interface_name, other.word()),
+            AttemptEnd::Failed(r) => {
+                format!("{} {} failed: {r}", self.target(), self.interface_name)
+            }
+            other => format!("{} {} {}", self.target(), self.interface_name, other.word()),
         }
     }
 }
@@ -159,10 +172,12 @@ pub fn attempts(trace: &Trace, names: &dyn Fn(Option<u32>) -> String) -> Vec<Att
                 attempt,
                 remote,
                 interface,
+                nat64,
             } => {
                 rows.push(AttemptRow {
                     attempt,
                     remote,
+                    nat64,
                     interface,
                     interface_name: names(interface),
                     start: since(e.at),
@@ -197,7 +212,9 @@ pub fn attempts(trace: &Trace, names: &dyn Fn(Option<u32>) -> String) -> Vec<Att
     rows
 }
 
-/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked.
+/// DNS questions of a trace: HTTPS, AAAA, A, those that were asked, each
+/// from its first query to the answer that settled it (with a search list,
+/// the last name's).
 pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
     let since = |t: Instant| t - trace.start;
     let mut rows = Vec::new();
@@ -220,6 +237,16 @@ pub fn dns_rows(trace: &Trace) -> Vec<DnsRow> {
                     row.tcp |= tcp;
                     row.sent.get_or_insert(since(e.at));
                 }
+                TraceKind::DnsJoined { qtype: q, .. } if q == qtype => {
+                    seen = true;
+                    row.sent.get_or_insert(since(e.at));
+                }
+                // The search list moved on: the question is answered by
+                // the next name, so the row runs to its answer.
+                TraceKind::DnsName {
+                    step: NameStep::Search { .. },
+                    ..
+                } => row.outcome = None,
                 TraceKind::DnsAnswer {
                     qtype: q,
                     outcome,
@@ -561,7 +588,7 @@ impl Report {
             let up = a
                 .tcp_up
                 .map_or_else(String::new, |t| format!("; TCP up at {}ms", ms1(t)));
-            let label = format!("#{} {} {}", a.attempt, a.remote, a.interface_name);
+            let label = format!("#{} {} {}", a.attempt, a.target(), a.interface_name);
             let _ = writeln!(
                 out,
                 "  {label:<34} [{}] {word} ({}-{}ms{up})",
@@ -810,6 +837,8 @@ impl Fnv {
             DnsOutcome::CnameChainTooDeep => self.u8(11),
             DnsOutcome::CnameLoop => self.u8(12),
             DnsOutcome::NoRandomness => self.u8(13),
+            DnsOutcome::AliasLoop => self.u8(15),
+            DnsOutcome::AliasChainTooLong => self.u8(16),
         }
     }
     fn reason(&mut self, r: FailureReason) {
@@ -900,6 +929,28 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
             });
         }
         TraceKind::ResolutionDelayStarted => h.u8(5),
+        TraceKind::DnsJoined { qtype, server } => {
+            h.u8(16);
+            h.qtype(qtype);
+            h.addr(server);
+        }
+        TraceKind::DnsName { name, step } => {
+            h.u8(15);
+            for b in name.as_str().bytes() {
+                h.u8(b);
+            }
+            match step {
+                NameStep::Search { index, of } => {
+                    h.u8(0);
+                    h.u8(index);
+                    h.u8(of);
+                }
+                NameStep::Alias { hop } => {
+                    h.u8(1);
+                    h.u8(hop);
+                }
+            }
+        }
         TraceKind::RacingStarted { candidates } => {
             h.u8(6);
             h.u16(candidates);
@@ -912,11 +963,37 @@ fn encode_kind(h: &mut Fnv, trace: &Trace, k: &TraceKind) {
             attempt,
             remote,
             interface,
+            nat64,
         } => {
             h.u8(8);
             h.u16(attempt);
             h.addr(remote);
             h.iface(interface);
+            // Only when present, so traces without NAT64 hash as before.
+            if let Some(v4) = nat64 {
+                h.u8(46);
+                h.bytes(&v4.octets());
+            }
+        }
+        TraceKind::Nat64Query { server } => {
+            h.u8(25);
+            h.addr(server);
+            h.u16(server.port());
+        }
+        TraceKind::Nat64Prefix { prefix, source } => {
+            h.u8(24);
+            match prefix {
+                None => h.u8(0),
+                Some(p) => {
+                    h.u8(p.prefix_len());
+                    h.bytes(&p.prefix().octets());
+                }
+            }
+            h.u8(match source {
+                taps_core::Pref64Source::Configured => 0,
+                taps_core::Pref64Source::RouterAdvertisement => 1,
+                _ => 2,
+            });
         }
         TraceKind::AttemptConnected { attempt } => {
             h.u8(9);

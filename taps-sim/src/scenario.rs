@@ -212,6 +212,9 @@ struct RawClient {
     #[serde(default)]
     dns: Vec<String>,
     #[serde(default)]
+    search: Vec<String>,
+    ndots: Option<u8>,
+    #[serde(default)]
     tcp_metrics: Vec<RawTcpMetric>,
 }
 
@@ -425,6 +428,10 @@ pub struct Client {
     pub interfaces: Vec<Interface>,
     /// Resolver addresses, tried in order.
     pub resolvers: Vec<SocketAddr>,
+    /// resolv.conf(5) `search` domains, in order.
+    pub search: Vec<HostName>,
+    /// resolv.conf(5) `options ndots:n` (default 1).
+    pub ndots: u8,
     /// What the client's kernel remembers of earlier TCP connections
     /// (Linux `tcp_metrics`), reported to the machine at the start of the
     /// run as `Input::KernelRtts`.
@@ -1285,6 +1292,34 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
             }), &mut p)
         })
         .collect();
+    if raw.search.len() > taps_core::dns::MAX_SEARCH_DOMAINS {
+        p.push(problem(
+            "client.search",
+            format!("at most {} domains", taps_core::dns::MAX_SEARCH_DOMAINS),
+        ));
+    }
+    let search: Vec<HostName> = raw
+        .search
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            keep(
+                HostName::new(d.trim()).map_err(|e| {
+                    invalid(
+                        format!("client.search[{i}]"),
+                        format!("{d:?} is not a domain: {e}"),
+                    )
+                }),
+                &mut p,
+            )
+        })
+        .collect();
+    if raw.ndots.is_some_and(|n| n > 15) {
+        p.push(problem(
+            "client.ndots",
+            "at most 15 (resolv.conf caps it there)",
+        ));
+    }
     if raw.tcp_metrics.len() > limits::TCP_METRICS {
         p.push(problem(
             "client.tcp_metrics",
@@ -1334,6 +1369,8 @@ fn client(raw: RawClient) -> Result<Client, ScenarioError> {
     Ok(Client {
         interfaces,
         resolvers,
+        search,
+        ndots: raw.ndots.unwrap_or(1),
         tcp_metrics,
     })
 }

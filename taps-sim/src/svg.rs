@@ -180,7 +180,7 @@ pub fn render(report: &Report) -> String {
                 AttemptEnd::Cancelled => (CANCELLED, "cancelled".to_string()),
                 AttemptEnd::Running => (RUNNING, "running".to_string()),
             };
-            let label = format!("#{} {} · {}", a.attempt, a.remote, a.interface_name);
+            let label = format!("#{} {} · {}", a.attempt, a.target(), a.interface_name);
             let note = format!(
                 "{note} ({}–{})",
                 fmt_ms(millis(a.start)),
@@ -212,7 +212,7 @@ pub fn render(report: &Report) -> String {
                     esc(&format!(
                         "#{} {}: {} {}–{}",
                         a.attempt,
-                        a.remote,
+                        a.target(),
                         phase.name(),
                         fmt_ms(millis(from)),
                         fmt_ms(millis(to))

@@ -21,6 +21,7 @@ const CANONICAL: &[(&str, &[Policy])] = &[
     ("all-addresses-dead", &[Policy::Hev3]),
     ("repeated-connections", &[Policy::Hev3]),
     ("lossy-link", &[Policy::Hev3]),
+    ("search-list", &[Policy::Hev3]),
     ("ula-blackhole", &[Policy::Hev3]),
     // Real TLS: rustls on both ends, seeded, so even these replay exactly.
     ("happy-dual-stack-real-tls", &[Policy::Hev3]),

@@ -68,6 +68,7 @@ fn the_library_covers_the_listed_worlds() {
         "expensive-avoided",
         "lossy-link",
         "repeated-connections",
+        "search-list",
     ] {
         assert!(
             names.iter().any(|n| n == wanted),

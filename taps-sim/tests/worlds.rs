@@ -305,6 +305,8 @@ fn build(w: &WorldSpec) -> Scenario {
         client: Client {
             interfaces,
             resolvers: vec!["192.168.1.1:53".parse().unwrap()],
+            search: Vec::new(),
+            ndots: 1,
             tcp_metrics: Vec::new(),
         },
         dns: taps_sim::scenario::Dns {

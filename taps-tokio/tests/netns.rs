@@ -12,7 +12,9 @@
 
 use std::process::Command;
 
-use taps_conformance::netns::{ClientCommand, Network, history_across_processes, scenarios};
+use taps_conformance::netns::{
+    ClientCommand, Nat64Network, Network, history_across_processes, nat64_scenarios, scenarios,
+};
 
 const TAPSCAT: &str = env!("CARGO_BIN_EXE_tapscat");
 
@@ -28,4 +30,16 @@ fn tapscat_racing_over_real_paths_in_network_namespaces() {
     scenarios(&net);
     // In the same test: the namespaces are named per process.
     history_across_processes(&net);
+}
+
+#[test]
+#[ignore = "needs root, ip and dnsmasq (network namespaces)"]
+fn tapscat_through_nat64_in_network_namespaces() {
+    let command: ClientCommand = Box::new(|args| {
+        let mut c = Command::new(TAPSCAT);
+        c.args(args);
+        c
+    });
+    let net = Nat64Network::start("tapscat_through_nat64", command);
+    nat64_scenarios(&net);
 }

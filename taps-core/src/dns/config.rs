@@ -287,6 +287,38 @@ fn parse_option(conf: &mut ResolvConf, option: &str, line_no: usize, warnings: &
     }
 }
 
+/// The names a lookup of `name` asks about, in order, as glibc's
+/// `res_search` tries them (resolv.conf(5) `search`, `domain`, `ndots`):
+///
+/// - a name written with a trailing dot is absolute: only itself;
+/// - a name with at least `ndots` dots: itself first, then each search
+///   domain appended;
+/// - a name with fewer dots: each search domain appended first, then
+///   itself last.
+///
+/// A combined name longer than RFC 1035 allows is left out, as glibc's
+/// `res_querydomain` refuses it. At most `1 + MAX_SEARCH_DOMAINS` names.
+pub fn search_names(name: &HostName, search: &[HostName], ndots: u8) -> Vec<HostName> {
+    let expanded = || {
+        search
+            .iter()
+            .take(MAX_SEARCH_DOMAINS)
+            .filter_map(|domain| HostName::new(&format!("{name}.{domain}")).ok())
+    };
+    if name.is_absolute() {
+        return vec![name.clone()];
+    }
+    let mut names = Vec::with_capacity(1 + search.len().min(MAX_SEARCH_DOMAINS));
+    if name.dots() >= usize::from(ndots) {
+        names.push(name.clone());
+        names.extend(expanded());
+    } else {
+        names.extend(expanded());
+        names.push(name.clone());
+    }
+    names
+}
+
 /// hosts(5) entries: lowercase name → addresses in file order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostsFile {
@@ -424,6 +456,74 @@ mod tests {
         let conf = parse_resolv_conf(&many);
         assert_eq!(conf.nameservers.len(), MAX_NAMESERVERS);
         assert_eq!(conf.warnings.len(), 1);
+    }
+
+    // resolv.conf(5), ndots: "Sets a threshold for the number of dots which
+    // must appear in a name given to res_query(3) (see resolver(3)) before
+    // an initial absolute query will be made. The default for n is 1,
+    // meaning that if there are any dots in a name, the name will be tried
+    // first as an absolute name before any search list elements are
+    // appended to it." search: "Resolver queries having fewer than ndots
+    // dots (default is 1) in them will be attempted using each component
+    // of the search path in turn until a match is found." A trailing dot
+    // makes a name absolute (no search), as glibc's res_search does.
+    #[test]
+    fn search_names_follow_glibc_order() {
+        let cases: &[(&str, &str, u8, &[&str])] = &[
+            // (name, search list, ndots, names asked in order)
+            (
+                "www",
+                "corp.example lab.example",
+                1,
+                &["www.corp.example", "www.lab.example", "www"],
+            ),
+            (
+                "www.dev",
+                "corp.example",
+                1,
+                &["www.dev", "www.dev.corp.example"],
+            ),
+            (
+                "www.dev",
+                "corp.example",
+                2,
+                &["www.dev.corp.example", "www.dev"],
+            ),
+            ("a.b.c", "corp.example", 3, &["a.b.c.corp.example", "a.b.c"]),
+            ("a.b.c", "corp.example", 2, &["a.b.c", "a.b.c.corp.example"]),
+            ("www.", "corp.example", 1, &["www"]),
+            ("www.dev.", "corp.example", 5, &["www.dev"]),
+            ("www", "", 1, &["www"]),
+            ("www.dev", "", 4, &["www.dev"]),
+            // ndots:0: every name is tried as is first.
+            ("www", "corp.example", 0, &["www", "www.corp.example"]),
+        ];
+        for (name_text, search, ndots, want) in cases {
+            let search: Vec<HostName> = search.split_whitespace().map(name).collect();
+            let got = search_names(&name(name_text), &search, *ndots);
+            let got: Vec<&str> = got.iter().map(HostName::as_str).collect();
+            assert_eq!(
+                &got, want,
+                "{name_text:?} with search {search:?}, ndots {ndots}"
+            );
+        }
+    }
+
+    // RFC 1035 §2.3.4 "names - 255 octets or less": a search domain that
+    // would make the name too long is skipped, not an error; the list is
+    // bounded by MAX_SEARCH_DOMAINS.
+    #[test]
+    fn search_names_skip_overlong_and_stay_bounded() {
+        let long = format!("{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63));
+        let search = [name(&long), name("ok.example")];
+        let got = search_names(&name(&"d".repeat(62)), &search, 1);
+        let label = "d".repeat(62);
+        assert_eq!(got, [name(&format!("{label}.ok.example")), name(&label)]);
+        let many: Vec<HostName> = (0..40).map(|i| name(&format!("s{i}.example"))).collect();
+        assert_eq!(
+            search_names(&name("x"), &many, 1).len(),
+            1 + MAX_SEARCH_DOMAINS
+        );
     }
 
     // resolv.conf(5): "domain" and "search" override each other, last wins.

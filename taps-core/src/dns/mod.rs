@@ -5,10 +5,19 @@
 //!   RFC 9460 HTTPS records.
 //! - `config`: resolv.conf(5) and hosts(5) text, RFC 6761 `localhost`.
 //! - `cache`: the TTL cache.
+//! - `lookup`: the resolv.conf(5) search list and RFC 9460 §3 AliasMode
+//!   chains, above single questions.
 //! - this module: the `Resolver`, the transactions: one query message to one
 //!   server, retransmitted on timeout, moved to the next server after
 //!   `attempts` tries or a SERVFAIL/REFUSED, and retried over TCP when the
 //!   answer is truncated (RFC 7766 §5).
+//!
+//! A question already in flight is not asked twice: a connection that needs
+//! the answer to the same (name, type) joins the transaction carrying it
+//! (at most [`MAX_WAITERS_PER_TRANSACTION`] connections each), wherever it
+//! has got to in the server list, and every waiter gets its answer. A
+//! connection that goes away only leaves the transaction; the last one to
+//! leave ends it.
 //!
 //! An answer is accepted only when it comes from the server the query went
 //! to, carries the query's id and repeats its question (RFC 5452 §9.1). Any
@@ -17,12 +26,14 @@
 
 pub(crate) mod cache;
 pub(crate) mod config;
+pub(crate) mod lookup;
 pub(crate) mod wire;
 
 pub use config::{
     HostsFile, MAX_NAMESERVERS, MAX_SEARCH_DOMAINS, MAX_WARNINGS, ResolvConf, localhost_addresses,
-    parse_hosts, parse_resolv_conf,
+    parse_hosts, parse_resolv_conf, search_names,
 };
+pub use lookup::MAX_ALIAS_HOPS;
 pub use wire::{
     Answer, DnsWireError, EDNS_UDP_PAYLOAD, HttpsRecord, MAX_ADDRESSES_PER_ANSWER, MAX_CNAME_DEPTH,
     MAX_HTTPS_RECORDS_PER_ANSWER, MAX_NEGATIVE_TTL, MAX_TTL, MalformedError, MalformedReason,
@@ -30,10 +41,13 @@ pub use wire::{
 };
 
 use core::time::Duration;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use smallvec::SmallVec;
+
 use crate::endpoint::HostName;
+use crate::hash::FxBuildHasher;
 use crate::id::{ConnectionId, DnsTxnId, Table};
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -53,6 +67,12 @@ pub struct DnsConfig {
     /// After a race settles, outstanding queries may still fill the cache
     /// for this long (HEv3 §6 recommends 1 s) before they are abandoned.
     pub linger: Duration,
+    /// resolv.conf(5) `search`/`domain`: domains appended to a name that is
+    /// not absolute, in the order [`search_names`] gives. Empty by default.
+    pub search: Vec<HostName>,
+    /// resolv.conf(5) `options ndots:n`: a name with at least this many
+    /// dots is tried as is before the search list. Default 1.
+    pub ndots: u8,
 }
 
 impl Default for DnsConfig {
@@ -63,17 +83,22 @@ impl Default for DnsConfig {
             attempts: 2,
             cache_capacity: 1024,
             linger: Duration::from_secs(1),
+            search: Vec::new(),
+            ndots: 1,
         }
     }
 }
 
 impl DnsConfig {
-    /// The servers, timeout and attempts of a parsed resolv.conf.
+    /// The servers, timeout, attempts, search list and `ndots` of a parsed
+    /// resolv.conf.
     pub fn from_resolv_conf(conf: &config::ResolvConf) -> Self {
         DnsConfig {
             servers: conf.nameservers.clone(),
             timeout: conf.timeout,
             attempts: conf.attempts.max(1),
+            search: conf.search.clone(),
+            ndots: conf.ndots,
             ..DnsConfig::default()
         }
     }
@@ -88,6 +113,14 @@ pub enum DnsTransport {
     /// two-byte length prefix, and answers come back as stream bytes.
     Tcp,
 }
+
+/// Connections that may wait on one DNS transaction. The one after starts
+/// a transaction of its own, which later connections then join.
+pub const MAX_WAITERS_PER_TRANSACTION: usize = 64;
+
+/// The connections waiting for one transaction's answer: (connection, its
+/// name slot).
+pub(crate) type Waiters = SmallVec<[(ConnectionId, u8); 1]>;
 
 /// What the resolver tells the machine about a query.
 // The settled answer is carried inline: notes are drained at once, and
@@ -135,21 +168,32 @@ pub enum DnsNote {
         /// What went wrong.
         outcome: DnsOutcome,
     },
+    /// The connection joined a transaction already asking its question.
+    Joined {
+        /// The joining connection.
+        conn: ConnectionId,
+        /// Which of its names.
+        slot: u8,
+        /// Record type.
+        qtype: QueryType,
+        /// The transaction carrying the query.
+        txn: DnsTxnId,
+        /// The server it is asking now.
+        server: SocketAddr,
+    },
     /// The question is settled.
     Settled {
-        /// Owning connection.
-        conn: ConnectionId,
-        /// Which of its names (0: the endpoint's, 1..: SVCB targets).
-        slot: u8,
+        /// The connections still waiting for it (none when every race that
+        /// asked has settled and the answer only feeds the cache).
+        waiters: Waiters,
+        /// The name asked about.
+        name: HostName,
         /// Record type.
         qtype: QueryType,
         /// The answer (`None` when every server failed or timed out).
         answer: Option<Answer>,
         /// A summary for the trace.
         outcome: DnsOutcome,
-        /// True when the race had already settled and the answer only feeds
-        /// the cache.
-        lingering: bool,
     },
 }
 
@@ -177,17 +221,23 @@ pub enum DnsAction {
 
 #[derive(Debug)]
 struct Txn {
-    conn: ConnectionId,
-    /// Which of the connection's names: 0 the endpoint's, 1.. SVCB targets.
-    slot: u8,
+    /// The connections waiting, each with its name slot (0 the endpoint's,
+    /// 1.. SVCB targets). Empty: lingering, only to fill the cache.
+    waiters: Waiters,
+    name: HostName,
     qtype: QueryType,
     server: usize,
     id: u16,
     transport: DnsTransport,
     tries: u8,
     deadline: Instant,
-    lingering: bool,
     tcp: Option<TcpResponseReader>,
+}
+
+impl Txn {
+    fn lingering(&self) -> bool {
+        self.waiters.is_empty()
+    }
 }
 
 /// The DNS transactions of one machine.
@@ -200,6 +250,10 @@ pub(crate) struct Resolver {
     /// contract" rule 1).
     secure_random: Option<&'static dyn rustls::crypto::SecureRandom>,
     txns: Table<DnsTxnId, Txn>,
+    /// The transaction asking each (name, type), for others to join, by
+    /// the name's hash: a collision only makes a second transaction (the
+    /// name is compared before joining), so the fixed Fx hash is safe.
+    asking: HashMap<(u64, QueryType), DnsTxnId, FxBuildHasher>,
     actions: VecDeque<DnsAction>,
     notes: VecDeque<DnsNote>,
     /// Datagrams rejected (wrong source, id, question, or unparsable).
@@ -218,6 +272,7 @@ impl Resolver {
             config,
             secure_random,
             txns: Table::default(),
+            asking: HashMap::default(),
             actions: VecDeque::new(),
             notes: VecDeque::new(),
             dropped: 0,
@@ -235,9 +290,9 @@ impl Resolver {
         self.notes.pop_front()
     }
 
-    /// The connection, name slot and record type a transaction serves.
-    pub(crate) fn txn_owner(&self, txn: DnsTxnId) -> Option<(ConnectionId, u8, QueryType)> {
-        self.txns.get(txn).map(|t| (t.conn, t.slot, t.qtype))
+    /// Whether `txn` is live.
+    pub(crate) fn is_live(&self, txn: DnsTxnId) -> bool {
+        self.txns.contains(txn)
     }
 
     /// The transaction's deadline, to validate a timer.
@@ -250,8 +305,8 @@ impl Resolver {
         self.txns.is_empty()
     }
 
-    /// Sends the question (`name`, `qtype`) for name `slot` of `conn` to the
-    /// first server.
+    /// Asks the question (`name`, `qtype`) for name `slot` of `conn`: joins
+    /// a transaction already asking it, or sends it to the first server.
     pub(crate) fn query(
         &mut self,
         now: Instant,
@@ -260,80 +315,125 @@ impl Resolver {
         qtype: QueryType,
         rng: &mut Rng,
     ) {
-        self.send_to_server(now, (conn, slot), name, qtype, 0, DnsTransport::Udp, rng);
+        let key = (name_hash(name), qtype);
+        let joinable = self.asking.get(&key).copied().filter(|txn| {
+            self.txns.get(*txn).is_some_and(|t| {
+                t.qtype == qtype
+                    && t.name == *name
+                    && t.waiters.len() < MAX_WAITERS_PER_TRANSACTION
+                    && !t.waiters.iter().any(|w| w.0 == conn)
+            })
+        });
+        if let Some((txn, t)) = joinable.and_then(|id| Some((id, self.txns.get_mut(id)?))) {
+            t.waiters.push((conn, slot));
+            let server = self.config.servers[t.server];
+            self.notes.push_back(DnsNote::Joined {
+                conn,
+                slot,
+                qtype,
+                txn,
+                server,
+            });
+            return;
+        }
+        let waiters: Waiters = smallvec::smallvec![(conn, slot)];
+        self.send_to_server(now, waiters, name.clone(), qtype, 0, DnsTransport::Udp, rng);
     }
 
     #[allow(clippy::too_many_arguments)]
     fn send_to_server(
         &mut self,
         now: Instant,
-        (conn, slot): (ConnectionId, u8),
-        name: &HostName,
+        waiters: Waiters,
+        name: HostName,
         qtype: QueryType,
         server: usize,
         transport: DnsTransport,
         rng: &mut Rng,
-    ) -> Option<DnsTxnId> {
+    ) {
         let Some(&server_addr) = self.config.servers.get(server) else {
             let outcome = if self.config.servers.is_empty() {
                 DnsOutcome::NoServers
             } else {
                 DnsOutcome::Timeout
             };
-            self.settle_unanswered((conn, slot), qtype, outcome, false);
-            return None;
+            self.notes.push_back(DnsNote::Settled {
+                waiters,
+                name,
+                qtype,
+                answer: None,
+                outcome,
+            });
+            return;
         };
         let id = match self.secure_random {
             None => rng.next_u16(),
             Some(source) => {
                 let mut id = [0u8; 2];
                 if source.fill(&mut id).is_err() {
-                    self.settle_unanswered((conn, slot), qtype, DnsOutcome::NoRandomness, false);
-                    return None;
+                    self.notes.push_back(DnsNote::Settled {
+                        waiters,
+                        name,
+                        qtype,
+                        answer: None,
+                        outcome: DnsOutcome::NoRandomness,
+                    });
+                    return;
                 }
                 u16::from_ne_bytes(id)
             }
         };
+        let payload = encode(id, &name, qtype, transport);
+        let notes: Waiters = waiters.clone();
+        let key = (name_hash(&name), qtype);
         let txn = self.txns.insert(Txn {
-            conn,
-            slot,
+            waiters,
+            name,
             qtype,
             server,
             id,
             transport,
             tries: 1,
             deadline: now + self.config.timeout,
-            lingering: false,
             tcp: (transport == DnsTransport::Tcp).then(TcpResponseReader::default),
         });
+        self.asking.insert(key, txn);
         self.sent += 1;
         self.actions.push_back(DnsAction::Send(DnsSend {
             txn,
             server: server_addr,
             transport,
-            payload: encode(id, name, qtype, transport),
+            payload,
         }));
-        self.notes.push_back(DnsNote::Sent {
-            conn,
-            slot,
-            qtype,
-            txn,
-            server: server_addr,
-            tcp: transport == DnsTransport::Tcp,
-            retransmit: false,
-        });
-        Some(txn)
+        for (conn, slot) in notes {
+            self.notes.push_back(DnsNote::Sent {
+                conn,
+                slot,
+                qtype,
+                txn,
+                server: server_addr,
+                tcp: transport == DnsTransport::Tcp,
+                retransmit: false,
+            });
+        }
     }
 
-    /// A datagram arrived on `txn`'s socket from `from`. `name` is the name
-    /// the query asked about.
+    /// One note per waiter of `txn`.
+    fn tell_waiters(&mut self, txn: DnsTxnId, note: impl Fn(ConnectionId, u8) -> DnsNote) {
+        if let Some(t) = self.txns.get(txn) {
+            for &(conn, slot) in &t.waiters {
+                self.notes.push_back(note(conn, slot));
+            }
+        }
+    }
+
+    /// A datagram arrived on `txn`'s socket from `from`.
     pub(crate) fn on_datagram(
         &mut self,
         now: Instant,
         txn: DnsTxnId,
         from: SocketAddr,
         payload: &[u8],
-        name: &HostName,
         rng: &mut Rng,
     ) {
         let Some(t) = self.txns.get(txn) else { return };
@@ -342,33 +442,16 @@ impl Resolver {
         }
         if self.config.servers.get(t.server) != Some(&from) {
             self.dropped += 1;
-            self.notes.push_back(DnsNote::Dropped {
-                conn: t.conn,
-                slot: t.slot,
-                qtype: t.qtype,
+            let qtype = t.qtype;
+            self.tell_waiters(txn, |conn, slot| DnsNote::Dropped {
+                conn,
+                slot,
+                qtype,
                 reason: DropReason::WrongSource,
             });
             return;
         }
-        self.on_message(now, txn, payload, name, rng);
-    }
-
-    /// The question settles with no usable answer, for `outcome`.
-    fn settle_unanswered(
-        &mut self,
-        (conn, slot): (ConnectionId, u8),
-        qtype: QueryType,
-        outcome: DnsOutcome,
-        lingering: bool,
-    ) {
-        self.notes.push_back(DnsNote::Settled {
-            conn,
-            slot,
-            qtype,
-            answer: None,
-            outcome,
-            lingering,
-        });
+        self.on_message(now, txn, payload, rng);
     }
 
     /// Bytes arrived on `txn`'s TCP connection.
@@ -377,7 +460,6 @@ impl Resolver {
         now: Instant,
         txn: DnsTxnId,
         data: &[u8],
-        name: &HostName,
         rng: &mut Rng,
     ) {
         let Some(t) = self.txns.get_mut(txn) else {
@@ -388,29 +470,14 @@ impl Resolver {
         // query; bytes after it would answer nothing we asked.
         let _consumed = reader.push(data);
         if let Some(message) = reader.take_message() {
-            self.on_message(now, txn, &message, name, rng);
+            self.on_message(now, txn, &message, rng);
         }
     }
 
-    fn on_message(
-        &mut self,
-        now: Instant,
-        txn: DnsTxnId,
-        payload: &[u8],
-        name: &HostName,
-        rng: &mut Rng,
-    ) {
+    fn on_message(&mut self, now: Instant, txn: DnsTxnId, payload: &[u8], rng: &mut Rng) {
         let Some(t) = self.txns.get(txn) else { return };
-        let (conn, slot, qtype, id, server, transport, lingering) = (
-            t.conn,
-            t.slot,
-            t.qtype,
-            t.id,
-            t.server,
-            t.transport,
-            t.lingering,
-        );
-        let response = match wire::parse_response(payload, id, name, qtype) {
+        let (qtype, id, server, transport) = (t.qtype, t.id, t.server, t.transport);
+        let response = match wire::parse_response(payload, id, &t.name, qtype) {
             Ok(r) => r,
             // The server's own answer (id, question and source matched),
             // well formed, but unusable: the question settles with the
@@ -422,8 +489,7 @@ impl Resolver {
                 } else {
                     DnsOutcome::CnameChainTooDeep
                 };
-                self.release(txn);
-                self.settle_unanswered((conn, slot), qtype, outcome, lingering);
+                self.settle(txn, None, outcome);
                 return;
             }
             Err(e) => {
@@ -433,7 +499,7 @@ impl Resolver {
                     DnsWireError::QuestionMismatch => DropReason::WrongQuestion,
                     _ => DropReason::Malformed,
                 };
-                self.notes.push_back(DnsNote::Dropped {
+                self.tell_waiters(txn, |conn, slot| DnsNote::Dropped {
                     conn,
                     slot,
                     qtype,
@@ -441,30 +507,30 @@ impl Resolver {
                 });
                 // A garbled TCP stream cannot resynchronise: try the next server.
                 if transport == DnsTransport::Tcp {
-                    self.next_server(now, txn, DnsOutcome::Malformed, name, rng);
+                    self.next_server(now, txn, DnsOutcome::Malformed, rng);
                 }
                 return;
             }
         };
         if response.truncated && transport == DnsTransport::Udp {
-            self.notes.push_back(DnsNote::Retrying {
+            self.tell_waiters(txn, |conn, slot| DnsNote::Retrying {
                 conn,
                 slot,
                 qtype,
                 outcome: DnsOutcome::Truncated,
             });
-            self.release(txn);
-            let tcp = self.send_to_server(
-                now,
-                (conn, slot),
-                name,
-                qtype,
-                server,
-                DnsTransport::Tcp,
-                rng,
-            );
-            if let Some(t) = tcp.and_then(|id| self.txns.get_mut(id)) {
-                t.lingering = lingering;
+            // Lingering, nobody waits: the cache does without this answer
+            // rather than keep a TCP connection that no one's timer ends.
+            if let Some(t) = self.release(txn).filter(|t| !t.lingering()) {
+                self.send_to_server(
+                    now,
+                    t.waiters,
+                    t.name,
+                    qtype,
+                    server,
+                    DnsTransport::Tcp,
+                    rng,
+                );
             }
             return;
         }
@@ -474,100 +540,85 @@ impl Resolver {
             Answer::ServFail | Answer::Refused | Answer::OtherError { .. }
                 if server + 1 < self.config.servers.len() =>
             {
-                self.next_server(now, txn, outcome, name, rng);
+                self.next_server(now, txn, outcome, rng);
             }
-            answer => {
-                self.release(txn);
-                self.notes.push_back(DnsNote::Settled {
-                    conn,
-                    slot,
-                    qtype,
-                    answer: Some(answer),
-                    outcome,
-                    lingering,
-                });
-            }
+            answer => self.settle(txn, Some(answer), outcome),
         }
     }
 
-    fn next_server(
-        &mut self,
-        now: Instant,
-        txn: DnsTxnId,
-        why: DnsOutcome,
-        name: &HostName,
-        rng: &mut Rng,
-    ) {
-        let Some(t) = self.txns.get(txn) else { return };
-        let (conn, slot, qtype, server, lingering) =
-            (t.conn, t.slot, t.qtype, t.server, t.lingering);
-        self.release(txn);
-        if lingering {
+    /// `txn` is over: its waiters (and the cache) get `answer`.
+    fn settle(&mut self, txn: DnsTxnId, answer: Option<Answer>, outcome: DnsOutcome) {
+        if let Some(t) = self.release(txn) {
+            self.notes.push_back(DnsNote::Settled {
+                waiters: t.waiters,
+                name: t.name,
+                qtype: t.qtype,
+                answer,
+                outcome,
+            });
+        }
+    }
+
+    fn next_server(&mut self, now: Instant, txn: DnsTxnId, why: DnsOutcome, rng: &mut Rng) {
+        let Some(t) = self.release(txn) else { return };
+        // Lingering: nobody waits for more servers.
+        if t.lingering() {
             return;
         }
-        if server + 1 < self.config.servers.len() {
-            self.notes.push_back(DnsNote::Retrying {
-                conn,
-                slot,
-                qtype,
-                outcome: why,
-            });
+        if t.server + 1 < self.config.servers.len() {
+            for &(conn, slot) in &t.waiters {
+                self.notes.push_back(DnsNote::Retrying {
+                    conn,
+                    slot,
+                    qtype: t.qtype,
+                    outcome: why,
+                });
+            }
         }
         self.send_to_server(
             now,
-            (conn, slot),
-            name,
-            qtype,
-            server + 1,
+            t.waiters,
+            t.name,
+            t.qtype,
+            t.server + 1,
             DnsTransport::Udp,
             rng,
         );
     }
 
     /// The adapter could not send on, or lost the connection of, `txn`.
-    pub(crate) fn on_transport_failed(
-        &mut self,
-        now: Instant,
-        txn: DnsTxnId,
-        name: &HostName,
-        rng: &mut Rng,
-    ) {
+    pub(crate) fn on_transport_failed(&mut self, now: Instant, txn: DnsTxnId, rng: &mut Rng) {
         if self.txns.contains(txn) {
-            self.next_server(now, txn, DnsOutcome::TransportFailed, name, rng);
+            self.next_server(now, txn, DnsOutcome::TransportFailed, rng);
         }
     }
 
     /// `txn`'s deadline passed: retransmit, move on, or give up.
-    pub(crate) fn on_timeout(
-        &mut self,
-        now: Instant,
-        txn: DnsTxnId,
-        name: &HostName,
-        rng: &mut Rng,
-    ) {
+    pub(crate) fn on_timeout(&mut self, now: Instant, txn: DnsTxnId, rng: &mut Rng) {
         let Some(t) = self.txns.get_mut(txn) else {
             return;
         };
         if now < t.deadline {
             return;
         }
-        if t.lingering {
+        if t.lingering() {
             self.release(txn);
             return;
         }
         if t.tries < self.config.attempts && t.transport == DnsTransport::Udp {
             t.tries += 1;
             t.deadline = now + self.config.timeout;
-            let (conn, slot, qtype, id, server) = (t.conn, t.slot, t.qtype, t.id, t.server);
+            let (qtype, id, server) = (t.qtype, t.id, t.server);
             let server_addr = self.config.servers[server];
+            let payload = encode(id, &t.name, qtype, DnsTransport::Udp);
             self.sent += 1;
             self.actions.push_back(DnsAction::Send(DnsSend {
                 txn,
                 server: server_addr,
                 transport: DnsTransport::Udp,
-                payload: encode(id, name, qtype, DnsTransport::Udp),
+                payload,
             }));
-            self.notes.push_back(DnsNote::Sent {
+            self.tell_waiters(txn, |conn, slot| DnsNote::Sent {
                 conn,
                 slot,
                 qtype,
@@ -578,33 +629,60 @@ impl Resolver {
             });
             return;
         }
-        self.next_server(now, txn, DnsOutcome::Timeout, name, rng);
+        self.next_server(now, txn, DnsOutcome::Timeout, rng);
     }
 
-    /// The race of `conn` settled: its queries may run on for the linger
-    /// time to fill the cache, without retransmissions or further servers.
+    /// The race of `conn` settled: it stops waiting on `txns`. One nobody
+    /// else waits for may run on for the linger time to fill the cache,
+    /// without retransmissions or further servers.
     pub(crate) fn linger(&mut self, now: Instant, conn: ConnectionId, txns: &[DnsTxnId]) {
         let until = now + self.config.linger;
         for id in txns {
-            if let Some(t) = self.txns.get_mut(*id).filter(|t| t.conn == conn) {
-                t.lingering = true;
-                t.deadline = t.deadline.min(until);
+            if let Some(t) = self.txns.get_mut(*id) {
+                t.waiters.retain(|w| w.0 != conn);
+                if t.lingering() {
+                    t.deadline = t.deadline.min(until);
+                }
             }
         }
     }
 
-    /// Drops `txns` at once (their connection is gone).
-    pub(crate) fn abandon(&mut self, txns: &[DnsTxnId]) {
+    /// `conn` is gone or no longer needs `txns`: it leaves them, and a
+    /// transaction nobody waits for any more ends at once.
+    pub(crate) fn leave(&mut self, conn: ConnectionId, txns: &[DnsTxnId]) {
         for id in txns {
-            self.release(*id);
+            let Some(t) = self.txns.get_mut(*id) else {
+                continue;
+            };
+            t.waiters.retain(|w| w.0 != conn);
+            if t.lingering() {
+                self.release(*id);
+            }
         }
     }
 
-    fn release(&mut self, txn: DnsTxnId) {
-        if self.txns.remove(txn).is_some() {
-            self.actions.push_back(DnsAction::Release(txn));
+    /// Ends `txns` whoever waits on them (NAT64 discovery for a network
+    /// that is gone).
+    pub(crate) fn abandon(&mut self, txns: &[DnsTxnId]) {
+        for txn in txns {
+            self.release(*txn);
         }
     }
+
+    fn release(&mut self, txn: DnsTxnId) -> Option<Txn> {
+        let t = self.txns.remove(txn)?;
+        let key = (name_hash(&t.name), t.qtype);
+        if self.asking.get(&key) == Some(&txn) {
+            self.asking.remove(&key);
+        }
+        self.actions.push_back(DnsAction::Release(txn));
+        Some(t)
+    }
+}
+
+fn name_hash(name: &HostName) -> u64 {
+    use core::hash::BuildHasher;
+    FxBuildHasher::default().hash_one(name)
 }
 
 fn encode(id: u16, name: &HostName, qtype: QueryType, transport: DnsTransport) -> Vec<u8> {

@@ -143,6 +143,20 @@ pub struct HttpsRecord {
 }
 
 impl HttpsRecord {
+    /// The endpoint RFC 9460 §3 appends after an AliasMode chain: "the
+    /// final value of $QNAME, the authority endpoint's port number, and no
+    /// SvcParams", tried after every ServiceMode record of the chain's end.
+    pub(crate) fn alias_fallback(target: HostName) -> Self {
+        HttpsRecord::empty(u16::MAX, Some(target))
+    }
+
+    /// Whether the record's ALPN set offers `protocol` (RFC 9460 §7.1.1:
+    /// the `alpn` ids, plus the scheme's default, `http/1.1` for HTTPS,
+    /// unless `no-default-alpn`).
+    pub fn offers_alpn(&self, protocol: &str) -> bool {
+        self.alpn.iter().any(|a| a == protocol) || (!self.no_default_alpn && protocol == "http/1.1")
+    }
+
     pub(crate) fn empty(priority: u16, target: Option<HostName>) -> Self {
         HttpsRecord {
             priority,

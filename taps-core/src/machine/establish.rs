@@ -15,11 +15,13 @@ use super::{
 };
 use crate::connection::{ConnIo, Message, MessageId};
 use crate::dns::config::localhost_addresses;
-use crate::dns::wire::{Answer, QueryType};
-use crate::dns::{DnsNote, outcome_of};
+use crate::dns::lookup::{AliasChain, AliasStep, NameSearch, SearchStep};
+use crate::dns::wire::{Answer, HttpsRecord, QueryType};
+use crate::dns::{DnsNote, outcome_of, search_names};
 use crate::endpoint::{Host, HostName};
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
+use crate::nat64::DISCOVERY_SLOT;
 use crate::path::{PathBranch, derive_paths};
 use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
@@ -29,7 +31,7 @@ use crate::socket_options::{AppliedTcpOptions, TcpSocketOptions};
 use crate::stack::Stack;
 use crate::stack::tls::ClientTls;
 use crate::time::Instant;
-use crate::trace::{DnsOutcome, FailureReason, LocalSource, TraceKind};
+use crate::trace::{CertText, DnsOutcome, FailureReason, LocalSource, NameStep, TraceKind};
 
 impl Machine {
     /// Starts establishing a connection (RFC 9622 §7.1 `Initiate`).
@@ -93,10 +95,11 @@ impl Machine {
         });
         let race_config = pre.race.unwrap_or(self.config.race);
         let (has_v4, has_v6) = connectivity(&paths, &self.interfaces);
+        let nat64 = self.nat64_plan(now, &paths, &host);
         let seed = self.rng.next_u64();
         let conn_timeout = pre.properties.connection.conn_timeout;
 
-        let (qname, expected) = match &host {
+        let (search, expected) = match &host {
             Host::Ip(ip) => (
                 None,
                 Expected {
@@ -105,22 +108,22 @@ impl Machine {
                     svcb: false,
                 },
             ),
-            Host::Name(name) => (
-                Some(name.clone()),
-                Expected {
-                    v4: has_v4 || !has_v6,
+            Host::Name(name) => {
+                let expected = Expected {
+                    v4: has_v4 || !has_v6 || nat64.wants_a,
                     v6: has_v6,
                     svcb: race_config.uses_svcb(),
-                },
-            ),
+                };
+                let dns = &self.config.dns;
+                let names = search_names(name, &dns.search, dns.ndots);
+                let search = NameSearch::new(names, expected.v4, expected.v6, expected.svcb);
+                (Some(search), expected)
+            }
             Host::Service(_) => return Err(InitiateError::ServiceResolutionUnsupported),
         };
-        let https_qname = match (&qname, expected.svcb) {
-            (Some(name), true) if port != 443 => {
-                HostName::new(&format!("_{port}._https.{}", name.as_str())).ok()
-            }
-            _ => None,
-        };
+        let https_qname = search
+            .as_ref()
+            .and_then(|s| https_name(s.name(), port, expected.svcb));
         // Only TLS uses it (`start_attempt`): a plain connection does not
         // spell out its address.
         let server_name = pre.security.as_ref().and_then(|s| {
@@ -148,8 +151,9 @@ impl Machine {
         let id = self.conns.insert(Conn {
             state: ConnectionState::Establishing,
             role: Role::Active(Box::new(race)),
-            qname,
+            search,
             https_qname,
+            alias: AliasChain::default(),
             dns: SmallVec::new(),
             targets: SmallVec::new(),
             sockets: SmallVec::new(),
@@ -168,6 +172,7 @@ impl Machine {
             race_recorded: false,
             remote: Some((host.clone(), port)),
         });
+        self.nat64_begin(now, id, &nat64);
 
         match &host {
             Host::Ip(ip) => {
@@ -226,6 +231,9 @@ impl Machine {
             (&[][..], LocalSource::HostsFile)
         };
         if !local.is_empty() {
+            if let Some(search) = self.conns.get_mut(id).and_then(|c| c.search.as_mut()) {
+                search.settle_locally();
+            }
             let local: SmallVec<[IpAddr; 4]> = local.iter().copied().collect();
             if expected.svcb {
                 self.record(
@@ -271,16 +279,57 @@ impl Machine {
             }
             return;
         }
-        let wanted = [
-            (expected.svcb, QueryType::Https),
-            (expected.v6, QueryType::Aaaa),
-            (expected.v4, QueryType::A),
-        ];
-        for (on, qtype) in wanted {
-            if on {
-                self.query_name(now, id, 0, qtype);
-            }
+        self.query_search_name(now, id);
+    }
+
+    /// Asks every question about the search list's current name, naming it
+    /// in the trace when the list has more than one.
+    fn query_search_name(&mut self, now: Instant, id: ConnectionId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(search) = c.search.as_ref() else {
+            return;
+        };
+        let questions = search.questions();
+        if search.is_search() {
+            let (index, of) = search.position();
+            let name = CertText::new(search.name().as_str());
+            c.trace_mut().record(
+                now,
+                TraceKind::DnsName {
+                    name,
+                    step: NameStep::Search { index, of },
+                },
+            );
         }
+        for qtype in questions {
+            self.query_name(now, id, 0, qtype);
+        }
+    }
+
+    /// The search list's current name has nothing: its outstanding
+    /// questions are dropped (their answers would be taken for the next
+    /// name's) and the next name is asked.
+    fn next_search_name(&mut self, now: Instant, id: ConnectionId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let stale: SmallVec<[DnsTxnId; 3]> =
+            c.dns.iter().filter(|d| d.0 == 0).map(|d| d.2).collect();
+        c.dns.retain(|d| d.0 != 0);
+        let port = c.remote.as_ref().map_or(0, |r| r.1);
+        let svcb = c
+            .search
+            .as_ref()
+            .is_some_and(|s| s.questions().contains(&QueryType::Https));
+        c.https_qname = c
+            .search
+            .as_ref()
+            .and_then(|s| https_name(s.name(), port, svcb));
+        self.resolver.leave(id, &stale);
+        self.flush_dns_actions();
+        self.query_search_name(now, id);
     }
 
     /// Answers (name `slot`, `qtype`) of `id` from the cache, or asks the
@@ -324,16 +373,11 @@ impl Machine {
             .collect();
         let old = std::mem::replace(&mut self.interfaces, list);
         self.report_path_changes(&old);
+        self.nat64_interfaces_changed(now, &old);
         if gone.is_empty() {
             return;
         }
-        let ids: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.state == ConnectionState::Establishing && c.race().is_some())
-            .map(|(id, _)| id)
-            .collect();
-        for id in ids {
+        for id in self.racing(|_| true) {
             if let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) {
                 for index in &gone {
                     race.on_interface_down(now, *index);
@@ -342,6 +386,17 @@ impl Machine {
             self.after_conn_change(now, id);
         }
         self.purge_timers();
+    }
+
+    /// The connections still establishing whose race `wants`.
+    pub(super) fn racing(&self, wants: impl Fn(&Race) -> bool) -> Vec<ConnectionId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ConnectionState::Establishing && c.race().is_some_and(&wants)
+            })
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// RFC 9622 §8.3: `PathChange` for every established connection whose
@@ -385,19 +440,13 @@ impl Machine {
         }
     }
 
-    /// The name a live transaction asks about; stale transactions count.
-    fn dns_name(
-        &mut self,
-        txn: DnsTxnId,
-    ) -> Option<(&HostName, &mut crate::dns::Resolver, &mut crate::rng::Rng)> {
-        let owner = self.resolver.txn_owner(txn);
-        let name = owner.and_then(|(conn, slot, qtype)| {
-            self.conns.get(conn).and_then(|c| c.qname(slot, qtype))
-        });
-        if name.is_none() {
+    /// Whether `txn` is live; a stale one is counted.
+    fn live_txn(&mut self, txn: DnsTxnId) -> bool {
+        let live = self.resolver.is_live(txn);
+        if !live {
             self.stats.stale_inputs += 1;
         }
-        Some((name?, &mut self.resolver, &mut self.rng))
+        live
     }
 
     pub(super) fn on_dns_datagram(
@@ -407,22 +456,23 @@ impl Machine {
         from: SocketAddr,
         payload: &[u8],
     ) {
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_datagram(now, txn, from, payload, name, rng);
+        if self.live_txn(txn) {
+            self.resolver
+                .on_datagram(now, txn, from, payload, &mut self.rng);
             self.process_dns(now);
         }
     }
 
     pub(super) fn on_dns_stream(&mut self, now: Instant, txn: DnsTxnId, data: &[u8]) {
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_stream_data(now, txn, data, name, rng);
+        if self.live_txn(txn) {
+            self.resolver.on_stream_data(now, txn, data, &mut self.rng);
             self.process_dns(now);
         }
     }
 
     pub(super) fn on_dns_transport_failed(&mut self, now: Instant, txn: DnsTxnId) {
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_transport_failed(now, txn, name, rng);
+        if self.live_txn(txn) {
+            self.resolver.on_transport_failed(now, txn, &mut self.rng);
             self.process_dns(now);
         }
     }
@@ -431,17 +481,8 @@ impl Machine {
         if self.resolver.deadline(txn) != Some(at) {
             return;
         }
-        // A transaction whose connection is gone has nobody to answer.
-        let owner = self.resolver.txn_owner(txn);
-        if owner.is_some_and(|(conn, _, _)| !self.conns.contains(conn)) {
-            self.resolver.abandon(&[txn]);
-            self.flush_dns_actions();
-            return;
-        }
-        if let Some((name, resolver, rng)) = self.dns_name(txn) {
-            resolver.on_timeout(now, txn, name, rng);
-            self.process_dns(now);
-        }
+        self.resolver.on_timeout(now, txn, &mut self.rng);
+        self.process_dns(now);
     }
 
     pub(super) fn flush_dns_actions(&mut self) {
@@ -451,7 +492,7 @@ impl Machine {
     }
 
     /// Applies the resolver's notes: traces, the cache, the races.
-    fn process_dns(&mut self, now: Instant) {
+    pub(super) fn process_dns(&mut self, now: Instant) {
         self.flush_dns_actions();
         while let Some(note) = self.resolver.poll_note() {
             match note {
@@ -464,24 +505,25 @@ impl Machine {
                     tcp,
                     retransmit,
                 } => {
-                    if let Some(c) = self.conns.get_mut(conn) {
-                        c.set_dns(slot, qtype, Some(txn));
-                        if c.state == ConnectionState::Establishing {
-                            c.trace_mut().record(
-                                now,
-                                TraceKind::DnsQuery {
-                                    qtype,
-                                    server,
-                                    tcp,
-                                    retransmit,
-                                },
-                            );
-                        }
+                    let query = TraceKind::DnsQuery {
+                        qtype,
+                        server,
+                        tcp,
+                        retransmit,
+                    };
+                    if slot == DISCOVERY_SLOT {
+                        self.nat64_sent(now, conn, txn, server);
+                    } else {
+                        self.waiting_on(now, (conn, slot, qtype), txn, query);
                     }
                     if let Some(deadline) = self.resolver.deadline(txn) {
                         self.timers.push(Reverse((deadline, Timer::Dns(txn))));
                     }
                 }
+                // The discovery's retries are not the connection's AAAA
+                // query's: its trace records only the outcome.
+                DnsNote::Retrying { slot, .. } | DnsNote::Dropped { slot, .. }
+                    if slot == DISCOVERY_SLOT => {}
                 DnsNote::Retrying {
                     conn,
                     qtype,
@@ -498,39 +540,115 @@ impl Machine {
                 } => {
                     self.record(conn, now, TraceKind::DnsDropped { qtype, reason });
                 }
-                DnsNote::Settled {
+                DnsNote::Joined {
                     conn,
                     slot,
                     qtype,
+                    txn,
+                    server,
+                } => {
+                    if slot == DISCOVERY_SLOT {
+                        self.nat64_sent(now, conn, txn, server);
+                    } else {
+                        let joined = TraceKind::DnsJoined { qtype, server };
+                        self.waiting_on(now, (conn, slot, qtype), txn, joined);
+                    }
+                }
+                DnsNote::Settled {
+                    waiters,
+                    name,
+                    qtype,
                     answer,
                     outcome,
-                    lingering,
                 } => {
-                    let Some(c) = self.conns.get_mut(conn) else {
-                        continue;
-                    };
-                    c.set_dns(slot, qtype, None);
-                    if let (Some(a), Some(name)) = (&answer, c.qname(slot, qtype)) {
-                        self.cache.insert(now, name, qtype, a);
+                    if let Some(a) = &answer {
+                        self.cache.insert(now, &name, qtype, a);
                     }
-                    if lingering || c.state != ConnectionState::Establishing {
-                        continue;
+                    if waiters.iter().any(|w| w.1 == DISCOVERY_SLOT) {
+                        self.nat64_settled(now, answer.as_ref());
                     }
-                    c.trace_mut().record(
-                        now,
-                        TraceKind::DnsAnswer {
-                            qtype,
-                            outcome,
-                            local: None,
-                        },
-                    );
-                    self.deliver_answer(now, conn, slot, qtype, answer.as_ref());
+                    for (conn, slot) in waiters {
+                        if slot == DISCOVERY_SLOT {
+                            continue;
+                        }
+                        let Some(c) = self.conns.get_mut(conn) else {
+                            continue;
+                        };
+                        c.set_dns(slot, qtype, None);
+                        if c.state != ConnectionState::Establishing {
+                            continue;
+                        }
+                        c.trace_mut().record(
+                            now,
+                            TraceKind::DnsAnswer {
+                                qtype,
+                                outcome,
+                                local: None,
+                            },
+                        );
+                        self.deliver_answer(now, conn, slot, qtype, answer.as_ref());
+                    }
                 }
             }
         }
     }
 
+    /// Question (`slot`, `qtype`) of `conn` is now carried by `txn`, as
+    /// `kind` records (a query sent, or one joined).
+    fn waiting_on(
+        &mut self,
+        now: Instant,
+        (conn, slot, qtype): (ConnectionId, u8, QueryType),
+        txn: DnsTxnId,
+        kind: TraceKind,
+    ) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.set_dns(slot, qtype, Some(txn));
+            if c.state == ConnectionState::Establishing {
+                c.trace_mut().record(now, kind);
+            }
+        }
+    }
+
     fn deliver_answer(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        slot: u8,
+        qtype: QueryType,
+        answer: Option<&Answer>,
+    ) {
+        if slot == 0 {
+            let Some(c) = self.conns.get_mut(id) else {
+                return;
+            };
+            // An alias target's HTTPS answer comes after the search
+            // committed; the search only judges the names it lists.
+            let step = match c.search.as_mut() {
+                Some(search) if !(qtype == QueryType::Https && c.alias.current().is_some()) => {
+                    search.on_answer(qtype, answer)
+                }
+                _ => SearchStep::Deliver {
+                    held: SmallVec::new(),
+                },
+            };
+            match step {
+                SearchStep::Hold => return,
+                SearchStep::Next => {
+                    self.next_search_name(now, id);
+                    return;
+                }
+                SearchStep::Deliver { held } => {
+                    for q in held {
+                        self.deliver_to_race(now, id, 0, q, None);
+                    }
+                }
+            }
+        }
+        self.deliver_to_race(now, id, slot, qtype, answer);
+    }
+
+    fn deliver_to_race(
         &mut self,
         now: Instant,
         id: ConnectionId,
@@ -564,6 +682,13 @@ impl Machine {
                 }
             }
             QueryType::Https => {
+                let records = match answer {
+                    Some(Answer::Https { records, .. }) => &records[..],
+                    _ => &[][..],
+                };
+                let Some(records) = self.service_records(now, id, records) else {
+                    return;
+                };
                 let env = RaceEnv {
                     interfaces: &self.interfaces,
                     history: &self.history,
@@ -571,11 +696,7 @@ impl Machine {
                 let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
                     return;
                 };
-                let records = match answer {
-                    Some(Answer::Https { records, .. }) => Some(&records[..]),
-                    _ => None,
-                };
-                race.on_service_info(now, env, records);
+                race.on_service_info(now, env, (!records.is_empty()).then_some(&records[..]));
                 // HEv3 §4.2.1: TargetNames other than "." get their own A
                 // and AAAA queries.
                 let requests = race.take_target_requests();
@@ -599,6 +720,83 @@ impl Machine {
         }
     }
 
+    /// The HTTPS records a connection may race on, from the answer for its
+    /// current HTTPS name; `None` while an AliasMode chain is followed (the
+    /// next hop's question is out).
+    ///
+    /// - Without TLS, a record never changes where the connection goes:
+    ///   HTTPS records describe endpoints of "https" origins (RFC 9460 §9,
+    ///   §9.5), which a plain connection is not, and taps never changes
+    ///   the application's choice of security. Only ServiceMode records
+    ///   for the name itself on the endpoint's port are kept (their
+    ///   address hints are the name's own addresses), and AliasMode is not
+    ///   followed.
+    /// - With TLS, AliasMode is followed (RFC 9460 §3); and when the
+    ///   application offers ALPN ids, a record none of whose protocols it
+    ///   offers is skipped (RFC 9460 §7.1: "Clients filter the set of ALPN
+    ///   identifiers to match the protocol suites they support"; an empty
+    ///   result leaves nothing to speak).
+    fn service_records(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        records: &[HttpsRecord],
+    ) -> Option<Vec<HttpsRecord>> {
+        let c = self.conns.get_mut(id)?;
+        let port = c.remote.as_ref().map_or(0, |r| r.1);
+        let Some(tls) = &c.tls else {
+            if records.iter().any(|r| r.priority == 0) {
+                return Some(Vec::new());
+            }
+            return Some(
+                records
+                    .iter()
+                    .filter(|r| r.target.is_none() && r.port.is_none_or(|p| p == port))
+                    .cloned()
+                    .collect(),
+            );
+        };
+        let offered: SmallVec<[String; 2]> = tls
+            .alpn()
+            .iter()
+            .filter_map(|a| core::str::from_utf8(a).ok().map(str::to_owned))
+            .collect();
+        let first = c
+            .https_qname
+            .clone()
+            .or(c.search.as_ref().map(|s| s.name().clone()))?;
+        let mut list = match c.alias.on_records(&first, records, &offered) {
+            AliasStep::Follow { target, hop } => {
+                let name = CertText::new(target.as_str());
+                c.trace_mut().record(
+                    now,
+                    TraceKind::DnsName {
+                        name,
+                        step: NameStep::Alias { hop },
+                    },
+                );
+                self.query_name(now, id, 0, QueryType::Https);
+                return None;
+            }
+            AliasStep::Fail(outcome) => {
+                c.trace_mut().record(
+                    now,
+                    TraceKind::DnsAnswer {
+                        qtype: QueryType::Https,
+                        outcome,
+                        local: None,
+                    },
+                );
+                Vec::new()
+            }
+            AliasStep::Done(list) => list,
+        };
+        if !offered.is_empty() {
+            list.retain(|r| offered.iter().any(|p| r.offers_alpn(p)));
+        }
+        Some(list)
+    }
+
     fn deliver_addresses(
         &mut self,
         now: Instant,
@@ -619,7 +817,7 @@ impl Machine {
 
     /// A DNS answer changed `id`'s race: it is decided at the next drain
     /// or timer run, with whatever else arrives before then.
-    fn undecided(&mut self, now: Instant, id: ConnectionId) {
+    pub(super) fn undecided(&mut self, now: Instant, id: ConnectionId) {
         match self.undecided.iter_mut().find(|(c, _)| *c == id) {
             Some(entry) => entry.1 = now,
             None => self.undecided.push((id, now)),
@@ -719,8 +917,24 @@ impl Machine {
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
+        // RFC 9460 §7.1: an attempt on an HTTPS record's endpoint offers
+        // the protocols both the record and the application name, in the
+        // application's order (records with none in common were skipped).
+        // Other attempts, and an application that names no ALPN, offer the
+        // application's list as it is.
+        let alpn: Option<Vec<Vec<u8>>> =
+            match (&c.tls, c.race().and_then(|r| r.service_record(candidate))) {
+                (Some(tls), Some(record)) if !tls.alpn().is_empty() => Some(
+                    tls.alpn()
+                        .iter()
+                        .filter(|p| core::str::from_utf8(p).is_ok_and(|p| record.offers_alpn(p)))
+                        .cloned()
+                        .collect(),
+                ),
+                _ => None,
+            };
         let tls = match (&c.tls, &c.server_name) {
-            (Some(tls), Some(name)) => match tls.session(name) {
+            (Some(tls), Some(name)) => match tls.session(name, alpn) {
                 Ok(s) => Some(s),
                 Err(f) => {
                     if let Some(race) = c.race_mut() {
@@ -803,7 +1017,7 @@ impl Machine {
         let Some(w) = race.candidate(candidate) else {
             return;
         };
-        let (remote, interface) = (w.remote, race.path_interface(w.path));
+        let (remote, interface) = (w.connect_to(), race.path_interface(w.path));
         c.state = ConnectionState::Established;
         c.socket = Some(socket);
         c.path_interface = interface;
@@ -840,10 +1054,18 @@ impl Machine {
     }
 }
 
+/// RFC 9460 §9.1: the HTTPS query name of `name` on `port`: the name
+/// itself on 443, else `_port._https.name`.
+fn https_name(name: &HostName, port: u16, svcb: bool) -> Option<HostName> {
+    (svcb && port != 443)
+        .then(|| HostName::new(&format!("_{port}._https.{}", name.as_str())).ok())
+        .flatten()
+}
+
 /// Which families the paths can send: HEv3 §4.1 "connectivity" is a local
 /// address of the family (link-local IPv6 does not count). The system
 /// default path is assumed to have both.
-fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
+pub(super) fn connectivity(paths: &[PathBranch], interfaces: &[Interface]) -> (bool, bool) {
     let (mut v4, mut v6) = (false, false);
     for p in paths {
         match p

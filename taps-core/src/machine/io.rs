@@ -871,13 +871,14 @@ impl Machine {
         self.purge_timers();
     }
 
-    /// Frees a connection's id. Its DNS transactions, which may linger after
-    /// its race settled, are released with it: nothing it owned outlives it
-    /// (found by fuzzing).
+    /// Frees a connection's id. It leaves its DNS transactions, and those
+    /// nobody else waits for (lingering ones too, after its race settled)
+    /// are released with it: nothing only it owned outlives it (found by
+    /// fuzzing).
     pub(super) fn free_conn(&mut self, conn: ConnectionId) {
         if let Some(c) = self.conns.remove(conn) {
             let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().map(|d| d.2).collect();
-            self.resolver.abandon(&txns);
+            self.resolver.leave(conn, &txns);
             self.flush_dns_actions();
         }
     }
@@ -890,7 +891,7 @@ impl Machine {
         let txns: SmallVec<[DnsTxnId; 3]> = c.dns.iter().map(|d| d.2).collect();
         let mut sockets: SmallVec<[SocketId; 4]> = c.sockets.drain(..).map(|(_, s)| s).collect();
         sockets.extend(c.socket.take());
-        self.resolver.abandon(&txns);
+        self.resolver.leave(conn, &txns);
         self.flush_dns_actions();
         for socket in sockets {
             if self.sockets.remove(socket).is_some() {

@@ -37,6 +37,7 @@ mod establish;
 mod io;
 mod listen;
 mod memory;
+mod nat64;
 mod view;
 
 use core::fmt;
@@ -49,6 +50,7 @@ use smallvec::SmallVec;
 
 use crate::connection::{ConnIo, IoLimits, MessageId, SendError};
 use crate::dns::config::HostsFile;
+use crate::dns::lookup::{AliasChain, NameSearch};
 use crate::dns::wire::QueryType;
 use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
 use crate::endpoint::{Host, HostName, LocalEndpoint, RemoteEndpoint};
@@ -104,6 +106,12 @@ pub struct Config {
     /// How long an accepted connection may take to finish its TLS and framer
     /// handshakes before the listener drops it. Default 10 s.
     pub handshake_timeout: Duration,
+    /// The network's NAT64 prefix, when the embedder knows it (its own
+    /// configuration). `None` (the default): learned from a Router
+    /// Advertisement ([`Input::Pref64`], RFC 8781) or discovered with an
+    /// AAAA query for `ipv4only.arpa` (RFC 7050) when a connection starts
+    /// on an IPv6-only path (HEv3 §8.1). This one wins over both.
+    pub pref64: Option<crate::nat64::Pref64>,
     /// Where TLS takes its cryptography, randomness and clock from. `None`
     /// (the default): TLS is refused with an error that says so; `taps-io`
     /// fills in the system's, the simulator a seeded one.
@@ -127,6 +135,7 @@ impl Config {
             io: IoLimits::default(),
             close_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
+            pref64: None,
             tls: None,
         }
     }
@@ -340,6 +349,10 @@ pub enum Input<'a> {
     /// adapter reports them when it starts and when the interfaces change;
     /// races already sorted keep the delays they chose.
     KernelRtts(&'a [crate::race::KernelRtt]),
+    /// The PREF64 option (RFC 8781) of a Router Advertisement: the network's
+    /// NAT64 prefix, or `None` when its lifetime ran out. It wins over
+    /// discovery (HEv3 §8.1) and applies to races already running.
+    Pref64(Option<crate::nat64::Pref64>),
 }
 
 /// Something the machine wants done or said.
@@ -422,7 +435,9 @@ pub enum Event {
         conn: ConnectionId,
         /// Its socket.
         socket: SocketId,
-        /// The remote address that won.
+        /// The remote address that won: where its socket is connected
+        /// (for a NAT64 destination, the synthesized IPv6 address; the
+        /// trace's `AttemptStarted` names the IPv4 one, HEv3 §8.3).
         remote: SocketAddr,
         /// The interface it left by (`None`: system default path).
         interface: Option<u32>,
@@ -604,8 +619,11 @@ impl std::error::Error for StreamError {}
 pub struct AttemptReport {
     /// Attempt number.
     pub attempt: u16,
-    /// Where it went.
+    /// Where its socket connected.
     pub remote: SocketAddr,
+    /// The IPv4 destination `remote` was synthesized from (NAT64, HEv3
+    /// §8.3).
+    pub nat64: Option<std::net::Ipv4Addr>,
     /// Which interface (`None`: system default).
     pub interface: Option<u32>,
     /// The interface's name, when the machine knew it.
@@ -624,7 +642,11 @@ impl fmt::Display for AttemptReport {
     /// of attempts "TLS" versus "TCP" is what tells a bad certificate from a
     /// dead host.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.remote)?;
+        let addr = crate::trace::AttemptAddr {
+            remote: self.remote,
+            nat64: self.nat64,
+        };
+        write!(f, "{addr}")?;
         match (&self.interface_name, self.interface) {
             (Some(name), _) => write!(f, " via {name}")?,
             (None, Some(i)) => write!(f, " via if#{i}")?,
@@ -726,10 +748,17 @@ impl EstablishmentError {
         let since = |t: Instant| t.saturating_duration_since(trace.start);
         for e in &trace.events {
             match e.kind {
-                TraceKind::DnsQuery { qtype, server, .. } => {
+                TraceKind::DnsQuery { qtype, server, .. }
+                | TraceKind::DnsJoined { qtype, server } => {
                     asked.retain(|(q, _)| *q != qtype);
                     asked.push((qtype, server));
                 }
+                // The search list moved on: the earlier name's answers
+                // are not why this lookup failed, the last name's are.
+                TraceKind::DnsName {
+                    step: crate::trace::NameStep::Search { .. },
+                    ..
+                } => dns.clear(),
                 TraceKind::DnsAnswer {
                     qtype,
                     outcome,
@@ -744,9 +773,11 @@ impl EstablishmentError {
                     attempt,
                     remote,
                     interface,
+                    nat64,
                 } => attempts.push(AttemptReport {
                     attempt,
                     remote,
+                    nat64,
                     interface,
                     interface_name: interface.and_then(interface_name),
                     started: since(e.at),
@@ -897,10 +928,14 @@ enum Role {
 struct Conn {
     state: ConnectionState,
     role: Role,
-    /// The name A and AAAA are asked about.
-    qname: Option<HostName>,
-    /// The HTTPS query name when it differs (RFC 9460 §9.1 port prefix).
+    /// The names A and AAAA are asked about: the search list, and the one
+    /// being asked now (`None`: an address literal, or accepted).
+    search: Option<NameSearch>,
+    /// The HTTPS query name when it differs from the search list's current
+    /// name (RFC 9460 §9.1 port prefix).
     https_qname: Option<HostName>,
+    /// The HTTPS AliasMode chain followed so far (RFC 9460 §3).
+    alias: AliasChain,
     /// Outstanding DNS transactions: (name slot, record type, transaction).
     dns: SmallVec<[(u8, QueryType, DnsTxnId); 3]>,
     /// SVCB TargetNames being resolved: name slot `1 + i`.
@@ -937,8 +972,12 @@ impl Conn {
     /// endpoint's host, slot `1 + i` SVCB target `i`.
     fn qname(&self, slot: u8, qtype: QueryType) -> Option<&HostName> {
         match (slot, qtype) {
-            (0, QueryType::Https) => self.https_qname.as_ref().or(self.qname.as_ref()),
-            (0, _) => self.qname.as_ref(),
+            (0, QueryType::Https) => self
+                .alias
+                .current()
+                .or(self.https_qname.as_ref())
+                .or(self.search.as_ref().map(NameSearch::name)),
+            (0, _) => self.search.as_ref().map(NameSearch::name),
             (n, _) => self.targets.get(usize::from(n - 1)),
         }
     }
@@ -1057,6 +1096,8 @@ pub struct Machine {
     /// handled before one drain are decided together (see
     /// `Race::poll_action`).
     undecided: SmallVec<[(ConnectionId, Instant); 2]>,
+    /// HEv3 §8: the NAT64 prefix and its discovery.
+    nat64: crate::nat64::Nat64State,
     stats: Stats,
 }
 
@@ -1081,6 +1122,7 @@ impl Machine {
             ),
             cache: Cache::new(config.dns.cache_capacity),
             history: History::new(config.history),
+            nat64: crate::nat64::Nat64State::new(config.pref64),
             client_tls: Vec::new(),
             tls_buffers: Vec::new(),
             timers: BinaryHeap::new(),
@@ -1220,6 +1262,7 @@ impl Machine {
             Input::TlsCheckIn(session) => self.check_in_tls(now, session),
             Input::InterfacesChanged(list) => self.set_interfaces(now, list),
             Input::KernelRtts(entries) => self.history.record_kernel_rtts(now, entries),
+            Input::Pref64(prefix) => self.set_advertised_pref64(now, prefix),
         }
         self.purge_timers();
     }
@@ -1361,6 +1404,7 @@ mod tests {
             attempt,
             remote: remote.parse().unwrap(),
             interface: Some(interface),
+            nat64: None,
         }
     }
 

@@ -59,12 +59,13 @@ pub use history_file::{
 };
 
 use core::time::Duration;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smallvec::SmallVec;
 
 use crate::dns::wire::HttpsRecord;
 use crate::interface::Interface;
+use crate::nat64::{Pref64Set, RaceNat64};
 use crate::path::PathBranch;
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -239,17 +240,27 @@ impl RaceConfig {
             .clamp(MIN_ATTEMPT_DELAY, MAX_ATTEMPT_DELAY)
     }
 
-    /// The delay after an attempt whose destination has `estimate`:
-    /// its RTO within [`min_attempt_delay`](Self::min_attempt_delay) and
-    /// the 2 s Maximum, or [`attempt_delay`](Self::attempt_delay) without
-    /// an estimate or with [`rtt_attempt_delay`](Self::rtt_attempt_delay)
-    /// off.
+    /// The delay after an attempt whose destination has `estimate`: its
+    /// RTO within [`min_attempt_delay`](Self::min_attempt_delay) and the
+    /// configured [`attempt_delay`](Self::attempt_delay), or the configured
+    /// delay without an estimate or with
+    /// [`rtt_attempt_delay`](Self::rtt_attempt_delay) off.
+    ///
+    /// An RTT only ever shortens the wait. HEv3 §6 allows up to the 2 s
+    /// Maximum, but a long estimate is as likely to be evidence gone bad as
+    /// a slow path: Linux's `tcp_metrics` keep the RTT of a handshake whose
+    /// first SYN was lost (a fresh link still resolving neighbours), and a
+    /// race that trusted one waited 2 s behind a blackholed address where
+    /// the fixed delay would have waited 250 ms. Waiting longer than the
+    /// configured delay on such evidence can cost up to the whole
+    /// difference; starting the next attempt early costs one SYN.
     pub fn attempt_delay_for(&self, estimate: Option<(RttEstimate, DelaySource)>) -> AttemptDelay {
+        let configured = self.attempt_delay();
         AttemptDelay::choose(
             estimate.filter(|_| self.rtt_attempt_delay),
-            self.attempt_delay(),
-            self.min_attempt_delay(),
-            MAX_ATTEMPT_DELAY,
+            configured,
+            self.min_attempt_delay().min(configured),
+            configured,
         )
     }
 
@@ -445,8 +456,12 @@ pub struct Candidate {
     pub path: u8,
     /// Index into the race's protocol options.
     pub option: u8,
-    /// Where to connect.
+    /// The destination as sorted, grouped and remembered by the history:
+    /// for a NAT64 destination, the IPv4 address (HEv3 §8.2).
     pub remote: SocketAddr,
+    /// HEv3 §8.3: the IPv6 address synthesized with the PREF64 that the
+    /// attempt connects to instead, on a path with no IPv4 route.
+    pub via: Option<Ipv6Addr>,
     /// Where the address came from.
     pub origin: Origin,
     /// Its state.
@@ -457,6 +472,24 @@ pub struct Candidate {
     delay: AttemptDelay,
     /// When its transport came up, how long after the attempt started.
     transport_rtt: Option<Duration>,
+}
+
+impl Candidate {
+    /// Where the attempt's socket connects: the synthesized address of a
+    /// NAT64 destination, else `remote`.
+    pub fn connect_to(&self) -> SocketAddr {
+        self.via.map_or(self.remote, |v6| {
+            SocketAddr::new(v6.into(), self.remote.port())
+        })
+    }
+
+    /// The IPv4 address a NAT64 destination stands for.
+    pub fn nat64_of(&self) -> Option<Ipv4Addr> {
+        match (self.via, self.remote.ip()) {
+            (Some(_), IpAddr::V4(v4)) => Some(v4),
+            _ => None,
+        }
+    }
 }
 
 /// One protocol option: the endpoint's own port and ALPN, or one SVCB service.
@@ -568,6 +601,8 @@ pub struct Race {
     /// so answers known at one instant are sorted together (see
     /// [`Race::poll_action`]).
     decision_due: Option<Instant>,
+    /// HEv3 §8: the PREF64 this race synthesizes with, if any.
+    nat64: RaceNat64,
     /// The record of every transition.
     pub trace: Trace,
 }
@@ -615,6 +650,7 @@ impl Race {
             rng: Rng::new(seed),
             actions: SmallVec::new(),
             decision_due: None,
+            nat64: RaceNat64::default(),
             trace: Trace::new(now),
         };
         race.options.push(ProtocolOption {
@@ -755,6 +791,35 @@ impl Race {
         }
     }
 
+    /// HEv3 §8: the machine's NAT64 knowledge changed: `prefixes` is the
+    /// PREF64 to use (`None`: none), and `pending` says a discovery is still
+    /// out, which the race waits for before it counts its DNS as complete
+    /// (an A-only name on an IPv6-only path has nothing to try until then).
+    /// Returns whether anything changed.
+    pub(crate) fn set_nat64(
+        &mut self,
+        now: Instant,
+        env: RaceEnv<'_>,
+        prefixes: Option<&Pref64Set>,
+        pending: bool,
+    ) -> bool {
+        let nat64 = RaceNat64 {
+            prefixes: prefixes.cloned(),
+            pending,
+        };
+        if self.is_settled() || self.nat64 == nat64 {
+            return false;
+        }
+        self.nat64 = nat64;
+        self.refresh(now, env);
+        true
+    }
+
+    /// Whether the race waits for NAT64 discovery.
+    pub(crate) fn nat64_pending(&self) -> bool {
+        self.nat64.pending && !self.is_settled()
+    }
+
     /// The answer to the A or AAAA query arrived.
     pub fn on_addresses(
         &mut self,
@@ -869,7 +934,8 @@ impl Race {
     }
 
     fn expected_all_settled(&self) -> bool {
-        self.v4.settled()
+        !self.nat64.pending
+            && self.v4.settled()
             && self.v6.settled()
             && self.svcb.settled()
             && self
@@ -1108,8 +1174,16 @@ impl Race {
                     }
                 }
             }
+            // HEv3 §8.2: DNS64 answers are sorted as the IPv4 they stand for.
+            for d in desired.iter_mut().filter(|d| d.0 == pi as u8) {
+                d.2 = self.nat64.logical(d.2);
+            }
             if let Some(iface) = iface {
-                desired.retain(|(p, _, a, _)| *p != pi as u8 || order::reachable(*a, Some(iface)));
+                desired.retain(|(p, _, a, _)| {
+                    *p != pi as u8
+                        || order::reachable(*a, Some(iface))
+                        || self.nat64.via(*a, Some(iface)).is_some()
+                });
             }
         }
         // Queued candidates no longer desired drop out; started ones stay
@@ -1132,6 +1206,9 @@ impl Race {
             // the address, not in the stack), so a service that names an
             // address another service already tried does not try it again.
             // A dropped leaf comes back under the option that wants it now.
+            let if_index = self.paths[usize::from(p)].interface;
+            let iface = if_index.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
+            let via = self.nat64.via(addr, iface);
             let existing = self
                 .candidates
                 .iter_mut()
@@ -1142,14 +1219,15 @@ impl Race {
                     c.option = o;
                     c.origin = origin;
                 }
+                if c.state == CandidateState::Queued {
+                    c.via = via;
+                }
                 continue;
             }
             if self.candidates.len() >= usize::from(self.config.max_candidates) {
                 self.dropped_candidates += 1;
                 continue;
             }
-            let if_index = self.paths[usize::from(p)].interface;
-            let iface = if_index.and_then(|i| env.interfaces.iter().find(|x| x.index == i));
             let hint = if self.config.uses_history() {
                 env.history.hint(now, if_index, addr)
             } else {
@@ -1165,9 +1243,12 @@ impl Race {
                 path: p,
                 option: o,
                 remote,
+                via,
                 origin,
                 state: CandidateState::Queued,
-                key: order::sort_key(addr, iface, hint),
+                // The IPv4 source rules do not apply to a synthesized
+                // destination: the NAT64 is its IPv4 source.
+                key: order::sort_key(addr, if via.is_some() { None } else { iface }, hint),
                 demoted: hint.demoted,
                 delay,
                 transport_rtt: None,
@@ -1388,13 +1469,14 @@ impl Race {
         let rtt_delay = staggered && delay.source != DelaySource::Configured;
         lane.next_delay = rtt_delay.then(|| delay.delay());
         let interface = self.paths[usize::from(c.path)].interface;
-        let remote = c.remote;
+        let (remote, nat64) = (c.connect_to(), c.nat64_of());
         self.trace.record(
             now,
             TraceKind::AttemptStarted {
                 attempt,
                 remote,
                 interface,
+                nat64,
             },
         );
         // Only a delay RTT data chose is recorded: without one the lane

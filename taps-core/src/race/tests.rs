@@ -1002,9 +1002,22 @@ fn rtt_attempt_delay() {
             want: &["1000: start [2001:db8::1]:443", "1010: start 192.0.2.1:443"],
         },
         R {
-            name: "a slow path is capped at the 2 s Maximum",
-            quote: "HEv3 §6: The Connection Attempt Delay SHOULD have an upper bound ... The current recommended value is 2 seconds",
+            name: "an RTT only shortens the wait: a slow path's 2.7 s RTO waits the configured 250 ms",
+            quote: "HEv3 §6: One recommended value for a default delay is 250 milliseconds (taps never waits longer on RTT evidence: RaceConfig::attempt_delay_for)",
             config: RaceConfig::hev3(),
+            paths: DEFAULT_PATH,
+            seed: |h| sample(h, 0, None, "2001:db8::99", 900),
+            aaaa: &["2001:db8::1"],
+            a: &["192.0.2.1"],
+            want: &["1000: start [2001:db8::1]:443", "1250: start 192.0.2.1:443"],
+        },
+        R {
+            name: "configured at the Maximum, a slow path is capped at 2 s",
+            quote: "HEv3 §6: The Connection Attempt Delay SHOULD have an upper bound ... The current recommended value is 2 seconds",
+            config: RaceConfig {
+                connection_attempt_delay: Duration::from_secs(2),
+                ..RaceConfig::hev3()
+            },
             paths: DEFAULT_PATH,
             seed: |h| sample(h, 0, None, "2001:db8::99", 900),
             aaaa: &["2001:db8::1"],
@@ -1012,7 +1025,7 @@ fn rtt_attempt_delay() {
             want: &["1000: start [2001:db8::1]:443", "3000: start 192.0.2.1:443"],
         },
         R {
-            name: "each attempt's delay is its own destination's: 120 ms after IPv6, 600 ms after IPv4",
+            name: "each attempt's delay is its own destination's: 120 ms after IPv6, 250 ms after IPv4 (its 600 ms RTO is longer than the configured delay)",
             quote: "HEv3 §6: the delay value can be different for each connection attempt (depending on the protocol being used and the estimated RTT)",
             config: RaceConfig::hev3(),
             paths: DEFAULT_PATH,
@@ -1025,7 +1038,7 @@ fn rtt_attempt_delay() {
             want: &[
                 "1000: start [2001:db8::1]:443",
                 "1120: start 192.0.2.1:443",
-                "1720: start [2001:db8::2]:443",
+                "1370: start [2001:db8::2]:443",
             ],
         },
         R {

@@ -248,12 +248,28 @@ impl ClientTls {
         })
     }
 
-    /// A session for one attempt towards `server_name`.
-    pub(crate) fn session(&self, server_name: &str) -> Result<TlsSession, TlsFailure> {
+    /// A session for one attempt towards `server_name`, offering `alpn`
+    /// instead of the configuration's list when given (an HTTPS record's
+    /// protocols, RFC 9460 §7.1).
+    pub(crate) fn session(
+        &self,
+        server_name: &str,
+        alpn: Option<Vec<Vec<u8>>>,
+    ) -> Result<TlsSession, TlsFailure> {
         let name =
             ServerName::try_from(server_name.to_string()).map_err(|_| TlsFailure::BadServerName)?;
-        let conn = ClientConnection::new(self.config.clone(), name).map_err(|e| failure(&e))?;
-        Ok(TlsSession::new(conn.into(), &self.config.alpn_protocols))
+        let conn = match alpn {
+            None => ClientConnection::new(self.config.clone(), name)
+                .map(|c| TlsSession::new(c.into(), &self.config.alpn_protocols)),
+            Some(alpn) => ClientConnection::new_with_alpn(self.config.clone(), name, alpn.clone())
+                .map(|c| TlsSession::new(c.into(), &alpn)),
+        };
+        conn.map_err(|e| failure(&e))
+    }
+
+    /// The ALPN ids the application offers, most preferred first.
+    pub(crate) fn alpn(&self) -> &[Vec<u8>] {
+        &self.config.alpn_protocols
     }
 }
 

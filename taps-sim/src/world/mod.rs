@@ -254,6 +254,8 @@ impl World {
                 servers: sc.client.resolvers.clone(),
                 timeout: sc.dns.timeout,
                 attempts: sc.dns.attempts,
+                search: sc.client.search.clone(),
+                ndots: sc.client.ndots,
                 ..DnsConfig::default()
             },
             ..Config::new(0)

@@ -228,6 +228,11 @@ enum MachineOp {
     },
     /// `handle_timeout` at the current time, due or not.
     TimeoutNow,
+    /// `Input::Pref64`: a Router Advertisement's NAT64 prefix (RFC 8781),
+    /// one of [`PREF64S`] by index, or withdrawn (any other index).
+    Pref64 {
+        which: u8,
+    },
     /// The application takes over reading a plain stream's socket
     /// (`Machine::delegate_reading`).
     DelegateReading {
@@ -252,6 +257,18 @@ enum MachineOp {
         room: u16,
     },
 }
+
+/// The NAT64 prefixes a `Pref64` op may advertise: the Well-Known Prefix,
+/// and one of each length RFC 6052 §2.2 allows.
+const PREF64S: [&str; 7] = [
+    "64:ff9b::/96",
+    "2001:db8::/32",
+    "2001:db8:100::/40",
+    "2001:db8:122::/48",
+    "2001:db8:122:300::/56",
+    "2001:db8:122:344::/64",
+    "2001:db8:64::/96",
+];
 
 /// Op codes are taken modulo this, which must never change (room for new
 /// ops up to it); codes without an op decode as `TimeoutNow`, which is cheap.
@@ -377,6 +394,9 @@ impl<'a> Arbitrary<'a> for MachineOp {
                 write: u.arbitrary()?,
                 len: u.arbitrary()?,
                 room: u.arbitrary()?,
+            },
+            31 => Pref64 {
+                which: u.arbitrary()?,
             },
             _ => TimeoutNow,
         })
@@ -1085,6 +1105,12 @@ fn machine_op(h: &mut Harness, seen: &mut Seen, op: &MachineOp) {
         }
         MachineOp::Advance { ms } => h.advance(Duration::from_millis(u64::from(*ms))),
         MachineOp::TimeoutNow => h.machine.handle_timeout(now),
+        MachineOp::Pref64 { which } => {
+            let prefix = PREF64S
+                .get(usize::from(*which))
+                .and_then(|p| p.parse::<taps_core::Pref64>().ok());
+            h.handle(Input::Pref64(prefix));
+        }
     }
 }
 
