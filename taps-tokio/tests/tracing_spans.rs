@@ -333,3 +333,86 @@ async fn spans_come_out_while_the_race_runs_and_a_dropped_initiate_is_cancelled(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A resolver on loopback answering A with 127.0.0.1 and everything else
+/// with no data, for as long as the test runs.
+fn resolver() -> std::net::SocketAddr {
+    use taps_core::dns::{Answer, QueryType};
+    use taps_testkit::dns::{build_response, parse_query};
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let at = udp.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let Ok(q) = parse_query(&buf[..n]) else {
+                continue;
+            };
+            let answer = match q.qtype {
+                QueryType::A => Answer::Addresses {
+                    addrs: vec![std::net::IpAddr::from([127, 0, 0, 1])].into(),
+                    ttl: 5,
+                },
+                _ => Answer::NoData { negative_ttl: 5 },
+            };
+            let _ = udp.send_to(&build_response(&q, &answer, false), from);
+        }
+    });
+    at
+}
+
+/// A name resolved over the network: one `dns` span per question under
+/// the race, naming the server; the query and the answer are events in
+/// it; the A answer's outcome is on the span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_transactions_are_spans_under_the_race() {
+    recorder();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let _ = listener.accept();
+    });
+    let server = resolver();
+    let mut config = taps_tokio::Taps::system_config().unwrap();
+    config.dns.servers = vec![server];
+    config.hosts = Default::default();
+    let taps = taps_tokio::with_config(config).unwrap();
+    let host = format!("spans.taps.test:{port}");
+    let conn = Preconnection::parse(&host)
+        .unwrap()
+        .initiate(&taps)
+        .await
+        .unwrap();
+    assert!(conn.remote_addr().is_ipv4());
+
+    let seen = snapshot();
+    let (race, race_span) = race_for(&seen, &host);
+    assert_eq!(field(&race_span, "outcome"), "won");
+    let dns = children(&seen, race, "dns");
+    let a = dns
+        .iter()
+        .find(|(_, d)| field(d, "qtype") == "A")
+        .unwrap_or_else(|| panic!("no A transaction: {dns:#?}"));
+    assert_eq!(field(a.1, "server"), server.to_string());
+    assert_eq!(field(a.1, "outcome"), "1 record(s), ttl 5s");
+    assert_eq!(field(a.1, "source"), "", "asked over the network");
+    assert!(a.1.closed, "an answered transaction's span is closed");
+    let events: Vec<_> = seen
+        .events
+        .iter()
+        .filter(|e| e.parent == Some(a.0))
+        .collect();
+    assert_eq!(
+        events.first().map(|e| e.message.as_str()),
+        Some("dns query sent")
+    );
+    assert_eq!(events[0].fields["server"], server.to_string());
+    assert_eq!(
+        events.last().map(|e| e.message.as_str()),
+        Some("dns answer")
+    );
+    let aaaa = dns
+        .iter()
+        .find(|(_, d)| field(d, "qtype") == "AAAA")
+        .unwrap_or_else(|| panic!("no AAAA transaction: {dns:#?}"));
+    assert_eq!(field(aaaa.1, "outcome"), "no data");
+}
