@@ -156,6 +156,16 @@ fn field<'a>(span: &'a SpanRec, name: &str) -> &'a str {
     span.fields.get(name).map_or("", String::as_str)
 }
 
+/// A port on which 127.0.0.1 alone listens (and takes one connection).
+fn ipv4_listener() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let _ = listener.accept();
+    });
+    port
+}
+
 /// `localhost` with only 127.0.0.1 listening: the race tries ::1 first
 /// (RFC 6724 order), is refused, and 127.0.0.1 wins. One race span with
 /// the host; under it two attempt spans naming their candidates, the
@@ -164,11 +174,7 @@ fn field<'a>(span: &'a SpanRec, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_then_won_race_is_one_race_span_with_two_attempts() {
     recorder();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let _ = listener.accept();
-    });
+    let port = ipv4_listener();
     // No hosts file: `localhost` is the core's own (RFC 6761 §6.3), ::1
     // and 127.0.0.1 on every machine.
     let config = Config {
@@ -366,11 +372,7 @@ fn resolver() -> std::net::SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_transactions_are_spans_under_the_race() {
     recorder();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let _ = listener.accept();
-    });
+    let port = ipv4_listener();
     let server = resolver();
     let mut config = taps_tokio::Taps::system_config().unwrap();
     config.dns.servers = vec![server];
