@@ -725,7 +725,7 @@ impl Drop for Connection {
 }
 
 /// The name of interface `index` as the machine last heard of it.
-fn interface_name(machine: &taps_core::Machine, index: u32) -> Option<String> {
+pub(crate) fn interface_name(machine: &taps_core::Machine, index: u32) -> Option<String> {
     machine
         .interfaces()
         .iter()

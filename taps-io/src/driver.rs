@@ -260,6 +260,10 @@ pub(crate) struct Driver {
     buf: Vec<u8>,
     /// Scratch for [`Driver::read_waiting_dns_answers`], sized on first use.
     dns_buf: Vec<u8>,
+    /// The races logged as `tracing` spans, read from their traces after
+    /// every dispatch.
+    #[cfg(feature = "tracing")]
+    spans: crate::tracing_spans::RaceSpans,
 }
 
 impl Driver {
@@ -282,6 +286,8 @@ impl Driver {
             // buffer per driver, not per socket.
             buf: vec![0; READ_CHUNK],
             dns_buf: Vec::new(),
+            #[cfg(feature = "tracing")]
+            spans: crate::tracing_spans::RaceSpans::default(),
         }
     }
 
@@ -538,6 +544,20 @@ impl Driver {
         if next.is_some() && (self.armed.is_none() || next < self.armed) {
             self.timer_signal.notify();
         }
+        #[cfg(feature = "tracing")]
+        if !self.spans.is_empty() {
+            self.spans.emit(&self.machine);
+        }
+    }
+
+    /// Logs the race of `conn`, just initiated from `pre`, as `tracing`
+    /// spans while a subscriber wants them (`tracing_spans`); a no-op
+    /// without the `tracing` feature.
+    pub(crate) fn watch_race(&mut self, conn: ConnectionId, pre: &taps_core::Preconnection) {
+        #[cfg(feature = "tracing")]
+        self.spans.watch(&self.machine, conn, pre);
+        #[cfg(not(feature = "tracing"))]
+        let _ = (conn, pre);
     }
 
     fn poke(&self, socket: SocketId) {
@@ -738,6 +758,12 @@ impl Driver {
                 ..Waiters::default()
             };
         }
+    }
+
+    /// Races logged as spans now (for the no-subscriber check).
+    #[cfg(all(test, feature = "tracing"))]
+    pub(crate) fn watched_races(&self) -> usize {
+        self.spans.len()
     }
 
     /// Connections whose events the driver holds (for leak checks).

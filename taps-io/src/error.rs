@@ -20,7 +20,7 @@ pub struct EstablishmentFailure {
 }
 
 /// The core's curl-style text; the trace and the remote text add nothing
-/// to it (the trace is for `-v`-style detail).
+/// to it (the trace is for `--trace`-style detail).
 impl fmt::Display for EstablishmentFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.error)

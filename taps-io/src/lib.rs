@@ -1,7 +1,7 @@
 //! The async API that every runtime adapter offers, written once: the
 //! [`Taps`] instance, [`Preconnection`], [`Connection`] (send, receive,
 //! close, abort, events, stream polling), [`Listener`], the [`Error`]s,
-//! the trace as JSON, and the tasks that perform the core's work (one per
+//! the trace as JSON and as `tracing` spans (feature `tracing`), and the tasks that perform the core's work (one per
 //! socket, DNS transaction and listening socket, a timer and a path
 //! monitor per `Taps`).
 //!
@@ -55,6 +55,8 @@ mod stream_traits;
 mod taps;
 mod tasks;
 pub mod trace;
+#[cfg(feature = "tracing")]
+mod tracing_spans;
 
 use std::future::Future;
 use std::io;
@@ -87,6 +89,12 @@ pub use taps_core::{IoLimits, Message, MessageId, SendError};
 pub use taps_sys::socket::{ConnectProgress, connect_result};
 
 use taps_core::IdMap;
+
+/// The `tracing` target of the race's spans and events (feature
+/// `tracing`): `race`, `dns` and `attempt` spans, events for each
+/// transition of the trace. Filter on it (`taps_io::race=debug`).
+#[cfg(feature = "tracing")]
+pub use tracing_spans::TARGET as TRACING_TARGET;
 
 /// Message framers (RFC 9622 §9.1.2), from the core.
 pub mod framer {

@@ -124,6 +124,7 @@ impl Taps {
                 Some(m) => machine.initiate_with_send(now, &core, m).map(|(id, _)| id),
             });
             let id = started.map_err(Error::Initiate)?;
+            g.driver.watch_race(id, &core);
             g.conns.insert(id, ConnSide::new(core.framer.is_some()));
             Ok::<_, Error>(id)
         })?;

@@ -7,6 +7,7 @@
 //! (iproute2): `#[ignore]`d, run by CI (as root) with `--ignored`.
 //!
 //! The library itself runs the same scenarios in `tests/conformance.rs`.
+#![cfg(feature = "tapscat")]
 #![allow(missing_docs)]
 
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! The `tapscat` binary end to end on loopback: piping both ways, TLS with
 //! files, message framing, the trace outputs, and every exit status.
+#![cfg(feature = "tapscat")]
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;
@@ -330,11 +331,11 @@ fn a_clamped_attempt_delay_is_warned_about() {
     );
 }
 
-/// `-v` is `--trace`: the waterfall, then the one-line error.
+/// `--trace`: the waterfall, then the one-line error.
 #[test]
-fn dash_v_prints_the_trace() {
+fn trace_prints_the_waterfall() {
     let port = free_port();
-    let out = run(&["-v", &format!("127.0.0.1:{port}")], b"");
+    let out = run(&["--trace", &format!("127.0.0.1:{port}")], b"");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -347,6 +348,44 @@ fn dash_v_prints_the_trace() {
     );
     let last = err.lines().last().unwrap_or_default();
     assert_refused_line(&format!("{last}\n"), port);
+}
+
+/// `-v` logs the race through `tracing` as it runs (the race span with the
+/// host, the attempt with its candidate, its failure and reason, the
+/// race's outcome), not the waterfall; then the one-line error. `-vv`
+/// adds the DEBUG transitions (the literal's DNS answer).
+#[test]
+fn dash_v_logs_the_race_and_dash_vv_its_transitions() {
+    let port = free_port();
+    let target = format!("127.0.0.1:{port}");
+    let out = run(&["-v", &target], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!err.contains("race to "), "-v is not the waterfall: {err}");
+    let failed = err
+        .lines()
+        .find(|l| l.contains("attempt failed"))
+        .unwrap_or_else(|| panic!("no attempt failed line: {err}"));
+    for field in [
+        format!("host={target}"),
+        format!("candidate={target}"),
+        "outcome=\"failed\"".to_string(),
+        "reason=connection refused".to_string(),
+    ] {
+        assert!(failed.contains(&field), "{field} missing: {failed}");
+    }
+    assert!(err.contains("race failed"), "{err}");
+    assert!(!err.contains("DEBUG"), "-v is INFO only: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert_refused_line(&format!("{last}\n"), port);
+
+    let out = run(&["-vv", &target], b"");
+    let err = text(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("dns answer") && l.contains("literal")),
+        "-vv shows the DNS answer: {err}"
+    );
 }
 
 /// Writes an OpenSSL-3-default style self-signed certificate (CA:TRUE, SAN

@@ -12,7 +12,10 @@
 //! a value outside its bounds (`--attempt-delay 5`) is clamped with a
 //! warning. A failed connect is reported as curl does: `failed to connect
 //! to localhost port 8001 after 0 ms: connection refused`, one line per
-//! attempt when there were several; `-v`/`--trace` shows the whole race.
+//! attempt when there were several; `--trace` shows the whole race as a
+//! waterfall, `-v` logs the race, its attempts and their outcomes as they
+//! happen (`tracing` spans, printed to standard error), `-vv` adds DNS and
+//! every transition.
 //!
 //! Exit status:
 //!
@@ -73,7 +76,10 @@ options:
       --history FILE      remember which addresses worked, failed or hung
                           (and HTTPS records) in FILE across runs: read
                           before connecting, saved (merged) after
-  -v, --trace             print the race as a waterfall on standard error
+      --trace             print the race as a waterfall on standard error
+  -v, --verbose           log the race as it runs on standard error: each
+                          attempt and its outcome; -vv adds DNS and every
+                          transition (TCP up, TLS established, ...)
       --trace-json FILE   write the whole race trace as JSON to FILE
   -h, --help              this text
   -V, --version           print the version
@@ -131,6 +137,8 @@ struct Options {
     framing: Option<Framing>,
     timeout: Option<Duration>,
     trace: bool,
+    /// `-v` 1 (races, attempts, outcomes), `-vv` 2 (DNS, every transition).
+    verbose: u8,
     trace_json: Option<PathBuf>,
     history: Option<PathBuf>,
 }
@@ -212,7 +220,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Usage> 
                     })?;
                 o.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "-v" | "--trace" => o.trace = true,
+            "--trace" => o.trace = true,
+            "--verbose" => o.verbose = o.verbose.saturating_add(1),
+            // `-v`, `-vv`, `-vvv`...: one level per `v`.
+            s if s.len() > 1 && s.starts_with('-') && s[1..].bytes().all(|b| b == b'v') => {
+                o.verbose = o.verbose.saturating_add((s.len() - 1) as u8);
+            }
             "--trace-json" => o.trace_json = Some(value("a file")?.into()),
             "--history" => o.history = Some(value("a file")?.into()),
             s if s.starts_with('-') && s.len() > 1 => {
@@ -395,6 +408,9 @@ fn main() -> ExitCode {
             clamp.used.as_millis()
         );
     }
+    if options.verbose > 0 {
+        log_races(options.verbose);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -416,6 +432,29 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Prints taps' race spans and events on standard error (`-v`: INFO,
+/// races, attempts and outcomes; `-vv`: DEBUG, DNS and every transition).
+/// Only taps' target: other crates' logs stay out of a netcat's output.
+fn log_races(verbose: u8) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let level = if verbose >= 2 {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        // Colours only for a person: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_filter(Targets::new().with_target(taps_tokio::TRACING_TARGET, level));
+    // Fails only when a subscriber is set already, which nothing here does.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 async fn run(o: Options) -> Result<(), Failure> {
@@ -750,7 +789,19 @@ mod tests {
         }
         assert!(matches!(args("-h"), Err(Usage::Help)));
         assert!(matches!(args("--version"), Err(Usage::Version)));
-        assert!(args("-v x:1").ok().unwrap().trace, "-v is --trace");
+        assert!(args("--trace x:1").ok().unwrap().trace);
+        let v = args("-v x:1").ok().unwrap();
+        assert_eq!(
+            (v.verbose, v.trace),
+            (1, false),
+            "-v logs, it is not --trace"
+        );
+        assert_eq!(args("-vv x:1").ok().unwrap().verbose, 2);
+        assert_eq!(args("-v --verbose x:1").ok().unwrap().verbose, 2);
+        assert!(
+            matches!(args("-vx x:1"), Err(Usage::Bad(_))),
+            "-vx accepted"
+        );
     }
 
     #[test]
