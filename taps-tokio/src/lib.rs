@@ -46,6 +46,8 @@
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+#[cfg(feature = "hyper")]
+pub mod connector;
 mod runtime;
 
 /// The repository README's Rust blocks, compiled so they stay true.
