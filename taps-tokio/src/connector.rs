@@ -43,12 +43,19 @@
 //!
 //! # reqwest
 //!
-//! reqwest 0.12 cannot use this connector: its `ClientBuilder` takes
-//! `connector_layer`s, tower layers *around* its own connector, whose
-//! service is `Service<Unnameable>` (a request type the crate does not
-//! export) and which always opens the socket itself with its own
-//! `HttpConnector` and TLS. There is no hook to replace the transport
-//! (see <https://docs.rs/reqwest/0.12/reqwest/struct.ClientBuilder.html#method.connector_layer>).
+//! reqwest 0.12 cannot be given this connector. Its only hook into
+//! connecting, `ClientBuilder::connector_layer`
+//! (<https://docs.rs/reqwest/0.12/reqwest/struct.ClientBuilder.html#method.connector_layer>),
+//! takes tower layers *around* its own connector: the layered service must
+//! be a `Service<Unnameable, Response = Conn>`, both types reqwest's own,
+//! which another crate can neither name nor make. So a layer can time,
+//! limit or observe reqwest's connects, but the socket and the TLS session
+//! always come from reqwest's own `HttpConnector` and TLS backend: there
+//! is no hook that replaces the transport, which is what a Happy Eyeballs
+//! v3 race needs. The missing piece is a builder method taking a
+//! `Service<Uri>` whose response is any `hyper::rt::Read + Write +
+//! Connection`, as hyper-util's `Client::builder(..).build(connector)`
+//! does.
 //! hyper-util's `Client`, which reqwest is built on, is the way in.
 
 use std::fmt;

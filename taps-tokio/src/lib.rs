@@ -42,6 +42,10 @@
 //! workers). Linux is the platform this is built and tested on.
 //!
 //! The `tapscat` binary of this crate is a netcat built on it.
+//!
+//! With the `hyper` feature (on by default), [`connector::TapsConnector`]
+//! is a client connector for hyper-util's `Client`: HTTP/1.1 and, chosen
+//! by ALPN over taps' TLS, HTTP/2 over taps connections.
 #![forbid(unsafe_code)]
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

@@ -12,6 +12,10 @@ mod hyper_server;
 mod support;
 
 use std::error::Error as StdError;
+use std::net::{TcpListener, UdpSocket};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{StatusCode, Uri, Version};
@@ -23,6 +27,7 @@ use tower_service::Service;
 
 use hyper_server::HyperServer;
 use support::TestCa;
+use taps_conformance::netns::{self, SERVICE_V4, SERVICE_V6, Topology};
 
 type HttpClient = Client<TapsConnector, Empty<Bytes>>;
 
@@ -82,7 +87,7 @@ async fn http1_over_tcp_with_the_connection_kept_alive() {
     // hyper-util puts an HTTP/1.1 connection back in its pool from a task
     // of its own once the response is read: give it a moment, or the next
     // request may open a second connection through no fault of the stream.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, _, body, _) = get(&client, &format!("http://localhost:{port}/second")).await;
     assert_eq!(body, "HTTP/1.1 /second");
     assert_eq!(
@@ -212,4 +217,110 @@ async fn uris_that_are_not_http_are_refused_by_name() {
         assert!(matches!(e, ConnectError::Uri { .. }), "{uri}: {e:?}");
         assert!(e.to_string().contains(expect), "{uri}: {e}");
     }
+}
+
+/// In the child process of the namespace test: the URL to fetch.
+const CHILD_URL: &str = "TAPS_HYPER_NETNS_URL";
+
+/// The client side of the namespace test, run in the client namespace
+/// (does nothing unless [`CHILD_URL`] is set): fetches the URL, prints
+/// `remote ADDR` and `body BODY`, exits 0; or prints the error, exits 1.
+#[test]
+#[ignore = "needs root (the child of the namespace test)"]
+fn netns_hyper_child() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let code = rt.block_on(async {
+        let client = client(TapsConnector::new(taps_tokio::new().unwrap()));
+        match client.get(url.parse().unwrap()).await {
+            Ok(response) => {
+                let info = response.extensions().get::<TapsInfo>().unwrap().clone();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                println!("remote {}", info.remote_addr);
+                println!("body {}", String::from_utf8_lossy(&body));
+                0
+            }
+            Err(e) => {
+                println!("error {}", chain(&e));
+                1
+            }
+        }
+    });
+    // The harness's own report must not follow.
+    std::process::exit(code);
+}
+
+/// A request to a dual-stack name whose IPv6 is blackholed on every path
+/// (SYNs leave and vanish) succeeds over IPv4, about one Connection Attempt
+/// Delay late instead of after the kernel's SYN retries; the server's IPv6
+/// socket never sees a connection.
+#[test]
+#[ignore = "needs root"]
+fn a_request_whose_ipv6_is_blackholed_succeeds_over_ipv4() {
+    if let Some(why) = netns::unmet_needs() {
+        panic!("needs root and `ip` (iproute2): {why}");
+    }
+    let tapscat = env!("CARGO_BIN_EXE_tapscat");
+    let topo = Topology::new(Box::new(move |args| {
+        let mut c = Command::new(tapscat);
+        c.args(args);
+        c
+    }));
+    let (dns, probes, web) = topo.in_server(|| {
+        (
+            UdpSocket::bind("203.0.113.2:53").unwrap(),
+            [
+                TcpListener::bind((SERVICE_V4, 8080)).unwrap(),
+                TcpListener::bind((SERVICE_V6, 8080)).unwrap(),
+            ],
+            [
+                TcpListener::bind((SERVICE_V4, 8090)).unwrap(),
+                TcpListener::bind((SERVICE_V6, 8090)).unwrap(),
+            ],
+        )
+    });
+    netns::dns_server(dns, Arc::new(Mutex::new(0)));
+    for probe in probes {
+        netns::tcp_server(probe, Arc::new(Mutex::new(Vec::new())));
+    }
+    // Every path works before any is made black.
+    topo.settle();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let [v4, v6] = web;
+    let (v4, v6) = {
+        let _in = rt.enter();
+        (HyperServer::http_on(v4), HyperServer::http_on(v6))
+    };
+    topo.blackhole("tA", "2001:db8:a::2");
+    topo.blackhole("tB", "2001:db8:b::2");
+    let started = Instant::now();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &topo.client])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "netns_hyper_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD_URL, "http://dual.taps.test:8090/v6-black")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let said = netns::text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", netns::text(&out.stderr));
+    assert!(
+        said.contains(&format!("remote {SERVICE_V4}:8090")),
+        "over IPv4: {said}"
+    );
+    assert!(said.contains("body HTTP/1.1 /v6-black"), "{said}");
+    assert_eq!((v4.accepted(), v6.accepted()), (1, 0));
+    assert!(
+        took < Duration::from_secs(3),
+        "not after the kernel's SYN retries: {took:?}"
+    );
 }

@@ -56,8 +56,18 @@ impl HyperServer {
         .await
     }
 
+    /// Plain HTTP on a listening socket made elsewhere (in another
+    /// network namespace); call inside a tokio runtime.
+    pub fn http_on(listener: std::net::TcpListener) -> HyperServer {
+        listener.set_nonblocking(true).unwrap();
+        Self::serve(TcpListener::from_std(listener).unwrap(), None)
+    }
+
     async fn start(bind: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> HyperServer {
-        let listener = TcpListener::bind(bind).await.unwrap();
+        Self::serve(TcpListener::bind(bind).await.unwrap(), tls)
+    }
+
+    fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> HyperServer {
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
