@@ -35,6 +35,7 @@ use hyper::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use taps_tokio::Taps;
 use taps_tokio::connector::TapsConnector;
 
 use hyper_server::HyperServer;
@@ -103,9 +104,75 @@ fn http_connector() -> HttpConnector {
     c
 }
 
-/// Prints the per-round ratios (median and range) and the best and median
-/// rates of each.
-fn report(what: &str, target: f64, taps: Vec<f64>, them: Vec<f64>, cpu: (u64, u64), n: usize) {
+/// One connector's rounds: requests per second in each, the CPU ticks
+/// they took, and the connections the server accepted meanwhile.
+#[derive(Default)]
+struct Side {
+    rates: Vec<f64>,
+    cpu: u64,
+    opened: usize,
+}
+
+impl Side {
+    async fn round<C>(
+        &mut self,
+        client: &Client<C, Body>,
+        server: &HyperServer,
+        uri: &Uri,
+        n: usize,
+    ) where
+        C: Connect + Clone + Send + Sync + 'static,
+    {
+        let before = server.accepted();
+        self.rates
+            .push(requests(client, uri, n, &mut self.cpu).await);
+        self.opened += server.accepted() - before;
+    }
+}
+
+/// `ROUNDS` rounds of `n` requests on each client after a warm-up, the
+/// two back to back in each round, alternating which goes first.
+async fn compare<T, K>(
+    taps: &Taps,
+    t: &Client<T, Body>,
+    k: &Client<K, Body>,
+    server: &HyperServer,
+    n: usize,
+) -> (Side, Side)
+where
+    T: Connect + Clone + Send + Sync + 'static,
+    K: Connect + Clone + Send + Sync + 'static,
+{
+    let uri: Uri = format!("http://{}/", server.addr).parse().unwrap();
+    // Warm both (the first connect of a Taps reads the interfaces' state,
+    // the allocator grows, a pooled client opens its connection).
+    requests(t, &uri, 50, &mut 0).await;
+    requests(k, &uri, 50, &mut 0).await;
+    // A pooled client keeps its connection: only the others' sockets are
+    // waited for.
+    let kept = taps.live_sockets();
+    let (mut ts, mut ks) = (Side::default(), Side::default());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            ks.round(k, server, &uri, n).await;
+            ts.round(t, server, &uri, n).await;
+        } else {
+            ts.round(t, server, &uri, n).await;
+            ks.round(k, server, &uri, n).await;
+        }
+        // Let dropped connections' closes finish between rounds (bounded:
+        // a slow close must not hang the benchmark).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while taps.live_sockets() > kept && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    (ts, ks)
+}
+
+/// Prints the per-round ratios (median and range), the best and median
+/// rates of each, the CPU per request and the connections opened.
+fn report(what: &str, target: f64, n: usize, taps: &Side, them: &Side) {
     let every = |v: &[f64]| {
         v.iter()
             .map(|r| format!("{r:.0}"))
@@ -114,8 +181,8 @@ fn report(what: &str, target: f64, taps: Vec<f64>, them: Vec<f64>, cpu: (u64, u6
     };
     println!(
         "    every round (requests/s): taps {}; HttpConnector {}",
-        every(&taps),
-        every(&them)
+        every(&taps.rates),
+        every(&them.rates)
     );
     let sorted = |v: &[f64]| {
         let mut v = v.to_vec();
@@ -124,12 +191,13 @@ fn report(what: &str, target: f64, taps: Vec<f64>, them: Vec<f64>, cpu: (u64, u6
     };
     let ratios = sorted(
         &taps
+            .rates
             .iter()
-            .zip(&them)
+            .zip(&them.rates)
             .map(|(t, k)| t / k)
             .collect::<Vec<_>>(),
     );
-    let (t, k) = (sorted(&taps), sorted(&them));
+    let (t, k) = (sorted(&taps.rates), sorted(&them.rates));
     let (last, mid) = (ratios.len() - 1, ratios.len() / 2);
     println!(
         "{what}: ratio taps/HttpConnector per round median {:.3} (range {:.3}-{:.3}; target >= {target:.2}); best taps {:.0}/s, HttpConnector {:.0}/s ({:.3}); median taps {:.0}/s, HttpConnector {:.0}/s ({:.3})",
@@ -146,10 +214,12 @@ fn report(what: &str, target: f64, taps: Vec<f64>, them: Vec<f64>, cpu: (u64, u6
     // CPU time is what the load on a shared machine disturbs least.
     let per = |ticks: u64| ticks as f64 * 10_000.0 / (n * ROUNDS) as f64;
     println!(
-        "    CPU per request (both ends): taps {:.1} us, HttpConnector {:.1} us ({:.3})",
-        per(cpu.0),
-        per(cpu.1),
-        per(cpu.0) / per(cpu.1).max(f64::MIN_POSITIVE)
+        "    CPU per request (both ends): taps {:.1} us, HttpConnector {:.1} us ({:.3}); connections opened: taps {}, HttpConnector {}",
+        per(taps.cpu),
+        per(them.cpu),
+        per(taps.cpu) / per(them.cpu).max(f64::MIN_POSITIVE),
+        taps.opened,
+        them.opened
     );
 }
 
@@ -166,79 +236,26 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let server = HyperServer::http("127.0.0.1:0").await;
-        let uri: Uri = format!("http://{}/", server.addr).parse().unwrap();
         let taps = taps_tokio::new().unwrap();
         println!(
             "taps connector vs HttpConnector under hyper-util's Client, {ROUNDS} alternating rounds"
         );
-        if wanted("new") {
-            let t = client(TapsConnector::new(taps.clone()), false);
-            let k = client(http_connector(), false);
-            // Warm both (the first connect of a Taps reads the interfaces'
-            // state, the allocator grows).
-            requests(&t, &uri, 50, &mut 0).await;
-            requests(&k, &uri, 50, &mut 0).await;
-            let (mut tr, mut kr) = (Vec::new(), Vec::new());
-            let (mut tc, mut kc) = (0, 0);
-            for round in 0..ROUNDS {
-                if round % 2 == 0 {
-                    kr.push(requests(&k, &uri, NEW_REQUESTS, &mut kc).await);
-                    tr.push(requests(&t, &uri, NEW_REQUESTS, &mut tc).await);
-                } else {
-                    tr.push(requests(&t, &uri, NEW_REQUESTS, &mut tc).await);
-                    kr.push(requests(&k, &uri, NEW_REQUESTS, &mut kc).await);
-                }
-                // Let dropped connections' closes finish between rounds.
-                while taps.live_sockets() > 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+        for (name, pooled, n, target) in [
+            ("new", false, NEW_REQUESTS, 0.90),
+            ("pooled", true, POOLED_REQUESTS, 0.98),
+        ] {
+            if !wanted(name) {
+                continue;
             }
-            report(
-                &format!("new connection per request ({NEW_REQUESTS} one at a time)"),
-                0.90,
-                tr,
-                kr,
-                (tc, kc),
-                NEW_REQUESTS,
-            );
-        }
-        if wanted("pooled") {
-            let t = client(TapsConnector::new(taps.clone()), true);
-            let k = client(http_connector(), true);
-            requests(&t, &uri, 100, &mut 0).await;
-            requests(&k, &uri, 100, &mut 0).await;
-            let (mut tr, mut kr) = (Vec::new(), Vec::new());
-            let (mut tc, mut kc) = (0, 0);
-            // Pooled means one connection each: count what the server
-            // accepts during each side's rounds.
-            let (mut tn, mut kn) = (0, 0);
-            for round in 0..ROUNDS {
-                let mut taps_round = async |tr: &mut Vec<f64>| {
-                    let before = server.accepted();
-                    tr.push(requests(&t, &uri, POOLED_REQUESTS, &mut tc).await);
-                    tn += server.accepted() - before;
-                };
-                if round % 2 == 0 {
-                    let before = server.accepted();
-                    kr.push(requests(&k, &uri, POOLED_REQUESTS, &mut kc).await);
-                    kn += server.accepted() - before;
-                    taps_round(&mut tr).await;
-                } else {
-                    taps_round(&mut tr).await;
-                    let before = server.accepted();
-                    kr.push(requests(&k, &uri, POOLED_REQUESTS, &mut kc).await);
-                    kn += server.accepted() - before;
-                }
-            }
-            println!("    connections opened while pooled: taps {tn}, HttpConnector {kn}");
-            report(
-                &format!("pooled connection ({POOLED_REQUESTS} requests one at a time)"),
-                0.98,
-                tr,
-                kr,
-                (tc, kc),
-                POOLED_REQUESTS,
-            );
+            let t = client(TapsConnector::new(taps.clone()), pooled);
+            let k = client(http_connector(), pooled);
+            let (ts, ks) = compare(&taps, &t, &k, &server, n).await;
+            let what = if pooled {
+                format!("pooled connection ({n} requests one at a time)")
+            } else {
+                format!("new connection per request ({n} one at a time)")
+            };
+            report(&what, target, n, &ts, &ks);
         }
     });
 }

@@ -211,8 +211,8 @@ impl TapsConnector {
         if let Some(t) = s.timeout {
             pre = pre.with_timeout(t);
         }
-        if let Some(r) = &s.race {
-            pre = pre.with_race(r.clone());
+        if let Some(r) = s.race {
+            pre = pre.with_race(r);
         }
         if tls {
             let security = s
