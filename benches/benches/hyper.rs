@@ -138,6 +138,7 @@ async fn compare<T, K>(
     k: &Client<K, Body>,
     server: &HyperServer,
     n: usize,
+    pooled: bool,
 ) -> (Side, Side)
 where
     T: Connect + Clone + Send + Sync + 'static,
@@ -148,9 +149,6 @@ where
     // the allocator grows, a pooled client opens its connection).
     requests(t, &uri, 50, &mut 0).await;
     requests(k, &uri, 50, &mut 0).await;
-    // A pooled client keeps its connection: only the others' sockets are
-    // waited for.
-    let kept = taps.live_sockets();
     let (mut ts, mut ks) = (Side::default(), Side::default());
     for round in 0..ROUNDS {
         if round % 2 == 0 {
@@ -161,9 +159,10 @@ where
             ks.round(k, server, &uri, n).await;
         }
         // Let dropped connections' closes finish between rounds (bounded:
-        // a slow close must not hang the benchmark).
+        // a slow close must not hang the benchmark). A pooled client keeps
+        // its connection: nothing to wait for.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while taps.live_sockets() > kept && Instant::now() < deadline {
+        while !pooled && taps.live_sockets() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -249,7 +248,7 @@ fn main() {
             }
             let t = client(TapsConnector::new(taps.clone()), pooled);
             let k = client(http_connector(), pooled);
-            let (ts, ks) = compare(&taps, &t, &k, &server, n).await;
+            let (ts, ks) = compare(&taps, &t, &k, &server, n, pooled).await;
             let what = if pooled {
                 format!("pooled connection ({n} requests one at a time)")
             } else {
