@@ -32,8 +32,8 @@
 //! All policy (the racing timers, DNS, TLS, framing, back-pressure, the
 //! order of events) lives in the sans-IO core, `taps-core`; the async API
 //! and the tasks that perform the core's work are `taps-io`, shared with
-//! `taps-smol` (ARCHITECTURE.md "Layers"). This crate is only
-//! [`TokioRuntime`], that API's [`Runtime`] over tokio's spawner, timer
+//! `taps-smol` (ARCHITECTURE.md "Layers"). This crate is (besides the
+//! hyper connector below) only [`TokioRuntime`], that API's [`Runtime`] over tokio's spawner, timer
 //! and reactor, and re-exports `taps-io` with its `tokio` feature on, so
 //! [`Connection`] implements tokio's `AsyncRead`/`AsyncWrite`.
 //!
