@@ -1,6 +1,6 @@
 //! taps as hyper's client connector (feature `hyper`, on by default):
 //! [`TapsConnector`] is a `tower_service::Service<http::Uri>` that
-//! hyper-util's legacy [`Client`](hyper_util::client::legacy::Client)
+//! hyper-util's legacy `Client`
 //! connects through, so every HTTP connection is a taps connection: a
 //! Happy Eyeballs v3 race over the names and paths, with taps' TLS.
 //!
