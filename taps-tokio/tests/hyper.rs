@@ -98,6 +98,17 @@ async fn http1_over_tcp_with_the_connection_kept_alive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_literal_in_brackets_is_the_address() {
+    let server = HyperServer::http("[::1]:0").await;
+    let client = client(TapsConnector::new(taps_tokio::new().unwrap()));
+    let uri = format!("http://[::1]:{}/v6", server.addr.port());
+    let (status, _, body, info) = get(&client, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "HTTP/1.1 /v6");
+    assert_eq!(info.remote_addr, server.addr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_over_tls_when_the_server_picks_it_by_alpn() {
     let ca = TestCa::new("taps hyper test CA");
     let leaf = ca.leaf(&["localhost"]);
