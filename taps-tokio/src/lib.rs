@@ -32,8 +32,8 @@
 //! All policy (the racing timers, DNS, TLS, framing, back-pressure, the
 //! order of events) lives in the sans-IO core, `taps-core`; the async API
 //! and the tasks that perform the core's work are `taps-io`, shared with
-//! `taps-smol` (ARCHITECTURE.md "Layers"). This crate is only
-//! [`TokioRuntime`], that API's [`Runtime`] over tokio's spawner, timer
+//! `taps-smol` (ARCHITECTURE.md "Layers"). This crate is (besides the
+//! hyper connector below) only [`TokioRuntime`], that API's [`Runtime`] over tokio's spawner, timer
 //! and reactor, and re-exports `taps-io` with its `tokio` feature on, so
 //! [`Connection`] implements tokio's `AsyncRead`/`AsyncWrite`.
 //!
@@ -42,10 +42,16 @@
 //! workers). Linux is the platform this is built and tested on.
 //!
 //! The `tapscat` binary of this crate is a netcat built on it.
+//!
+//! With the `hyper` feature (on by default), [`connector::TapsConnector`]
+//! is a client connector for hyper-util's `Client`: HTTP/1.1 and, chosen
+//! by ALPN over taps' TLS, HTTP/2 over taps connections.
 #![forbid(unsafe_code)]
 // Nothing that came from outside may be unwrapped; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+#[cfg(feature = "hyper")]
+pub mod connector;
 mod runtime;
 
 /// The repository README's Rust blocks, compiled so they stay true.
