@@ -240,6 +240,44 @@ impl Txn {
     }
 }
 
+/// Query ids from a secure random source, drawn 32 at a time: one
+/// getrandom(2) per 32 queries instead of one per query, which had made a
+/// dual-stack establishment 40 % slower (3.2 to 4.5 µs). Ids drawn ahead are
+/// as unpredictable as the source (RFC 5452 §9.2); a source that fails
+/// gives none.
+struct SecureIds {
+    source: &'static dyn rustls::crypto::SecureRandom,
+    pool: [u8; 64],
+    next: usize,
+}
+
+impl SecureIds {
+    fn new(source: &'static dyn rustls::crypto::SecureRandom) -> Self {
+        SecureIds {
+            source,
+            pool: [0; 64],
+            next: 64,
+        }
+    }
+
+    fn next(&mut self) -> Option<u16> {
+        if self.next + 2 > self.pool.len() {
+            self.source.fill(&mut self.pool).ok()?;
+            self.next = 0;
+        }
+        let id = u16::from_ne_bytes([self.pool[self.next], self.pool[self.next + 1]]);
+        self.next += 2;
+        Some(id)
+    }
+}
+
+impl core::fmt::Debug for SecureIds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The ids to come are not for logs.
+        f.debug_struct("SecureIds").finish_non_exhaustive()
+    }
+}
+
 /// The DNS transactions of one machine.
 #[derive(Debug)]
 pub(crate) struct Resolver {
@@ -248,7 +286,7 @@ pub(crate) struct Resolver {
     /// when the machine has one; the machine's seeded `Rng` only for an
     /// embedder that gave no environment (ARCHITECTURE.md "The core
     /// contract" rule 1).
-    secure_random: Option<&'static dyn rustls::crypto::SecureRandom>,
+    secure_ids: Option<SecureIds>,
     txns: Table<DnsTxnId, Txn>,
     /// The transaction asking each (name, type), for others to join, by
     /// the name's hash: a collision only makes a second transaction (the
@@ -270,7 +308,7 @@ impl Resolver {
     ) -> Self {
         Resolver {
             config,
-            secure_random,
+            secure_ids: secure_random.map(SecureIds::new),
             txns: Table::default(),
             asking: HashMap::default(),
             actions: VecDeque::new(),
@@ -366,11 +404,10 @@ impl Resolver {
             });
             return;
         };
-        let id = match self.secure_random {
+        let id = match self.secure_ids.as_mut() {
             None => rng.next_u16(),
-            Some(source) => {
-                let mut id = [0u8; 2];
-                if source.fill(&mut id).is_err() {
+            Some(ids) => {
+                let Some(id) = ids.next() else {
                     self.notes.push_back(DnsNote::Settled {
                         waiters,
                         name,
@@ -379,8 +416,8 @@ impl Resolver {
                         outcome: DnsOutcome::NoRandomness,
                     });
                     return;
-                }
-                u16::from_ne_bytes(id)
+                };
+                id
             }
         };
         let payload = encode(id, &name, qtype, transport);
