@@ -83,3 +83,51 @@ fn a_failing_secure_source_sends_no_query_and_says_why() {
     let error = h.error(conn).expect("the connect failed").to_string();
     assert!(error.contains("secure random source failed"), "{error}");
 }
+
+/// Counts its fills and gives bytes 0, 1, 2, ... so each id shows where in
+/// the stream it came from.
+#[derive(Debug)]
+struct Counting;
+
+static FILLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl SecureRandom for Counting {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        FILLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn ids_are_drawn_many_at_a_time_and_never_repeat_within_a_draw() {
+    let mut c = config(1);
+    c.tls = Some(with_random(&Counting));
+    let mut machine = Machine::new(c);
+    let mut ids = Vec::new();
+    for host in ["a.test:443", "b.test:443", "c.test:443"] {
+        machine
+            .initiate(
+                taps_core::Instant::ZERO,
+                &Preconnection::new(host.parse().unwrap()),
+            )
+            .unwrap();
+        ids.extend(
+            std::iter::from_fn(|| machine.poll()).filter_map(|out| match out {
+                Output::Dns(DnsAction::Send(send)) => {
+                    Some(u16::from_be_bytes([send.payload[0], send.payload[1]]))
+                }
+                _ => None,
+            }),
+        );
+    }
+    assert_eq!(ids.len(), 9);
+    // One fill served nine queries: each id is the next two bytes of it.
+    assert_eq!(FILLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let want: Vec<u16> = (0..9u8)
+        .map(|i| u16::from_ne_bytes([2 * i, 2 * i + 1]))
+        .collect();
+    assert_eq!(ids, want);
+}
