@@ -102,7 +102,10 @@ for v6 in 2001:db8:77::1 fd77::1; do
 done
 
 history_supported=0
-"$tapscat" --help 2>&1 | grep -q -- '--history' && history_supported=1
+# Read the whole help first: `grep -q` would close the pipe early, and
+# under pipefail tapscat's SIGPIPE would read as "no --history".
+tapscat_help=$("$tapscat" --help 2>&1 || true)
+[[ "$tapscat_help" == *--history* ]] && history_supported=1
 
 # One timed run: prints milliseconds, or FAIL when the reply was not "ok".
 timed() {
@@ -167,7 +170,7 @@ for name in global ula; do
         timed "$tapscat" --history "$hist" --timeout 5 "$host:8080" >/dev/null
         th=$(measure "$tapscat" --history "$hist" --timeout 5 "$host:8080")
     else
-        th="n/a (this tapscat has no --history)"
+        th="FAIL (this tapscat has no --history)"
     fi
     c=$(measure curl -s --max-time 5 "http://$host:8080/")
     g=$(measure "$work/dial" "$host:8080")
