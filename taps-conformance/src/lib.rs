@@ -26,10 +26,12 @@
 //! garbage, DNS over TCP after a truncated UDP answer; and ([`netns`]) racing over real paths in network namespaces:
 //! IPv6 blackhole, IPv6 refused, a dead first interface, and interface
 //! prohibit/require checked from the server's side (root and `ip` needed:
-//! `#[ignore]`d, and run by CI with `--ignored`); and ([`dnsmasq`]) name
+//! ignored with `#[ignore = "needs root and ip (network namespaces)"]`, and
+//! run by CI as root with `--ignored`); and ([`dnsmasq`]) name
 //! resolution against a real resolver: the resolv.conf search list, HTTPS
 //! AliasMode and its ALPN, HTTPS records and plain connections (the
-//! `dnsmasq` binary needed: `#[ignore]`d likewise).
+//! `dnsmasq` binary needed: `#[ignore = "needs dnsmasq"]`, which CI
+//! installs and runs with `--ignored`).
 #![forbid(unsafe_code)]
 // A test suite: a failed expectation is a panic with the reason.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]

@@ -670,11 +670,7 @@ impl Machine {
                 if slot == 0 {
                     self.deliver_addresses(now, id, family, addrs);
                 } else {
-                    let env = RaceEnv {
-                        interfaces: &self.interfaces,
-                        history: &self.history,
-                    };
-                    let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+                    let Some((race, env)) = self.race_with_env(id) else {
                         return;
                     };
                     race.on_target_addresses(now, env, slot - 1, family, addrs);
@@ -689,11 +685,7 @@ impl Machine {
                 let Some(records) = self.service_records(now, id, records) else {
                     return;
                 };
-                let env = RaceEnv {
-                    interfaces: &self.interfaces,
-                    history: &self.history,
-                };
-                let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+                let Some((race, env)) = self.race_with_env(id) else {
                     return;
                 };
                 race.on_service_info(now, env, (!records.is_empty()).then_some(&records[..]));
@@ -804,15 +796,21 @@ impl Machine {
         family: Family,
         answer: AddressAnswer<'_>,
     ) {
-        let env = RaceEnv {
-            interfaces: &self.interfaces,
-            history: &self.history,
-        };
-        let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+        let Some((race, env)) = self.race_with_env(id) else {
             return;
         };
         race.on_addresses(now, env, family, answer);
         self.undecided(now, id);
+    }
+
+    /// `id`'s race, with what it reads of the machine while it changes.
+    pub(super) fn race_with_env(&mut self, id: ConnectionId) -> Option<(&mut Race, RaceEnv<'_>)> {
+        let env = RaceEnv {
+            interfaces: &self.interfaces,
+            history: &self.history,
+        };
+        let race = self.conns.get_mut(id).and_then(Conn::race_mut)?;
+        Some((race, env))
     }
 
     /// A DNS answer changed `id`'s race: it is decided at the next drain

@@ -16,7 +16,6 @@ use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
 use crate::nat64::{DISCOVERY_SLOT, Pref64, Pref64Source};
 use crate::path::PathBranch;
-use crate::race::RaceEnv;
 use crate::time::Instant;
 use crate::trace::TraceKind;
 
@@ -107,11 +106,7 @@ impl Machine {
         if known.is_none() && !pending {
             return;
         }
-        let env = RaceEnv {
-            interfaces: &self.interfaces,
-            history: &self.history,
-        };
-        let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+        let Some((race, env)) = self.race_with_env(id) else {
             return;
         };
         let changed = race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending);
@@ -173,15 +168,12 @@ impl Machine {
             {
                 continue;
             }
-            let env = RaceEnv {
-                interfaces: &self.interfaces,
-                history: &self.history,
-            };
-            let Some(race) = self.conns.get_mut(id).and_then(Conn::race_mut) else {
+            let discovering = self.nat64.pending();
+            let Some((race, env)) = self.race_with_env(id) else {
                 continue;
             };
             let was_pending = race.nat64_pending();
-            let pending = known.is_none() && self.nat64.pending() && was_pending;
+            let pending = known.is_none() && discovering && was_pending;
             // A Router Advertisement repeats itself: only news is recorded.
             if !race.set_nat64(now, env, known.as_ref().map(|k| &k.0), pending) {
                 continue;
