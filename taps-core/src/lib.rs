@@ -105,7 +105,7 @@ pub use properties::{
     CapacityProfile, ChecksumCoverage, ConnScheduler, ConnectionProperties, Direction,
     EffectiveProperties, MessageProperties, MultipathPolicy, MultipathPreference, Preference,
     PropertyConflict, SelectionProperties, SelectionProperty, TcpUserTimeout, TransportProperties,
-    UnknownProperty,
+    UnknownProperty, ZeroRttOutcome,
 };
 pub use rng::Rng;
 pub use security::{

@@ -859,18 +859,26 @@ impl TransportProperties {
     /// adapter said became of it: keepAlive and the TCP user timeout read
     /// back as in effect only when the socket has them, and
     /// [`EffectiveProperties::not_in_effect`] says why any asked for is
-    /// not. zeroRttMsg reads `true` when the application asked for it.
+    /// not. zeroRttMsg reads `true` only when the first Message went as
+    /// accepted early data (`zero_rtt`); when the application asked for it
+    /// (Require or Prefer) and it did not, `not_in_effect` says why.
     pub fn effective_for_tcp(
         &self,
         has_framer: bool,
         path: Option<&Interface>,
         socket: &(TcpSocketOptions, AppliedTcpOptions),
+        zero_rtt: ZeroRttOutcome,
     ) -> EffectiveProperties {
         let s = &self.selection;
         let (asked, applied) = socket;
+        let zero_rtt_why_not = zero_rtt
+            .why_not()
+            .filter(|_| s.zero_rtt_msg.wants())
+            .map(|why| format!("zeroRttMsg: {why}"));
         let not_in_effect = [
             applied.keep_alive.why_not("keepAlive"),
             applied.user_timeout.why_not("tcpUserTimeout"),
+            zero_rtt_why_not,
         ]
         .into_iter()
         .flatten()
@@ -880,7 +888,8 @@ impl TransportProperties {
             preserve_msg_boundaries: has_framer,
             per_msg_reliability: false,
             preserve_order: true,
-            zero_rtt_msg: s.zero_rtt_msg.wants(),
+            zero_rtt_msg: zero_rtt == ZeroRttOutcome::Accepted,
+            zero_rtt,
             multistreaming: false,
             full_checksum_send: true,
             full_checksum_recv: true,
@@ -926,8 +935,12 @@ pub struct EffectiveProperties {
     pub per_msg_reliability: bool,
     /// §6.2.4 data arrives in order.
     pub preserve_order: bool,
-    /// §6.2.5 a safely replayable Message may go out with establishment.
+    /// §6.2.5 the first Message went out with establishment and the peer
+    /// took it: TLS 1.3 0-RTT data the server accepted.
     pub zero_rtt_msg: bool,
+    /// What became of the first Message in detail (why `zero_rtt_msg` is
+    /// `false`, for instance).
+    pub zero_rtt: ZeroRttOutcome,
     /// §6.2.6 group Connections share one transport connection as streams.
     pub multistreaming: bool,
     /// §6.2.7 all sent data is checksummed.
@@ -974,6 +987,66 @@ pub struct EffectiveProperties {
     pub conn_timeout: Option<Duration>,
     /// §8.1.2 `connPriority` in effect.
     pub conn_priority: u32,
+}
+
+/// What became of an initiated Connection's first Message with respect
+/// to going out during establishment (RFC 9622 §6.2.5 `zeroRttMsg` and
+/// §7.2 initiate with send): TLS 1.3 0-RTT (RFC 8446 §2.3) or TCP Fast
+/// Open (RFC 7413). [`EffectiveProperties::zero_rtt_msg`] reads `true` only
+/// for [`ZeroRttOutcome::Accepted`]: the feature read back is what
+/// happened, not what was asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ZeroRttOutcome {
+    /// No first Message came with initiate (or the Connection was
+    /// accepted by a Listener).
+    #[default]
+    NoFirstMessage,
+    /// The first Message was not marked `safelyReplayable` (RFC 9622
+    /// §9.1.3.4), so it waited for establishment.
+    NotSafelyReplayable,
+    /// The Security Parameters turn early data off.
+    DisallowedBySecurity,
+    /// The first Message framed to nothing, so nothing could go early.
+    EmptyFirstMessage,
+    /// The winning attempt had no resumable TLS session for the server
+    /// that allows early data (RFC 8446 §4.2.10: 0-RTT needs a ticket
+    /// with `max_early_data_size`), so the Message waited for the
+    /// handshake.
+    NoResumableSession,
+    /// The server rejected the 0-RTT data; the Message went again after
+    /// the handshake (RFC 8446 §4.2.10).
+    RejectedByServer,
+    /// The server accepted the Message as TLS 1.3 0-RTT data.
+    Accepted,
+    /// The Message went with TCP Fast Open. The socket does not say
+    /// whether the SYN carried it: without a cookie the kernel sends it
+    /// after the handshake (RFC 7413 §4.1), and taps cannot tell which.
+    FastOpenUnconfirmed,
+}
+
+impl ZeroRttOutcome {
+    /// Why the first Message did not go as accepted early data; `None`
+    /// for [`ZeroRttOutcome::Accepted`].
+    pub fn why_not(self) -> Option<&'static str> {
+        Some(match self {
+            ZeroRttOutcome::Accepted => return None,
+            ZeroRttOutcome::NoFirstMessage => "no first Message came with initiate",
+            ZeroRttOutcome::NotSafelyReplayable => {
+                "the first Message was not marked safelyReplayable"
+            }
+            ZeroRttOutcome::DisallowedBySecurity => "the Security Parameters disallow early data",
+            ZeroRttOutcome::EmptyFirstMessage => "the first Message was empty",
+            ZeroRttOutcome::NoResumableSession => {
+                "no resumable TLS session with early data for this server; it went after the handshake"
+            }
+            ZeroRttOutcome::RejectedByServer => {
+                "the server rejected the 0-RTT data; it went again after the handshake"
+            }
+            ZeroRttOutcome::FastOpenUnconfirmed => {
+                "it went with TCP Fast Open, and the socket does not say whether the SYN carried it"
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1306,7 +1379,12 @@ mod tests {
             keep_alive: OptionResult::InEffect,
             ..AppliedTcpOptions::default()
         };
-        let e = p.effective_for_tcp(false, Some(&wlan), &(asked, applied));
+        let e = p.effective_for_tcp(
+            false,
+            Some(&wlan),
+            &(asked, applied),
+            ZeroRttOutcome::NoFirstMessage,
+        );
         assert!(e.reliability && e.preserve_order && e.congestion_control);
         assert!(e.full_checksum_send && e.full_checksum_recv);
         assert!(!e.preserve_msg_boundaries && !e.multistreaming && !e.per_msg_reliability);
@@ -1325,11 +1403,49 @@ mod tests {
             true,
             None,
             &Default::default(),
+            ZeroRttOutcome::NoFirstMessage,
         );
         assert!(framed.preserve_msg_boundaries);
         assert_eq!(framed.interface, None);
         assert!(!framed.expensive && !framed.keep_alive);
         assert!(framed.not_in_effect.is_empty());
+    }
+
+    #[test]
+    fn zero_rtt_msg_reads_back_what_happened() {
+        // RFC 9622 §6.2.5 zeroRttMsg: the application "would like to supply
+        // a Message ... that will then be reliably transferred to the other
+        // side before or during connection establishment". Read back, it is
+        // whether that happened; asked for and not done, it says why.
+        use ZeroRttOutcome as O;
+        let table: [(O, bool, &str); 8] = [
+            (O::Accepted, true, ""),
+            (O::NoFirstMessage, false, "no first Message"),
+            (O::NotSafelyReplayable, false, "safelyReplayable"),
+            (O::DisallowedBySecurity, false, "disallow early data"),
+            (O::EmptyFirstMessage, false, "was empty"),
+            (O::NoResumableSession, false, "no resumable TLS session"),
+            (O::RejectedByServer, false, "rejected the 0-RTT data"),
+            (O::FastOpenUnconfirmed, false, "TCP Fast Open"),
+        ];
+        let wanted = TransportProperties::new().prefer(P::ZeroRttMsg);
+        let unasked = TransportProperties::new();
+        for (outcome, on, why) in table {
+            let e = wanted.effective_for_tcp(false, None, &Default::default(), outcome);
+            assert_eq!((e.zero_rtt_msg, e.zero_rtt), (on, outcome), "{outcome:?}");
+            match why {
+                "" => assert!(e.not_in_effect.is_empty(), "{outcome:?}"),
+                why => assert!(
+                    matches!(e.not_in_effect.as_slice(), [r] if r.starts_with("zeroRttMsg: ") && r.contains(why)),
+                    "{outcome:?}: {:?}",
+                    e.not_in_effect
+                ),
+            }
+            // Not asked for: the same read-back, and nothing to explain.
+            let e = unasked.effective_for_tcp(false, None, &Default::default(), outcome);
+            assert_eq!(e.zero_rtt_msg, on, "{outcome:?}");
+            assert!(e.not_in_effect.is_empty(), "{outcome:?}");
+        }
     }
 
     #[test]
@@ -1351,6 +1467,7 @@ mod tests {
                         user_timeout,
                     },
                 ),
+                ZeroRttOutcome::NoFirstMessage,
             )
         };
         let on = read(OptionResult::InEffect, OptionResult::InEffect);

@@ -9,7 +9,8 @@ use std::time::Duration;
 use taps_core::{
     Config, ConnectionId, Event, FailureReason, Input, Instant, IoLimits, ListenerConfig,
     ListenerId, Machine, Message, Preconnection, SecurityParameters, SendError, StreamError,
-    TlsCheckout, TlsFailure, TraceKind, dns::parse_hosts, framer::FramerFactory, race::RaceFailure,
+    TlsCheckout, TlsFailure, TraceKind, ZeroRttOutcome, dns::parse_hosts, framer::FramerFactory,
+    race::RaceFailure,
 };
 use taps_testkit::net::{Behaviour, Net};
 use taps_testkit::pki::{TestCa, openssl_style_self_signed};
@@ -513,6 +514,16 @@ fn verification_cannot_be_skipped_by_accident_and_can_be_by_name() {
     assert!(ready(&net, 0, c));
 }
 
+/// Connection `c`'s read-back `zeroRttMsg` and what became of its first
+/// message.
+fn zero_rtt(net: &Net, c: ConnectionId) -> (bool, ZeroRttOutcome) {
+    let e = net.machines[0]
+        .connection_info(c)
+        .and_then(|c| c.properties())
+        .expect("established");
+    (e.zero_rtt_msg, e.zero_rtt)
+}
+
 #[test]
 fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
     // RFC 9622 §7.2 InitiateWithSend; RFC 8446 §2.3 early data.
@@ -521,13 +532,20 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
     let (mut net, _) = setup(&ca, &["example.com"], Some(framer.clone()));
     let p = pre(client_security(&ca), Some(framer));
     // First connection: full handshake, tickets arrive.
-    let first = net.machines[0].initiate(ms(0), &p).unwrap();
+    // It sends a replayable first message, which has no session to ride.
+    let (first, _) = net.machines[0]
+        .initiate_with_send(ms(0), &p, Message::new(&b"hello"[..]).safely_replayable())
+        .unwrap();
     net.run_for(Duration::from_millis(500));
     assert!(
         ready(&net, 0, first)
             && !net.machines[0]
                 .connection_info(first)
                 .is_some_and(|c| c.resumed())
+    );
+    assert_eq!(
+        zero_rtt(&net, first),
+        (false, ZeroRttOutcome::NoResumableSession)
     );
     net.machines[0].connection(first).close(net.now);
     net.run_for(Duration::from_secs(3));
@@ -552,6 +570,8 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
         net.machines[0].stats().early_data_attempts > before,
         "early data went out"
     );
+    // RFC 9622 §6.2.5: zeroRttMsg reads back what happened.
+    assert_eq!(zero_rtt(&net, c), (true, ZeroRttOutcome::Accepted));
     let s = last_server_conn(&net);
     net.machines[1]
         .connection(s)
@@ -575,6 +595,10 @@ fn zero_rtt_on_a_resumed_session_and_never_for_unsafe_messages() {
     net.run_for(Duration::from_millis(500));
     assert!(ready(&net, 0, c));
     assert_eq!(net.machines[0].stats().early_data_attempts, before);
+    assert_eq!(
+        zero_rtt(&net, c),
+        (false, ZeroRttOutcome::NotSafelyReplayable)
+    );
     let s = last_server_conn(&net);
     net.machines[1]
         .connection(s)
@@ -600,6 +624,11 @@ fn tcp_fast_open_carries_a_replayable_first_message_on_plain_tcp() {
     net.run_for(Duration::from_millis(100));
     assert!(ready(&net, 0, c));
     assert!(net.opened[0].3, "OpenTcp asked for fast open");
+    // Whether the SYN carried it is the kernel's secret: not read as on.
+    assert_eq!(
+        zero_rtt(&net, c),
+        (false, ZeroRttOutcome::FastOpenUnconfirmed)
+    );
     let s = server_conn(&net).unwrap();
     net.machines[1]
         .connection(s)

@@ -23,6 +23,7 @@ use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
 use crate::nat64::DISCOVERY_SLOT;
 use crate::path::{PathBranch, derive_paths};
+use crate::properties::ZeroRttOutcome;
 use crate::race::{
     AddressAnswer, CandidateId, Expected, Family, Race, RaceAction, RaceEnv, RaceFailure,
 };
@@ -134,11 +135,19 @@ impl Machine {
             })
         });
         let mut io = ConnIo::new(self.config.io);
+        // Decided here when the first Message cannot go early; otherwise
+        // the winning attempt decides it (`on_won`).
+        let mut zero_rtt = ZeroRttOutcome::NoFirstMessage;
         let first_id = match first {
             None => None,
             Some(message) => {
                 let replayable = message.properties.safely_replayable;
                 let early_ok = pre.security.as_ref().is_none_or(|s| s.allow_early_data);
+                zero_rtt = match (replayable, early_ok) {
+                    (false, _) => ZeroRttOutcome::NotSafelyReplayable,
+                    (true, false) => ZeroRttOutcome::DisallowedBySecurity,
+                    (true, true) => ZeroRttOutcome::NoResumableSession,
+                };
                 let data = (replayable && early_ok).then(|| message.data.clone());
                 let id = io.enqueue(now, message).map_err(InitiateError::Send)?;
                 if let Some(data) = data {
@@ -171,6 +180,7 @@ impl Machine {
             terminated: false,
             race_recorded: false,
             remote: Some((host.clone(), port)),
+            zero_rtt,
         });
         self.nat64_begin(now, id, &nat64);
 
@@ -1035,8 +1045,16 @@ impl Machine {
         let early = c.io.early.take();
         if let (Some((msg, data)), Some(sock)) = (early, self.sockets.get_mut(socket)) {
             let sent = sock.stack.early_sent;
+            let counted = sock.stack.early_data_counted();
+            c.zero_rtt = match (sent > 0, sock.stack.has_tls(), counted) {
+                (true, true, true) => ZeroRttOutcome::Accepted,
+                (true, true, false) => ZeroRttOutcome::RejectedByServer,
+                (true, false, _) => ZeroRttOutcome::FastOpenUnconfirmed,
+                (false, true, _) => ZeroRttOutcome::NoResumableSession,
+                (false, false, _) => ZeroRttOutcome::EmptyFirstMessage,
+            };
             if sent > 0
-                && sock.stack.early_data_counted()
+                && counted
                 && let Ok(framed) = sock.stack.frame(&data)
             {
                 if let Some(rest) = framed.get(sent..).filter(|r| !r.is_empty()) {

@@ -17,7 +17,7 @@ use super::{Conn, ConnectionState, Event, Machine, Output, Role, Sock};
 use crate::connection::ConnIo;
 use crate::endpoint::{Host, LocalEndpoint};
 use crate::id::{ConnectionId, ListenerId, SocketId};
-use crate::properties::TransportProperties;
+use crate::properties::{TransportProperties, ZeroRttOutcome};
 use crate::security::SecurityParameters;
 use crate::stack::framer::FramerFactory;
 use crate::stack::tls::{ServerTls, TlsConfigError};
@@ -251,6 +251,7 @@ impl Machine {
             terminated: false,
             race_recorded: true,
             remote: None,
+            zero_rtt: ZeroRttOutcome::NoFirstMessage,
         });
         let socket = self.sockets.insert(Sock {
             conn,

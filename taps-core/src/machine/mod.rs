@@ -57,7 +57,7 @@ use crate::endpoint::{Host, HostName, LocalEndpoint, RemoteEndpoint};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId, Table};
 use crate::interface::Interface;
 use crate::path::PathError;
-use crate::properties::{PropertyConflict, TransportProperties};
+use crate::properties::{PropertyConflict, TransportProperties, ZeroRttOutcome};
 use crate::race::history::{History, HistoryConfig};
 use crate::race::{CandidateId, Race, RaceConfig, RaceFailure};
 use crate::rng::Rng;
@@ -965,6 +965,9 @@ struct Conn {
     /// The host and port an active connection was asked for, for its
     /// establishment error (`None`: accepted).
     remote: Option<(Host, u16)>,
+    /// What became of the first Message's early sending: decided at
+    /// initiate when it cannot go early, else when the race is won.
+    zero_rtt: ZeroRttOutcome,
 }
 
 impl Conn {

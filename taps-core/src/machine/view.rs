@@ -233,7 +233,10 @@ impl<'a> ConnectionInfo<'a> {
             .and_then(|s| self.machine.sockets.get(s))
             .map(|s| s.options)
             .unwrap_or_default();
-        Some(c.properties.effective_for_tcp(has_framer, iface, &socket))
+        Some(
+            c.properties
+                .effective_for_tcp(has_framer, iface, &socket, c.zero_rtt),
+        )
     }
 
     /// The ALPN protocol its TLS negotiated.
