@@ -171,7 +171,10 @@ pub trait Runtime: Send + Sync + 'static {
 /// epoll, which reports a socket already readable).
 pub trait ReadyTcp: Send + Sync {
     /// Reads into `buf`; `WouldBlock` when nothing is there (clearing the
-    /// runtime's readiness if it keeps one).
+    /// runtime's readiness if it keeps one). A runtime that keeps
+    /// readiness may also clear it after a read that did not fill `buf`
+    /// (the socket is drained), and then answer `WouldBlock` without
+    /// reading until the socket is reported readable again.
     ///
     /// # Errors
     ///

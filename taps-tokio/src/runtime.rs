@@ -10,7 +10,7 @@
 //! `WouldBlock` and the clearing is never lost; every operation here goes
 //! through one of those.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -76,7 +76,29 @@ struct Tcp(TcpStream);
 
 impl ReadyTcp for Tcp {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        // A read that leaves room in `buf` has drained the socket, so the
+        // readiness is cleared as tokio's own `poll_read` does after a
+        // short read: the next `try_read` then answers `WouldBlock` from
+        // the flag instead of a recv(2) that would. Under pooled HTTP that
+        // was one failing recv(2) per request (see benches/README.md).
+        // The data read is kept aside while the closure reports
+        // `WouldBlock` to have the flag cleared; an edge that came after
+        // the read survives, since tokio clears only the readiness the
+        // read observed.
+        let socket = SockRef::from(&self.0);
+        let mut drained = None;
+        let read = self.0.try_io(Interest::READABLE, || {
+            let n = (&*socket).read(buf)?;
+            if n > 0 && n < buf.len() {
+                drained = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match drained {
+            Some(n) => Ok(n),
+            None => read,
+        }
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
@@ -186,5 +208,39 @@ mod tests {
         assert!(matches!(ready, Ok(Ok(()))), "not reported: {ready:?}");
         let mut buf = [0u8; 4];
         assert_eq!(stream.try_read(&mut buf).unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_short_read_clears_readiness_and_loses_no_later_data() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let runtime = TokioRuntime {
+            handle: tokio::runtime::Handle::current(),
+        };
+        let tcp = runtime.tcp(client).unwrap();
+        let mut buf = [0u8; 64];
+
+        peer.write_all(b"hello").unwrap();
+        tcp.clone().wait_readable().await.unwrap();
+        assert_eq!(tcp.try_read(&mut buf).unwrap(), 5, "a short read");
+
+        // More data reaches the socket while this (single-threaded)
+        // runtime's reactor cannot run: the short read cleared the
+        // readiness, so try_read answers from the flag, without the
+        // recv(2) that would have found these bytes.
+        peer.write_all(b"world!").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let flag = tcp.try_read(&mut buf).unwrap_err();
+        assert_eq!(flag.kind(), io::ErrorKind::WouldBlock);
+
+        // The reactor reports them, and they are read whole.
+        tokio::time::timeout(Duration::from_secs(10), tcp.clone().wait_readable())
+            .await
+            .expect("readable again")
+            .unwrap();
+        let n = tcp.try_read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"world!");
     }
 }
