@@ -560,6 +560,9 @@ pub enum CapacityProfile {
     CapacitySeeking,
 }
 
+/// RFC 9622 §8.1.2: `connPriority`'s default.
+pub(crate) const DEFAULT_CONN_PRIORITY: u32 = 100;
+
 /// RFC 9622 §8.1.7 `multipathPolicy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MultipathPolicy {
@@ -636,7 +639,7 @@ impl Default for ConnectionProperties {
     fn default() -> Self {
         ConnectionProperties {
             recv_checksum_len: ChecksumCoverage::Full,
-            conn_priority: 100,
+            conn_priority: DEFAULT_CONN_PRIORITY,
             conn_timeout: None,
             keep_alive_timeout: None,
             conn_scheduler: ConnScheduler::WeightedFairQueueing,

@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use super::{ConnectionState, Event, Machine, Output, Role, StreamError};
 use crate::connection::{IoEvent, Message, MessageId, SendError};
 use crate::id::{ConnectionId, DnsTxnId, SocketId};
+use crate::properties::DEFAULT_CONN_PRIORITY;
 use crate::race::CandidateId;
 use crate::stack::StackState;
 use crate::time::Instant;
@@ -47,14 +48,44 @@ impl std::error::Error for ReceiveError {}
 
 impl Machine {
     /// Outputs `Transmit` when the socket holds bytes it may write now.
+    ///
+    /// RFC 9622 §8.1.2 `connPriority` between this machine's connections:
+    /// a `Transmit` goes ahead of the `Transmit`s at the back of the queue
+    /// whose connections have a numerically higher priority, so the
+    /// adapter, which performs outputs in order, hands bytes to the more
+    /// important connection's socket first. It jumps no other output (a
+    /// socket's `ShutdownWrite` or `CloseSocket` keeps its place after its
+    /// own `Transmit`), and equal priorities keep their order. Once bytes
+    /// are in the kernel, each socket is sent on its own: RFC 9622 §8.1.2
+    /// gives no guarantee beyond this, and taps claims none.
     pub(super) fn announce(&mut self, socket: SocketId) {
         let Some(s) = self.sockets.get_mut(socket) else {
             return;
         };
-        if !s.announced && !s.stack.tx.is_empty() && (s.connected || s.fast_open) {
-            s.announced = true;
-            self.outputs.push_back(Output::Transmit { socket });
+        if s.announced || s.stack.tx.is_empty() || !(s.connected || s.fast_open) {
+            return;
         }
+        s.announced = true;
+        let priority = self.conn_priority(socket);
+        let mut at = self.outputs.len();
+        while let Some(Output::Transmit { socket: queued }) =
+            at.checked_sub(1).and_then(|i| self.outputs.get(i))
+            && self.conn_priority(*queued) > priority
+        {
+            at -= 1;
+        }
+        self.outputs.insert(at, Output::Transmit { socket });
+    }
+
+    /// The `connPriority` of the connection `socket` serves (the default
+    /// for a socket no connection owns any more).
+    fn conn_priority(&self, socket: SocketId) -> u32 {
+        self.sockets
+            .get(socket)
+            .and_then(|s| self.conns.get(s.conn))
+            .map_or(DEFAULT_CONN_PRIORITY, |c| {
+                c.properties.connection.conn_priority
+            })
     }
 
     /// Frees a socket and tells the adapter to close it (once: a freed id
