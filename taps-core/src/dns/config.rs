@@ -12,6 +12,19 @@
 //! Problems never fail a parse: the offending line or value is skipped and
 //! described in `warnings` (at most [`MAX_WARNINGS`] of them), so a broken
 //! file degrades to defaults instead of leaving the host without DNS.
+//!
+//! Why not the `resolv-conf` crate (0.7.6, hickory's parser): compared on
+//! twelve files side by side (a scratch program parsing each with both,
+//! 2026-12-04), it fails the whole file where glibc skips one line (a
+//! `nameserver 10.0.0.999`, an unknown `options` word, a stray byte), so
+//! the host would be left with no servers at all; it keeps `ndots:40`
+//! where glibc clamps to 15; and it returns `search .` (systemd-resolved's
+//! stub file) as a domain to append. It does keep a link-local server's
+//! `%eth0` scope, which this parser drops with a warning (the core would
+//! need the interface index; noted as a gap). Speed is no reason either
+//! way: 705 ns here against 600 ns for the typical four-line file (release
+//! build, 200 000 parses). Its errors are the crate's own types, and the
+//! core would gain a dependency for a worse fit.
 
 use core::time::Duration;
 use std::collections::BTreeMap;
