@@ -45,6 +45,12 @@
 //!   ready minus the oracle's, at those percentiles (a percentile of
 //!   differences, not a difference of percentiles: the worlds where a
 //!   policy loses time, not the slowest worlds);
+//! - where the regret tail comes from: of the connections whose regret is
+//!   at or above the p90 (and the p99) value, the share per cause
+//!   ([`RegretCause`]: waiting for DNS with the oracle's endpoint, earlier
+//!   attempts before it, or another family, address or interface than
+//!   the oracle's), so a policy change can be aimed at the part it can
+//!   move;
 //! - attempts per connection (the oracle makes one);
 //! - the share of ready connections won by a *non-first address*: a remote
 //!   other than that of attempt #1 (for the oracle: other than `hev3`'s
@@ -63,7 +69,7 @@ use taps_core::{
     race::{KernelRtt, Policy},
 };
 
-use crate::oracle::oracle;
+use crate::oracle::{OracleChoice, oracle};
 use crate::report::trace_hash;
 use crate::scenario::{
     Accept, Action, Cert, Client, Connect, Direction, Dns, InterfacePrefs, Link, LinkParams,
@@ -486,6 +492,11 @@ pub struct PolicyStats {
     pub regret_p90_ms: Option<f64>,
     /// 99th percentile of the per-connection regret.
     pub regret_p99_ms: Option<f64>,
+    /// The connections with a positive regret at or above the p90 value,
+    /// share per cause.
+    pub regret_p90_causes: RegretCauses,
+    /// The same at or above the p99 value.
+    pub regret_p99_causes: RegretCauses,
     /// Mean attempts per connection.
     pub attempts_per_connection: f64,
     /// Share of ready connections won by a remote other than attempt #1's.
@@ -496,12 +507,121 @@ pub struct PolicyStats {
     pub failures: u64,
 }
 
+/// Why a connection was ready later than the oracle's, judged by what
+/// it won with against what the oracle chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RegretCause {
+    /// The oracle's endpoint, as the first attempt: the time went on
+    /// waiting for DNS (HEv3's Resolution Delay, the HTTPS answer).
+    DnsWait,
+    /// The oracle's endpoint, after earlier attempts: the time went on
+    /// attempts that failed or hung (the Connection Attempt Delay).
+    EarlierAttempts,
+    /// An endpoint of the other address family than the oracle's.
+    OtherFamily,
+    /// Another address of the oracle's family.
+    OtherAddress,
+    /// Another interface than the oracle's.
+    OtherInterface,
+}
+
+impl RegretCause {
+    /// What the cause is, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            RegretCause::DnsWait => "DNS wait",
+            RegretCause::EarlierAttempts => "earlier attempts",
+            RegretCause::OtherFamily => "other family",
+            RegretCause::OtherAddress => "other address",
+            RegretCause::OtherInterface => "other interface",
+        }
+    }
+
+    /// The cause of a connection's regret: it won with `remote` over
+    /// `interface` (with its first attempt or not), where the oracle chose
+    /// `o`.
+    fn of(remote: SocketAddr, interface: Option<u32>, first_won: bool, o: &OracleChoice) -> Self {
+        if interface != Some(o.interface) {
+            RegretCause::OtherInterface
+        } else if remote == o.remote && first_won {
+            RegretCause::DnsWait
+        } else if remote == o.remote {
+            RegretCause::EarlierAttempts
+        } else if remote.is_ipv4() != o.remote.is_ipv4() {
+            RegretCause::OtherFamily
+        } else {
+            RegretCause::OtherAddress
+        }
+    }
+}
+
+/// Shares (0–1) of a regret tail per [`RegretCause`]; all zero when no
+/// connection in the tail lost time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RegretCauses {
+    /// [`RegretCause::DnsWait`].
+    pub dns_wait: f64,
+    /// [`RegretCause::EarlierAttempts`].
+    pub earlier_attempts: f64,
+    /// [`RegretCause::OtherFamily`].
+    pub other_family: f64,
+    /// [`RegretCause::OtherAddress`].
+    pub other_address: f64,
+    /// [`RegretCause::OtherInterface`].
+    pub other_interface: f64,
+}
+
+impl RegretCauses {
+    /// The shares among the positive regrets at or above `threshold` in
+    /// `regret`.
+    fn of_tail(regret: &[(i64, RegretCause)], threshold: Option<i64>) -> Self {
+        let mut counts = [0u64; 5];
+        let mut total = 0u64;
+        for &(r, cause) in regret {
+            if r > 0 && threshold.is_some_and(|t| r >= t) {
+                counts[cause as usize] += 1;
+                total += 1;
+            }
+        }
+        let share = |i: usize| counts[i] as f64 / total.max(1) as f64;
+        RegretCauses {
+            dns_wait: share(RegretCause::DnsWait as usize),
+            earlier_attempts: share(RegretCause::EarlierAttempts as usize),
+            other_family: share(RegretCause::OtherFamily as usize),
+            other_address: share(RegretCause::OtherAddress as usize),
+            other_interface: share(RegretCause::OtherInterface as usize),
+        }
+    }
+
+    /// One line: each cause with a share, largest first.
+    fn text(&self) -> String {
+        let mut parts = [
+            (self.dns_wait, RegretCause::DnsWait),
+            (self.earlier_attempts, RegretCause::EarlierAttempts),
+            (self.other_family, RegretCause::OtherFamily),
+            (self.other_address, RegretCause::OtherAddress),
+            (self.other_interface, RegretCause::OtherInterface),
+        ];
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let shown: Vec<String> = parts
+            .iter()
+            .filter(|(share, _)| *share > 0.0)
+            .map(|(share, cause)| format!("{} {:.0}%", cause.label(), share * 100.0))
+            .collect();
+        if shown.is_empty() {
+            "-".into()
+        } else {
+            shown.join(" · ")
+        }
+    }
+}
+
 #[derive(Default)]
 struct Acc {
     ready: Vec<u64>,
     /// Time to ready minus the oracle's, ns, of connections ready under
-    /// both.
-    regret: Vec<i64>,
+    /// both, with its cause.
+    regret: Vec<(i64, RegretCause)>,
     attempts: u64,
     non_first: u64,
     non_primary: u64,
@@ -520,7 +640,8 @@ impl Acc {
         self.ready.sort_unstable();
         self.regret.sort_unstable();
         let pct = |p: f64| nearest_rank(&self.ready, p).map(|v| v as f64 / 1e6);
-        let regret = |p: f64| nearest_rank(&self.regret, p).map(|v| v as f64 / 1e6);
+        let regret_ns = |p: f64| nearest_rank(&self.regret, p).map(|(v, _)| v);
+        let regret = |p: f64| regret_ns(p).map(|v| v as f64 / 1e6);
         let ready = self.ready.len().max(1) as f64;
         PolicyStats {
             policy: policy.into(),
@@ -530,6 +651,8 @@ impl Acc {
             regret_p50_ms: regret(0.50),
             regret_p90_ms: regret(0.90),
             regret_p99_ms: regret(0.99),
+            regret_p90_causes: RegretCauses::of_tail(&self.regret, regret_ns(0.90)),
+            regret_p99_causes: RegretCauses::of_tail(&self.regret, regret_ns(0.99)),
             attempts_per_connection: self.attempts as f64 / n.max(1) as f64,
             non_first_address_share: self.non_first as f64 / ready,
             non_primary_interface_share: self.non_primary as f64 / ready,
@@ -604,6 +727,20 @@ impl PopulationReport {
                 s.failures
             );
         }
+        let _ = writeln!(
+            t,
+            "\nwhere the regret tail comes from (connections at or above the p90 / p99 regret):"
+        );
+        for s in self.stats.iter().filter(|s| s.policy != "oracle") {
+            let _ = writeln!(
+                t,
+                "{:<11} p90: {}\n{:<11} p99: {}",
+                s.policy,
+                s.regret_p90_causes.text(),
+                "",
+                s.regret_p99_causes.text()
+            );
+        }
         let secs = self.wall.as_secs_f64().max(1e-9);
         let _ = writeln!(
             t,
@@ -672,7 +809,7 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
         );
         let mut first_remote = None;
         // The oracle's time per connection, from the first (`hev3`) run.
-        let mut best: Vec<Option<u64>> = Vec::new();
+        let mut best: Vec<Option<OracleChoice>> = Vec::new();
         for (p, (_, policy, static_attempt_delay)) in VARIANTS.into_iter().enumerate() {
             let oracle_run = policy == Policy::Hev3 && !static_attempt_delay;
             let run = world.run(
@@ -691,10 +828,7 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
             }
             if oracle_run {
-                best = oracle(&sc, &run)
-                    .into_iter()
-                    .map(|o| o.map(|o| o.time_to_ready.as_nanos() as u64))
-                    .collect();
+                best = oracle(&sc, &run);
             }
             let acc = &mut accs[p];
             for (j, c) in run.connections.iter().enumerate() {
@@ -716,7 +850,10 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
                         let t = t.as_nanos() as u64;
                         acc.ready.push(t);
                         if let Some(Some(o)) = best.get(j) {
-                            acc.regret.push(t as i64 - *o as i64);
+                            let regret = t as i64 - o.time_to_ready.as_nanos() as i64;
+                            let first_won = first == Some(*remote);
+                            let cause = RegretCause::of(*remote, *interface, first_won, o);
+                            acc.regret.push((regret, cause));
                         }
                         acc.non_first += u64::from(first != Some(*remote));
                         acc.non_primary += u64::from(*interface != Some(1));
@@ -730,7 +867,7 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
                     match o {
                         Some(o) => {
                             acc.ready.push(o.time_to_ready.as_nanos() as u64);
-                            acc.regret.push(0);
+                            acc.regret.push((0, RegretCause::DnsWait));
                             acc.attempts += 1;
                             acc.non_first += u64::from(first_remote != Some(o.remote));
                             acc.non_primary += u64::from(o.interface != 1);
@@ -762,6 +899,48 @@ pub fn run_population(profile: &str, n: usize, seed: u64) -> Result<PopulationRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regret_causes_name_what_the_connection_did_differently() {
+        let v4 = |last: u8| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)), 443);
+        let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        let oracle = OracleChoice {
+            time_to_ready: Duration::from_millis(80),
+            remote: v4(1),
+            interface: 1,
+            known: Duration::from_millis(20),
+        };
+        // (won with, over, its first attempt won, cause)
+        let table = [
+            (v4(1), Some(1), true, RegretCause::DnsWait),
+            (v4(1), Some(1), false, RegretCause::EarlierAttempts),
+            (v6, Some(1), true, RegretCause::OtherFamily),
+            (v4(2), Some(1), false, RegretCause::OtherAddress),
+            (v4(1), Some(2), true, RegretCause::OtherInterface),
+            (v4(1), None, true, RegretCause::OtherInterface),
+        ];
+        for (remote, interface, first_won, cause) in table {
+            assert_eq!(
+                RegretCause::of(remote, interface, first_won, &oracle),
+                cause,
+                "{remote} over {interface:?}"
+            );
+        }
+        // Only positive regrets at or above the threshold count.
+        let tail = [
+            (-5, RegretCause::OtherFamily),
+            (0, RegretCause::OtherAddress),
+            (10, RegretCause::OtherInterface),
+            (40, RegretCause::DnsWait),
+            (50, RegretCause::DnsWait),
+            (60, RegretCause::EarlierAttempts),
+        ];
+        let causes = RegretCauses::of_tail(&tail, Some(40));
+        assert_eq!((causes.dns_wait, causes.earlier_attempts), (2.0 / 3.0, 1.0 / 3.0));
+        assert_eq!(causes.other_interface + causes.other_family, 0.0);
+        assert_eq!(causes.text(), "DNS wait 67% · earlier attempts 33%");
+        assert_eq!(RegretCauses::of_tail(&tail, None).text(), "-");
+    }
 
     #[test]
     fn exp_is_accurate() {
