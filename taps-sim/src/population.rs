@@ -936,7 +936,10 @@ mod tests {
             (60, RegretCause::EarlierAttempts),
         ];
         let causes = RegretCauses::of_tail(&tail, Some(40));
-        assert_eq!((causes.dns_wait, causes.earlier_attempts), (2.0 / 3.0, 1.0 / 3.0));
+        assert_eq!(
+            (causes.dns_wait, causes.earlier_attempts),
+            (2.0 / 3.0, 1.0 / 3.0)
+        );
         assert_eq!(causes.other_interface + causes.other_family, 0.0);
         assert_eq!(causes.text(), "DNS wait 67% · earlier attempts 33%");
         assert_eq!(RegretCauses::of_tail(&tail, None).text(), "-");

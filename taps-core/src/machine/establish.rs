@@ -18,7 +18,7 @@ use crate::dns::config::localhost_addresses;
 use crate::dns::lookup::{AliasChain, AliasStep, NameSearch, SearchStep};
 use crate::dns::wire::{Answer, HttpsRecord, QueryType};
 use crate::dns::{DnsNote, outcome_of, search_names};
-use crate::endpoint::{Host, HostName};
+use crate::endpoint::{Host, HostName, Protocol};
 use crate::id::{ConnectionId, DnsTxnId};
 use crate::interface::Interface;
 use crate::nat64::DISCOVERY_SLOT;
@@ -76,6 +76,9 @@ impl Machine {
             Some(h) => h.clone(),
         };
         let port = pre.remote.effective_port().ok_or(InitiateError::NoPort)?;
+        if let Some(protocol @ (Protocol::Udp | Protocol::Quic)) = pre.remote.protocol {
+            return Err(InitiateError::ProtocolUnsupported(protocol));
+        }
         if let Some(conflict) = pre.properties.selection.tcp_conflict(pre.framer.is_some()) {
             return Err(InitiateError::Properties(conflict));
         }

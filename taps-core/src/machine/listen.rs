@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 
 use super::{Conn, ConnectionState, Event, Machine, Output, Role, Sock};
 use crate::connection::ConnIo;
-use crate::endpoint::{Host, LocalEndpoint};
+use crate::endpoint::{Host, LocalEndpoint, Protocol};
 use crate::id::{ConnectionId, ListenerId, SocketId};
 use crate::properties::{TransportProperties, ZeroRttOutcome};
 use crate::security::SecurityParameters;
@@ -45,6 +45,9 @@ impl ListenerConfig {
     /// Listens where `local` says: its IP address, or with no address both
     /// `[::]` and `0.0.0.0` on its port (the IPv6 socket then `IPV6_V6ONLY`).
     pub fn new(local: &LocalEndpoint) -> Result<Self, ListenError> {
+        if let Some(protocol @ (Protocol::Udp | Protocol::Quic)) = local.protocol {
+            return Err(ListenError::ProtocolUnsupported(protocol));
+        }
         let port = local.port.ok_or(ListenError::NoPort)?;
         let addrs = match &local.host {
             Some(Host::Ip(ip)) => vec![SocketAddr::new(*ip, port)],
@@ -93,6 +96,9 @@ pub enum ListenError {
     NotAnAddress,
     /// The TLS parameters are unusable (a server needs an identity).
     Tls(TlsConfigError),
+    /// The local endpoint is scoped to a protocol taps cannot run yet
+    /// (`udp://`, `quic://`): refused rather than listening on TCP.
+    ProtocolUnsupported(Protocol),
 }
 
 impl fmt::Display for ListenError {
@@ -102,6 +108,11 @@ impl fmt::Display for ListenError {
             ListenError::NoPort => f.write_str("a listener needs a local port"),
             ListenError::NotAnAddress => f.write_str("a listener binds IP addresses, not names"),
             ListenError::Tls(e) => write!(f, "{e}"),
+            ListenError::ProtocolUnsupported(p) => write!(
+                f,
+                "the local endpoint is scoped to {p} ({p}://), which taps cannot serve yet; \
+                 only TCP (with TLS) is supported"
+            ),
         }
     }
 }

@@ -53,7 +53,7 @@ use crate::dns::config::HostsFile;
 use crate::dns::lookup::{AliasChain, NameSearch};
 use crate::dns::wire::QueryType;
 use crate::dns::{DnsAction, DnsConfig, Resolver, cache::Cache};
-use crate::endpoint::{Host, HostName, LocalEndpoint, RemoteEndpoint};
+use crate::endpoint::{Host, HostName, LocalEndpoint, Protocol, RemoteEndpoint};
 use crate::id::{ConnectionId, DnsTxnId, ListenerId, SocketId, Table};
 use crate::interface::Interface;
 use crate::path::PathError;
@@ -214,6 +214,10 @@ pub enum InitiateError {
     ServiceResolutionUnsupported,
     /// The properties ask for something TCP cannot give.
     Properties(PropertyConflict),
+    /// The remote endpoint is scoped to a protocol taps cannot run yet
+    /// (`udp://`, `quic://`): refused rather than connected over TCP,
+    /// which the endpoint excludes (RFC 9622 §6.1.3).
+    ProtocolUnsupported(Protocol),
     /// No path satisfies the interface requirements.
     Path(PathError),
     /// The security parameters cannot make a TLS configuration.
@@ -237,6 +241,11 @@ impl fmt::Display for InitiateError {
                 "DNS-SD service endpoints cannot be resolved yet; give a host name or address",
             ),
             InitiateError::Properties(c) => write!(f, "{c}"),
+            InitiateError::ProtocolUnsupported(p) => write!(
+                f,
+                "the remote endpoint is scoped to {p} ({p}://), which taps cannot run yet; \
+                 only TCP (with TLS) is supported, and it is not used in {p}'s place"
+            ),
             InitiateError::Path(e) => write!(f, "{e}"),
             InitiateError::Tls(e) => write!(f, "{e}"),
             InitiateError::TooManyConnections(n) => {
