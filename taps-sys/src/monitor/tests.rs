@@ -280,13 +280,6 @@ impl Netns {
         }
     }
 
-    /// `ip -n NAME args...`.
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all).unwrap();
-    }
-
     /// Runs `f` on a thread that has entered the namespace.
     fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.name);
@@ -308,6 +301,13 @@ impl Drop for Netns {
     }
 }
 
+/// `ip -n NS COMMAND` (words split at spaces); panics on failure.
+fn ip_in(ns: &str, command: &str) {
+    let mut all = vec!["-n", ns];
+    all.extend(command.split(' '));
+    ip(&all).unwrap();
+}
+
 /// `high` first, then every other interface by index.
 fn high_leads(list: &[Interface]) -> bool {
     list.first().is_some_and(|i| i.name == "high")
@@ -324,13 +324,12 @@ fn order(list: &[Interface]) -> Vec<String> {
 fn the_primary_interface_is_the_default_routes_and_follows_it() {
     require_root_and_ip();
     let ns = Netns::create(&format!("tprim{}", std::process::id()));
-    // Two links; `low` is made first, so it has the lower index, and the
-    // default route goes on `high`: index order would put `low` first.
+    let name = ns.name.clone();
     // No IPv6: its link-local addresses and their DAD would send address
     // notifications late, which could hide a route change the monitor
     // missed.
     let exec = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "sysctl", "-qw"])
+        .args(["netns", "exec", &name, "sysctl", "-qw"])
         .args([
             "net.ipv6.conf.all.disable_ipv6=1",
             "net.ipv6.conf.default.disable_ipv6=1",
@@ -338,30 +337,20 @@ fn the_primary_interface_is_the_default_routes_and_follows_it() {
         .status()
         .unwrap();
     assert!(exec.success(), "sysctl in the namespace: {exec}");
-    // veth pairs (both ends in the namespace, so each has carrier).
-    for (name, addr) in [("low", "10.71.0.1/24"), ("high", "10.72.0.1/24")] {
-        let peer = format!("{name}p");
-        ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
-        ns.ip(&["addr", "add", addr, "dev", name]);
-        ns.ip(&["link", "set", &peer, "up"]);
-        ns.ip(&["link", "set", name, "up"]);
+    // Two links, veth pairs with both ends in the namespace (so each has
+    // carrier). `low` is made first, so it has the lower index, and the
+    // default route goes on `high`: index order would put `low` first.
+    for (link, addr) in [("low", "10.71.0.1/24"), ("high", "10.72.0.1/24")] {
+        ip_in(
+            &name,
+            &format!("link add {link} type veth peer name {link}p"),
+        );
+        ip_in(&name, &format!("addr add {addr} dev {link}"));
+        ip_in(&name, &format!("link set {link}p up"));
+        ip_in(&name, &format!("link set {link} up"));
     }
-    ns.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "10.72.0.254",
-        "dev",
-        "high",
-    ]);
-    let name = ns.name.clone();
+    ip_in(&name, "route add default via 10.72.0.254 dev high");
     ns.run(move || {
-        let ip_ns = |args: &[&str]| {
-            let mut all = vec!["-n", name.as_str()];
-            all.extend_from_slice(args);
-            ip(&all).unwrap();
-        };
         let mut monitor = PathMonitor::new().unwrap();
         assert!(!monitor.is_polling(), "netlink is available on Linux");
         let index = |n: &str| {
@@ -382,8 +371,7 @@ fn the_primary_interface_is_the_default_routes_and_follows_it() {
         // Carrier comes up late (the kernel's linkwatch), with link
         // notifications of its own: wait for it and for the monitor to be
         // quiet, so that what follows is reported because of the routes
-        // alone.
-        // (`lo` stays down: nobody brought it up in the namespace.)
+        // alone. (`lo` stays down: nobody brought it up in the namespace.)
         let links_up = |list: &[Interface]| list.iter().all(|i| i.up || i.name == "lo");
         if !links_up(monitor.interfaces()) {
             wait_for(&mut monitor, "every link up", links_up);
@@ -399,54 +387,25 @@ fn the_primary_interface_is_the_default_routes_and_follows_it() {
 
         // `high`'s route becomes metric 200 and `low` gets one of metric
         // 100: the lower metric wins, and `high` still has a default.
-        ip_ns(&[
-            "route",
-            "del",
-            "default",
-            "via",
-            "10.72.0.254",
-            "dev",
-            "high",
-        ]);
-        ip_ns(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.72.0.254",
-            "dev",
-            "high",
-            "metric",
-            "200",
-        ]);
-        ip_ns(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.71.0.254",
-            "dev",
-            "low",
-            "metric",
-            "100",
-        ]);
+        ip_in(&name, "route del default via 10.72.0.254 dev high");
+        ip_in(
+            &name,
+            "route add default via 10.72.0.254 dev high metric 200",
+        );
+        ip_in(
+            &name,
+            "route add default via 10.71.0.254 dev low metric 100",
+        );
         wait_for(&mut monitor, "the default route moved to low", |list| {
             order(list)[..3] == ["low", "high", "lo"]
         });
 
         // Only the route changes: no link or address does, yet the
         // monitor reports the new order.
-        ip_ns(&[
-            "route",
-            "del",
-            "default",
-            "via",
-            "10.71.0.254",
-            "dev",
-            "low",
-            "metric",
-            "100",
-        ]);
+        ip_in(
+            &name,
+            "route del default via 10.71.0.254 dev low metric 100",
+        );
         wait_for(
             &mut monitor,
             "the default route is back on high",
