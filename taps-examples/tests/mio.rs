@@ -275,3 +275,18 @@ fn a_line_larger_than_one_read_comes_back_whole() {
     assert_echoed(&out, &line);
     server.finish();
 }
+
+#[test]
+fn a_refused_port_is_an_error_that_says_so() {
+    // Bind and drop: nobody listens on the port now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = client(&[&format!("127.0.0.1:{port}"), "x"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("refused"), "{stderr}");
+}
