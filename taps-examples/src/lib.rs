@@ -80,8 +80,8 @@ use taps_core::{
 };
 use taps_sys::monitor::{POLL_INTERVAL, PathMonitor};
 use taps_sys::socket::{
-    ConnectProgress, ListenOptions, TcpOptions, connect_result, failure_reason, open_dns_tcp,
-    open_dns_udp, open_listener, open_tcp,
+    ConnectProgress, ListenOptions, TcpOptions, connect_result, failure_reason, interface_to_bind,
+    open_dns_tcp, open_dns_udp, open_listener, open_tcp,
 };
 
 /// How much one read takes from a socket.
@@ -456,13 +456,9 @@ impl EventLoop {
         options: TcpSocketOptions,
     ) {
         // The path's interface: bound by name where routing alone would not
-        // take it there (taps-sys decides which).
-        let bind_interface = interface
-            .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
-            .filter(|x| taps_sys::socket::binding_needed(x, remote.ip()))
-            .map(|x| x.name.clone());
+        // take it there (taps-sys decides which, for taps-io too).
         let opts = TcpOptions {
-            bind_interface,
+            bind_interface: interface_to_bind(self.machine.interfaces(), interface, remote.ip()),
             local,
             options,
             ..TcpOptions::default()
@@ -602,7 +598,9 @@ impl EventLoop {
         if rest.is_empty() {
             return self.forget(tcp.token, tcp.socket.as_raw_fd());
         }
-        // The same registration carries on under the same token.
+        // The same registration carries on under the same token. (Not
+        // here: a deadline for a peer that never reads again, which would
+        // hold this socket.)
         self.sources[tcp.token.0] = Source::Closing {
             socket: tcp.socket,
             rest,
@@ -847,7 +845,10 @@ impl EventLoop {
     /// input like any other.
     fn check_monitor(&mut self, now: Instant) {
         // An error reading netlink leaves the last list in force; the next
-        // notification tries again.
+        // notification tries again. `poll_change` reads at most a few
+        // hundred notifications per call: under edge-triggered readiness a
+        // larger burst leaves the rest for the next notification (which a
+        // burst that large brings soon).
         if let Ok(Some(interfaces)) = self.monitor.poll_change() {
             self.machine
                 .handle(now, Input::InterfacesChanged(interfaces));
