@@ -31,6 +31,12 @@
 //!    sandbox without netlink): the list is then what it was before the
 //!    routes were consulted.
 //!
+//! Cost, on the project's 2-core machine (`cargo run --release -p taps-sys
+//! --example interfaces 2000`): the dump takes 23-27 µs of a listing's
+//! 244-311 µs (getifaddrs, if_nametoindex and sysfs are the rest; the
+//! listing took 207-264 µs before routes were read). The monitor lists
+//! again only for link, address and default-route messages.
+//!
 //! Policy routing (`ip rule` pointing at other tables) is not followed:
 //! what "the default route" means to a user, and to `ip route`, is the
 //! main table's.
