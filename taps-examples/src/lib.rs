@@ -883,3 +883,82 @@ pub fn read_identity(
         .map_err(|e| format!("{}: {e}", key.display()))?;
     Ok(taps_core::Identity { chain, key })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+    use taps_core::{Preconnection, StreamError};
+
+    /// Edge-triggered readiness says "readable" once: everything that
+    /// arrived by then must be read, or it waits for an event that never
+    /// comes. Here the whole reply and the FIN are queued before the loop
+    /// looks, and one read takes 1 KiB, so a loop that read once per event
+    /// would stall with 9 KiB unread.
+    #[test]
+    fn what_arrived_before_one_event_is_read_to_the_end() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (go, wait) = mpsc::channel::<()>();
+        let (sent, done) = mpsc::channel::<()>();
+        let reply: Vec<u8> = (0..10 * 1024).map(|i| (i % 251) as u8).collect();
+        let expected = reply.clone();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            wait.recv().unwrap();
+            stream.write_all(&reply).unwrap();
+            drop(stream);
+            sent.send(()).unwrap();
+        });
+
+        let mut lp = EventLoop::new().unwrap();
+        lp.buf = vec![0; 1024].into_boxed_slice();
+        let pre = Preconnection::new(addr.to_string().parse().unwrap());
+        let conn = lp.with_machine(|m, now| m.initiate(now, &pre)).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let bounded = |lp: &mut EventLoop| {
+            assert!(std::time::Instant::now() < deadline, "the loop stalled");
+            lp.turn(Some(Duration::from_millis(50))).unwrap();
+        };
+        loop {
+            match lp.next_event() {
+                Some(Event::Ready { conn: c, .. }) if c == conn => break,
+                Some(Event::EstablishmentError { error, .. }) => panic!("{error}"),
+                Some(_) => {}
+                None => bounded(&mut lp),
+            }
+        }
+        // The reply and the FIN are in the socket before the loop looks
+        // again (loopback delivers within the sender's write; the pause
+        // only makes sure, and costs the test its strength, not its
+        // result, if it is ever too short).
+        go.send(()).unwrap();
+        done.recv().unwrap();
+        server.join().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let ended = lp.with_machine(|m, _| {
+                let mut view = m.connection(conn);
+                loop {
+                    match view.read(&mut buf) {
+                        Ok(0) => return true,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(StreamError::WouldBlock) => return false,
+                        Err(e) => panic!("read: {e}"),
+                    }
+                }
+            });
+            if ended {
+                break;
+            }
+            while lp.next_event().is_some() {}
+            bounded(&mut lp);
+        }
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "the bytes came back in order");
+    }
+}
