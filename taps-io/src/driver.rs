@@ -474,10 +474,11 @@ impl Driver {
                     fast_open,
                     options,
                 } => {
-                    let interface = interface
-                        .and_then(|i| self.machine.interfaces().iter().find(|x| x.index == i))
-                        .filter(|x| taps_sys::socket::binding_needed(x, remote.ip()))
-                        .map(|x| x.name.clone());
+                    let interface = taps_sys::socket::interface_to_bind(
+                        self.machine.interfaces(),
+                        interface,
+                        remote.ip(),
+                    );
                     self.sockets.insert(
                         socket,
                         SocketSlot {

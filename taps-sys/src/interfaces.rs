@@ -31,8 +31,13 @@
 //!   links (NetworkManager keeps its own, out of reach here).
 //! - **constrained** is always `false`: Linux has no low-data mode.
 //! - **mtu** comes from sysfs, 1500 when unreadable.
-//! - Interfaces are sorted by index; addresses keep the kernel's order
-//!   (the primary IPv4 address first). An interface that vanished between
+//! - **order**: the primary interface first, the one carrying the best
+//!   default route of the main table, then the others with a default
+//!   route, then the rest by index ([`crate::routes`] has the rule and its
+//!   tie-break). The core keeps this order among equally preferred paths
+//!   (`taps_core::derive_paths`), so the first path raced is the one the
+//!   system itself would use. Addresses keep the kernel's order (the
+//!   primary IPv4 address first). An interface that vanished between
 //!   getifaddrs and if_nametoindex (index 0) is left out, as is a name that
 //!   is not UTF-8 (nix hands such a name over with U+FFFD in place of the
 //!   bad bytes, so a name holding U+FFFD is left out).
@@ -47,7 +52,7 @@ use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
 use nix::sys::socket::SockaddrStorage;
 
-use super::{Stage, context};
+use super::{Stage, context, routes};
 use taps_core::{Interface, InterfaceAddress, InterfaceKind};
 
 /// Where sysfs lists network interfaces.
@@ -78,8 +83,15 @@ const CELLULAR_DRIVERS: &[&str] = &[
 
 /// Lists the system's network interfaces (see the module docs for how each
 /// field is decided).
+///
+/// A route table that cannot be read (a sandbox without netlink) leaves
+/// the index order: a listing without a primary is still a listing.
 pub fn list_interfaces() -> io::Result<Vec<Interface>> {
-    list_interfaces_in(Path::new(SYS_CLASS_NET), Path::new(PROC_IF_INET6))
+    let mut list = list_interfaces_in(Path::new(SYS_CLASS_NET), Path::new(PROC_IF_INET6))?;
+    if let Ok(routes) = routes::default_routes() {
+        routes::order_by_default_route(&mut list, &routes);
+    }
+    Ok(list)
 }
 
 /// [`list_interfaces`] with the sysfs directory and the `if_inet6` file

@@ -20,8 +20,11 @@
 //!   (RFC 9623 §4.1.1.2).
 //! - [`dns_config`]: `/etc/resolv.conf` (resolv.conf(5)) and `/etc/hosts`
 //!   (hosts(5)) read from disk and parsed by the core's own parsers.
-//! - [`monitor`]: interface changes from rtnetlink(7) (Linux), with a
-//!   polling fallback elsewhere (RFC 9622 §8.3.2 path change events).
+//! - [`monitor`]: interface and default-route changes from rtnetlink(7)
+//!   (Linux), with a polling fallback elsewhere (RFC 9622 §8.3.2 path
+//!   change events).
+//! - [`routes`]: the default routes, which put the primary interface first
+//!   in the list.
 //! - [`roots`]: the system's trusted root certificates.
 //! - [`tls`]: the system's TLS environment (ring, the OS's randomness and
 //!   the wall clock), which the core is handed.
@@ -38,9 +41,10 @@
 //!
 //! The crate forbids `unsafe`. System calls go through std, socket2 and,
 //! for what those two do not wrap, nix's safe wrappers: getifaddrs(3) and
-//! if_nametoindex(3) (`nix::ifaddrs`, `nix::net::if_`), the netlink
-//! bind(2) (`nix::sys::socket::bind` with a `NetlinkAddr`) and the
+//! if_nametoindex(3) (`nix::ifaddrs`, `nix::net::if_`) and the
 //! `TCP_FASTOPEN_CONNECT` setsockopt(2) (`nix::sys::socket::sockopt`).
+//! rtnetlink goes through netlink-sys's socket and netlink-packet-route's
+//! messages (the route dump and the path monitor).
 //!
 //! # Errors
 //!
@@ -63,6 +67,7 @@ pub mod dns_config;
 pub mod interfaces;
 pub mod monitor;
 pub mod roots;
+pub mod routes;
 pub mod socket;
 pub mod tcp_metrics;
 pub mod tls;

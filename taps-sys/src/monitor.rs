@@ -3,12 +3,20 @@
 //! paths come and go with interfaces; RFC 9622 §8.3.2 path change events).
 //!
 //! On Linux it listens to rtnetlink(7) (netlink(7), `NETLINK_ROUTE`) on the
-//! multicast groups `RTMGRP_LINK`, `RTMGRP_IPV4_IFADDR` and
-//! `RTMGRP_IPV6_IFADDR`: the kernel sends a message for every link and
-//! address change. The messages are not parsed: any of them means "list
-//! again" ([`list_interfaces`]), and a change is reported only when the new
-//! list differs from the last. Listing is cheap and is the one source of
-//! truth, so the monitor cannot drift from what getifaddrs says.
+//! multicast groups `RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`,
+//! `RTNLGRP_IPV6_IFADDR`, `RTNLGRP_IPV4_ROUTE` and `RTNLGRP_IPV6_ROUTE`,
+//! through netlink-sys's plain (blocking-capable, runtime-free) socket.
+//! Each message is parsed by netlink-packet-route and decides whether to
+//! list again ([`list_interfaces`]): any link or address message does, and
+//! a route message does when it adds or removes a default route of the main
+//! table, since that can move the primary interface
+//! ([`crate::routes`]); other route churn (on-link prefixes, cached
+//! exceptions) does not. A message that cannot be parsed, or a lost one
+//! (`ENOBUFS`), lists again, so nothing is missed by parsing. A change is
+//! reported only when the new list differs from the last, order included:
+//! the default route moving to another interface is a change even when no
+//! interface changed. Listing is the one source of truth, so the monitor
+//! cannot drift from what getifaddrs and the route table say.
 //!
 //! Where netlink is unavailable (another Unix, or a sandbox that forbids
 //! netlink sockets), [`PathMonitor::polling`] lists again on every
@@ -34,7 +42,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
@@ -55,9 +63,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// rest wait for the next call (the descriptor stays readable).
 const MAX_DRAIN: usize = 256;
 
-/// Receive buffer for one netlink datagram. The kernel sizes datagrams to
-/// the page size (up to 8 KiB); a longer one is truncated, which does not
-/// matter since only its arrival counts.
+/// Receive buffer for one netlink datagram. The kernel sizes notification
+/// datagrams to the page size (up to 8 KiB); a longer one is truncated,
+/// fails to parse, and so lists again.
 const RECV_BUF: usize = 8192;
 
 /// Watches the interfaces for changes; see the module docs.
@@ -70,9 +78,10 @@ pub struct PathMonitor {
 
 #[derive(Debug)]
 enum Source {
-    /// A netlink route socket subscribed to link and address changes.
+    /// A netlink route socket subscribed to link, address and route
+    /// changes.
     #[cfg(target_os = "linux")]
-    Netlink(socket2::Socket),
+    Netlink(netlink_sys::Socket),
     /// No notifications: the read end of a pipe whose write end is kept
     /// open and never written, so the descriptor never becomes readable
     /// (adapters register it all the same and rely on their timer).
@@ -152,10 +161,13 @@ impl PathMonitor {
             #[cfg(target_os = "linux")]
             Source::Netlink(socket) => {
                 let mut notified = false;
-                let mut reader: &socket2::Socket = socket;
                 for _ in 0..MAX_DRAIN {
-                    match reader.read(&mut self.buf) {
-                        Ok(_) => notified = true,
+                    let mut into: &mut [u8] = &mut self.buf;
+                    match socket.recv(&mut into, 0) {
+                        Ok(n) => {
+                            let datagram = &self.buf[..n.min(self.buf.len())];
+                            notified |= notification_matters(datagram);
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(notified),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => {
@@ -170,6 +182,43 @@ impl PathMonitor {
             }
         }
     }
+}
+
+/// Whether a notification datagram (one or more rtnetlink messages) can
+/// change the interface list or its order: see the module docs. Never
+/// panics; what cannot be parsed counts, since listing again is always
+/// safe.
+#[cfg(target_os = "linux")]
+pub fn notification_matters(datagram: &[u8]) -> bool {
+    use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::RouteNetlinkMessage as M;
+
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let rest = &datagram[offset..];
+        let Ok(buffer) = NetlinkBuffer::new_checked(rest) else {
+            return true;
+        };
+        let len = buffer.length() as usize;
+        let Ok(message) = NetlinkMessage::<M>::deserialize(&rest[..len]) else {
+            return true;
+        };
+        let matters = match message.payload {
+            NetlinkPayload::InnerMessage(
+                M::NewLink(_) | M::DelLink(_) | M::NewAddress(_) | M::DelAddress(_),
+            ) => true,
+            NetlinkPayload::InnerMessage(M::NewRoute(route) | M::DelRoute(route)) => {
+                crate::routes::route_is_default(&route).is_some()
+            }
+            NetlinkPayload::Overrun(_) => true,
+            _ => false,
+        };
+        if matters {
+            return true;
+        }
+        offset += len.next_multiple_of(4);
+    }
+    false
 }
 
 impl AsFd for PathMonitor {
@@ -188,45 +237,42 @@ impl AsRawFd for PathMonitor {
     }
 }
 
-/// `RTMGRP_LINK` from linux/rtnetlink.h: link (interface) changes.
+/// The rtnetlink multicast groups (`enum rtnetlink_groups` in
+/// linux/rtnetlink.h) the monitor joins: links, IPv4 and IPv6 addresses,
+/// IPv4 and IPv6 routes.
 #[cfg(target_os = "linux")]
-const RTMGRP_LINK: u32 = 0x1;
-/// `RTMGRP_IPV4_IFADDR` from linux/rtnetlink.h: IPv4 address changes.
-#[cfg(target_os = "linux")]
-const RTMGRP_IPV4_IFADDR: u32 = 0x10;
-/// `RTMGRP_IPV6_IFADDR` from linux/rtnetlink.h: IPv6 address changes.
-#[cfg(target_os = "linux")]
-const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const GROUPS: [(u32, &str); 5] = [
+    (1, "RTNLGRP_LINK"),
+    (5, "RTNLGRP_IPV4_IFADDR"),
+    (7, "RTNLGRP_IPV4_ROUTE"),
+    (9, "RTNLGRP_IPV6_IFADDR"),
+    (11, "RTNLGRP_IPV6_ROUTE"),
+];
 
-/// A non-blocking, close-on-exec netlink route socket bound to the link and
-/// address multicast groups.
+/// A non-blocking, close-on-exec netlink route socket (netlink-sys opens
+/// it with `SOCK_CLOEXEC`) in the link, address and route groups.
 #[cfg(target_os = "linux")]
-fn netlink_socket() -> io::Result<socket2::Socket> {
-    use nix::sys::socket::{AddressFamily, NetlinkAddr, SockProtocol, bind};
-    use socket2::{Domain, Protocol, Socket, Type};
+fn netlink_socket() -> io::Result<netlink_sys::Socket> {
+    use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
-    let socket = Socket::new(
-        Domain::from(AddressFamily::Netlink as i32),
-        Type::DGRAM,
-        Some(Protocol::from(SockProtocol::NetlinkRoute as i32)),
-    )
-    .map_err(|e| context(e, Stage::Setup, "create a netlink route socket"))?;
+    let setup = |e: io::Error, what: &str| context(e, Stage::Setup, what.to_owned());
+    let mut socket =
+        Socket::new(NETLINK_ROUTE).map_err(|e| setup(e, "create a netlink route socket"))?;
     socket
-        .set_nonblocking(true)
-        .map_err(|e| context(e, Stage::Setup, "set O_NONBLOCK on the netlink socket"))?;
+        .set_non_blocking(true)
+        .map_err(|e| setup(e, "set O_NONBLOCK on the netlink socket"))?;
     // A bigger queue makes ENOBUFS (lost notifications) rarer during bursts,
     // such as a VPN coming up; failure only leaves the default.
-    let _ = socket.set_recv_buffer_size(256 * 1024);
-
-    // nl_pid 0: the kernel assigns the port id.
-    let addr = NetlinkAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
-    bind(socket.as_raw_fd(), &addr).map_err(|errno| {
-        context(
-            io::Error::from(errno),
-            Stage::Setup,
-            "bind the netlink socket to the link and address groups",
-        )
-    })?;
+    let _ = socket.set_rx_buf_sz(256 * 1024);
+    // The kernel assigns the port id.
+    socket
+        .bind_auto()
+        .map_err(|e| setup(e, "bind the netlink socket"))?;
+    for (group, name) in GROUPS {
+        socket
+            .add_membership(group)
+            .map_err(|e| setup(e, &format!("join the netlink group {name}")))?;
+    }
     Ok(socket)
 }
 

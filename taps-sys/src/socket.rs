@@ -197,6 +197,20 @@ pub fn binding_needed(interface: &Interface, remote: IpAddr) -> bool {
     !(interface.is_loopback() && remote.is_loopback())
 }
 
+/// The interface name an `Output::OpenTcp` must bind to
+/// ([`TcpOptions::bind_interface`]): the path's interface (`index`) looked
+/// up in the machine's `interfaces`, when [`binding_needed`] says so;
+/// `None` for the default path, an interface no longer listed, or a
+/// binding that would change nothing.
+pub fn interface_to_bind(
+    interfaces: &[Interface],
+    index: Option<u32>,
+    remote: IpAddr,
+) -> Option<String> {
+    let interface = interfaces.iter().find(|x| Some(x.index) == index)?;
+    binding_needed(interface, remote).then(|| interface.name.clone())
+}
+
 /// Opens a non-blocking TCP socket to a DNS server (for queries whose UDP
 /// answer was truncated, RFC 7766), with the default [`TcpOptions`].
 pub fn open_dns_tcp(server: SocketAddr) -> io::Result<OpenedTcp> {

@@ -10,6 +10,16 @@
 //! `NLM_F_DUMP` lists every entry. The constants are those of
 //! `include/uapi/linux/tcp_metrics.h`, `genetlink.h` and `netlink.h`.
 //!
+//! Why hand-written, while the path monitor's rtnetlink goes through
+//! netlink-packet-route: `tcp_metrics` is a generic-netlink family, which
+//! netlink-packet-route (rtnetlink only) does not cover, and no maintained
+//! crate defines its attributes. netlink-packet-generic would frame the
+//! controller query, but the family's nine attributes and their nesting
+//! would still be declared here, so it would take over only the
+//! length-checked walk of headers (`messages`, `attributes`: about 50
+//! lines, exercised by every truncation in the tests) for one more
+//! dependency.
+//!
 //! The parser ([`parse_dump`], [`parse_family_id`]) is pure, bounded and
 //! never panics: it walks lengths it has checked, ignores attributes it does
 //! not know, and names what was wrong when a message is malformed. What it

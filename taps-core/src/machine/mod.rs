@@ -349,7 +349,10 @@ pub enum Input<'a> {
     TlsCheckIn(CheckedOutTls),
     /// The interface list changed (the adapter's path monitor); attempts
     /// on interfaces that went down or vanished fail, and later paths take
-    /// over.
+    /// over. The list is primary first: its order breaks ties between
+    /// equally preferred paths ([`derive_paths`](crate::derive_paths)), so
+    /// the adapter puts first the interface the system sends by (taps-sys:
+    /// the one with the default route), and a new order alone is a change.
     InterfacesChanged(Vec<Interface>),
     /// The kernel's per-destination TCP metrics (Linux `tcp_metrics`), as
     /// they stand now: HEv3 §6's Connection Attempt Delay uses their RTT

@@ -34,8 +34,13 @@ fn lists_loopback() {
         };
         assert!(lo.addrs.contains(&v6), "{:?}", lo.addrs);
     }
-    // Sorted by index, names unique.
-    assert!(interfaces.windows(2).all(|w| w[0].index < w[1].index));
+    // Indexes unique; primary first (the default route's interface), the
+    // rest by index: the same order the route table gives now.
+    let mut by_index = interfaces.clone();
+    by_index.sort_by_key(|i| i.index);
+    assert!(by_index.windows(2).all(|w| w[0].index < w[1].index));
+    crate::routes::order_by_default_route(&mut by_index, &crate::routes::default_routes().unwrap());
+    assert_eq!(interfaces, by_index);
 }
 
 #[test]

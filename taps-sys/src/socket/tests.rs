@@ -255,6 +255,28 @@ fn only_a_loopback_address_on_the_loopback_path_goes_unbound() {
 }
 
 #[test]
+fn the_interface_to_bind_is_looked_up_by_index_and_needed() {
+    use taps_core::InterfaceKind;
+    let list = [
+        Interface::new("eth0", 4, InterfaceKind::Wired, &["192.0.2.2/24"]).unwrap(),
+        Interface::new("lo", 1, InterfaceKind::Loopback, &["127.0.0.1/8"]).unwrap(),
+    ];
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(
+        interface_to_bind(&list, Some(4), ip("192.0.2.1")).as_deref(),
+        Some("eth0")
+    );
+    assert_eq!(interface_to_bind(&list, Some(1), ip("127.0.0.1")), None);
+    assert_eq!(
+        interface_to_bind(&list, Some(1), ip("192.0.2.1")).as_deref(),
+        Some("lo")
+    );
+    // The default path, and an interface gone from the list.
+    assert_eq!(interface_to_bind(&list, None, ip("192.0.2.1")), None);
+    assert_eq!(interface_to_bind(&list, Some(9), ip("192.0.2.1")), None);
+}
+
+#[test]
 fn binds_to_the_loopback_interface_and_a_local_address() {
     let opts = TcpOptions {
         bind_interface: Some("lo".into()),
