@@ -19,7 +19,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use crate::netns::{Netns, veth};
+use crate::netns::{Netns, ip, veth};
 
 /// How long a proxy may take to accept TCP on its address after being
 /// started, before the harness gives up and shows its log.
@@ -227,7 +227,14 @@ impl Credentials {
 ///   the origin sees. In a namespace with a veth pair on each side,
 ///   `internal` is the address on the client's link and `external` the
 ///   one on the origin's; the harness takes both as addresses the test
-///   assigned, so the test knows the source the origin will see.
+///   assigned, so the test knows the source the origin will see. An
+///   `internal:` address must already be on an interface: danted exits
+///   at once with "addinternal(): could not find address … on any
+///   network interface" otherwise (so bring the link up and add the
+///   address before starting it).
+/// - **`0/0`, not `0.0.0.0/0`, in `from:` and `to:`**, or IPv6 clients
+///   and destinations match no rule. One `external:` address per family
+///   it should reach.
 /// - **One keyword per line inside a rule.** `socks pass { from: … to: …
 ///   command: connect log: error }` on one line is "syntax error near
 ///   token l": after `command:` the parser reads the rest of the line as
@@ -252,15 +259,21 @@ pub struct Dante {
 }
 
 impl Dante {
-    /// Starts danted in `ns`, listening on `listen`, connecting out from
-    /// `external`, and requiring `auth` when given (its user is added to
-    /// `ns`'s private password database).
+    /// Starts danted in `ns`, listening on `listen` (one or more
+    /// addresses, of either family), connecting out from `external` (one
+    /// address per family it should reach), and requiring `auth` when
+    /// given (its user is added to `ns`'s private password database).
+    /// It is ready when the first listening address accepts TCP.
     pub fn start(
         ns: &Netns,
-        listen: SocketAddr,
-        external: IpAddr,
+        listen: &[SocketAddr],
+        external: &[IpAddr],
         auth: Option<&Credentials>,
     ) -> Dante {
+        assert!(
+            !listen.is_empty() && !external.is_empty(),
+            "danted needs an internal and an external address"
+        );
         let method = match auth {
             Some(c) => {
                 install_user(ns, c);
@@ -268,26 +281,30 @@ impl Dante {
             }
             None => "none",
         };
-        let config = format!(
-            "logoutput: stderr\n\
-             internal: {ip} port = {port}\n\
-             external: {external}\n\
-             socksmethod: {method}\n\
+        let mut config = String::from("logoutput: stderr\n");
+        for a in listen {
+            config.push_str(&format!("internal: {} port = {}\n", a.ip(), a.port()));
+        }
+        for a in external {
+            config.push_str(&format!("external: {a}\n"));
+        }
+        // `0/0` is any address of either family; `0.0.0.0/0` would be
+        // IPv4 only, and IPv6 clients would match no rule.
+        config.push_str(&format!(
+            "socksmethod: {method}\n\
              clientmethod: none\n\
              user.privileged: root\n\
              user.unprivileged: nobody\n\
-             client pass {{\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  log: error connect disconnect\n}}\n\
-             socks pass {{\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect\n  \
-             log: error connect disconnect\n}}\n",
-            ip = listen.ip(),
-            port = listen.port(),
-        );
+             client pass {{\n  from: 0/0 to: 0/0\n  log: error connect disconnect\n}}\n\
+             socks pass {{\n  from: 0/0 to: 0/0\n  command: connect\n  \
+             log: error connect disconnect\n}}\n"
+        ));
         let process = ProxyProcess::start(
             ns,
             "danted",
             ("danted.conf", &config),
             |conf| vec!["-f".into(), conf.display().to_string()],
-            listen,
+            listen[0],
         );
         Dante { process }
     }
@@ -365,15 +382,20 @@ pub struct Tinyproxy {
 }
 
 impl Tinyproxy {
-    /// Starts tinyproxy in `ns`, listening on `listen` (IPv4), requiring
-    /// `auth` when given.
+    /// Starts tinyproxy in `ns`, listening on `listen`, requiring `auth`
+    /// when given. tinyproxy takes one `Listen` address; an unspecified
+    /// one (`0.0.0.0` or `::`) means every address of both families.
     pub fn start(ns: &Netns, listen: SocketAddr, auth: Option<&Credentials>) -> Tinyproxy {
         let mut config = format!(
-            "Port {}\nListen {}\nTimeout 30\nMaxClients 32\nLogLevel Info\n\
-             DisableViaHeader Yes\n",
-            listen.port(),
-            listen.ip()
+            "Port {}\nTimeout 30\nMaxClients 32\nLogLevel Info\nDisableViaHeader Yes\n",
+            listen.port()
         );
+        let probe = if listen.ip().is_unspecified() {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, listen.port()))
+        } else {
+            config.push_str(&format!("Listen {}\n", listen.ip()));
+            listen
+        };
         if let Some(c) = auth {
             // tinyproxy's BasicAuth takes two words.
             assert!(
@@ -387,7 +409,7 @@ impl Tinyproxy {
             "tinyproxy",
             ("tinyproxy.conf", &config),
             |conf| vec!["-d".into(), "-c".into(), conf.display().to_string()],
-            listen,
+            probe,
         );
         Tinyproxy { process }
     }
@@ -404,10 +426,15 @@ impl std::ops::Deref for Tinyproxy {
 /// through the proxy (it has no route to the origin's network):
 ///
 /// ```text
-/// client            proxy                          origin
-///  cp 10.201.1.1 <-> pc 10.201.1.2 (listens)
-///                    po 10.201.2.1 (connects out) <-> op 10.201.2.2
+/// client                  proxy                          origin
+///  cp 10.201.1.1      <->  pc 10.201.1.2      (listens)
+///     2001:db8:201:1::1       2001:db8:201:1::2
+///                          po 10.201.2.1      (connects out) <-> op 10.201.2.2
+///                             2001:db8:201:2::1                     2001:db8:201:2::2
 /// ```
+///
+/// Both links carry both families (documentation prefixes, RFC 5737 is
+/// not used for IPv4 so the conformance topology's addresses stay apart).
 ///
 /// In the proxy namespace (only there) [`ORIGIN_NAME`] resolves to the
 /// origin, through its own `hosts` file: a proxy that resolves names
@@ -427,7 +454,13 @@ pub const PROXY_INSIDE: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
 pub const PROXY_OUTSIDE: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 1);
 /// The origin's address.
 pub const ORIGIN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 2);
-/// The origin's name, known in the proxy namespace only.
+/// The proxy's IPv6 address on the client's link.
+pub const PROXY_INSIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x201, 1, 0, 0, 0, 2);
+/// The proxy's IPv6 address on the origin's link.
+pub const PROXY_OUTSIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x201, 2, 0, 0, 0, 1);
+/// The origin's IPv6 address.
+pub const ORIGIN_ADDR_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x201, 2, 0, 0, 0, 2);
+/// The origin's name (both addresses), known in the proxy namespace only.
 pub const ORIGIN_NAME: &str = "origin.proxy.test";
 
 impl Lab {
@@ -454,9 +487,20 @@ impl Lab {
             "op",
             &format!("{ORIGIN_ADDR}/24"),
         );
+        for (ns, dev, addr) in [
+            (&lab.client, "cp", "2001:db8:201:1::1/64".to_string()),
+            (&lab.proxy, "pc", format!("{PROXY_INSIDE_V6}/64")),
+            (&lab.proxy, "po", format!("{PROXY_OUTSIDE_V6}/64")),
+            (&lab.origin, "op", format!("{ORIGIN_ADDR_V6}/64")),
+        ] {
+            ip(&["-n", ns.name(), "addr", "add", &addr, "dev", dev, "nodad"]);
+        }
         lab.proxy.etc_file(
             "hosts",
-            &format!("127.0.0.1 localhost\n{ORIGIN_ADDR} {ORIGIN_NAME}\n"),
+            &format!(
+                "127.0.0.1 localhost\n::1 localhost\n{ORIGIN_ADDR} {ORIGIN_NAME}\n\
+                 {ORIGIN_ADDR_V6} {ORIGIN_NAME}\n"
+            ),
         );
         lab
     }
@@ -473,28 +517,35 @@ impl Default for Lab {
 /// peers it saw are kept.
 pub struct Origin {
     /// Where it listens.
-    pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
     /// Every peer that connected, in order.
     pub seen: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 impl Origin {
-    /// Listens on `addr` in `ns` and serves on daemon threads.
-    pub fn start(ns: &Netns, addr: SocketAddr) -> Origin {
-        let listener = ns.enter(move || TcpListener::bind(addr).unwrap());
+    /// Listens on each of `addrs` in `ns` and serves on daemon threads.
+    pub fn start(ns: &Netns, addrs: &[SocketAddr]) -> Origin {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let Ok(peer) = stream.peer_addr() else {
-                    continue;
-                };
-                record.lock().unwrap().push(peer);
-                std::thread::spawn(move || serve(stream, peer));
-            }
-        });
-        Origin { addr, seen }
+        for &addr in addrs {
+            let listener = ns.enter(move || {
+                TcpListener::bind(addr).unwrap_or_else(|e| panic!("origin on {addr}: {e}"))
+            });
+            let record = seen.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { return };
+                    let Ok(peer) = stream.peer_addr() else {
+                        continue;
+                    };
+                    record.lock().unwrap().push(peer);
+                    std::thread::spawn(move || serve(stream, peer));
+                }
+            });
+        }
+        Origin {
+            addrs: addrs.to_vec(),
+            seen,
+        }
     }
 
     /// The body it sends a peer from `ip`.

@@ -13,8 +13,8 @@ use std::process::Output;
 
 use taps_testkit::netns::require_root;
 use taps_testkit::proxies::{
-    Credentials, Dante, Lab, ORIGIN_ADDR, ORIGIN_NAME, Origin, PROXY_INSIDE, PROXY_OUTSIDE,
-    Tinyproxy,
+    Credentials, Dante, Lab, ORIGIN_ADDR, ORIGIN_ADDR_V6, ORIGIN_NAME, Origin, PROXY_INSIDE,
+    PROXY_INSIDE_V6, PROXY_OUTSIDE, PROXY_OUTSIDE_V6, Tinyproxy,
 };
 
 const ORIGIN_PORT: u16 = 8080;
@@ -22,7 +22,13 @@ const ORIGIN_PORT: u16 = 8080;
 fn lab_with_origin(test: &str) -> (Lab, Origin) {
     require_root(test);
     let lab = Lab::new();
-    let origin = Origin::start(&lab.origin, SocketAddr::from((ORIGIN_ADDR, ORIGIN_PORT)));
+    let origin = Origin::start(
+        &lab.origin,
+        &[
+            SocketAddr::from((ORIGIN_ADDR, ORIGIN_PORT)),
+            SocketAddr::from((ORIGIN_ADDR_V6, ORIGIN_PORT)),
+        ],
+    );
     (lab, origin)
 }
 
@@ -40,7 +46,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// curl succeeded and printed exactly what the origin sends the proxy.
+/// curl succeeded and printed exactly what the origin sends the proxy
+/// (from its outside address of either family: a name the proxy resolves
+/// has both).
 fn through_proxy(out: &Output, case: &str, log: &str) {
     assert_eq!(
         out.status.code(),
@@ -48,10 +56,11 @@ fn through_proxy(out: &Output, case: &str, log: &str) {
         "{case}: curl failed: {}\nproxy log:\n{log}",
         text(&out.stderr)
     );
-    assert_eq!(
-        text(&out.stdout),
-        Origin::body_for(IpAddr::V4(PROXY_OUTSIDE)),
-        "{case}"
+    let said = text(&out.stdout);
+    assert!(
+        said == Origin::body_for(IpAddr::V4(PROXY_OUTSIDE))
+            || said == Origin::body_for(IpAddr::V6(PROXY_OUTSIDE_V6)),
+        "{case}: {said:?}"
     );
 }
 
@@ -85,8 +94,8 @@ fn dante_socks5_without_auth() {
     let (lab, origin) = lab_with_origin("dante_socks5_without_auth");
     let dante = Dante::start(
         &lab.proxy,
-        SocketAddr::from((PROXY_INSIDE, 1080)),
-        IpAddr::V4(PROXY_OUTSIDE),
+        &[SocketAddr::from((PROXY_INSIDE, 1080))],
+        &[IpAddr::V4(PROXY_OUTSIDE)],
         None,
     );
     eprintln!("danted (no auth) listening after {:?}", dante.started_in());
@@ -130,8 +139,8 @@ fn dante_socks5_with_username_and_password() {
     let alice = Credentials::new("alice", "pass word:with colon");
     let dante = Dante::start(
         &lab.proxy,
-        SocketAddr::from((PROXY_INSIDE, 1081)),
-        IpAddr::V4(PROXY_OUTSIDE),
+        &[SocketAddr::from((PROXY_INSIDE, 1081))],
+        &[IpAddr::V4(PROXY_OUTSIDE)],
         Some(&alice),
     );
     eprintln!("danted (username) listening after {:?}", dante.started_in());
@@ -275,13 +284,87 @@ fn tinyproxy_connect_with_basic_auth() {
 /// told to listen on an address its namespace does not have.
 #[test]
 #[ignore = "needs root"]
-#[should_panic(expected = "danted exited")]
+// The panic carries danted's own words from its log.
+#[should_panic(expected = "could not find address 192.0.2.99 on any network interface")]
 fn a_failed_start_shows_the_log() {
     let (lab, _origin) = lab_with_origin("a_failed_start_shows_the_log");
     let _ = Dante::start(
         &lab.proxy,
-        "192.0.2.99:1080".parse().unwrap(),
-        IpAddr::V4(PROXY_OUTSIDE),
+        &["192.0.2.99:1080".parse().unwrap()],
+        &[IpAddr::V4(PROXY_OUTSIDE)],
         None,
     );
+}
+
+/// Both families: danted listening on an IPv4 and an IPv6 address with an
+/// external address of each, and tinyproxy on every address. curl reaches
+/// each proxy over IPv6 and over IPv4, to the origin's IPv6 and IPv4
+/// addresses; the origin sees the proxy's outside address of the
+/// destination's family.
+#[test]
+#[ignore = "needs root"]
+fn both_families() {
+    let (lab, origin) = lab_with_origin("both_families");
+    let dante = Dante::start(
+        &lab.proxy,
+        &[
+            SocketAddr::from((PROXY_INSIDE_V6, 1080)),
+            SocketAddr::from((PROXY_INSIDE, 1080)),
+        ],
+        &[IpAddr::V4(PROXY_OUTSIDE), IpAddr::V6(PROXY_OUTSIDE_V6)],
+        None,
+    );
+    let tiny = Tinyproxy::start(&lab.proxy, "[::]:3128".parse().unwrap(), None);
+    eprintln!(
+        "dual-stack danted listening after {:?}, tinyproxy after {:?}",
+        dante.started_in(),
+        tiny.started_in()
+    );
+    let v6_origin = format!("http://[{ORIGIN_ADDR_V6}]:{ORIGIN_PORT}/");
+    let saw_v6 = Origin::body_for(IpAddr::V6(PROXY_OUTSIDE_V6));
+    let saw_v4 = Origin::body_for(IpAddr::V4(PROXY_OUTSIDE));
+    for (proxy_flag, proxy, target, want) in [
+        (
+            "--socks5",
+            format!("[{PROXY_INSIDE_V6}]:1080"),
+            v6_origin.clone(),
+            &saw_v6,
+        ),
+        (
+            "--socks5",
+            format!("[{PROXY_INSIDE_V6}]:1080"),
+            origin_url(),
+            &saw_v4,
+        ),
+        (
+            "--socks5",
+            format!("{PROXY_INSIDE}:1080"),
+            v6_origin.clone(),
+            &saw_v6,
+        ),
+        (
+            "--proxy",
+            format!("http://[{PROXY_INSIDE_V6}]:3128"),
+            v6_origin.clone(),
+            &saw_v6,
+        ),
+        (
+            "--proxy",
+            format!("http://{PROXY_INSIDE}:3128"),
+            origin_url(),
+            &saw_v4,
+        ),
+    ] {
+        let out = curl(&lab, &["-p", proxy_flag, &proxy, &target]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{proxy_flag} {proxy} {target}: {}\n{}\n{}",
+            text(&out.stderr),
+            dante.log(),
+            tiny.log()
+        );
+        assert_eq!(&text(&out.stdout), want, "{proxy_flag} {proxy} {target}");
+    }
+    assert_eq!(origin.seen.lock().unwrap().len(), 5);
 }
