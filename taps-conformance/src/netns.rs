@@ -44,7 +44,6 @@
 //! for the kernel's SYN retries, over 60 s); exact timing is the
 //! simulator's business.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Output, Stdio};
@@ -52,7 +51,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sched::{CloneFlags, setns};
 use taps_core::{
     InterfaceKind, LocalEndpoint, Message, TransportProperties,
     dns::{Answer, QueryType},
@@ -71,37 +69,8 @@ pub const SERVICE_V4: &str = "192.0.2.80";
 /// The service's IPv6 address.
 pub const SERVICE_V6: &str = "2001:db8:f::80";
 
-/// Why the namespace tests cannot run here, if they cannot.
-pub fn unmet_needs() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().nth(1))
-        .unwrap_or("?");
-    if uid != "0" {
-        return Some(format!("not root (effective uid {uid})"));
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "`ip -V` failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Err(e) => Some(format!("no `ip` command (iproute2): {e}")),
-    }
-}
-
-/// Runs `ip` with `args`; panics with its error output on failure.
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use taps_testkit::netns::{enter, sh_in as in_namespace};
+pub use taps_testkit::netns::{ip, unmet_needs};
 
 /// Builds the client's command (program, arguments, environment) for a
 /// client invocation with tapscat-style arguments.
@@ -339,16 +308,7 @@ impl Topology {
 
     /// Binds sockets inside the server namespace.
     pub fn in_server<T: Send + 'static>(&self, make: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.server);
-        std::thread::spawn(move || {
-            let ns = File::open(&path).unwrap();
-            // Only this thread moves; the sockets it makes stay in the
-            // server namespace after it ends.
-            setns(&ns, CloneFlags::CLONE_NEWNET).unwrap();
-            make()
-        })
-        .join()
-        .unwrap()
+        enter(&self.server, make)
     }
 }
 
@@ -404,20 +364,6 @@ pub fn dns_server(socket: UdpSocket, queries: Arc<Mutex<u32>>) {
             let _ = socket.send_to(&reply, from);
         }
     });
-}
-
-/// Runs a shell command in namespace `ns`; panics on failure.
-fn in_namespace(ns: &str, command: &str) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", command])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "in {ns}: {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// A `TcpExt` counter of namespace `ns`'s kernel (`/proc/net/netstat`).

@@ -73,6 +73,7 @@ mod machine;
 mod nat64;
 mod path;
 mod properties;
+pub mod proxy_env;
 pub mod race;
 mod rng;
 mod security;

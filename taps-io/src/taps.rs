@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use crate::driver::Driver;
+use taps_core::proxy_env::ProxyEnvironment;
 use taps_core::{Config, ConnectionId, Input, Interface, ListenerConfig, Machine, Message, Stats};
 use taps_sys::monitor::PathMonitor;
 
@@ -23,6 +24,8 @@ use super::{Connection, Error, EstablishmentFailure, Listener, Preconnection, Ru
 #[derive(Clone)]
 pub struct Taps {
     pub(crate) shared: Arc<Shared>,
+    /// The proxy variables as they were when this `Taps` was built.
+    proxy_env: Arc<ProxyEnvironment>,
 }
 
 impl std::fmt::Debug for Taps {
@@ -79,7 +82,19 @@ impl Taps {
             readiness,
             shared.stop.clone(),
         )));
-        Ok(Taps { shared })
+        Ok(Taps {
+            shared,
+            proxy_env: Arc::new(crate::proxy_environment()),
+        })
+    }
+
+    /// The system's proxy configuration (`https_proxy`, `all_proxy`,
+    /// `no_proxy`, ...), read from the environment once, when this `Taps`
+    /// was built ([`proxy_environment`](crate::proxy_environment)).
+    /// [`ProxyEnvironment::proxy_for`] says which proxy, if any, it names
+    /// for a connection.
+    pub fn proxy_environment(&self) -> &ProxyEnvironment {
+        &self.proxy_env
     }
 
     /// RFC 9622 §7.1 `Initiate`: races the candidates and returns the

@@ -17,6 +17,11 @@
 //! - [`world`]: the harness with a scripted network (DNS servers and TCP
 //!   destinations) for racing tests.
 //! - [`net`]: several machines joined by in-memory TCP pipes.
+//! - [`netns`]: network namespaces, veth links, and programs and
+//!   threads inside them, for the tests on real sockets.
+//! - [`proxies`]: dante-server (SOCKS5) and tinyproxy (HTTP CONNECT)
+//!   started in namespaces, a three-namespace topology, and an origin
+//!   server.
 //! - [`fuzz`]: the bodies of the fuzz targets, their seed corpora, and
 //!   [`replay`], which replays the corpora on stable Rust.
 //!
@@ -40,7 +45,9 @@ pub mod dns;
 pub mod fuzz;
 pub mod harness;
 pub mod net;
+pub mod netns;
 pub mod pki;
+pub mod proxies;
 pub mod replay;
 pub mod tls;
 pub mod wire;
